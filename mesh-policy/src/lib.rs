@@ -1,0 +1,9 @@
+//! Traffic and security policy for data planes built from tower layers.
+//!
+//! This crate will own traffic policy (timeouts, retries, rate limits, load balancing, circuit
+//! breaking, outlier detection) and security policy (CORS, basic, API-key, JWT and OIDC
+//! authentication, external authorization, Istio AuthorizationPolicy at L4 and L7), each as a
+//! tower `Layer` + `Service` pair with a plain-data parameter struct.
+//!
+//! Nothing is implemented yet: see `shared/spec/policy.md`. It may depend on `hbone` for
+//! identity types only (see ARCHITECTURE.md).
