@@ -13,5 +13,7 @@
 //!
 //! Modules:
 //! - [`identity`]: the SPIFFE identity type with Istio's parsing rules.
+//! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO).
 
 pub mod identity;
+pub mod proxy_protocol;

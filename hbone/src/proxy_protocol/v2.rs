@@ -1,0 +1,384 @@
+//! PROXY protocol v2: the binary form with address families and TLVs.
+
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+
+use super::error::{BuildError, ProxyHeaderError};
+use super::header::{
+    Addresses, Command, ProxyHeader, Transport, UNIX_PATH_LEN, UnixAddresses, Version,
+};
+use super::parse::{ParseOptions, ParseStatus, Strictness};
+use super::tlv::{self, RawTlv, RawTlvs, TLV_HEADER_LEN, Tlv};
+
+/// The 12-byte v2 signature.
+pub const SIGNATURE: [u8; 12] = [
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
+];
+
+/// Signature, version/command, family/transport and length.
+pub const FIXED_LEN: usize = 16;
+
+const MAX_BODY_LEN: usize = u16::MAX as usize;
+
+/// Parses a v2 header from the start of `input` (which starts with the signature's first byte).
+pub(super) fn parse<'a>(
+    input: &'a [u8],
+    options: &ParseOptions,
+) -> Result<ParseStatus<'a>, ProxyHeaderError> {
+    let signature_len = input.len().min(SIGNATURE.len());
+    if input[..signature_len] != SIGNATURE[..signature_len] {
+        return Err(ProxyHeaderError::NotProxyProtocol);
+    }
+    let Some(fixed) = input.first_chunk::<FIXED_LEN>() else {
+        return Ok(ParseStatus::Incomplete { needed: FIXED_LEN });
+    };
+    let [.., version_command, family_transport, len_high, len_low] = *fixed;
+    if version_command >> 4 != 2 {
+        return Err(ProxyHeaderError::UnsupportedVersion(version_command >> 4));
+    }
+    let command = match version_command & 0x0F {
+        0x0 => Command::Local,
+        0x1 => Command::Proxy,
+        other => return Err(ProxyHeaderError::UnknownCommand(other)),
+    };
+    let transport = match family_transport & 0x0F {
+        0x0 => Transport::Unspec,
+        0x1 => Transport::Stream,
+        0x2 => Transport::Datagram,
+        other => return Err(ProxyHeaderError::UnknownTransport(other)),
+    };
+    let family = family_transport >> 4;
+    let address_len = match family {
+        0x0 => 0,
+        0x1 => 12,
+        0x2 => 36,
+        0x3 => 2 * UNIX_PATH_LEN,
+        other => return Err(ProxyHeaderError::UnknownFamily(other)),
+    };
+    let total_len = FIXED_LEN + usize::from(u16::from_be_bytes([len_high, len_low]));
+    if total_len > options.max_v2_len {
+        return Err(ProxyHeaderError::TooLong {
+            len: total_len,
+            max: options.max_v2_len,
+        });
+    }
+    let Some(header) = input.get(..total_len) else {
+        return Ok(ParseStatus::Incomplete { needed: total_len });
+    };
+    let body = &header[FIXED_LEN..];
+    let Some((address_block, tlv_region)) = body.split_at_checked(address_len) else {
+        return Err(ProxyHeaderError::AddressBlockTooShort {
+            needed: address_len,
+            available: body.len(),
+        });
+    };
+    let addresses = parse_addresses(family, address_block);
+    let tlv_region = match options.strictness {
+        Strictness::Strict => {
+            tlv::validate_region(tlv_region)?;
+            for raw in RawTlvs::new(tlv_region) {
+                Tlv::decode(raw)?;
+            }
+            tlv_region
+        }
+        Strictness::Lenient => &tlv_region[..tlv::valid_prefix_len(tlv_region)],
+    };
+    let tlv_offset = FIXED_LEN + address_len;
+    verify_crc32c(header, tlv_offset, tlv_region)?;
+    let header = ProxyHeader::from_parts(
+        Version::V2,
+        command,
+        transport,
+        addresses,
+        Cow::Borrowed(tlv_region),
+    );
+    Ok(ParseStatus::Complete {
+        header,
+        len: total_len,
+    })
+}
+
+fn parse_addresses(family: u8, block: &[u8]) -> Addresses {
+    match family {
+        0x1 => {
+            let ip =
+                |at: usize| Ipv4Addr::new(block[at], block[at + 1], block[at + 2], block[at + 3]);
+            Addresses::Ipv4 {
+                source: SocketAddrV4::new(ip(0), port(block, 8)),
+                destination: SocketAddrV4::new(ip(4), port(block, 10)),
+            }
+        }
+        0x2 => {
+            let ip = |at: usize| {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&block[at..at + 16]);
+                Ipv6Addr::from(octets)
+            };
+            Addresses::Ipv6 {
+                source: SocketAddrV6::new(ip(0), port(block, 32), 0, 0),
+                destination: SocketAddrV6::new(ip(16), port(block, 34), 0, 0),
+            }
+        }
+        0x3 => {
+            let mut unix = UnixAddresses {
+                source: [0; UNIX_PATH_LEN],
+                destination: [0; UNIX_PATH_LEN],
+            };
+            unix.source.copy_from_slice(&block[..UNIX_PATH_LEN]);
+            unix.destination
+                .copy_from_slice(&block[UNIX_PATH_LEN..2 * UNIX_PATH_LEN]);
+            Addresses::Unix(Box::new(unix))
+        }
+        _ => Addresses::Unspec,
+    }
+}
+
+fn port(block: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([block[at], block[at + 1]])
+}
+
+/// Checks the first CRC32C TLV, if any, against the header with its value zeroed.
+fn verify_crc32c(
+    header: &[u8],
+    tlv_offset: usize,
+    tlv_region: &[u8],
+) -> Result<(), ProxyHeaderError> {
+    let mut offset = tlv_offset;
+    for raw in RawTlvs::new(tlv_region) {
+        let value_offset = offset + TLV_HEADER_LEN;
+        offset = value_offset + raw.value.len();
+        if raw.kind != tlv::CRC32C {
+            continue;
+        }
+        let Ok(expected) = <[u8; 4]>::try_from(raw.value).map(u32::from_be_bytes) else {
+            // Lenient mode: a CRC32C TLV of the wrong size is not a checksum; it is exposed raw.
+            return Ok(());
+        };
+        let computed = crc32c_with_zeroed_field(header, value_offset);
+        if computed != expected {
+            return Err(ProxyHeaderError::Crc32cMismatch { expected, computed });
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+fn crc32c_with_zeroed_field(header: &[u8], value_offset: usize) -> u32 {
+    let crc = crc32c::crc32c(&header[..value_offset]);
+    let crc = crc32c::crc32c_append(crc, &[0; 4]);
+    crc32c::crc32c_append(crc, &header[value_offset + 4..])
+}
+
+/// Writes a v2 header into a caller-owned buffer, without allocating when the buffer has room.
+///
+/// ```
+/// use hbone::proxy_protocol::{Addresses, Command, Transport, V2Builder};
+///
+/// let mut buffer = Vec::with_capacity(128);
+/// let addresses = Addresses::from_socket_addrs(
+///     "10.0.0.1:40000".parse()?,
+///     "10.10.0.1:80".parse()?,
+/// );
+/// let len = V2Builder::new(&mut buffer, Command::Proxy, Transport::Stream, &addresses)
+///     .peer_identity("spiffe://cluster.local/ns/default/sa/client")?
+///     .finish();
+/// assert_eq!(len, 74);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct V2Builder<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl<'o> V2Builder<'o> {
+    /// Starts a header at the end of `out`: signature, command, family and addresses.
+    pub fn new(
+        out: &'o mut Vec<u8>,
+        command: Command,
+        transport: Transport,
+        addresses: &Addresses,
+    ) -> Self {
+        let start = out.len();
+        let command_nibble = match command {
+            Command::Local => 0x0,
+            Command::Proxy => 0x1,
+        };
+        out.reserve(FIXED_LEN + addresses.v2_len());
+        out.extend_from_slice(&SIGNATURE);
+        out.push(0x20 | command_nibble);
+        out.push(addresses.family_nibble() << 4 | transport.nibble());
+        out.extend_from_slice(&[0, 0]);
+        match addresses {
+            Addresses::Unspec => {}
+            Addresses::Ipv4 {
+                source,
+                destination,
+            } => {
+                out.extend_from_slice(&source.ip().octets());
+                out.extend_from_slice(&destination.ip().octets());
+                out.extend_from_slice(&source.port().to_be_bytes());
+                out.extend_from_slice(&destination.port().to_be_bytes());
+            }
+            Addresses::Ipv6 {
+                source,
+                destination,
+            } => {
+                out.extend_from_slice(&source.ip().octets());
+                out.extend_from_slice(&destination.ip().octets());
+                out.extend_from_slice(&source.port().to_be_bytes());
+                out.extend_from_slice(&destination.port().to_be_bytes());
+            }
+            Addresses::Unix(unix) => {
+                out.extend_from_slice(&unix.source);
+                out.extend_from_slice(&unix.destination);
+            }
+        }
+        V2Builder { out, start }
+    }
+
+    /// Appends a TLV with any type and value. On error the buffer is left as it was before
+    /// [`V2Builder::new`].
+    pub fn tlv(mut self, kind: u8, value: &[u8]) -> Result<Self, BuildError> {
+        self.begin_tlv(kind, value.len())?;
+        self.out.extend_from_slice(value);
+        Ok(self)
+    }
+
+    /// Appends a typed TLV, validating its value as the parser would.
+    pub fn push(self, tlv: Tlv<'_>) -> Result<Self, BuildError> {
+        match tlv {
+            Tlv::Alpn(value) => self.alpn(value),
+            Tlv::Authority(value) => self.authority(value),
+            Tlv::Crc32c(value) => self.tlv(tlv::CRC32C, &value.to_be_bytes()),
+            Tlv::Noop(value) => self.tlv(tlv::NOOP, value),
+            Tlv::UniqueId(value) => self.unique_id(value),
+            Tlv::Ssl(ssl) => {
+                let subs: Vec<RawTlv<'_>> = ssl.raw_sub_tlvs().collect();
+                self.ssl(ssl.client, ssl.verify, &subs)
+            }
+            Tlv::Netns(value) => self.netns(value),
+            Tlv::PeerIdentity(value) => self.peer_identity(value),
+            Tlv::Other(raw) => self.tlv(raw.kind, raw.value),
+        }
+    }
+
+    /// Appends the ALPN TLV (`0x01`).
+    pub fn alpn(self, protocol: &[u8]) -> Result<Self, BuildError> {
+        if protocol.is_empty() {
+            return Err(self.reject(tlv::ALPN, "empty ALPN"));
+        }
+        self.tlv(tlv::ALPN, protocol)
+    }
+
+    /// Appends the AUTHORITY TLV (`0x02`).
+    pub fn authority(self, host: &str) -> Result<Self, BuildError> {
+        self.tlv(tlv::AUTHORITY, host.as_bytes())
+    }
+
+    /// Appends the UNIQUE_ID TLV (`0x05`), at most 128 bytes.
+    pub fn unique_id(self, id: &[u8]) -> Result<Self, BuildError> {
+        if id.len() > tlv::UNIQUE_ID_MAX_LEN {
+            return Err(self.reject(tlv::UNIQUE_ID, "longer than 128 bytes"));
+        }
+        self.tlv(tlv::UNIQUE_ID, id)
+    }
+
+    /// Appends the NETNS TLV (`0x30`), US-ASCII.
+    pub fn netns(self, namespace: &str) -> Result<Self, BuildError> {
+        if !namespace.is_ascii() {
+            return Err(self.reject(tlv::NETNS, "not US-ASCII"));
+        }
+        self.tlv(tlv::NETNS, namespace.as_bytes())
+    }
+
+    /// Appends Istio's peer identity TLV (`0xD0`): the client's SPIFFE ID.
+    pub fn peer_identity(self, spiffe_id: &str) -> Result<Self, BuildError> {
+        self.tlv(tlv::ISTIO_PEER_IDENTITY, spiffe_id.as_bytes())
+    }
+
+    /// Appends a NOOP TLV (`0x04`) of `len` zero bytes.
+    pub fn noop(mut self, len: usize) -> Result<Self, BuildError> {
+        self.begin_tlv(tlv::NOOP, len)?;
+        self.out.resize(self.out.len() + len, 0);
+        Ok(self)
+    }
+
+    /// Appends the SSL TLV (`0x20`) with its `client` bits, `verify` result and sub-TLVs.
+    pub fn ssl(self, client: u8, verify: u32, sub_tlvs: &[RawTlv<'_>]) -> Result<Self, BuildError> {
+        let mut value =
+            Vec::with_capacity(5 + sub_tlvs.iter().map(|s| 3 + s.value.len()).sum::<usize>());
+        value.push(client);
+        value.extend_from_slice(&verify.to_be_bytes());
+        for sub in sub_tlvs {
+            let Ok(len) = u16::try_from(sub.value.len()) else {
+                return Err(self.reject(tlv::SSL, "sub-TLV longer than 65535 bytes"));
+            };
+            value.push(sub.kind);
+            value.extend_from_slice(&len.to_be_bytes());
+            value.extend_from_slice(sub.value);
+        }
+        self.tlv(tlv::SSL, &value)
+    }
+
+    /// Finishes the header: writes the length field and returns the header's length.
+    pub fn finish(self) -> usize {
+        let V2Builder { out, start } = self;
+        let body_len = out.len() - start - FIXED_LEN;
+        // begin_tlv keeps body_len <= 65535.
+        let len = u16::try_from(body_len).unwrap_or(u16::MAX);
+        out[start + 14..start + 16].copy_from_slice(&len.to_be_bytes());
+        out.len() - start
+    }
+
+    /// Appends a CRC32C TLV (`0x03`) and finishes the header with the checksum filled in
+    /// (computed over the whole header with the checksum field zeroed).
+    pub fn finish_with_crc32c(self) -> Result<usize, BuildError> {
+        let builder = self.tlv(tlv::CRC32C, &[0; 4])?;
+        let start = builder.start;
+        let value_offset = builder.out.len() - 4 - start;
+        let out: &mut Vec<u8> = builder.out;
+        let header_len = V2Builder {
+            out: &mut *out,
+            start,
+        }
+        .finish();
+        let crc = crc32c_with_zeroed_field(&out[start..], value_offset);
+        out[start + value_offset..].copy_from_slice(&crc.to_be_bytes());
+        Ok(header_len)
+    }
+
+    /// Writes a TLV's type and length after checking that the body stays within 65535 bytes.
+    fn begin_tlv(&mut self, kind: u8, value_len: usize) -> Result<(), BuildError> {
+        let body_len = self.out.len() - self.start - FIXED_LEN + TLV_HEADER_LEN + value_len;
+        let Ok(len) = u16::try_from(value_len) else {
+            self.out.truncate(self.start);
+            return Err(BuildError::TooLong(body_len));
+        };
+        if body_len > MAX_BODY_LEN {
+            self.out.truncate(self.start);
+            return Err(BuildError::TooLong(body_len));
+        }
+        self.out.push(kind);
+        self.out.extend_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    fn reject(self, kind: u8, reason: &'static str) -> BuildError {
+        self.out.truncate(self.start);
+        BuildError::InvalidTlvValue { kind, reason }
+    }
+}
+
+/// Appends `header` as v2 to `out`, TLVs copied as they are; returns its length.
+pub(super) fn write(out: &mut Vec<u8>, header: &ProxyHeader<'_>) -> Result<usize, BuildError> {
+    let start = out.len();
+    let builder = V2Builder::new(out, header.command, header.transport, &header.addresses);
+    let body_len = builder.out.len() - start - FIXED_LEN + header.tlv_bytes().len();
+    if body_len > MAX_BODY_LEN {
+        builder.out.truncate(start);
+        return Err(BuildError::TooLong(body_len));
+    }
+    builder.out.extend_from_slice(header.tlv_bytes());
+    Ok(builder.finish())
+}
