@@ -139,7 +139,7 @@ pub enum TlvError {
 }
 
 impl<'a> RawTlvs<'a> {
-    /// Iterates over a region that [`validate_region`] accepted.
+    /// Iterates over a region of well-framed TLVs (iteration stops at a malformed one).
     pub(crate) fn new(region: &'a [u8]) -> Self {
         RawTlvs { rest: region }
     }
@@ -276,15 +276,6 @@ pub(crate) fn validate_region(region: &[u8]) -> Result<(), TlvError> {
         }
     }
     Ok(())
-}
-
-/// The length of the longest prefix of `region` that is a whole sequence of TLVs.
-pub(crate) fn valid_prefix_len(region: &[u8]) -> usize {
-    let mut rest = region;
-    while let Ok(Some((_, next))) = split_first_tlv(rest) {
-        rest = next;
-    }
-    region.len() - rest.len()
 }
 
 /// Splits the first TLV off `bytes`: `Ok(None)` at the end, `Err` when it is truncated.

@@ -8,7 +8,7 @@ use super::header::{
     Addresses, Command, ProxyHeader, Transport, UNIX_PATH_LEN, UnixAddresses, Version,
 };
 use super::parse::{ParseOptions, ParseStatus, Strictness};
-use super::tlv::{self, RawTlv, RawTlvs, TLV_HEADER_LEN, Tlv};
+use super::tlv::{self, RawTlv, TLV_HEADER_LEN, Tlv, TlvError};
 
 /// The 12-byte v2 signature.
 pub const SIGNATURE: [u8; 12] = [
@@ -25,13 +25,16 @@ pub(super) fn parse<'a>(
     input: &'a [u8],
     options: &ParseOptions,
 ) -> Result<ParseStatus<'a>, ProxyHeaderError> {
-    let signature_len = input.len().min(SIGNATURE.len());
-    if input[..signature_len] != SIGNATURE[..signature_len] {
-        return Err(ProxyHeaderError::NotProxyProtocol);
-    }
     let Some(fixed) = input.first_chunk::<FIXED_LEN>() else {
+        let signature_len = input.len().min(SIGNATURE.len());
+        if input[..signature_len] != SIGNATURE[..signature_len] {
+            return Err(ProxyHeaderError::NotProxyProtocol);
+        }
         return Ok(ParseStatus::Incomplete { needed: FIXED_LEN });
     };
+    if fixed[..SIGNATURE.len()] != SIGNATURE {
+        return Err(ProxyHeaderError::NotProxyProtocol);
+    }
     let [.., version_command, family_transport, len_high, len_low] = *fixed;
     if version_command >> 4 != 2 {
         return Err(ProxyHeaderError::UnsupportedVersion(version_command >> 4));
@@ -72,19 +75,25 @@ pub(super) fn parse<'a>(
             available: body.len(),
         });
     };
+    // For AF_UNSPEC the address block is empty and the rest of the body is TLVs: that is what
+    // ztunnel sends for mixed IPv4/IPv6 endpoints (TLV 0xD0 after an empty block). The `ppp`
+    // crate instead treats such a body as opaque address bytes and would lose the identity.
     let addresses = parse_addresses(family, address_block);
-    let tlv_region = match options.strictness {
-        Strictness::Strict => {
-            tlv::validate_region(tlv_region)?;
-            for raw in RawTlvs::new(tlv_region) {
-                Tlv::decode(raw)?;
-            }
-            tlv_region
-        }
-        Strictness::Lenient => &tlv_region[..tlv::valid_prefix_len(tlv_region)],
-    };
     let tlv_offset = FIXED_LEN + address_len;
-    verify_crc32c(header, tlv_offset, tlv_region)?;
+    let ScannedTlvs {
+        region: tlv_region,
+        crc32c,
+    } = scan_tlvs(tlv_region, tlv_offset, options.strictness)?;
+    if let Some(Crc32cField {
+        expected,
+        value_offset,
+    }) = crc32c
+    {
+        let computed = crc32c_with_zeroed_field(header, value_offset);
+        if computed != expected {
+            return Err(ProxyHeaderError::Crc32cMismatch { expected, computed });
+        }
+    }
     let header = ProxyHeader::from_parts(
         Version::V2,
         command,
@@ -137,30 +146,59 @@ fn port(block: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([block[at], block[at + 1]])
 }
 
-/// Checks the first CRC32C TLV, if any, against the header with its value zeroed.
-fn verify_crc32c(
-    header: &[u8],
-    tlv_offset: usize,
-    tlv_region: &[u8],
-) -> Result<(), ProxyHeaderError> {
-    let mut offset = tlv_offset;
-    for raw in RawTlvs::new(tlv_region) {
-        let value_offset = offset + TLV_HEADER_LEN;
-        offset = value_offset + raw.value.len();
-        if raw.kind != tlv::CRC32C {
-            continue;
-        }
-        let Ok(expected) = <[u8; 4]>::try_from(raw.value).map(u32::from_be_bytes) else {
-            // Lenient mode: a CRC32C TLV of the wrong size is not a checksum; it is exposed raw.
-            return Ok(());
+/// One pass over the TLV region: checks framing and (strict mode) every registered value, and
+/// finds the first well-formed CRC32C TLV (its value and its offset in the header).
+///
+/// Strict mode rejects the first malformed TLV; lenient mode cuts the region before it.
+fn scan_tlvs(
+    region: &[u8],
+    region_offset: usize,
+    strictness: Strictness,
+) -> Result<ScannedTlvs<'_>, ProxyHeaderError> {
+    let mut crc32c = None;
+    let mut offset = 0;
+    while let Some(&[kind, high, low]) = region.get(offset..offset + TLV_HEADER_LEN) {
+        let value_start = offset + TLV_HEADER_LEN;
+        let value_end = value_start + usize::from(u16::from_be_bytes([high, low]));
+        let Some(value) = region.get(value_start..value_end) else {
+            break;
         };
-        let computed = crc32c_with_zeroed_field(header, value_offset);
-        if computed != expected {
-            return Err(ProxyHeaderError::Crc32cMismatch { expected, computed });
+        if strictness == Strictness::Strict {
+            Tlv::decode(RawTlv { kind, value })?;
         }
-        return Ok(());
+        if kind == tlv::CRC32C
+            && crc32c.is_none()
+            && let Ok(bytes) = <[u8; 4]>::try_from(value)
+        {
+            crc32c = Some(Crc32cField {
+                expected: u32::from_be_bytes(bytes),
+                value_offset: region_offset + value_start,
+            });
+        }
+        offset = value_end;
     }
-    Ok(())
+    if offset < region.len() && strictness == Strictness::Strict {
+        return Err(TlvError::Truncated { offset }.into());
+    }
+    Ok(ScannedTlvs {
+        region: &region[..offset],
+        crc32c,
+    })
+}
+
+/// The outcome of [`scan_tlvs`].
+struct ScannedTlvs<'a> {
+    /// The well-framed TLVs (the whole region in strict mode).
+    region: &'a [u8],
+    /// The first well-formed CRC32C TLV.
+    crc32c: Option<Crc32cField>,
+}
+
+/// Where a CRC32C TLV sits in a header and what it says.
+struct Crc32cField {
+    expected: u32,
+    /// Offset of the 4-byte value from the start of the header.
+    value_offset: usize,
 }
 
 fn crc32c_with_zeroed_field(header: &[u8], value_offset: usize) -> u32 {
@@ -370,15 +408,32 @@ impl<'o> V2Builder<'o> {
     }
 }
 
-/// Appends `header` as v2 to `out`, TLVs copied as they are; returns its length.
+/// Appends `header` as v2 to `out`, TLVs copied as they are except that a CRC32C TLV is
+/// recomputed over the bytes written; returns the header's length.
 pub(super) fn write(out: &mut Vec<u8>, header: &ProxyHeader<'_>) -> Result<usize, BuildError> {
     let start = out.len();
     let builder = V2Builder::new(out, header.command, header.transport, &header.addresses);
-    let body_len = builder.out.len() - start - FIXED_LEN + header.tlv_bytes().len();
+    let tlv_offset = builder.out.len() - start;
+    let body_len = tlv_offset - FIXED_LEN + header.tlv_bytes().len();
     if body_len > MAX_BODY_LEN {
         builder.out.truncate(start);
         return Err(BuildError::TooLong(body_len));
     }
     builder.out.extend_from_slice(header.tlv_bytes());
-    Ok(builder.finish())
+    let out: &mut Vec<u8> = builder.out;
+    let header_len = V2Builder {
+        out: &mut *out,
+        start,
+    }
+    .finish();
+    // The region was framed by the parser, so scanning it leniently cannot fail.
+    if let Ok(ScannedTlvs {
+        crc32c: Some(Crc32cField { value_offset, .. }),
+        ..
+    }) = scan_tlvs(header.tlv_bytes(), tlv_offset, Strictness::Lenient)
+    {
+        let crc = crc32c_with_zeroed_field(&out[start..], value_offset);
+        out[start + value_offset..start + value_offset + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    Ok(header_len)
 }
