@@ -6,6 +6,8 @@
 //!   length, or a typed [`ProxyHeaderError`] after which the connection must be closed.
 //! - [`V2Builder`] writes a v2 header with TLVs into a reused buffer without allocating;
 //!   [`write_v1`] writes the text form; [`ProxyHeader::encode`] writes a decoded header back.
+//! - [`read_proxy_header`] and [`ProxyProtocolLayer`] read a header off an accepted stream with
+//!   a timeout, never consuming a payload byte; [`write_proxy_header`] sends one in one write.
 //! - TLVs have a typed view ([`Tlv`], with Istio's peer identity `0xD0`, SSL and its sub-TLVs) and
 //!   a raw one ([`RawTlv`]); CRC32C is verified on parse and generated on demand.
 //!
@@ -27,16 +29,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod acceptor;
 mod error;
 mod header;
 mod parse;
 pub mod tlv;
 mod v1;
 mod v2;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use acceptor::{
+    AcceptError, AcceptorConfig, ProxiedConnection, ProxyProtocolAcceptor, ProxyProtocolLayer,
+    read_proxy_header,
+};
 pub use error::{BuildError, ProxyHeaderError};
 pub use header::{
     Addresses, Command, ProxyHeader, Transport, UNIX_PATH_LEN, UnixAddresses, Version,
@@ -48,6 +56,7 @@ pub use parse::{
 pub use tlv::{RawTlv, RawTlvs, SslSubTlv, SslTlv, Tlv, TlvError, Tlvs};
 pub use v1::{PREFIX as V1_PREFIX, write as write_v1};
 pub use v2::{FIXED_LEN as V2_FIXED_LEN, SIGNATURE as V2_SIGNATURE, V2Builder};
+pub use writer::{SendError, write_proxy_header};
 
 impl ProxyHeader<'_> {
     /// Appends this header to `out` in its [`version`](ProxyHeader::version); returns its length.
