@@ -602,3 +602,29 @@ fn builder_rejections_restore_the_buffer() {
         Err(BuildError::NotRepresentableInV1(_))
     ));
 }
+
+/// A CRC32C TLV may sit anywhere among the TLVs; its value covers the finished header.
+#[test]
+fn crc32c_placeholder_keeps_its_position() {
+    let mut wire = Vec::new();
+    V2Builder::new(
+        &mut wire,
+        Command::Proxy,
+        Transport::Stream,
+        &Addresses::Unspec,
+    )
+    .crc32c()
+    .and_then(|b| b.peer_identity(IDENTITY))
+    .unwrap()
+    .finish();
+    let (header, _) = complete(&wire, &ParseOptions::default());
+    let kinds: Vec<u8> = header.raw_tlvs().map(|t| t.kind).collect();
+    assert_eq!(kinds, [tlv::CRC32C, tlv::ISTIO_PEER_IDENTITY]);
+    let mut corrupted = wire.clone();
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 1;
+    assert!(matches!(
+        error(&corrupted, &ParseOptions::default()),
+        ProxyHeaderError::Crc32cMismatch { .. }
+    ));
+}

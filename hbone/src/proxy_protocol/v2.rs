@@ -227,6 +227,8 @@ fn crc32c_with_zeroed_field(header: &[u8], value_offset: usize) -> u32 {
 pub struct V2Builder<'o> {
     out: &'o mut Vec<u8>,
     start: usize,
+    /// Offset from `start` of a CRC32C value to fill in when the header is finished.
+    crc32c_value_offset: Option<usize>,
 }
 
 impl<'o> V2Builder<'o> {
@@ -272,7 +274,11 @@ impl<'o> V2Builder<'o> {
                 out.extend_from_slice(&unix.destination);
             }
         }
-        V2Builder { out, start }
+        V2Builder {
+            out,
+            start,
+            crc32c_value_offset: None,
+        }
     }
 
     /// Appends a TLV with any type and value. On error the buffer is left as it was before
@@ -359,31 +365,37 @@ impl<'o> V2Builder<'o> {
         self.tlv(tlv::SSL, &value)
     }
 
-    /// Finishes the header: writes the length field and returns the header's length.
+    /// Appends a CRC32C TLV (`0x03`) at this position; its value is computed by
+    /// [`V2Builder::finish`] over the whole header with the field zeroed.
+    pub fn crc32c(mut self) -> Result<Self, BuildError> {
+        self.begin_tlv(tlv::CRC32C, 4)?;
+        self.crc32c_value_offset = Some(self.out.len() - self.start);
+        self.out.extend_from_slice(&[0; 4]);
+        Ok(self)
+    }
+
+    /// Finishes the header: writes the length field (and the CRC32C, if one was added) and
+    /// returns the header's length.
     pub fn finish(self) -> usize {
-        let V2Builder { out, start } = self;
+        let V2Builder {
+            out,
+            start,
+            crc32c_value_offset,
+        } = self;
         let body_len = out.len() - start - FIXED_LEN;
         // begin_tlv keeps body_len <= 65535.
         let len = u16::try_from(body_len).unwrap_or(u16::MAX);
         out[start + 14..start + 16].copy_from_slice(&len.to_be_bytes());
+        if let Some(value_offset) = crc32c_value_offset {
+            let crc = crc32c_with_zeroed_field(&out[start..], value_offset);
+            out[start + value_offset..start + value_offset + 4].copy_from_slice(&crc.to_be_bytes());
+        }
         out.len() - start
     }
 
-    /// Appends a CRC32C TLV (`0x03`) and finishes the header with the checksum filled in
-    /// (computed over the whole header with the checksum field zeroed).
+    /// Appends a CRC32C TLV (`0x03`) and finishes the header with the checksum filled in.
     pub fn finish_with_crc32c(self) -> Result<usize, BuildError> {
-        let builder = self.tlv(tlv::CRC32C, &[0; 4])?;
-        let start = builder.start;
-        let value_offset = builder.out.len() - 4 - start;
-        let out: &mut Vec<u8> = builder.out;
-        let header_len = V2Builder {
-            out: &mut *out,
-            start,
-        }
-        .finish();
-        let crc = crc32c_with_zeroed_field(&out[start..], value_offset);
-        out[start + value_offset..].copy_from_slice(&crc.to_be_bytes());
-        Ok(header_len)
+        Ok(self.crc32c()?.finish())
     }
 
     /// Writes a TLV's type and length after checking that the body stays within 65535 bytes.
@@ -412,7 +424,7 @@ impl<'o> V2Builder<'o> {
 /// recomputed over the bytes written; returns the header's length.
 pub(super) fn write(out: &mut Vec<u8>, header: &ProxyHeader<'_>) -> Result<usize, BuildError> {
     let start = out.len();
-    let builder = V2Builder::new(out, header.command, header.transport, &header.addresses);
+    let mut builder = V2Builder::new(out, header.command, header.transport, &header.addresses);
     let tlv_offset = builder.out.len() - start;
     let body_len = tlv_offset - FIXED_LEN + header.tlv_bytes().len();
     if body_len > MAX_BODY_LEN {
@@ -420,20 +432,13 @@ pub(super) fn write(out: &mut Vec<u8>, header: &ProxyHeader<'_>) -> Result<usize
         return Err(BuildError::TooLong(body_len));
     }
     builder.out.extend_from_slice(header.tlv_bytes());
-    let out: &mut Vec<u8> = builder.out;
-    let header_len = V2Builder {
-        out: &mut *out,
-        start,
-    }
-    .finish();
     // The region was framed by the parser, so scanning it leniently cannot fail.
     if let Ok(ScannedTlvs {
         crc32c: Some(Crc32cField { value_offset, .. }),
         ..
     }) = scan_tlvs(header.tlv_bytes(), tlv_offset, Strictness::Lenient)
     {
-        let crc = crc32c_with_zeroed_field(&out[start..], value_offset);
-        out[start + value_offset..start + value_offset + 4].copy_from_slice(&crc.to_be_bytes());
+        builder.crc32c_value_offset = Some(value_offset);
     }
-    Ok(header_len)
+    Ok(builder.finish())
 }
