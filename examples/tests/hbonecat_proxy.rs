@@ -1,0 +1,264 @@
+//! End-to-end tests of `hbonecat proxy-listen` and `proxy-send`: the real binary, real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use hbone::proxy_protocol::{
+    Addresses, Command as ProxyCommand, RawTlv, Transport, V2Builder, tlv,
+};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdout, Command};
+
+const HBONECAT: &str = env!("CARGO_BIN_EXE_hbonecat");
+const IDENTITY: &str = "spiffe://cluster.local/ns/default/sa/client";
+
+struct Listener {
+    child: Child,
+    address: SocketAddr,
+    events: Lines<BufReader<ChildStdout>>,
+}
+
+async fn proxy_listen(listen: &str, extra: &[&str]) -> Listener {
+    let mut child = Command::new(HBONECAT)
+        .args(["proxy-listen", "--listen", listen])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let address = line
+        .strip_prefix("hbonecat: listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let events = BufReader::new(child.stdout.take().unwrap()).lines();
+    Listener {
+        child,
+        address,
+        events,
+    }
+}
+
+impl Listener {
+    async fn next_event(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.events.next_line())
+            .await
+            .expect("an event line")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+async fn proxy_send(to: SocketAddr, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>) {
+    let mut child = Command::new(HBONECAT)
+        .args(["proxy-send", "--to", &to.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (output.status.code().unwrap(), output.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_send_to_proxy_listen_reports_the_header_and_echoes() {
+    let mut listener = proxy_listen("127.0.0.1:0", &["--echo"]).await;
+    let tlv_identity = format!("208={IDENTITY}");
+    let (code, stdout) = proxy_send(
+        listener.address,
+        &[
+            "--src",
+            "10.0.0.1:40000",
+            "--dst",
+            "10.10.0.1:80",
+            "--tlv",
+            &tlv_identity,
+            "--tlv",
+            "3=",
+        ],
+        b"hello\n",
+    )
+    .await;
+    assert_eq!((code, stdout.as_slice()), (0, &b"hello\n"[..]));
+    let event = listener.next_event().await;
+    assert_eq!(event["event"], "proxy_header");
+    assert_eq!(event["version"], 2);
+    assert_eq!(event["command"], "PROXY");
+    assert_eq!(event["src"], "10.0.0.1:40000");
+    assert_eq!(event["dst"], "10.10.0.1:80");
+    let tlvs = event["tlvs"].as_array().unwrap();
+    assert_eq!(tlvs.len(), 2);
+    assert_eq!(tlvs[0]["type"], 208);
+    assert_eq!(tlvs[0]["utf8"], IDENTITY);
+    assert_eq!(
+        tlvs[0]["hex"],
+        IDENTITY
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert_eq!(tlvs[1]["type"], 3, "CRC32C is listed in wire order");
+    assert_eq!(tlvs[1]["hex"].as_str().unwrap().len(), 8);
+    let first_key = event.as_object().unwrap().keys().next().unwrap().clone();
+    assert_eq!(first_key, "event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_v1_and_ssl_tlv_are_reported() {
+    let mut listener = proxy_listen("[::1]:0", &[]).await;
+    let (code, stdout) = proxy_send(
+        listener.address,
+        &[
+            "--src",
+            "[2001:db8::1]:1",
+            "--dst",
+            "[2001:db8::2]:443",
+            "--v1",
+        ],
+        b"x",
+    )
+    .await;
+    assert_eq!(
+        (code, stdout.as_slice()),
+        (0, &b"x"[..]),
+        "echo is the default"
+    );
+    let event = listener.next_event().await;
+    assert_eq!(
+        (event["version"].clone(), event["src"].clone()),
+        (1.into(), "[2001:db8::1]:1".into())
+    );
+    assert_eq!(event["dst"], "[2001:db8::2]:443");
+
+    // An SSL TLV with sub-TLVs, written with the library (argv cannot carry its NUL bytes).
+    let mut wire = Vec::new();
+    V2Builder::new(
+        &mut wire,
+        ProxyCommand::Proxy,
+        Transport::Stream,
+        &Addresses::from_socket_addrs("[::1]:5".parse().unwrap(), "[::1]:6".parse().unwrap()),
+    )
+    .ssl(
+        tlv::CLIENT_SSL | tlv::CLIENT_CERT_CONN,
+        0,
+        &[
+            RawTlv {
+                kind: tlv::SSL_VERSION,
+                value: b"TLSv1.3",
+            },
+            RawTlv {
+                kind: 0x2f,
+                value: &[0xff],
+            },
+        ],
+    )
+    .unwrap()
+    .finish();
+    let mut stream = TcpStream::connect(listener.address).await.unwrap();
+    // Payload in the same segment as the header is not lost.
+    stream
+        .write_all(&[&wire[..], b"same segment"].concat())
+        .await
+        .unwrap();
+    let mut echoed = [0u8; 12];
+    stream.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"same segment");
+    let event = listener.next_event().await;
+    assert_eq!(event["src"], "[::1]:5");
+    assert_eq!(event["tlvs"][0]["type"], 32);
+    assert_eq!(event["ssl"]["client"], 3);
+    assert_eq!(event["ssl"]["verify"], 0);
+    let subs = event["ssl"]["tlvs"].as_array().unwrap();
+    assert_eq!(subs[0]["type"], 33);
+    assert_eq!(subs[0]["utf8"], "TLSv1.3");
+    assert_eq!(subs[1]["hex"], "ff");
+    assert!(subs[1].get("utf8").is_none(), "utf8 only for valid UTF-8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_header_is_reported_and_the_connection_closed() {
+    let mut listener = proxy_listen("127.0.0.1:0", &["--echo"]).await;
+    let mut stream = TcpStream::connect(listener.address).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let event = listener.next_event().await;
+    assert_eq!(event["event"], "proxy_error");
+    assert!(
+        event["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a PROXY protocol header")
+    );
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without echoing: {read:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_relays_to_the_upstream() {
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_address = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = upstream.accept().await.unwrap();
+        let mut request = Vec::new();
+        stream.read_to_end(&mut request).await.unwrap();
+        stream
+            .write_all(&[b"upstream saw: ", &request[..]].concat())
+            .await
+            .unwrap();
+    });
+    let mut listener =
+        proxy_listen("127.0.0.1:0", &["--forward", &upstream_address.to_string()]).await;
+    let (code, stdout) = proxy_send(
+        listener.address,
+        &["--src", "1.2.3.4:5", "--dst", "5.6.7.8:9"],
+        b"data",
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout, b"upstream saw: data",
+        "the header is not forwarded, the payload is"
+    );
+    assert_eq!(listener.next_event().await["src"], "1.2.3.4:5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_listen_exits_promptly_on_sigterm() {
+    let mut listener = proxy_listen("127.0.0.1:0", &[]).await;
+    let pid = listener.child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(3), listener.child.wait()).await;
+    assert!(
+        matches!(exit, Ok(Ok(status)) if status.success()),
+        "{exit:?}"
+    );
+}
