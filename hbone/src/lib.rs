@@ -12,8 +12,15 @@
 //! ```
 //!
 //! Modules:
-//! - [`identity`]: the SPIFFE identity type with Istio's parsing rules.
-//! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO).
+//! - [`identity`]: the SPIFFE identity type with Istio's parsing rules, and reading identities
+//!   from certificates' URI SANs.
+//! - [`tls`]: rustls configurations and SPIFFE verifiers for HBONE.
+//! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO), its acceptor and
+//!   writer.
+//! - `dev_ca` (feature `dev-ca`): an in-memory CA minting workload certificates for tests.
 
+#[cfg(feature = "dev-ca")]
+pub mod dev_ca;
 pub mod identity;
 pub mod proxy_protocol;
+pub mod tls;
