@@ -15,12 +15,22 @@
 //! - [`identity`]: the SPIFFE identity type with Istio's parsing rules, and reading identities
 //!   from certificates' URI SANs.
 //! - [`tls`]: rustls configurations and SPIFFE verifiers for HBONE.
+//! - [`client`]: [`client::HboneConnector`], a pooled tower service opening HBONE tunnels.
+//! - [`server`]: [`server::HboneServer`], handing each CONNECT to a deciding tower service.
+//! - [`h2_stream`], [`bridge`], [`h2_settings`], [`connect_headers`]: the tunnel byte stream,
+//!   splicing, HTTP/2 settings and the CONNECT header rules.
 //! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO), its acceptor and
 //!   writer.
 //! - `dev_ca` (feature `dev-ca`): an in-memory CA minting workload certificates for tests.
 
+pub mod bridge;
+pub mod client;
+pub mod connect_headers;
 #[cfg(feature = "dev-ca")]
 pub mod dev_ca;
+pub mod h2_settings;
+pub mod h2_stream;
 pub mod identity;
 pub mod proxy_protocol;
+pub mod server;
 pub mod tls;

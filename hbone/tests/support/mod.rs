@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: external peers run as child processes.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mesh;
+
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

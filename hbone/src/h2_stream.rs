@@ -1,0 +1,150 @@
+//! A byte stream over one HTTP/2 stream: the tunnelled TCP bytes of an HBONE CONNECT.
+//!
+//! Semantics (hbone spec §1.8): DATA payloads are the raw bytes; received capacity is released
+//! as soon as bytes are handed to the reader; END_STREAM reads as EOF; `shutdown` sends
+//! END_STREAM (TCP FIN ↔ END_STREAM, each direction independent); a received RST_STREAM with
+//! NO_ERROR or CANCEL reads as EOF, any other reason as an error; writing to a reset stream is
+//! a broken pipe. Dropping an open stream makes h2 send RST_STREAM(CANCEL).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use h2::{Reason, RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// An `AsyncRead + AsyncWrite` over an HTTP/2 stream.
+pub struct H2Stream {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    /// Received bytes not yet read.
+    pending: Bytes,
+    /// Kept alive as long as the stream (e.g. the pool's count of active streams, or the inner
+    /// connection of a double-HBONE tunnel).
+    _guard: Option<Box<dyn Send + Sync>>,
+    end_stream_sent: bool,
+    response_headers: http::HeaderMap,
+}
+
+impl std::fmt::Debug for H2Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Stream")
+            .field("pending", &self.pending.len())
+            .field("end_stream_sent", &self.end_stream_sent)
+            .finish()
+    }
+}
+
+impl H2Stream {
+    /// A stream over the two halves of an HTTP/2 stream.
+    pub fn new(send: SendStream<Bytes>, recv: RecvStream) -> Self {
+        H2Stream {
+            send,
+            recv,
+            pending: Bytes::new(),
+            _guard: None,
+            end_stream_sent: false,
+            response_headers: http::HeaderMap::new(),
+        }
+    }
+
+    /// Keeps the headers of the CONNECT response (e.g. the destination's `baggage`).
+    pub fn with_response_headers(mut self, headers: http::HeaderMap) -> Self {
+        self.response_headers = headers;
+        self
+    }
+
+    /// The headers of the CONNECT response (empty on the server side).
+    pub fn response_headers(&self) -> &http::HeaderMap {
+        &self.response_headers
+    }
+
+    /// Keeps `guard` alive as long as this stream.
+    pub fn with_guard(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self._guard = Some(Box::new(guard));
+        self
+    }
+}
+
+fn is_clean_reset(reason: Option<Reason>) -> bool {
+    matches!(reason, Some(Reason::NO_ERROR) | Some(Reason::CANCEL))
+}
+
+fn write_error(error: h2::Error) -> io::Error {
+    if error.is_reset() || error.is_go_away() {
+        io::Error::new(io::ErrorKind::BrokenPipe, error)
+    } else {
+        io::Error::other(error)
+    }
+}
+
+impl AsyncRead for H2Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.pending.is_empty() {
+            match ready!(self.recv.poll_data(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Ok(data)) => {
+                    // Flow control: the bytes leave h2's accounting as soon as we hold them.
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    self.pending = data;
+                }
+                Some(Err(error)) if is_clean_reset(error.reason()) => {
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Err(error)) => return Poll::Ready(Err(io::Error::other(error))),
+            }
+        }
+        let n = self.pending.len().min(buf.remaining());
+        buf.put_slice(&self.pending[..n]);
+        self.pending.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for H2Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.send.reserve_capacity(buf.len());
+        loop {
+            let capacity = self.send.capacity();
+            if capacity > 0 {
+                let n = capacity.min(buf.len());
+                self.send
+                    .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+                    .map_err(write_error)?;
+                return Poll::Ready(Ok(n));
+            }
+            match ready!(self.send.poll_capacity(cx)) {
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Poll::Ready(Err(write_error(error))),
+                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // h2 frames are flushed by the connection task.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.end_stream_sent {
+            self.end_stream_sent = true;
+            self.send
+                .send_data(Bytes::new(), true)
+                .map_err(write_error)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
