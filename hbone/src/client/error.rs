@@ -55,12 +55,11 @@ impl HboneClientError {
     pub fn is_tls(&self) -> bool {
         match self {
             HboneClientError::Tls(_) | HboneClientError::TlsConfig(_) => true,
-            HboneClientError::Request(error) | HboneClientError::H2Handshake(error) => {
-                error.get_io().is_some_and(|io| {
-                    io.get_ref()
-                        .is_some_and(|inner| inner.is::<rustls::Error>())
-                })
-            }
+            // TLS errors (alerts included) reach h2 as InvalidData I/O errors; h2 keeps only
+            // their kind and message, so the kind is what is left to recognise them by.
+            HboneClientError::Request(error) | HboneClientError::H2Handshake(error) => error
+                .get_io()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData),
             _ => false,
         }
     }

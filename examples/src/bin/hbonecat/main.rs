@@ -14,8 +14,12 @@
 //! (`{"event":"proxy_header","version":2,...,"tlvs":[{"type":208,...},{"type":3,...}]}`) and
 //! echoes the payload, so `proxy-send` prints `hello`.
 
+mod connect;
+mod dev_ca;
 mod proxy_listen;
 mod proxy_send;
+mod serve;
+mod tls_args;
 
 use std::process::ExitCode;
 
@@ -31,6 +35,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    /// Pipe stdin/stdout through one HBONE tunnel. Exit 1 on a non-200 status, 2 on a TLS
+    /// or identity failure.
+    Connect(connect::Args),
+    /// Run an HBONE server; print one JSON line per tunnel. Forwards to each tunnel's
+    /// authority unless --forward or --echo.
+    Serve(serve::Args),
+    /// Write a development root and workload certificates for the given identities.
+    DevCa(dev_ca::Args),
     /// Accept PROXY v1 or v2 on each connection, print the header as JSON, then echo or forward.
     ProxyListen(proxy_listen::Args),
     /// Send a PROXY header (v2 unless --v1), then stdin; print what comes back.
@@ -51,6 +63,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Commands::Connect(args) => connect::run(args).await,
+            Commands::Serve(args) => serve::run(args).await,
+            Commands::DevCa(args) => dev_ca::run(args).await,
             Commands::ProxyListen(args) => proxy_listen::run(args).await,
             Commands::ProxySend(args) => proxy_send::run(args).await,
         }
@@ -59,6 +74,10 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.bare => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
         Err(failure) => {
             eprintln!("hbonecat: {}", failure.message);
             ExitCode::from(failure.exit_code)
@@ -71,6 +90,8 @@ fn main() -> ExitCode {
 struct Failure {
     message: String,
     exit_code: u8,
+    /// Printed as is, without the `hbonecat: ` prefix (e.g. `status: 503`).
+    bare: bool,
 }
 
 impl Failure {
@@ -79,6 +100,25 @@ impl Failure {
         Failure {
             message: message.to_string(),
             exit_code: 1,
+            bare: false,
+        }
+    }
+
+    /// A TLS or identity failure: exit code 2.
+    fn tls(message: impl std::fmt::Display) -> Self {
+        Failure {
+            message: message.to_string(),
+            exit_code: 2,
+            bare: false,
+        }
+    }
+
+    /// A non-200 CONNECT response: `status: NNN` on stderr, exit code 1.
+    fn status(status: u16) -> Self {
+        Failure {
+            message: format!("status: {status}"),
+            exit_code: 1,
+            bare: true,
         }
     }
 }
