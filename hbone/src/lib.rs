@@ -19,6 +19,7 @@
 //! - [`server`]: [`server::HboneServer`], handing each CONNECT to a deciding tower service.
 //! - [`h2_stream`], [`bridge`], [`h2_settings`], [`connect_headers`]: the tunnel byte stream,
 //!   splicing, HTTP/2 settings and the CONNECT header rules.
+//! - [`metrics`]: ztunnel-compatible `istio_tcp_*` counters in the embedder's registry.
 //! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO), its acceptor and
 //!   writer.
 //! - `dev_ca` (feature `dev-ca`): an in-memory CA minting workload certificates for tests.
@@ -31,6 +32,7 @@ pub mod dev_ca;
 pub mod h2_settings;
 pub mod h2_stream;
 pub mod identity;
+pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;
 pub mod tls;

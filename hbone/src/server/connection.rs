@@ -16,9 +16,10 @@ use super::outcome::ConnectRefusal;
 use super::request::{ConnectDecision, ConnectRequest};
 use super::{HboneServer, ServeConnectionError};
 use crate::bridge::bridge;
-use crate::connect_headers::Authority;
+use crate::connect_headers::{Authority, BAGGAGE};
 use crate::h2_stream::H2Stream;
 use crate::identity::peer_identity;
+use crate::metrics::{Reporter, TrafficLabels};
 use crate::proxy_protocol::write_proxy_header;
 
 /// Who is on the other end of one HBONE connection.
@@ -155,20 +156,39 @@ where
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let Some(mut stream) = self.accept(&mut respond, &connect, &response_headers, body)
-                else {
-                    return;
+                let labels = self.traffic_labels(&connect);
+                let accepted = self.accept(
+                    &mut respond,
+                    &connect,
+                    &response_headers,
+                    body,
+                    labels.as_ref(),
+                );
+                let Some(mut stream) = accepted else { return };
+                let header_written = match proxy_header {
+                    Some(header) => write_proxy_header(&mut tcp, &header).await.is_ok(),
+                    None => true,
                 };
-                if let Some(header) = proxy_header
-                    && write_proxy_header(&mut tcp, &header).await.is_err()
-                {
-                    return;
-                }
-                let _ = bridge(&mut stream, &mut tcp).await;
+                let (received, sent) = if header_written {
+                    bridge(&mut stream, &mut tcp).await.unwrap_or_default()
+                } else {
+                    (0, 0)
+                };
+                self.record_closed(labels, received, sent);
             }
             Ok(ConnectDecision::Serve(handler)) => {
-                if let Some(stream) = self.accept(&mut respond, &connect, &HeaderMap::new(), body) {
+                let labels = self.traffic_labels(&connect);
+                let accepted = self.accept(
+                    &mut respond,
+                    &connect,
+                    &HeaderMap::new(),
+                    body,
+                    labels.as_ref(),
+                );
+                if let Some(stream) = accepted {
                     handler(stream).await;
+                    // A local handler's byte counts are its own.
+                    self.record_closed(labels, 0, 0);
                 }
             }
             Ok(ConnectDecision::Reject(status)) => {
@@ -185,11 +205,15 @@ where
         connect: &ConnectRequest,
         headers: &HeaderMap,
         body: RecvStream,
+        labels: Option<&TrafficLabels>,
     ) -> Option<H2Stream> {
         let send = respond
             .send_response(status_response(StatusCode::OK, headers), false)
             .ok()?;
         self.observe(connect, StatusCode::OK);
+        if let (Some(server_metrics), Some(labels)) = (&self.metrics, labels) {
+            server_metrics.metrics.opened(labels);
+        }
         Some(H2Stream::new(send, body))
     }
 
@@ -203,6 +227,35 @@ where
         let status = refusal.status();
         let _ = respond.send_response(status_response(status, &HeaderMap::new()), true);
         self.observe(connect, status);
+        if let (Some(server_metrics), Some(labels)) = (&self.metrics, self.traffic_labels(connect))
+        {
+            server_metrics
+                .metrics
+                .failed(&labels.with_response_flags(refusal.response_flags()));
+        }
+    }
+
+    /// The metric labels of a CONNECT, if metrics are on.
+    fn traffic_labels(&self, connect: &ConnectRequest) -> Option<TrafficLabels> {
+        let server_metrics = self.metrics.as_ref()?;
+        let baggage = connect
+            .headers
+            .get(BAGGAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let labels = TrafficLabels::new(
+            Reporter::destination,
+            connect.peer_identity.as_ref(),
+            server_metrics.local_identity.as_ref(),
+        )
+        .with_source_baggage(baggage);
+        Some(labels)
+    }
+
+    fn record_closed(&self, labels: Option<TrafficLabels>, received: u64, sent: u64) {
+        if let (Some(server_metrics), Some(labels)) = (&self.metrics, labels) {
+            server_metrics.metrics.closed(&labels, received, sent);
+        }
     }
 
     fn observe(&self, connect: &ConnectRequest, status: StatusCode) {

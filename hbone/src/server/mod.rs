@@ -26,6 +26,8 @@ pub use outcome::ConnectRefusal;
 pub use request::{ConnectDecision, ConnectRequest, StreamHandler};
 
 use crate::h2_settings::H2Settings;
+use crate::identity::SpiffeId;
+use crate::metrics::TcpMetrics;
 
 pub(crate) use connection::keepalive;
 
@@ -80,6 +82,14 @@ pub struct HboneServer<S> {
     config: HboneServerConfig,
     service: S,
     observer: Option<connection::Observer>,
+    metrics: Option<ServerMetrics>,
+}
+
+/// The server's metrics and the local identity they report as destination principal.
+#[derive(Debug, Clone)]
+struct ServerMetrics {
+    metrics: TcpMetrics,
+    local_identity: Option<SpiffeId>,
 }
 
 impl<S: Clone> Clone for HboneServer<S> {
@@ -89,6 +99,7 @@ impl<S: Clone> Clone for HboneServer<S> {
             config: self.config,
             service: self.service.clone(),
             observer: self.observer.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -107,7 +118,18 @@ where
             config: HboneServerConfig::default(),
             service,
             observer: None,
+            metrics: None,
         }
+    }
+
+    /// Records `istio_tcp_*` metrics (reporter `destination`) for every CONNECT, with
+    /// `local_identity` as the destination principal.
+    pub fn with_metrics(mut self, metrics: TcpMetrics, local_identity: Option<SpiffeId>) -> Self {
+        self.metrics = Some(ServerMetrics {
+            metrics,
+            local_identity,
+        });
+        self
     }
 
     /// Replaces the settings.

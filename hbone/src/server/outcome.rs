@@ -3,6 +3,7 @@
 use http::{Method, StatusCode};
 
 use crate::connect_headers::AuthorityError;
+use crate::metrics::ResponseFlags;
 
 /// Why a CONNECT was not answered 200.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,18 @@ impl ConnectRefusal {
             ConnectRefusal::ServiceFailed(_) | ConnectRefusal::UpstreamConnect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+        }
+    }
+
+    /// The `response_flags` metric label for this refusal: `DENY` for 401/403, `CONNECT` when
+    /// the upstream could not be reached.
+    pub fn response_flags(&self) -> ResponseFlags {
+        match self {
+            ConnectRefusal::Refused(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                ResponseFlags::Deny
+            }
+            ConnectRefusal::UpstreamConnect { .. } => ResponseFlags::Connect,
+            _ => ResponseFlags::None,
         }
     }
 }
