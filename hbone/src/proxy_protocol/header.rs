@@ -185,6 +185,33 @@ impl<'a> ProxyHeader<'a> {
         }
     }
 
+    /// The header ztunnel writes to a sandwiched proxy (hbone spec §4.1): v2 PROXY over a
+    /// stream, from the HBONE peer to the tunnel's target, with TLV `0xD0` carrying the client's
+    /// SPIFFE ID when there is one. Mixed IPv4/IPv6 endpoints give AF_UNSPEC, as ztunnel's do.
+    pub fn sandwich(
+        source: SocketAddr,
+        destination: SocketAddr,
+        peer_identity: Option<&str>,
+    ) -> ProxyHeader<'static> {
+        let tlvs = match peer_identity {
+            // A SPIFFE ID is far shorter than the 65535 bytes a TLV can hold.
+            Some(identity) if identity.len() <= usize::from(u16::MAX) => {
+                let len = u16::try_from(identity.len())
+                    .unwrap_or(u16::MAX)
+                    .to_be_bytes();
+                let mut tlvs = Vec::with_capacity(3 + identity.len());
+                tlvs.extend_from_slice(&[super::tlv::ISTIO_PEER_IDENTITY, len[0], len[1]]);
+                tlvs.extend_from_slice(identity.as_bytes());
+                tlvs
+            }
+            _ => Vec::new(),
+        };
+        ProxyHeader {
+            tlvs: Cow::Owned(tlvs),
+            ..Self::proxied_stream(source, destination)
+        }
+    }
+
     /// The TLVs in wire order, decoded into their types.
     pub fn tlvs(&self) -> Tlvs<'_> {
         Tlvs::new(&self.tlvs)

@@ -53,6 +53,15 @@ fn v2_writer_matches_the_ztunnel_example_byte_for_byte() {
     assert_eq!(&out[..6], b"prefix", "the builder appends");
     assert_eq!(&out[6..], &expected[..]);
 
+    let mut sandwich = Vec::new();
+    ProxyHeader::sandwich(source, destination, Some(IDENTITY))
+        .encode(&mut sandwich)
+        .unwrap();
+    assert_eq!(
+        sandwich, expected,
+        "ProxyHeader::sandwich builds the same bytes"
+    );
+
     let (header, len) = complete(&expected, &ParseOptions::default());
     assert_eq!(len, 74);
     assert_eq!(header.addresses.source(), Some(source));

@@ -46,10 +46,14 @@ where
         let address = tcp.peer_addr().map_err(ServeConnectionError::Io)?;
         let local_address = tcp.local_addr().map_err(ServeConnectionError::Io)?;
         let _ = tcp.set_nodelay(true);
-        let tls = tokio::time::timeout(self.config.handshake_timeout, self.tls.accept(tcp))
-            .await
-            .map_err(|_| ServeConnectionError::HandshakeTimeout)?
-            .map_err(ServeConnectionError::Tls)?;
+        let tls_config = self.tls.borrow().clone();
+        let tls = tokio::time::timeout(
+            self.config.handshake_timeout,
+            tokio_rustls::TlsAcceptor::from(tls_config).accept(tcp),
+        )
+        .await
+        .map_err(|_| ServeConnectionError::HandshakeTimeout)?
+        .map_err(ServeConnectionError::Tls)?;
         let identity = tls
             .get_ref()
             .1

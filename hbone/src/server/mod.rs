@@ -19,7 +19,6 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
 pub use outcome::ConnectRefusal;
@@ -78,7 +77,7 @@ pub enum ServeConnectionError {
 
 /// An HBONE server around a CONNECT-deciding tower service.
 pub struct HboneServer<S> {
-    tls: TlsAcceptor,
+    tls: watch::Receiver<Arc<rustls::ServerConfig>>,
     config: HboneServerConfig,
     service: S,
     observer: Option<connection::Observer>,
@@ -114,7 +113,7 @@ where
     /// and default settings.
     pub fn new(tls: Arc<rustls::ServerConfig>, service: S) -> Self {
         HboneServer {
-            tls: TlsAcceptor::from(tls),
+            tls: watch::channel(tls).1,
             config: HboneServerConfig::default(),
             service,
             observer: None,
@@ -129,6 +128,14 @@ where
             metrics,
             local_identity,
         });
+        self
+    }
+
+    /// Takes the TLS configuration from `updates`: each new connection uses the latest one
+    /// (e.g. rebuilt from [`PemFiles::watch`](crate::tls::PemFiles::watch) after a rotation);
+    /// connections already open keep theirs.
+    pub fn with_tls_updates(mut self, updates: watch::Receiver<Arc<rustls::ServerConfig>>) -> Self {
+        self.tls = updates;
         self
     }
 

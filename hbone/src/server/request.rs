@@ -27,6 +27,19 @@ pub struct ConnectRequest {
     pub headers: HeaderMap,
 }
 
+impl ConnectRequest {
+    /// ztunnel's destination check (hbone spec §1.6): an IP authority must name the address the
+    /// tunnel connection arrived on (the L3 destination); host-name authorities are resolved by
+    /// name and pass. A service answers 400 when this is false, unless an exemption applies
+    /// (the local workload has an application tunnel, or it is the authority's waypoint).
+    pub fn authority_matches_destination(&self) -> bool {
+        match &self.authority {
+            Authority::Socket(target) => target.ip() == self.local_address.ip(),
+            Authority::Host { .. } => true,
+        }
+    }
+}
+
 /// A handler that takes over a tunnel's stream after the 200 (e.g. an echo service).
 pub type StreamHandler =
     Box<dyn FnOnce(H2Stream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -47,6 +60,31 @@ pub enum ConnectDecision {
     Serve(StreamHandler),
     /// Refuse with this status (400, 401, 503, …) and no body.
     Reject(StatusCode),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(authority: &str) -> ConnectRequest {
+        ConnectRequest {
+            authority: authority.parse().unwrap(),
+            peer_identity: None,
+            peer_address: "10.0.0.9:40000".parse().unwrap(),
+            local_address: "10.0.0.5:15008".parse().unwrap(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    #[test]
+    fn authority_must_name_the_l3_destination() {
+        assert!(request("10.0.0.5:8080").authority_matches_destination());
+        assert!(
+            !request("10.0.0.6:8080").authority_matches_destination(),
+            "ip mismatch: 400"
+        );
+        assert!(request("svc.ns.svc.cluster.local:80").authority_matches_destination());
+    }
 }
 
 impl ConnectDecision {

@@ -5,16 +5,19 @@
 //!   SNI and without resumption.
 //! - [`ServerIdentityVerifier`] (client side): chain + one of the expected identities.
 //! - [`TrustDomainVerifier`] (server side): chain + same trust domain as the server.
-//! - [`WorkloadCertificate`] holds a chain, key and roots, loaded from PEM files.
+//! - [`WorkloadCertificate`] holds a chain, key and roots, loaded from PEM files;
+//!   [`PemFiles::watch`] reloads them when they change.
 
 mod config;
 mod errors;
 mod provider;
+mod reload;
 mod server_identity_verifier;
 mod trust_domain_verifier;
 
 pub use config::{ALPN_H2, HboneTls, WorkloadCertificate};
 pub use errors::{ForeignTrustDomain, IdentityMismatch, TlsConfigError};
 pub use provider::{TlsVersions, hbone_crypto_provider};
+pub use reload::PemFiles;
 pub use server_identity_verifier::ServerIdentityVerifier;
 pub use trust_domain_verifier::TrustDomainVerifier;
