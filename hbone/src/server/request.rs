@@ -62,31 +62,6 @@ pub enum ConnectDecision {
     Reject(StatusCode),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(authority: &str) -> ConnectRequest {
-        ConnectRequest {
-            authority: authority.parse().unwrap(),
-            peer_identity: None,
-            peer_address: "10.0.0.9:40000".parse().unwrap(),
-            local_address: "10.0.0.5:15008".parse().unwrap(),
-            headers: HeaderMap::new(),
-        }
-    }
-
-    #[test]
-    fn authority_must_name_the_l3_destination() {
-        assert!(request("10.0.0.5:8080").authority_matches_destination());
-        assert!(
-            !request("10.0.0.6:8080").authority_matches_destination(),
-            "ip mismatch: 400"
-        );
-        assert!(request("svc.ns.svc.cluster.local:80").authority_matches_destination());
-    }
-}
-
 impl ConnectDecision {
     /// Forward to `upstream` with no PROXY header and no extra response headers.
     pub fn forward(upstream: SocketAddr) -> Self {
@@ -122,5 +97,30 @@ impl fmt::Debug for ConnectDecision {
             ConnectDecision::Serve(_) => f.write_str("Serve"),
             ConnectDecision::Reject(status) => f.debug_tuple("Reject").field(status).finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(authority: &str) -> ConnectRequest {
+        ConnectRequest {
+            authority: authority.parse().unwrap(),
+            peer_identity: None,
+            peer_address: "10.0.0.9:40000".parse().unwrap(),
+            local_address: "10.0.0.5:15008".parse().unwrap(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    #[test]
+    fn authority_must_name_the_l3_destination() {
+        assert!(request("10.0.0.5:8080").authority_matches_destination());
+        assert!(
+            !request("10.0.0.6:8080").authority_matches_destination(),
+            "ip mismatch: 400"
+        );
+        assert!(request("svc.ns.svc.cluster.local:80").authority_matches_destination());
     }
 }
