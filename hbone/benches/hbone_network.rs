@@ -234,22 +234,35 @@ async fn bulk_once(path: Path, bytes: usize) -> (f64, f64) {
     (gigabytes * 8.0 / elapsed, (cpu_seconds() - cpu) / gigabytes)
 }
 
-/// Ping-pong of `size` bytes `count` times on one connection; returns sorted RTTs in µs.
-async fn round_trips(path: Path, size: usize, count: usize) -> Vec<f64> {
-    let mut stream = TcpStream::connect(path.entry).await.unwrap();
-    stream.set_nodelay(true).unwrap();
+/// Ping-pong of `size` bytes `count` times on one connection per path, alternating the paths
+/// every 100 round trips so both see the same scheduling conditions (idle vCPUs wake slowly);
+/// returns each path's sorted RTTs in µs.
+async fn round_trips(paths: [Path; 2], size: usize, count: usize) -> [Vec<f64>; 2] {
+    let mut streams = Vec::new();
+    for path in paths {
+        let stream = TcpStream::connect(path.entry).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        streams.push(stream);
+    }
     let message = vec![7u8; size];
     let mut reply = vec![0u8; size];
-    let mut samples = Vec::with_capacity(count);
-    for i in 0..count + count / 20 {
-        let started = Instant::now();
-        stream.write_all(&message).await.unwrap();
-        stream.read_exact(&mut reply).await.unwrap();
-        if i >= count / 20 {
-            samples.push(started.elapsed().as_secs_f64() * 1e6);
+    let mut samples = [Vec::with_capacity(count), Vec::with_capacity(count)];
+    let warmup = count / 20;
+    for block in 0..(count + warmup).div_ceil(100) {
+        for (index, stream) in streams.iter_mut().enumerate() {
+            for i in 0..100 {
+                let started = Instant::now();
+                stream.write_all(&message).await.unwrap();
+                stream.read_exact(&mut reply).await.unwrap();
+                if block * 100 + i >= warmup {
+                    samples[index].push(started.elapsed().as_secs_f64() * 1e6);
+                }
+            }
         }
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
+    for path_samples in &mut samples {
+        path_samples.sort_by(|a, b| a.total_cmp(b));
+    }
     samples
 }
 
@@ -400,10 +413,10 @@ async fn run() {
         let (mut relay_p50, mut relay_p99, mut hbone_p50, mut hbone_p99) =
             (vec![], vec![], vec![], vec![]);
         for _ in 0..scale.repetitions {
-            let relay = round_trips(relay_echo, size, scale.round_trips).await;
+            let [relay, tunnel] =
+                round_trips([relay_echo, hbone_echo], size, scale.round_trips).await;
             relay_p50.push(percentile(&relay, 0.5));
             relay_p99.push(percentile(&relay, 0.99));
-            let tunnel = round_trips(hbone_echo, size, scale.round_trips).await;
             hbone_p50.push(percentile(&tunnel, 0.5));
             hbone_p99.push(percentile(&tunnel, 0.99));
         }
