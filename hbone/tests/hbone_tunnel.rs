@@ -510,3 +510,90 @@ async fn double_hbone_through_a_gateway() {
         .unwrap_err();
     assert!(error.is_tls(), "{error}");
 }
+
+/// Checklist 7: a raw HTTP/2 client (our TLS, no HBONE client) gets 400 for a method other than
+/// CONNECT and for an authority without a port; the request never reaches the service.
+#[tokio::test]
+async fn malformed_requests_get_400() {
+    let mesh = Mesh::new();
+    let server = mesh
+        .server(SERVER, HboneServerConfig::default(), |_| {
+            panic!("not called")
+        })
+        .await;
+    let config = mesh
+        .tls
+        .client_config(&mesh.workload(CLIENT), vec![id(SERVER)])
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    let name =
+        rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([0u8, 0, 0, 0]).into());
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (send, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+    let requests = [
+        http::Request::builder()
+            .method("GET")
+            .uri("https://10.0.0.1:80/")
+            .body(())
+            .unwrap(),
+        http::Request::builder()
+            .method("CONNECT")
+            .uri("no-port-here")
+            .body(())
+            .unwrap(),
+        http::Request::builder()
+            .method("CONNECT")
+            .uri("bad_host!:80")
+            .body(())
+            .unwrap(),
+    ];
+    for request in requests {
+        let description = format!("{} {}", request.method(), request.uri());
+        let mut ready = send.clone().ready().await.unwrap();
+        let (response, _body) = ready.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{description}");
+    }
+    assert!(
+        server.seen.lock().unwrap().is_empty(),
+        "refused before the service"
+    );
+}
+
+/// Checklist 8: a 200 may carry the destination's `baggage`; the client exposes it.
+#[tokio::test]
+async fn response_baggage_reaches_the_client() {
+    let mesh = Mesh::new();
+    let upstream = echo_upstream().await;
+    let server = mesh
+        .server(SERVER, HboneServerConfig::default(), move |_| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "baggage",
+                "k8s.namespace.name=remote,service.name=echo"
+                    .parse()
+                    .unwrap(),
+            );
+            ConnectDecision::Forward {
+                upstream,
+                proxy_header: None,
+                response_headers: headers,
+            }
+        })
+        .await;
+    let stream = mesh
+        .connector()
+        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.response_headers().get("baggage").unwrap(),
+        "k8s.namespace.name=remote,service.name=echo"
+    );
+}
