@@ -8,6 +8,7 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Ping, PingPong, Reason, RecvStream};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tower::{Service, ServiceExt};
@@ -47,13 +48,17 @@ where
         let local_address = tcp.local_addr().map_err(ServeConnectionError::Io)?;
         let _ = tcp.set_nodelay(true);
         let tls_config = self.tls.borrow().clone();
-        let tls = tokio::time::timeout(
-            self.config.handshake_timeout,
-            tokio_rustls::TlsAcceptor::from(tls_config).accept(tcp),
-        )
-        .await
-        .map_err(|_| ServeConnectionError::HandshakeTimeout)?
-        .map_err(ServeConnectionError::Tls)?;
+        let accept = tokio_rustls::TlsAcceptor::from(tls_config)
+            .accept(tcp)
+            .into_fallible();
+        let tls = match tokio::time::timeout(self.config.handshake_timeout, accept).await {
+            Err(_) => return Err(ServeConnectionError::HandshakeTimeout),
+            Ok(Ok(tls)) => tls,
+            Ok(Err((error, io))) => {
+                lingering_close(io).await;
+                return Err(ServeConnectionError::Tls(error));
+            }
+        };
         let identity = tls
             .get_ref()
             .1
@@ -281,6 +286,23 @@ fn status_response(status: StatusCode, headers: &HeaderMap) -> Response<()> {
     *response.status_mut() = status;
     response.headers_mut().clone_from(headers);
     response
+}
+
+/// Closes a connection whose handshake failed so that the peer reads our alert: half-close,
+/// then discard what the peer had already sent (with TLS 1.3 a client sends its first request
+/// right after its Finished). Closing with unread bytes would make the kernel answer with a
+/// reset, which can destroy the alert before the client reads it.
+async fn lingering_close<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
+    let _ = io.shutdown().await;
+    let mut discard = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(read) = io.read(&mut discard).await {
+            if read == 0 {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// PINGs every `interval`; resolves when one is not answered within `timeout` (or pinging

@@ -32,9 +32,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .await
         .map_err(Failure::general)?;
     let local = listener.local_addr().map_err(Failure::general)?;
-    eprintln!("hbonecat: listening on {local}");
-    let shutdown = terminate_signal();
+    let shutdown = terminate_signal().map_err(Failure::general)?;
     tokio::pin!(shutdown);
+    eprintln!("hbonecat: listening on {local}");
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -52,14 +52,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(Failure::general)?;
+    let shutdown = terminate_signal().map_err(Failure::general)?;
     eprintln!(
         "hbonecat: listening on {}",
         listener.local_addr().map_err(Failure::general)?
     );
     server
-        .serve(listener, async {
-            let _ = terminate_signal().await;
-        })
+        .serve(listener, shutdown)
         .await
         .map_err(Failure::general)
 }
