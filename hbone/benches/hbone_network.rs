@@ -2,7 +2,8 @@
 //! relay measured in the same run, peers interleaved, medians of repetitions.
 //!
 //! Topology (all in this process, so CPU figures cover client, proxies and sink alike):
-//! - relay: client → relay A → relay B → sink, each relay a tokio copy.
+//! - relay: client → relay A → relay B → sink, each relay a tokio copy (`hbone::bridge::bridge`,
+//!   buffers growing from 1 KiB to 256 KiB with traffic).
 //! - HBONE: client → A (plain TCP in, HBONE client out) → B (HBONE server) → sink.
 //!
 //! Run: `cargo bench -p hbone --bench hbone_network` (`BENCH_QUICK=1` for a short run);
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hbone::bridge::bridge;
+use hbone::bridge::{bridge, bridge_tunnel};
 use hbone::client::{HboneConnector, HboneTarget};
 use hbone::dev_ca::DevCa;
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
@@ -80,7 +81,8 @@ async fn listen() -> (TcpListener, SocketAddr) {
     (listener, address)
 }
 
-/// A TCP relay to `upstream`.
+/// A TCP relay to `upstream`, copying with the same adaptive [`bridge`] the HBONE server uses
+/// for other streams, so the difference between the two paths is HBONE's own cost.
 async fn relay(upstream: SocketAddr) -> SocketAddr {
     let (listener, address) = listen().await;
     tokio::spawn(accept_loop(listener, move |mut inbound| async move {
@@ -170,7 +172,7 @@ impl Hbone {
                 let Ok(mut tunnel) = connector.open(&target).await else {
                     return;
                 };
-                let _ = bridge(&mut inbound, &mut tunnel).await;
+                let _ = bridge_tunnel(&mut tunnel, &mut inbound).await;
             }
         }));
         address

@@ -14,7 +14,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::h2_stream::H2Stream;
 
 /// The first buffer of each direction.
 pub const INITIAL_BUFFER_SIZE: usize = 1024;
@@ -26,6 +30,48 @@ pub const JUMBO_BUFFER_SIZE: usize = 256 * 1024 - 64;
 pub const LARGE_AFTER: u64 = 128 * 1024;
 /// Bytes carried before the buffer grows to [`JUMBO_BUFFER_SIZE`].
 pub const JUMBO_AFTER: u64 = 10 * 1024 * 1024;
+
+/// Splices an HBONE stream with a TCP connection without copying the tunnelled bytes in user
+/// space: bytes read from TCP go to h2 as they were read, and bytes received from h2 are
+/// written to TCP as they arrived. Same half-close and reset semantics as [`bridge`]; returns
+/// (bytes stream→tcp, bytes tcp→stream).
+pub async fn bridge_tunnel(stream: &mut H2Stream, tcp: &mut TcpStream) -> io::Result<(u64, u64)> {
+    let (mut send, mut recv) = stream.halves();
+    let (mut tcp_read, mut tcp_write) = tcp.split();
+    let downstream = async {
+        let mut carried = 0u64;
+        while let Some(chunk) = recv.chunk().await? {
+            carried += chunk.len() as u64;
+            tcp_write.write_all(&chunk).await?;
+        }
+        tcp_write.shutdown().await?;
+        Ok::<_, io::Error>(carried)
+    };
+    let upstream = async {
+        let mut carried = 0u64;
+        let mut buffer = BytesMut::new();
+        loop {
+            buffer.reserve(buffer_size(carried));
+            if tcp_read.read_buf(&mut buffer).await? == 0 {
+                send.finish()?;
+                return Ok::<_, io::Error>(carried);
+            }
+            let chunk = buffer.split().freeze();
+            carried += chunk.len() as u64;
+            send.send(chunk).await?;
+        }
+    };
+    tokio::try_join!(downstream, upstream)
+}
+
+/// The read size for a direction that has carried `carried` bytes.
+fn buffer_size(carried: u64) -> usize {
+    match carried {
+        carried if carried >= JUMBO_AFTER => JUMBO_BUFFER_SIZE,
+        carried if carried >= LARGE_AFTER => LARGE_BUFFER_SIZE,
+        _ => INITIAL_BUFFER_SIZE,
+    }
+}
 
 /// Copies both directions until both have ended; returns (bytes a→b, bytes b→a).
 pub async fn bridge<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
@@ -112,11 +158,7 @@ impl Direction {
 
     /// Sizes the (empty) buffer for the bytes carried so far.
     fn grow(&mut self) {
-        let wanted = match self.carried {
-            carried if carried >= JUMBO_AFTER => JUMBO_BUFFER_SIZE,
-            carried if carried >= LARGE_AFTER => LARGE_BUFFER_SIZE,
-            _ => INITIAL_BUFFER_SIZE,
-        };
+        let wanted = buffer_size(self.carried);
         if self.buffer.len() < wanted {
             self.buffer = vec![0; wanted];
         }

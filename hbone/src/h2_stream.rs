@@ -67,6 +67,95 @@ impl H2Stream {
     }
 }
 
+/// The receiving half of an [`H2Stream`], for zero-copy splicing.
+pub(crate) struct RecvHalf<'a> {
+    recv: &'a mut RecvStream,
+    pending: &'a mut Bytes,
+}
+
+/// The sending half of an [`H2Stream`], for zero-copy splicing.
+pub(crate) struct SendHalf<'a> {
+    send: &'a mut SendStream<Bytes>,
+    end_stream_sent: &'a mut bool,
+}
+
+impl H2Stream {
+    /// The two halves, usable concurrently.
+    pub(crate) fn halves(&mut self) -> (SendHalf<'_>, RecvHalf<'_>) {
+        (
+            SendHalf {
+                send: &mut self.send,
+                end_stream_sent: &mut self.end_stream_sent,
+            },
+            RecvHalf {
+                recv: &mut self.recv,
+                pending: &mut self.pending,
+            },
+        )
+    }
+}
+
+impl RecvHalf<'_> {
+    /// The next received bytes, without copying (capacity released at once); `None` at EOF
+    /// (END_STREAM, or a reset with NO_ERROR or CANCEL).
+    pub(crate) async fn chunk(&mut self) -> io::Result<Option<Bytes>> {
+        if !self.pending.is_empty() {
+            return Ok(Some(std::mem::take(self.pending)));
+        }
+        loop {
+            match self.recv.data().await {
+                None => return Ok(None),
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    if !data.is_empty() {
+                        return Ok(Some(data));
+                    }
+                }
+                Some(Err(error)) if is_clean_reset(error.reason()) => return Ok(None),
+                Some(Err(error)) => return Err(io::Error::other(error)),
+            }
+        }
+    }
+}
+
+impl SendHalf<'_> {
+    /// Sends `data` without copying, in pieces as flow-control capacity allows.
+    pub(crate) async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
+        while !data.is_empty() {
+            self.send.reserve_capacity(data.len());
+            let granted = std::future::poll_fn(|cx| {
+                let capacity = self.send.capacity();
+                if capacity > 0 {
+                    return Poll::Ready(Ok(capacity));
+                }
+                match ready!(self.send.poll_capacity(cx)) {
+                    Some(Ok(_)) => Poll::Ready(Ok(self.send.capacity())),
+                    Some(Err(error)) => Poll::Ready(Err(write_error(error))),
+                    None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+                }
+            })
+            .await?;
+            if granted == 0 {
+                continue;
+            }
+            let piece = data.split_to(granted.min(data.len()));
+            self.send.send_data(piece, false).map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// Sends END_STREAM (once).
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
+        if !*self.end_stream_sent {
+            *self.end_stream_sent = true;
+            self.send
+                .send_data(Bytes::new(), true)
+                .map_err(write_error)?;
+        }
+        Ok(())
+    }
+}
+
 fn is_clean_reset(reason: Option<Reason>) -> bool {
     matches!(reason, Some(Reason::NO_ERROR) | Some(Reason::CANCEL))
 }

@@ -16,7 +16,7 @@ use tower::{Service, ServiceExt};
 use super::outcome::ConnectRefusal;
 use super::request::{ConnectDecision, ConnectRequest};
 use super::{HboneServer, ServeConnectionError};
-use crate::bridge::bridge;
+use crate::bridge::bridge_tunnel;
 use crate::connect_headers::{Authority, BAGGAGE};
 use crate::h2_stream::H2Stream;
 use crate::identity::peer_identity;
@@ -179,7 +179,9 @@ where
                     None => true,
                 };
                 let (received, sent) = if header_written {
-                    bridge(&mut stream, &mut tcp).await.unwrap_or_default()
+                    bridge_tunnel(&mut stream, &mut tcp)
+                        .await
+                        .unwrap_or_default()
                 } else {
                     (0, 0)
                 };
