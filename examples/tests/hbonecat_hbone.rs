@@ -1,27 +1,22 @@
 //! End-to-end tests of `hbonecat dev-ca`, `serve` and `connect`: real binaries, real mTLS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
+use support::{HBONECAT, Running, scratch, start_listening};
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-const HBONECAT: &str = env!("CARGO_BIN_EXE_hbonecat");
 const CLIENT: &str = "spiffe://cluster.local/ns/default/sa/client";
 const SERVER: &str = "spiffe://cluster.local/ns/default/sa/server";
 const FOREIGN: &str = "spiffe://other.domain/ns/foreign/sa/client";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hbonecat-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 async fn dev_ca(dir: &Path) {
     let output = Command::new(HBONECAT)
@@ -50,50 +45,11 @@ fn tls_args(dir: &Path, who: &str) -> Vec<String> {
     tls_args_for(dir, &format!("default-{who}"))
 }
 
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    events: Lines<BufReader<ChildStdout>>,
-}
-
-async fn serve(dir: &Path, listen: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(HBONECAT)
-        .args(["serve", "--listen", listen])
-        .args(tls_args(dir, "server"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let address = line
-        .strip_prefix("hbonecat: listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let events = BufReader::new(child.stdout.take().unwrap()).lines();
-    Server {
-        child,
-        address,
-        events,
-    }
-}
-
-impl Server {
-    async fn next_event(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.events.next_line())
-            .await
-            .expect("a tunnel line")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
+async fn serve(dir: &Path, listen: &str, extra: &[&str]) -> Running {
+    let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), listen.into()];
+    args.extend(tls_args(dir, "server"));
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    start_listening(args).await
 }
 
 struct Connected {
@@ -418,19 +374,7 @@ async fn serve_exits_promptly_on_sigterm() {
     let dir = scratch("sigterm");
     dev_ca(&dir).await;
     let mut server = serve(&dir, "127.0.0.1:0", &["--echo"]).await;
-    let pid = server.child.id().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(Duration::from_secs(3), server.child.wait()).await;
-    assert!(
-        matches!(exit, Ok(Ok(status)) if status.success()),
-        "{exit:?}"
-    );
+    server.terminate_and_expect_clean_exit().await;
 }
 
 fn tls_args_for(dir: &Path, stem: &str) -> Vec<String> {

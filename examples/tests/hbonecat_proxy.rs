@@ -1,6 +1,10 @@
 //! End-to-end tests of `hbonecat proxy-listen` and `proxy-send`: the real binary, real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
+use support::{HBONECAT, Running, start_listening};
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,57 +12,16 @@ use std::time::Duration;
 use hbone::proxy_protocol::{
     Addresses, Command as ProxyCommand, RawTlv, Transport, V2Builder, tlv,
 };
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-const HBONECAT: &str = env!("CARGO_BIN_EXE_hbonecat");
 const IDENTITY: &str = "spiffe://cluster.local/ns/default/sa/client";
 
-struct Listener {
-    child: Child,
-    address: SocketAddr,
-    events: Lines<BufReader<ChildStdout>>,
-}
-
-async fn proxy_listen(listen: &str, extra: &[&str]) -> Listener {
-    let mut child = Command::new(HBONECAT)
-        .args(["proxy-listen", "--listen", listen])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let address = line
-        .strip_prefix("hbonecat: listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let events = BufReader::new(child.stdout.take().unwrap()).lines();
-    Listener {
-        child,
-        address,
-        events,
-    }
-}
-
-impl Listener {
-    async fn next_event(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.events.next_line())
-            .await
-            .expect("an event line")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
+async fn proxy_listen(listen: &str, extra: &[&str]) -> Running {
+    let mut args = vec!["proxy-listen", "--listen", listen];
+    args.extend_from_slice(extra);
+    start_listening(args).await
 }
 
 async fn proxy_send(to: SocketAddr, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>) {
@@ -250,15 +213,5 @@ async fn forward_mode_relays_to_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_listen_exits_promptly_on_sigterm() {
     let mut listener = proxy_listen("127.0.0.1:0", &[]).await;
-    let pid = listener.child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(3), listener.child.wait()).await;
-    assert!(
-        matches!(exit, Ok(Ok(status)) if status.success()),
-        "{exit:?}"
-    );
+    listener.terminate_and_expect_clean_exit().await;
 }

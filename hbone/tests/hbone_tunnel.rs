@@ -12,7 +12,7 @@ use hbone::connect_headers::{Authority, TraceParent, X_FORWARDED_NETWORK};
 use hbone::h2_settings::H2Settings;
 use hbone::server::{ConnectDecision, HboneServerConfig};
 use http::StatusCode;
-use support::mesh::{CLIENT, Mesh, SERVER, echo_upstream, id, read_all};
+use support::mesh::{CLIENT, Mesh, SERVER, echo_upstream, id, one_shot_upstream, read_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -26,9 +26,7 @@ fn forward_to(
 async fn a_tunnel_carries_bytes_and_the_server_sees_identity_and_headers() {
     let mesh = Mesh::new();
     let upstream = echo_upstream().await;
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
+    let server = mesh.forwarding_server(upstream).await;
     let mut target = mesh.target(server.address, "10.244.0.42:8080", &[SERVER]);
     target.client = Some("10.0.0.1:40000".parse().unwrap());
     target.forwarded_host = Some("echo.default.svc.cluster.local".into());
@@ -129,14 +127,8 @@ async fn refusals_have_the_documented_statuses() {
 async fn large_binary_payloads_round_trip_unchanged() {
     let mesh = Mesh::new();
     let upstream = echo_upstream().await;
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
-    let stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    let server = mesh.forwarding_server(upstream).await;
+    let stream = mesh.open(server.address).await;
     let payload: Vec<u8> = (0..20 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -159,45 +151,29 @@ async fn large_binary_payloads_round_trip_unchanged() {
 async fn half_close_propagates_each_way_independently() {
     let mesh = Mesh::new();
     // Upstream: reads to EOF, then answers (so it only answers after the client's FIN).
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
+    let (upstream, _) = one_shot_upstream(|mut tcp| async move {
         let request = read_all(&mut tcp).await;
         tcp.write_all(&[b"after your FIN: ", &request[..]].concat())
             .await
             .unwrap();
         tcp.shutdown().await.unwrap();
-    });
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
-    let mut stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    })
+    .await;
+    let server = mesh.forwarding_server(upstream).await;
+    let mut stream = mesh.open(server.address).await;
     stream.write_all(b"question").await.unwrap();
     stream.shutdown().await.unwrap();
     assert_eq!(read_all(&mut stream).await, b"after your FIN: question");
 
     // The reverse: the upstream closes its side first, the client keeps sending.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    let upstream_task = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
+    let (upstream, upstream_task) = one_shot_upstream(|mut tcp| async move {
         tcp.write_all(b"bye").await.unwrap();
         tcp.shutdown().await.unwrap();
         read_all(&mut tcp).await
-    });
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
-    let mut stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    })
+    .await;
+    let server = mesh.forwarding_server(upstream).await;
+    let mut stream = mesh.open(server.address).await;
     assert_eq!(
         read_all(&mut stream).await,
         b"bye",
@@ -219,31 +195,19 @@ async fn resets_read_as_eof() {
             ConnectDecision::serve(|stream| async move { drop(stream) })
         })
         .await;
-    let mut stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    let mut stream = mesh.open(server.address).await;
     let mut buf = [0u8; 16];
     assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
+    let (upstream, _) = one_shot_upstream(|tcp| async move {
         // Reset once the tunnel is up (an immediate reset would fail the server's connect).
         tokio::time::sleep(Duration::from_millis(100)).await;
         tcp.set_zero_linger().unwrap();
         drop(tcp); // RST
-    });
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
-    let mut stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    })
+    .await;
+    let server = mesh.forwarding_server(upstream).await;
+    let mut stream = mesh.open(server.address).await;
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
         .await
         .unwrap();
@@ -255,9 +219,7 @@ async fn resets_read_as_eof() {
 async fn pool_shares_connections_per_key_and_coalesces_dials() {
     let mesh = Mesh::new();
     let upstream = echo_upstream().await;
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
+    let server = mesh.forwarding_server(upstream).await;
     let connector = mesh.connector();
     let base = mesh.target(server.address, "10.0.0.1:80", &[SERVER]);
 
@@ -285,9 +247,7 @@ async fn pool_shares_connections_per_key_and_coalesces_dials() {
     other_client.client = Some("10.9.9.9:1234".parse().unwrap());
     connector.open(&other_client).await.unwrap();
     assert_eq!(connector.dialled_connections(), 3);
-    let second_server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
+    let second_server = mesh.forwarding_server(upstream).await;
     let mut other_hop = base.clone();
     other_hop.next_hop = second_server.address;
     connector.open(&other_hop).await.unwrap();
@@ -310,9 +270,7 @@ async fn futures_join<T: Send + 'static>(
 async fn a_full_connection_leaves_the_pool() {
     let mesh = Mesh::new();
     let upstream = echo_upstream().await;
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
+    let server = mesh.forwarding_server(upstream).await;
     let config = HboneConnectorConfig {
         h2: H2Settings {
             max_concurrent_streams: 2,
@@ -342,9 +300,7 @@ async fn a_full_connection_leaves_the_pool() {
 async fn idle_connections_are_released() {
     let mesh = Mesh::new();
     let upstream = echo_upstream().await;
-    let server = mesh
-        .server(SERVER, HboneServerConfig::default(), forward_to(upstream))
-        .await;
+    let server = mesh.forwarding_server(upstream).await;
     let config = HboneConnectorConfig {
         idle_timeout: Duration::from_millis(100),
         ..HboneConnectorConfig::default()
@@ -587,11 +543,7 @@ async fn response_baggage_reaches_the_client() {
             }
         })
         .await;
-    let stream = mesh
-        .connector()
-        .open(&mesh.target(server.address, "10.0.0.1:80", &[SERVER]))
-        .await
-        .unwrap();
+    let stream = mesh.open(server.address).await;
     assert_eq!(
         stream.response_headers().get("baggage").unwrap(),
         "k8s.namespace.name=remote,service.name=echo"

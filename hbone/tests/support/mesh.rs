@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use hbone::client::{HboneConnector, HboneConnectorConfig, HboneTarget};
 use hbone::connect_headers::Authority;
 use hbone::dev_ca::DevCa;
+use hbone::h2_stream::H2Stream;
 use hbone::identity::SpiffeId;
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer, HboneServerConfig};
 use hbone::tls::{HboneTls, WorkloadCertificate};
@@ -76,6 +77,23 @@ impl Mesh {
         .unwrap()
     }
 
+    /// An HBONE server for `SERVER` that forwards every CONNECT to `upstream`.
+    pub async fn forwarding_server(&self, upstream: SocketAddr) -> RunningServer {
+        self.server(SERVER, HboneServerConfig::default(), move |_| {
+            ConnectDecision::forward(upstream)
+        })
+        .await
+    }
+
+    /// A tunnel from `CLIENT` through a fresh connector to the server at `address`, which must
+    /// present `SERVER`, with authority `10.0.0.1:80`.
+    pub async fn open(&self, address: SocketAddr) -> H2Stream {
+        self.connector()
+            .open(&self.target(address, "10.0.0.1:80", &[SERVER]))
+            .await
+            .unwrap()
+    }
+
     /// An HBONE server for `identity` whose decisions come from `decide`.
     pub async fn server<F>(
         &self,
@@ -111,6 +129,23 @@ impl Mesh {
             task,
         }
     }
+}
+
+/// A TCP upstream that hands its first connection to `handle`; returns its address and the
+/// handler's task.
+pub async fn one_shot_upstream<F, Fut, T>(handle: F) -> (SocketAddr, tokio::task::JoinHandle<T>)
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        handle(tcp).await
+    });
+    (address, task)
 }
 
 /// A TCP upstream that echoes everything back and half-closes after the client's EOF.
