@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{HBONECAT, Running, scratch, start_listening};
+use support::{Finished, HBONECAT, Running, run_with_stdin, scratch, start_listening};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -52,41 +52,18 @@ async fn serve(dir: &Path, listen: &str, extra: &[&str]) -> Running {
     start_listening(args).await
 }
 
-struct Connected {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
 async fn connect(
     to: SocketAddr,
     authority: &str,
     tls: Vec<String>,
     extra: &[&str],
     stdin: &[u8],
-) -> Connected {
-    let mut child = Command::new(HBONECAT)
-        .args(["connect", "--to", &to.to_string(), "--authority", authority])
-        .args(tls)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).await.unwrap();
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    Connected {
-        code: output.status.code().unwrap(),
-        stdout: output.stdout,
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+) -> Finished {
+    let mut args: Vec<String> = vec!["connect".into(), "--to".into(), to.to_string()];
+    args.extend(["--authority".into(), authority.into()]);
+    args.extend(tls);
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    run_with_stdin(args, stdin).await
 }
 
 /// An upstream that reads to EOF, waits, then answers and closes: `connect` must keep reading

@@ -3,10 +3,9 @@
 
 mod support;
 
-use support::{HBONECAT, Running, start_listening};
+use support::{Running, run_with_stdin, start_listening};
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use hbone::proxy_protocol::{
@@ -14,7 +13,6 @@ use hbone::proxy_protocol::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 
 const IDENTITY: &str = "spiffe://cluster.local/ns/default/sa/client";
 
@@ -25,22 +23,11 @@ async fn proxy_listen(listen: &str, extra: &[&str]) -> Running {
 }
 
 async fn proxy_send(to: SocketAddr, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>) {
-    let mut child = Command::new(HBONECAT)
-        .args(["proxy-send", "--to", &to.to_string()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).await.unwrap();
-    drop(input);
-    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    (output.status.code().unwrap(), output.stdout)
+    let to = to.to_string();
+    let mut all = vec!["proxy-send", "--to", &to];
+    all.extend_from_slice(args);
+    let finished = run_with_stdin(all, stdin).await;
+    (finished.code, finished.stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,42 @@ impl Running {
     }
 }
 
+/// What a finished command left behind.
+pub struct Finished {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs `hbonecat ARGS…` with `stdin` as its input (then closed) and waits for it to exit.
+pub async fn run_with_stdin<I, S>(args: I, stdin: &[u8]) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(HBONECAT)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).await.unwrap();
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("the command exits")
+        .unwrap();
+    Finished {
+        code: output.status.code().unwrap(),
+        stdout: output.stdout,
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hbonecat-{name}-{}", std::process::id()));

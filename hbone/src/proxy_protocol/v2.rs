@@ -254,21 +254,21 @@ impl<'o> V2Builder<'o> {
             Addresses::Ipv4 {
                 source,
                 destination,
-            } => {
-                out.extend_from_slice(&source.ip().octets());
-                out.extend_from_slice(&destination.ip().octets());
-                out.extend_from_slice(&source.port().to_be_bytes());
-                out.extend_from_slice(&destination.port().to_be_bytes());
-            }
+            } => push_endpoints(
+                out,
+                &source.ip().octets(),
+                &destination.ip().octets(),
+                [source.port(), destination.port()],
+            ),
             Addresses::Ipv6 {
                 source,
                 destination,
-            } => {
-                out.extend_from_slice(&source.ip().octets());
-                out.extend_from_slice(&destination.ip().octets());
-                out.extend_from_slice(&source.port().to_be_bytes());
-                out.extend_from_slice(&destination.port().to_be_bytes());
-            }
+            } => push_endpoints(
+                out,
+                &source.ip().octets(),
+                &destination.ip().octets(),
+                [source.port(), destination.port()],
+            ),
             Addresses::Unix(unix) => {
                 out.extend_from_slice(&unix.source);
                 out.extend_from_slice(&unix.destination);
@@ -418,6 +418,15 @@ impl<'o> V2Builder<'o> {
         self.out.truncate(self.start);
         BuildError::InvalidTlvValue { kind, reason }
     }
+}
+
+/// Appends an IP address block: source address, destination address, then the two ports, all
+/// in network byte order.
+fn push_endpoints(out: &mut Vec<u8>, source: &[u8], destination: &[u8], ports: [u16; 2]) {
+    out.extend_from_slice(source);
+    out.extend_from_slice(destination);
+    out.extend_from_slice(&ports[0].to_be_bytes());
+    out.extend_from_slice(&ports[1].to_be_bytes());
 }
 
 /// Appends `header` as v2 to `out`, TLVs copied as they are except that a CRC32C TLV is
