@@ -85,6 +85,9 @@ pub struct ProxyHeader<'a> {
     /// The original endpoints.
     pub addresses: Addresses,
     tlvs: Cow<'a, [u8]>,
+    /// The first TLV 0xD0 that is valid UTF-8, kept when the TLVs are scanned so reading it
+    /// costs nothing (it is what a sandwiched waypoint reads on every connection).
+    peer_identity: Option<Cow<'a, str>>,
 }
 
 impl Addresses {
@@ -164,6 +167,7 @@ impl<'a> ProxyHeader<'a> {
         transport: Transport,
         addresses: Addresses,
         tlvs: Cow<'a, [u8]>,
+        peer_identity: Option<&'a str>,
     ) -> Self {
         ProxyHeader {
             version,
@@ -171,6 +175,7 @@ impl<'a> ProxyHeader<'a> {
             transport,
             addresses,
             tlvs,
+            peer_identity: peer_identity.map(Cow::Borrowed),
         }
     }
 
@@ -182,6 +187,7 @@ impl<'a> ProxyHeader<'a> {
             transport: Transport::Stream,
             addresses: Addresses::from_socket_addrs(source, destination),
             tlvs: Cow::Borrowed(&[]),
+            peer_identity: None,
         }
     }
 
@@ -206,8 +212,12 @@ impl<'a> ProxyHeader<'a> {
             }
             _ => Vec::new(),
         };
+        let peer_identity = peer_identity
+            .filter(|identity| identity.len() <= usize::from(u16::MAX))
+            .map(|identity| Cow::Owned(identity.to_owned()));
         ProxyHeader {
             tlvs: Cow::Owned(tlvs),
+            peer_identity,
             ..Self::proxied_stream(source, destination)
         }
     }
@@ -227,12 +237,10 @@ impl<'a> ProxyHeader<'a> {
         &self.tlvs
     }
 
-    /// Istio's peer identity (TLV `0xD0`): the client's SPIFFE ID as ztunnel saw it.
+    /// Istio's peer identity (TLV `0xD0`): the client's SPIFFE ID as ztunnel saw it (the first
+    /// such TLV that is valid UTF-8).
     pub fn peer_identity(&self) -> Option<&str> {
-        self.tlvs().find_map(|tlv| match tlv {
-            Tlv::PeerIdentity(identity) => Some(identity),
-            _ => None,
-        })
+        self.peer_identity.as_deref()
     }
 
     /// The AUTHORITY TLV (`0x02`), typically the client's SNI.
@@ -267,6 +275,9 @@ impl<'a> ProxyHeader<'a> {
             transport: self.transport,
             addresses: self.addresses,
             tlvs: Cow::Owned(self.tlvs.into_owned()),
+            peer_identity: self
+                .peer_identity
+                .map(|identity| Cow::Owned(identity.into_owned())),
         }
     }
 }

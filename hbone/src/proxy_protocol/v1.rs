@@ -41,6 +41,7 @@ pub(super) fn parse(input: &[u8]) -> Result<ParseStatus<'_>, ProxyHeaderError> {
         transport,
         addresses,
         std::borrow::Cow::Borrowed(&[]),
+        None,
     );
     Ok(ParseStatus::Complete {
         header,

@@ -83,6 +83,7 @@ pub(super) fn parse<'a>(
     let ScannedTlvs {
         region: tlv_region,
         crc32c,
+        peer_identity,
     } = scan_tlvs(tlv_region, tlv_offset, options.strictness)?;
     if let Some(Crc32cField {
         expected,
@@ -100,6 +101,7 @@ pub(super) fn parse<'a>(
         transport,
         addresses,
         Cow::Borrowed(tlv_region),
+        peer_identity,
     );
     Ok(ParseStatus::Complete {
         header,
@@ -107,43 +109,59 @@ pub(super) fn parse<'a>(
     })
 }
 
+/// Decodes the address block of `family` (the caller checked its length).
 fn parse_addresses(family: u8, block: &[u8]) -> Addresses {
     match family {
-        0x1 => {
-            let ip =
-                |at: usize| Ipv4Addr::new(block[at], block[at + 1], block[at + 2], block[at + 3]);
-            Addresses::Ipv4 {
-                source: SocketAddrV4::new(ip(0), port(block, 8)),
-                destination: SocketAddrV4::new(ip(4), port(block, 10)),
-            }
-        }
+        0x1 => match block.first_chunk::<12>() {
+            Some(&[s0, s1, s2, s3, d0, d1, d2, d3, sp0, sp1, dp0, dp1]) => Addresses::Ipv4 {
+                source: SocketAddrV4::new(
+                    Ipv4Addr::new(s0, s1, s2, s3),
+                    u16::from_be_bytes([sp0, sp1]),
+                ),
+                destination: SocketAddrV4::new(
+                    Ipv4Addr::new(d0, d1, d2, d3),
+                    u16::from_be_bytes([dp0, dp1]),
+                ),
+            },
+            None => Addresses::Unspec,
+        },
         0x2 => {
-            let ip = |at: usize| {
-                let mut octets = [0u8; 16];
-                octets.copy_from_slice(&block[at..at + 16]);
-                Ipv6Addr::from(octets)
-            };
-            Addresses::Ipv6 {
-                source: SocketAddrV6::new(ip(0), port(block, 32), 0, 0),
-                destination: SocketAddrV6::new(ip(16), port(block, 34), 0, 0),
+            let source = block.first_chunk::<16>();
+            let destination = block.get(16..).and_then(<[u8]>::first_chunk::<16>);
+            let ports = block.get(32..).and_then(<[u8]>::first_chunk::<4>);
+            match (source, destination, ports) {
+                (Some(source), Some(destination), Some(&[sp0, sp1, dp0, dp1])) => Addresses::Ipv6 {
+                    source: SocketAddrV6::new(
+                        Ipv6Addr::from(*source),
+                        u16::from_be_bytes([sp0, sp1]),
+                        0,
+                        0,
+                    ),
+                    destination: SocketAddrV6::new(
+                        Ipv6Addr::from(*destination),
+                        u16::from_be_bytes([dp0, dp1]),
+                        0,
+                        0,
+                    ),
+                },
+                _ => Addresses::Unspec,
             }
         }
         0x3 => {
-            let mut unix = UnixAddresses {
-                source: [0; UNIX_PATH_LEN],
-                destination: [0; UNIX_PATH_LEN],
-            };
-            unix.source.copy_from_slice(&block[..UNIX_PATH_LEN]);
-            unix.destination
-                .copy_from_slice(&block[UNIX_PATH_LEN..2 * UNIX_PATH_LEN]);
-            Addresses::Unix(Box::new(unix))
+            let source = block.first_chunk::<UNIX_PATH_LEN>();
+            let destination = block
+                .get(UNIX_PATH_LEN..)
+                .and_then(<[u8]>::first_chunk::<UNIX_PATH_LEN>);
+            match (source, destination) {
+                (Some(source), Some(destination)) => Addresses::Unix(Box::new(UnixAddresses {
+                    source: *source,
+                    destination: *destination,
+                })),
+                _ => Addresses::Unspec,
+            }
         }
         _ => Addresses::Unspec,
     }
-}
-
-fn port(block: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([block[at], block[at + 1]])
 }
 
 /// One pass over the TLV region: checks framing and (strict mode) every registered value, and
@@ -156,6 +174,7 @@ fn scan_tlvs(
     strictness: Strictness,
 ) -> Result<ScannedTlvs<'_>, ProxyHeaderError> {
     let mut crc32c = None;
+    let mut peer_identity = None;
     let mut offset = 0;
     while let Some(&[kind, high, low]) = region.get(offset..offset + TLV_HEADER_LEN) {
         let value_start = offset + TLV_HEADER_LEN;
@@ -163,8 +182,15 @@ fn scan_tlvs(
         let Some(value) = region.get(value_start..value_end) else {
             break;
         };
-        if strictness == Strictness::Strict {
-            Tlv::decode(RawTlv { kind, value })?;
+        let decoded = match strictness {
+            Strictness::Strict => Some(Tlv::decode(RawTlv { kind, value })?),
+            Strictness::Lenient if kind == tlv::ISTIO_PEER_IDENTITY => {
+                Tlv::decode(RawTlv { kind, value }).ok()
+            }
+            Strictness::Lenient => None,
+        };
+        if let (Some(Tlv::PeerIdentity(identity)), None) = (decoded, peer_identity) {
+            peer_identity = Some(identity);
         }
         if kind == tlv::CRC32C
             && crc32c.is_none()
@@ -183,6 +209,7 @@ fn scan_tlvs(
     Ok(ScannedTlvs {
         region: &region[..offset],
         crc32c,
+        peer_identity,
     })
 }
 
@@ -192,6 +219,8 @@ struct ScannedTlvs<'a> {
     region: &'a [u8],
     /// The first well-formed CRC32C TLV.
     crc32c: Option<Crc32cField>,
+    /// The first TLV 0xD0 that is valid UTF-8.
+    peer_identity: Option<&'a str>,
 }
 
 /// Where a CRC32C TLV sits in a header and what it says.
