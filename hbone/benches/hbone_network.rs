@@ -6,6 +6,8 @@
 //!   buffers growing from 1 KiB to 256 KiB with traffic).
 //! - HBONE: client → A (plain TCP in, HBONE client out) → B (HBONE server) → sink.
 //!
+//! Crypto provider: aws-lc-rs (ztunnel's default, as the performance spec asks of peers).
+//!
 //! Run: `cargo bench -p hbone --bench hbone_network` (`BENCH_QUICK=1` for a short run);
 //! rows are appended to `$BENCH_RESULTS` when set (see `scripts/bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -125,7 +127,7 @@ struct Hbone {
 
 impl Hbone {
     fn new() -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         Hbone {
             tls: HboneTls::new(provider),
             ca: DevCa::new("cluster.local").unwrap(),
