@@ -1,11 +1,27 @@
 //! Gateway API routing for data planes built from tower layers.
 //!
-//! This crate will own the Gateway API data-plane model (Gateway, listeners, HTTPRoute,
-//! GRPCRoute, TLSRoute, TCPRoute, UDPRoute, ReferenceGrant, BackendTLSPolicy and the core
-//! Service/EndpointSlice/Secret objects), route attachment and status conditions, a compiled
-//! route table whose lookup cost does not grow with the number of routes, the Gateway API
-//! filters as tower layers, and a `Router` service.
+//! ```
+//! use http::Method;
+//! use routing::http_route::{Candidate, HttpRouteMatch, PathMatch, RequestView, RouteOrder, select};
 //!
-//! Nothing is implemented yet: the work is tracked by the routing issue and specified in
-//! `shared/spec/gateway-api.md`. The crate exists so the workspace layout and dependency
-//! direction (it depends on no other workspace crate) are fixed from the start.
+//! let order = |rule| RouteOrder { created: 0, namespaced_name: "default/shop".into(), rule, index: 0 };
+//! let candidates = [
+//!     Candidate { hostnames: vec![], route_match: HttpRouteMatch::path(PathMatch::prefix("/")?), order: order(0), target: "home" },
+//!     Candidate { hostnames: vec![], route_match: HttpRouteMatch::path(PathMatch::exact("/cart")?), order: order(1), target: "cart" },
+//! ];
+//! let request = http::Request::get("http://shop.example.com/cart").body(())?;
+//! let chosen = select(&candidates, &RequestView::of(&request));
+//! assert_eq!(chosen.map(|c| c.target), Some("cart"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Built so far: [`http_route`], the HTTPRoute match predicates and the Gateway API's full
+//! precedence order (`shared/spec/gateway-api.md` §1.2–1.3), with a reference selection.
+//!
+//! Still to come (the routing issue): the data-plane model of Gateway, HTTPRoute, GRPCRoute,
+//! TLSRoute, TCPRoute, UDPRoute, ReferenceGrant, BackendTLSPolicy and the core objects; the YAML
+//! loader; attachment and status; a compiled route table whose lookup cost does not grow with
+//! the number of routes; filters as tower layers; the `Router` service. The crate depends on no
+//! other workspace crate.
+
+pub mod http_route;

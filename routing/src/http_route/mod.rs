@@ -1,0 +1,23 @@
+//! HTTPRoute matching semantics, sans-IO (gateway-api spec §1.2–1.3).
+//!
+//! - [`PathMatch`], [`HttpRouteMatch`]: the predicates of one match (path AND headers AND
+//!   query parameters AND method).
+//! - [`Precedence`]: the spec's full precedence order as an `Ord` key; [`hostname_rank`]
+//!   computes its hostname part for a request.
+//! - [`select`]: the reference selection over a list of candidates (a linear scan: the
+//!   semantics the compiled route table must reproduce, and its benchmark baseline).
+
+mod path;
+mod precedence;
+mod request;
+mod rule_match;
+mod select;
+
+#[cfg(test)]
+mod tests;
+
+pub use path::{MAX_PATH_LEN, PathMatch, PathValueError};
+pub use precedence::{HostnameRank, MatchSpecificity, Precedence, RouteOrder, hostname_rank};
+pub use request::RequestView;
+pub use rule_match::{HeaderMatch, HttpRouteMatch, QueryParamMatch};
+pub use select::{Candidate, select};

@@ -1,0 +1,335 @@
+//! The worked examples of gateway-api spec §1.3, one test each, through [`select`].
+
+use http::{HeaderMap, HeaderName, Method};
+
+use super::*;
+
+/// A candidate list built from `(route namespace/name, created, rule, hostnames, match)`.
+fn candidate(
+    route: &str,
+    created: u64,
+    rule: usize,
+    hostnames: &[&str],
+    route_match: HttpRouteMatch,
+) -> Candidate<String> {
+    Candidate {
+        hostnames: hostnames.iter().map(|h| (*h).to_owned()).collect(),
+        route_match,
+        order: RouteOrder {
+            created,
+            namespaced_name: route.to_owned(),
+            rule,
+            index: 0,
+        },
+        target: format!("{route}#{rule}"),
+    }
+}
+
+fn prefix(value: &str) -> HttpRouteMatch {
+    HttpRouteMatch::path(PathMatch::prefix(value).unwrap())
+}
+
+fn exact(value: &str) -> HttpRouteMatch {
+    HttpRouteMatch::path(PathMatch::exact(value).unwrap())
+}
+
+fn header(name: &str, value: &str) -> HeaderMatch {
+    HeaderMatch {
+        name: HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        value: value.to_owned(),
+    }
+}
+
+fn query(name: &str, value: &str) -> QueryParamMatch {
+    QueryParamMatch {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn with(
+    headers: Vec<HeaderMatch>,
+    queries: Vec<QueryParamMatch>,
+    method: Option<Method>,
+) -> HttpRouteMatch {
+    HttpRouteMatch::new(PathMatch::default_prefix(), headers, queries, method)
+}
+
+/// Routes `method host path?query` with `headers` through `candidates`.
+fn route<'c>(
+    candidates: &'c [Candidate<String>],
+    method: Method,
+    host: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Option<&'c str> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let view = RequestView {
+        host,
+        path,
+        query,
+        method: &method,
+        headers: &map,
+    };
+    select(candidates, &view).map(|c| c.target.as_str())
+}
+
+#[test]
+fn exact_beats_prefix_and_longer_prefix_wins() {
+    let candidates = [
+        candidate("ns/shop", 1, 0, &[], exact("/shop/cart")),
+        candidate("ns/shop", 1, 1, &[], prefix("/shop/cart")),
+        candidate("ns/shop", 1, 2, &[], prefix("/shop/")),
+        candidate("ns/shop", 1, 3, &[], prefix("/")),
+    ];
+    let get = |path| route(&candidates, Method::GET, "example.com", path, &[]);
+    assert_eq!(get("/shop/cart"), Some("ns/shop#0"));
+    assert_eq!(get("/shop/cart/items"), Some("ns/shop#1"));
+    assert_eq!(
+        get("/shop/other"),
+        Some("ns/shop#2"),
+        "trailing slash kept in value, ignored for matching"
+    );
+    assert_eq!(
+        get("/shopping"),
+        Some("ns/shop#3"),
+        "segment-wise: /shop/ does not match /shopping"
+    );
+    assert_eq!(get("/about"), Some("ns/shop#3"));
+}
+
+#[test]
+fn path_beats_query_and_header_beats_query() {
+    let candidates = [
+        candidate("ns/a", 1, 0, &[], prefix("/p")),
+        candidate("ns/a", 1, 1, &[], with(vec![], vec![query("x", "1")], None)),
+    ];
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/p?x=1", &[]),
+        Some("ns/a#0")
+    );
+
+    let candidates = [
+        candidate("ns/a", 1, 0, &[], with(vec![], vec![query("x", "1")], None)),
+        candidate(
+            "ns/a",
+            1,
+            1,
+            &[],
+            with(vec![header("version", "two")], vec![], None),
+        ),
+    ];
+    assert_eq!(
+        route(
+            &candidates,
+            Method::GET,
+            "h",
+            "/?x=1",
+            &[("version", "two")]
+        ),
+        Some("ns/a#1")
+    );
+}
+
+#[test]
+fn method_beats_headers_but_not_a_longer_prefix() {
+    let candidates = [
+        candidate(
+            "ns/a",
+            1,
+            0,
+            &[],
+            with(vec![header("version", "two")], vec![], None),
+        ),
+        candidate("ns/a", 1, 1, &[], with(vec![], vec![], Some(Method::POST))),
+    ];
+    assert_eq!(
+        route(&candidates, Method::POST, "h", "/", &[("version", "two")]),
+        Some("ns/a#1")
+    );
+
+    let candidates = [
+        candidate("ns/a", 1, 0, &[], with(vec![], vec![], Some(Method::POST))),
+        candidate("ns/a", 1, 1, &[], prefix("/longer")),
+    ];
+    assert_eq!(
+        route(&candidates, Method::POST, "h", "/longer/x", &[]),
+        Some("ns/a#1")
+    );
+}
+
+#[test]
+fn a_header_match_beats_another_routes_bare_prefix() {
+    let candidates = [
+        candidate("ns/plain", 1, 0, &[], prefix("/")),
+        candidate(
+            "ns/header",
+            2,
+            0,
+            &[],
+            with(vec![header("env", "canary")], vec![], None),
+        ),
+    ];
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/", &[("env", "canary")]),
+        Some("ns/header#0")
+    );
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/", &[]),
+        Some("ns/plain#0")
+    );
+}
+
+/// Counting is per match: a rule with two ORed one-header matches counts one, and list order
+/// decides the tie.
+#[test]
+fn header_counts_are_per_match_not_per_rule() {
+    let mut blue = candidate(
+        "ns/r",
+        1,
+        1,
+        &[],
+        with(vec![header("color", "blue")], vec![], None),
+    );
+    let mut green = candidate(
+        "ns/r",
+        1,
+        1,
+        &[],
+        with(vec![header("color", "green")], vec![], None),
+    );
+    blue.order.index = 0;
+    green.order.index = 1;
+    let candidates = [
+        candidate(
+            "ns/r",
+            1,
+            0,
+            &[],
+            with(vec![header("version", "two")], vec![], None),
+        ),
+        blue,
+        green,
+    ];
+    let request = [("version", "two"), ("color", "blue")];
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/", &request),
+        Some("ns/r#0")
+    );
+}
+
+#[test]
+fn hostnames_rank_first_but_do_not_bucket() {
+    let candidates = [
+        candidate("ns/none", 1, 0, &[], prefix("/")),
+        candidate("ns/wide", 1, 0, &["*.example.com"], prefix("/")),
+        candidate("ns/narrow", 1, 0, &["*.foo.example.com"], prefix("/")),
+        candidate("ns/exact", 1, 0, &["a.foo.example.com"], exact("/only")),
+    ];
+    let get = |host, path| route(&candidates, Method::GET, host, path, &[]);
+    assert_eq!(get("a.foo.example.com", "/only"), Some("ns/exact#0"));
+    assert_eq!(
+        get("a.foo.example.com", "/other"),
+        Some("ns/narrow#0"),
+        "falls through to wildcards"
+    );
+    assert_eq!(
+        get("b.foo.example.com:8080", "/"),
+        Some("ns/narrow#0"),
+        "port ignored"
+    );
+    assert_eq!(
+        get("x.y.example.com", "/"),
+        Some("ns/wide#0"),
+        "wildcards span one or more labels"
+    );
+    assert_eq!(
+        get("example.com", "/"),
+        Some("ns/none#0"),
+        "*.example.com does not match the apex"
+    );
+    assert_eq!(
+        get("A.FOO.Example.com", "/only"),
+        Some("ns/exact#0"),
+        "case-insensitive"
+    );
+}
+
+#[test]
+fn ties_go_to_the_oldest_route_then_namespace_name_then_rule_order() {
+    let candidates = [
+        candidate("ns/b-newer", 2, 0, &[], prefix("/")),
+        candidate("ns/c-older", 1, 0, &[], prefix("/")),
+    ];
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/", &[]),
+        Some("ns/c-older#0")
+    );
+    let candidates = [
+        candidate("ns/b", 1, 0, &[], prefix("/")),
+        candidate("ns/a", 1, 1, &[], prefix("/")),
+        candidate("ns/a", 1, 0, &[], prefix("/")),
+    ];
+    assert_eq!(
+        route(&candidates, Method::GET, "h", "/", &[]),
+        Some("ns/a#0")
+    );
+}
+
+#[test]
+fn query_and_header_match_rules() {
+    let candidates = [candidate(
+        "ns/q",
+        1,
+        0,
+        &[],
+        with(
+            vec![header("x-env", "prod"), header("X-ENV", "ignored")],
+            vec![query("animal", "whale")],
+            None,
+        ),
+    )];
+    let get = |query: &str, headers: &[(&str, &str)]| {
+        route(&candidates, Method::GET, "h", query, headers)
+    };
+    assert_eq!(
+        get("/?animal=whale", &[("X-Env", "prod")]),
+        Some("ns/q#0"),
+        "header names case-insensitive"
+    );
+    assert_eq!(
+        get("/?ANIMAL=whale", &[("x-env", "prod")]),
+        None,
+        "query names case-sensitive"
+    );
+    assert_eq!(
+        get("/?animal=whales", &[("x-env", "prod")]),
+        None,
+        "exact values, no substring"
+    );
+    assert_eq!(
+        get("/?animal=shark&animal=whale", &[("x-env", "prod")]),
+        None,
+        "first value counts"
+    );
+    assert_eq!(
+        get("/?animal=whale", &[("x-env", "ignored")]),
+        None,
+        "duplicate names: first entry wins"
+    );
+    assert_eq!(
+        get("/", &[("x-env", "prod")]),
+        None,
+        "404 when nothing matches"
+    );
+}
