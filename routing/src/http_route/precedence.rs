@@ -107,7 +107,9 @@ pub fn hostname_rank<S: AsRef<str>>(hostnames: &[S], host: &str) -> Option<Hostn
         .iter()
         .filter_map(|hostname| {
             let hostname = hostname.as_ref();
-            match hostname.strip_prefix('*') {
+            // Only `*.` starts a wildcard (the API rejects other uses of `*`); the suffix keeps
+            // its leading dot.
+            match hostname.strip_prefix("*.").map(|_| &hostname[1..]) {
                 Some(suffix) => {
                     let matches = host.len() > suffix.len()
                         && host.is_char_boundary(host.len() - suffix.len())

@@ -1,0 +1,163 @@
+//! A compiled HTTPRoute table whose lookup cost does not grow with the number of routes
+//! (gateway-api spec §5.1), choosing exactly what [`select`](super::select) chooses.
+//!
+//! Hostname rank is the first precedence criterion, so candidates are grouped by hostname into
+//! buckets tried in rank order — the exact host, then wildcard suffixes from the longest, then
+//! routes without hostnames — and the first bucket with a matching candidate wins (falling
+//! through, not isolating). Inside a bucket, exact paths come first, then the request path's
+//! segment prefixes from the longest (a longer normalized prefix always has a longer configured
+//! value); each list is sorted once by the remaining criteria (specificity, then age, name,
+//! rule and match order), so the first candidate whose predicates hold is the winner.
+//!
+//! A lookup costs O(host labels × path segments) hash probes plus the candidates that share
+//! the request's exact path or a prefix of it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::path::PathMatch;
+use super::precedence::MatchSpecificity;
+use super::request::RequestView;
+use super::select::Candidate;
+
+/// Candidates indexed by hostname and path. Immutable once built; rebuild to change.
+#[derive(Debug)]
+pub struct RouteTable<T> {
+    candidates: Vec<Candidate<T>>,
+    exact_hosts: HashMap<String, Bucket>,
+    /// Keyed by the wildcard's suffix including its leading dot (`.example.com`).
+    wildcard_hosts: HashMap<String, Bucket>,
+    any_host: Bucket,
+}
+
+/// The candidates of one hostname rank, indexed by path.
+#[derive(Debug, Default)]
+struct Bucket {
+    exact_paths: HashMap<String, Vec<usize>>,
+    /// Keyed by the prefix without its trailing `/` (the root prefix is the empty key).
+    prefixes: HashMap<String, Vec<usize>>,
+}
+
+impl<T> RouteTable<T> {
+    /// Compiles `candidates`.
+    pub fn new(candidates: Vec<Candidate<T>>) -> Self {
+        let mut table = RouteTable {
+            candidates: Vec::new(),
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: HashMap::new(),
+            any_host: Bucket::default(),
+        };
+        for (index, candidate) in candidates.iter().enumerate() {
+            if candidate.hostnames.is_empty() {
+                table.any_host.insert(index, candidate);
+            }
+            for hostname in &candidate.hostnames {
+                let hostname = hostname.to_ascii_lowercase();
+                let bucket = match hostname.strip_prefix("*.").map(|_| &hostname[1..]) {
+                    Some(suffix) => table.wildcard_hosts.entry(suffix.to_owned()).or_default(),
+                    None => table.exact_hosts.entry(hostname).or_default(),
+                };
+                bucket.insert(index, candidate);
+            }
+        }
+        let rank = |index: &usize| {
+            let candidate: &Candidate<T> = &candidates[*index];
+            (
+                std::cmp::Reverse(MatchSpecificity::of(&candidate.route_match)),
+                candidate.order.clone(),
+            )
+        };
+        for bucket in table
+            .exact_hosts
+            .values_mut()
+            .chain(table.wildcard_hosts.values_mut())
+            .chain(std::iter::once(&mut table.any_host))
+        {
+            for list in bucket
+                .exact_paths
+                .values_mut()
+                .chain(bucket.prefixes.values_mut())
+            {
+                list.sort_by_cached_key(rank);
+                list.dedup();
+            }
+        }
+        table.candidates = candidates;
+        table
+    }
+
+    /// How many candidates the table holds.
+    pub fn len(&self) -> usize {
+        self.candidates.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// The winning candidate for `request`, if any (none: 404).
+    pub fn select(&self, request: &RequestView<'_>) -> Option<&Candidate<T>> {
+        let host = lowercase(request.host_without_port());
+        if let Some(found) = self
+            .exact_hosts
+            .get(host.as_ref())
+            .and_then(|b| self.pick(b, request))
+        {
+            return Some(found);
+        }
+        // Suffixes from the longest: each '.' after at least one character starts one.
+        let wildcard = host
+            .char_indices()
+            .filter(|&(at, c)| c == '.' && at > 0)
+            .filter_map(|(at, _)| self.wildcard_hosts.get(&host[at..]))
+            .find_map(|bucket| self.pick(bucket, request));
+        wildcard.or_else(|| self.pick(&self.any_host, request))
+    }
+
+    fn pick(&self, bucket: &Bucket, request: &RequestView<'_>) -> Option<&Candidate<T>> {
+        let first_match = |list: &Vec<usize>| {
+            list.iter()
+                .map(|index| &self.candidates[*index])
+                .find(|candidate| candidate.route_match.matches(request))
+        };
+        if let Some(found) = bucket.exact_paths.get(request.path).and_then(first_match) {
+            return Some(found);
+        }
+        let mut key = request.path;
+        loop {
+            if let Some(found) = bucket.prefixes.get(key).and_then(first_match) {
+                return Some(found);
+            }
+            if key.is_empty() {
+                return None;
+            }
+            key = &key[..key.rfind('/').unwrap_or(0)];
+        }
+    }
+}
+
+impl Bucket {
+    fn insert<T>(&mut self, index: usize, candidate: &Candidate<T>) {
+        match candidate.route_match.path_match() {
+            PathMatch::Exact(path) => self
+                .exact_paths
+                .entry(path.clone())
+                .or_default()
+                .push(index),
+            PathMatch::PathPrefix(prefix) => self
+                .prefixes
+                .entry(prefix.trim_end_matches('/').to_owned())
+                .or_default()
+                .push(index),
+        }
+    }
+}
+
+fn lowercase(host: &str) -> Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
