@@ -15,8 +15,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Built so far: [`http_route`], the HTTPRoute match predicates and the Gateway API's full
-//! precedence order (`shared/spec/gateway-api.md` §1.2–1.3), with a reference selection.
+//! Built so far: [`http_route`], the HTTPRoute match predicates, the Gateway API's full
+//! precedence order (`shared/spec/gateway-api.md` §1.2–1.3), a reference selection and a
+//! compiled route table; [`filters`], the header-modifier, redirect and path-rewrite semantics
+//! (§1.4).
 //!
 //! Still to come (the routing issue): the data-plane model of Gateway, HTTPRoute, GRPCRoute,
 //! TLSRoute, TCPRoute, UDPRoute, ReferenceGrant, BackendTLSPolicy and the core objects; the YAML
@@ -24,4 +26,5 @@
 //! the number of routes; filters as tower layers; the `Router` service. The crate depends on no
 //! other workspace crate.
 
+pub mod filters;
 pub mod http_route;
