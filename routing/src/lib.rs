@@ -18,7 +18,7 @@
 //! Built so far: [`http_route`], the HTTPRoute match predicates, the Gateway API's full
 //! precedence order (`shared/spec/gateway-api.md` §1.2–1.3), a reference selection and a
 //! compiled route table; [`filters`], the header-modifier, redirect and path-rewrite semantics
-//! (§1.4).
+//! (§1.4); [`backends`], weighted backend choice with the 500/503 shares (§1.5).
 //!
 //! Still to come (the routing issue): the data-plane model of Gateway, HTTPRoute, GRPCRoute,
 //! TLSRoute, TCPRoute, UDPRoute, ReferenceGrant, BackendTLSPolicy and the core objects; the YAML
@@ -26,5 +26,6 @@
 //! the number of routes; filters as tower layers; the `Router` service. The crate depends on no
 //! other workspace crate.
 
+pub mod backends;
 pub mod filters;
 pub mod http_route;
