@@ -1,10 +1,11 @@
 //! Gateway API filter semantics, sans-IO (gateway-api spec §1.4): header modifiers, redirects
-//! and path rewrites, and the header modifiers as tower layers.
+//! and URL rewrites, and the header modifiers and URL rewrite as tower layers.
 
 mod header_layers;
 mod header_modifier;
 mod path_modifier;
 mod redirect;
+mod url_rewrite;
 
 pub use header_layers::{
     RequestHeaderModifierLayer, RequestHeaderModifierService, ResponseHeaderModifierFuture,
@@ -13,3 +14,4 @@ pub use header_layers::{
 pub use header_modifier::{HeaderModifier, HeaderModifierError, MAX_ENTRIES};
 pub use path_modifier::PathModifier;
 pub use redirect::{RedirectContext, RedirectStatus, RequestRedirect};
+pub use url_rewrite::{UrlRewrite, UrlRewriteError, UrlRewriteLayer, UrlRewriteService};
