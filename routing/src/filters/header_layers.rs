@@ -9,18 +9,19 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::header_modifier::HeaderModifier;
+use super::request_edit::{RequestEdit, RequestEditLayer, RequestEditService};
 
-/// Applies a [`HeaderModifier`] to every request before the inner service sees it.
-#[derive(Debug, Clone)]
-pub struct RequestHeaderModifierLayer {
-    modifier: Arc<HeaderModifier>,
-}
+/// Applies a [`HeaderModifier`] to every request before the inner service sees it
+/// (`RequestHeaderModifierLayer::new(modifier)`).
+pub type RequestHeaderModifierLayer = RequestEditLayer<HeaderModifier>;
 
 /// The service of [`RequestHeaderModifierLayer`].
-#[derive(Debug, Clone)]
-pub struct RequestHeaderModifierService<S> {
-    inner: S,
-    modifier: Arc<HeaderModifier>,
+pub type RequestHeaderModifierService<S> = RequestEditService<S, HeaderModifier>;
+
+impl RequestEdit for HeaderModifier {
+    fn edit<B>(&self, request: &mut Request<B>) {
+        self.apply(request.headers_mut());
+    }
 }
 
 /// Applies a [`HeaderModifier`] to every response of the inner service.
@@ -45,31 +46,11 @@ pub struct ResponseHeaderModifierFuture<F> {
     modifier: Arc<HeaderModifier>,
 }
 
-impl RequestHeaderModifierLayer {
-    /// A layer applying `modifier` to requests.
-    pub fn new(modifier: HeaderModifier) -> Self {
-        RequestHeaderModifierLayer {
-            modifier: Arc::new(modifier),
-        }
-    }
-}
-
 impl ResponseHeaderModifierLayer {
     /// A layer applying `modifier` to responses.
     pub fn new(modifier: HeaderModifier) -> Self {
         ResponseHeaderModifierLayer {
             modifier: Arc::new(modifier),
-        }
-    }
-}
-
-impl<S> Layer<S> for RequestHeaderModifierLayer {
-    type Service = RequestHeaderModifierService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestHeaderModifierService {
-            inner,
-            modifier: self.modifier.clone(),
         }
     }
 }
@@ -82,24 +63,6 @@ impl<S> Layer<S> for ResponseHeaderModifierLayer {
             inner,
             modifier: self.modifier.clone(),
         }
-    }
-}
-
-impl<S, B> Service<Request<B>> for RequestHeaderModifierService<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        self.modifier.apply(request.headers_mut());
-        self.inner.call(request)
     }
 }
 

@@ -5,6 +5,7 @@ mod header_layers;
 mod header_modifier;
 mod path_modifier;
 mod redirect;
+mod request_edit;
 mod url_rewrite;
 
 pub use header_layers::{
@@ -14,4 +15,7 @@ pub use header_layers::{
 pub use header_modifier::{HeaderModifier, HeaderModifierError, MAX_ENTRIES};
 pub use path_modifier::PathModifier;
 pub use redirect::{RedirectContext, RedirectStatus, RequestRedirect};
-pub use url_rewrite::{UrlRewrite, UrlRewriteError, UrlRewriteLayer, UrlRewriteService};
+pub use request_edit::{RequestEdit, RequestEditLayer, RequestEditService};
+pub use url_rewrite::{
+    RuleUrlRewrite, UrlRewrite, UrlRewriteError, UrlRewriteLayer, UrlRewriteService,
+};

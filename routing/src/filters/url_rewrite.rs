@@ -1,14 +1,11 @@
 //! `HTTPURLRewriteFilter`: rewriting a request's host and path before it is forwarded
 //! (gateway-api spec §1.4), and its tower layer.
 
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Request, Uri};
-use tower::{Layer, Service};
 
 use super::path_modifier::PathModifier;
+use super::request_edit::{RequestEdit, RequestEditLayer, RequestEditService};
 
 /// A URLRewrite filter. The query string is carried through unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -56,67 +53,42 @@ impl UrlRewrite {
     }
 }
 
-/// Applies a [`UrlRewrite`] to every request of a rule whose `PathPrefix` is `matched_prefix`.
-/// A rewrite that yields an invalid URI leaves the request unchanged (the values are
-/// validated when the configuration is compiled).
-#[derive(Debug, Clone)]
-pub struct UrlRewriteLayer {
-    rewrite: Arc<UrlRewrite>,
-    matched_prefix: Arc<str>,
+/// A [`UrlRewrite`] bound to the `PathPrefix` value of its rule, which `ReplacePrefixMatch`
+/// replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleUrlRewrite {
+    rewrite: UrlRewrite,
+    matched_prefix: String,
 }
+
+impl RuleUrlRewrite {
+    /// The rewrite of a rule whose path match is `PathPrefix matched_prefix` (or `/`).
+    pub fn new(rewrite: UrlRewrite, matched_prefix: &str) -> Self {
+        RuleUrlRewrite {
+            rewrite,
+            matched_prefix: matched_prefix.to_owned(),
+        }
+    }
+}
+
+/// Applies the URL rewrite to every request. A rewrite that yields an invalid URI leaves the
+/// request unchanged (values are validated when the configuration is compiled).
+impl RequestEdit for RuleUrlRewrite {
+    fn edit<B>(&self, request: &mut Request<B>) {
+        let _ = self.rewrite.apply(request, &self.matched_prefix);
+    }
+}
+
+/// Applies a rule's [`UrlRewrite`] to every request (`UrlRewriteLayer::new(RuleUrlRewrite::new(…))`).
+pub type UrlRewriteLayer = RequestEditLayer<RuleUrlRewrite>;
 
 /// The service of [`UrlRewriteLayer`].
-#[derive(Debug, Clone)]
-pub struct UrlRewriteService<S> {
-    inner: S,
-    rewrite: Arc<UrlRewrite>,
-    matched_prefix: Arc<str>,
-}
-
-impl UrlRewriteLayer {
-    /// A layer for a rule whose path match is `PathPrefix matched_prefix` (or `/`).
-    pub fn new(rewrite: UrlRewrite, matched_prefix: &str) -> Self {
-        UrlRewriteLayer {
-            rewrite: Arc::new(rewrite),
-            matched_prefix: matched_prefix.into(),
-        }
-    }
-}
-
-impl<S> Layer<S> for UrlRewriteLayer {
-    type Service = UrlRewriteService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        UrlRewriteService {
-            inner,
-            rewrite: self.rewrite.clone(),
-            matched_prefix: self.matched_prefix.clone(),
-        }
-    }
-}
-
-impl<S, B> Service<Request<B>> for UrlRewriteService<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let _ = self.rewrite.apply(&mut request, &self.matched_prefix);
-        self.inner.call(request)
-    }
-}
+pub type UrlRewriteService<S> = RequestEditService<S, RuleUrlRewrite>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower::{ServiceExt, service_fn};
+    use tower::{Layer, ServiceExt, service_fn};
 
     #[tokio::test]
     async fn host_and_prefix_are_rewritten_and_the_query_is_kept() {
@@ -131,7 +103,7 @@ mod tests {
                 .to_owned();
             Ok::<_, std::convert::Infallible>((request.uri().to_string(), host))
         });
-        let service = UrlRewriteLayer::new(rewrite, "/v1/").layer(seen);
+        let service = UrlRewriteLayer::new(RuleUrlRewrite::new(rewrite, "/v1/")).layer(seen);
         let request = Request::builder()
             .uri("/v1/items/7?color=blue")
             .header("host", "example.com:8080")
