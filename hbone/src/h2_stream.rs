@@ -96,25 +96,9 @@ impl H2Stream {
 }
 
 impl RecvHalf<'_> {
-    /// The next received bytes, without copying (capacity released at once); `None` at EOF
-    /// (END_STREAM, or a reset with NO_ERROR or CANCEL).
+    /// The next received bytes, without copying; `None` at EOF.
     pub(crate) async fn chunk(&mut self) -> io::Result<Option<Bytes>> {
-        if !self.pending.is_empty() {
-            return Ok(Some(std::mem::take(self.pending)));
-        }
-        loop {
-            match self.recv.data().await {
-                None => return Ok(None),
-                Some(Ok(data)) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    if !data.is_empty() {
-                        return Ok(Some(data));
-                    }
-                }
-                Some(Err(error)) if is_clean_reset(error.reason()) => return Ok(None),
-                Some(Err(error)) => return Err(io::Error::other(error)),
-            }
-        }
+        std::future::poll_fn(|cx| poll_chunk(self.recv, self.pending, cx)).await
     }
 }
 
@@ -122,23 +106,10 @@ impl SendHalf<'_> {
     /// Sends `data` without copying, in pieces as flow-control capacity allows.
     pub(crate) async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
         while !data.is_empty() {
-            self.send.reserve_capacity(data.len());
-            let granted = std::future::poll_fn(|cx| {
-                let capacity = self.send.capacity();
-                if capacity > 0 {
-                    return Poll::Ready(Ok(capacity));
-                }
-                match ready!(self.send.poll_capacity(cx)) {
-                    Some(Ok(_)) => Poll::Ready(Ok(self.send.capacity())),
-                    Some(Err(error)) => Poll::Ready(Err(write_error(error))),
-                    None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-                }
-            })
-            .await?;
-            if granted == 0 {
-                continue;
-            }
-            let piece = data.split_to(granted.min(data.len()));
+            let wanted = data.len();
+            let granted =
+                std::future::poll_fn(|cx| poll_send_capacity(self.send, wanted, cx)).await?;
+            let piece = data.split_to(granted.min(wanted));
             self.send.send_data(piece, false).map_err(write_error)?;
         }
         Ok(())
@@ -146,14 +117,64 @@ impl SendHalf<'_> {
 
     /// Sends END_STREAM (once).
     pub(crate) fn finish(&mut self) -> io::Result<()> {
-        if !*self.end_stream_sent {
-            *self.end_stream_sent = true;
-            self.send
-                .send_data(Bytes::new(), true)
-                .map_err(write_error)?;
-        }
-        Ok(())
+        send_end_stream(self.send, self.end_stream_sent)
     }
+}
+
+/// The next non-empty chunk of received bytes: what is `pending`, else the next DATA frame,
+/// whose flow-control capacity is released at once (the bytes leave h2's accounting as soon as
+/// we hold them). `None` at EOF: END_STREAM, or a reset with NO_ERROR or CANCEL.
+fn poll_chunk(
+    recv: &mut RecvStream,
+    pending: &mut Bytes,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Option<Bytes>>> {
+    if !pending.is_empty() {
+        return Poll::Ready(Ok(Some(std::mem::take(pending))));
+    }
+    loop {
+        match ready!(recv.poll_data(cx)) {
+            None => return Poll::Ready(Ok(None)),
+            Some(Ok(data)) => {
+                let _ = recv.flow_control().release_capacity(data.len());
+                if !data.is_empty() {
+                    return Poll::Ready(Ok(Some(data)));
+                }
+            }
+            Some(Err(error)) if is_clean_reset(error.reason()) => return Poll::Ready(Ok(None)),
+            Some(Err(error)) => return Poll::Ready(Err(io::Error::other(error))),
+        }
+    }
+}
+
+/// Reserves `wanted` bytes of send capacity and waits until some is granted; returns how much.
+/// Writing to a reset or closed stream is a broken pipe.
+fn poll_send_capacity(
+    send: &mut SendStream<Bytes>,
+    wanted: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    send.reserve_capacity(wanted);
+    loop {
+        let capacity = send.capacity();
+        if capacity > 0 {
+            return Poll::Ready(Ok(capacity));
+        }
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => return Poll::Ready(Err(write_error(error))),
+            None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+}
+
+/// Sends END_STREAM unless it was sent already.
+fn send_end_stream(send: &mut SendStream<Bytes>, end_stream_sent: &mut bool) -> io::Result<()> {
+    if !*end_stream_sent {
+        *end_stream_sent = true;
+        send.send_data(Bytes::new(), true).map_err(write_error)?;
+    }
+    Ok(())
 }
 
 fn is_clean_reset(reason: Option<Reason>) -> bool {
@@ -170,56 +191,40 @@ fn write_error(error: h2::Error) -> io::Error {
 
 impl AsyncRead for H2Stream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        while self.pending.is_empty() {
-            match ready!(self.recv.poll_data(cx)) {
+        let this = self.get_mut();
+        if this.pending.is_empty() {
+            match ready!(poll_chunk(&mut this.recv, &mut this.pending, cx))? {
+                Some(chunk) => this.pending = chunk,
                 None => return Poll::Ready(Ok(())),
-                Some(Ok(data)) => {
-                    // Flow control: the bytes leave h2's accounting as soon as we hold them.
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    self.pending = data;
-                }
-                Some(Err(error)) if is_clean_reset(error.reason()) => {
-                    return Poll::Ready(Ok(()));
-                }
-                Some(Err(error)) => return Poll::Ready(Err(io::Error::other(error))),
             }
         }
-        let n = self.pending.len().min(buf.remaining());
-        buf.put_slice(&self.pending[..n]);
-        self.pending.advance(n);
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..n]);
+        this.pending.advance(n);
         Poll::Ready(Ok(()))
     }
 }
 
 impl AsyncWrite for H2Stream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.send.reserve_capacity(buf.len());
-        loop {
-            let capacity = self.send.capacity();
-            if capacity > 0 {
-                let n = capacity.min(buf.len());
-                self.send
-                    .send_data(Bytes::copy_from_slice(&buf[..n]), false)
-                    .map_err(write_error)?;
-                return Poll::Ready(Ok(n));
-            }
-            match ready!(self.send.poll_capacity(cx)) {
-                Some(Ok(_)) => continue,
-                Some(Err(error)) => return Poll::Ready(Err(write_error(error))),
-                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            }
-        }
+        let this = self.get_mut();
+        let granted = ready!(poll_send_capacity(&mut this.send, buf.len(), cx))?;
+        let n = granted.min(buf.len());
+        this.send
+            .send_data(Bytes::copy_from_slice(&buf[..n]), false)
+            .map_err(write_error)?;
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -227,13 +232,8 @@ impl AsyncWrite for H2Stream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.end_stream_sent {
-            self.end_stream_sent = true;
-            self.send
-                .send_data(Bytes::new(), true)
-                .map_err(write_error)?;
-        }
-        Poll::Ready(Ok(()))
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        Poll::Ready(send_end_stream(&mut this.send, &mut this.end_stream_sent))
     }
 }

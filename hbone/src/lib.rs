@@ -32,6 +32,7 @@ pub mod dev_ca;
 pub mod h2_settings;
 pub mod h2_stream;
 pub mod identity;
+mod keepalive;
 pub mod metrics;
 pub mod proxy_protocol;
 pub mod server;

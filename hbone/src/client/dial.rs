@@ -12,7 +12,7 @@ use tokio_rustls::TlsConnector;
 use super::HboneConnectorConfig;
 use super::error::HboneClientError;
 use super::target::HboneTarget;
-use crate::server::keepalive;
+use crate::keepalive::keepalive;
 use crate::tls::HboneTls;
 
 /// A dialled HTTP/2 connection: the handle that opens streams, and a flag that the driver

@@ -24,6 +24,7 @@ use crate::h2_settings::H2Settings;
 use crate::h2_stream::H2Stream;
 use crate::tls::HboneTls;
 use pool::{Checkout, Pool};
+use target::PoolKey;
 
 /// Client settings with ztunnel's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ impl HboneConnector {
         let key = target.pool_key();
         let mut retried = false;
         loop {
-            let checkout = self.checkout(target).await?;
+            let checkout = self.checkout(&key, target).await?;
             let dialled = checkout.dialled.clone();
             match send_connect(checkout, target).await {
                 // The pooled connection went away (GOAWAY) between checkout and request: drop
@@ -118,26 +119,27 @@ impl HboneConnector {
         let outer_stream = self.open(outer).await?;
         let dialled = dial::handshake(outer_stream, inner, &self.tls, &self.config).await?;
         let checkout = Checkout {
-            send: dialled.send.clone(),
-            local_address: None,
             claim: pool::ActiveStream::unpooled(),
             dialled,
         };
         send_connect(checkout, inner).await
     }
 
-    async fn checkout(&self, target: &HboneTarget) -> Result<Checkout, HboneClientError> {
-        let key = target.pool_key();
-        if let Some(checkout) = self.pool.try_checkout(&key) {
+    async fn checkout(
+        &self,
+        key: &PoolKey,
+        target: &HboneTarget,
+    ) -> Result<Checkout, HboneClientError> {
+        if let Some(checkout) = self.pool.try_checkout(key) {
             return Ok(checkout);
         }
-        let dial_lock = self.pool.dial_lock(&key);
+        let dial_lock = self.pool.dial_lock(key);
         let _dialling = dial_lock.lock().await;
-        if let Some(checkout) = self.pool.try_checkout(&key) {
+        if let Some(checkout) = self.pool.try_checkout(key) {
             return Ok(checkout);
         }
         let dialled = dial::dial(target, &self.tls, &self.config).await?;
-        Ok(self.pool.insert(key, dialled))
+        Ok(self.pool.insert(key.clone(), dialled))
     }
 }
 
@@ -161,9 +163,11 @@ async fn send_connect(
     checkout: Checkout,
     target: &HboneTarget,
 ) -> Result<H2Stream, HboneClientError> {
-    let request = connect_request(target, checkout.local_address)?;
+    let request = connect_request(target, checkout.dialled.local_address)?;
     let mut send = checkout
+        .dialled
         .send
+        .clone()
         .ready()
         .await
         .map_err(HboneClientError::Request)?;

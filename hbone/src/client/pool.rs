@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::dial::Dialled;
 use super::target::PoolKey;
 
@@ -30,8 +28,6 @@ impl Drop for ActiveStream {
 /// A connection handed out for one new stream.
 #[derive(Debug)]
 pub(crate) struct Checkout {
-    pub(crate) send: h2::client::SendRequest<Bytes>,
-    pub(crate) local_address: Option<std::net::SocketAddr>,
     pub(crate) claim: ActiveStream,
     pub(crate) dialled: Dialled,
 }
@@ -98,8 +94,6 @@ impl Pool {
         connection.last_checkout = Instant::now();
         let active = connection.active.fetch_add(1, Ordering::AcqRel) + 1;
         let checkout = Checkout {
-            send: connection.dialled.send.clone(),
-            local_address: connection.dialled.local_address,
             claim: ActiveStream(connection.active.clone()),
             dialled: connection.dialled.clone(),
         };
@@ -124,8 +118,6 @@ impl Pool {
         self.start_reaper();
         let active = Arc::new(AtomicUsize::new(1));
         let checkout = Checkout {
-            send: dialled.send.clone(),
-            local_address: dialled.local_address,
             claim: ActiveStream(active.clone()),
             dialled: dialled.clone(),
         };

@@ -199,22 +199,17 @@ impl<'a> ProxyHeader<'a> {
         destination: SocketAddr,
         peer_identity: Option<&str>,
     ) -> ProxyHeader<'static> {
-        let tlvs = match peer_identity {
-            // A SPIFFE ID is far shorter than the 65535 bytes a TLV can hold.
-            Some(identity) if identity.len() <= usize::from(u16::MAX) => {
-                let len = u16::try_from(identity.len())
-                    .unwrap_or(u16::MAX)
-                    .to_be_bytes();
-                let mut tlvs = Vec::with_capacity(3 + identity.len());
-                tlvs.extend_from_slice(&[super::tlv::ISTIO_PEER_IDENTITY, len[0], len[1]]);
-                tlvs.extend_from_slice(identity.as_bytes());
-                tlvs
-            }
-            _ => Vec::new(),
-        };
-        let peer_identity = peer_identity
-            .filter(|identity| identity.len() <= usize::from(u16::MAX))
-            .map(|identity| Cow::Owned(identity.to_owned()));
+        // A SPIFFE ID is far shorter than the 65535 bytes a TLV can hold; a longer value is
+        // left out rather than truncated.
+        let identity = peer_identity.and_then(|id| Some((id, u16::try_from(id.len()).ok()?)));
+        let mut tlvs = Vec::new();
+        if let Some((identity, len)) = identity {
+            let len = len.to_be_bytes();
+            tlvs.reserve(3 + identity.len());
+            tlvs.extend_from_slice(&[super::tlv::ISTIO_PEER_IDENTITY, len[0], len[1]]);
+            tlvs.extend_from_slice(identity.as_bytes());
+        }
+        let peer_identity = identity.map(|(identity, _)| Cow::Owned(identity.to_owned()));
         ProxyHeader {
             tlvs: Cow::Owned(tlvs),
             peer_identity,

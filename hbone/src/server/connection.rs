@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
-use h2::{Ping, PingPong, Reason, RecvStream};
+use h2::{Reason, RecvStream};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,6 +20,7 @@ use crate::bridge::bridge_tunnel;
 use crate::connect_headers::{Authority, BAGGAGE};
 use crate::h2_stream::H2Stream;
 use crate::identity::peer_identity;
+use crate::keepalive::keepalive;
 use crate::metrics::{Reporter, TrafficLabels};
 use crate::proxy_protocol::write_proxy_header;
 
@@ -305,21 +306,6 @@ async fn lingering_close<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) {
         }
     })
     .await;
-}
-
-/// PINGs every `interval`; resolves when one is not answered within `timeout` (or pinging
-/// fails), never otherwise.
-pub(crate) async fn keepalive(ping_pong: Option<PingPong>, interval: Duration, timeout: Duration) {
-    let Some(mut ping_pong) = ping_pong else {
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::time::sleep(interval).await;
-        match tokio::time::timeout(timeout, ping_pong.ping(Ping::opaque())).await {
-            Ok(Ok(_pong)) => continue,
-            Ok(Err(_)) | Err(_) => return,
-        }
-    }
 }
 
 /// The observer type, re-exported from the module root.

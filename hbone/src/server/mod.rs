@@ -28,8 +28,6 @@ use crate::h2_settings::H2Settings;
 use crate::identity::SpiffeId;
 use crate::metrics::TcpMetrics;
 
-pub(crate) use connection::keepalive;
-
 /// Server settings with ztunnel's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HboneServerConfig {
