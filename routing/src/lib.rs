@@ -29,3 +29,5 @@
 pub mod backends;
 pub mod filters;
 pub mod http_route;
+pub mod loader;
+pub mod model;

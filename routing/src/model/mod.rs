@@ -1,0 +1,110 @@
+//! The plain-data model of the Kubernetes objects a Gateway API data plane needs, independent of
+//! where they come from (a YAML loader, an API-server watch, a test).
+//!
+//! Field names follow the Kubernetes API (camelCase in serialized form). Deserializing applies
+//! the defaults the CRDs declare and the API server would fill in (gateway-api spec §3): path
+//! `PathPrefix /` and the default match, `Exact` header and query matches, weight 1, the group
+//! and kind of references, redirect status 302, `allowedRoutes` from `Same`, CORS `maxAge` 5,
+//! mirror fraction denominator 100, gRPC method type `Exact`. Values the API defines as enums
+//! keep an `Unsupported` variant instead of failing the object, so that resolution can answer
+//! with the status condition the spec prescribes.
+
+mod core;
+mod gateway;
+mod grpc_route;
+mod http_route;
+mod l4_route;
+mod meta;
+mod policy;
+mod refs;
+
+pub use core::{
+    EndpointConditions, EndpointPort, EndpointSlice, Namespace, SERVICE_NAME_LABEL, Secret,
+    Service, ServicePort, ServiceSpec, SlicedEndpoint, TargetPort,
+};
+pub use gateway::{
+    AllowedRoutes, FromNamespaces, Gateway, GatewayAddress, GatewayClass, GatewayClassSpec,
+    GatewaySpec, LabelSelector, LabelSelectorRequirement, Listener, ListenerTls, RouteGroupKind,
+    RouteNamespaces, TlsMode,
+};
+pub use grpc_route::{GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, GrpcRouteSpec};
+pub use http_route::{
+    Cors, Fraction, HeaderMatchType, HttpHeader, HttpHeaderFilter, HttpHeaderMatch, HttpPathMatch,
+    HttpPathModifier, HttpQueryParamMatch, HttpRequestMirror, HttpRequestRedirect, HttpRetry,
+    HttpRoute, HttpRouteFilter, HttpRouteFilterType, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
+    HttpRouteTimeouts, HttpUrlRewrite, PathMatchType, PathModifierType,
+};
+pub use l4_route::{L4Route, L4RouteRule, L4RouteSpec};
+pub use meta::{DEFAULT_NAMESPACE, Object, ObjectKey, ObjectMeta};
+pub use policy::{
+    BackendTlsPolicy, BackendTlsPolicySpec, BackendTlsValidation, PolicyTargetRef, ReferenceGrant,
+    ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
+};
+pub use refs::{
+    BackendObjectReference, BackendRef, GATEWAY_GROUP, HttpBackendRef, ParentReference,
+    SecretObjectReference,
+};
+
+/// Every object of one configuration, by kind. The order within a kind is load order.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    /// GatewayClasses (cluster-scoped).
+    pub gateway_classes: Vec<GatewayClass>,
+    /// Gateways.
+    pub gateways: Vec<Gateway>,
+    /// HTTPRoutes.
+    pub http_routes: Vec<HttpRoute>,
+    /// GRPCRoutes.
+    pub grpc_routes: Vec<GrpcRoute>,
+    /// TLSRoutes.
+    pub tls_routes: Vec<L4Route>,
+    /// TCPRoutes.
+    pub tcp_routes: Vec<L4Route>,
+    /// UDPRoutes.
+    pub udp_routes: Vec<L4Route>,
+    /// ReferenceGrants.
+    pub reference_grants: Vec<ReferenceGrant>,
+    /// BackendTLSPolicies.
+    pub backend_tls_policies: Vec<BackendTlsPolicy>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// EndpointSlices.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Secrets.
+    pub secrets: Vec<Secret>,
+    /// Namespaces (cluster-scoped).
+    pub namespaces: Vec<Namespace>,
+}
+
+impl Config {
+    /// Appends every object of `other`.
+    pub fn extend(&mut self, other: Config) {
+        self.gateway_classes.extend(other.gateway_classes);
+        self.gateways.extend(other.gateways);
+        self.http_routes.extend(other.http_routes);
+        self.grpc_routes.extend(other.grpc_routes);
+        self.tls_routes.extend(other.tls_routes);
+        self.tcp_routes.extend(other.tcp_routes);
+        self.udp_routes.extend(other.udp_routes);
+        self.reference_grants.extend(other.reference_grants);
+        self.backend_tls_policies.extend(other.backend_tls_policies);
+        self.services.extend(other.services);
+        self.endpoint_slices.extend(other.endpoint_slices);
+        self.secrets.extend(other.secrets);
+        self.namespaces.extend(other.namespaces);
+    }
+}
+
+meta::impl_object! {
+    GatewayClass => "GatewayClass", cluster_scoped = true;
+    Gateway => "Gateway";
+    HttpRoute => "HTTPRoute";
+    GrpcRoute => "GRPCRoute";
+    ReferenceGrant => "ReferenceGrant";
+    BackendTlsPolicy => "BackendTLSPolicy";
+    Service => "Service";
+    EndpointSlice => "EndpointSlice";
+    Secret => "Secret";
+    Namespace => "Namespace", cluster_scoped = true;
+}
