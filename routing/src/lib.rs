@@ -15,19 +15,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Built so far: [`http_route`], the HTTPRoute match predicates, the Gateway API's full
-//! precedence order (`shared/spec/gateway-api.md` §1.2–1.3), a reference selection and a
-//! compiled route table; [`filters`], the header-modifier, redirect and path-rewrite semantics
-//! (§1.4); [`backends`], weighted backend choice with the 500/503 shares (§1.5).
+//! The pipeline, from configuration to requests:
 //!
-//! Still to come (the routing issue): the data-plane model of Gateway, HTTPRoute, GRPCRoute,
-//! TLSRoute, TCPRoute, UDPRoute, ReferenceGrant, BackendTLSPolicy and the core objects; the YAML
-//! loader; attachment and status; a compiled route table whose lookup cost does not grow with
-//! the number of routes; filters as tower layers; the `Router` service. The crate depends on no
-//! other workspace crate.
+//! 1. [`model`]: plain data for Gateway API and core objects; [`loader`] reads it from
+//!    Kubernetes YAML with the API server's defaults.
+//! 2. [`resolve`]: attachment, hostname intersection, ReferenceGrants, backends and status
+//!    conditions, producing [`compiled`] gateways and listeners.
+//! 3. [`router`]: the `Router` tower service choosing listener, rule, filters and backend,
+//!    built on [`http_route`] (matching, precedence, the compiled [`RouteTable`](http_route::RouteTable)),
+//!    [`filters`] and [`backends`].
+//!
+//! Not yet served: GRPCRoute (routes get `Accepted=False`), RequestMirror, CORS, retries and
+//! `backendRequest` timeouts (parsed and validated, not applied), regular-expression matches
+//! (`Accepted=False/UnsupportedValue`). The crate depends on no other workspace crate.
 
 pub mod backends;
+pub mod compiled;
 pub mod filters;
 pub mod http_route;
 pub mod loader;
 pub mod model;
+pub mod resolve;
+pub mod router;

@@ -105,7 +105,7 @@ pub struct SlicedEndpoint {
     pub addresses: Vec<String>,
     /// Readiness.
     pub conditions: EndpointConditions,
-    /// The pod's name, when known (`targetRef.name`) — reported by echo backends.
+    /// The endpoint's host name (usually the pod's), reported by echo backends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
 }

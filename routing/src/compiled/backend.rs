@@ -1,0 +1,48 @@
+//! A resolved backend: a Service port and its ready endpoints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::rule::HttpFilter;
+use crate::model::ObjectKey;
+
+/// How to speak to a backend (from the Service port's `appProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum BackendProtocol {
+    /// HTTP/1.1 (the default).
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (`kubernetes.io/h2c`).
+    H2c,
+    /// HTTP/1.1 with WebSocket upgrades passed through (`kubernetes.io/ws`).
+    WebSocket,
+}
+
+/// One ready endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// Address and target port.
+    pub address: SocketAddr,
+    /// The endpoint's host name (the pod), when the slice names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// A Service port chosen by a backendRef, with its endpoints (non-empty: a Service without
+/// ready endpoints resolves to [`BackendState::NoEndpoints`](crate::backends::BackendState)).
+#[derive(Debug, Clone, Serialize)]
+pub struct Backend {
+    /// The Service.
+    pub service: ObjectKey,
+    /// The Service port.
+    pub port: u16,
+    /// Ready endpoints.
+    pub endpoints: Arc<[Endpoint]>,
+    /// The protocol to the endpoints.
+    pub protocol: BackendProtocol,
+    /// Filters applied only when this backend serves the request.
+    #[serde(skip)]
+    pub filters: Vec<HttpFilter>,
+}

@@ -1,0 +1,12 @@
+//! What resolution produces and the data plane runs: validated, defaulted, reference-resolved
+//! listeners, rules, filters and backends. Immutable; a new configuration builds new values.
+
+mod backend;
+mod listener;
+mod rule;
+
+pub use backend::{Backend, BackendProtocol, Endpoint};
+pub use listener::{
+    Certificate, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol, ListenerRoutes,
+};
+pub use rule::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};

@@ -1,0 +1,79 @@
+//! A compiled HTTPRoute rule: filters in list order, weighted backends, timeouts and retries.
+
+use std::time::Duration;
+
+use crate::backends::{BackendState, WeightedBackends};
+use crate::filters::{HeaderModifier, RequestRedirect, UrlRewrite};
+use crate::model::{Cors, ObjectKey};
+
+use super::backend::Backend;
+
+/// One filter of a rule or backend, ready to run.
+#[derive(Debug, Clone)]
+pub enum HttpFilter {
+    /// RequestHeaderModifier.
+    RequestHeaders(HeaderModifier),
+    /// ResponseHeaderModifier.
+    ResponseHeaders(HeaderModifier),
+    /// RequestRedirect (terminal).
+    Redirect(RequestRedirect),
+    /// URLRewrite.
+    Rewrite(UrlRewrite),
+    /// RequestMirror.
+    Mirror(Mirror),
+    /// CORS (preflights are answered without the backend).
+    Cors(Cors),
+    /// A filter that cannot be honoured (unresolvable ExtensionRef, unknown type): the request
+    /// gets 500, never a silent skip.
+    Unresolvable(String),
+}
+
+/// A RequestMirror: copies of a share of the requests go to `backend`; responses are ignored.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// Where copies go.
+    pub backend: BackendState<Backend>,
+    /// Mirrored share as `numerator / denominator`.
+    pub numerator: u32,
+    /// Never zero.
+    pub denominator: u32,
+}
+
+/// `timeouts` of a rule; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTimeouts {
+    /// The whole client transaction (→ 504).
+    pub request: Option<Duration>,
+    /// One attempt to the backend.
+    pub backend_request: Option<Duration>,
+}
+
+/// `retry` of a rule: `attempts` retries after the first try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Statuses that trigger a retry.
+    pub codes: Vec<u16>,
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// Wait before each retry.
+    pub backoff: Duration,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct HttpRule {
+    /// The route it came from.
+    pub route: ObjectKey,
+    /// Its index in the route.
+    pub index: usize,
+    /// The rule's single `PathPrefix` value, when it has one (for `ReplacePrefixMatch`).
+    pub matched_prefix: Option<String>,
+    /// Filters, in list order.
+    pub filters: Vec<HttpFilter>,
+    /// The weighted backends (an empty set answers 500).
+    pub backends: WeightedBackends<Backend>,
+    /// Timeouts.
+    pub timeouts: RouteTimeouts,
+    /// Retries.
+    pub retry: Option<RetryPolicy>,
+}

@@ -1,0 +1,130 @@
+//! backendRef → Service port → EndpointSlices → ready endpoints (spec §1.5).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::references::{self, To};
+use super::status::Condition;
+use crate::backends::BackendState;
+use crate::compiled::{Backend, BackendProtocol, Endpoint};
+use crate::model::{BackendObjectReference, Config, ObjectKey, Service, ServicePort, TargetPort};
+
+/// A backend reference resolved, or the `ResolvedRefs=False` condition explaining why not.
+pub(crate) struct ResolvedBackend {
+    pub(crate) state: BackendState<Backend>,
+    pub(crate) problem: Option<Condition>,
+}
+
+/// Resolves `reference`, written in an object of `from`.
+pub(crate) fn resolve_backend(
+    config: &Config,
+    from: references::From<'_>,
+    reference: &BackendObjectReference,
+) -> ResolvedBackend {
+    let invalid = |reason: &'static str, message: String| ResolvedBackend {
+        state: BackendState::Invalid,
+        problem: Some(Condition::failed("ResolvedRefs", reason, message)),
+    };
+    let namespace = reference.namespace.as_deref().unwrap_or(from.namespace);
+    let key = ObjectKey::new(namespace, reference.name.clone());
+    if !reference.group.is_empty() || reference.kind != "Service" {
+        return invalid(
+            "InvalidKind",
+            format!(
+                "backend {key}: kind {}/{} is not supported",
+                reference.group, reference.kind
+            ),
+        );
+    }
+    let to = To {
+        group: "",
+        kind: "Service",
+        namespace,
+        name: &reference.name,
+    };
+    if !references::permitted(config, from, to) {
+        return invalid(
+            "RefNotPermitted",
+            format!("backend {key}: no ReferenceGrant in {namespace} permits it"),
+        );
+    }
+    let Some(service) = config.services.iter().find(|s| s.metadata.key() == key) else {
+        return invalid("BackendNotFound", format!("Service {key} not found"));
+    };
+    if service.spec.service_type.as_deref() == Some("ExternalName") {
+        return invalid(
+            "UnsupportedProtocol",
+            format!("Service {key}: ExternalName is not supported"),
+        );
+    }
+    let Some(port_number) = reference.port else {
+        return invalid(
+            "UnsupportedValue",
+            format!("backend {key}: a Service reference needs a port"),
+        );
+    };
+    let Some(port) = service.spec.ports.iter().find(|p| p.port == port_number) else {
+        return invalid(
+            "BackendNotFound",
+            format!("Service {key} has no port {port_number}"),
+        );
+    };
+    let endpoints = ready_endpoints(config, service, port);
+    let state = if endpoints.is_empty() {
+        BackendState::NoEndpoints
+    } else {
+        BackendState::Ready(Backend {
+            service: key,
+            port: port_number,
+            endpoints: Arc::from(endpoints),
+            protocol: protocol_of(port),
+            filters: Vec::new(),
+        })
+    };
+    ResolvedBackend {
+        state,
+        problem: None,
+    }
+}
+
+fn protocol_of(port: &ServicePort) -> BackendProtocol {
+    match port.app_protocol.as_deref() {
+        Some("kubernetes.io/h2c") => BackendProtocol::H2c,
+        Some("kubernetes.io/ws" | "kubernetes.io/wss") => BackendProtocol::WebSocket,
+        _ => BackendProtocol::Http1,
+    }
+}
+
+/// The ready endpoints of `service`'s `port`, from the slices labelled with the Service's name;
+/// slice ports are matched to the Service port by name (a numeric `targetPort` is used when the
+/// slice port has no number).
+fn ready_endpoints(config: &Config, service: &Service, port: &ServicePort) -> Vec<Endpoint> {
+    let mut endpoints = Vec::new();
+    let slices = config.endpoint_slices.iter().filter(|slice| {
+        slice.metadata.namespace == service.metadata.namespace
+            && slice.service_name() == Some(service.metadata.name.as_str())
+    });
+    for slice in slices {
+        let slice_port = slice.ports.iter().find(|p| p.name == port.name);
+        let number = slice_port.and_then(|p| p.port).or(match port.target_port {
+            Some(TargetPort::Number(number)) => Some(number),
+            None if slice.ports.is_empty() => Some(port.port),
+            _ => None,
+        });
+        let Some(number) = number else { continue };
+        for endpoint in &slice.endpoints {
+            if endpoint.conditions.ready == Some(false) {
+                continue;
+            }
+            for address in &endpoint.addresses {
+                if let Ok(ip) = address.parse::<IpAddr>() {
+                    endpoints.push(Endpoint {
+                        address: SocketAddr::new(ip, number),
+                        pod: endpoint.hostname.clone(),
+                    });
+                }
+            }
+        }
+    }
+    endpoints
+}

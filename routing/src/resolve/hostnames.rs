@@ -1,0 +1,96 @@
+//! Hostname intersection between a listener and a route (gateway-api spec §1.1 item 4).
+
+/// The effective hostnames of a route on a listener: for each route hostname that intersects
+/// the listener's, the more specific of the two. `None` when the route has hostnames and none
+/// intersects (the route does not attach there); an empty list means every host.
+pub fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<String>> {
+    let Some(listener) = listener.filter(|l| !l.is_empty()) else {
+        return Some(route.iter().map(|h| h.to_ascii_lowercase()).collect());
+    };
+    let listener = listener.to_ascii_lowercase();
+    if route.is_empty() {
+        return Some(vec![listener]);
+    }
+    let mut effective: Vec<String> = Vec::new();
+    for hostname in route {
+        let hostname = hostname.to_ascii_lowercase();
+        if let Some(found) = more_specific_if_intersecting(&listener, &hostname)
+            && !effective.contains(&found)
+        {
+            effective.push(found);
+        }
+    }
+    (!effective.is_empty()).then_some(effective)
+}
+
+/// Whether `host` (no wildcard) is covered by `pattern` (exact or `*.suffix`, one or more
+/// labels).
+pub fn covers(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+fn more_specific_if_intersecting(listener: &str, route: &str) -> Option<String> {
+    match (listener.starts_with("*."), route.starts_with("*.")) {
+        (false, false) => (listener == route).then(|| route.to_owned()),
+        (false, true) => covers(route, listener).then(|| listener.to_owned()),
+        (true, false) => covers(listener, route).then(|| route.to_owned()),
+        (true, true) => {
+            // Both `*.suffix`: the longer suffix is the more specific when it ends with the other.
+            if route.ends_with(&listener[1..]) {
+                Some(route.to_owned())
+            } else if listener.ends_with(&route[1..]) {
+                Some(listener.to_owned())
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|h| h.to_string()).collect()
+    }
+
+    #[test]
+    fn the_more_specific_side_is_kept() {
+        assert_eq!(
+            intersect(Some("very.specific.com"), &hosts(&["*.specific.com"])),
+            Some(hosts(&["very.specific.com"]))
+        );
+        assert_eq!(
+            intersect(Some("*.com"), &hosts(&["*.example.com"])),
+            Some(hosts(&["*.example.com"]))
+        );
+        assert_eq!(
+            intersect(Some("*.example.com"), &hosts(&["*.com"])),
+            Some(hosts(&["*.example.com"]))
+        );
+        assert_eq!(
+            intersect(
+                Some("*.example.com"),
+                &hosts(&["a.b.example.com", "example.com"])
+            ),
+            Some(hosts(&["a.b.example.com"])),
+            "wildcards cover one or more labels, never the bare suffix"
+        );
+    }
+
+    #[test]
+    fn unset_sides_match_everything_and_disjoint_sides_do_not_attach() {
+        assert_eq!(intersect(None, &hosts(&["a.com"])), Some(hosts(&["a.com"])));
+        assert_eq!(intersect(Some("a.com"), &[]), Some(hosts(&["a.com"])));
+        assert_eq!(intersect(None, &[]), Some(vec![]));
+        assert_eq!(
+            intersect(Some("a.com"), &hosts(&["b.com", "*.a.com"])),
+            None
+        );
+        assert_eq!(intersect(Some("*.foo.com"), &hosts(&["*.bar.com"])), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! Listener validation: protocol, TLS settings and certificates, allowed route kinds, and
+//! conflicts between listeners of one Gateway (spec §2.4).
+
+use super::references::{self, To};
+use super::status::Condition;
+use crate::compiled::{Certificate, ListenerProtocol};
+use crate::model::{Config, GATEWAY_GROUP, Gateway, Listener, ObjectKey, TlsMode};
+
+/// A listener after validation.
+pub(crate) struct ListenerState {
+    pub(crate) protocol: Option<ListenerProtocol>,
+    pub(crate) certificates: Vec<Certificate>,
+    /// Route kinds that may attach.
+    pub(crate) kinds: Vec<String>,
+    pub(crate) conditions: Vec<Condition>,
+}
+
+impl ListenerState {
+    /// Whether routes may attach and the listener is served.
+    pub(crate) fn usable(&self) -> bool {
+        self.protocol.is_some()
+    }
+}
+
+/// Validates every listener of `gateway`.
+pub(crate) fn validate_listeners(config: &Config, gateway: &Gateway) -> Vec<ListenerState> {
+    let listeners = &gateway.spec.listeners;
+    let mut states: Vec<ListenerState> = listeners
+        .iter()
+        .map(|listener| validate(config, gateway, listener))
+        .collect();
+    for (index, listener) in listeners.iter().enumerate() {
+        let conflict = listeners
+            .iter()
+            .enumerate()
+            .find_map(|(other_index, other)| {
+                (other_index != index && other.port == listener.port)
+                    .then(|| conflict_between(listener, other))
+                    .flatten()
+            });
+        if let Some(reason) = conflict {
+            states[index].conditions.push(Condition::failed(
+                "Conflicted",
+                reason,
+                format!("another listener on port {} conflicts", listener.port),
+            ));
+            states[index].protocol = None;
+            for condition in &mut states[index].conditions {
+                if condition.condition_type == "Programmed" {
+                    *condition = Condition::failed("Programmed", "Invalid", "conflicted");
+                }
+            }
+        }
+    }
+    states
+}
+
+fn family(protocol: &str) -> &str {
+    match protocol {
+        "HTTPS" | "TLS" => "TLS",
+        other => other,
+    }
+}
+
+/// Two listeners on one port conflict when their protocols cannot share a socket, or when they
+/// share one and cannot be told apart by hostname.
+fn conflict_between(a: &Listener, b: &Listener) -> Option<&'static str> {
+    let udp = |l: &Listener| l.protocol == "UDP";
+    if udp(a) != udp(b) {
+        return None; // different transports
+    }
+    if family(&a.protocol) != family(&b.protocol) {
+        return Some("ProtocolConflict");
+    }
+    let hostname = |l: &Listener| match l.protocol.as_str() {
+        "TCP" | "UDP" => String::new(),
+        _ => l.hostname.clone().unwrap_or_default().to_ascii_lowercase(),
+    };
+    (hostname(a) == hostname(b)).then_some("HostnameConflict")
+}
+
+fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> ListenerState {
+    let mut state = ListenerState {
+        protocol: None,
+        certificates: Vec::new(),
+        kinds: Vec::new(),
+        conditions: Vec::new(),
+    };
+    let (protocol, default_kinds): (ListenerProtocol, &[&str]) = match listener.protocol.as_str() {
+        "HTTP" => (ListenerProtocol::Http, &["HTTPRoute", "GRPCRoute"]),
+        "HTTPS" => (ListenerProtocol::Https, &["HTTPRoute", "GRPCRoute"]),
+        "TLS" => (ListenerProtocol::Tls, &["TLSRoute"]),
+        "TCP" => (ListenerProtocol::Tcp, &["TCPRoute"]),
+        "UDP" => (ListenerProtocol::Udp, &["UDPRoute"]),
+        other => {
+            state.conditions.push(Condition::failed(
+                "Accepted",
+                "UnsupportedProtocol",
+                format!("protocol {other:?} is not supported"),
+            ));
+            state
+                .conditions
+                .push(Condition::failed("Programmed", "Invalid", "not accepted"));
+            return state;
+        }
+    };
+    let mut resolved_refs = Condition::ok("ResolvedRefs", "ResolvedRefs");
+    if listener.allowed_routes.kinds.is_empty() {
+        state.kinds = default_kinds.iter().map(|k| k.to_string()).collect();
+    } else {
+        for kind in &listener.allowed_routes.kinds {
+            if kind.group == GATEWAY_GROUP && default_kinds.contains(&kind.kind.as_str()) {
+                state.kinds.push(kind.kind.clone());
+            } else {
+                resolved_refs = Condition::failed(
+                    "ResolvedRefs",
+                    "InvalidRouteKinds",
+                    format!(
+                        "route kind {}/{} is not supported on {:?}",
+                        kind.group, kind.kind, listener.protocol
+                    ),
+                );
+            }
+        }
+    }
+    let accepted = match (protocol, &listener.tls) {
+        (ListenerProtocol::Https, Some(tls)) if tls.mode == TlsMode::Terminate => {
+            match certificates(config, gateway, listener) {
+                Ok(certificates) => state.certificates = certificates,
+                Err(problem) => resolved_refs = problem,
+            }
+            Ok(())
+        }
+        (ListenerProtocol::Https, _) => Err("HTTPS needs tls.mode Terminate with certificateRefs"),
+        (ListenerProtocol::Tls, Some(tls)) if tls.mode == TlsMode::Passthrough => Ok(()),
+        (ListenerProtocol::Tls, _) => Err("TLS listeners support tls.mode Passthrough only"),
+        (_, Some(_)) => Err("tls is only allowed on HTTPS and TLS listeners"),
+        (_, None) => Ok(()),
+    };
+    if let Err(message) = accepted {
+        state
+            .conditions
+            .push(Condition::failed("Accepted", "UnsupportedValue", message));
+        state
+            .conditions
+            .push(Condition::failed("Programmed", "Invalid", "not accepted"));
+        return state;
+    }
+    state.conditions.push(Condition::ok("Accepted", "Accepted"));
+    let programmed = if resolved_refs.status {
+        Condition::ok("Programmed", "Programmed")
+    } else {
+        Condition::failed("Programmed", "Invalid", "references did not resolve")
+    };
+    let usable = resolved_refs.reason != "InvalidCertificateRef"
+        && resolved_refs.reason != "RefNotPermitted";
+    state.conditions.push(resolved_refs);
+    state.conditions.push(programmed);
+    if usable {
+        state.protocol = Some(protocol);
+    }
+    state
+}
+
+fn certificates(
+    config: &Config,
+    gateway: &Gateway,
+    listener: &Listener,
+) -> Result<Vec<Certificate>, Condition> {
+    let refs = listener.tls.iter().flat_map(|tls| &tls.certificate_refs);
+    let mut certificates = Vec::new();
+    for reference in refs {
+        let namespace = reference
+            .namespace
+            .as_deref()
+            .unwrap_or(&gateway.metadata.namespace);
+        let key = ObjectKey::new(namespace, reference.name.clone());
+        let invalid =
+            |message: String| Condition::failed("ResolvedRefs", "InvalidCertificateRef", message);
+        if !reference.group.is_empty() || reference.kind != "Secret" {
+            return Err(invalid(format!(
+                "certificateRef {key}: only core Secrets are supported"
+            )));
+        }
+        let from = references::From {
+            group: GATEWAY_GROUP,
+            kind: "Gateway",
+            namespace: &gateway.metadata.namespace,
+        };
+        let to = To {
+            group: "",
+            kind: "Secret",
+            namespace,
+            name: &reference.name,
+        };
+        if !references::permitted(config, from, to) {
+            return Err(Condition::failed(
+                "ResolvedRefs",
+                "RefNotPermitted",
+                format!("certificateRef {key}: no ReferenceGrant in {namespace} permits it"),
+            ));
+        }
+        let Some(secret) = config.secrets.iter().find(|s| s.metadata.key() == key) else {
+            return Err(invalid(format!("Secret {key} not found")));
+        };
+        match (secret.value("tls.crt"), secret.value("tls.key")) {
+            (Some(chain_pem), Some(key_pem))
+                if secret.secret_type == "kubernetes.io/tls"
+                    && !chain_pem.is_empty()
+                    && !key_pem.is_empty() =>
+            {
+                certificates.push(Certificate {
+                    secret: key,
+                    chain_pem,
+                    key_pem,
+                });
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "Secret {key} is not a kubernetes.io/tls Secret with tls.crt and tls.key"
+                )));
+            }
+        }
+    }
+    if certificates.is_empty() {
+        return Err(Condition::failed(
+            "ResolvedRefs",
+            "InvalidCertificateRef",
+            "no certificateRefs",
+        ));
+    }
+    Ok(certificates)
+}

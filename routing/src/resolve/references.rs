@@ -1,0 +1,41 @@
+//! Cross-namespace references and the ReferenceGrants that permit them (spec §2.8).
+
+use crate::model::{Config, ReferenceGrant};
+
+/// The referring side of a reference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct From<'a> {
+    pub(crate) group: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) namespace: &'a str,
+}
+
+/// The referenced side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct To<'a> {
+    pub(crate) group: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+}
+
+/// Whether `from` may refer to `to`: same namespace, or a ReferenceGrant in `to`'s namespace
+/// whose from and to entries both match (group, kind, namespace; name when the grant sets one).
+pub(crate) fn permitted(config: &Config, from: From<'_>, to: To<'_>) -> bool {
+    from.namespace == to.namespace
+        || config
+            .reference_grants
+            .iter()
+            .filter(|grant| grant.metadata.namespace == to.namespace)
+            .any(|grant| grants(grant, from, to))
+}
+
+fn grants(grant: &ReferenceGrant, from: From<'_>, to: To<'_>) -> bool {
+    grant.spec.from.iter().any(|entry| {
+        entry.group == from.group && entry.kind == from.kind && entry.namespace == from.namespace
+    }) && grant.spec.to.iter().any(|entry| {
+        entry.group == to.group
+            && entry.kind == to.kind
+            && entry.name.as_deref().is_none_or(|name| name == to.name)
+    })
+}

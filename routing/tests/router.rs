@@ -1,0 +1,316 @@
+//! Resolution and the Router end to end, sans-IO: YAML → resolve → Router over a recording
+//! backend service.
+// Test helpers outside #[test] functions fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use routing::loader::load_str;
+use routing::resolve::{Resolution, ResolveOptions, resolve};
+use routing::router::{ListenerSet, Router, SelectedBackend, TlsServerName};
+use tower::util::BoxCloneService;
+use tower::{Service, ServiceExt};
+
+type Backend = BoxCloneService<Request<()>, Response<String>, Infallible>;
+
+const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: test
+  listeners:
+  - {name: any, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - {name: wild, port: 8080, protocol: HTTP, hostname: "*.example.net", allowedRoutes: {namespaces: {from: All}}}
+  - {name: exact, port: 8080, protocol: HTTP, hostname: "very.specific.com", allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: apps}
+spec:
+  ports: [{name: http, port: 80, targetPort: 9000}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: echo-1, namespace: apps, labels: {kubernetes.io/service-name: echo}}
+addressType: IPv4
+endpoints: [{addresses: ["10.0.0.1"]}]
+ports: [{name: http, port: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: apps}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: elsewhere}
+spec:
+  ports: [{name: http, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: other-1, namespace: elsewhere, labels: {kubernetes.io/service-name: other}}
+endpoints: [{addresses: ["10.0.0.2"]}]
+ports: [{name: http, port: 8000}]
+"#;
+
+fn resolution(routes: &str) -> Resolution {
+    let loaded = load_str("test.yaml", &format!("{BASE}\n---\n{routes}")).unwrap();
+    resolve(&loaded.config, &ResolveOptions::default())
+}
+
+/// What the recording backend saw.
+fn router(resolution: &Resolution) -> Router<Backend> {
+    let listeners = resolution.gateways[0].listeners.clone();
+    let backend = tower::service_fn(|request: Request<()>| async move {
+        let backend = request.extensions().get::<SelectedBackend>().unwrap();
+        let headers: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+            .collect();
+        let body = format!(
+            "{} {} {} {}",
+            backend.service,
+            backend.endpoints[0].address,
+            request.uri(),
+            headers.join(",")
+        );
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    Router::new(
+        Arc::new(ListenerSet::new(listeners)),
+        BoxCloneService::new(backend),
+    )
+}
+
+async fn get(router: &mut Router<Backend>, host: &str, path: &str) -> Response<String> {
+    let request = Request::get(path).header("host", host).body(()).unwrap();
+    router.ready().await.unwrap().call(request).await.unwrap()
+}
+
+#[tokio::test]
+async fn routes_by_host_and_path_and_answers_the_documented_errors() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /shop}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-routed, value: shop}]}
+    backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {value: /missing}}]
+    backendRefs: [{name: nowhere, port: 80}]
+  - matches: [{path: {value: /empty}}]
+    backendRefs: [{name: empty, port: 80}]
+  - matches: [{path: {value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, statusCode: 301}}]
+  - matches: [{path: {value: /foreign}}]
+    backendRefs: [{name: other, namespace: elsewhere, port: 80}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let ok = get(&mut router, "shop.local:8080", "/shop/cart?x=1").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.body().starts_with(
+            "apps/echo 10.0.0.1:9000 /shop/cart?x=1 host=shop.local:8080,x-routed=shop"
+        ),
+        "{}",
+        ok.body()
+    );
+    assert_eq!(
+        get(&mut router, "shop.local", "/shopping").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&mut router, "shop.local", "/missing").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        get(&mut router, "shop.local", "/empty").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&mut router, "shop.local", "/foreign").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "cross-namespace backend without a ReferenceGrant"
+    );
+    let redirect = get(&mut router, "shop.local:8080", "/old/page").await;
+    assert_eq!(redirect.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        redirect.headers()["location"],
+        "https://shop.local/old/page"
+    );
+
+    let status = resolution
+        .statuses
+        .iter()
+        .find(|s| s.object.name == "shop")
+        .unwrap();
+    let refs = status.condition("ResolvedRefs").unwrap();
+    assert!(!refs.status);
+    assert_eq!(status.condition("Accepted").unwrap().reason, "Accepted");
+}
+
+#[tokio::test]
+async fn a_reference_grant_permits_the_cross_namespace_backend() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules: [{backendRefs: [{name: other, namespace: elsewhere, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: allow-apps, namespace: elsewhere}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: apps}]
+  to: [{group: "", kind: Service}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let response = get(&mut router, "a.b", "/").await;
+    assert!(
+        response
+            .body()
+            .starts_with("elsewhere/other 10.0.0.2:8000 "),
+        "{}",
+        response.body()
+    );
+}
+
+#[tokio::test]
+async fn listeners_are_isolated_and_hostnames_intersect() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: catch-all, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules: [{matches: [{path: {value: /only-catch-all}}], backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wild, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: ["*.specific.com", "www.example.net"]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+"#,
+    );
+    let mut router = router(&resolution);
+    assert_eq!(
+        get(&mut router, "x.com", "/only-catch-all").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&mut router, "www.example.net", "/only-catch-all")
+            .await
+            .status(),
+        StatusCode::OK,
+        "the wild route on the *.example.net listener serves it"
+    );
+    assert_eq!(
+        get(&mut router, "api.example.net", "/only-catch-all")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND,
+        "belongs to the *.example.net listener, where nothing matches api.example.net"
+    );
+    assert_eq!(
+        get(&mut router, "very.specific.com", "/").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&mut router, "foo.specific.com", "/x").await.status(),
+        StatusCode::OK,
+        "catch-all listener, *.specific.com"
+    );
+    let gateway = resolution
+        .statuses
+        .iter()
+        .find(|s| s.kind == "Gateway")
+        .unwrap();
+    let attached: Vec<usize> = gateway
+        .listeners
+        .iter()
+        .map(|l| l.attached_routes)
+        .collect();
+    assert_eq!(attached, [2, 1, 1]);
+}
+
+#[tokio::test]
+async fn https_requests_for_another_listener_than_the_sni_are_misdirected() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let mut request = Request::get("/")
+        .header("host", "very.specific.com")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(TlsServerName("a.example.net".into()));
+    let response = router.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+}
+
+#[test]
+fn routes_not_allowed_or_without_matching_hostnames_are_not_accepted() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: no-host, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: exact}]
+  hostnames: [other.com]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: unknown-listener, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: nope}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: regex, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules: [{matches: [{path: {type: RegularExpression, value: "/a.*"}}]}]
+"#,
+    );
+    let reason = |name: &str| {
+        let status = resolution
+            .statuses
+            .iter()
+            .find(|s| s.object.name == name)
+            .unwrap();
+        status.condition("Accepted").unwrap().reason
+    };
+    assert_eq!(reason("no-host"), "NoMatchingListenerHostname");
+    assert_eq!(reason("unknown-listener"), "NoMatchingParent");
+    assert_eq!(reason("regex"), "UnsupportedValue");
+}
