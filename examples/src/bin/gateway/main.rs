@@ -1,0 +1,84 @@
+//! `gateway`: a standalone Kubernetes Gateway API gateway.
+//!
+//! ```text
+//! gateway                                  # quick start: embedded config, echo backends, :8080
+//! gateway --config DIR_OR_FILE [--config …] [--admin 127.0.0.1:15000] [--gateway-class NAME]
+//! ```
+//!
+//! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
+//! they are watched and reloaded when they change. The admin endpoint serves `/ready`,
+//! `/status`, `/config_dump` and `/metrics`. SIGTERM drains connections and exits.
+
+mod quickstart;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use waypoint::gateway::{ConfigSource, GatewayOptions, run_gateway};
+
+/// A standalone Gateway API gateway (HTTPRoute over HTTP listeners; see the README).
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version)]
+struct Args {
+    /// Kubernetes YAML file or directory (repeatable). Without any, serve the quick start.
+    #[arg(long = "config", value_name = "PATH")]
+    configs: Vec<PathBuf>,
+    /// Admin endpoint address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
+    admin: SocketAddr,
+    /// Serve only the Gateways of this GatewayClass.
+    #[arg(long, value_name = "NAME")]
+    gateway_class: Option<String>,
+    /// How often to check the configuration files for changes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    reload_interval_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gateway: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let shutdown = examples_support::shutdown::terminate_signal()
+        .map_err(|e| format!("cannot register signal handlers: {e}"))?;
+    let (source, _echo_tasks) = if args.configs.is_empty() {
+        let quick = quickstart::start()
+            .await
+            .map_err(|e| format!("cannot start the quick-start echo backends: {e}"))?;
+        println!("{}", quickstart::TRY_IT);
+        (quick.source, quick.echo_tasks)
+    } else {
+        (ConfigSource::Paths(args.configs), Vec::new())
+    };
+    let options = GatewayOptions {
+        source,
+        gateway_class: args.gateway_class,
+        admin: args.admin,
+        reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
+        drain_timeout: Duration::from_secs(5),
+    };
+    let log = |line: &str| eprintln!("gateway: {line}");
+    run_gateway(options, &log, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,77 @@
+//! An echo backend: answers every request with a JSON description of the request it saw —
+//! `path` (the raw target, query included), `host` (the raw `Host`, port included), `method`,
+//! `proto`, `headers` (name → values), `namespace` and `pod` — the shape the Gateway API
+//! conformance backends use. Serves HTTP/1.1 and h2c.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+/// Who an echo backend says it is.
+#[derive(Debug, Clone)]
+pub struct EchoIdentity {
+    /// The namespace reported.
+    pub namespace: String,
+    /// The pod name reported.
+    pub pod: String,
+}
+
+/// The JSON description of `request`, as the echo backend answers it.
+pub fn describe<B>(request: &Request<B>, identity: &EchoIdentity) -> serde_json::Value {
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in request.headers() {
+        headers
+            .entry(name.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    serde_json::json!({
+        "path": request.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "host": host,
+        "method": request.method().as_str(),
+        "proto": format!("{:?}", request.version()),
+        "headers": headers,
+        "namespace": identity.namespace,
+        "pod": identity.pod,
+    })
+}
+
+/// Serves the echo backend on `listener` until the task is dropped.
+pub async fn serve_echo(listener: TcpListener, identity: EchoIdentity) {
+    let identity = Arc::new(identity);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let identity = Arc::clone(&identity);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let body = describe(&request, &identity).to_string() + "\n";
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

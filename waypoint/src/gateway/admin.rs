@@ -1,0 +1,112 @@
+//! The admin endpoint: `/ready`, `/status`, `/config_dump`, `/metrics`.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::config_store::Snapshot;
+use super::metrics::GatewayMetrics;
+
+/// What the admin endpoint reports.
+pub struct AdminState {
+    /// The configuration being served.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// True once every listener is bound and its routes programmed.
+    pub ready: AtomicBool,
+    /// Why the last reload was rejected, if it was.
+    pub last_error: Mutex<Option<String>>,
+    /// The metrics.
+    pub metrics: Arc<GatewayMetrics>,
+}
+
+impl AdminState {
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+        }
+        let snapshot = self.snapshot.load();
+        match request.uri().path() {
+            "/ready" if self.ready.load(Ordering::Acquire) => {
+                text(StatusCode::OK, "ready\n".into())
+            }
+            "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
+            "/status" => json(&serde_json::json!({
+                "generation": snapshot.generation,
+                "lastReloadError": self.last_error(),
+                "warnings": snapshot.warnings,
+                "resources": snapshot.resolution.statuses,
+            })),
+            "/config_dump" => json(&serde_json::json!({
+                "generation": snapshot.generation,
+                "config": snapshot.config,
+            })),
+            "/metrics" => {
+                let mut response = text(StatusCode::OK, self.metrics.encode());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "try /ready, /status, /config_dump, /metrics\n".into(),
+            ),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let body = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+    let mut response = text(StatusCode::OK, body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Binds the admin endpoint at `address`.
+pub(super) async fn bind_admin(address: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
+
+/// Serves the admin endpoint on `listener` until the task is dropped.
+pub(super) async fn serve_admin(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = state.answer(&request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,83 @@
+//! The configuration store: load and resolve a configuration into an immutable [`Snapshot`],
+//! and notice when its files change (polling their sizes and modification times, which works
+//! on every file system and for editors that replace files).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use routing::loader::{LoadError, Loaded, load_paths, load_str};
+use routing::model::Config;
+use routing::resolve::{Resolution, ResolveOptions, resolve};
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// Files and directories of Kubernetes YAML, watched for changes.
+    Paths(Vec<PathBuf>),
+    /// A YAML text held in memory (never changes).
+    Text {
+        /// The name errors use.
+        name: String,
+        /// The YAML.
+        text: String,
+    },
+}
+
+/// One loaded, resolved configuration. Immutable: a reload builds a new one.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Counts successful loads from 1.
+    pub generation: u64,
+    /// The objects as loaded (with defaults).
+    pub config: Config,
+    /// What is served and every object's status.
+    pub resolution: Resolution,
+    /// Loader warnings (ignored kinds, duplicates).
+    pub warnings: Vec<String>,
+}
+
+/// The sizes and modification times of a source's files, to detect changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, Option<(u64, SystemTime)>)>);
+
+impl ConfigSource {
+    /// Loads and resolves the source.
+    pub fn load(&self, options: &ResolveOptions, generation: u64) -> Result<Snapshot, LoadError> {
+        let Loaded { config, warnings } = match self {
+            ConfigSource::Paths(paths) => load_paths(paths)?,
+            ConfigSource::Text { name, text } => load_str(name, text)?,
+        };
+        let resolution = resolve(&config, options);
+        Ok(Snapshot {
+            generation,
+            config,
+            resolution,
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    /// The current fingerprint of the source's files (empty for text).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let ConfigSource::Paths(paths) = self else {
+            return Fingerprint::default();
+        };
+        let mut entries = Vec::new();
+        for path in paths {
+            entries.push(stat(path));
+            if let Ok(dir) = std::fs::read_dir(path) {
+                let mut files: Vec<PathBuf> =
+                    dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                files.sort();
+                entries.extend(files.iter().map(|file| stat(file)));
+            }
+        }
+        Fingerprint(entries)
+    }
+}
+
+fn stat(path: &Path) -> (PathBuf, Option<(u64, SystemTime)>) {
+    let meta = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+    (path.to_path_buf(), meta)
+}

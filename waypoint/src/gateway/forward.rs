@@ -1,0 +1,153 @@
+//! Forwarding a routed request to one endpoint of its [`SelectedBackend`]: HTTP/1.1 or h2c
+//! (by `appProtocol`), pooled connections, hop-by-hop headers removed, `Host` kept as sent.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use routing::compiled::BackendProtocol;
+use routing::router::SelectedBackend;
+
+/// The body of every response the gateway sends.
+pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The forwarding service: an HTTP/1.1 and an h2c connection pool, round-robin over endpoints.
+#[derive(Clone)]
+pub struct Forwarder {
+    http1: Client<HttpConnector, Incoming>,
+    h2c: Client<HttpConnector, Incoming>,
+    next_endpoint: Arc<AtomicUsize>,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Forwarder {
+    /// A forwarder with empty pools.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        let http1 = Client::builder(TokioExecutor::new()).build(connector.clone());
+        let h2c = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Forwarder {
+            http1,
+            h2c,
+            next_endpoint: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    async fn forward(self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+        let Some(backend) = request.extensions_mut().remove::<SelectedBackend>() else {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        let Some(endpoint) = backend.endpoints.get(turn % backend.endpoints.len().max(1)) else {
+            return status(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        // Keep the authority the client sent as the Host header (HTTP/2 clients send
+        // `:authority` only).
+        if !request.headers().contains_key(header::HOST)
+            && let Some(authority) = request.uri().authority()
+            && let Ok(host) = HeaderValue::try_from(authority.as_str())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let Ok(uri) = Uri::try_from(format!("http://{}{path}", endpoint.address)) else {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        *request.uri_mut() = uri;
+        remove_hop_by_hop(request.headers_mut());
+        let client = match backend.protocol {
+            BackendProtocol::H2c => {
+                *request.version_mut() = http::Version::HTTP_2;
+                &self.h2c
+            }
+            BackendProtocol::Http1 | BackendProtocol::WebSocket => {
+                *request.version_mut() = http::Version::HTTP_11;
+                &self.http1
+            }
+        };
+        match client.request(request).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            // Envoy's answer to a refused or reset upstream connection.
+            Err(_) => status(StatusCode::SERVICE_UNAVAILABLE),
+        }
+    }
+}
+
+/// Removes hop-by-hop headers, including those named by `Connection`.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// An empty response with `code`.
+pub(crate) fn status(code: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::default());
+    *response.status_mut() = code;
+    response
+}
+
+impl tower::Service<Request<Incoming>> for Forwarder {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let forwarder = self.clone();
+        Box::pin(async move { Ok(forwarder.forward(request).await) })
+    }
+}

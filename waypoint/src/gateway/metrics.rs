@@ -1,0 +1,115 @@
+//! The gateway's Prometheus metrics.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Requests by status code, connections, configuration loads.
+pub struct GatewayMetrics {
+    registry: Registry,
+    requests: Family<CodeLabels, Counter>,
+    connections_total: Counter,
+    connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
+    config_loads: Family<ResultLabels, Counter>,
+    config_generation: Gauge<u64, AtomicU64>,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GatewayMetrics {
+    /// Registers every metric under the `gateway_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gateway");
+        let metrics = GatewayMetrics {
+            requests: Family::default(),
+            connections_total: Counter::default(),
+            connections_active: Gauge::default(),
+            config_loads: Family::default(),
+            config_generation: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status code",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "downstream_connections",
+            "Connections accepted",
+            metrics.connections_total.clone(),
+        );
+        registry.register(
+            "downstream_connections_active",
+            "Connections open",
+            metrics.connections_active.clone(),
+        );
+        registry.register(
+            "config_loads",
+            "Configuration loads, by result",
+            metrics.config_loads.clone(),
+        );
+        registry.register(
+            "config_generation",
+            "Generation of the configuration being served",
+            metrics.config_generation.clone(),
+        );
+        GatewayMetrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub(crate) fn request_served(&self, code: u16) {
+        self.requests.get_or_create(&CodeLabels { code }).inc();
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_total.inc();
+        self.connections_active.inc();
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_active.dec();
+    }
+
+    pub(crate) fn config_loaded(&self, accepted: bool, generation: u64) {
+        let result = if accepted { "accepted" } else { "rejected" };
+        self.config_loads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if accepted {
+            self.config_generation.set(generation);
+        }
+    }
+
+    /// Connections currently open.
+    pub fn active_connections(&self) -> i64 {
+        self.connections_active.get()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,183 @@
+//! A standalone Gateway API gateway: configuration store with hot reload, HTTP listeners
+//! routed by [`routing::router::Router`], forwarding to Service endpoints, and the admin
+//! endpoint. The `gateway` example binary is this module plus a command line.
+
+mod admin;
+mod config_store;
+mod forward;
+mod metrics;
+mod sockets;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use routing::loader::LoadError;
+use routing::resolve::ResolveOptions;
+
+pub use admin::AdminState;
+pub use config_store::{ConfigSource, Fingerprint, Snapshot};
+pub use forward::{Forwarder, ResponseBody};
+pub use metrics::GatewayMetrics;
+pub use sockets::{Sockets, group_listeners};
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// The configuration.
+    pub source: ConfigSource,
+    /// Serve only Gateways of this class.
+    pub gateway_class: Option<String>,
+    /// The admin endpoint's address.
+    pub admin: SocketAddr,
+    /// How often to check the configuration files for changes.
+    pub reload_interval: Duration,
+    /// How long connections may take to finish after shutdown is requested.
+    pub drain_timeout: Duration,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The initial configuration is invalid.
+    #[error("configuration rejected: {0}")]
+    Config(#[from] LoadError),
+    /// A socket could not be bound.
+    #[error("cannot bind {address}: {error}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// What the gateway tells its operator (one line each; the binary prints them on stderr).
+pub trait GatewayEvents: Send + Sync {
+    /// A line of log.
+    fn log(&self, line: &str);
+}
+
+impl<F: Fn(&str) + Send + Sync> GatewayEvents for F {
+    fn log(&self, line: &str) {
+        self(line)
+    }
+}
+
+/// Runs a gateway until `shutdown` resolves, then drains connections (up to
+/// `drain_timeout`) and returns.
+pub async fn run_gateway(
+    options: GatewayOptions,
+    events: &dyn GatewayEvents,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let resolve_options = ResolveOptions {
+        gateway_class: options.gateway_class.clone(),
+    };
+    let mut fingerprint = options.source.fingerprint();
+    let snapshot = options.source.load(&resolve_options, 1)?;
+    for warning in &snapshot.warnings {
+        events.log(&format!("warning: {warning}"));
+    }
+    let metrics = Arc::new(GatewayMetrics::new());
+    metrics.config_loaded(true, 1);
+    let admin_listener =
+        admin::bind_admin(options.admin)
+            .await
+            .map_err(|error| GatewayError::Bind {
+                address: options.admin,
+                error,
+            })?;
+    let mut sockets = Sockets::new(Arc::clone(&metrics));
+    sockets
+        .apply(&snapshot.resolution.gateways)
+        .await
+        .map_err(|(address, error)| GatewayError::Bind { address, error })?;
+    let state = Arc::new(AdminState {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        ready: false.into(),
+        last_error: Mutex::new(None),
+        metrics: Arc::clone(&metrics),
+    });
+    let admin_address = admin_listener.local_addr().unwrap_or(options.admin);
+    let admin_task = tokio::spawn(admin::serve_admin(admin_listener, Arc::clone(&state)));
+    state.ready.store(true, Ordering::Release);
+    let mut addresses = sockets.addresses();
+    addresses.sort();
+    for address in addresses {
+        events.log(&format!("listening on {address}"));
+    }
+    events.log(&format!("admin on {admin_address}"));
+
+    tokio::pin!(shutdown);
+    let mut ticker = tokio::time::interval(options.reload_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                let current = options.source.fingerprint();
+                if current == fingerprint {
+                    continue;
+                }
+                fingerprint = current;
+                reload(&options.source, &resolve_options, &state, &mut sockets, events).await;
+            }
+        }
+    }
+
+    events.log("draining");
+    state.ready.store(false, Ordering::Release);
+    sockets.drain();
+    let deadline = tokio::time::Instant::now() + options.drain_timeout;
+    while metrics.active_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// Loads the changed configuration and swaps it in, or keeps the old one with the error.
+async fn reload(
+    source: &ConfigSource,
+    resolve_options: &ResolveOptions,
+    state: &AdminState,
+    sockets: &mut Sockets,
+    events: &dyn GatewayEvents,
+) {
+    let generation = state.snapshot.load().generation + 1;
+    let outcome = match source.load(resolve_options, generation) {
+        Err(error) => Err(error.to_string()),
+        Ok(snapshot) => match sockets.apply(&snapshot.resolution.gateways).await {
+            Err((address, error)) => Err(format!("cannot bind {address}: {error}")),
+            Ok(()) => Ok(snapshot),
+        },
+    };
+    match outcome {
+        Ok(snapshot) => {
+            for warning in &snapshot.warnings {
+                events.log(&format!("warning: {warning}"));
+            }
+            events.log(&format!("configuration generation {generation} loaded"));
+            state.metrics.config_loaded(true, generation);
+            state.snapshot.store(Arc::new(snapshot));
+            if let Ok(mut last) = state.last_error.lock() {
+                *last = None;
+            }
+        }
+        Err(message) => {
+            events.log(&format!(
+                "configuration rejected, still serving the previous one: {message}"
+            ));
+            state.metrics.config_loaded(false, generation);
+            if let Ok(mut last) = state.last_error.lock() {
+                *last = Some(message);
+            }
+        }
+    }
+}
