@@ -1,0 +1,432 @@
+//! End-to-end tests of the `gateway` binary: YAML on disk, echo backends on loopback, curl as
+//! the client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use examples_support::echo::{EchoIdentity, serve_echo};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// A running gateway and its admin address.
+struct Gateway {
+    child: Child,
+    admin: SocketAddr,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gateway-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts an echo backend reporting `pod`; returns its port.
+async fn echo(pod: &str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let identity = EchoIdentity {
+        namespace: "default".into(),
+        pod: pod.into(),
+    };
+    tokio::spawn(serve_echo(listener, identity));
+    port
+}
+
+/// A Service named `name` whose one endpoint is 127.0.0.1:`port` (pod `name-0`).
+fn service(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1], hostname: {name}-0}}]\n\
+         ports: [{{name: http, port: {port}}}]\n---\n"
+    )
+}
+
+fn gateway_yaml(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: http, port: {port}, protocol: HTTP}}\n  \
+         - {{name: foo, port: {port}, protocol: HTTP, hostname: foo.example.com}}\n---\n"
+    )
+}
+
+async fn start_gateway(configs: &[&Path]) -> Gateway {
+    let mut command = Command::new(GATEWAY);
+    for config in configs {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
+        .args(["--admin", "127.0.0.1:0", "--reload-interval-ms", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let admin = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
+            .await
+            .expect("the gateway starts")
+            .unwrap()
+            .expect("a line before exit");
+        if let Some(address) = line.strip_prefix("gateway: admin on ") {
+            break address.parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the gateway never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    Gateway { child, admin }
+}
+
+/// Runs curl; returns (status, headers and body as text).
+async fn curl(args: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10", "-i"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl is installed (run scripts/install-test-deps)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The JSON body of an echo answer.
+fn echoed(response: &str) -> Value {
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Gateway {
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    async fn wait_ready(&self) {
+        let url = self.admin_url("/ready");
+        wait_until("/ready", || async { curl(&[&url]).await.0 == 200 }).await;
+    }
+
+    async fn terminate(&mut self) -> Duration {
+        let pid = self.child.id().unwrap();
+        let started = Instant::now();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(Duration::from_secs(8), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        started.elapsed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_curl_requests_to_echo_backends_as_the_yaml_says() {
+    let port = free_port();
+    let (v1, v2) = (echo("v1-0").await, echo("v2-0").await);
+    let dir = scratch("routes");
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: main}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /app}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Header-Set, value: new}], add: [{name: x-added, value: two}], remove: [x-drop]}
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {type: Exact, value: /broken}}]
+    backendRefs: [{name: does-not-exist, port: 80}]
+  - matches: [{path: {type: Exact, value: /nobody}}]
+    backendRefs: [{name: no-endpoints, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /strip/}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: rewritten.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: v2, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /moved}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, port: 8443, statusCode: 308}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: foo-only}
+spec:
+  parentRefs: [{name: gw, sectionName: foo}]
+  rules: [{backendRefs: [{name: v2, port: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: no-endpoints}
+spec: {ports: [{port: 80}]}
+"#;
+    let yaml = format!(
+        "{}{}{}{routes}",
+        gateway_yaml(port),
+        service("v1", v1),
+        service("v2", v2)
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let (status, response) = curl(&[
+        "-H",
+        "x-header-set: old",
+        "-H",
+        "x-added: one",
+        "-H",
+        "x-drop: yes",
+        "-H",
+        "x-empty;",
+        "-H",
+        "Host: shop.example.com:1234",
+        &url("/app/items?b=2&a=1"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let seen = echoed(&response);
+    assert_eq!(seen["pod"], "v1-0");
+    assert_eq!(
+        seen["path"], "/app/items?b=2&a=1",
+        "path and query forwarded as sent"
+    );
+    assert_eq!(
+        seen["host"], "shop.example.com:1234",
+        "Host forwarded with its port"
+    );
+    assert_eq!(seen["headers"]["x-header-set"], serde_json::json!(["new"]));
+    assert_eq!(seen["headers"]["x-added"], serde_json::json!(["one,two"]));
+    assert_eq!(
+        seen["headers"]["x-empty"],
+        serde_json::json!([""]),
+        "empty headers forwarded"
+    );
+    assert!(seen["headers"].get("x-drop").is_none());
+
+    assert_eq!(
+        curl(&[&url("/application")]).await.0,
+        404,
+        "prefixes match whole segments"
+    );
+    assert_eq!(curl(&[&url("/broken")]).await.0, 500, "missing Service");
+    assert_eq!(
+        curl(&[&url("/nobody")]).await.0,
+        503,
+        "Service without endpoints"
+    );
+
+    let (_, response) = curl(&[&url("/strip/three?x=y")]).await;
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["path"].as_str(), seen["host"].as_str()),
+        (Some("/three?x=y"), Some("rewritten.example"))
+    );
+    assert_eq!(seen["pod"], "v2-0");
+
+    let (status, response) = curl(&["-H", "Host: shop.example.com", &url("/moved/here")]).await;
+    assert_eq!(status, 308);
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("location: https://shop.example.com:8443/moved/here\r\n"),
+        "{response}"
+    );
+
+    let (status, response) = curl(&["-H", "Host: foo.example.com", &url("/app/x")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        echoed(&response)["pod"],
+        "v2-0",
+        "the foo listener has only its own route"
+    );
+
+    let (status, response) = curl(&["--http2-prior-knowledge", &url("/app/h2c")]).await;
+    assert_eq!(
+        status, 200,
+        "h2c prior knowledge on a plain HTTP listener: {response}"
+    );
+    assert!(response.starts_with("HTTP/2 200"), "{response}");
+    assert_eq!(echoed(&response)["host"], format!("127.0.0.1:{port}"));
+
+    let (_, status_json) = curl(&[&gateway.admin_url("/status")]).await;
+    let status_json = echoed(&status_json);
+    let main = status_json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"]["name"] == "main")
+        .unwrap();
+    let conditions = &main["parents"][0]["conditions"];
+    assert_eq!(conditions[0]["reason"], "Accepted");
+    assert_eq!(conditions[1]["reason"], "BackendNotFound");
+    let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;
+    assert!(
+        metrics.contains("gateway_http_requests_total{code=\"503\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_valid_changes_and_keeps_serving_through_invalid_ones() {
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("reload");
+    let base = format!("{}{}", gateway_yaml(port), service("v1", v1));
+    let route = |path: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - matches: [{{path: {{value: {path}}}}}]\n    \
+             backendRefs: [{{name: v1, port: 80}}]\n"
+        )
+    };
+    std::fs::write(dir.join("base.yaml"), &base).unwrap();
+    std::fs::write(dir.join("route.yaml"), route("/first")).unwrap();
+    let mut gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    assert_eq!(curl(&[&url("/first")]).await.0, 200);
+    assert_eq!(curl(&[&url("/second")]).await.0, 404);
+
+    std::fs::write(dir.join("route.yaml"), route("/second")).unwrap();
+    wait_until("the new route", || async {
+        curl(&[&url("/second")]).await.0 == 200
+    })
+    .await;
+    assert_eq!(curl(&[&url("/first")]).await.0, 404);
+
+    std::fs::write(
+        dir.join("route.yaml"),
+        "kind: HTTPRoute\nmetadata: {name: r\n",
+    )
+    .unwrap();
+    let status_url = gateway.admin_url("/status");
+    wait_until("the rejection", || async {
+        echoed(&curl(&[&status_url]).await.1)["lastReloadError"].is_string()
+    })
+    .await;
+    let (_, status) = curl(&[&status_url]).await;
+    let error = echoed(&status)["lastReloadError"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("route.yaml: document 1: malformed YAML"),
+        "{error}"
+    );
+    assert_eq!(
+        curl(&[&url("/second")]).await.0,
+        200,
+        "the previous configuration keeps serving"
+    );
+
+    // SIGTERM drains and exits quickly; SO_REUSEADDR lets a new gateway bind at once.
+    let elapsed = gateway.terminate().await;
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    std::fs::write(dir.join("route.yaml"), route("/third")).unwrap();
+    let restarted = start_gateway(&[&dir]).await;
+    restarted.wait_ready().await;
+    assert_eq!(curl(&[&url("/third")]).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_startup_configuration_is_refused_with_file_object_and_field() {
+    let dir = scratch("invalid");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
+         spec:\n  gatewayClassName: x\n  listeners: [{name: http, port: eighty, protocol: HTTP}]\n",
+    )
+    .unwrap();
+    let output = Command::new(GATEWAY)
+        .args(["--admin", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml: document 1: Gateway default/gw: field `spec.listeners[0].port`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quick_start_runs_without_arguments() {
+    let mut child = Command::new(GATEWAY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.contains("http://127.0.0.1:8080"), "{first}");
+    wait_until("the quick start", || async {
+        curl(&["http://127.0.0.1:15000/ready"]).await.0 == 200
+    })
+    .await;
+    let (status, response) = curl(&["-H", "x-canary: true", "http://127.0.0.1:8080/"]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&response)["pod"], "echo-v2-0");
+    let (status, response) = curl(&["http://127.0.0.1:8080/hello"]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&response)["pod"], "echo-v1-0");
+    assert!(
+        response.contains("x-served-by: quickstart-gateway"),
+        "{response}"
+    );
+    let mut gateway = Gateway {
+        child,
+        admin: "127.0.0.1:15000".parse().unwrap(),
+    };
+    gateway.terminate().await;
+}
