@@ -430,3 +430,169 @@ async fn the_quick_start_runs_without_arguments() {
     };
     gateway.terminate().await;
 }
+
+/// A self-signed certificate for `names` made by the openssl CLI; returns (cert PEM, key PEM).
+/// `rsa_pkcs1` makes an RSA key in PKCS#1 form, otherwise a P-256 key in PKCS#8.
+fn openssl_certificate(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    rsa_pkcs1: bool,
+) -> (String, String) {
+    let (cert, key) = (
+        dir.join(format!("{stem}-cert.pem")),
+        dir.join(format!("{stem}-key.pem")),
+    );
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut command = std::process::Command::new("openssl");
+    command.args([
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={}", names[0]),
+    ]);
+    command.args(["-addext", &format!("subjectAltName={san}")]);
+    if rsa_pkcs1 {
+        command.args(["-newkey", "rsa:2048"]);
+    } else {
+        command.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    }
+    let status = command
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-test-deps)");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    if rsa_pkcs1 {
+        let converted = std::process::Command::new("openssl")
+            .args(["rsa", "-traditional", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(converted.status.success());
+    }
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(
+        key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        rsa_pkcs1
+    );
+    (std::fs::read_to_string(&cert).unwrap(), key_pem)
+}
+
+fn tls_secret(name: &str, (cert, key): &(String, String)) -> String {
+    use base64::Engine as _;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
+         data:\n  tls.crt: {}\n  tls.key: {}\n---\n",
+        encode(cert),
+        encode(key)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_listeners_choose_certificates_by_sni_and_refuse_misdirected_requests() {
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("https");
+    let wildcard = openssl_certificate(&dir, "wild", &["*.example.com"], true);
+    let other = openssl_certificate(&dir, "other", &["other.test"], false);
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: wild, port: {port}, protocol: HTTPS, hostname: '*.example.com', tls: {{certificateRefs: [{{name: wild}}]}}}}\n  \
+         - {{name: other, port: {port}, protocol: HTTPS, hostname: other.test, tls: {{certificateRefs: [{{name: other}}]}}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{path: {{value: /go}}}}]\n    filters: [{{type: RequestRedirect, requestRedirect: {{path: {{type: ReplaceFullPath, replaceFullPath: /gone}}}}}}]\n  \
+         - backendRefs: [{{name: v1, port: 80}}]\n---\n{}{}{}",
+        tls_secret("wild", &wildcard),
+        tls_secret("other", &other),
+        service("v1", v1)
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let resolve = |host: &str| format!("{host}:{port}:127.0.0.1");
+    let wild_ca = dir.join("wild-cert.pem").display().to_string();
+    let other_ca = dir.join("other-cert.pem").display().to_string();
+
+    let (status, response) = curl(&[
+        "--http2",
+        "--resolve",
+        &resolve("www.example.com"),
+        "--cacert",
+        &wild_ca,
+        &format!("https://www.example.com:{port}/path?q=1"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(response.starts_with("HTTP/2 200"), "ALPN h2: {response}");
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["path"].as_str(), seen["pod"].as_str()),
+        (Some("/path?q=1"), Some("v1-0"))
+    );
+    assert_eq!(seen["host"], format!("www.example.com:{port}"));
+
+    let (status, response) = curl(&[
+        "--http1.1",
+        "--resolve",
+        &resolve("other.test"),
+        "--cacert",
+        &other_ca,
+        &format!("https://other.test:{port}/"),
+    ])
+    .await;
+    assert_eq!(
+        status, 200,
+        "the other listener's certificate verifies: {response}"
+    );
+
+    let (status, response) = curl(&[
+        "--http1.1",
+        "--resolve",
+        &resolve("www.example.com"),
+        "--cacert",
+        &wild_ca,
+        "-H",
+        "Host: other.test",
+        &format!("https://www.example.com:{port}/"),
+    ])
+    .await;
+    assert_eq!(
+        status, 421,
+        "SNI and Host belong to different listeners: {response}"
+    );
+
+    let (status, response) = curl(&[
+        "--resolve",
+        &resolve("a.example.com"),
+        "--cacert",
+        &wild_ca,
+        &format!("https://a.example.com:{port}/go?x=1"),
+    ])
+    .await;
+    assert_eq!(status, 302);
+    assert!(
+        response.to_ascii_lowercase().contains(&format!(
+            "location: https://a.example.com:{port}/gone?x=1\r\n"
+        )),
+        "an HTTPS listener redirects to https and its own port: {response}"
+    );
+}

@@ -205,9 +205,7 @@ fn certificates(
         };
         match (secret.value("tls.crt"), secret.value("tls.key")) {
             (Some(chain_pem), Some(key_pem))
-                if secret.secret_type == "kubernetes.io/tls"
-                    && !chain_pem.is_empty()
-                    && !key_pem.is_empty() =>
+                if secret.secret_type == "kubernetes.io/tls" && valid_pem(&chain_pem, &key_pem) =>
             {
                 certificates.push(Certificate {
                     secret: key,
@@ -217,7 +215,7 @@ fn certificates(
             }
             _ => {
                 return Err(invalid(format!(
-                    "Secret {key} is not a kubernetes.io/tls Secret with tls.crt and tls.key"
+                    "Secret {key} is not a kubernetes.io/tls Secret with PEM tls.crt and tls.key"
                 )));
             }
         }
@@ -230,4 +228,14 @@ fn certificates(
         ));
     }
     Ok(certificates)
+}
+
+/// Whether `chain_pem` holds at least one certificate and `key_pem` a private key (PKCS#1,
+/// PKCS#8 or SEC1), as PEM.
+fn valid_pem(chain_pem: &[u8], key_pem: &[u8]) -> bool {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certificates: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(chain_pem).collect();
+    matches!(certificates, Ok(list) if !list.is_empty())
+        && PrivateKeyDer::from_pem_slice(key_pem).is_ok()
 }

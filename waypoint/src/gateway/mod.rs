@@ -7,6 +7,7 @@ mod config_store;
 mod forward;
 mod metrics;
 mod sockets;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +23,8 @@ pub use admin::AdminState;
 pub use config_store::{ConfigSource, Fingerprint, Snapshot};
 pub use forward::{Forwarder, ResponseBody};
 pub use metrics::GatewayMetrics;
-pub use sockets::{Sockets, group_listeners};
+pub use sockets::{ApplyError, Sockets, group_listeners};
+pub use tls::TlsSetupError;
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct GatewayOptions {
     pub reload_interval: Duration,
     /// How long connections may take to finish after shutdown is requested.
     pub drain_timeout: Duration,
+    /// The crypto provider for HTTPS listeners.
+    pub crypto: Arc<rustls::crypto::CryptoProvider>,
 }
 
 /// Why the gateway could not start.
@@ -46,15 +50,18 @@ pub enum GatewayError {
     /// The initial configuration is invalid.
     #[error("configuration rejected: {0}")]
     Config(#[from] LoadError),
-    /// A socket could not be bound.
-    #[error("cannot bind {address}: {error}")]
-    Bind {
+    /// The admin socket could not be bound.
+    #[error("cannot bind the admin endpoint {address}: {error}")]
+    Admin {
         /// The address.
         address: SocketAddr,
         /// The error.
         #[source]
         error: std::io::Error,
     },
+    /// The listeners could not be served (bind or certificate failure).
+    #[error(transparent)]
+    Serve(#[from] ApplyError),
 }
 
 /// What the gateway tells its operator (one line each; the binary prints them on stderr).
@@ -89,15 +96,16 @@ pub async fn run_gateway(
     let admin_listener =
         admin::bind_admin(options.admin)
             .await
-            .map_err(|error| GatewayError::Bind {
+            .map_err(|error| GatewayError::Admin {
                 address: options.admin,
                 error,
             })?;
-    let mut sockets = Sockets::new(Arc::clone(&metrics));
-    sockets
-        .apply(&snapshot.resolution.gateways)
-        .await
-        .map_err(|(address, error)| GatewayError::Bind { address, error })?;
+    let mut sockets = Sockets::new(Arc::clone(&metrics), Arc::clone(&options.crypto));
+    for skipped in sockets.apply(&snapshot.resolution.gateways).await? {
+        events.log(&format!(
+            "warning: listener {skipped} shares a socket with another protocol; not served"
+        ));
+    }
     let state = Arc::new(AdminState {
         snapshot: ArcSwap::from_pointee(snapshot),
         ready: false.into(),
@@ -154,8 +162,13 @@ async fn reload(
     let outcome = match source.load(resolve_options, generation) {
         Err(error) => Err(error.to_string()),
         Ok(snapshot) => match sockets.apply(&snapshot.resolution.gateways).await {
-            Err((address, error)) => Err(format!("cannot bind {address}: {error}")),
-            Ok(()) => Ok(snapshot),
+            Err(error) => Err(error.to_string()),
+            Ok(skipped) => {
+                for listener in skipped {
+                    events.log(&format!("warning: listener {listener} shares a socket with another protocol; not served"));
+                }
+                Ok(snapshot)
+            }
         },
     };
     match outcome {

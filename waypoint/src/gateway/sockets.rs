@@ -1,11 +1,14 @@
-//! Sockets: one per address and port, shared by the listeners (of any Gateway) bound there;
-//! each serves HTTP/1.1 and h2c through a [`Router`] over the socket's current
-//! [`ListenerSet`], which a reload swaps without touching connections in flight.
+//! Sockets: one per address and port, shared by the listeners (of any Gateway) bound there.
+//! Plain sockets serve HTTP/1.1 and h2c; sockets of HTTPS listeners terminate TLS (certificate
+//! by SNI, ALPN h2 and http/1.1) first. Each request is routed by a [`Router`] over the
+//! socket's current [`ListenerSet`], which a reload swaps without touching connections in
+//! flight.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::Request;
@@ -13,18 +16,48 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use routing::compiled::{CompiledGateway, CompiledListener, ListenerProtocol};
-use routing::router::{ListenerSet, Router};
-use tokio::net::{TcpListener, TcpSocket};
+use routing::router::{ListenerSet, Router, TlsServerName};
+use rustls::crypto::CryptoProvider;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::forward::Forwarder;
 use super::metrics::GatewayMetrics;
+use super::tls::{TlsSetupError, server_config};
 
-/// The listeners of every Gateway grouped by the socket they share.
-pub fn group_listeners(gateways: &[CompiledGateway]) -> HashMap<SocketAddr, Vec<CompiledListener>> {
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a configuration could not be applied to the sockets (the old one keeps serving).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// A new address could not be bound.
+    #[error("cannot bind {address}: {error}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        #[source]
+        error: io::Error,
+    },
+    /// An HTTPS listener's certificate could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+}
+
+/// The HTTP and HTTPS listeners of every Gateway grouped by the socket they share. On one
+/// socket, the protocol of the first listener (HTTP or HTTPS) wins; listeners of the other are
+/// returned as skipped (`gateway/listener` names).
+pub fn group_listeners(
+    gateways: &[CompiledGateway],
+) -> (HashMap<SocketAddr, Vec<CompiledListener>>, Vec<String>) {
     let mut groups: HashMap<SocketAddr, Vec<CompiledListener>> = HashMap::new();
+    let mut skipped = Vec::new();
     for gateway in gateways {
         let all_interfaces = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
         let addresses: &[IpAddr] = if gateway.addresses.is_empty() {
@@ -33,18 +66,32 @@ pub fn group_listeners(gateways: &[CompiledGateway]) -> HashMap<SocketAddr, Vec<
             &gateway.addresses
         };
         for listener in &gateway.listeners {
-            if listener.protocol != ListenerProtocol::Http {
-                continue; // HTTPS, TLS, TCP and UDP are not served yet.
+            if !matches!(
+                listener.protocol,
+                ListenerProtocol::Http | ListenerProtocol::Https
+            ) {
+                continue; // TLS passthrough, TCP and UDP are not served yet.
             }
             for ip in addresses {
-                groups
+                let group = groups
                     .entry(SocketAddr::new(*ip, listener.port))
-                    .or_default()
-                    .push(listener.clone());
+                    .or_default();
+                match group.first() {
+                    Some(first) if first.protocol != listener.protocol => {
+                        skipped.push(format!("{}/{}", listener.gateway, listener.name));
+                    }
+                    _ => group.push(listener.clone()),
+                }
             }
         }
     }
-    groups
+    (groups, skipped)
+}
+
+/// What one socket serves now.
+struct SocketState {
+    listeners: Arc<ListenerSet>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// The bound sockets.
@@ -52,75 +99,74 @@ pub struct Sockets {
     bound: HashMap<SocketAddr, BoundSocket>,
     forwarder: Forwarder,
     metrics: Arc<GatewayMetrics>,
+    crypto: Arc<CryptoProvider>,
     /// Flips to true to ask every connection to finish gracefully.
     draining: watch::Sender<bool>,
 }
 
 struct BoundSocket {
-    listeners: Arc<ArcSwap<ListenerSet>>,
+    state: Arc<ArcSwap<SocketState>>,
     accept_loop: JoinHandle<()>,
 }
 
 impl Sockets {
-    /// No sockets yet.
-    pub fn new(metrics: Arc<GatewayMetrics>) -> Self {
+    /// No sockets yet; HTTPS listeners use `crypto`.
+    pub fn new(metrics: Arc<GatewayMetrics>, crypto: Arc<CryptoProvider>) -> Self {
         Sockets {
             bound: HashMap::new(),
             forwarder: Forwarder::new(),
             metrics,
+            crypto,
             draining: watch::channel(false).0,
         }
     }
 
-    /// Serves `gateways`: binds new addresses (all before changing anything, so that a failed
-    /// bind leaves the old configuration serving), swaps the listener sets of kept ones, and
-    /// stops accepting on removed ones (their connections finish).
-    pub async fn apply(
-        &mut self,
-        gateways: &[CompiledGateway],
-    ) -> Result<(), (SocketAddr, io::Error)> {
-        let groups = group_listeners(gateways);
-        let mut new_sockets = Vec::new();
-        for address in groups.keys() {
+    /// Serves `gateways`: loads certificates and binds new addresses before changing anything
+    /// (so that a failure leaves the old configuration serving), swaps the state of kept
+    /// sockets, and stops accepting on removed ones (their connections finish). Returns the
+    /// listeners skipped for sharing a socket with another protocol.
+    pub async fn apply(&mut self, gateways: &[CompiledGateway]) -> Result<Vec<String>, ApplyError> {
+        let (groups, skipped) = group_listeners(gateways);
+        let mut states = HashMap::new();
+        for (address, listeners) in groups {
+            let listeners = Arc::new(ListenerSet::new(listeners));
+            let tls = server_config(listeners.listeners(), &self.crypto)?.map(TlsAcceptor::from);
+            states.insert(address, SocketState { listeners, tls });
+        }
+        let mut new_sockets = HashMap::new();
+        for address in states.keys() {
             if !self.bound.contains_key(address) {
-                new_sockets.push((*address, bind(*address).map_err(|e| (*address, e))?));
+                let tcp = bind(*address).map_err(|error| ApplyError::Bind {
+                    address: *address,
+                    error,
+                })?;
+                new_sockets.insert(*address, tcp);
             }
         }
-        let removed: Vec<SocketAddr> = self
-            .bound
-            .keys()
-            .filter(|address| !groups.contains_key(address))
-            .copied()
-            .collect();
-        for address in removed {
-            if let Some(socket) = self.bound.remove(&address) {
+        self.bound.retain(|address, socket| {
+            let keep = states.contains_key(address);
+            if !keep {
                 socket.accept_loop.abort();
             }
-        }
-        let mut new_sockets: HashMap<SocketAddr, TcpListener> = new_sockets.into_iter().collect();
-        for (address, listeners) in groups {
-            let set = Arc::new(ListenerSet::new(listeners));
+            keep
+        });
+        for (address, state) in states {
             if let Some(socket) = self.bound.get(&address) {
-                socket.listeners.store(set);
+                socket.state.store(Arc::new(state));
             } else if let Some(tcp) = new_sockets.remove(&address) {
-                let listeners = Arc::new(ArcSwap::new(set));
+                let state = Arc::new(ArcSwap::from_pointee(state));
                 let accept_loop = tokio::spawn(accept_loop(
                     tcp,
-                    Arc::clone(&listeners),
+                    Arc::clone(&state),
                     self.forwarder.clone(),
                     Arc::clone(&self.metrics),
                     self.draining.subscribe(),
                 ));
-                self.bound.insert(
-                    address,
-                    BoundSocket {
-                        listeners,
-                        accept_loop,
-                    },
-                );
+                self.bound
+                    .insert(address, BoundSocket { state, accept_loop });
             }
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// The bound addresses.
@@ -149,50 +195,88 @@ fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Everything a connection needs.
+#[derive(Clone)]
+struct ConnectionContext {
+    state: Arc<ArcSwap<SocketState>>,
+    forwarder: Forwarder,
+    metrics: Arc<GatewayMetrics>,
+    draining: watch::Receiver<bool>,
+}
+
 async fn accept_loop(
     tcp: TcpListener,
-    listeners: Arc<ArcSwap<ListenerSet>>,
+    state: Arc<ArcSwap<SocketState>>,
     forwarder: Forwarder,
     metrics: Arc<GatewayMetrics>,
     draining: watch::Receiver<bool>,
 ) {
+    let context = ConnectionContext {
+        state,
+        forwarder,
+        metrics,
+        draining,
+    };
     loop {
         let Ok((stream, _peer)) = tcp.accept().await else {
             // Out of file descriptors and similar: back off instead of spinning.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        metrics.connection_opened();
-        let listeners = Arc::clone(&listeners);
-        let forwarder = forwarder.clone();
-        let metrics = Arc::clone(&metrics);
-        let mut draining = draining.clone();
-        tokio::spawn(async move {
-            let service_metrics = Arc::clone(&metrics);
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let router = Router::new(listeners.load_full(), forwarder.clone());
-                let metrics = Arc::clone(&service_metrics);
-                async move {
-                    let response = router.oneshot(request).await;
-                    if let Ok(response) = &response {
-                        metrics.request_served(response.status().as_u16());
-                    }
-                    response
-                }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = wait_for_drain(&mut draining) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+        tokio::spawn(handle_connection(stream, context.clone()));
+    }
+}
+
+async fn handle_connection(stream: TcpStream, context: ConnectionContext) {
+    context.metrics.connection_opened();
+    let tls = context.state.load().tls.clone();
+    match tls {
+        None => serve_http(stream, None, &context).await,
+        Some(acceptor) => {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                let server_name = tls.get_ref().1.server_name().map(str::to_owned);
+                serve_http(tls, server_name, &context).await;
             }
-            metrics.connection_closed();
-        });
+        }
+    }
+    context.metrics.connection_closed();
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
+/// the gateway drains.
+async fn serve_http<IO>(io: IO, server_name: Option<String>, context: &ConnectionContext)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service_context = context.clone();
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        if let Some(name) = &server_name {
+            request.extensions_mut().insert(TlsServerName(name.clone()));
+        }
+        let listeners = Arc::clone(&service_context.state.load().listeners);
+        let router = Router::new(listeners, service_context.forwarder.clone());
+        let metrics = Arc::clone(&service_context.metrics);
+        async move {
+            let response = router.oneshot(request).await;
+            if let Ok(response) = &response {
+                metrics.request_served(response.status().as_u16());
+            }
+            response
+        }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut draining = context.draining.clone();
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = wait_for_drain(&mut draining) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 

@@ -76,6 +76,7 @@ async fn run(args: Args) -> Result<(), String> {
         admin: args.admin,
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         drain_timeout: Duration::from_secs(5),
+        crypto: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)
