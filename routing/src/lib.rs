@@ -25,9 +25,8 @@
 //!    built on [`http_route`] (matching, precedence, the compiled [`RouteTable`](http_route::RouteTable)),
 //!    [`filters`] and [`backends`].
 //!
-//! Not yet served: GRPCRoute (routes get `Accepted=False`), RequestMirror, CORS, retries and
-//! `backendRequest` timeouts (parsed and validated, not applied), regular-expression matches
-//! (`Accepted=False/UnsupportedValue`). The crate depends on no other workspace crate.
+//! Not yet served: GRPCRoute (routes get `Accepted=False`), regular-expression matches
+//! (`Accepted=False/UnsupportedValue`), mirroring and retrying requests that have a body. The crate depends on no other workspace crate.
 
 pub mod backends;
 pub mod compiled;

@@ -13,7 +13,7 @@ use routing::router::{ListenerSet, Router, SelectedBackend, TlsServerName};
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
-type Backend = BoxCloneService<Request<()>, Response<String>, Infallible>;
+type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
 
 const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -66,7 +66,7 @@ fn resolution(routes: &str) -> Resolution {
 /// What the recording backend saw.
 fn router(resolution: &Resolution) -> Router<Backend> {
     let listeners = resolution.gateways[0].listeners.clone();
-    let backend = tower::service_fn(|request: Request<()>| async move {
+    let backend = tower::service_fn(|request: Request<String>| async move {
         let backend = request.extensions().get::<SelectedBackend>().unwrap();
         let headers: Vec<String> = request
             .headers()
@@ -89,7 +89,10 @@ fn router(resolution: &Resolution) -> Router<Backend> {
 }
 
 async fn get(router: &mut Router<Backend>, host: &str, path: &str) -> Response<String> {
-    let request = Request::get(path).header("host", host).body(()).unwrap();
+    let request = Request::get(path)
+        .header("host", host)
+        .body(String::new())
+        .unwrap();
     router.ready().await.unwrap().call(request).await.unwrap()
 }
 
@@ -268,7 +271,7 @@ spec:
     let mut router = router(&resolution);
     let mut request = Request::get("/")
         .header("host", "very.specific.com")
-        .body(())
+        .body(String::new())
         .unwrap();
     request
         .extensions_mut()

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::backends::{BackendState, WeightedBackends};
-use crate::filters::{HeaderModifier, RequestRedirect, UrlRewrite};
-use crate::model::{Cors, ObjectKey};
+use crate::filters::{CorsPolicy, HeaderModifier, RequestRedirect, UrlRewrite};
+use crate::model::ObjectKey;
 
 use super::backend::Backend;
 
@@ -22,7 +22,7 @@ pub enum HttpFilter {
     /// RequestMirror.
     Mirror(Mirror),
     /// CORS (preflights are answered without the backend).
-    Cors(Cors),
+    Cors(CorsPolicy),
     /// A filter that cannot be honoured (unresolvable ExtensionRef, unknown type): the request
     /// gets 500, never a silent skip.
     Unresolvable(String),

@@ -1,6 +1,7 @@
-//! Gateway API filter semantics, sans-IO (gateway-api spec §1.4): header modifiers, redirects
-//! and URL rewrites, and the header modifiers and URL rewrite as tower layers.
+//! Gateway API filter semantics, sans-IO (gateway-api spec §1.4): header modifiers, redirects,
+//! URL rewrites and CORS, and the header modifiers and URL rewrite as tower layers.
 
+mod cors;
 mod header_layers;
 mod header_modifier;
 mod path_modifier;
@@ -8,6 +9,7 @@ mod redirect;
 mod request_edit;
 mod url_rewrite;
 
+pub use cors::{CorsError, CorsPolicy, PreflightAnswer};
 pub use header_layers::{
     RequestHeaderModifierLayer, RequestHeaderModifierService, ResponseHeaderModifierFuture,
     ResponseHeaderModifierLayer, ResponseHeaderModifierService,

@@ -9,7 +9,9 @@ use super::references;
 use super::status::Condition;
 use crate::backends::{BackendState, WeightedBackend, WeightedBackends};
 use crate::compiled::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};
-use crate::filters::{HeaderModifier, PathModifier, RedirectStatus, RequestRedirect, UrlRewrite};
+use crate::filters::{
+    CorsPolicy, HeaderModifier, PathModifier, RedirectStatus, RequestRedirect, UrlRewrite,
+};
 use crate::http_route::{HeaderMatch, HttpRouteMatch, PathMatch, QueryParamMatch};
 use crate::model::{
     Config, HeaderMatchType, HttpHeaderFilter, HttpPathModifier, HttpRouteFilter,
@@ -288,7 +290,10 @@ pub(crate) fn compile_filters(
                     denominator,
                 })
             }
-            HttpRouteFilterType::Cors => HttpFilter::Cors(filter.cors.clone().ok_or_else(missing)?),
+            HttpRouteFilterType::Cors => HttpFilter::Cors(
+                CorsPolicy::new(filter.cors.as_ref().ok_or_else(missing)?)
+                    .map_err(|e| e.to_string())?,
+            ),
             HttpRouteFilterType::ExtensionRef => {
                 HttpFilter::Unresolvable("ExtensionRef filters are not supported".into())
             }

@@ -13,14 +13,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use routing::compiled::BackendProtocol;
-use routing::router::SelectedBackend;
+use routing::router::{SelectedBackend, UpstreamFailure};
 
-/// The body of every response the gateway sends.
+/// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
 
 /// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1).
@@ -37,8 +36,8 @@ const HOP_BY_HOP: [&str; 7] = [
 /// The forwarding service: an HTTP/1.1 and an h2c connection pool, round-robin over endpoints.
 #[derive(Clone)]
 pub struct Forwarder {
-    http1: Client<HttpConnector, Incoming>,
-    h2c: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, ResponseBody>,
+    h2c: Client<HttpConnector, ResponseBody>,
     next_endpoint: Arc<AtomicUsize>,
 }
 
@@ -65,7 +64,7 @@ impl Forwarder {
         }
     }
 
-    async fn forward(self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+    async fn forward(self, mut request: Request<ResponseBody>) -> Response<ResponseBody> {
         let Some(backend) = request.extensions_mut().remove::<SelectedBackend>() else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
@@ -107,8 +106,13 @@ impl Forwarder {
                 remove_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
-            // Envoy's answer to a refused or reset upstream connection.
-            Err(_) => status(StatusCode::SERVICE_UNAVAILABLE),
+            // Envoy's answer to a refused or reset upstream connection; marked so that the
+            // router may retry it.
+            Err(_) => {
+                let mut response = status(StatusCode::SERVICE_UNAVAILABLE);
+                response.extensions_mut().insert(UpstreamFailure);
+                response
+            }
         }
     }
 }
@@ -137,7 +141,7 @@ pub(crate) fn status(code: StatusCode) -> Response<ResponseBody> {
     response
 }
 
-impl tower::Service<Request<Incoming>> for Forwarder {
+impl tower::Service<Request<ResponseBody>> for Forwarder {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -146,7 +150,7 @@ impl tower::Service<Request<Incoming>> for Forwarder {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<ResponseBody>) -> Self::Future {
         let forwarder = self.clone();
         Box::pin(async move { Ok(forwarder.forward(request).await) })
     }
