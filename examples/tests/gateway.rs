@@ -596,3 +596,61 @@ async fn https_listeners_choose_certificates_by_sni_and_refuse_misdirected_reque
         "an HTTPS listener redirects to https and its own port: {response}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_routes_and_h2c_services_reach_the_backend_over_http2() {
+    let port = free_port();
+    let (v1, v2) = (echo("grpc-0").await, echo("h2c-0").await);
+    let dir = scratch("grpc");
+    let yaml = format!(
+        "{}{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{method: {{service: echo.Echo, method: Say}}}}]\n    backendRefs: [{{name: grpc, port: 80}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: h}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{path: {{value: /h2c}}}}]\n    backendRefs: [{{name: h2c, port: 80}}]\n",
+        gateway_yaml(port),
+        service("grpc", v1),
+        service("h2c", v2).replace(
+            "ports: [{name: http, port: 80}]",
+            "ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]"
+        ),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let grpc = [
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+    ];
+
+    let (status, response) = curl(&[&grpc[..], &[url("/echo.Echo/Say").as_str()]].concat()).await;
+    assert_eq!(status, 200, "{response}");
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["pod"].as_str(), seen["proto"].as_str()),
+        (Some("grpc-0"), Some("HTTP/2.0"))
+    );
+    let (status, response) = curl(&[&grpc[..], &[url("/echo.Echo/Other").as_str()]].concat()).await;
+    assert_eq!(status, 200);
+    assert!(
+        response.contains("grpc-status: 12"),
+        "UNIMPLEMENTED for no route: {response}"
+    );
+
+    let (_, response) = curl(&[&url("/h2c")]).await;
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["pod"].as_str(), seen["proto"].as_str()),
+        (Some("h2c-0"), Some("HTTP/2.0")),
+        "appProtocol kubernetes.io/h2c"
+    );
+    assert_eq!(seen["host"], format!("127.0.0.1:{port}"));
+}

@@ -25,7 +25,7 @@
 //!    built on [`http_route`] (matching, precedence, the compiled [`RouteTable`](http_route::RouteTable)),
 //!    [`filters`] and [`backends`].
 //!
-//! Not yet served: GRPCRoute (routes get `Accepted=False`), regular-expression matches
+//! Not yet served: GRPCRoute method matches without a service, regular-expression matches
 //! (`Accepted=False/UnsupportedValue`), mirroring and retrying requests that have a body. The crate depends on no other workspace crate.
 
 pub mod backends;

@@ -74,11 +74,12 @@ fn router(resolution: &Resolution) -> Router<Backend> {
             .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
             .collect();
         let body = format!(
-            "{} {} {} {}",
+            "{} {} {} {} {:?}",
             backend.service,
             backend.endpoints[0].address,
             request.uri(),
-            headers.join(",")
+            headers.join(","),
+            backend.protocol
         );
         Ok::<_, Infallible>(Response::new(body))
     });
@@ -316,4 +317,69 @@ spec:
     assert_eq!(reason("no-host"), "NoMatchingListenerHostname");
     assert_eq!(reason("unknown-listener"), "NoMatchingParent");
     assert_eq!(reason("regex"), "UnsupportedValue");
+}
+
+#[tokio::test]
+async fn grpc_routes_match_service_and_method_and_answer_grpc_statuses() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules:
+  - matches: [{method: {service: pkg.Greeter, method: Hello}}]
+    backendRefs: [{name: echo, port: 80}]
+  - matches: [{method: {service: pkg.Broken}}]
+    backendRefs: [{name: nowhere, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: method-only, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  rules: [{matches: [{method: {method: Hello}}]}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let grpc = |path: &str| {
+        Request::post(path)
+            .header("host", "grpc.local")
+            .header("content-type", "application/grpc")
+            .body(String::new())
+            .unwrap()
+    };
+    let response = router
+        .ready()
+        .await
+        .unwrap()
+        .call(grpc("/pkg.Greeter/Hello"))
+        .await
+        .unwrap();
+    assert!(
+        response.body().starts_with("apps/echo "),
+        "{}",
+        response.body()
+    );
+    for (path, code) in [("/pkg.Greeter/Other", "12"), ("/pkg.Broken/Any", "14")] {
+        let response = router
+            .ready()
+            .await
+            .unwrap()
+            .call(grpc(path))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["grpc-status"], code, "{path}");
+    }
+    let status = resolution
+        .statuses
+        .iter()
+        .find(|s| s.object.name == "method-only")
+        .unwrap();
+    assert_eq!(
+        status.condition("Accepted").unwrap().reason,
+        "UnsupportedValue"
+    );
 }

@@ -62,6 +62,15 @@ impl<B> WeightedBackends<B> {
         }
     }
 
+    /// Changes every ready backend in place (e.g. to force a protocol).
+    pub fn for_each_ready_mut(&mut self, mut change: impl FnMut(&mut B)) {
+        for backend in &mut self.backends {
+            if let BackendState::Ready(ready) = &mut backend.state {
+                change(ready);
+            }
+        }
+    }
+
     /// The sum of the weights.
     pub fn total_weight(&self) -> u64 {
         self.cumulative.last().copied().unwrap_or(0)

@@ -15,7 +15,9 @@ mod attach;
 mod backends;
 mod compile;
 mod duration;
+mod grpc;
 mod hostnames;
+mod http_like;
 mod l4;
 mod listeners;
 mod references;
@@ -28,10 +30,11 @@ pub use hostnames::{covers as hostname_covers, intersect as intersect_hostnames}
 pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
 
 use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes};
-use crate::http_route::{Candidate, RouteOrder, RouteTable};
+use crate::http_route::{Candidate, RouteTable};
 use crate::model::{Config, ObjectKey, ObjectMeta, ParentReference};
-use attach::{ServedGateway, attach};
+use attach::ServedGateway;
 use compile::compile_http_rule;
+use http_like::HttpLikeRoute;
 use l4::L4Attached;
 
 /// What to serve.
@@ -51,10 +54,10 @@ pub struct Resolution {
 }
 
 /// Per listener of each served Gateway: the route candidates and counts gathered so far.
-struct ListenerBuild {
-    http: Vec<Candidate<Arc<HttpRule>>>,
-    l4: Vec<L4Attached>,
-    attached_routes: usize,
+pub(crate) struct ListenerBuild {
+    pub(crate) http: Vec<Candidate<Arc<HttpRule>>>,
+    pub(crate) l4: Vec<L4Attached>,
+    pub(crate) attached_routes: usize,
 }
 
 /// Resolves `config`.
@@ -95,90 +98,36 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
         })
         .collect();
 
-    let mut routes: Vec<_> = config.http_routes.iter().collect();
-    routes.sort_by_key(|r| route_order_key(&r.metadata));
-    for route in routes {
+    let mut routes: Vec<HttpLikeRoute<'_>> = Vec::new();
+    for route in &config.http_routes {
         let key = route.metadata.key();
-        let mut status = ObjectStatus::new("HTTPRoute", key.clone());
-        let compiled: Result<Vec<_>, _> = route
+        let rules = route
             .spec
             .rules
             .iter()
             .enumerate()
             .map(|(index, rule)| compile_http_rule(config, "HTTPRoute", &key, index, rule))
             .collect();
-        for parent in &route.spec.parent_refs {
-            let Some((attachments, accepted)) = attach(
-                config,
-                &served,
-                &config.gateways,
-                "HTTPRoute",
-                &key.namespace,
-                &route.spec.hostnames,
-                parent,
-            ) else {
-                continue;
-            };
-            let rules = match &compiled {
-                Ok(rules) => rules,
-                Err(message) => {
-                    status.parents.push(ParentStatus {
-                        parent_ref: parent_name(parent, &key.namespace),
-                        conditions: vec![
-                            Condition::failed("Accepted", "UnsupportedValue", message.clone()),
-                            Condition::ok("ResolvedRefs", "ResolvedRefs"),
-                        ],
-                    });
-                    continue;
-                }
-            };
-            let created = created_order(&route.metadata);
-            for attachment in &attachments {
-                let build = &mut builds[attachment.gateway][attachment.listener];
-                build.attached_routes += 1;
-                for compiled_rule in rules {
-                    let rule = Arc::new(compiled_rule.rule.clone());
-                    for (match_index, route_match) in compiled_rule.matches.iter().enumerate() {
-                        build.http.push(Candidate {
-                            hostnames: attachment.hostnames.clone(),
-                            route_match: route_match.clone(),
-                            order: RouteOrder {
-                                created,
-                                namespaced_name: key.to_string(),
-                                rule: compiled_rule.rule.index,
-                                index: match_index,
-                            },
-                            target: Arc::clone(&rule),
-                        });
-                    }
-                }
-            }
-            let resolved_refs = rules
-                .iter()
-                .flat_map(|r| r.ref_problems.first())
-                .next()
-                .cloned()
-                .unwrap_or_else(|| Condition::ok("ResolvedRefs", "ResolvedRefs"));
-            status.parents.push(ParentStatus {
-                parent_ref: parent_name(parent, &key.namespace),
-                conditions: vec![accepted, resolved_refs],
-            });
-        }
-        statuses.push(status);
+        routes.push(HttpLikeRoute {
+            kind: "HTTPRoute",
+            metadata: &route.metadata,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+            rules,
+        });
     }
     for route in &config.grpc_routes {
-        let mut status = ObjectStatus::new("GRPCRoute", route.metadata.key());
-        for parent in &route.spec.parent_refs {
-            status.parents.push(ParentStatus {
-                parent_ref: parent_name(parent, &route.metadata.namespace),
-                conditions: vec![Condition::failed(
-                    "Accepted",
-                    "UnsupportedValue",
-                    "GRPCRoute is not served by this implementation yet",
-                )],
-            });
-        }
-        statuses.push(status);
+        routes.push(HttpLikeRoute {
+            kind: "GRPCRoute",
+            metadata: &route.metadata,
+            parent_refs: &route.spec.parent_refs,
+            hostnames: &route.spec.hostnames,
+            rules: grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules),
+        });
+    }
+    routes.sort_by_key(|r| route_order_key(r.metadata));
+    for route in routes {
+        statuses.push(http_like::attach_route(config, &served, route, &mut builds));
     }
     for (kind, routes) in [
         ("TLSRoute", &config.tls_routes),

@@ -23,10 +23,14 @@ where
     B: http_body::Body + Default + Send + 'static,
     RB: Default,
 {
+    let grpc = response::is_grpc(routed.request.headers());
     match routed.rule.timeouts.request {
         None => tries(inner, routed).await,
         Some(limit) => match tokio::time::timeout(limit, tries(inner, routed)).await {
             Ok(result) => result,
+            Err(_elapsed) if grpc => Ok(response::for_grpc(response::status(
+                StatusCode::GATEWAY_TIMEOUT,
+            ))),
             Err(_elapsed) => Ok(response::status(StatusCode::GATEWAY_TIMEOUT)),
         },
     }
@@ -45,6 +49,7 @@ where
         listener,
         effects,
     } = routed;
+    let grpc = response::is_grpc(request.headers());
     // Only a request without a body can be sent again.
     let retry = rule
         .retry
@@ -66,6 +71,7 @@ where
             },
         };
         let (outcome, attempt_effects) = match prepare_attempt(&rule, listener, request) {
+            Err(own_answer) if grpc => (Outcome::Answered(response::for_grpc(own_answer)), None),
             Err(own_answer) => (Outcome::Answered(own_answer), None),
             Ok((request, backend_effects)) => {
                 let mut service = inner.clone();
@@ -98,6 +104,9 @@ where
         }
         let response = match outcome {
             Outcome::Answered(response) => response,
+            Outcome::TimedOut if grpc => {
+                response::for_grpc(response::status(StatusCode::GATEWAY_TIMEOUT))
+            }
             Outcome::TimedOut => response::status(StatusCode::GATEWAY_TIMEOUT),
         };
         break (response, attempt_effects);

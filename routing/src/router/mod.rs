@@ -10,6 +10,10 @@
 //! | the chosen Service has no ready endpoints | 503 |
 //! | `timeouts.request` elapsed, or the last try hit `timeouts.backendRequest` | 504 |
 //!
+//! A gRPC request (`content-type: application/grpc`) gets these answers as gRPC statuses
+//! instead: UNIMPLEMENTED for no route, UNAVAILABLE for invalid backends and missing endpoints,
+//! DEADLINE_EXCEEDED for timeouts.
+//!
 //! Filters run in list order; redirects and preflights end the request; mirrors get a copy of
 //! a request without a body (requests with a body are not mirrored). A rule's `retry` retries
 //! a request without a body on its listed status codes, on [`UpstreamFailure`] responses and
@@ -95,8 +99,12 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let grpc = response::is_grpc(request.headers());
         let mut routed = match decide::route(&self.listeners, request) {
             Ok(routed) => routed,
+            Err(response) if grpc => {
+                return Box::pin(std::future::ready(Ok(response::for_grpc(response))));
+            }
             Err(response) => return Box::pin(std::future::ready(Ok(response))),
         };
         for copy in routed.effects.mirrors.drain(..) {

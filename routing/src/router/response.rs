@@ -17,3 +17,30 @@ pub(crate) fn redirect<B: Default>(code: u16, location: &str) -> Response<B> {
     }
     response
 }
+
+/// Whether `headers` belong to a gRPC request (`content-type: application/grpc[+proto…]`).
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The router's own answer to a gRPC request: HTTP 200, trailers-only, with the gRPC status
+/// the Gateway API names — no route: UNIMPLEMENTED (12); invalid backend or no endpoints:
+/// UNAVAILABLE (14); timeout: DEADLINE_EXCEEDED (4); others UNKNOWN (2).
+pub(crate) fn for_grpc<B: Default>(response: Response<B>) -> Response<B> {
+    let code = match response.status().as_u16() {
+        404 => "12",
+        500 | 502 | 503 => "14",
+        504 => "4",
+        _ => "2",
+    };
+    let mut answer = status(StatusCode::OK);
+    let headers = answer.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    answer
+}

@@ -1,0 +1,90 @@
+//! Attaching HTTPRoutes and GRPCRoutes (compiled to the same rules) to listeners.
+
+use std::sync::Arc;
+
+use super::attach::{ServedGateway, attach};
+use super::compile::CompiledRule;
+use super::status::{Condition, ObjectStatus, ParentStatus};
+use super::{ListenerBuild, created_order, parent_name};
+use crate::http_route::{Candidate, RouteOrder};
+use crate::model::{Config, ObjectMeta, ParentReference};
+
+/// A route whose rules compile to HTTP rules.
+pub(crate) struct HttpLikeRoute<'a> {
+    pub(crate) kind: &'static str,
+    pub(crate) metadata: &'a ObjectMeta,
+    pub(crate) parent_refs: &'a [ParentReference],
+    pub(crate) hostnames: &'a [String],
+    /// The compiled rules, or why the route cannot be accepted.
+    pub(crate) rules: Result<Vec<CompiledRule>, String>,
+}
+
+/// Attaches `route` through each of its parentRefs, adding its candidates to the listeners'
+/// builds; returns its status.
+pub(crate) fn attach_route(
+    config: &Config,
+    served: &[ServedGateway<'_>],
+    route: HttpLikeRoute<'_>,
+    builds: &mut [Vec<ListenerBuild>],
+) -> ObjectStatus {
+    let key = route.metadata.key();
+    let mut status = ObjectStatus::new(route.kind, key.clone());
+    for parent in route.parent_refs {
+        let Some((attachments, accepted)) = attach(
+            config,
+            served,
+            &config.gateways,
+            route.kind,
+            &key.namespace,
+            route.hostnames,
+            parent,
+        ) else {
+            continue;
+        };
+        let rules = match &route.rules {
+            Ok(rules) => rules,
+            Err(message) => {
+                status.parents.push(ParentStatus {
+                    parent_ref: parent_name(parent, &key.namespace),
+                    conditions: vec![
+                        Condition::failed("Accepted", "UnsupportedValue", message.clone()),
+                        Condition::ok("ResolvedRefs", "ResolvedRefs"),
+                    ],
+                });
+                continue;
+            }
+        };
+        let created = created_order(route.metadata);
+        let shared: Vec<_> = rules.iter().map(|r| Arc::new(r.rule.clone())).collect();
+        for attachment in &attachments {
+            let build = &mut builds[attachment.gateway][attachment.listener];
+            build.attached_routes += 1;
+            for (compiled_rule, rule) in rules.iter().zip(&shared) {
+                for (match_index, route_match) in compiled_rule.matches.iter().enumerate() {
+                    build.http.push(Candidate {
+                        hostnames: attachment.hostnames.clone(),
+                        route_match: route_match.clone(),
+                        order: RouteOrder {
+                            created,
+                            namespaced_name: key.to_string(),
+                            rule: compiled_rule.rule.index,
+                            index: match_index,
+                        },
+                        target: Arc::clone(rule),
+                    });
+                }
+            }
+        }
+        let resolved_refs = rules
+            .iter()
+            .flat_map(|r| r.ref_problems.first())
+            .next()
+            .cloned()
+            .unwrap_or_else(|| Condition::ok("ResolvedRefs", "ResolvedRefs"));
+        status.parents.push(ParentStatus {
+            parent_ref: parent_name(parent, &key.namespace),
+            conditions: vec![accepted, resolved_refs],
+        });
+    }
+    status
+}
