@@ -654,3 +654,114 @@ async fn grpc_routes_and_h2c_services_reach_the_backend_over_http2() {
     );
     assert_eq!(seen["host"], format!("127.0.0.1:{port}"));
 }
+
+/// An `openssl s_server -www` on 127.0.0.1:`port` with the certificate `stem` in `dir`.
+async fn openssl_server(dir: &Path, stem: &str, port: u16) -> Child {
+    let child = Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(dir.join(format!("{stem}-cert.pem")))
+        .arg("-key")
+        .arg(dir.join(format!("{stem}-key.pem")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until("openssl s_server", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_passthrough_tcp_and_udp_listeners_forward_to_their_routes() {
+    let (tls_port, tcp_port, udp_port) = (free_port(), free_port(), free_port());
+    let (backend_a, backend_b) = (free_port(), free_port());
+    let dir = scratch("l4");
+    openssl_certificate(&dir, "a", &["a.example.com"], false);
+    openssl_certificate(&dir, "b", &["b.example.com"], true);
+    let _servers = (
+        openssl_server(&dir, "a", backend_a).await,
+        openssl_server(&dir, "b", backend_b).await,
+    );
+    let http_echo = echo("tcp-0").await;
+    let udp_echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp_echo_port = udp_echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        while let Ok((len, from)) = udp_echo.recv_from(&mut buffer).await {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buffer[..len]);
+            let _ = udp_echo.send_to(&reply, from).await;
+        }
+    });
+    let plain_service = |name: &str, port: u16| service(name, port);
+    let udp_service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: udp}}\nspec:\n  ports: [{{name: dns, port: 53, protocol: UDP}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: udp-1, labels: {{kubernetes.io/service-name: udp}}}}\n\
+         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: dns, port: {udp_echo_port}, protocol: UDP}}]\n---\n"
+    );
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: tls, port: {tls_port}, protocol: TLS, tls: {{mode: Passthrough}}}}\n  \
+         - {{name: tcp, port: {tcp_port}, protocol: TCP}}\n  \
+         - {{name: udp, port: {udp_port}, protocol: UDP}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: a}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: [a.example.com], rules: [{{backendRefs: [{{name: tls-a, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: b}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: ['*.example.com'], rules: [{{backendRefs: [{{name: tls-b, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {{name: t}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: tcp}}], rules: [{{backendRefs: [{{name: http, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\nmetadata: {{name: u}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: udp}}], rules: [{{backendRefs: [{{name: udp, port: 53}}]}}]}}\n---\n\
+         {}{}{}{udp_service}",
+        plain_service("tls-a", backend_a),
+        plain_service("tls-b", backend_b),
+        plain_service("http", http_echo),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+
+    // The backend's own certificate reaches the client: the gateway did not terminate TLS.
+    for (name, stem) in [("a.example.com", "a"), ("b.example.com", "b")] {
+        let ca = dir.join(format!("{stem}-cert.pem")).display().to_string();
+        let (status, response) = curl(&[
+            "--resolve",
+            &format!("{name}:{tls_port}:127.0.0.1"),
+            "--cacert",
+            &ca,
+            &format!("https://{name}:{tls_port}/"),
+        ])
+        .await;
+        assert_eq!(status, 200, "{name}: {response}");
+        assert!(response.contains("s_server"), "{response}");
+    }
+    let (status, _) = curl(&[
+        "-k",
+        "--resolve",
+        &format!("c.other.org:{tls_port}:127.0.0.1"),
+        &format!("https://c.other.org:{tls_port}/"),
+    ])
+    .await;
+    assert_eq!(status, 0, "an SNI without a route is refused");
+
+    let (status, response) = curl(&[&format!("http://127.0.0.1:{tcp_port}/over/tcp")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&response)["path"], "/over/tcp");
+
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.connect(("127.0.0.1", udp_port)).await.unwrap();
+    client.send(b"ping").await.unwrap();
+    let mut reply = [0u8; 64];
+    let len = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&reply[..len], b"echo:ping");
+}

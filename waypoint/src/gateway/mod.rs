@@ -3,11 +3,14 @@
 //! endpoint. The `gateway` example binary is this module plus a command line.
 
 mod admin;
+pub mod client_hello;
 mod config_store;
 mod forward;
 mod metrics;
 mod sockets;
+mod streams;
 mod tls;
+mod udp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +26,7 @@ pub use admin::AdminState;
 pub use config_store::{ConfigSource, Fingerprint, Snapshot};
 pub use forward::{Forwarder, ResponseBody};
 pub use metrics::GatewayMetrics;
-pub use sockets::{ApplyError, Sockets, group_listeners};
+pub use sockets::{ApplyError, SocketKey, Sockets, group_listeners};
 pub use tls::TlsSetupError;
 
 /// How to run a gateway.
@@ -117,8 +120,9 @@ pub async fn run_gateway(
     state.ready.store(true, Ordering::Release);
     let mut addresses = sockets.addresses();
     addresses.sort();
-    for address in addresses {
-        events.log(&format!("listening on {address}"));
+    for key in addresses {
+        let transport = if key.udp { "udp" } else { "tcp" };
+        events.log(&format!("listening on {} ({transport})", key.address));
     }
     events.log(&format!("admin on {admin_address}"));
 

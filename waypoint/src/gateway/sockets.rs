@@ -1,6 +1,7 @@
-//! Sockets: one per address and port, shared by the listeners (of any Gateway) bound there.
-//! Plain sockets serve HTTP/1.1 and h2c; sockets of HTTPS listeners terminate TLS (certificate
-//! by SNI, ALPN h2 and http/1.1) first. Each request is routed by a [`Router`] over the
+//! Sockets: one per address, port and transport, shared by the listeners (of any Gateway)
+//! bound there. HTTP sockets serve HTTP/1.1 and h2c; HTTPS sockets terminate TLS (certificate
+//! by SNI, ALPN h2 and http/1.1) first; TLS sockets pass connections through by SNI; TCP and
+//! UDP sockets forward to their route's backends. Each request is routed by a [`Router`] over the
 //! socket's current [`ListenerSet`], which a reload swaps without touching connections in
 //! flight.
 
@@ -20,7 +21,7 @@ use routing::compiled::{CompiledGateway, CompiledListener, ListenerProtocol};
 use routing::router::{ListenerSet, Router, TlsServerName};
 use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -28,7 +29,9 @@ use tower::ServiceExt;
 
 use super::forward::Forwarder;
 use super::metrics::GatewayMetrics;
+use super::streams::{passthrough, tcp};
 use super::tls::{TlsSetupError, server_config};
+use super::udp::udp_loop;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,13 +54,22 @@ pub enum ApplyError {
     Tls(#[from] TlsSetupError),
 }
 
-/// The HTTP and HTTPS listeners of every Gateway grouped by the socket they share. On one
-/// socket, the protocol of the first listener (HTTP or HTTPS) wins; listeners of the other are
-/// returned as skipped (`gateway/listener` names).
+/// Where a socket listens: an address and port, over TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketKey {
+    /// Address and port.
+    pub address: SocketAddr,
+    /// UDP (true) or TCP.
+    pub udp: bool,
+}
+
+/// The listeners of every Gateway grouped by the socket they share. On one socket, the
+/// protocol of the first listener wins; listeners of another protocol are returned as skipped
+/// (`gateway/listener` names).
 pub fn group_listeners(
     gateways: &[CompiledGateway],
-) -> (HashMap<SocketAddr, Vec<CompiledListener>>, Vec<String>) {
-    let mut groups: HashMap<SocketAddr, Vec<CompiledListener>> = HashMap::new();
+) -> (HashMap<SocketKey, Vec<CompiledListener>>, Vec<String>) {
+    let mut groups: HashMap<SocketKey, Vec<CompiledListener>> = HashMap::new();
     let mut skipped = Vec::new();
     for gateway in gateways {
         let all_interfaces = [IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
@@ -67,16 +79,12 @@ pub fn group_listeners(
             &gateway.addresses
         };
         for listener in &gateway.listeners {
-            if !matches!(
-                listener.protocol,
-                ListenerProtocol::Http | ListenerProtocol::Https
-            ) {
-                continue; // TLS passthrough, TCP and UDP are not served yet.
-            }
             for ip in addresses {
-                let group = groups
-                    .entry(SocketAddr::new(*ip, listener.port))
-                    .or_default();
+                let key = SocketKey {
+                    address: SocketAddr::new(*ip, listener.port),
+                    udp: listener.protocol == ListenerProtocol::Udp,
+                };
+                let group = groups.entry(key).or_default();
                 match group.first() {
                     Some(first) if first.protocol != listener.protocol => {
                         skipped.push(format!("{}/{}", listener.gateway, listener.name));
@@ -91,13 +99,14 @@ pub fn group_listeners(
 
 /// What one socket serves now.
 struct SocketState {
+    protocol: ListenerProtocol,
     listeners: Arc<ListenerSet>,
     tls: Option<TlsAcceptor>,
 }
 
 /// The bound sockets.
 pub struct Sockets {
-    bound: HashMap<SocketAddr, BoundSocket>,
+    bound: HashMap<SocketKey, BoundSocket>,
     forwarder: Forwarder,
     metrics: Arc<GatewayMetrics>,
     crypto: Arc<CryptoProvider>,
@@ -129,19 +138,29 @@ impl Sockets {
     pub async fn apply(&mut self, gateways: &[CompiledGateway]) -> Result<Vec<String>, ApplyError> {
         let (groups, skipped) = group_listeners(gateways);
         let mut states = HashMap::new();
-        for (address, listeners) in groups {
+        for (key, listeners) in groups {
+            let Some(protocol) = listeners.first().map(|l| l.protocol) else {
+                continue;
+            };
             let listeners = Arc::new(ListenerSet::new(listeners));
             let tls = server_config(listeners.listeners(), &self.crypto)?.map(TlsAcceptor::from);
-            states.insert(address, SocketState { listeners, tls });
+            states.insert(
+                key,
+                SocketState {
+                    protocol,
+                    listeners,
+                    tls,
+                },
+            );
         }
         let mut new_sockets = HashMap::new();
-        for address in states.keys() {
-            if !self.bound.contains_key(address) {
-                let tcp = bind(*address).map_err(|error| ApplyError::Bind {
-                    address: *address,
+        for key in states.keys() {
+            if !self.bound.contains_key(key) {
+                let socket = bind(*key).map_err(|error| ApplyError::Bind {
+                    address: key.address,
                     error,
                 })?;
-                new_sockets.insert(*address, tcp);
+                new_sockets.insert(*key, socket);
             }
         }
         self.bound.retain(|address, socket| {
@@ -154,15 +173,18 @@ impl Sockets {
         for (address, state) in states {
             if let Some(socket) = self.bound.get(&address) {
                 socket.state.store(Arc::new(state));
-            } else if let Some(tcp) = new_sockets.remove(&address) {
+            } else if let Some(socket) = new_sockets.remove(&address) {
                 let state = Arc::new(ArcSwap::from_pointee(state));
-                let accept_loop = tokio::spawn(accept_loop(
-                    tcp,
-                    Arc::clone(&state),
-                    self.forwarder.clone(),
-                    Arc::clone(&self.metrics),
-                    self.draining.subscribe(),
-                ));
+                let accept_loop = match socket {
+                    Bound::Tcp(tcp) => tokio::spawn(accept_loop(
+                        tcp,
+                        Arc::clone(&state),
+                        self.forwarder.clone(),
+                        Arc::clone(&self.metrics),
+                        self.draining.subscribe(),
+                    )),
+                    Bound::Udp(udp) => tokio::spawn(udp_socket_loop(udp, Arc::clone(&state))),
+                };
                 self.bound
                     .insert(address, BoundSocket { state, accept_loop });
             }
@@ -170,8 +192,8 @@ impl Sockets {
         Ok(skipped)
     }
 
-    /// The bound addresses.
-    pub fn addresses(&self) -> Vec<SocketAddr> {
+    /// The bound sockets.
+    pub fn addresses(&self) -> Vec<SocketKey> {
         self.bound.keys().copied().collect()
     }
 
@@ -184,16 +206,32 @@ impl Sockets {
     }
 }
 
+/// A freshly bound socket.
+enum Bound {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
 /// A listening socket with SO_REUSEADDR, so that a restarted gateway can bind at once.
-fn bind(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match address {
+fn bind(key: SocketKey) -> io::Result<Bound> {
+    if key.udp {
+        let socket = std::net::UdpSocket::bind(key.address)?;
+        socket.set_nonblocking(true)?;
+        return Ok(Bound::Udp(UdpSocket::from_std(socket)?));
+    }
+    let socket = match key.address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
-    socket.bind(address)?;
-    socket.listen(1024)
+    socket.bind(key.address)?;
+    Ok(Bound::Tcp(socket.listen(1024)?))
+}
+
+/// Serves a UDP socket with the listener set current at each new session.
+async fn udp_socket_loop(socket: UdpSocket, state: Arc<ArcSwap<SocketState>>) {
+    udp_loop(socket, move || Arc::clone(&state.load().listeners)).await;
 }
 
 /// Everything a connection needs.
@@ -231,10 +269,12 @@ async fn accept_loop(
 
 async fn handle_connection(stream: TcpStream, context: ConnectionContext) {
     context.metrics.connection_opened();
-    let tls = context.state.load().tls.clone();
-    match tls {
-        None => serve_http(stream, None, &context).await,
-        Some(acceptor) => {
+    let state = context.state.load_full();
+    match (state.protocol, state.tls.clone()) {
+        (ListenerProtocol::Tls, _) => passthrough(stream, Arc::clone(&state.listeners)).await,
+        (ListenerProtocol::Tcp, _) => tcp(stream, Arc::clone(&state.listeners)).await,
+        (_, None) => serve_http(stream, None, &context).await,
+        (_, Some(acceptor)) => {
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             {

@@ -1,0 +1,113 @@
+//! TLS passthrough and TCP forwarding: a connection is matched to a route (by SNI for TLS, by
+//! the listener for TCP), a backend chosen by weight, one of its endpoints connected, and the
+//! bytes copied both ways. Anything that does not match — no SNI, an unknown name, an invalid
+//! or empty backend — is refused by closing the connection (spec §2.2, §2.3).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use routing::backends::BackendChoice;
+use routing::compiled::{Backend, L4Backends, ListenerRoutes};
+use routing::resolve::hostname_covers;
+use routing::router::ListenerSet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name};
+
+/// How long a client may take to send its ClientHello, and a backend to accept.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one TLS passthrough connection.
+pub(crate) async fn passthrough(mut client: TcpStream, listeners: Arc<ListenerSet>) {
+    let mut hello = Vec::with_capacity(2048);
+    let name = match tokio::time::timeout(SETUP_TIMEOUT, read_server_name(&mut client, &mut hello))
+        .await
+    {
+        Ok(Ok(Some(name))) => name,
+        _ => return, // no SNI, not TLS, too slow: refuse
+    };
+    let Some(listener) = listeners.for_host(&name) else {
+        return;
+    };
+    let ListenerRoutes::Tls(entries) = &listener.routes else {
+        return;
+    };
+    let Some((_, backends)) = entries
+        .iter()
+        .find(|(pattern, _)| hostname_covers(pattern, &name))
+    else {
+        return;
+    };
+    forward(client, backends, &hello).await;
+}
+
+/// Serves one TCP connection of a TCP listener.
+pub(crate) async fn tcp(client: TcpStream, listeners: Arc<ListenerSet>) {
+    let backends = listeners
+        .listeners()
+        .first()
+        .and_then(|listener| match &listener.routes {
+            ListenerRoutes::Stream(Some(backends)) => Some(Arc::clone(backends)),
+            _ => None,
+        });
+    if let Some(backends) = backends {
+        forward(client, &backends, &[]).await;
+    }
+}
+
+/// Reads until the ClientHello's server name is known.
+async fn read_server_name(
+    client: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Result<Option<String>, ClientHelloError> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        match server_name(buffer) {
+            Err(ClientHelloError::Incomplete) if buffer.len() < MAX_CLIENT_HELLO_BYTES => {}
+            other => return other,
+        }
+        let read = client
+            .read(&mut chunk)
+            .await
+            .map_err(|_| ClientHelloError::Incomplete)?;
+        if read == 0 {
+            return Err(ClientHelloError::Incomplete);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
+/// sides close.
+async fn forward(mut client: TcpStream, backends: &L4Backends, already_read: &[u8]) {
+    let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
+        return;
+    };
+    let Some(mut upstream) = connect(backend).await else {
+        return;
+    };
+    if upstream.write_all(already_read).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+async fn connect(backend: &Backend) -> Option<TcpStream> {
+    let count = backend.endpoints.len();
+    if count == 0 {
+        return None;
+    }
+    let start = rand::random::<u32>() as usize % count;
+    // Try each endpoint once, starting from a random one.
+    for offset in 0..count {
+        let endpoint = &backend.endpoints[(start + offset) % count];
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(SETUP_TIMEOUT, TcpStream::connect(endpoint.address)).await
+        {
+            let _ = stream.set_nodelay(true);
+            return Some(stream);
+        }
+    }
+    None
+}
