@@ -1,0 +1,396 @@
+//! B7 (performance spec §6): the `gateway` binary against nginx as a reverse proxy to the same
+//! backend, in the same run, on loopback.
+//!
+//! Layout on a 2-CPU machine: the proxy under test is pinned to CPU 1 (the gateway's runtime
+//! then has one worker; nginx runs one worker process); the load generator and the backend (a
+//! separate nginx answering `200 ok`) share CPU 0. Measured: saturating requests per second
+//! and proxy CPU per request over HTTP/1.1 keep-alive (wrk, 16 connections) and h2c (h2load,
+//! 16 connections × 10 streams); latency with one connection (wrk, p50/p99) against the
+//! backend reached directly; and the gateway with 1 000 routes against 1 route.
+//!
+//! Needs nginx, wrk and h2load (`scripts/install-bench-deps`). Run:
+//! `cargo bench -p examples --bench gateway_rps` (or `scripts/bench examples`); rows are
+//! appended to `$BENCH_RESULTS` when set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+const DURATION_SECS: u64 = 5;
+const ROUNDS: usize = 3;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{tool} is missing: run scripts/install-bench-deps"
+    );
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU seconds (user + system) used so far by process `pid` and its children's threads.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// nginx with one worker pinned to `cpu`, in `dir`, with `http_block` inside `http {}`.
+fn nginx(dir: &Path, cpu: usize, http_block: &str) -> (Running, u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = format!(
+        "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log crit;\nevents {{ worker_connections 4096; }}\n\
+         http {{ access_log off; client_body_temp_path {dir}; proxy_temp_path {dir};\n\
+         fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};\n{http_block}\n}}\n",
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", &cpu.to_string(), "nginx", "-c"])
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (Running(child), pid)
+}
+
+fn gateway(dir: &Path, port: u16, backend: u16, routes: usize) -> (Running, u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: bench\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: backend}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: backend-1, labels: {{kubernetes.io/service-name: backend}}}}\n\
+         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {backend}}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: main}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs: [{{name: backend, port: 80}}]\n"
+    );
+    for index in 1..routes {
+        yaml.push_str(&format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [host-{index}.example.com]\n  rules:\n  \
+             - matches: [{{path: {{value: /svc-{index}}}}}]\n    backendRefs: [{{name: backend, port: 80}}]\n"
+        ));
+    }
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let child = Command::new("taskset")
+        .args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"])
+        .arg(dir.join("config.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (Running(child), pid)
+}
+
+/// Runs a load tool pinned to CPU 0; returns its stdout.
+fn load(tool: &str, args: &[String]) -> String {
+    let output = Command::new("taskset")
+        .args(["-c", "0", tool])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// (requests per second, proxy CPU seconds) of one saturating run.
+fn saturate(h2c: bool, port: u16, proxy_pid: Option<u32>) -> (f64, f64) {
+    let url = format!("http://127.0.0.1:{port}/");
+    let cpu_before = proxy_pid.map_or(0.0, cpu_seconds);
+    let started = Instant::now();
+    let rps = if h2c {
+        let out = load(
+            "h2load",
+            &[
+                "-c16",
+                "-m10",
+                "-t1",
+                "-D",
+                &DURATION_SECS.to_string(),
+                &url,
+            ]
+            .map(String::from),
+        );
+        // "finished in 5.00s, 123456.78 req/s, ..."
+        let line = out.lines().find(|l| l.starts_with("finished in")).unwrap();
+        line.split(", ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" req/s")
+            .parse()
+            .unwrap()
+    } else {
+        let out = load(
+            "wrk",
+            &["-t1", "-c16", &format!("-d{DURATION_SECS}s"), &url].map(String::from),
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = proxy_pid.map_or(elapsed, cpu_seconds) - cpu_before;
+    (rps, cpu)
+}
+
+/// (p50, p99) latency in microseconds with one connection (wrk --latency).
+fn latency(port: u16) -> (f64, f64) {
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = load(
+        "wrk",
+        &[
+            "-t1",
+            "-c1",
+            &format!("-d{DURATION_SECS}s"),
+            "--latency",
+            &url,
+        ]
+        .map(String::from),
+    );
+    let pick = |label: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap();
+        let value = line.split_whitespace().nth(1).unwrap();
+        let (number, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+        let number: f64 = number.parse().unwrap();
+        match unit {
+            "us" => number,
+            "ms" => number * 1_000.0,
+            "s" => number * 1_000_000.0,
+            other => panic!("unit {other}"),
+        }
+    };
+    (pick("50%"), pick("99%"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+struct Row {
+    bench: String,
+    metric: &'static str,
+    ours: f64,
+    baseline: f64,
+    baseline_name: &'static str,
+    unit: &'static str,
+    goal: &'static str,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    for tool in ["nginx", "wrk", "h2load", "taskset"] {
+        require(tool);
+    }
+    let scratch: PathBuf = std::env::temp_dir().join(format!("gateway-rps-{}", std::process::id()));
+    let backend_port = free_port();
+    let (_backend, _) = nginx(
+        &scratch.join("backend"),
+        0,
+        &format!(
+            "server {{ listen 127.0.0.1:{backend_port} reuseport; keepalive_requests 1000000;\n\
+             location / {{ return 200 \"ok\\n\"; }} }}"
+        ),
+    );
+    let (nginx_port, nginx_h2c_port) = (free_port(), free_port());
+    let (_proxy, nginx_pid) = nginx(
+        &scratch.join("proxy"),
+        1,
+        &format!(
+            "upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{nginx_port}; listen 127.0.0.1:{nginx_h2c_port} http2; keepalive_requests 1000000;\n\
+             location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; \
+             proxy_set_header Host $http_host; }} }}"
+        ),
+    );
+    let (gateway_port, gateway_many_port) = (free_port(), free_port());
+    let (_gateway, gateway_pid) = gateway(&scratch.join("gateway"), gateway_port, backend_port, 1);
+    for port in [backend_port, nginx_port, nginx_h2c_port, gateway_port] {
+        wait_for_port(port);
+    }
+
+    let mut rows = Vec::new();
+    for (h2c, tool, nginx_target) in [
+        (false, "wrk HTTP/1.1 16 conns", nginx_port),
+        (true, "h2load h2c 16×10", nginx_h2c_port),
+    ] {
+        let (mut ours_rps, mut ours_per_cpu, mut nginx_rps, mut nginx_per_cpu) =
+            (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let (rps, cpu) = saturate(h2c, gateway_port, Some(gateway_pid));
+            ours_rps.push(rps);
+            ours_per_cpu.push(rps * DURATION_SECS as f64 / cpu);
+            let (rps, cpu) = saturate(h2c, nginx_target, Some(nginx_pid));
+            nginx_rps.push(rps);
+            nginx_per_cpu.push(rps * DURATION_SECS as f64 / cpu);
+        }
+        let (ours_per_cpu, nginx_per_cpu) = (median(ours_per_cpu), median(nginx_per_cpu));
+        rows.push(Row {
+            bench: format!("B7 {tool}"),
+            metric: "requests/s (saturating)",
+            ours: median(ours_rps),
+            baseline: median(nginx_rps),
+            baseline_name: "nginx 1.22 proxy",
+            unit: "req/s",
+            goal: "",
+        });
+        rows.push(Row {
+            bench: format!("B7 {tool}"),
+            metric: "requests per CPU-second",
+            ours: ours_per_cpu,
+            baseline: nginx_per_cpu,
+            baseline_name: "nginx 1.22 proxy",
+            unit: "req/CPU-s",
+            goal: "≥ 1.2× nginx per CPU",
+        });
+        rows.push(Row {
+            bench: format!("B7 {tool}"),
+            metric: "proxy CPU-ms per 1000 requests",
+            ours: 1_000_000.0 / ours_per_cpu,
+            baseline: 1_000_000.0 / nginx_per_cpu,
+            baseline_name: "nginx 1.22 proxy",
+            unit: "ms",
+            goal: "≤ 50 CPU-ms",
+        });
+    }
+
+    let (mut direct, mut ours, mut theirs) = ((vec![], vec![]), (vec![], vec![]), (vec![], vec![]));
+    for _ in 0..ROUNDS {
+        for (port, into) in [
+            (backend_port, &mut direct),
+            (gateway_port, &mut ours),
+            (nginx_port, &mut theirs),
+        ] {
+            let (p50, p99) = latency(port);
+            into.0.push(p50);
+            into.1.push(p99);
+        }
+    }
+    let direct = (median(direct.0), median(direct.1));
+    for (index, metric, goal) in [
+        (0, "added p50 latency, 1 connection", "≤ 25 µs"),
+        (1, "added p99 latency, 1 connection", "≤ 150 µs"),
+    ] {
+        let pick = |pair: &(Vec<f64>, Vec<f64>)| {
+            if index == 0 {
+                median(pair.0.clone())
+            } else {
+                median(pair.1.clone())
+            }
+        };
+        let base = if index == 0 { direct.0 } else { direct.1 };
+        rows.push(Row {
+            bench: "B7 wrk HTTP/1.1 1 conn".into(),
+            metric,
+            ours: pick(&ours) - base,
+            baseline: pick(&theirs) - base,
+            baseline_name: "nginx 1.22 proxy",
+            unit: "µs",
+            goal,
+        });
+    }
+
+    let (_many, many_pid) = gateway(
+        &scratch.join("gateway-many"),
+        gateway_many_port,
+        backend_port,
+        1000,
+    );
+    wait_for_port(gateway_many_port);
+    let (mut one, mut many) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        one.push(saturate(false, gateway_port, Some(gateway_pid)).0);
+        many.push(saturate(false, gateway_many_port, Some(many_pid)).0);
+    }
+    rows.push(Row {
+        bench: "B7 wrk HTTP/1.1 16 conns".into(),
+        metric: "requests/s with 1000 routes",
+        ours: median(many),
+        baseline: median(one),
+        baseline_name: "gateway with 1 route",
+        unit: "req/s",
+        goal: "≥ 0.95× (≤ 5 % cost)",
+    });
+
+    for row in &rows {
+        eprintln!(
+            "{} — {}: ours {:.1} {}, {} {:.1} ({:.2}×)",
+            row.bench,
+            row.metric,
+            row.ours,
+            row.unit,
+            row.baseline_name,
+            row.baseline,
+            row.ours / row.baseline
+        );
+    }
+    if let Some(path) = std::env::var_os("BENCH_RESULTS") {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap();
+        for row in rows {
+            let json = serde_json::json!({
+                "crate": "examples (gateway)", "bench": row.bench, "metric": row.metric, "ours": row.ours,
+                "baseline": row.baseline, "baseline_name": row.baseline_name, "unit": row.unit, "goal": row.goal,
+            });
+            writeln!(file, "{json}").unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
