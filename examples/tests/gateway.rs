@@ -765,3 +765,55 @@ async fn tls_passthrough_tcp_and_udp_listeners_forward_to_their_routes() {
         .unwrap();
     assert_eq!(&reply[..len], b"echo:ping");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_the_documented_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("hostile");
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  - matches: [{path: {value: /app}}]\n    backendRefs: [{name: v1, port: 80}]\n";
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("{}{}{route}", gateway_yaml(port), service("v1", v1)),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let huge = format!("x-huge: {}", "a".repeat(100 * 1024));
+    assert_eq!(
+        curl(&["-H", &huge, &url("/app")]).await.0,
+        431,
+        "headers over 64 KiB"
+    );
+    let (status, response) = curl(&["--path-as-is", &url("/app/../../etc/passwd")]).await;
+    assert_eq!(
+        status, 200,
+        "routed on the raw path, forwarded as sent: {response}"
+    );
+    assert_eq!(echoed(&response)["path"], "/app/../../etc/passwd");
+    assert_eq!(curl(&["--path-as-is", &url("/../app")]).await.0, 404);
+
+    // A client that never finishes its headers is disconnected after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /app HTTP/1.1\r\nHost: slow\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buffer))
+        .await
+        .expect("closed before 20 s");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(read, Ok(n) if n == 0 || buffer[..n].starts_with(b"HTTP/1.1 408")),
+        "{read:?}"
+    );
+    assert!(elapsed >= Duration::from_secs(8), "{elapsed:?}");
+    assert_eq!(curl(&[&url("/app")]).await.0, 200, "still serving");
+}

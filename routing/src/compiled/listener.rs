@@ -38,7 +38,7 @@ pub struct Certificate {
 }
 
 /// The weighted backends of a TLS, TCP or UDP route.
-pub type L4Backends = WeightedBackends<Backend>;
+pub type L4Backends = WeightedBackends<Arc<Backend>>;
 
 /// What a listener routes.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! A compiled HTTPRoute rule: filters in list order, weighted backends, timeouts and retries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backends::{BackendState, WeightedBackends};
@@ -32,7 +33,7 @@ pub enum HttpFilter {
 #[derive(Debug, Clone)]
 pub struct Mirror {
     /// Where copies go.
-    pub backend: BackendState<Backend>,
+    pub backend: BackendState<Arc<Backend>>,
     /// Mirrored share as `numerator / denominator`.
     pub numerator: u32,
     /// Never zero.
@@ -71,7 +72,7 @@ pub struct HttpRule {
     /// Filters, in list order.
     pub filters: Vec<HttpFilter>,
     /// The weighted backends (an empty set answers 500).
-    pub backends: WeightedBackends<Backend>,
+    pub backends: WeightedBackends<Arc<Backend>>,
     /// Timeouts.
     pub timeouts: RouteTimeouts,
     /// Retries.

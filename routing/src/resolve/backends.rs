@@ -11,7 +11,7 @@ use crate::model::{BackendObjectReference, Config, ObjectKey, Service, ServicePo
 
 /// A backend reference resolved, or the `ResolvedRefs=False` condition explaining why not.
 pub(crate) struct ResolvedBackend {
-    pub(crate) state: BackendState<Backend>,
+    pub(crate) state: BackendState<Arc<Backend>>,
     pub(crate) problem: Option<Condition>,
 }
 
@@ -73,13 +73,13 @@ pub(crate) fn resolve_backend(
     let state = if endpoints.is_empty() {
         BackendState::NoEndpoints
     } else {
-        BackendState::Ready(Backend {
+        BackendState::Ready(Arc::new(Backend {
             service: key,
             port: port_number,
             endpoints: Arc::from(endpoints),
             protocol: protocol_of(port),
             filters: Vec::new(),
-        })
+        }))
     };
     ResolvedBackend {
         state,

@@ -1,6 +1,8 @@
 //! HTTPRoute rules from the model into [`HttpRule`]s, with the CEL-equivalent validations the
 //! data plane relies on (spec §1.4, §3).
 
+use std::sync::Arc;
+
 use http::{HeaderName, HeaderValue, Method};
 
 use super::backends::resolve_backend;
@@ -91,7 +93,7 @@ pub(crate) fn compile_http_rule(
         .map_err(at)?;
         let state = match resolved.state {
             BackendState::Ready(mut backend) => {
-                backend.filters = backend_filters;
+                Arc::make_mut(&mut backend).filters = backend_filters;
                 BackendState::Ready(backend)
             }
             other => other,

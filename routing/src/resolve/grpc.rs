@@ -27,7 +27,7 @@ pub(crate) fn compile_grpc_rules(
             let http_rule = to_http_rule(rule).map_err(|e| format!("rules[{index}]: {e}"))?;
             let mut compiled = compile_http_rule(config, "GRPCRoute", route, index, &http_rule)?;
             compiled.rule.backends.for_each_ready_mut(|backend| {
-                backend.protocol = BackendProtocol::H2c;
+                std::sync::Arc::make_mut(backend).protocol = BackendProtocol::H2c;
             });
             Ok(compiled)
         })

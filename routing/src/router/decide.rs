@@ -125,13 +125,8 @@ fn same_listener(a: &CompiledListener, b: &CompiledListener) -> bool {
     a.gateway == b.gateway && a.name == b.name
 }
 
-fn selected(backend: &Backend) -> SelectedBackend {
-    SelectedBackend {
-        service: backend.service.clone(),
-        port: backend.port,
-        endpoints: Arc::clone(&backend.endpoints),
-        protocol: backend.protocol,
-    }
+fn selected(backend: &Arc<Backend>) -> SelectedBackend {
+    SelectedBackend(Arc::clone(backend))
 }
 
 /// Runs `filters` in list order; a redirect, a preflight or an unresolvable filter ends the

@@ -38,25 +38,24 @@ use http::{Request, Response};
 
 pub use listener_set::ListenerSet;
 
-use crate::compiled::{BackendProtocol, Endpoint};
-use crate::model::ObjectKey;
+use crate::compiled::Backend;
 
 /// The TLS server name the connection was accepted with (HTTPS listeners set it on every
 /// request, for the misdirected-request check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsServerName(pub String);
 
-/// The backend the router chose, as a request extension for the forwarding service.
+/// The backend the router chose (a Service port with ready endpoints, never empty), as a
+/// request extension for the forwarding service. Cloning it is one reference count.
 #[derive(Debug, Clone)]
-pub struct SelectedBackend {
-    /// The Service.
-    pub service: ObjectKey,
-    /// The Service port.
-    pub port: u16,
-    /// Its ready endpoints (never empty).
-    pub endpoints: Arc<[Endpoint]>,
-    /// The protocol to speak.
-    pub protocol: BackendProtocol,
+pub struct SelectedBackend(pub Arc<Backend>);
+
+impl std::ops::Deref for SelectedBackend {
+    type Target = Backend;
+
+    fn deref(&self) -> &Backend {
+        &self.0
+    }
 }
 
 /// A response extension the forwarding service sets when the backend could not be reached

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -36,9 +37,14 @@ const HOP_BY_HOP: [&str; 7] = [
 /// The forwarding service: an HTTP/1.1 and an h2c connection pool, round-robin over endpoints.
 #[derive(Clone)]
 pub struct Forwarder {
+    /// Shared by every clone: a clone per request costs one reference count.
+    inner: Arc<Pools>,
+}
+
+struct Pools {
     http1: Client<HttpConnector, ResponseBody>,
     h2c: Client<HttpConnector, ResponseBody>,
-    next_endpoint: Arc<AtomicUsize>,
+    next_endpoint: AtomicUsize,
 }
 
 impl Default for Forwarder {
@@ -58,9 +64,11 @@ impl Forwarder {
             .http2_only(true)
             .build(connector);
         Forwarder {
-            http1,
-            h2c,
-            next_endpoint: Arc::new(AtomicUsize::new(0)),
+            inner: Arc::new(Pools {
+                http1,
+                h2c,
+                next_endpoint: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -68,7 +76,7 @@ impl Forwarder {
         let Some(backend) = request.extensions_mut().remove::<SelectedBackend>() else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        let turn = self.inner.next_endpoint.fetch_add(1, Ordering::Relaxed);
         let Some(endpoint) = backend.endpoints.get(turn % backend.endpoints.len().max(1)) else {
             return status(StatusCode::SERVICE_UNAVAILABLE);
         };
@@ -80,12 +88,17 @@ impl Forwarder {
         {
             request.headers_mut().insert(header::HOST, host);
         }
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let Ok(uri) = Uri::try_from(format!("http://{}{path}", endpoint.address)) else {
+        let Ok(authority) = Authority::try_from(endpoint.address.to_string()) else {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        // The path and query move over unchanged (never re-parsed or normalized).
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(authority);
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        let Ok(uri) = Uri::from_parts(parts) else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         *request.uri_mut() = uri;
@@ -93,11 +106,11 @@ impl Forwarder {
         let client = match backend.protocol {
             BackendProtocol::H2c => {
                 *request.version_mut() = http::Version::HTTP_2;
-                &self.h2c
+                &self.inner.h2c
             }
             BackendProtocol::Http1 | BackendProtocol::WebSocket => {
                 *request.version_mut() = http::Version::HTTP_11;
-                &self.http1
+                &self.inner.http1
             }
         };
         match client.request(request).await {

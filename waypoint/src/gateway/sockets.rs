@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use http::Request;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use routing::compiled::{CompiledGateway, CompiledListener, ListenerProtocol};
 use routing::router::{ListenerSet, Router, TlsServerName};
@@ -35,6 +35,14 @@ use super::udp::udp_loop;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's headers (HTTP/1.1); a slower client's
+/// connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of request headers: larger HTTP/1.1 requests get 431, larger HTTP/2 header
+/// lists are refused by the HTTP/2 layer.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Why a configuration could not be applied to the sockets (the old one keeps serving).
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +317,16 @@ where
             response
         }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut draining = context.draining.clone();
