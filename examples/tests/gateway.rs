@@ -817,3 +817,88 @@ async fn hostile_requests_get_the_documented_answers() {
     assert!(elapsed >= Duration::from_secs(8), "{elapsed:?}");
     assert_eq!(curl(&[&url("/app")]).await.0, 200, "still serving");
 }
+
+/// A backend that switches every `Upgrade` request to an echo of raw bytes (what a WebSocket
+/// connection is to a proxy); returns its port.
+async fn upgrade_echo() -> u16 {
+    use hyper_util::rt::TokioIo;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |mut request: http::Request<hyper::body::Incoming>| async move {
+                        let upgrade = hyper::upgrade::on(&mut request);
+                        tokio::spawn(async move {
+                            let mut io = TokioIo::new(upgrade.await.unwrap());
+                            let (mut reader, mut writer) = tokio::io::split(&mut io);
+                            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                        });
+                        let response = http::Response::builder()
+                            .status(101)
+                            .header("upgrade", "websocket")
+                            .header("connection", "upgrade")
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrades_pass_through_to_ws_services() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let backend = upgrade_echo().await;
+    let dir = scratch("websocket");
+    let ws_service = service("ws", backend).replace(
+        "ports: [{name: http, port: 80}]",
+        "ports: [{name: http, port: 80, appProtocol: kubernetes.io/ws}]",
+    );
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: ws, port: 80}]\n";
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("{}{ws_service}{route}", gateway_yaml(port)),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    client
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    client.write_all(b"frames both ways").await.unwrap();
+    let mut echoed_back = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut echoed_back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed_back, b"frames both ways");
+}

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{SelectedBackend, UpstreamFailure};
 
@@ -102,19 +102,39 @@ impl Forwarder {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
         *request.uri_mut() = uri;
+        // An HTTP/1.1 upgrade (WebSocket) is passed through: the Upgrade header survives, and
+        // on 101 both upgraded connections are spliced.
+        let upgrade = upgrade_protocol(request.headers());
+        let client_upgrade = upgrade
+            .is_some()
+            .then(|| hyper::upgrade::on(&mut request));
         remove_hop_by_hop(request.headers_mut());
+        let upgrading = upgrade.is_some();
+        if let Some(protocol) = upgrade {
+            request.headers_mut().insert(header::UPGRADE, protocol);
+            request
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         let client = match backend.protocol {
-            BackendProtocol::H2c => {
+            BackendProtocol::H2c if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
                 &self.inner.h2c
             }
-            BackendProtocol::Http1 | BackendProtocol::WebSocket => {
+            BackendProtocol::H2c | BackendProtocol::Http1 | BackendProtocol::WebSocket => {
                 *request.version_mut() = http::Version::HTTP_11;
                 &self.inner.http1
             }
         };
         match client.request(request).await {
-            Ok(response) => {
+            Ok(mut response) => {
+                let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
+                    let backend_upgrade = hyper::upgrade::on(&mut response);
+                    tokio::spawn(splice_upgraded(client_upgrade, backend_upgrade));
+                    let (parts, body) = response.into_parts();
+                    return Response::from_parts(parts, body.boxed());
+                }
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
@@ -127,6 +147,28 @@ impl Forwarder {
                 response
             }
         }
+    }
+}
+
+/// The protocol a request asks to upgrade to (`Connection: upgrade` with `Upgrade: X`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Copies bytes both ways between the client's and the backend's upgraded connections.
+async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    if let (Ok(client), Ok(backend)) = (client.await, backend.await) {
+        let mut client = TokioIo::new(client);
+        let mut backend = TokioIo::new(backend);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
     }
 }
 

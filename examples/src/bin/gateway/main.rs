@@ -32,6 +32,10 @@ struct Args {
     /// Serve only the Gateways of this GatewayClass.
     #[arg(long, value_name = "NAME")]
     gateway_class: Option<String>,
+    /// Runtime worker threads; default: one per available CPU. With 1, a single-threaded
+    /// runtime serves everything (the cheapest per request).
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     /// How often to check the configuration files for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     reload_interval_ms: u64,
