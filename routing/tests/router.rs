@@ -304,6 +304,13 @@ metadata: {name: regex, namespace: apps}
 spec:
   parentRefs: [{name: gw, namespace: infra}]
   rules: [{matches: [{path: {type: RegularExpression, value: "/a.*"}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad-host, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra}]
+  hostnames: ["Bad_Host.example"]
 "#,
     );
     let reason = |name: &str| {
@@ -317,6 +324,7 @@ spec:
     assert_eq!(reason("no-host"), "NoMatchingListenerHostname");
     assert_eq!(reason("unknown-listener"), "NoMatchingParent");
     assert_eq!(reason("regex"), "UnsupportedValue");
+    assert_eq!(reason("bad-host"), "UnsupportedValue");
 }
 
 #[tokio::test]

@@ -27,6 +27,9 @@ impl PathModifier {
                 let joined = format!("{replacement}{rest}");
                 if joined.is_empty() {
                     "/".to_owned()
+                } else if !joined.starts_with('/') {
+                    // A replacement without a leading slash still yields an absolute path.
+                    format!("/{joined}")
                 } else {
                     joined
                 }
@@ -43,7 +46,7 @@ mod tests {
     /// plus the double-slash bug case.
     #[test]
     fn replace_prefix_match_table() {
-        let rows: [(&str, &str, &str, &str); 14] = [
+        let rows: [(&str, &str, &str, &str); 15] = [
             ("/foo/bar", "/foo", "/xyz", "/xyz/bar"),
             ("/foo/bar", "/foo/", "/xyz", "/xyz/bar"),
             ("/foo/bar", "/foo", "/xyz/", "/xyz/bar"),
@@ -58,6 +61,8 @@ mod tests {
             ("/strip/three", "/strip", "/", "/three"),
             ("/a/bar", "/a/", "/", "/bar"),
             ("/anything", "/", "/prefix", "/prefix/anything"),
+            // Found by fuzzing: a replacement without its leading slash stays absolute.
+            ("//", "/", "p", "/p//"),
         ];
         for (path, prefix, replacement, expected) in rows {
             let modifier = PathModifier::ReplacePrefixMatch(replacement.to_owned());

@@ -105,6 +105,8 @@ pub fn hostname_rank<S: AsRef<str>>(hostnames: &[S], host: &str) -> Option<Hostn
     }
     hostnames
         .iter()
+        // An empty hostname is invalid in the API and matches nothing.
+        .filter(|hostname| !hostname.as_ref().is_empty())
         .filter_map(|hostname| {
             let hostname = hostname.as_ref();
             // Only `*.` starts a wildcard (the API rejects other uses of `*`); the suffix keeps

@@ -51,7 +51,8 @@ impl<T> RouteTable<T> {
             if candidate.hostnames.is_empty() {
                 table.any_host.insert(index, candidate);
             }
-            for hostname in &candidate.hostnames {
+            // An empty hostname is invalid in the API and matches nothing (as in `select`).
+            for hostname in candidate.hostnames.iter().filter(|h| !h.is_empty()) {
                 let hostname = hostname.to_ascii_lowercase();
                 let bucket = match hostname.strip_prefix("*.").map(|_| &hostname[1..]) {
                     Some(suffix) => table.wildcard_hosts.entry(suffix.to_owned()).or_default(),

@@ -333,3 +333,44 @@ fn query_and_header_match_rules() {
         "404 when nothing matches"
     );
 }
+
+/// Found by fuzzing: an (invalid) empty hostname matches nothing, in `select` and in the table
+/// alike, instead of ranking like a missing hostname list.
+#[test]
+fn empty_hostnames_match_nothing_in_both_selections() {
+    let headers = http::HeaderMap::new();
+    let request = RequestView {
+        host: "",
+        path: "/x",
+        query: None,
+        method: &http::Method::GET,
+        headers: &headers,
+    };
+    let order = |created, rule| RouteOrder {
+        created,
+        namespaced_name: "ns/r".into(),
+        rule,
+        index: 0,
+    };
+    let candidates = vec![
+        Candidate {
+            hostnames: vec![],
+            route_match: prefix("/"),
+            order: order(2, 0),
+            target: "any",
+        },
+        Candidate {
+            hostnames: vec![String::new()],
+            route_match: prefix("/"),
+            order: order(0, 1),
+            target: "empty",
+        },
+    ];
+    assert_eq!(select(&candidates, &request).map(|c| c.target), Some("any"));
+    assert_eq!(
+        RouteTable::new(candidates)
+            .select(&request)
+            .map(|c| c.target),
+        Some("any")
+    );
+}

@@ -342,6 +342,10 @@ fn path_modifier(
             .clone()
             .ok_or_else(|| format!("path modifier without {field}"))
     };
+    let absolute = |value: &Option<String>| value.as_deref().is_none_or(|v| v.starts_with('/'));
+    if !absolute(&modifier.replace_full_path) || !absolute(&modifier.replace_prefix_match) {
+        return Err("path replacements must start with `/`".into());
+    }
     match modifier.modifier_type {
         PathModifierType::ReplaceFullPath => Ok(Some(PathModifier::ReplaceFullPath(value(
             &modifier.replace_full_path,

@@ -23,6 +23,28 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<String>
     (!effective.is_empty()).then_some(effective)
 }
 
+/// Checks route hostnames against the API's pattern: DNS labels of lowercase letters, digits
+/// and `-`, with an optional leading `*.` wildcard; no IP addresses, no ports.
+pub(crate) fn validate_hostnames(hostnames: &[String]) -> Result<(), String> {
+    for hostname in hostnames {
+        let name = hostname.strip_prefix("*.").unwrap_or(hostname);
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+        if name.is_empty() || hostname.len() > 253 || is_ip || !name.split('.').all(label_ok) {
+            return Err(format!("invalid hostname {hostname:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `host` (no wildcard) is covered by `pattern` (exact or `*.suffix`, one or more
 /// labels).
 pub fn covers(pattern: &str, host: &str) -> bool {

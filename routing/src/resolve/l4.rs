@@ -43,7 +43,11 @@ pub(crate) fn attach_routes(
             namespace: &key.namespace,
         };
         let valid_shape = match kind {
-            "TLSRoute" => !route.spec.hostnames.is_empty() && route.spec.rules.len() == 1,
+            "TLSRoute" => {
+                !route.spec.hostnames.is_empty()
+                    && super::hostnames::validate_hostnames(&route.spec.hostnames).is_ok()
+                    && route.spec.rules.len() == 1
+            }
             _ => route.spec.rules.len() == 1,
         };
         let mut problems = Vec::new();

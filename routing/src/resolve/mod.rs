@@ -101,13 +101,15 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     let mut routes: Vec<HttpLikeRoute<'_>> = Vec::new();
     for route in &config.http_routes {
         let key = route.metadata.key();
-        let rules = route
-            .spec
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(index, rule)| compile_http_rule(config, "HTTPRoute", &key, index, rule))
-            .collect();
+        let rules = hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| {
+            route
+                .spec
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| compile_http_rule(config, "HTTPRoute", &key, index, rule))
+                .collect()
+        });
         routes.push(HttpLikeRoute {
             kind: "HTTPRoute",
             metadata: &route.metadata,
@@ -122,7 +124,9 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             metadata: &route.metadata,
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
-            rules: grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules),
+            rules: hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| {
+                grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules)
+            }),
         });
     }
     routes.sort_by_key(|r| route_order_key(r.metadata));

@@ -105,9 +105,7 @@ impl Forwarder {
         // An HTTP/1.1 upgrade (WebSocket) is passed through: the Upgrade header survives, and
         // on 101 both upgraded connections are spliced.
         let upgrade = upgrade_protocol(request.headers());
-        let client_upgrade = upgrade
-            .is_some()
-            .then(|| hyper::upgrade::on(&mut request));
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         remove_hop_by_hop(request.headers_mut());
         let upgrading = upgrade.is_some();
         if let Some(protocol) = upgrade {
