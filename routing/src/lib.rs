@@ -21,7 +21,8 @@
 //!    Kubernetes YAML with the API server's defaults.
 //! 2. [`resolve`]: attachment, hostname intersection, ReferenceGrants, backends and status
 //!    conditions, producing [`compiled`] gateways and listeners.
-//! 3. [`router`]: the `Router` tower service choosing listener, rule, filters and backend,
+//! 3. [`router`]: the `Router` tower service choosing listener, rule, filters and backend
+//!    (and `MeshRouter`, the same by destination Service and caller namespace for GAMMA),
 //!    built on [`http_route`] (matching, precedence, the compiled [`RouteTable`](http_route::RouteTable)),
 //!    [`filters`] and [`backends`].
 //!

@@ -3,10 +3,12 @@
 
 mod backend;
 mod listener;
+mod mesh;
 mod rule;
 
 pub use backend::{Backend, BackendProtocol, Endpoint};
 pub use listener::{
     Certificate, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol, ListenerRoutes,
 };
+pub use mesh::{HttpRouteTable, MeshPort, MeshRoutes, MeshService};
 pub use rule::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};

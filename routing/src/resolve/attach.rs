@@ -33,6 +33,9 @@ pub(crate) fn attach(
     parent: &ParentReference,
 ) -> Option<(Vec<Attachment>, Condition)> {
     let namespace = parent.namespace.as_deref().unwrap_or(route_namespace);
+    if parent.group.is_empty() && parent.kind == "Service" {
+        return None; // a GAMMA parent, attached by `mesh`
+    }
     if parent.group != GATEWAY_GROUP || parent.kind != "Gateway" {
         return Some((
             Vec::new(),

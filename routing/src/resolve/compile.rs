@@ -30,13 +30,15 @@ pub(crate) struct CompiledRule {
 /// Why a rule cannot be accepted (`Accepted=False`, reason `UnsupportedValue`).
 pub(crate) type Unsupported = String;
 
-/// Compiles rule `index` of the route `route` (kind `kind`) in `namespace`.
+/// Compiles rule `index` of the route `route` (kind `kind`); `mesh` for a route attached to a
+/// Service (its backends may cross namespaces without a ReferenceGrant).
 pub(crate) fn compile_http_rule(
     config: &Config,
     kind: &str,
     route: &ObjectKey,
     index: usize,
     rule: &HttpRouteRule,
+    mesh: bool,
 ) -> Result<CompiledRule, Unsupported> {
     let at = |what: String| format!("rules[{index}]: {what}");
     let matches = rule
@@ -58,6 +60,7 @@ pub(crate) fn compile_http_rule(
         group: crate::model::GATEWAY_GROUP,
         kind,
         namespace: &route.namespace,
+        mesh,
     };
     let mut ref_problems = Vec::new();
     let filters = compile_filters(

@@ -19,13 +19,15 @@ pub(crate) fn compile_grpc_rules(
     config: &Config,
     route: &ObjectKey,
     rules: &[GrpcRouteRule],
+    mesh: bool,
 ) -> Result<Vec<CompiledRule>, String> {
     rules
         .iter()
         .enumerate()
         .map(|(index, rule)| {
             let http_rule = to_http_rule(rule).map_err(|e| format!("rules[{index}]: {e}"))?;
-            let mut compiled = compile_http_rule(config, "GRPCRoute", route, index, &http_rule)?;
+            let mut compiled =
+                compile_http_rule(config, "GRPCRoute", route, index, &http_rule, mesh)?;
             compiled.rule.backends.for_each_ready_mut(|backend| {
                 std::sync::Arc::make_mut(backend).protocol = BackendProtocol::H2c;
             });

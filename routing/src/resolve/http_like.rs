@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::attach::{ServedGateway, attach};
 use super::compile::CompiledRule;
+use super::mesh::{MeshBuild, attach_to_service, is_service_parent};
 use super::status::{Condition, ObjectStatus, ParentStatus};
 use super::{ListenerBuild, created_order, parent_name};
 use crate::http_route::{Candidate, RouteOrder};
@@ -17,6 +18,9 @@ pub(crate) struct HttpLikeRoute<'a> {
     pub(crate) hostnames: &'a [String],
     /// The compiled rules, or why the route cannot be accepted.
     pub(crate) rules: Result<Vec<CompiledRule>, String>,
+    /// The rules compiled for Service parents (cross-namespace backends allowed), when the
+    /// route has any.
+    pub(crate) mesh_rules: Option<Result<Vec<CompiledRule>, String>>,
 }
 
 /// Attaches `route` through each of its parentRefs, adding its candidates to the listeners'
@@ -26,10 +30,36 @@ pub(crate) fn attach_route(
     served: &[ServedGateway<'_>],
     route: HttpLikeRoute<'_>,
     builds: &mut [Vec<ListenerBuild>],
+    mesh_build: &mut MeshBuild,
 ) -> ObjectStatus {
     let key = route.metadata.key();
     let mut status = ObjectStatus::new(route.kind, key.clone());
     for parent in route.parent_refs {
+        if is_service_parent(parent) {
+            let conditions = match &route.mesh_rules {
+                Some(Ok(rules)) => vec![
+                    attach_to_service(
+                        config,
+                        route.metadata,
+                        created_order(route.metadata),
+                        rules,
+                        parent,
+                        mesh_build,
+                    ),
+                    resolved_refs(rules),
+                ],
+                Some(Err(message)) => vec![
+                    Condition::failed("Accepted", "UnsupportedValue", message.clone()),
+                    Condition::ok("ResolvedRefs", "ResolvedRefs"),
+                ],
+                None => continue,
+            };
+            status.parents.push(ParentStatus {
+                parent_ref: parent_name(parent, &key.namespace),
+                conditions,
+            });
+            continue;
+        }
         let Some((attachments, accepted)) = attach(
             config,
             served,
@@ -75,16 +105,20 @@ pub(crate) fn attach_route(
                 }
             }
         }
-        let resolved_refs = rules
-            .iter()
-            .flat_map(|r| r.ref_problems.first())
-            .next()
-            .cloned()
-            .unwrap_or_else(|| Condition::ok("ResolvedRefs", "ResolvedRefs"));
         status.parents.push(ParentStatus {
             parent_ref: parent_name(parent, &key.namespace),
-            conditions: vec![accepted, resolved_refs],
+            conditions: vec![accepted, resolved_refs(rules)],
         });
     }
     status
+}
+
+/// `ResolvedRefs`: the first backend problem of any rule, else true.
+fn resolved_refs(rules: &[CompiledRule]) -> Condition {
+    rules
+        .iter()
+        .flat_map(|r| r.ref_problems.first())
+        .next()
+        .cloned()
+        .unwrap_or_else(|| Condition::ok("ResolvedRefs", "ResolvedRefs"))
 }

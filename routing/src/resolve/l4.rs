@@ -41,6 +41,7 @@ pub(crate) fn attach_routes(
             group: GATEWAY_GROUP,
             kind,
             namespace: &key.namespace,
+            mesh: false,
         };
         let valid_shape = match kind {
             "TLSRoute" => {

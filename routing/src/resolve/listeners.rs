@@ -186,6 +186,7 @@ fn certificates(
             group: GATEWAY_GROUP,
             kind: "Gateway",
             namespace: &gateway.metadata.namespace,
+            mesh: false,
         };
         let to = To {
             group: "",

@@ -20,6 +20,7 @@ mod hostnames;
 mod http_like;
 mod l4;
 mod listeners;
+mod mesh;
 mod references;
 mod status;
 
@@ -29,7 +30,7 @@ use std::sync::Arc;
 pub use hostnames::{covers as hostname_covers, intersect as intersect_hostnames};
 pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
 
-use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes};
+use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes, MeshRoutes};
 use crate::http_route::{Candidate, RouteTable};
 use crate::model::{Config, ObjectKey, ObjectMeta, ParentReference};
 use attach::ServedGateway;
@@ -49,6 +50,8 @@ pub struct ResolveOptions {
 pub struct Resolution {
     /// The Gateways to serve, with their usable listeners.
     pub gateways: Vec<CompiledGateway>,
+    /// Every Service as a mesh destination, with the routes attached to it (GAMMA).
+    pub mesh: MeshRoutes,
     /// Every object's status.
     pub statuses: Vec<ObjectStatus>,
 }
@@ -101,21 +104,32 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     let mut routes: Vec<HttpLikeRoute<'_>> = Vec::new();
     for route in &config.http_routes {
         let key = route.metadata.key();
-        let rules = hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| {
+        let compile = |mesh| {
             route
                 .spec
                 .rules
                 .iter()
                 .enumerate()
-                .map(|(index, rule)| compile_http_rule(config, "HTTPRoute", &key, index, rule))
+                .map(|(index, rule)| {
+                    compile_http_rule(config, "HTTPRoute", &key, index, rule, mesh)
+                })
                 .collect()
-        });
+        };
+        let rules =
+            hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| compile(false));
+        let mesh_rules = route
+            .spec
+            .parent_refs
+            .iter()
+            .any(mesh::is_service_parent)
+            .then(|| compile(true));
         routes.push(HttpLikeRoute {
             kind: "HTTPRoute",
             metadata: &route.metadata,
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
             rules,
+            mesh_rules,
         });
     }
     for route in &config.grpc_routes {
@@ -125,14 +139,30 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
             rules: hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| {
-                grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules)
+                grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules, false)
             }),
+            mesh_rules: route
+                .spec
+                .parent_refs
+                .iter()
+                .any(mesh::is_service_parent)
+                .then(|| {
+                    grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules, true)
+                }),
         });
     }
     routes.sort_by_key(|r| route_order_key(r.metadata));
+    let mut mesh_build = mesh::MeshBuild::default();
     for route in routes {
-        statuses.push(http_like::attach_route(config, &served, route, &mut builds));
+        statuses.push(http_like::attach_route(
+            config,
+            &served,
+            route,
+            &mut builds,
+            &mut mesh_build,
+        ));
     }
+    let mesh = mesh::mesh_routes(config, mesh_build);
     for (kind, routes) in [
         ("TLSRoute", &config.tls_routes),
         ("TCPRoute", &config.tcp_routes),
@@ -212,7 +242,11 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             listeners,
         });
     }
-    Resolution { gateways, statuses }
+    Resolution {
+        gateways,
+        mesh,
+        statuses,
+    }
 }
 
 /// Routes are processed oldest first, then by `namespace/name`.

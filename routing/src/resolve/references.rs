@@ -8,6 +8,9 @@ pub(crate) struct From<'a> {
     pub(crate) group: &'a str,
     pub(crate) kind: &'a str,
     pub(crate) namespace: &'a str,
+    /// A route attached to a Service (GAMMA): its backendRefs may cross namespaces without a
+    /// ReferenceGrant.
+    pub(crate) mesh: bool,
 }
 
 /// The referenced side.
@@ -23,6 +26,7 @@ pub(crate) struct To<'a> {
 /// whose from and to entries both match (group, kind, namespace; name when the grant sets one).
 pub(crate) fn permitted(config: &Config, from: From<'_>, to: To<'_>) -> bool {
     from.namespace == to.namespace
+        || from.mesh
         || config
             .reference_grants
             .iter()

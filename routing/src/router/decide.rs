@@ -9,7 +9,8 @@ use super::response;
 use super::{ListenerSet, SelectedBackend, TlsServerName};
 use crate::backends::{BackendChoice, BackendState};
 use crate::compiled::{
-    Backend, CompiledListener, HttpFilter, HttpRule, ListenerProtocol, ListenerRoutes, Mirror,
+    Backend, CompiledListener, HttpFilter, HttpRouteTable, HttpRule, ListenerProtocol,
+    ListenerRoutes, Mirror,
 };
 use crate::filters::{CorsPolicy, HeaderModifier, RedirectContext};
 use crate::http_route::RequestView;
@@ -17,8 +18,8 @@ use crate::http_route::RequestView;
 /// What the redirect filter needs of the listener.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ListenerContext {
-    scheme: &'static str,
-    port: u16,
+    pub(super) scheme: &'static str,
+    pub(super) port: u16,
 }
 
 /// A request matched to a rule, its rule-level filters applied.
@@ -53,7 +54,7 @@ impl<B> FilterEffects<B> {
 /// own answer.
 pub(super) fn route<B: http_body::Body + Default, RB: Default>(
     listeners: &ListenerSet,
-    mut request: Request<B>,
+    request: Request<B>,
 ) -> Result<Routed<B>, Response<RB>> {
     let not_found = || response::status(StatusCode::NOT_FOUND);
     let view = RequestView::of(&request);
@@ -69,7 +70,6 @@ pub(super) fn route<B: http_body::Body + Default, RB: Default>(
     let ListenerRoutes::Http(table) = &listener.routes else {
         return Err(not_found());
     };
-    let rule = Arc::clone(&table.select(&view).ok_or_else(not_found)?.target);
     let context = ListenerContext {
         scheme: match listener.protocol {
             ListenerProtocol::Https => "https",
@@ -77,6 +77,20 @@ pub(super) fn route<B: http_body::Body + Default, RB: Default>(
         },
         port: listener.port,
     };
+    route_in_table(table, context, request)
+}
+
+/// Chooses the rule of `table` and applies its filters; `Err` is the router's own answer.
+pub(super) fn route_in_table<B: http_body::Body + Default, RB: Default>(
+    table: &HttpRouteTable,
+    context: ListenerContext,
+    mut request: Request<B>,
+) -> Result<Routed<B>, Response<RB>> {
+    let view = RequestView::of(&request);
+    let selected = table
+        .select(&view)
+        .ok_or_else(|| response::status(StatusCode::NOT_FOUND))?;
+    let rule = Arc::clone(&selected.target);
     let mut effects = FilterEffects::new();
     apply_filters(&rule.filters, &rule, context, &mut request, &mut effects)?;
     Ok(Routed {

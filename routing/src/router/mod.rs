@@ -27,6 +27,7 @@
 mod attempts;
 mod decide;
 mod listener_set;
+mod mesh;
 mod response;
 
 use std::future::Future;
@@ -37,6 +38,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 
 pub use listener_set::ListenerSet;
+pub use mesh::{MeshDestination, MeshRouter};
 
 use crate::compiled::Backend;
 
