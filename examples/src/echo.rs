@@ -58,20 +58,26 @@ pub async fn serve_echo(listener: TcpListener, identity: EchoIdentity) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let identity = Arc::clone(&identity);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let body = describe(&request, &identity).to_string() + "\n";
-                let mut response = Response::new(Full::new(Bytes::from(body)));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_echo_connection(stream, Arc::clone(&identity)));
     }
+}
+
+/// Serves the echo backend on one connection (plain or already TLS-terminated) until it
+/// closes.
+pub async fn serve_echo_connection<IO>(io: IO, identity: Arc<EchoIdentity>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let body = describe(&request, &identity).to_string() + "\n";
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }

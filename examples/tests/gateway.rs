@@ -902,3 +902,181 @@ async fn websocket_upgrades_pass_through_to_ws_services() {
         .unwrap();
     assert_eq!(&echoed_back, b"frames both ways");
 }
+
+/// A CA and a server certificate it signed for `name`, made by the openssl CLI: returns the
+/// paths (ca cert, leaf cert, leaf key).
+fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |file: &str| dir.join(file);
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test backend CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca-cert.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "leaf-key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        path("leaf.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca-cert.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf-cert.pem",
+    ]);
+    (
+        path("ca-cert.pem"),
+        path("leaf-cert.pem"),
+        path("leaf-key.pem"),
+    )
+}
+
+/// An echo backend behind TLS (rustls) that reports the SNI it received as its pod name.
+async fn tls_echo(cert: &Path, key: &Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("none").to_owned();
+                let identity = EchoIdentity {
+                    namespace: "default".into(),
+                    pod: format!("sni={sni}"),
+                };
+                examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend() {
+    let port = free_port();
+    let dir = scratch("backend-tls");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    let backend = tls_echo(&leaf, &key).await;
+    let ca_pem = std::fs::read_to_string(&ca).unwrap();
+    let indented: String = ca_pem.lines().map(|l| format!("    {l}\n")).collect();
+    let policy = |name: &str, service: &str, hostname: &str, config_map: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}}}\n\
+             spec:\n  targetRefs: [{{group: '', kind: Service, name: {service}}}]\n  \
+             validation: {{hostname: {hostname}, caCertificateRefs: [{{group: '', kind: ConfigMap, name: {config_map}}}]}}\n---\n"
+        )
+    };
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  \
+        - matches: [{path: {value: /good}}]\n    backendRefs: [{name: good, port: 80}]\n  \
+        - matches: [{path: {value: /wrong-name}}]\n    backendRefs: [{name: wrong-name, port: 80}]\n  \
+        - matches: [{path: {value: /no-ca}}]\n    backendRefs: [{name: no-ca, port: 80}]\n---\n";
+    let yaml = format!(
+        "{}{}{}{}{}{}{}{route}apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: backend-ca}}\ndata:\n  ca.crt: |\n{indented}",
+        gateway_yaml(port),
+        service("good", backend),
+        service("wrong-name", backend),
+        service("no-ca", backend),
+        policy("good", "good", "backend.internal", "backend-ca"),
+        policy("wrong-name", "wrong-name", "other.internal", "backend-ca"),
+        policy("no-ca", "no-ca", "backend.internal", "missing"),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let (status, response) = curl(&[&url("/good")]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        echoed(&response)["pod"],
+        "sni=backend.internal",
+        "the policy's hostname is the SNI"
+    );
+    assert_eq!(
+        curl(&[&url("/wrong-name")]).await.0,
+        503,
+        "the certificate does not match the policy's hostname"
+    );
+    assert_eq!(
+        curl(&[&url("/no-ca")]).await.0,
+        500,
+        "an invalid CA reference makes the backend invalid"
+    );
+    let (_, status_json) = curl(&[&gateway.admin_url("/status")]).await;
+    let status_json = echoed(&status_json);
+    let no_ca = status_json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "BackendTLSPolicy" && r["object"]["name"] == "no-ca")
+        .unwrap();
+    assert_eq!(no_ca["conditions"][1]["reason"], "InvalidCACertificateRef");
+}

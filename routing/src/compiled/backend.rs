@@ -30,6 +30,25 @@ pub struct Endpoint {
     pub pod: Option<String>,
 }
 
+/// How to verify a backend that speaks TLS (from a BackendTLSPolicy).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct BackendTls {
+    /// The SNI to send and the name to verify (`validation.hostname`).
+    pub server_name: String,
+    /// The trust anchors.
+    pub roots: TlsRoots,
+}
+
+/// Trust anchors for a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum TlsRoots {
+    /// PEM certificates from the policy's ConfigMaps (`ca.crt`).
+    #[serde(skip)]
+    Pem(Arc<[u8]>),
+    /// The well-known public roots (`wellKnownCACertificates: System`).
+    System,
+}
+
 /// A Service port chosen by a backendRef, with its endpoints (non-empty: a Service without
 /// ready endpoints resolves to [`BackendState::NoEndpoints`](crate::backends::BackendState)).
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +61,9 @@ pub struct Backend {
     pub endpoints: Arc<[Endpoint]>,
     /// The protocol to the endpoints.
     pub protocol: BackendProtocol,
+    /// TLS to the endpoints, when a BackendTLSPolicy applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Arc<BackendTls>>,
     /// Filters applied only when this backend serves the request.
     #[serde(skip)]
     pub filters: Vec<HttpFilter>,

@@ -190,6 +190,7 @@ impl Loader {
             }
             ("", "Service") => self.object(origin, value, |c| &mut c.services),
             ("", "Secret") => self.object(origin, value, |c| &mut c.secrets),
+            ("", "ConfigMap") => self.object(origin, value, |c| &mut c.config_maps),
             ("", "Namespace") => self.object(origin, value, |c| &mut c.namespaces),
             ("discovery.k8s.io", "EndpointSlice") => {
                 self.object(origin, value, |c| &mut c.endpoint_slices)

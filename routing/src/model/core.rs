@@ -173,6 +173,16 @@ impl Secret {
     }
 }
 
+/// A ConfigMap (BackendTLSPolicy reads CA certificates from its `ca.crt` key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigMap {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Values.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+}
+
 /// A Namespace (its labels feed `allowedRoutes` selectors).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {

@@ -19,8 +19,8 @@ mod policy;
 mod refs;
 
 pub use core::{
-    EndpointConditions, EndpointPort, EndpointSlice, Namespace, SERVICE_NAME_LABEL, Secret,
-    Service, ServicePort, ServiceSpec, SlicedEndpoint, TargetPort,
+    ConfigMap, EndpointConditions, EndpointPort, EndpointSlice, Namespace, SERVICE_NAME_LABEL,
+    Secret, Service, ServicePort, ServiceSpec, SlicedEndpoint, TargetPort,
 };
 pub use gateway::{
     AllowedRoutes, FromNamespaces, Gateway, GatewayAddress, GatewayClass, GatewayClassSpec,
@@ -73,6 +73,8 @@ pub struct Config {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets.
     pub secrets: Vec<Secret>,
+    /// ConfigMaps.
+    pub config_maps: Vec<ConfigMap>,
     /// Namespaces (cluster-scoped).
     pub namespaces: Vec<Namespace>,
 }
@@ -92,6 +94,7 @@ impl Config {
         self.services.extend(other.services);
         self.endpoint_slices.extend(other.endpoint_slices);
         self.secrets.extend(other.secrets);
+        self.config_maps.extend(other.config_maps);
         self.namespaces.extend(other.namespaces);
     }
 }
@@ -106,5 +109,6 @@ meta::impl_object! {
     Service => "Service";
     EndpointSlice => "EndpointSlice";
     Secret => "Secret";
+    ConfigMap => "ConfigMap";
     Namespace => "Namespace", cluster_scoped = true;
 }

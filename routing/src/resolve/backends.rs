@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use super::backend_tls::backend_tls;
 use super::references::{self, To};
 use super::status::Condition;
 use crate::backends::BackendState;
@@ -69,6 +70,15 @@ pub(crate) fn resolve_backend(
             format!("Service {key} has no port {port_number}"),
         );
     };
+    let tls = match backend_tls(config, service, port) {
+        Ok(tls) => tls.map(Arc::new),
+        Err(problem) => {
+            return ResolvedBackend {
+                state: BackendState::Invalid,
+                problem: Some(problem),
+            };
+        }
+    };
     let endpoints = ready_endpoints(config, service, port);
     let state = if endpoints.is_empty() {
         BackendState::NoEndpoints
@@ -79,6 +89,7 @@ pub(crate) fn resolve_backend(
             endpoints: Arc::from(endpoints),
             protocol: protocol_of(port),
             filters: Vec::new(),
+            tls,
         }))
     };
     ResolvedBackend {

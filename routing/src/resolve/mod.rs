@@ -12,6 +12,7 @@
 //!   spec names. A broken object never stops the others from being served.
 
 mod attach;
+mod backend_tls;
 mod backends;
 mod compile;
 mod duration;
@@ -163,6 +164,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
         ));
     }
     let mesh = mesh::mesh_routes(config, mesh_build);
+    statuses.extend(backend_tls::policy_statuses(config));
     for (kind, routes) in [
         ("TLSRoute", &config.tls_routes),
         ("TCPRoute", &config.tcp_routes),

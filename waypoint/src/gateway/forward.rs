@@ -19,6 +19,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{SelectedBackend, UpstreamFailure};
+use rustls::crypto::CryptoProvider;
+
+use super::backend_tls::BackendTlsClients;
 
 /// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
@@ -44,18 +47,13 @@ pub struct Forwarder {
 struct Pools {
     http1: Client<HttpConnector, ResponseBody>,
     h2c: Client<HttpConnector, ResponseBody>,
+    tls: BackendTlsClients,
     next_endpoint: AtomicUsize,
 }
 
-impl Default for Forwarder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Forwarder {
-    /// A forwarder with empty pools.
-    pub fn new() -> Self {
+    /// A forwarder with empty pools; backends under a BackendTLSPolicy use `crypto`.
+    pub fn new(crypto: Arc<CryptoProvider>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
@@ -67,6 +65,7 @@ impl Forwarder {
             inner: Arc::new(Pools {
                 http1,
                 h2c,
+                tls: BackendTlsClients::new(crypto),
                 next_endpoint: AtomicUsize::new(0),
             }),
         }
@@ -114,17 +113,25 @@ impl Forwarder {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        let client = match backend.protocol {
-            BackendProtocol::H2c if !upgrading => {
-                *request.version_mut() = http::Version::HTTP_2;
-                &self.inner.h2c
-            }
-            BackendProtocol::H2c | BackendProtocol::Http1 | BackendProtocol::WebSocket => {
+        let sent = match (&backend.tls, backend.protocol) {
+            (Some(tls), _) => {
+                // HTTPS to the backend, HTTP/1.1 (ALPN offers only http/1.1).
                 *request.version_mut() = http::Version::HTTP_11;
-                &self.inner.http1
+                let Some(client) = self.inner.tls.client(tls) else {
+                    return status(StatusCode::INTERNAL_SERVER_ERROR);
+                };
+                client.request(request).await
+            }
+            (None, BackendProtocol::H2c) if !upgrading => {
+                *request.version_mut() = http::Version::HTTP_2;
+                self.inner.h2c.request(request).await
+            }
+            (None, _) => {
+                *request.version_mut() = http::Version::HTTP_11;
+                self.inner.http1.request(request).await
             }
         };
-        match client.request(request).await {
+        match sent {
             Ok(mut response) => {
                 let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 if let (true, Some(client_upgrade)) = (switched, client_upgrade) {

@@ -3,6 +3,7 @@
 //! endpoint. The `gateway` example binary is this module plus a command line.
 
 mod admin;
+mod backend_tls;
 pub mod client_hello;
 mod config_store;
 mod forward;

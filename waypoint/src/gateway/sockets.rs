@@ -132,7 +132,7 @@ impl Sockets {
     pub fn new(metrics: Arc<GatewayMetrics>, crypto: Arc<CryptoProvider>) -> Self {
         Sockets {
             bound: HashMap::new(),
-            forwarder: Forwarder::new(),
+            forwarder: Forwarder::new(Arc::clone(&crypto)),
             metrics,
             crypto,
             draining: watch::channel(false).0,

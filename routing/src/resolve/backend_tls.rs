@@ -1,0 +1,133 @@
+//! BackendTLSPolicy (spec §2.7): which policy applies to a Service port, and its trust
+//! anchors. The oldest policy (then `namespace/name`) wins when several target one port.
+
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::created_order;
+use super::status::{Condition, ObjectStatus};
+use crate::compiled::{BackendTls, TlsRoots};
+use crate::model::{BackendTlsPolicy, Config, Service, ServicePort};
+
+/// The TLS settings of `service`'s `port`: `Ok(None)` without a policy; `Err` with the
+/// `ResolvedRefs=False` condition when the applicable policy is unusable (its backend then
+/// answers 500).
+pub(crate) fn backend_tls(
+    config: &Config,
+    service: &Service,
+    port: &ServicePort,
+) -> Result<Option<BackendTls>, Condition> {
+    let mut policies: Vec<&BackendTlsPolicy> = config
+        .backend_tls_policies
+        .iter()
+        .filter(|policy| policy.metadata.namespace == service.metadata.namespace)
+        .filter(|policy| {
+            policy.spec.target_refs.iter().any(|target| {
+                target.group.is_empty()
+                    && target.kind == "Service"
+                    && target.name == service.metadata.name
+                    && target.section_name.as_ref().is_none_or(|s| *s == port.name)
+            })
+        })
+        .collect();
+    policies.sort_by_key(|p| (created_order(&p.metadata), p.metadata.key()));
+    match policies.first() {
+        None => Ok(None),
+        Some(policy) => validate(config, policy).map(Some),
+    }
+}
+
+/// The status of every BackendTLSPolicy.
+pub(crate) fn policy_statuses(config: &Config) -> Vec<ObjectStatus> {
+    config
+        .backend_tls_policies
+        .iter()
+        .map(|policy| {
+            let mut status = ObjectStatus::new("BackendTLSPolicy", policy.metadata.key());
+            match validate(config, policy) {
+                Ok(_) => {
+                    status
+                        .conditions
+                        .push(Condition::ok("Accepted", "Accepted"));
+                    status
+                        .conditions
+                        .push(Condition::ok("ResolvedRefs", "ResolvedRefs"));
+                }
+                Err(problem) => {
+                    status.conditions.push(Condition::failed(
+                        "Accepted",
+                        "NoValidCACertificate",
+                        problem.message.clone(),
+                    ));
+                    status.conditions.push(problem);
+                }
+            }
+            status
+        })
+        .collect()
+}
+
+fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Condition> {
+    let validation = &policy.spec.validation;
+    let key = policy.metadata.key();
+    let failed = |reason: &'static str, message: String| {
+        Condition::failed(
+            "ResolvedRefs",
+            reason,
+            format!("BackendTLSPolicy {key}: {message}"),
+        )
+    };
+    if validation.hostname.is_empty() {
+        return Err(failed(
+            "NoValidCACertificate",
+            "validation.hostname is required".into(),
+        ));
+    }
+    let roots = if !validation.ca_certificate_refs.is_empty() {
+        let mut pem = Vec::new();
+        for reference in &validation.ca_certificate_refs {
+            if !reference.group.is_empty() || reference.kind != "ConfigMap" {
+                return Err(failed(
+                    "InvalidKind",
+                    format!(
+                        "caCertificateRef kind {}/{} is not supported",
+                        reference.group, reference.kind
+                    ),
+                ));
+            }
+            let map = config.config_maps.iter().find(|m| {
+                m.metadata.namespace == policy.metadata.namespace
+                    && m.metadata.name == reference.name
+            });
+            let certificate = map.and_then(|m| m.data.get("ca.crt"));
+            let valid = certificate.is_some_and(|text| {
+                let parsed: Result<Vec<_>, _> =
+                    CertificateDer::pem_slice_iter(text.as_bytes()).collect();
+                matches!(parsed, Ok(list) if !list.is_empty())
+            });
+            match (certificate, valid) {
+                (Some(text), true) => pem.extend_from_slice(text.as_bytes()),
+                _ => {
+                    return Err(failed(
+                        "InvalidCACertificateRef",
+                        format!("ConfigMap {} has no PEM `ca.crt`", reference.name),
+                    ));
+                }
+            }
+        }
+        TlsRoots::Pem(Arc::from(pem))
+    } else if validation.well_known_ca_certificates.as_deref() == Some("System") {
+        TlsRoots::System
+    } else {
+        return Err(failed(
+            "NoValidCACertificate",
+            "no caCertificateRefs and no wellKnownCACertificates".into(),
+        ));
+    };
+    Ok(BackendTls {
+        server_name: validation.hostname.clone(),
+        roots,
+    })
+}

@@ -1,0 +1,154 @@
+//! TLS to backends a BackendTLSPolicy covers: one pooled client per (server name, trust
+//! anchors), whose connector sends the policy's hostname as SNI and verifies the backend's
+//! certificate for it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use routing::compiled::{BackendTls, TlsRoots};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+
+use super::forward::ResponseBody;
+
+/// The most distinct TLS clients kept; past it the cache starts over.
+const MAX_CLIENTS: usize = 256;
+
+/// An HTTPS-to-backend client.
+pub(crate) type TlsClient = Client<TlsConnect, ResponseBody>;
+
+/// Clients by backend TLS settings.
+pub(crate) struct BackendTlsClients {
+    provider: Arc<CryptoProvider>,
+    clients: Mutex<HashMap<BackendTls, TlsClient>>,
+}
+
+impl BackendTlsClients {
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+        BackendTlsClients {
+            provider,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `tls`, made on first use; `None` when its settings cannot make a TLS
+    /// configuration (no usable root, an invalid server name).
+    pub(crate) fn client(&self, tls: &BackendTls) -> Option<TlsClient> {
+        let mut clients = self.clients.lock().ok()?;
+        if let Some(client) = clients.get(tls) {
+            return Some(client.clone());
+        }
+        let client = self.make(tls)?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(tls.clone(), client.clone());
+        Some(client)
+    }
+
+    fn make(&self, tls: &BackendTls) -> Option<TlsClient> {
+        let mut roots = RootCertStore::empty();
+        match &tls.roots {
+            TlsRoots::Pem(pem) => {
+                for certificate in CertificateDer::pem_slice_iter(pem) {
+                    roots.add(certificate.ok()?).ok()?;
+                }
+            }
+            TlsRoots::System => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let mut config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(tls.server_name.clone()).ok()?;
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        let connect = TlsConnect {
+            http,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            name,
+        };
+        Some(Client::builder(TokioExecutor::new()).build(connect))
+    }
+}
+
+/// Connects TCP, then TLS with the policy's server name.
+#[derive(Clone)]
+pub(crate) struct TlsConnect {
+    http: HttpConnector,
+    tls: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+/// A TLS connection to a backend.
+pub(crate) struct TlsIo(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Uri> for TlsConnect {
+    type Response = TlsIo;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let mut http = self.http.clone();
+        let tls = self.tls.clone();
+        let name = self.name.clone();
+        Box::pin(async move {
+            let tcp = tower::Service::<Uri>::call(&mut http, uri).await?;
+            let stream = tls.connect(name, tcp.into_inner()).await?;
+            Ok(TlsIo(TokioIo::new(stream)))
+        })
+    }
+}
+
+impl Connection for TlsIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for TlsIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TlsIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
