@@ -83,9 +83,16 @@ pub(crate) fn compile_http_rule(
         ));
     }
     let mut backends = Vec::with_capacity(rule.backend_refs.len());
-    for backend_ref in &rule.backend_refs {
+    for (position, backend_ref) in rule.backend_refs.iter().enumerate() {
         let resolved = resolve_backend(config, from, &backend_ref.backend);
-        ref_problems.extend(resolved.problem);
+        ref_problems.extend(resolved.problem.map(|mut problem| {
+            // Name the field, as the loader does for syntax errors.
+            problem.message = format!(
+                "rules[{index}].backendRefs[{position}]: {}",
+                problem.message
+            );
+            problem
+        }));
         let backend_filters = compile_filters(
             config,
             from,
