@@ -38,7 +38,7 @@ struct Origin<'a> {
 /// What the proxy answers to a CORS preflight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightAnswer {
-    /// 204 for an allowed origin, 403 otherwise.
+    /// 200 for an allowed origin (as Envoy answers; the API allows 200 or 204), 403 otherwise.
     pub status: StatusCode,
     /// The CORS headers (none when refused).
     pub headers: HeaderMap,
@@ -165,7 +165,7 @@ impl CorsPolicy {
             &self.max_age.to_string(),
         );
         Some(PreflightAnswer {
-            status: StatusCode::NO_CONTENT,
+            status: StatusCode::OK,
             headers: answer,
         })
     }
@@ -290,7 +290,7 @@ mod tests {
         let answer = p
             .preflight(&Method::OPTIONS, &preflight_headers("https://x.bar.com"))
             .unwrap();
-        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(
             answer.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
             "https://x.bar.com"

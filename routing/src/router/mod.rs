@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | no listener for the host, or no matching rule | 404 |
 //! | HTTPS: `Host` belongs to another listener than the SNI | 421 |
-//! | CORS preflight | 204 from the proxy, or 403 for an origin not allowed |
+//! | CORS preflight | 200 from the proxy (empty body), or 403 for an origin not allowed |
 //! | unresolvable filter, invalid backend's share, no backends, all weights 0 | 500 |
 //! | the chosen Service has no ready endpoints | 503 |
 //! | `timeouts.request` elapsed, or the last try hit `timeouts.backendRequest` | 504 |
