@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut candidates = Vec::new();
     for (index, spec) in fields.take(32).enumerate() {
-        // "E|P hostname path [header]" per route.
+        // "E|R|P hostname path [header]" per route (exact, regex, prefix).
         let mut parts = spec.splitn(4, ' ');
         let (Some(kind), Some(hostname), Some(value)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let path_match = match kind {
             "E" => PathMatch::exact(value),
+            "R" => PathMatch::regex(value),
             _ => PathMatch::prefix(value),
         };
         let Ok(path_match) = path_match else { continue };
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             .next()
             .map(|value| HeaderMatch {
                 name: HeaderName::from_static("x-fuzz"),
-                value: value.to_owned(),
+                value: value.into(),
             })
             .into_iter()
             .collect();

@@ -26,8 +26,10 @@
 //!    built on [`http_route`] (matching, precedence, the compiled [`RouteTable`](http_route::RouteTable)),
 //!    [`filters`] and [`backends`].
 //!
-//! Not yet served: GRPCRoute method matches without a service, regular-expression matches
-//! (`Accepted=False/UnsupportedValue`), mirroring and retrying requests that have a body. The crate depends on no other workspace crate.
+//! Not yet served: GRPCRoute method matches without a service or by regular expression
+//! (`Accepted=False/UnsupportedValue`), mirroring and retrying requests that have a body.
+//! `RegularExpression` path, header and query matches are supported (whole-value, the `regex`
+//! crate's RE2-like syntax, bounded size); regex paths rank below every prefix. The crate depends on no other workspace crate.
 
 pub mod backends;
 pub mod compiled;

@@ -31,9 +31,9 @@ prop_compose! {
         let path = if exact { PathMatch::exact(PATHS[path]) } else { PathMatch::prefix(PATHS[path]) };
         let headers = headers.into_iter().map(|h| HeaderMatch {
             name: HeaderName::from_static(HEADERS[h].0),
-            value: HEADERS[h].1.to_owned(),
+            value: HEADERS[h].1.into(),
         }).collect();
-        let query = query.map(|q| QueryParamMatch { name: "q".into(), value: q.to_string() }).into_iter().collect();
+        let query = query.map(|q| QueryParamMatch { name: "q".into(), value: q.to_string().into() }).into_iter().collect();
         HttpRouteMatch::new(path.unwrap(), headers, query, METHODS[method].clone())
     }
 }

@@ -303,7 +303,7 @@ kind: HTTPRoute
 metadata: {name: regex, namespace: apps}
 spec:
   parentRefs: [{name: gw, namespace: infra}]
-  rules: [{matches: [{path: {type: RegularExpression, value: "/a.*"}}]}]
+  rules: [{matches: [{path: {type: RegularExpression, value: "/a[.*"}}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -390,4 +390,50 @@ spec:
         status.condition("Accepted").unwrap().reason,
         "UnsupportedValue"
     );
+}
+
+#[tokio::test]
+async fn regular_expression_paths_and_headers_route() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: regex, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: "/users/[0-9]+"}, headers: [{type: RegularExpression, name: x-tenant, value: "t-[a-z]+"}]}]
+    backendRefs: [{name: echo, port: 80}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let send = |path: &str, tenant: &str| {
+        Request::get(path)
+            .header("host", "a.test")
+            .header("x-tenant", tenant)
+            .body(String::new())
+            .unwrap()
+    };
+    let ok = router
+        .ready()
+        .await
+        .unwrap()
+        .call(send("/users/42", "t-abc"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    for (path, tenant) in [
+        ("/users/x", "t-abc"),
+        ("/users/42", "T-ABC"),
+        ("/users/42/more", "t-abc"),
+    ] {
+        let response = router
+            .ready()
+            .await
+            .unwrap()
+            .call(send(path, tenant))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path} {tenant}");
+    }
 }

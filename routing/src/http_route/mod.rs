@@ -1,4 +1,5 @@
-//! HTTPRoute matching semantics, sans-IO (gateway-api spec §1.2–1.3).
+//! HTTPRoute matching semantics, sans-IO (gateway-api spec §1.2–1.3), including
+//! implementation-specific regular expressions ([`Pattern`]).
 //!
 //! - [`PathMatch`], [`HttpRouteMatch`]: the predicates of one match (path AND headers AND
 //!   query parameters AND method).
@@ -10,6 +11,7 @@
 //!   [`select`] chooses at a cost that does not grow with the number of routes.
 
 mod path;
+mod pattern;
 mod precedence;
 mod request;
 mod rule_match;
@@ -20,8 +22,9 @@ mod table;
 mod tests;
 
 pub use path::{MAX_PATH_LEN, PathMatch, PathValueError};
+pub use pattern::{Pattern, PatternError};
 pub use precedence::{HostnameRank, MatchSpecificity, Precedence, RouteOrder, hostname_rank};
 pub use request::RequestView;
-pub use rule_match::{HeaderMatch, HttpRouteMatch, QueryParamMatch};
+pub use rule_match::{HeaderMatch, HttpRouteMatch, QueryParamMatch, ValueMatch};
 pub use select::{Candidate, select};
 pub use table::RouteTable;

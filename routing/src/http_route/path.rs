@@ -1,10 +1,12 @@
-//! HTTPRoute path matches (gateway-api spec §1.2): `Exact` and segment-wise `PathPrefix`.
+//! HTTPRoute path matches (gateway-api spec §1.2): `Exact`, segment-wise `PathPrefix`, and
+//! whole-path `RegularExpression` (implementation-specific; ranked below every prefix).
+
+use super::pattern::{Pattern, PatternError};
 
 /// The longest path value the API accepts.
 pub const MAX_PATH_LEN: usize = 1024;
 
-/// A path match. `RegularExpression` (implementation-specific) is not supported yet; routes
-/// using it are rejected when the configuration is compiled.
+/// A path match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathMatch {
     /// Case-sensitive, byte-exact: `/abc` matches neither `/abc/` nor `/abcd`.
@@ -12,6 +14,8 @@ pub enum PathMatch {
     /// Element-wise on `/`-separated segments, case-sensitive; a trailing `/` on the value is
     /// ignored, so `/abc` and `/abc/` both match `/abc`, `/abc/` and `/abc/def`, not `/abcd`.
     PathPrefix(String),
+    /// A regular expression over the whole path; less specific than any `PathPrefix`.
+    RegularExpression(Pattern),
 }
 
 /// Why a path value is not acceptable (the API's validation rules).
@@ -32,6 +36,9 @@ pub enum PathValueError {
     /// The value contains characters that may not appear in a URI path.
     #[error("path `{0}` contains characters not allowed in a URI path")]
     InvalidCharacter(String),
+    /// A `RegularExpression` value that does not compile (or is too large).
+    #[error(transparent)]
+    InvalidPattern(#[from] PatternError),
 }
 
 impl PathMatch {
@@ -52,10 +59,19 @@ impl PathMatch {
         Ok(PathMatch::PathPrefix(value.to_owned()))
     }
 
+    /// A `RegularExpression` match over the whole path.
+    pub fn regex(value: &str) -> Result<Self, PathValueError> {
+        if value.len() > MAX_PATH_LEN {
+            return Err(PathValueError::TooLong);
+        }
+        Ok(PathMatch::RegularExpression(Pattern::new(value)?))
+    }
+
     /// Whether `path` (without its query string) matches.
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathMatch::Exact(value) => path == value,
+            PathMatch::RegularExpression(pattern) => pattern.is_match(path),
             PathMatch::PathPrefix(value) => {
                 let prefix = value.trim_end_matches('/');
                 if prefix.is_empty() {

@@ -69,6 +69,8 @@ impl MatchSpecificity {
         let (exact_path, prefix_len) = match route_match.path_match() {
             PathMatch::Exact(_) => (true, 0),
             PathMatch::PathPrefix(value) => (false, value.len()),
+            // Implementation-specific: below every prefix (even `/`), as regexes come last.
+            PathMatch::RegularExpression(_) => (false, 0),
         };
         MatchSpecificity {
             exact_path,

@@ -3,25 +3,59 @@
 use http::{HeaderName, Method};
 
 use super::path::PathMatch;
+use super::pattern::Pattern;
 use super::request::RequestView;
 
-/// An exact header match (the name is case-insensitive).
+/// How a header or query-parameter value must look.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ValueMatch {
+    /// Byte-for-byte equal (the API's default).
+    Exact(String),
+    /// A regular expression over the whole value (implementation-specific).
+    RegularExpression(Pattern),
+}
+
+impl ValueMatch {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &[u8]) -> bool {
+        match self {
+            ValueMatch::Exact(expected) => expected.as_bytes() == value,
+            ValueMatch::RegularExpression(pattern) => {
+                std::str::from_utf8(value).is_ok_and(|text| pattern.is_match(text))
+            }
+        }
+    }
+}
+
+impl From<&str> for ValueMatch {
+    fn from(value: &str) -> Self {
+        ValueMatch::Exact(value.to_owned())
+    }
+}
+
+impl From<String> for ValueMatch {
+    fn from(value: String) -> Self {
+        ValueMatch::Exact(value)
+    }
+}
+
+/// A header match (the name is case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HeaderMatch {
     /// The header name.
     pub name: HeaderName,
-    /// The exact value.
-    pub value: String,
+    /// The value condition.
+    pub value: ValueMatch,
 }
 
-/// An exact query-parameter match (name and value case-sensitive; the first value of a
-/// repeated parameter is the one compared).
+/// A query-parameter match (the name is case-sensitive; the first value of a repeated
+/// parameter is the one compared).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QueryParamMatch {
     /// The parameter name.
     pub name: String,
-    /// The exact value.
-    pub value: String,
+    /// The value condition.
+    pub value: ValueMatch,
 }
 
 /// One match of an HTTPRoute rule; all of its conditions must hold.
@@ -99,11 +133,12 @@ impl HttpRouteMatch {
                     .headers
                     .get_all(&header.name)
                     .iter()
-                    .any(|value| value == header.value.as_str())
+                    .any(|value| header.value.matches(value.as_bytes()))
             })
-            && self
-                .query_params
-                .iter()
-                .all(|param| request.first_query_value(&param.name) == Some(param.value.as_str()))
+            && self.query_params.iter().all(|param| {
+                request
+                    .first_query_value(&param.name)
+                    .is_some_and(|value| param.value.matches(value.as_bytes()))
+            })
     }
 }

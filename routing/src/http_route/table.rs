@@ -36,6 +36,8 @@ struct Bucket {
     exact_paths: HashMap<String, Vec<usize>>,
     /// Keyed by the prefix without its trailing `/` (the root prefix is the empty key).
     prefixes: HashMap<String, Vec<usize>>,
+    /// Regular-expression paths, tried last (they rank below every prefix).
+    regexes: Vec<usize>,
 }
 
 impl<T> RouteTable<T> {
@@ -78,6 +80,7 @@ impl<T> RouteTable<T> {
                 .exact_paths
                 .values_mut()
                 .chain(bucket.prefixes.values_mut())
+                .chain(std::iter::once(&mut bucket.regexes))
             {
                 list.sort_by_cached_key(rank);
                 list.dedup();
@@ -131,7 +134,7 @@ impl<T> RouteTable<T> {
                 return Some(found);
             }
             if key.is_empty() {
-                return None;
+                return first_match(&bucket.regexes);
             }
             key = &key[..key.rfind('/').unwrap_or(0)];
         }
@@ -151,6 +154,7 @@ impl Bucket {
                 .entry(prefix.trim_end_matches('/').to_owned())
                 .or_default()
                 .push(index),
+            PathMatch::RegularExpression(_) => self.regexes.push(index),
         }
     }
 }

@@ -36,14 +36,14 @@ fn exact(value: &str) -> HttpRouteMatch {
 fn header(name: &str, value: &str) -> HeaderMatch {
     HeaderMatch {
         name: HeaderName::from_bytes(name.as_bytes()).unwrap(),
-        value: value.to_owned(),
+        value: value.into(),
     }
 }
 
 fn query(name: &str, value: &str) -> QueryParamMatch {
     QueryParamMatch {
         name: name.to_owned(),
-        value: value.to_owned(),
+        value: value.into(),
     }
 }
 
@@ -373,4 +373,56 @@ fn empty_hostnames_match_nothing_in_both_selections() {
             .map(|c| c.target),
         Some("any")
     );
+}
+
+/// Regular-expression paths are implementation-specific; here they rank below every prefix
+/// (regexes last), and among themselves by header count, then age and name.
+#[test]
+fn regex_paths_rank_below_every_prefix() {
+    let headers = http::HeaderMap::new();
+    let view = |path| RequestView {
+        host: "a.test",
+        path,
+        query: None,
+        method: &http::Method::GET,
+        headers: &headers,
+    };
+    let order = |rule| RouteOrder {
+        created: 0,
+        namespaced_name: "ns/r".into(),
+        rule,
+        index: 0,
+    };
+    let regex = HttpRouteMatch::path(PathMatch::regex("/v[0-9]+/.*").unwrap());
+    let candidates = vec![
+        Candidate {
+            hostnames: vec![],
+            route_match: regex,
+            order: order(0),
+            target: "regex",
+        },
+        Candidate {
+            hostnames: vec![],
+            route_match: prefix("/v1"),
+            order: order(1),
+            target: "prefix",
+        },
+    ];
+    let table = RouteTable::new(candidates.clone());
+    for (path, expected) in [
+        ("/v1/x", Some("prefix")),
+        ("/v2/x", Some("regex")),
+        ("/v/x", None),
+    ] {
+        assert_eq!(
+            select(&candidates, &view(path)).map(|c| c.target),
+            expected,
+            "{path}"
+        );
+        assert_eq!(
+            table.select(&view(path)).map(|c| c.target),
+            expected,
+            "{path}"
+        );
+    }
 }

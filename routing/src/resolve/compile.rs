@@ -14,7 +14,9 @@ use crate::compiled::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};
 use crate::filters::{
     CorsPolicy, HeaderModifier, PathModifier, RedirectStatus, RequestRedirect, UrlRewrite,
 };
-use crate::http_route::{HeaderMatch, HttpRouteMatch, PathMatch, QueryParamMatch};
+use crate::http_route::{
+    HeaderMatch, HttpRouteMatch, PathMatch, Pattern, QueryParamMatch, ValueMatch,
+};
 use crate::model::{
     Config, HeaderMatchType, HttpHeaderFilter, HttpPathModifier, HttpRouteFilter,
     HttpRouteFilterType, HttpRouteRule, ObjectKey, PathMatchType, PathModifierType,
@@ -51,7 +53,7 @@ pub(crate) fn compile_http_rule(
         .iter()
         .filter_map(|m| match m.path_match() {
             PathMatch::PathPrefix(prefix) => Some(prefix.as_str()),
-            PathMatch::Exact(_) => None,
+            PathMatch::Exact(_) | PathMatch::RegularExpression(_) => None,
         })
         .collect();
     let matched_prefix =
@@ -169,28 +171,22 @@ fn compile_match(model: &crate::model::HttpRouteMatch) -> Result<HttpRouteMatch,
     let path = match model.path.match_type {
         PathMatchType::Exact => PathMatch::exact(&model.path.value),
         PathMatchType::PathPrefix => PathMatch::prefix(&model.path.value),
-        PathMatchType::RegularExpression => {
-            return Err("path type RegularExpression is not supported".into());
-        }
+        PathMatchType::RegularExpression => PathMatch::regex(&model.path.value),
         PathMatchType::Unsupported => return Err("unknown path match type".into()),
     }
     .map_err(|e| format!("path {:?}: {e}", model.path.value))?;
     let mut headers = Vec::with_capacity(model.headers.len());
     for header in &model.headers {
-        exact_only(header.match_type, "header")?;
+        let value = value_match(header.match_type, &header.value, "header")?;
         let name = HeaderName::try_from(header.name.as_str())
             .map_err(|_| format!("invalid header name {:?}", header.name))?;
-        headers.push(HeaderMatch {
-            name,
-            value: header.value.clone(),
-        });
+        headers.push(HeaderMatch { name, value });
     }
     let mut query_params = Vec::with_capacity(model.query_params.len());
     for param in &model.query_params {
-        exact_only(param.match_type, "query parameter")?;
         query_params.push(QueryParamMatch {
             name: param.name.clone(),
-            value: param.value.clone(),
+            value: value_match(param.match_type, &param.value, "query parameter")?,
         });
     }
     let method = match &model.method {
@@ -203,12 +199,12 @@ fn compile_match(model: &crate::model::HttpRouteMatch) -> Result<HttpRouteMatch,
     Ok(HttpRouteMatch::new(path, headers, query_params, method))
 }
 
-fn exact_only(match_type: HeaderMatchType, what: &str) -> Result<(), String> {
+fn value_match(match_type: HeaderMatchType, value: &str, what: &str) -> Result<ValueMatch, String> {
     match match_type {
-        HeaderMatchType::Exact => Ok(()),
-        HeaderMatchType::RegularExpression => Err(format!(
-            "{what} match type RegularExpression is not supported"
-        )),
+        HeaderMatchType::Exact => Ok(ValueMatch::Exact(value.to_owned())),
+        HeaderMatchType::RegularExpression => Pattern::new(value)
+            .map(ValueMatch::RegularExpression)
+            .map_err(|e| format!("{what}: {e}")),
         HeaderMatchType::Unsupported => Err(format!("unknown {what} match type")),
     }
 }
