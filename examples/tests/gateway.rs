@@ -1080,3 +1080,79 @@ async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend
         .unwrap();
     assert_eq!(no_ca["conditions"][1]["reason"], "InvalidCACertificateRef");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateways_share_ports_by_address_and_an_unavailable_port_leaves_the_rest_serving() {
+    let (shared, taken_port) = (free_port(), free_port());
+    let _occupied = std::net::TcpListener::bind(("127.0.0.1", taken_port)).unwrap();
+    let (a, b) = (echo("a-0").await, echo("b-0").await);
+    let dir = scratch("addresses");
+    let gateway = |name: &str, addresses: &str, listeners: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{addresses}]\n  listeners: [{listeners}]\n---\n"
+        )
+    };
+    let route = |name: &str, parent: &str, backend: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\n\
+             spec: {{parentRefs: [{{name: {parent}}}], rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]}}\n---\n"
+        )
+    };
+    let yaml = [
+        gateway("specific", "{value: 127.0.0.1}", &format!("{{name: http, port: {shared}, protocol: HTTP}}, {{name: taken, port: {taken_port}, protocol: HTTP}}")),
+        gateway("everywhere", "", &format!("{{name: http, port: {shared}, protocol: HTTP}}")),
+        route("to-a", "specific", "a"),
+        route("to-b", "everywhere", "b"),
+        service("a", a),
+        service("b", b),
+    ]
+    .concat();
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    let admin_status = gateway.admin_url("/status");
+    wait_until("the first status", || async {
+        curl(&[&admin_status]).await.0 == 200
+    })
+    .await;
+
+    let (_, via_specific) = curl(&[&format!("http://127.0.0.1:{shared}/")]).await;
+    assert_eq!(
+        echoed(&via_specific)["pod"],
+        "a-0",
+        "127.0.0.1 belongs to the Gateway bound there"
+    );
+    let (_, via_wildcard) = curl(&[&format!("http://127.0.0.2:{shared}/")]).await;
+    assert_eq!(
+        echoed(&via_wildcard)["pod"],
+        "b-0",
+        "other addresses reach the all-interfaces Gateway"
+    );
+
+    assert_eq!(
+        curl(&[&gateway.admin_url("/ready")]).await.0,
+        503,
+        "not every listener is bound"
+    );
+    let (_, status) = curl(&[&admin_status]).await;
+    let status = echoed(&status);
+    let specific = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "Gateway" && r["object"]["name"] == "specific")
+        .unwrap();
+    let taken = specific["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "taken")
+        .unwrap();
+    let reasons: Vec<&str> = taken["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"PortUnavailable"), "{reasons:?}");
+}

@@ -27,7 +27,7 @@ pub use admin::AdminState;
 pub use config_store::{ConfigSource, Fingerprint, Snapshot};
 pub use forward::{Forwarder, ResponseBody};
 pub use metrics::GatewayMetrics;
-pub use sockets::{ApplyError, SocketKey, Sockets, group_listeners};
+pub use sockets::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use tls::TlsSetupError;
 
 /// How to run a gateway.
@@ -63,9 +63,6 @@ pub enum GatewayError {
         #[source]
         error: std::io::Error,
     },
-    /// The listeners could not be served (bind or certificate failure).
-    #[error(transparent)]
-    Serve(#[from] ApplyError),
 }
 
 /// What the gateway tells its operator (one line each; the binary prints them on stderr).
@@ -105,11 +102,9 @@ pub async fn run_gateway(
                 error,
             })?;
     let mut sockets = Sockets::new(Arc::clone(&metrics), Arc::clone(&options.crypto));
-    for skipped in sockets.apply(&snapshot.resolution.gateways).await? {
-        events.log(&format!(
-            "warning: listener {skipped} shares a socket with another protocol; not served"
-        ));
-    }
+    let mut snapshot = snapshot;
+    let report = sockets.apply(&snapshot.resolution.gateways).await;
+    record_report(&report, &mut snapshot, events);
     let state = Arc::new(AdminState {
         snapshot: ArcSwap::from_pointee(snapshot),
         ready: false.into(),
@@ -118,7 +113,8 @@ pub async fn run_gateway(
     });
     let admin_address = admin_listener.local_addr().unwrap_or(options.admin);
     let admin_task = tokio::spawn(admin::serve_admin(admin_listener, Arc::clone(&state)));
-    state.ready.store(true, Ordering::Release);
+    // Ready once every listener is served (a later reload may complete it).
+    state.ready.store(report.complete(), Ordering::Release);
     let mut addresses = sockets.addresses();
     addresses.sort();
     for key in addresses {
@@ -166,15 +162,12 @@ async fn reload(
     let generation = state.snapshot.load().generation + 1;
     let outcome = match source.load(resolve_options, generation) {
         Err(error) => Err(error.to_string()),
-        Ok(snapshot) => match sockets.apply(&snapshot.resolution.gateways).await {
-            Err(error) => Err(error.to_string()),
-            Ok(skipped) => {
-                for listener in skipped {
-                    events.log(&format!("warning: listener {listener} shares a socket with another protocol; not served"));
-                }
-                Ok(snapshot)
-            }
-        },
+        Ok(mut snapshot) => {
+            let report = sockets.apply(&snapshot.resolution.gateways).await;
+            record_report(&report, &mut snapshot, events);
+            state.ready.store(report.complete(), Ordering::Release);
+            Ok(snapshot)
+        }
     };
     match outcome {
         Ok(snapshot) => {
@@ -196,6 +189,58 @@ async fn reload(
             if let Ok(mut last) = state.last_error.lock() {
                 *last = Some(message);
             }
+        }
+    }
+}
+
+/// Logs what the sockets could not serve and records it in the listeners' conditions
+/// (`Accepted=False`, `Programmed=False`, reason `PortUnavailable` for sockets that could not be
+/// bound or whose certificates did not load; `ProtocolConflict` for skipped listeners).
+fn record_report(report: &ApplyReport, snapshot: &mut Snapshot, events: &dyn GatewayEvents) {
+    use routing::resolve::Condition;
+    let mut mark = |gateway: &str, listener: &str, reason: &'static str, message: &str| {
+        let statuses = snapshot.resolution.statuses.iter_mut();
+        for status in statuses.filter(|s| s.kind == "Gateway" && s.object.to_string() == gateway) {
+            for entry in status.listeners.iter_mut().filter(|l| l.name == listener) {
+                entry
+                    .conditions
+                    .retain(|c| c.condition_type != "Accepted" && c.condition_type != "Programmed");
+                entry
+                    .conditions
+                    .push(Condition::failed("Accepted", reason, message));
+                entry
+                    .conditions
+                    .push(Condition::failed("Programmed", "Invalid", message));
+            }
+        }
+    };
+    for skipped in &report.skipped {
+        events.log(&format!(
+            "warning: listener {skipped} shares a socket with another protocol; not served"
+        ));
+        if let Some((gateway, listener)) = skipped.rsplit_once('/') {
+            mark(
+                gateway,
+                listener,
+                "ProtocolConflict",
+                "another protocol holds this address and port",
+            );
+        }
+    }
+    for unavailable in &report.unavailable {
+        events.log(&format!(
+            "error: {} ({}) not served: {}",
+            unavailable.key.address,
+            if unavailable.key.udp { "udp" } else { "tcp" },
+            unavailable.reason
+        ));
+        for (gateway, listener) in &unavailable.listeners {
+            mark(
+                &gateway.to_string(),
+                listener,
+                "PortUnavailable",
+                &unavailable.reason,
+            );
         }
     }
 }

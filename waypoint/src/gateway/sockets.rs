@@ -44,22 +44,31 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// lists are refused by the HTTP/2 layer.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Why a configuration could not be applied to the sockets (the old one keeps serving).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApplyError {
-    /// A new address could not be bound.
-    #[error("cannot bind {address}: {error}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// The error.
-        #[source]
-        error: io::Error,
-    },
-    /// An HTTPS listener's certificate could not be loaded.
-    #[error(transparent)]
-    Tls(#[from] TlsSetupError),
+/// What applying a configuration to the sockets left unserved; everything else is served.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Listeners (`gateway/listener`) skipped for sharing a socket with another protocol.
+    pub skipped: Vec<String>,
+    /// Sockets that could not be served, with their listeners and why.
+    pub unavailable: Vec<UnavailableSocket>,
+}
+
+/// A socket that could not be bound, or whose certificates could not be loaded.
+#[derive(Debug)]
+pub struct UnavailableSocket {
+    /// The socket.
+    pub key: SocketKey,
+    /// Its listeners as `(gateway, listener name)`.
+    pub listeners: Vec<(routing::model::ObjectKey, String)>,
+    /// Why.
+    pub reason: String,
+}
+
+impl ApplyReport {
+    /// Whether every listener is served.
+    pub fn complete(&self) -> bool {
+        self.skipped.is_empty() && self.unavailable.is_empty()
+    }
 }
 
 /// Where a socket listens: an address and port, over TCP or UDP.
@@ -139,36 +148,57 @@ impl Sockets {
         }
     }
 
-    /// Serves `gateways`: loads certificates and binds new addresses before changing anything
-    /// (so that a failure leaves the old configuration serving), swaps the state of kept
-    /// sockets, and stops accepting on removed ones (their connections finish). Returns the
-    /// listeners skipped for sharing a socket with another protocol.
-    pub async fn apply(&mut self, gateways: &[CompiledGateway]) -> Result<Vec<String>, ApplyError> {
+    /// Serves `gateways`: loads certificates and binds new addresses, swaps the state of kept
+    /// sockets, and stops accepting on removed ones (their connections finish). A socket that
+    /// cannot be bound or whose certificates do not load is reported and left out; the rest
+    /// is served.
+    pub async fn apply(&mut self, gateways: &[CompiledGateway]) -> ApplyReport {
         let (groups, skipped) = group_listeners(gateways);
+        let mut report = ApplyReport {
+            skipped,
+            unavailable: Vec::new(),
+        };
         let mut states = HashMap::new();
+        let mut new_sockets = HashMap::new();
         for (key, listeners) in groups {
             let Some(protocol) = listeners.first().map(|l| l.protocol) else {
                 continue;
             };
+            let names = listeners
+                .iter()
+                .map(|l| (l.gateway.clone(), l.name.clone()))
+                .collect();
             let listeners = Arc::new(ListenerSet::new(listeners));
-            let tls = server_config(listeners.listeners(), &self.crypto)?.map(TlsAcceptor::from);
-            states.insert(
-                key,
-                SocketState {
-                    protocol,
-                    listeners,
-                    tls,
-                },
-            );
-        }
-        let mut new_sockets = HashMap::new();
-        for key in states.keys() {
-            if !self.bound.contains_key(key) {
-                let socket = bind(*key).map_err(|error| ApplyError::Bind {
-                    address: key.address,
-                    error,
-                })?;
-                new_sockets.insert(*key, socket);
+            let prepared = server_config(listeners.listeners(), &self.crypto)
+                .map_err(|error: TlsSetupError| error.to_string())
+                .and_then(|tls| {
+                    if self.bound.contains_key(&key) {
+                        return Ok((tls, None));
+                    }
+                    let socket =
+                        bind(key).map_err(|e| format!("cannot bind {}: {e}", key.address))?;
+                    Ok((tls, Some(socket)))
+                });
+            match prepared {
+                Ok((tls, socket)) => {
+                    if let Some(socket) = socket {
+                        new_sockets.insert(key, socket);
+                    }
+                    let tls = tls.map(TlsAcceptor::from);
+                    states.insert(
+                        key,
+                        SocketState {
+                            protocol,
+                            listeners,
+                            tls,
+                        },
+                    );
+                }
+                Err(reason) => report.unavailable.push(UnavailableSocket {
+                    key,
+                    listeners: names,
+                    reason,
+                }),
             }
         }
         self.bound.retain(|address, socket| {
@@ -197,7 +227,7 @@ impl Sockets {
                     .insert(address, BoundSocket { state, accept_loop });
             }
         }
-        Ok(skipped)
+        report
     }
 
     /// The bound sockets.
@@ -232,6 +262,9 @@ fn bind(key: SocketKey) -> io::Result<Bound> {
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    // Lets a Gateway bound to a specific address share a port with one bound to all
+    // interfaces (the kernel prefers the specific one).
+    socket.set_reuseport(true)?;
     socket.set_nodelay(true)?;
     socket.bind(key.address)?;
     Ok(Bound::Tcp(socket.listen(1024)?))
