@@ -1,0 +1,354 @@
+//! End-to-end tests of the `gateway` binary over plain HTTP: routing, filters, error codes,
+//! h2c and gRPC, WebSocket, hostile requests. YAML on disk, echo backends, curl as the client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::time::{Duration, Instant};
+
+use gateway_support::*;
+use tokio::net::TcpListener;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_curl_requests_to_echo_backends_as_the_yaml_says() {
+    let port = free_port();
+    let (v1, v2) = (echo("v1-0").await, echo("v2-0").await);
+    let dir = scratch("routes");
+    let routes = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: main}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /app}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Header-Set, value: new}], add: [{name: x-added, value: two}], remove: [x-drop]}
+    backendRefs: [{name: v1, port: 80}]
+  - matches: [{path: {type: Exact, value: /broken}}]
+    backendRefs: [{name: does-not-exist, port: 80}]
+  - matches: [{path: {type: Exact, value: /nobody}}]
+    backendRefs: [{name: no-endpoints, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /strip/}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: rewritten.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+    backendRefs: [{name: v2, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /moved}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, port: 8443, statusCode: 308}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: foo-only}
+spec:
+  parentRefs: [{name: gw, sectionName: foo}]
+  rules: [{backendRefs: [{name: v2, port: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: no-endpoints}
+spec: {ports: [{port: 80}]}
+"#;
+    let yaml = format!(
+        "{}{}{}{routes}",
+        gateway_yaml(port),
+        service("v1", v1),
+        service("v2", v2)
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let (status, response) = curl(&[
+        "-H",
+        "x-header-set: old",
+        "-H",
+        "x-added: one",
+        "-H",
+        "x-drop: yes",
+        "-H",
+        "x-empty;",
+        "-H",
+        "Host: shop.example.com:1234",
+        &url("/app/items?b=2&a=1"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let seen = echoed(&response);
+    assert_eq!(seen["pod"], "v1-0");
+    assert_eq!(
+        seen["path"], "/app/items?b=2&a=1",
+        "path and query forwarded as sent"
+    );
+    assert_eq!(
+        seen["host"], "shop.example.com:1234",
+        "Host forwarded with its port"
+    );
+    assert_eq!(seen["headers"]["x-header-set"], serde_json::json!(["new"]));
+    assert_eq!(seen["headers"]["x-added"], serde_json::json!(["one,two"]));
+    assert_eq!(
+        seen["headers"]["x-empty"],
+        serde_json::json!([""]),
+        "empty headers forwarded"
+    );
+    assert!(seen["headers"].get("x-drop").is_none());
+
+    assert_eq!(
+        curl(&[&url("/application")]).await.0,
+        404,
+        "prefixes match whole segments"
+    );
+    assert_eq!(curl(&[&url("/broken")]).await.0, 500, "missing Service");
+    assert_eq!(
+        curl(&[&url("/nobody")]).await.0,
+        503,
+        "Service without endpoints"
+    );
+
+    let (_, response) = curl(&[&url("/strip/three?x=y")]).await;
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["path"].as_str(), seen["host"].as_str()),
+        (Some("/three?x=y"), Some("rewritten.example"))
+    );
+    assert_eq!(seen["pod"], "v2-0");
+
+    let (status, response) = curl(&["-H", "Host: shop.example.com", &url("/moved/here")]).await;
+    assert_eq!(status, 308);
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("location: https://shop.example.com:8443/moved/here\r\n"),
+        "{response}"
+    );
+
+    let (status, response) = curl(&["-H", "Host: foo.example.com", &url("/app/x")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        echoed(&response)["pod"],
+        "v2-0",
+        "the foo listener has only its own route"
+    );
+
+    let (status, response) = curl(&["--http2-prior-knowledge", &url("/app/h2c")]).await;
+    assert_eq!(
+        status, 200,
+        "h2c prior knowledge on a plain HTTP listener: {response}"
+    );
+    assert!(response.starts_with("HTTP/2 200"), "{response}");
+    assert_eq!(echoed(&response)["host"], format!("127.0.0.1:{port}"));
+
+    let (_, status_json) = curl(&[&gateway.admin_url("/status")]).await;
+    let status_json = echoed(&status_json);
+    let main = status_json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"]["name"] == "main")
+        .unwrap();
+    let conditions = &main["parents"][0]["conditions"];
+    assert_eq!(conditions[0]["reason"], "Accepted");
+    assert_eq!(conditions[1]["reason"], "BackendNotFound");
+    let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;
+    assert!(
+        metrics.contains("gateway_http_requests_total{code=\"503\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_routes_and_h2c_services_reach_the_backend_over_http2() {
+    let port = free_port();
+    let (v1, v2) = (echo("grpc-0").await, echo("h2c-0").await);
+    let dir = scratch("grpc");
+    let yaml = format!(
+        "{}{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{method: {{service: echo.Echo, method: Say}}}}]\n    backendRefs: [{{name: grpc, port: 80}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: h}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{path: {{value: /h2c}}}}]\n    backendRefs: [{{name: h2c, port: 80}}]\n",
+        gateway_yaml(port),
+        service("grpc", v1),
+        service("h2c", v2).replace(
+            "ports: [{name: http, port: 80}]",
+            "ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]"
+        ),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let grpc = [
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+    ];
+
+    let (status, response) = curl(&[&grpc[..], &[url("/echo.Echo/Say").as_str()]].concat()).await;
+    assert_eq!(status, 200, "{response}");
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["pod"].as_str(), seen["proto"].as_str()),
+        (Some("grpc-0"), Some("HTTP/2.0"))
+    );
+    let (status, response) = curl(&[&grpc[..], &[url("/echo.Echo/Other").as_str()]].concat()).await;
+    assert_eq!(status, 200);
+    assert!(
+        response.contains("grpc-status: 12"),
+        "UNIMPLEMENTED for no route: {response}"
+    );
+
+    let (_, response) = curl(&[&url("/h2c")]).await;
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["pod"].as_str(), seen["proto"].as_str()),
+        (Some("h2c-0"), Some("HTTP/2.0")),
+        "appProtocol kubernetes.io/h2c"
+    );
+    assert_eq!(seen["host"], format!("127.0.0.1:{port}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_the_documented_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("hostile");
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  - matches: [{path: {value: /app}}]\n    backendRefs: [{name: v1, port: 80}]\n";
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("{}{}{route}", gateway_yaml(port), service("v1", v1)),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let huge = format!("x-huge: {}", "a".repeat(100 * 1024));
+    assert_eq!(
+        curl(&["-H", &huge, &url("/app")]).await.0,
+        431,
+        "headers over 64 KiB"
+    );
+    let (status, response) = curl(&["--path-as-is", &url("/app/../../etc/passwd")]).await;
+    assert_eq!(
+        status, 200,
+        "routed on the raw path, forwarded as sent: {response}"
+    );
+    assert_eq!(echoed(&response)["path"], "/app/../../etc/passwd");
+    assert_eq!(curl(&["--path-as-is", &url("/../app")]).await.0, 404);
+
+    // A client that never finishes its headers is disconnected after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /app HTTP/1.1\r\nHost: slow\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buffer))
+        .await
+        .expect("closed before 20 s");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(read, Ok(n) if n == 0 || buffer[..n].starts_with(b"HTTP/1.1 408")),
+        "{read:?}"
+    );
+    assert!(elapsed >= Duration::from_secs(8), "{elapsed:?}");
+    assert_eq!(curl(&[&url("/app")]).await.0, 200, "still serving");
+}
+
+/// A backend that switches every `Upgrade` request to an echo of raw bytes (what a WebSocket
+/// connection is to a proxy); returns its port.
+async fn upgrade_echo() -> u16 {
+    use hyper_util::rt::TokioIo;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |mut request: http::Request<hyper::body::Incoming>| async move {
+                        let upgrade = hyper::upgrade::on(&mut request);
+                        tokio::spawn(async move {
+                            let mut io = TokioIo::new(upgrade.await.unwrap());
+                            let (mut reader, mut writer) = tokio::io::split(&mut io);
+                            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                        });
+                        let response = http::Response::builder()
+                            .status(101)
+                            .header("upgrade", "websocket")
+                            .header("connection", "upgrade")
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrades_pass_through_to_ws_services() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let backend = upgrade_echo().await;
+    let dir = scratch("websocket");
+    let ws_service = service("ws", backend).replace(
+        "ports: [{name: http, port: 80}]",
+        "ports: [{name: http, port: 80, appProtocol: kubernetes.io/ws}]",
+    );
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  - backendRefs: [{name: ws, port: 80}]\n";
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("{}{ws_service}{route}", gateway_yaml(port)),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    client
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    client.write_all(b"frames both ways").await.unwrap();
+    let mut echoed_back = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut echoed_back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed_back, b"frames both ways");
+}

@@ -1,0 +1,169 @@
+//! Helpers shared by the end-to-end tests of the `gateway` binary: processes, YAML, curl,
+//! echo backends, certificates made with the openssl CLI.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use examples_support::echo::{EchoIdentity, serve_echo};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+pub const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// A running gateway and its admin address.
+pub struct Gateway {
+    pub child: Child,
+    pub admin: SocketAddr,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gateway-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts an echo backend reporting `pod`; returns its port.
+pub async fn echo(pod: &str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let identity = EchoIdentity {
+        namespace: "default".into(),
+        pod: pod.into(),
+    };
+    tokio::spawn(serve_echo(listener, identity));
+    port
+}
+
+/// A Service named `name` whose one endpoint is 127.0.0.1:`port` (pod `name-0`).
+pub fn service(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1], hostname: {name}-0}}]\n\
+         ports: [{{name: http, port: {port}}}]\n---\n"
+    )
+}
+
+pub fn gateway_yaml(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: http, port: {port}, protocol: HTTP}}\n  \
+         - {{name: foo, port: {port}, protocol: HTTP, hostname: foo.example.com}}\n---\n"
+    )
+}
+
+pub async fn start_gateway(configs: &[&Path]) -> Gateway {
+    let mut command = Command::new(GATEWAY);
+    for config in configs {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
+        .args(["--admin", "127.0.0.1:0", "--reload-interval-ms", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let admin = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
+            .await
+            .expect("the gateway starts")
+            .unwrap()
+            .expect("a line before exit");
+        if let Some(address) = line.strip_prefix("gateway: admin on ") {
+            break address.parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the gateway never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    Gateway { child, admin }
+}
+
+/// Runs curl; returns (status, headers and body as text).
+pub async fn curl(args: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10", "-i"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl is installed (run scripts/install-test-deps)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The JSON body of an echo answer.
+pub fn echoed(response: &str) -> Value {
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Gateway {
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub async fn wait_ready(&self) {
+        let url = self.admin_url("/ready");
+        wait_until("/ready", || async { curl(&[&url]).await.0 == 200 }).await;
+    }
+
+    pub async fn terminate(&mut self) -> Duration {
+        let pid = self.child.id().unwrap();
+        let started = Instant::now();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(Duration::from_secs(8), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        started.elapsed()
+    }
+}

@@ -1,0 +1,221 @@
+//! Certificates made by the openssl CLI, TLS backends (openssl s_server, a rustls echo).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use examples_support::echo::EchoIdentity;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+use super::wait_until;
+
+/// A self-signed certificate for `names` made by the openssl CLI; returns (cert PEM, key PEM).
+/// `rsa_pkcs1` makes an RSA key in PKCS#1 form, otherwise a P-256 key in PKCS#8.
+pub fn openssl_certificate(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    rsa_pkcs1: bool,
+) -> (String, String) {
+    let (cert, key) = (
+        dir.join(format!("{stem}-cert.pem")),
+        dir.join(format!("{stem}-key.pem")),
+    );
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut command = std::process::Command::new("openssl");
+    command.args([
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={}", names[0]),
+    ]);
+    command.args(["-addext", &format!("subjectAltName={san}")]);
+    if rsa_pkcs1 {
+        command.args(["-newkey", "rsa:2048"]);
+    } else {
+        command.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    }
+    let status = command
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-test-deps)");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    if rsa_pkcs1 {
+        let converted = std::process::Command::new("openssl")
+            .args(["rsa", "-traditional", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(converted.status.success());
+    }
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(
+        key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        rsa_pkcs1
+    );
+    (std::fs::read_to_string(&cert).unwrap(), key_pem)
+}
+
+pub fn tls_secret(name: &str, (cert, key): &(String, String)) -> String {
+    use base64::Engine as _;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
+         data:\n  tls.crt: {}\n  tls.key: {}\n---\n",
+        encode(cert),
+        encode(key)
+    )
+}
+
+/// An `openssl s_server -www` on 127.0.0.1:`port` with the certificate `stem` in `dir`.
+pub async fn openssl_server(dir: &Path, stem: &str, port: u16) -> Child {
+    let child = Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(dir.join(format!("{stem}-cert.pem")))
+        .arg("-key")
+        .arg(dir.join(format!("{stem}-key.pem")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_until("openssl s_server", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    child
+}
+
+/// A CA and a server certificate it signed for `name`, made by the openssl CLI: returns the
+/// paths (ca cert, leaf cert, leaf key).
+pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |file: &str| dir.join(file);
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test backend CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca-cert.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "leaf-key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        path("leaf.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca-cert.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf-cert.pem",
+    ]);
+    (
+        path("ca-cert.pem"),
+        path("leaf-cert.pem"),
+        path("leaf-key.pem"),
+    )
+}
+
+/// An echo backend behind TLS (rustls) that reports the SNI it received as its pod name.
+pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("none").to_owned();
+                let identity = EchoIdentity {
+                    namespace: "default".into(),
+                    pod: format!("sni={sni}"),
+                };
+                examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
+                    .await;
+            });
+        }
+    });
+    port
+}

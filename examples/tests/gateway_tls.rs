@@ -1,0 +1,254 @@
+//! End-to-end tests of the `gateway` binary with TLS: HTTPS listeners (SNI, 421), TLS passthrough
+//! with TCP and UDP listeners, BackendTLSPolicy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::time::Duration;
+
+use gateway_support::tls::*;
+use gateway_support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_listeners_choose_certificates_by_sni_and_refuse_misdirected_requests() {
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("https");
+    let wildcard = openssl_certificate(&dir, "wild", &["*.example.com"], true);
+    let other = openssl_certificate(&dir, "other", &["other.test"], false);
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: wild, port: {port}, protocol: HTTPS, hostname: '*.example.com', tls: {{certificateRefs: [{{name: wild}}]}}}}\n  \
+         - {{name: other, port: {port}, protocol: HTTPS, hostname: other.test, tls: {{certificateRefs: [{{name: other}}]}}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  \
+         - matches: [{{path: {{value: /go}}}}]\n    filters: [{{type: RequestRedirect, requestRedirect: {{path: {{type: ReplaceFullPath, replaceFullPath: /gone}}}}}}]\n  \
+         - backendRefs: [{{name: v1, port: 80}}]\n---\n{}{}{}",
+        tls_secret("wild", &wildcard),
+        tls_secret("other", &other),
+        service("v1", v1)
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let resolve = |host: &str| format!("{host}:{port}:127.0.0.1");
+    let wild_ca = dir.join("wild-cert.pem").display().to_string();
+    let other_ca = dir.join("other-cert.pem").display().to_string();
+
+    let (status, response) = curl(&[
+        "--http2",
+        "--resolve",
+        &resolve("www.example.com"),
+        "--cacert",
+        &wild_ca,
+        &format!("https://www.example.com:{port}/path?q=1"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(response.starts_with("HTTP/2 200"), "ALPN h2: {response}");
+    let seen = echoed(&response);
+    assert_eq!(
+        (seen["path"].as_str(), seen["pod"].as_str()),
+        (Some("/path?q=1"), Some("v1-0"))
+    );
+    assert_eq!(seen["host"], format!("www.example.com:{port}"));
+
+    let (status, response) = curl(&[
+        "--http1.1",
+        "--resolve",
+        &resolve("other.test"),
+        "--cacert",
+        &other_ca,
+        &format!("https://other.test:{port}/"),
+    ])
+    .await;
+    assert_eq!(
+        status, 200,
+        "the other listener's certificate verifies: {response}"
+    );
+
+    let (status, response) = curl(&[
+        "--http1.1",
+        "--resolve",
+        &resolve("www.example.com"),
+        "--cacert",
+        &wild_ca,
+        "-H",
+        "Host: other.test",
+        &format!("https://www.example.com:{port}/"),
+    ])
+    .await;
+    assert_eq!(
+        status, 421,
+        "SNI and Host belong to different listeners: {response}"
+    );
+
+    let (status, response) = curl(&[
+        "--resolve",
+        &resolve("a.example.com"),
+        "--cacert",
+        &wild_ca,
+        &format!("https://a.example.com:{port}/go?x=1"),
+    ])
+    .await;
+    assert_eq!(status, 302);
+    assert!(
+        response.to_ascii_lowercase().contains(&format!(
+            "location: https://a.example.com:{port}/gone?x=1\r\n"
+        )),
+        "an HTTPS listener redirects to https and its own port: {response}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_passthrough_tcp_and_udp_listeners_forward_to_their_routes() {
+    let (tls_port, tcp_port, udp_port) = (free_port(), free_port(), free_port());
+    let (backend_a, backend_b) = (free_port(), free_port());
+    let dir = scratch("l4");
+    openssl_certificate(&dir, "a", &["a.example.com"], false);
+    openssl_certificate(&dir, "b", &["b.example.com"], true);
+    let _servers = (
+        openssl_server(&dir, "a", backend_a).await,
+        openssl_server(&dir, "b", backend_b).await,
+    );
+    let http_echo = echo("tcp-0").await;
+    let udp_echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp_echo_port = udp_echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        while let Ok((len, from)) = udp_echo.recv_from(&mut buffer).await {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buffer[..len]);
+            let _ = udp_echo.send_to(&reply, from).await;
+        }
+    });
+    let plain_service = |name: &str, port: u16| service(name, port);
+    let udp_service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: udp}}\nspec:\n  ports: [{{name: dns, port: 53, protocol: UDP}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: udp-1, labels: {{kubernetes.io/service-name: udp}}}}\n\
+         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: dns, port: {udp_echo_port}, protocol: UDP}}]\n---\n"
+    );
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: tls, port: {tls_port}, protocol: TLS, tls: {{mode: Passthrough}}}}\n  \
+         - {{name: tcp, port: {tcp_port}, protocol: TCP}}\n  \
+         - {{name: udp, port: {udp_port}, protocol: UDP}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: a}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: [a.example.com], rules: [{{backendRefs: [{{name: tls-a, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: b}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: ['*.example.com'], rules: [{{backendRefs: [{{name: tls-b, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {{name: t}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: tcp}}], rules: [{{backendRefs: [{{name: http, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\nmetadata: {{name: u}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: udp}}], rules: [{{backendRefs: [{{name: udp, port: 53}}]}}]}}\n---\n\
+         {}{}{}{udp_service}",
+        plain_service("tls-a", backend_a),
+        plain_service("tls-b", backend_b),
+        plain_service("http", http_echo),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+
+    // The backend's own certificate reaches the client: the gateway did not terminate TLS.
+    for (name, stem) in [("a.example.com", "a"), ("b.example.com", "b")] {
+        let ca = dir.join(format!("{stem}-cert.pem")).display().to_string();
+        let (status, response) = curl(&[
+            "--resolve",
+            &format!("{name}:{tls_port}:127.0.0.1"),
+            "--cacert",
+            &ca,
+            &format!("https://{name}:{tls_port}/"),
+        ])
+        .await;
+        assert_eq!(status, 200, "{name}: {response}");
+        assert!(response.contains("s_server"), "{response}");
+    }
+    let (status, _) = curl(&[
+        "-k",
+        "--resolve",
+        &format!("c.other.org:{tls_port}:127.0.0.1"),
+        &format!("https://c.other.org:{tls_port}/"),
+    ])
+    .await;
+    assert_eq!(status, 0, "an SNI without a route is refused");
+
+    let (status, response) = curl(&[&format!("http://127.0.0.1:{tcp_port}/over/tcp")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&response)["path"], "/over/tcp");
+
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.connect(("127.0.0.1", udp_port)).await.unwrap();
+    client.send(b"ping").await.unwrap();
+    let mut reply = [0u8; 64];
+    let len = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&reply[..len], b"echo:ping");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend() {
+    let port = free_port();
+    let dir = scratch("backend-tls");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    let backend = tls_echo(&leaf, &key).await;
+    let ca_pem = std::fs::read_to_string(&ca).unwrap();
+    let indented: String = ca_pem.lines().map(|l| format!("    {l}\n")).collect();
+    let policy = |name: &str, service: &str, hostname: &str, config_map: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}}}\n\
+             spec:\n  targetRefs: [{{group: '', kind: Service, name: {service}}}]\n  \
+             validation: {{hostname: {hostname}, caCertificateRefs: [{{group: '', kind: ConfigMap, name: {config_map}}}]}}\n---\n"
+        )
+    };
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  rules:\n  \
+        - matches: [{path: {value: /good}}]\n    backendRefs: [{name: good, port: 80}]\n  \
+        - matches: [{path: {value: /wrong-name}}]\n    backendRefs: [{name: wrong-name, port: 80}]\n  \
+        - matches: [{path: {value: /no-ca}}]\n    backendRefs: [{name: no-ca, port: 80}]\n---\n";
+    let yaml = format!(
+        "{}{}{}{}{}{}{}{route}apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: backend-ca}}\ndata:\n  ca.crt: |\n{indented}",
+        gateway_yaml(port),
+        service("good", backend),
+        service("wrong-name", backend),
+        service("no-ca", backend),
+        policy("good", "good", "backend.internal", "backend-ca"),
+        policy("wrong-name", "wrong-name", "other.internal", "backend-ca"),
+        policy("no-ca", "no-ca", "backend.internal", "missing"),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let (status, response) = curl(&[&url("/good")]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        echoed(&response)["pod"],
+        "sni=backend.internal",
+        "the policy's hostname is the SNI"
+    );
+    assert_eq!(
+        curl(&[&url("/wrong-name")]).await.0,
+        503,
+        "the certificate does not match the policy's hostname"
+    );
+    assert_eq!(
+        curl(&[&url("/no-ca")]).await.0,
+        500,
+        "an invalid CA reference makes the backend invalid"
+    );
+    let (_, status_json) = curl(&[&gateway.admin_url("/status")]).await;
+    let status_json = echoed(&status_json);
+    let no_ca = status_json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "BackendTLSPolicy" && r["object"]["name"] == "no-ca")
+        .unwrap();
+    assert_eq!(no_ca["conditions"][1]["reason"], "InvalidCACertificateRef");
+}
