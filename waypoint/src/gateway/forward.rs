@@ -22,6 +22,7 @@ use routing::router::{SelectedBackend, UpstreamFailure};
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
+use super::http1_pool::Http1Pool;
 
 /// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
@@ -48,6 +49,7 @@ struct Pools {
     http1: Client<HttpConnector, ResponseBody>,
     h2c: Client<HttpConnector, ResponseBody>,
     tls: BackendTlsClients,
+    plain: Arc<Http1Pool>,
     next_endpoint: AtomicUsize,
 }
 
@@ -66,6 +68,7 @@ impl Forwarder {
                 http1,
                 h2c,
                 tls: BackendTlsClients::new(crypto),
+                plain: Arc::new(Http1Pool::default()),
                 next_endpoint: AtomicUsize::new(0),
             }),
         }
@@ -120,15 +123,24 @@ impl Forwarder {
                 let Some(client) = self.inner.tls.client(tls) else {
                     return status(StatusCode::INTERNAL_SERVER_ERROR);
                 };
-                client.request(request).await
+                boxed(client.request(request).await)
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
-                self.inner.h2c.request(request).await
+                boxed(self.inner.h2c.request(request).await)
+            }
+            (None, _) if upgrading => {
+                *request.version_mut() = http::Version::HTTP_11;
+                boxed(self.inner.http1.request(request).await)
             }
             (None, _) => {
+                // The common case: HTTP/1.1 on the lean pool.
                 *request.version_mut() = http::Version::HTTP_11;
-                self.inner.http1.request(request).await
+                self.inner
+                    .plain
+                    .send(endpoint.address, request)
+                    .await
+                    .map_err(|_| ())
             }
         };
         match sent {
@@ -137,12 +149,10 @@ impl Forwarder {
                 if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
                     let backend_upgrade = hyper::upgrade::on(&mut response);
                     tokio::spawn(splice_upgraded(client_upgrade, backend_upgrade));
-                    let (parts, body) = response.into_parts();
-                    return Response::from_parts(parts, body.boxed());
+                    return response;
                 }
-                let (mut parts, body) = response.into_parts();
-                remove_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
+                remove_hop_by_hop(response.headers_mut());
+                response
             }
             // Envoy's answer to a refused or reset upstream connection; marked so that the
             // router may retry it.
@@ -153,6 +163,15 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// A legacy-client answer with its body boxed, or `Err` for any failure to reach the backend.
+fn boxed<E>(
+    answer: Result<Response<hyper::body::Incoming>, E>,
+) -> Result<Response<ResponseBody>, ()> {
+    answer
+        .map(|response| response.map(BodyExt::boxed))
+        .map_err(|_| ())
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` with `Upgrade: X`).

@@ -7,6 +7,7 @@ mod backend_tls;
 pub mod client_hello;
 mod config_store;
 mod forward;
+mod http1_pool;
 mod metrics;
 mod sockets;
 mod streams;
