@@ -1,6 +1,8 @@
 //! B5 (performance spec §6): route lookup at N = 10, 1 000, 10 000 and 100 000 routes, the
 //! compiled `RouteTable` against the linear scan (`select`) in the same run, hit at 3/4 of the
-//! table. (a) N exact hosts plus a wildcard; (b) N path prefixes under one host.
+//! table. (a) N exact hosts plus a wildcard; (b) N path prefixes under one host; (c) N mixed
+//! exact, prefix and regular-expression paths with a method and a header, hit on a prefix and
+//! on a regex.
 //!
 //! Run: `cargo bench -p routing --bench route_match` (or `scripts/bench`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -10,7 +12,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method};
 use routing::http_route::{
-    Candidate, HttpRouteMatch, PathMatch, RequestView, RouteOrder, RouteTable, select,
+    Candidate, HeaderMatch, HttpRouteMatch, PathMatch, RequestView, RouteOrder, RouteTable, select,
 };
 
 const SIZES: [usize; 4] = [10, 1_000, 10_000, 100_000];
@@ -63,7 +65,8 @@ fn bench_case(
         let candidates = build(n);
         let table = RouteTable::new(candidates.clone());
         let (host, path) = request_for(n);
-        let headers = HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-tenant", http::HeaderValue::from_static("t"));
         let request = RequestView {
             host: &host,
             path: &path,
@@ -90,6 +93,33 @@ fn bench_case(
     group.finish();
 }
 
+/// (c) N routes under one host, a third each exact, prefix and regular-expression paths, every
+/// match with a method and a header condition.
+fn mixed(n: usize) -> Vec<Candidate<usize>> {
+    (0..n)
+        .map(|i| {
+            let path = match i % 3 {
+                0 => PathMatch::exact(&format!("/exact-{i}")).unwrap(),
+                1 => PathMatch::prefix(&format!("/prefix-{i}")).unwrap(),
+                _ => PathMatch::regex(&format!("/regex-{i}/[0-9]+")).unwrap(),
+            };
+            let header = HeaderMatch {
+                name: http::HeaderName::from_static("x-tenant"),
+                value: "t".into(),
+            };
+            let mut route = candidate(i, vec!["mixed.example.com".to_owned()], "/");
+            route.route_match = HttpRouteMatch::new(path, vec![header], vec![], Some(Method::GET));
+            route
+        })
+        .collect()
+}
+
+/// An index near 3/4 of the table with the given remainder modulo 3.
+fn near_three_quarters(n: usize, remainder: usize) -> usize {
+    let k = (n * 3 / 4).max(3);
+    k - k % 3 + remainder
+}
+
 fn benches(c: &mut Criterion) {
     bench_case(c, "route_match_hosts", hosts, |n| {
         (
@@ -101,6 +131,18 @@ fn benches(c: &mut Criterion) {
         (
             "api.example.com".to_owned(),
             format!("/svc-{}/v1/items/42", n * 3 / 4),
+        )
+    });
+    bench_case(c, "route_match_mixed_prefix_hit", mixed, |n| {
+        (
+            "mixed.example.com".to_owned(),
+            format!("/prefix-{}/items", near_three_quarters(n, 1)),
+        )
+    });
+    bench_case(c, "route_match_mixed_regex_hit", mixed, |n| {
+        (
+            "mixed.example.com".to_owned(),
+            format!("/regex-{}/42", near_three_quarters(n, 2)),
         )
     });
 }

@@ -38,7 +38,16 @@ struct Bucket {
     prefixes: HashMap<String, Vec<usize>>,
     /// Regular-expression paths, tried last (they rank below every prefix).
     regexes: Vec<usize>,
+    /// All of `regexes` in one automaton (same order), when there are enough to pay off: one
+    /// pass over the path finds every regex that matches it.
+    regex_set: Option<regex::RegexSet>,
 }
+
+/// Below this many regexes a bucket tries them one by one.
+const REGEX_SET_THRESHOLD: usize = 8;
+
+/// The largest automaton a bucket's regex set may compile to (it falls back to one by one).
+const REGEX_SET_MAX_BYTES: usize = 64 << 20;
 
 impl<T> RouteTable<T> {
     /// Compiles `candidates`.
@@ -85,6 +94,7 @@ impl<T> RouteTable<T> {
                 list.sort_by_cached_key(rank);
                 list.dedup();
             }
+            bucket.regex_set = regex_set(&bucket.regexes, &candidates);
         }
         table.candidates = candidates;
         table
@@ -134,11 +144,39 @@ impl<T> RouteTable<T> {
                 return Some(found);
             }
             if key.is_empty() {
-                return first_match(&bucket.regexes);
+                return match &bucket.regex_set {
+                    // Indices come back in ascending order, which is precedence order.
+                    Some(set) => set
+                        .matches(request.path)
+                        .iter()
+                        .map(|position| &self.candidates[bucket.regexes[position]])
+                        .find(|candidate| candidate.route_match.matches(request)),
+                    None => first_match(&bucket.regexes),
+                };
             }
             key = &key[..key.rfind('/').unwrap_or(0)];
         }
     }
+}
+
+/// One automaton for the regex paths of `indices` (in order), if there are enough of them and
+/// it compiles within the size limit.
+fn regex_set<T>(indices: &[usize], candidates: &[Candidate<T>]) -> Option<regex::RegexSet> {
+    if indices.len() < REGEX_SET_THRESHOLD {
+        return None;
+    }
+    let patterns = indices
+        .iter()
+        .map(|index| match candidates[*index].route_match.path_match() {
+            PathMatch::RegularExpression(pattern) => format!("^(?:{})$", pattern.as_str()),
+            // Only regex paths are listed; an impossible pattern keeps the positions aligned.
+            PathMatch::Exact(_) | PathMatch::PathPrefix(_) => "[^\\s\\S]".to_owned(),
+        });
+    regex::RegexSetBuilder::new(patterns)
+        .size_limit(REGEX_SET_MAX_BYTES)
+        .dfa_size_limit(REGEX_SET_MAX_BYTES)
+        .build()
+        .ok()
 }
 
 impl Bucket {

@@ -426,3 +426,60 @@ fn regex_paths_rank_below_every_prefix() {
         );
     }
 }
+
+/// With enough regex paths a bucket matches them all in one automaton; the winner must stay
+/// the one `select` picks (precedence order, then the other conditions).
+#[test]
+fn many_regex_paths_choose_as_select_does() {
+    let mut with_header = http::HeaderMap::new();
+    with_header.insert("x-tier", http::HeaderValue::from_static("gold"));
+    let plain = http::HeaderMap::new();
+    let candidates: Vec<Candidate<usize>> = (0..40)
+        .map(|i| {
+            let pattern = match i % 4 {
+                0 => format!("/r{}/.*", i % 7),
+                1 => "/r[0-9]/items".to_owned(),
+                2 => format!("/r{}/[a-z]+", i % 5),
+                _ => ".*".to_owned(),
+            };
+            let headers = if i % 3 == 0 {
+                vec![header("x-tier", "gold")]
+            } else {
+                vec![]
+            };
+            Candidate {
+                hostnames: vec![],
+                route_match: HttpRouteMatch::new(
+                    PathMatch::regex(&pattern).unwrap(),
+                    headers,
+                    vec![],
+                    None,
+                ),
+                order: RouteOrder {
+                    created: (i % 4) as u64,
+                    namespaced_name: format!("ns/r{}", i % 6),
+                    rule: i,
+                    index: 0,
+                },
+                target: i,
+            }
+        })
+        .collect();
+    let table = RouteTable::new(candidates.clone());
+    for path in ["/r1/items", "/r3/abc", "/r6/x/y", "/zzz", "/r9/items"] {
+        for headers in [&with_header, &plain] {
+            let request = RequestView {
+                host: "a",
+                path,
+                query: None,
+                method: &http::Method::GET,
+                headers,
+            };
+            assert_eq!(
+                table.select(&request).map(|c| c.target),
+                select(&candidates, &request).map(|c| c.target),
+                "{path}"
+            );
+        }
+    }
+}
