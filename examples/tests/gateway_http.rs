@@ -94,6 +94,14 @@ spec: {ports: [{port: 80}]}
         "empty headers forwarded"
     );
     assert!(seen["headers"].get("x-drop").is_none());
+    assert_eq!(
+        seen["headers"]["x-forwarded-for"],
+        serde_json::json!(["127.0.0.1"])
+    );
+    assert_eq!(
+        seen["headers"]["x-forwarded-proto"],
+        serde_json::json!(["http"])
+    );
 
     assert_eq!(
         curl(&[&url("/application")]).await.0,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::Request;
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -298,29 +298,29 @@ async fn accept_loop(
         draining,
     };
     loop {
-        let Ok((stream, _peer)) = tcp.accept().await else {
+        let Ok((stream, peer)) = tcp.accept().await else {
             // Out of file descriptors and similar: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle_connection(stream, context.clone()));
+        tokio::spawn(handle_connection(stream, peer, context.clone()));
     }
 }
 
-async fn handle_connection(stream: TcpStream, context: ConnectionContext) {
+async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: ConnectionContext) {
     context.metrics.connection_opened();
     let state = context.state.load_full();
     match (state.protocol, state.tls.clone()) {
         (ListenerProtocol::Tls, _) => passthrough(stream, Arc::clone(&state.listeners)).await,
         (ListenerProtocol::Tcp, _) => tcp(stream, Arc::clone(&state.listeners)).await,
-        (_, None) => serve_http(stream, None, &context).await,
+        (_, None) => serve_http(stream, peer, None, &context).await,
         (_, Some(acceptor)) => {
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             {
                 let server_name = tls.get_ref().1.server_name().map(str::to_owned);
-                serve_http(tls, server_name, &context).await;
+                serve_http(tls, peer, server_name, &context).await;
             }
         }
     }
@@ -329,16 +329,27 @@ async fn handle_connection(stream: TcpStream, context: ConnectionContext) {
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
 /// the gateway drains.
-async fn serve_http<IO>(io: IO, server_name: Option<String>, context: &ConnectionContext)
-where
+async fn serve_http<IO>(
+    io: IO,
+    peer: SocketAddr,
+    server_name: Option<String>,
+    context: &ConnectionContext,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service_context = context.clone();
+    let proto = if server_name.is_some() || context.state.load().tls.is_some() {
+        HeaderValue::from_static("https")
+    } else {
+        HeaderValue::from_static("http")
+    };
+    let client_ip = HeaderValue::try_from(peer.ip().to_string()).ok();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(BodyExt::boxed);
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
+        add_forwarded_headers(request.headers_mut(), client_ip.as_ref(), &proto);
         let listeners = Arc::clone(&service_context.state.load().listeners);
         let router = Router::new(listeners, service_context.forwarder.clone());
         let metrics = Arc::clone(&service_context.metrics);
@@ -371,6 +382,33 @@ where
         }
     }
 }
+
+/// Appends the client's address to `X-Forwarded-For` and sets `X-Forwarded-Proto`, as Envoy
+/// does for requests from the edge.
+fn add_forwarded_headers(
+    headers: &mut HeaderMap,
+    client_ip: Option<&HeaderValue>,
+    proto: &HeaderValue,
+) {
+    if let Some(ip) = client_ip {
+        let joined = match headers.get(X_FORWARDED_FOR) {
+            Some(existing) => {
+                let mut bytes = existing.as_bytes().to_vec();
+                bytes.extend_from_slice(b", ");
+                bytes.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&bytes).ok()
+            }
+            None => Some(ip.clone()),
+        };
+        if let Some(value) = joined {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    headers.insert(X_FORWARDED_PROTO, proto.clone());
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Resolves once draining starts (or the sender is gone).
 async fn wait_for_drain(draining: &mut watch::Receiver<bool>) {
