@@ -15,6 +15,23 @@ enum Outcome<RB> {
     TimedOut,
 }
 
+/// Sends the routed request's mirror copies, then forwards it (see [`run`]).
+pub(super) async fn dispatch<S, B, RB>(
+    inner: S,
+    mut routed: Routed<B>,
+) -> Result<Response<RB>, S::Error>
+where
+    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Default + Send + 'static,
+    RB: Default,
+{
+    for copy in routed.effects.mirrors.drain(..) {
+        mirror(inner.clone(), copy);
+    }
+    run(inner, routed).await
+}
+
 /// Forwards a routed request within the rule's `timeouts.request`.
 pub(super) async fn run<S, B, RB>(inner: S, routed: Routed<B>) -> Result<Response<RB>, S::Error>
 where

@@ -95,13 +95,10 @@ where
             scheme: "http",
             port: destination.port,
         };
-        let mut routed = match route_in_table(table, context, request) {
+        let routed = match route_in_table(table, context, request) {
             Ok(routed) => routed,
             Err(response) => return Box::pin(std::future::ready(Ok(response))),
         };
-        for copy in routed.effects.mirrors.drain(..) {
-            attempts::mirror(self.inner.clone(), copy);
-        }
-        Box::pin(attempts::run(self.inner.clone(), routed))
+        Box::pin(attempts::dispatch(self.inner.clone(), routed))
     }
 }

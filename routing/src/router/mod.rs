@@ -101,16 +101,13 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let grpc = response::is_grpc(request.headers());
-        let mut routed = match decide::route(&self.listeners, request) {
+        let routed = match decide::route(&self.listeners, request) {
             Ok(routed) => routed,
             Err(response) if grpc => {
                 return Box::pin(std::future::ready(Ok(response::for_grpc(response))));
             }
             Err(response) => return Box::pin(std::future::ready(Ok(response))),
         };
-        for copy in routed.effects.mirrors.drain(..) {
-            attempts::mirror(self.inner.clone(), copy);
-        }
-        Box::pin(attempts::run(self.inner.clone(), routed))
+        Box::pin(attempts::dispatch(self.inner.clone(), routed))
     }
 }
