@@ -161,3 +161,39 @@ async fn ports_without_routes_forward_to_the_service_and_unknown_destinations_ar
     assert_eq!(status("reviews-for-frontend"), "Accepted");
     assert_eq!(status("wrong-port"), "NoMatchingParent");
 }
+
+#[test]
+fn a_grpcroute_on_a_service_port_takes_precedence_over_httproutes() {
+    let mut yaml = service("bookinfo", "ratings", "10.96.0.20", "");
+    yaml.push_str(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ratings-http, namespace: bookinfo, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{group: "", kind: Service, name: ratings, port: 9080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: ratings-grpc, namespace: bookinfo, creationTimestamp: "2025-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{group: "", kind: Service, name: ratings, port: 9080}]
+  rules: [{backendRefs: [{name: ratings, port: 9080}]}]
+"#,
+    );
+    let loaded = load_str("mesh.yaml", &yaml).unwrap();
+    let resolution = resolve(&loaded.config, &ResolveOptions::default());
+    let reason = |name: &str| {
+        let status = resolution
+            .statuses
+            .iter()
+            .find(|s| s.object.name == name)
+            .unwrap();
+        status.condition("Accepted").unwrap().reason
+    };
+    assert_eq!(reason("ratings-grpc"), "Accepted");
+    assert_eq!(
+        reason("ratings-http"),
+        "Conflicted",
+        "even though it is older"
+    );
+}

@@ -437,3 +437,50 @@ spec:
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path} {tenant}");
     }
 }
+
+#[tokio::test]
+async fn the_older_of_an_httproute_and_a_grpcroute_with_intersecting_hostnames_keeps_the_listener()
+{
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-older, namespace: apps, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  hostnames: [api.example.com]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: http-newer, namespace: apps, creationTimestamp: "2025-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  hostnames: ["*.example.com"]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: http-elsewhere, namespace: apps, creationTimestamp: "2025-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  hostnames: [web.example.org]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+"#,
+    );
+    let reason = |name: &str| {
+        let status = resolution
+            .statuses
+            .iter()
+            .find(|s| s.object.name == name)
+            .unwrap();
+        status.condition("Accepted").unwrap().reason
+    };
+    assert_eq!(reason("grpc-older"), "Accepted");
+    assert_eq!(reason("http-newer"), "Conflicted");
+    assert_eq!(
+        reason("http-elsewhere"),
+        "Accepted",
+        "no shared hostname, no conflict"
+    );
+}

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::attach::{ServedGateway, attach};
 use super::compile::CompiledRule;
+use super::hostnames::intersect;
 use super::mesh::{MeshBuild, attach_to_service, is_service_parent};
 use super::status::{Condition, ObjectStatus, ParentStatus};
 use super::{ListenerBuild, created_order, parent_name};
@@ -40,6 +41,7 @@ pub(crate) fn attach_route(
                 Some(Ok(rules)) => vec![
                     attach_to_service(
                         config,
+                        route.kind,
                         route.metadata,
                         created_order(route.metadata),
                         rules,
@@ -86,8 +88,23 @@ pub(crate) fn attach_route(
         };
         let created = created_order(route.metadata);
         let shared: Vec<_> = rules.iter().map(|r| Arc::new(r.rule.clone())).collect();
+        let mut conflicts = 0;
+        let mut attached = 0;
         for attachment in &attachments {
             let build = &mut builds[attachment.gateway][attachment.listener];
+            // An older route of the other kind (HTTPRoute vs GRPCRoute) with intersecting
+            // hostnames keeps the listener (spec §2.1).
+            let conflicting = build.claims.iter().any(|(kind, hostnames)| {
+                *kind != route.kind && hostnames_intersect(hostnames, &attachment.hostnames)
+            });
+            if conflicting {
+                conflicts += 1;
+                continue;
+            }
+            attached += 1;
+            build
+                .claims
+                .push((route.kind, attachment.hostnames.clone()));
             build.attached_routes += 1;
             for (compiled_rule, rule) in rules.iter().zip(&shared) {
                 for (match_index, route_match) in compiled_rule.matches.iter().enumerate() {
@@ -105,12 +122,26 @@ pub(crate) fn attach_route(
                 }
             }
         }
+        let accepted = if attached == 0 && conflicts > 0 {
+            Condition::failed(
+                "Accepted",
+                "Conflicted",
+                "an older route of the other kind (HTTPRoute/GRPCRoute) holds these hostnames",
+            )
+        } else {
+            accepted
+        };
         status.parents.push(ParentStatus {
             parent_ref: parent_name(parent, &key.namespace),
             conditions: vec![accepted, resolved_refs(rules)],
         });
     }
     status
+}
+
+/// Whether two effective hostname lists share a host (an empty list is every host).
+fn hostnames_intersect(a: &[String], b: &[String]) -> bool {
+    a.is_empty() || b.is_empty() || a.iter().any(|host| intersect(Some(host), b).is_some())
 }
 
 /// `ResolvedRefs`: the first backend problem of any rule, else true.

@@ -1,7 +1,7 @@
 //! GAMMA attachment: HTTPRoutes and GRPCRoutes whose parentRef is a Service (spec §2.6),
 //! collected per Service port into a producer table and per-namespace consumer tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,6 +17,53 @@ use crate::model::{BackendObjectReference, Config, ObjectKey, ObjectMeta, Parent
 #[derive(Default)]
 pub(crate) struct MeshBuild {
     ports: HashMap<(ObjectKey, u16), PortBuild>,
+    /// Service ports a GRPCRoute attaches to: HTTPRoutes there are refused (GEP-1426).
+    grpc_ports: HashSet<(ObjectKey, u16)>,
+}
+
+impl MeshBuild {
+    /// Records the Service ports every GRPCRoute of `config` names, before any attachment.
+    pub(crate) fn claim_grpc_ports(&mut self, config: &Config) {
+        for route in &config.grpc_routes {
+            for parent in route
+                .spec
+                .parent_refs
+                .iter()
+                .filter(|p| is_service_parent(p))
+            {
+                if let Some((key, ports)) = service_ports(config, &route.metadata, parent) {
+                    self.grpc_ports
+                        .extend(ports.into_iter().map(|port| (key.clone(), port)));
+                }
+            }
+        }
+    }
+}
+
+/// The Service a parentRef names and the ports it selects (its `port` or `sectionName`, else
+/// all); `None` when the Service does not exist.
+fn service_ports(
+    config: &Config,
+    route: &ObjectMeta,
+    parent: &ParentReference,
+) -> Option<(ObjectKey, Vec<u16>)> {
+    let namespace = parent.namespace.as_deref().unwrap_or(&route.namespace);
+    let key = ObjectKey::new(namespace, parent.name.clone());
+    let service = config.services.iter().find(|s| s.metadata.key() == key)?;
+    let ports = service
+        .spec
+        .ports
+        .iter()
+        .filter(|p| parent.port.is_none_or(|wanted| wanted == p.port))
+        .filter(|p| {
+            parent
+                .section_name
+                .as_ref()
+                .is_none_or(|name| *name == p.name)
+        })
+        .map(|p| p.port)
+        .collect();
+    Some((key, ports))
 }
 
 #[derive(Default)]
@@ -34,39 +81,38 @@ pub(crate) fn is_service_parent(parent: &ParentReference) -> bool {
 /// `Accepted` condition.
 pub(crate) fn attach_to_service(
     config: &Config,
+    kind: &str,
     route: &ObjectMeta,
     created: u64,
     rules: &[CompiledRule],
     parent: &ParentReference,
     build: &mut MeshBuild,
 ) -> Condition {
-    let namespace = parent.namespace.as_deref().unwrap_or(&route.namespace);
-    let key = ObjectKey::new(namespace, parent.name.clone());
-    let Some(service) = config.services.iter().find(|s| s.metadata.key() == key) else {
+    let Some((key, ports)) = service_ports(config, route, parent) else {
+        let namespace = parent.namespace.as_deref().unwrap_or(&route.namespace);
         return Condition::failed(
             "Accepted",
             "NoMatchingParent",
-            format!("Service {key} not found"),
+            format!("Service {namespace}/{} not found", parent.name),
         );
     };
-    let ports: Vec<u16> = service
-        .spec
-        .ports
-        .iter()
-        .filter(|p| parent.port.is_none_or(|wanted| wanted == p.port))
-        .filter(|p| {
-            parent
-                .section_name
-                .as_ref()
-                .is_none_or(|name| *name == p.name)
-        })
-        .map(|p| p.port)
-        .collect();
     if ports.is_empty() {
         return Condition::failed(
             "Accepted",
             "NoMatchingParent",
             format!("Service {key} has no port matching the parentRef"),
+        );
+    }
+    let selected = ports.len();
+    let ports: Vec<u16> = ports
+        .into_iter()
+        .filter(|port| kind != "HTTPRoute" || !build.grpc_ports.contains(&(key.clone(), *port)))
+        .collect();
+    if ports.is_empty() && selected > 0 {
+        return Condition::failed(
+            "Accepted",
+            "Conflicted",
+            "a GRPCRoute attaches to this Service port, and takes precedence over HTTPRoutes",
         );
     }
     let producer = route.namespace == key.namespace;

@@ -62,6 +62,9 @@ pub(crate) struct ListenerBuild {
     pub(crate) http: Vec<Candidate<Arc<HttpRule>>>,
     pub(crate) l4: Vec<L4Attached>,
     pub(crate) attached_routes: usize,
+    /// The kind and effective hostnames of each HTTPRoute or GRPCRoute attached so far (oldest
+    /// first), to refuse a route of the other kind whose hostnames intersect.
+    pub(crate) claims: Vec<(&'static str, Vec<String>)>,
 }
 
 /// Resolves `config`.
@@ -97,6 +100,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                     http: Vec::new(),
                     l4: Vec::new(),
                     attached_routes: 0,
+                    claims: Vec::new(),
                 })
                 .collect()
         })
@@ -154,6 +158,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     }
     routes.sort_by_key(|r| route_order_key(r.metadata));
     let mut mesh_build = mesh::MeshBuild::default();
+    mesh_build.claim_grpc_ports(config);
     for route in routes {
         statuses.push(http_like::attach_route(
             config,
