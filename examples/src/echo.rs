@@ -40,7 +40,7 @@ pub fn describe<B>(request: &Request<B>, identity: &EchoIdentity) -> serde_json:
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     serde_json::json!({
-        "path": request.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "path": request_target(request),
         "host": host,
         "method": request.method().as_str(),
         "proto": format!("{:?}", request.version()),
@@ -48,6 +48,18 @@ pub fn describe<B>(request: &Request<B>, identity: &EchoIdentity) -> serde_json:
         "namespace": identity.namespace,
         "pod": identity.pod,
     })
+}
+
+/// The request target as the client wrote it: the HTTP/1 request line's target (origin form
+/// `/p?q`, or absolute form if a client sent that), the `:path` of HTTP/2.
+fn request_target<B>(request: &Request<B>) -> String {
+    match request.version() {
+        http::Version::HTTP_2 | http::Version::HTTP_3 => request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), ToString::to_string),
+        _ => request.uri().to_string(),
+    }
 }
 
 /// Serves the echo backend on `listener` until the task is dropped.

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,20 +91,6 @@ impl Forwarder {
         {
             request.headers_mut().insert(header::HOST, host);
         }
-        let Ok(authority) = Authority::try_from(endpoint.address.to_string()) else {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
-        };
-        // The path and query move over unchanged (never re-parsed or normalized).
-        let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(authority);
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        let Ok(uri) = Uri::from_parts(parts) else {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
-        };
-        *request.uri_mut() = uri;
         // An HTTP/1.1 upgrade (WebSocket) is passed through: the Upgrade header survives, and
         // on 101 both upgraded connections are spliced.
         let upgrade = upgrade_protocol(request.headers());
@@ -116,6 +103,20 @@ impl Forwarder {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
+        // The path and query move over unchanged (never re-parsed or normalized): in origin
+        // form on the lean pool, which writes the URI as the request target; in absolute form
+        // (the endpoint's address) for hyper-util's clients, which connect by it.
+        let legacy_client =
+            backend.tls.is_some() || upgrading || backend.protocol == BackendProtocol::H2c;
+        let target = if legacy_client {
+            absolute_form(request.uri(), endpoint.address)
+        } else {
+            origin_form(request.uri())
+        };
+        let Some(target) = target else {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        *request.uri_mut() = target;
         let sent = match (&backend.tls, backend.protocol) {
             (Some(tls), _) => {
                 // HTTPS to the backend, HTTP/1.1 (ALPN offers only http/1.1).
@@ -163,6 +164,28 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// `/path?query` of `uri` (`/` when it has none).
+fn origin_form(uri: &Uri) -> Option<Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(path_and_query(uri));
+    Uri::from_parts(parts).ok()
+}
+
+/// `http://{endpoint}/path?query` of `uri`.
+fn absolute_form(uri: &Uri, endpoint: SocketAddr) -> Option<Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(Authority::try_from(endpoint.to_string()).ok()?);
+    parts.path_and_query = Some(path_and_query(uri));
+    Uri::from_parts(parts).ok()
+}
+
+fn path_and_query(uri: &Uri) -> PathAndQuery {
+    uri.path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
 /// A legacy-client answer with its body boxed, or `Err` for any failure to reach the backend.
