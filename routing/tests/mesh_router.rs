@@ -13,6 +13,9 @@ use routing::router::{MeshDestination, MeshRouter, SelectedBackend};
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
+mod support;
+use support::accepted_reason;
+
 type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
 
 fn service(namespace: &str, name: &str, ip: &str, extra_ports: &str) -> String {
@@ -149,14 +152,7 @@ async fn ports_without_routes_forward_to_the_service_and_unknown_destinations_ar
         (service.service.name.as_str(), port.name.as_str()),
         ("reviews", "http")
     );
-    let status = |name: &str| {
-        let status = resolution
-            .statuses
-            .iter()
-            .find(|s| s.object.name == name)
-            .unwrap();
-        status.condition("Accepted").unwrap().reason
-    };
+    let status = |name: &str| accepted_reason(&resolution, name);
     assert_eq!(status("reviews-producer"), "Accepted");
     assert_eq!(status("reviews-for-frontend"), "Accepted");
     assert_eq!(status("wrong-port"), "NoMatchingParent");
@@ -182,14 +178,7 @@ spec:
     );
     let loaded = load_str("mesh.yaml", &yaml).unwrap();
     let resolution = resolve(&loaded.config, &ResolveOptions::default());
-    let reason = |name: &str| {
-        let status = resolution
-            .statuses
-            .iter()
-            .find(|s| s.object.name == name)
-            .unwrap();
-        status.condition("Accepted").unwrap().reason
-    };
+    let reason = |name: &str| accepted_reason(&resolution, name);
     assert_eq!(reason("ratings-grpc"), "Accepted");
     assert_eq!(
         reason("ratings-http"),

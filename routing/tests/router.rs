@@ -13,6 +13,9 @@ use routing::router::{ListenerSet, Router, SelectedBackend, TlsServerName};
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
+mod support;
+use support::accepted_reason;
+
 type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
 
 const BASE: &str = r#"
@@ -313,14 +316,7 @@ spec:
   hostnames: ["Bad_Host.example"]
 "#,
     );
-    let reason = |name: &str| {
-        let status = resolution
-            .statuses
-            .iter()
-            .find(|s| s.object.name == name)
-            .unwrap();
-        status.condition("Accepted").unwrap().reason
-    };
+    let reason = |name: &str| accepted_reason(&resolution, name);
     assert_eq!(reason("no-host"), "NoMatchingListenerHostname");
     assert_eq!(reason("unknown-listener"), "NoMatchingParent");
     assert_eq!(reason("regex"), "UnsupportedValue");
@@ -468,14 +464,7 @@ spec:
   rules: [{backendRefs: [{name: echo, port: 80}]}]
 "#,
     );
-    let reason = |name: &str| {
-        let status = resolution
-            .statuses
-            .iter()
-            .find(|s| s.object.name == name)
-            .unwrap();
-        status.condition("Accepted").unwrap().reason
-    };
+    let reason = |name: &str| accepted_reason(&resolution, name);
     assert_eq!(reason("grpc-older"), "Accepted");
     assert_eq!(reason("http-newer"), "Conflicted");
     assert_eq!(

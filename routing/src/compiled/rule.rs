@@ -14,8 +14,8 @@ use super::backend::Backend;
 pub enum HttpFilter {
     /// RequestHeaderModifier.
     RequestHeaders(HeaderModifier),
-    /// ResponseHeaderModifier.
-    ResponseHeaders(HeaderModifier),
+    /// ResponseHeaderModifier (shared: a request keeps a reference until its response).
+    ResponseHeaders(Arc<HeaderModifier>),
     /// RequestRedirect (terminal).
     Redirect(RequestRedirect),
     /// URLRewrite.
@@ -23,7 +23,7 @@ pub enum HttpFilter {
     /// RequestMirror.
     Mirror(Mirror),
     /// CORS (preflights are answered without the backend).
-    Cors(CorsPolicy),
+    Cors(Arc<CorsPolicy>),
     /// A filter that cannot be honoured (unresolvable ExtensionRef, unknown type): the request
     /// gets 500, never a silent skip.
     Unresolvable(String),

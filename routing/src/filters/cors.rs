@@ -4,6 +4,7 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
+use crate::http_route::hostname_covers;
 use crate::model::Cors;
 
 /// A compiled CORS policy.
@@ -101,15 +102,10 @@ impl CorsPolicy {
         let Some(origin) = parse_origin(origin) else {
             return false;
         };
-        let host = origin.host.to_ascii_lowercase();
         self.origins.iter().any(|pattern| {
             pattern.scheme.eq_ignore_ascii_case(origin.scheme)
                 && pattern.port == origin.port
-                && match pattern.host.strip_prefix('*') {
-                    Some("") => true,
-                    Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-                    None => pattern.host == host,
-                }
+                && (pattern.host == "*" || hostname_covers(&pattern.host, origin.host))
         })
     }
 

@@ -23,7 +23,9 @@ mod tests;
 
 pub use path::{MAX_PATH_LEN, PathMatch, PathValueError};
 pub use pattern::{Pattern, PatternError};
-pub use precedence::{HostnameRank, MatchSpecificity, Precedence, RouteOrder, hostname_rank};
+pub use precedence::{
+    HostnameRank, MatchSpecificity, Precedence, RouteOrder, hostname_covers, hostname_rank,
+};
 pub use request::RequestView;
 pub use rule_match::{HeaderMatch, HttpRouteMatch, QueryParamMatch, ValueMatch};
 pub use select::{Candidate, select};

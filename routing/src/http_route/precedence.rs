@@ -115,9 +115,7 @@ pub fn hostname_rank<S: AsRef<str>>(hostnames: &[S], host: &str) -> Option<Hostn
             // its leading dot.
             match hostname.strip_prefix("*.").map(|_| &hostname[1..]) {
                 Some(suffix) => {
-                    let matches = host.len() > suffix.len()
-                        && host.is_char_boundary(host.len() - suffix.len())
-                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+                    let matches = ends_with_after_more(host, suffix);
                     matches.then_some(HostnameRank {
                         exact_chars: 0,
                         chars: hostname.len(),
@@ -130,4 +128,21 @@ pub fn hostname_rank<S: AsRef<str>>(hostnames: &[S], host: &str) -> Option<Hostn
             }
         })
         .max()
+}
+
+/// Whether `host` (no wildcard) is covered by `pattern`: equal to it, or, for `*suffix`, ending
+/// in `suffix` after at least one more character (`*.example.com` covers one or more labels).
+/// ASCII case-insensitive, without allocating.
+pub fn hostname_covers(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => ends_with_after_more(host, suffix),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Whether `host` is longer than `suffix` and ends with it, ignoring ASCII case.
+fn ends_with_after_more(host: &str, suffix: &str) -> bool {
+    host.len() > suffix.len()
+        && host.is_char_boundary(host.len() - suffix.len())
+        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }

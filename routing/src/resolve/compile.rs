@@ -15,7 +15,8 @@ use crate::filters::{
     CorsPolicy, HeaderModifier, PathModifier, RedirectStatus, RequestRedirect, UrlRewrite,
 };
 use crate::http_route::{
-    HeaderMatch, HttpRouteMatch, PathMatch, Pattern, QueryParamMatch, ValueMatch,
+    Candidate, HeaderMatch, HttpRouteMatch, PathMatch, Pattern, QueryParamMatch, RouteOrder,
+    ValueMatch,
 };
 use crate::model::{
     Config, HeaderMatchType, HttpHeaderFilter, HttpPathModifier, HttpRouteFilter,
@@ -24,7 +25,8 @@ use crate::model::{
 
 /// A rule compiled, with the `ResolvedRefs=False` conditions of its invalid backends.
 pub(crate) struct CompiledRule {
-    pub(crate) rule: HttpRule,
+    /// Shared by every listener and Service port the route attaches to.
+    pub(crate) rule: Arc<HttpRule>,
     pub(crate) matches: Vec<HttpRouteMatch>,
     pub(crate) ref_problems: Vec<Condition>,
 }
@@ -129,7 +131,7 @@ pub(crate) fn compile_http_rule(
         }),
     };
     Ok(CompiledRule {
-        rule: HttpRule {
+        rule: Arc::new(HttpRule {
             route: route.clone(),
             index,
             matched_prefix,
@@ -137,10 +139,36 @@ pub(crate) fn compile_http_rule(
             backends: WeightedBackends::new(backends),
             timeouts,
             retry,
-        },
+        }),
         matches,
         ref_problems,
     })
+}
+
+impl CompiledRule {
+    /// One table candidate per match of the rule, with the (effective) `hostnames` and the
+    /// route's age and name for the tie-breaks.
+    pub(crate) fn candidates<'a>(
+        &'a self,
+        hostnames: &'a [String],
+        created: u64,
+        namespaced_name: &'a str,
+    ) -> impl Iterator<Item = Candidate<Arc<HttpRule>>> + 'a {
+        self.matches
+            .iter()
+            .enumerate()
+            .map(move |(index, route_match)| Candidate {
+                hostnames: hostnames.to_vec(),
+                route_match: route_match.clone(),
+                order: RouteOrder {
+                    created,
+                    namespaced_name: namespaced_name.to_owned(),
+                    rule: self.rule.index,
+                    index,
+                },
+                target: Arc::clone(&self.rule),
+            })
+    }
 }
 
 fn compile_timeouts(rule: &HttpRouteRule) -> Result<RouteTimeouts, String> {
@@ -235,12 +263,12 @@ pub(crate) fn compile_filters(
                 )?)
             }
             HttpRouteFilterType::ResponseHeaderModifier => {
-                HttpFilter::ResponseHeaders(header_modifier(
+                HttpFilter::ResponseHeaders(Arc::new(header_modifier(
                     filter
                         .response_header_modifier
                         .as_ref()
                         .ok_or_else(missing)?,
-                )?)
+                )?))
             }
             HttpRouteFilterType::RequestRedirect => {
                 let redirect = filter.request_redirect.as_ref().ok_or_else(missing)?;
@@ -298,10 +326,10 @@ pub(crate) fn compile_filters(
                     denominator,
                 })
             }
-            HttpRouteFilterType::Cors => HttpFilter::Cors(
+            HttpRouteFilterType::Cors => HttpFilter::Cors(Arc::new(
                 CorsPolicy::new(filter.cors.as_ref().ok_or_else(missing)?)
                     .map_err(|e| e.to_string())?,
-            ),
+            )),
             HttpRouteFilterType::ExtensionRef => {
                 HttpFilter::Unresolvable("ExtensionRef filters are not supported".into())
             }

@@ -28,7 +28,9 @@ pub(crate) fn compile_grpc_rules(
             let http_rule = to_http_rule(rule).map_err(|e| format!("rules[{index}]: {e}"))?;
             let mut compiled =
                 compile_http_rule(config, "GRPCRoute", route, index, &http_rule, mesh)?;
-            compiled.rule.backends.for_each_ready_mut(|backend| {
+            // Not shared yet: `make_mut` does not copy.
+            let rule = std::sync::Arc::make_mut(&mut compiled.rule);
+            rule.backends.for_each_ready_mut(|backend| {
                 std::sync::Arc::make_mut(backend).protocol = BackendProtocol::H2c;
             });
             Ok(compiled)

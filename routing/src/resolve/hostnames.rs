@@ -1,5 +1,7 @@
 //! Hostname intersection between a listener and a route (gateway-api spec §1.1 item 4).
 
+use crate::http_route::hostname_covers;
+
 /// The effective hostnames of a route on a listener: for each route hostname that intersects
 /// the listener's, the more specific of the two. `None` when the route has hostnames and none
 /// intersects (the route does not attach there); an empty list means every host.
@@ -45,20 +47,11 @@ pub(crate) fn validate_hostnames(hostnames: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `host` (no wildcard) is covered by `pattern` (exact or `*.suffix`, one or more
-/// labels).
-pub fn covers(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => pattern == host,
-    }
-}
-
 fn more_specific_if_intersecting(listener: &str, route: &str) -> Option<String> {
     match (listener.starts_with("*."), route.starts_with("*.")) {
         (false, false) => (listener == route).then(|| route.to_owned()),
-        (false, true) => covers(route, listener).then(|| listener.to_owned()),
-        (true, false) => covers(listener, route).then(|| route.to_owned()),
+        (false, true) => hostname_covers(route, listener).then(|| listener.to_owned()),
+        (true, false) => hostname_covers(listener, route).then(|| route.to_owned()),
         (true, true) => {
             // Both `*.suffix`: the longer suffix is the more specific when it ends with the other.
             if route.ends_with(&listener[1..]) {

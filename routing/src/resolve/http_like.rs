@@ -1,14 +1,11 @@
 //! Attaching HTTPRoutes and GRPCRoutes (compiled to the same rules) to listeners.
 
-use std::sync::Arc;
-
 use super::attach::{ServedGateway, attach};
 use super::compile::CompiledRule;
 use super::hostnames::intersect;
 use super::mesh::{MeshBuild, attach_to_service, is_service_parent};
 use super::status::{Condition, ObjectStatus, ParentStatus};
 use super::{ListenerBuild, created_order, parent_name};
-use crate::http_route::{Candidate, RouteOrder};
 use crate::model::{Config, ObjectMeta, ParentReference};
 
 /// A route whose rules compile to HTTP rules.
@@ -87,7 +84,7 @@ pub(crate) fn attach_route(
             }
         };
         let created = created_order(route.metadata);
-        let shared: Vec<_> = rules.iter().map(|r| Arc::new(r.rule.clone())).collect();
+        let name = key.to_string();
         let mut conflicts = 0;
         let mut attached = 0;
         for attachment in &attachments {
@@ -106,20 +103,10 @@ pub(crate) fn attach_route(
                 .claims
                 .push((route.kind, attachment.hostnames.clone()));
             build.attached_routes += 1;
-            for (compiled_rule, rule) in rules.iter().zip(&shared) {
-                for (match_index, route_match) in compiled_rule.matches.iter().enumerate() {
-                    build.http.push(Candidate {
-                        hostnames: attachment.hostnames.clone(),
-                        route_match: route_match.clone(),
-                        order: RouteOrder {
-                            created,
-                            namespaced_name: key.to_string(),
-                            rule: compiled_rule.rule.index,
-                            index: match_index,
-                        },
-                        target: Arc::clone(rule),
-                    });
-                }
+            for rule in rules {
+                build
+                    .http
+                    .extend(rule.candidates(&attachment.hostnames, created, &name));
             }
         }
         let accepted = if attached == 0 && conflicts > 0 {

@@ -10,7 +10,7 @@ use super::compile::CompiledRule;
 use super::references;
 use super::status::Condition;
 use crate::compiled::{HttpRule, MeshPort, MeshRoutes, MeshService};
-use crate::http_route::{Candidate, RouteOrder, RouteTable};
+use crate::http_route::{Candidate, RouteTable};
 use crate::model::{BackendObjectReference, Config, ObjectKey, ObjectMeta, ParentReference};
 
 /// Candidates gathered per Service port.
@@ -116,7 +116,7 @@ pub(crate) fn attach_to_service(
         );
     }
     let producer = route.namespace == key.namespace;
-    let shared: Vec<_> = rules.iter().map(|r| Arc::new(r.rule.clone())).collect();
+    let name = route.key().to_string();
     for port in ports {
         let port_build = build.ports.entry((key.clone(), port)).or_default();
         let list = if producer {
@@ -127,21 +127,9 @@ pub(crate) fn attach_to_service(
                 .entry(route.namespace.clone())
                 .or_default()
         };
-        for (compiled, rule) in rules.iter().zip(&shared) {
-            for (match_index, route_match) in compiled.matches.iter().enumerate() {
-                // GAMMA selects by destination; route hostnames are not used.
-                list.push(Candidate {
-                    hostnames: Vec::new(),
-                    route_match: route_match.clone(),
-                    order: RouteOrder {
-                        created,
-                        namespaced_name: route.key().to_string(),
-                        rule: compiled.rule.index,
-                        index: match_index,
-                    },
-                    target: Arc::clone(rule),
-                });
-            }
+        // GAMMA selects by destination; route hostnames are not used.
+        for rule in rules {
+            list.extend(rule.candidates(&[], created, &name));
         }
     }
     Condition::ok("Accepted", "Accepted")

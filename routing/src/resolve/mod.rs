@@ -28,7 +28,8 @@ mod status;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use hostnames::{covers as hostname_covers, intersect as intersect_hostnames};
+pub use crate::http_route::hostname_covers;
+pub use hostnames::intersect as intersect_hostnames;
 pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
 
 use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes, MeshRoutes};

@@ -6,8 +6,9 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 
 use super::UpstreamFailure;
-use super::decide::{FilterEffects, Routed, copy_without_body, prepare_attempt};
+use super::decide::{FilterEffects, ListenerContext, Routed, copy_without_body, prepare_attempt};
 use super::response;
+use crate::compiled::HttpRule;
 
 /// How one try ended.
 enum Outcome<RB> {
@@ -40,15 +41,15 @@ where
     B: http_body::Body + Default + Send + 'static,
     RB: Default,
 {
-    let grpc = response::is_grpc(routed.request.headers());
+    let grpc = routed.grpc;
     match routed.rule.timeouts.request {
         None => tries(inner, routed).await,
         Some(limit) => match tokio::time::timeout(limit, tries(inner, routed)).await {
             Ok(result) => result,
-            Err(_elapsed) if grpc => Ok(response::for_grpc(response::status(
-                StatusCode::GATEWAY_TIMEOUT,
-            ))),
-            Err(_elapsed) => Ok(response::status(StatusCode::GATEWAY_TIMEOUT)),
+            Err(_elapsed) => Ok(response::own_answer(
+                response::status(StatusCode::GATEWAY_TIMEOUT),
+                grpc,
+            )),
         },
     }
 }
@@ -65,68 +66,88 @@ where
         rule,
         listener,
         effects,
+        grpc,
     } = routed;
-    let grpc = response::is_grpc(request.headers());
-    // Only a request without a body can be sent again.
+    // Only a request without a body can be sent again: retries send copies, the last try the
+    // request itself.
     let retry = rule
         .retry
         .as_ref()
         .filter(|_| request.body().is_end_stream());
-    let tries = 1 + retry.map_or(0, |r| r.attempts);
-    let mut original = Some(request);
-    let mut try_number = 0;
-    let (mut response, backend_effects) = loop {
-        try_number += 1;
-        let last = try_number >= tries;
-        let request = match (&original, last) {
-            (Some(request), false) => copy_without_body(request),
-            _ => match original.take() {
-                Some(request) => request,
-                None => {
-                    break (response::status(StatusCode::INTERNAL_SERVER_ERROR), None);
+    if let Some(retry) = retry {
+        for _ in 0..retry.attempts {
+            let copy = copy_without_body(&request);
+            let (outcome, backend_effects) =
+                one_try(inner.clone(), &rule, listener, copy, grpc).await?;
+            let retriable = match &outcome {
+                Outcome::TimedOut => true,
+                Outcome::Answered(response) => {
+                    response.extensions().get::<UpstreamFailure>().is_some()
+                        || retry.codes.contains(&response.status().as_u16())
                 }
-            },
-        };
-        let (outcome, attempt_effects) = match prepare_attempt(&rule, listener, request) {
-            Err(own_answer) if grpc => (Outcome::Answered(response::for_grpc(own_answer)), None),
-            Err(own_answer) => (Outcome::Answered(own_answer), None),
-            Ok((request, backend_effects)) => {
-                let mut service = inner.clone();
-                poll_fn(|cx| service.poll_ready(cx)).await?;
-                let call = service.call(request);
-                let outcome = match rule.timeouts.backend_request {
-                    None => Outcome::Answered(call.await?),
-                    Some(limit) => match tokio::time::timeout(limit, call).await {
-                        Ok(result) => Outcome::Answered(result?),
-                        Err(_elapsed) => Outcome::TimedOut,
-                    },
-                };
-                (outcome, Some(backend_effects))
+            };
+            if !retriable {
+                return Ok(finish(&inner, outcome, grpc, &effects, backend_effects));
             }
-        };
-        let retriable = retry.is_some_and(|retry| match &outcome {
-            Outcome::TimedOut => true,
-            Outcome::Answered(response) => {
-                response.extensions().get::<UpstreamFailure>().is_some()
-                    || retry.codes.contains(&response.status().as_u16())
-            }
-        });
-        if retriable && !last {
-            if let Some(retry) = retry
-                && retry.backoff > Duration::ZERO
-            {
+            if retry.backoff > Duration::ZERO {
                 tokio::time::sleep(retry.backoff).await;
             }
-            continue;
         }
-        let response = match outcome {
-            Outcome::Answered(response) => response,
-            Outcome::TimedOut if grpc => {
-                response::for_grpc(response::status(StatusCode::GATEWAY_TIMEOUT))
-            }
-            Outcome::TimedOut => response::status(StatusCode::GATEWAY_TIMEOUT),
-        };
-        break (response, attempt_effects);
+    }
+    let (outcome, backend_effects) = one_try(inner.clone(), &rule, listener, request, grpc).await?;
+    Ok(finish(&inner, outcome, grpc, &effects, backend_effects))
+}
+
+/// One try: a backend chosen and its filters applied (or the router's own answer), then the
+/// call within `timeouts.backendRequest`.
+async fn one_try<S, B, RB>(
+    mut service: S,
+    rule: &HttpRule,
+    listener: ListenerContext,
+    request: Request<B>,
+    grpc: bool,
+) -> Result<(Outcome<RB>, Option<FilterEffects<B>>), S::Error>
+where
+    S: tower::Service<Request<B>, Response = Response<RB>>,
+    B: http_body::Body + Default,
+    RB: Default,
+{
+    let (request, backend_effects) = match prepare_attempt(rule, listener, request) {
+        Ok(prepared) => prepared,
+        Err(own) => return Ok((Outcome::Answered(response::own_answer(own, grpc)), None)),
+    };
+    poll_fn(|cx| service.poll_ready(cx)).await?;
+    let call = service.call(request);
+    let outcome = match rule.timeouts.backend_request {
+        None => Outcome::Answered(call.await?),
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => Outcome::Answered(result?),
+            Err(_elapsed) => Outcome::TimedOut,
+        },
+    };
+    Ok((outcome, Some(backend_effects)))
+}
+
+/// The response of the last try, with the rule's and the chosen backend's response edits and
+/// CORS headers; the backend's mirrors are sent.
+fn finish<S, B, RB>(
+    inner: &S,
+    outcome: Outcome<RB>,
+    grpc: bool,
+    effects: &FilterEffects<B>,
+    backend_effects: Option<FilterEffects<B>>,
+) -> Response<RB>
+where
+    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Default,
+{
+    let mut response = match outcome {
+        Outcome::Answered(response) => response,
+        Outcome::TimedOut => {
+            response::own_answer(response::status(StatusCode::GATEWAY_TIMEOUT), grpc)
+        }
     };
     let backend_effects = backend_effects.unwrap_or_else(FilterEffects::new);
     for edit in effects
@@ -142,7 +163,7 @@ where
     for copy in backend_effects.mirrors {
         mirror(inner.clone(), copy);
     }
-    Ok(response)
+    response
 }
 
 /// Sends a mirror copy in the background; its response and errors are ignored. Without a

@@ -28,14 +28,16 @@ pub(super) struct Routed<B> {
     pub(super) rule: Arc<HttpRule>,
     pub(super) listener: ListenerContext,
     pub(super) effects: FilterEffects<B>,
+    /// Whether the request is gRPC (the router's own answers become gRPC statuses).
+    pub(super) grpc: bool,
 }
 
 /// What filters leave for later: response edits, CORS decoration, mirror copies.
 pub(super) struct FilterEffects<B> {
     /// Response header edits, in filter order.
-    pub(super) response_edits: Vec<HeaderModifier>,
+    pub(super) response_edits: Vec<Arc<HeaderModifier>>,
     /// A CORS policy and the request's origin, to decorate the response.
-    pub(super) cors: Option<(CorsPolicy, HeaderValue)>,
+    pub(super) cors: Option<(Arc<CorsPolicy>, HeaderValue)>,
     /// Copies to send to mirrors.
     pub(super) mirrors: Vec<Request<B>>,
 }
@@ -94,6 +96,7 @@ pub(super) fn route_in_table<B: http_body::Body + Default, RB: Default>(
     let mut effects = FilterEffects::new();
     apply_filters(&rule.filters, &rule, context, &mut request, &mut effects)?;
     Ok(Routed {
+        grpc: response::is_grpc(request.headers()),
         request,
         rule,
         listener: context,
@@ -156,7 +159,9 @@ fn apply_filters<B: http_body::Body + Default, RB: Default>(
     for filter in filters {
         match filter {
             HttpFilter::RequestHeaders(modifier) => modifier.apply(request.headers_mut()),
-            HttpFilter::ResponseHeaders(modifier) => effects.response_edits.push(modifier.clone()),
+            HttpFilter::ResponseHeaders(modifier) => {
+                effects.response_edits.push(Arc::clone(modifier));
+            }
             HttpFilter::Redirect(redirect) => {
                 let view = RequestView::of(request);
                 let location = redirect.location(&RedirectContext {
@@ -186,7 +191,7 @@ fn apply_filters<B: http_body::Body + Default, RB: Default>(
                     return Err(response);
                 }
                 if let Some(origin) = request.headers().get(header::ORIGIN) {
-                    effects.cors = Some((policy.clone(), origin.clone()));
+                    effects.cors = Some((Arc::clone(policy), origin.clone()));
                 }
             }
             HttpFilter::Unresolvable(_) => {

@@ -1,7 +1,7 @@
 //! The listeners that share one socket, and how a request's host picks one (spec §1.1 items 1–2).
 
 use crate::compiled::CompiledListener;
-use crate::resolve::hostname_covers;
+use crate::http_route::hostname_covers;
 
 /// Listeners of one address and port: a request belongs to exactly one of them, the most
 /// specific whose hostname covers the request's host (exact, then the longest wildcard, then
@@ -26,12 +26,11 @@ impl ListenerSet {
 
     /// The listener `host` (without port, any case) belongs to.
     pub fn for_host(&self, host: &str) -> Option<&CompiledListener> {
-        let host = host.to_ascii_lowercase();
         self.listeners.iter().find(|listener| {
             listener
                 .hostname
                 .as_deref()
-                .is_none_or(|h| hostname_covers(h, &host))
+                .is_none_or(|h| hostname_covers(h, host))
         })
     }
 }

@@ -103,10 +103,9 @@ where
         let grpc = response::is_grpc(request.headers());
         let routed = match decide::route(&self.listeners, request) {
             Ok(routed) => routed,
-            Err(response) if grpc => {
-                return Box::pin(std::future::ready(Ok(response::for_grpc(response))));
+            Err(response) => {
+                return Box::pin(std::future::ready(Ok(response::own_answer(response, grpc))));
             }
-            Err(response) => return Box::pin(std::future::ready(Ok(response))),
         };
         Box::pin(attempts::dispatch(self.inner.clone(), routed))
     }

@@ -18,6 +18,11 @@ pub(crate) fn redirect<B: Default>(code: u16, location: &str) -> Response<B> {
     response
 }
 
+/// The router's own answer, as a gRPC status when the request is gRPC ([`for_grpc`]).
+pub(crate) fn own_answer<B: Default>(response: Response<B>, grpc: bool) -> Response<B> {
+    if grpc { for_grpc(response) } else { response }
+}
+
 /// Whether `headers` belong to a gRPC request (`content-type: application/grpc[+proto…]`).
 pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
     headers
