@@ -186,3 +186,25 @@ spec:
         "even though it is older"
     );
 }
+
+#[tokio::test]
+async fn grpc_requests_to_unknown_destinations_get_grpc_statuses() {
+    let resolution = resolution();
+    let mut router = router(&resolution);
+    let mut request = Request::post("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .body(String::new())
+        .unwrap();
+    request.extensions_mut().insert(MeshDestination {
+        service: ObjectKey::new("bookinfo", "nowhere"),
+        port: 9080,
+        source_namespace: None,
+    });
+    let response = router.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["grpc-status"],
+        "12",
+        "UNIMPLEMENTED, as Router answers"
+    );
+}

@@ -8,6 +8,8 @@
 //! | the destination is not a known Service port | 404 |
 //! | routes apply to the port but none matches | 404 |
 //! | no route applies: the Service itself | forwarded; 503 without endpoints |
+//!
+//! As with [`Router`](super::Router), a gRPC request gets these answers as gRPC statuses.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -65,8 +67,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let answer =
-            |status| -> Self::Future { Box::pin(std::future::ready(Ok(response::status(status)))) };
+        let grpc = response::is_grpc(request.headers());
+        let own = move |response| -> Self::Future {
+            Box::pin(std::future::ready(Ok(response::own_answer(response, grpc))))
+        };
+        let answer = |status| own(response::status(status));
         let Some(destination) = request.extensions().get::<MeshDestination>().cloned() else {
             return answer(StatusCode::INTERNAL_SERVER_ERROR);
         };
@@ -97,7 +102,7 @@ where
         };
         let routed = match route_in_table(table, context, request) {
             Ok(routed) => routed,
-            Err(response) => return Box::pin(std::future::ready(Ok(response))),
+            Err(response) => return own(response),
         };
         Box::pin(attempts::dispatch(self.inner.clone(), routed))
     }
