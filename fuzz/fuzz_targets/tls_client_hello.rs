@@ -5,7 +5,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use libfuzzer_sys::fuzz_target;
-use waypoint::gateway::client_hello::{ClientHelloError, server_name};
+use waypoint::inbound::client_hello::{ClientHelloError, server_name};
 
 fuzz_target!(|data: &[u8]| {
     let full: Result<_, ClientHelloError> = server_name(data);

@@ -39,3 +39,4 @@ pub mod loader;
 pub mod model;
 pub mod resolve;
 pub mod router;
+pub mod slot;

@@ -2,21 +2,20 @@
 // Test helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use routing::loader::load_str;
 use routing::model::ObjectKey;
 use routing::resolve::{Resolution, ResolveOptions, resolve};
-use routing::router::{MeshDestination, MeshRouter, SelectedBackend};
+use routing::router::{MeshDestination, MeshRouter, RouteError, SelectedBackend, UpstreamError};
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
 mod support;
-use support::accepted_reason;
+use support::{accepted_reason, outcome};
 
-type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
+type Backend = BoxCloneService<Request<String>, Response<String>, UpstreamError>;
 
 fn service(namespace: &str, name: &str, ip: &str, extra_ports: &str) -> String {
     format!(
@@ -79,7 +78,7 @@ fn router(resolution: &Resolution) -> MeshRouter<Backend> {
             .headers()
             .get("x-consumer")
             .map_or("", |v| v.to_str().unwrap());
-        Ok::<_, Infallible>(Response::new(format!("{} {consumer}", backend.service)))
+        Ok::<_, UpstreamError>(Response::new(format!("{} {consumer}", backend.service)))
     });
     MeshRouter::new(
         Arc::new(resolution.mesh.clone()),
@@ -105,6 +104,20 @@ async fn send(
         source_namespace: Some(caller.to_owned()),
     });
     router.ready().await.unwrap().call(request).await.unwrap()
+}
+
+async fn try_send(
+    router: &mut MeshRouter<Backend>,
+    port: u16,
+    caller: &str,
+) -> Result<Response<String>, RouteError> {
+    let mut request = Request::get("/").body(String::new()).unwrap();
+    request.extensions_mut().insert(MeshDestination {
+        service: ObjectKey::new("bookinfo", "reviews"),
+        port,
+        source_namespace: Some(caller.to_owned()),
+    });
+    router.ready().await.unwrap().call(request).await
 }
 
 #[tokio::test]
@@ -140,10 +153,7 @@ async fn ports_without_routes_forward_to_the_service_and_unknown_destinations_ar
         "bookinfo/reviews ",
         "a route bound to 9080 does not apply to 8080"
     );
-    assert_eq!(
-        send(&mut router, 1, "shop", "/", "v2").await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(outcome(&try_send(&mut router, 1, "shop").await), "NoRoute");
     let (service, port) = resolution
         .mesh
         .by_address("10.96.0.10:9080".parse().unwrap())
@@ -188,7 +198,7 @@ spec:
 }
 
 #[tokio::test]
-async fn grpc_requests_to_unknown_destinations_get_grpc_statuses() {
+async fn requests_to_unknown_destinations_are_no_route_errors() {
     let resolution = resolution();
     let mut router = router(&resolution);
     let mut request = Request::post("/pkg.Svc/Method")
@@ -200,11 +210,10 @@ async fn grpc_requests_to_unknown_destinations_get_grpc_statuses() {
         port: 9080,
         source_namespace: None,
     });
-    let response = router.ready().await.unwrap().call(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = router.ready().await.unwrap().call(request).await;
     assert_eq!(
-        response.headers()["grpc-status"],
-        "12",
-        "UNIMPLEMENTED, as Router answers"
+        outcome(&response),
+        "NoRoute",
+        "answered UNIMPLEMENTED by the embedder's respond layer"
     );
 }

@@ -3,20 +3,22 @@
 // Test helpers outside #[test] functions fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use routing::loader::load_str;
 use routing::resolve::{Resolution, ResolveOptions, resolve};
-use routing::router::{ListenerSet, Router, SelectedBackend, TlsServerName};
+use routing::router::{
+    ListenerSet, MatchedRoute, RouteError, Router, SelectedBackend, TlsServerName, UpstreamError,
+};
+use routing::slot::{BackendTarget, ListenerTarget, PolicyCompiler, PolicySlot, RuleTarget};
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
 mod support;
-use support::accepted_reason;
+use support::{accepted_reason, outcome};
 
-type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
+type Backend = BoxCloneService<Request<String>, Response<String>, UpstreamError>;
 
 const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -84,7 +86,7 @@ fn router(resolution: &Resolution) -> Router<Backend> {
             headers.join(","),
             backend.protocol
         );
-        Ok::<_, Infallible>(Response::new(body))
+        Ok::<_, UpstreamError>(Response::new(body))
     });
     Router::new(
         Arc::new(ListenerSet::new(listeners)),
@@ -92,12 +94,16 @@ fn router(resolution: &Resolution) -> Router<Backend> {
     )
 }
 
-async fn get(router: &mut Router<Backend>, host: &str, path: &str) -> Response<String> {
+async fn get(
+    router: &mut Router<Backend>,
+    host: &str,
+    path: &str,
+) -> Result<Response<String>, RouteError> {
     let request = Request::get(path)
         .header("host", host)
         .body(String::new())
         .unwrap();
-    router.ready().await.unwrap().call(request).await.unwrap()
+    router.ready().await.unwrap().call(request).await
 }
 
 #[tokio::test]
@@ -126,7 +132,9 @@ spec:
 "#,
     );
     let mut router = router(&resolution);
-    let ok = get(&mut router, "shop.local:8080", "/shop/cart?x=1").await;
+    let ok = get(&mut router, "shop.local:8080", "/shop/cart?x=1")
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert!(
         ok.body().starts_with(
@@ -136,23 +144,25 @@ spec:
         ok.body()
     );
     assert_eq!(
-        get(&mut router, "shop.local", "/shopping").await.status(),
-        StatusCode::NOT_FOUND
+        outcome(&get(&mut router, "shop.local", "/shopping").await),
+        "NoRoute"
     );
     assert_eq!(
-        get(&mut router, "shop.local", "/missing").await.status(),
-        StatusCode::INTERNAL_SERVER_ERROR
+        outcome(&get(&mut router, "shop.local", "/missing").await),
+        "InvalidBackend"
     );
     assert_eq!(
-        get(&mut router, "shop.local", "/empty").await.status(),
-        StatusCode::SERVICE_UNAVAILABLE
+        outcome(&get(&mut router, "shop.local", "/empty").await),
+        "NoEndpoints"
     );
     assert_eq!(
-        get(&mut router, "shop.local", "/foreign").await.status(),
-        StatusCode::INTERNAL_SERVER_ERROR,
+        outcome(&get(&mut router, "shop.local", "/foreign").await),
+        "InvalidBackend",
         "cross-namespace backend without a ReferenceGrant"
     );
-    let redirect = get(&mut router, "shop.local:8080", "/old/page").await;
+    let redirect = get(&mut router, "shop.local:8080", "/old/page")
+        .await
+        .unwrap();
     assert_eq!(redirect.status(), StatusCode::MOVED_PERMANENTLY);
     assert_eq!(
         redirect.headers()["location"],
@@ -189,7 +199,7 @@ spec:
 "#,
     );
     let mut router = router(&resolution);
-    let response = get(&mut router, "a.b", "/").await;
+    let response = get(&mut router, "a.b", "/").await.unwrap();
     assert!(
         response
             .body()
@@ -221,30 +231,26 @@ spec:
     );
     let mut router = router(&resolution);
     assert_eq!(
-        get(&mut router, "x.com", "/only-catch-all").await.status(),
-        StatusCode::OK
+        outcome(&get(&mut router, "x.com", "/only-catch-all").await),
+        "200"
     );
     assert_eq!(
-        get(&mut router, "www.example.net", "/only-catch-all")
-            .await
-            .status(),
-        StatusCode::OK,
+        outcome(&get(&mut router, "www.example.net", "/only-catch-all").await),
+        "200",
         "the wild route on the *.example.net listener serves it"
     );
     assert_eq!(
-        get(&mut router, "api.example.net", "/only-catch-all")
-            .await
-            .status(),
-        StatusCode::NOT_FOUND,
+        outcome(&get(&mut router, "api.example.net", "/only-catch-all").await),
+        "NoRoute",
         "belongs to the *.example.net listener, where nothing matches api.example.net"
     );
     assert_eq!(
-        get(&mut router, "very.specific.com", "/").await.status(),
-        StatusCode::OK
+        outcome(&get(&mut router, "very.specific.com", "/").await),
+        "200"
     );
     assert_eq!(
-        get(&mut router, "foo.specific.com", "/x").await.status(),
-        StatusCode::OK,
+        outcome(&get(&mut router, "foo.specific.com", "/x").await),
+        "200",
         "catch-all listener, *.specific.com"
     );
     let gateway = resolution
@@ -280,8 +286,8 @@ spec:
     request
         .extensions_mut()
         .insert(TlsServerName("a.example.net".into()));
-    let response = router.ready().await.unwrap().call(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    let response = router.ready().await.unwrap().call(request).await;
+    assert_eq!(outcome(&response), "Misdirected");
 }
 
 #[test]
@@ -366,16 +372,12 @@ spec:
         "{}",
         response.body()
     );
-    for (path, code) in [("/pkg.Greeter/Other", "12"), ("/pkg.Broken/Any", "14")] {
-        let response = router
-            .ready()
-            .await
-            .unwrap()
-            .call(grpc(path))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(response.headers()["grpc-status"], code, "{path}");
+    for (path, error) in [
+        ("/pkg.Greeter/Other", "NoRoute"),
+        ("/pkg.Broken/Any", "InvalidBackend"),
+    ] {
+        let response = router.ready().await.unwrap().call(grpc(path)).await;
+        assert_eq!(outcome(&response), error, "{path}");
     }
     let status = resolution
         .statuses
@@ -423,14 +425,8 @@ spec:
         ("/users/42", "T-ABC"),
         ("/users/42/more", "t-abc"),
     ] {
-        let response = router
-            .ready()
-            .await
-            .unwrap()
-            .call(send(path, tenant))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path} {tenant}");
+        let response = router.ready().await.unwrap().call(send(path, tenant)).await;
+        assert_eq!(outcome(&response), "NoRoute", "{path} {tenant}");
     }
 }
 
@@ -471,5 +467,107 @@ spec:
         reason("http-elsewhere"),
         "Accepted",
         "no shared hostname, no conflict"
+    );
+}
+
+/// What the test policy compiler attaches.
+#[derive(Debug, Clone, PartialEq)]
+struct Tag(String);
+
+#[derive(Debug)]
+struct Tagger;
+
+impl PolicyCompiler for Tagger {
+    fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {
+        slot.insert(Tag(format!("{}/{}", listener.gateway, listener.listener)));
+    }
+    fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+        let name = rule.name.unwrap_or("-");
+        slot.insert(Tag(format!(
+            "{} {} {} {name}",
+            rule.kind, rule.route, rule.index
+        )));
+    }
+    fn backend(&self, backend: &BackendTarget<'_>, slot: &mut PolicySlot) {
+        slot.insert(Tag(format!("{}:{}", backend.service, backend.port)));
+    }
+}
+
+#[tokio::test]
+async fn policy_slots_are_filled_at_compile_time_and_reach_the_request() {
+    let yaml = format!(
+        "{BASE}\n---\n{}",
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules:
+  - name: cart
+    matches: [{path: {value: /cart}}]
+    backendRefs: [{name: echo, port: 80}]
+"#
+    );
+    let loaded = load_str("test.yaml", &yaml).unwrap();
+    let options = ResolveOptions {
+        policies: Some(Arc::new(Tagger)),
+        ..ResolveOptions::default()
+    };
+    let resolution = resolve(&loaded.config, &options);
+    let listeners = resolution.gateways[0].listeners.clone();
+    let backend = tower::service_fn(|request: Request<String>| async move {
+        let matched = request.extensions().get::<MatchedRoute>().unwrap();
+        let selected = request.extensions().get::<SelectedBackend>().unwrap();
+        let tag = |slot: &PolicySlot| slot.get::<Tag>().map(|t| t.0.clone()).unwrap();
+        let body = format!(
+            "{} | {} | {} | {}",
+            tag(&matched.listener.as_ref().unwrap().policy),
+            tag(&matched.rule.policy),
+            tag(&selected.policy),
+            matched.identity()
+        );
+        Ok::<_, UpstreamError>(Response::new(body))
+    });
+    let mut router = Router::new(
+        Arc::new(ListenerSet::new(listeners)),
+        BoxCloneService::new(backend),
+    );
+    let response = get(&mut router, "shop.local", "/cart").await.unwrap();
+    assert_eq!(
+        response.body(),
+        "infra/gw/any | HTTPRoute apps/shop 0 cart | apps/echo:80 | \
+         infra/gw/any HTTPRoute apps/shop rule 0 (cart)"
+    );
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_is_routed_and_forwarded_by_its_authority() {
+    let resolution = resolution(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  hostnames: [a.example]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+"#,
+    );
+    let mut router = router(&resolution);
+    let request = Request::get("http://a.example/x")
+        .header("host", "b.example")
+        .body(String::new())
+        .unwrap();
+    let response = router.ready().await.unwrap().call(request).await.unwrap();
+    assert!(
+        response.body().contains("host=a.example"),
+        "RFC 9112 §3.2.2: the Host forwarded is the target's authority: {}",
+        response.body()
+    );
+    assert!(
+        !response.body().contains("b.example"),
+        "{}",
+        response.body()
     );
 }

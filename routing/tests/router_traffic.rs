@@ -4,18 +4,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use routing::loader::load_str;
 use routing::resolve::{ResolveOptions, resolve};
-use routing::router::{ListenerSet, Router, SelectedBackend, UpstreamFailure};
+use routing::router::{
+    ListenerSet, RouteError, Router, SelectedBackend, UpstreamError, UpstreamErrorKind,
+};
+
+mod support;
+use support::outcome;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
-type Backend = BoxCloneService<Request<String>, Response<String>, Infallible>;
+type Backend = BoxCloneService<Request<String>, Response<String>, UpstreamError>;
 
 /// Calls per Service name, and the requests each saw (`uri` and `x-seen` header).
 #[derive(Default)]
@@ -57,14 +61,13 @@ fn scripted(script: Arc<Script>) -> Backend {
             match service.as_str() {
                 "flaky" if call <= 2 => *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
                 "down" if call <= 2 => {
-                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    response.extensions_mut().insert(UpstreamFailure);
+                    return Err(UpstreamError::new(UpstreamErrorKind::Reset));
                 }
                 "slow" if call <= 2 => tokio::time::sleep(Duration::from_millis(300)).await,
                 "sleepy" => tokio::time::sleep(Duration::from_millis(300)).await,
                 _ => {}
             }
-            Ok::<_, Infallible>(response)
+            Ok::<_, UpstreamError>(response)
         }
     }))
 }
@@ -109,6 +112,21 @@ fn build(rules: &str) -> (Router<Backend>, Arc<Script>) {
 
 async fn send(router: &mut Router<Backend>, request: Request<String>) -> Response<String> {
     router.ready().await.unwrap().call(request).await.unwrap()
+}
+
+async fn try_send(
+    router: &mut Router<Backend>,
+    request: Request<String>,
+) -> Result<Response<String>, RouteError> {
+    router.ready().await.unwrap().call(request).await
+}
+
+async fn try_get(router: &mut Router<Backend>, path: &str) -> Result<Response<String>, RouteError> {
+    let request = Request::get(path)
+        .header("host", "a.test")
+        .body(String::new())
+        .unwrap();
+    try_send(router, request).await
 }
 
 async fn get(router: &mut Router<Backend>, path: &str) -> Response<String> {
@@ -193,12 +211,12 @@ async fn backend_request_timeouts_are_retried_and_the_request_timeout_is_504() {
          \x20 - matches: [{path: {value: /unlimited}}]\n    timeouts: {request: 0s}\n    backendRefs: [{name: sleepy, port: 80}]\n",
     );
     assert_eq!(
-        get(&mut router, "/once").await.status(),
-        StatusCode::GATEWAY_TIMEOUT
+        outcome(&try_get(&mut router, "/once").await),
+        "BackendTimeout"
     );
     assert_eq!(
-        get(&mut router, "/whole").await.status(),
-        StatusCode::GATEWAY_TIMEOUT
+        outcome(&try_get(&mut router, "/whole").await),
+        "RequestTimeout"
     );
     assert_eq!(
         get(&mut router, "/unlimited").await.status(),

@@ -1,11 +1,24 @@
-//! Assembly of a gateway, waypoint or node proxy from the `hbone`, `routing` and `mesh-policy`
-//! crates.
+//! The shared runtime the data-plane products are assembled from, on top of the `hbone`,
+//! `routing` and `mesh-policy` crates:
 //!
-//! Built so far: [`gateway`], a standalone Gateway API gateway (configuration store with hot
-//! reload, HTTP listeners sharing sockets by address and port, forwarding to Service
-//! endpoints, admin endpoint and metrics), which the `gateway` example binary runs.
+//! - [`inbound`]: sockets shared per address and port, HTTP/1.1 + h2 serving with limits,
+//!   TLS termination by SNI, TLS passthrough, TCP and UDP;
+//! - [`outbound`]: the forwarder (pools, backend TLS, upgrades), the one endpoint picker, typed
+//!   upstream errors;
+//! - [`config`]: configuration sources, immutable snapshots, change detection;
+//! - [`respond`]: the one place request-path errors become HTTP or gRPC answers;
+//! - [`admin`] and [`metrics`];
+//! - the products as thin assemblies: [`gateway`] (a standalone Gateway API gateway, run by the
+//!   `gateway` example binary).
 //!
-//! Still to come: PROXY protocol and HBONE termination for the waypoint and ztunnel binaries.
+//! The request path of the gateway: inbound socket → hyper → [`respond::Respond`] →
+//! `routing::router::Router` (select → rule filters → dispatch) → [`outbound::Forwarder`].
 //! It is the only library crate allowed to compose the other three (see ARCHITECTURE.md).
 
+pub mod admin;
+pub mod config;
 pub mod gateway;
+pub mod inbound;
+pub mod metrics;
+pub mod outbound;
+pub mod respond;

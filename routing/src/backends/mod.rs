@@ -3,7 +3,8 @@
 //! A rule's traffic is split over *all* its `backendRefs` by weight. An invalid reference keeps
 //! its weight and its share is answered with 500; a valid one without ready endpoints gets 503
 //! for its share; all weights 0 (or no references) is 500. The random source is the caller's, so
-//! the choice is deterministic under test.
+//! the choice is deterministic under test. The choice is typed ([`BackendChoice`]); the embedder
+//! turns `Invalid` and `NoEndpoints` into those statuses.
 
 /// The largest weight the API accepts.
 pub const MAX_WEIGHT: u32 = 1_000_000;
@@ -34,8 +35,10 @@ pub enum BackendState<B> {
 pub enum BackendChoice<'a, B> {
     /// Forward to this backend.
     Forward(&'a B),
-    /// Answer with this status without forwarding (500 or 503).
-    Respond(u16),
+    /// The share of a valid backend without ready endpoints (answered 503).
+    NoEndpoints,
+    /// The share of an invalid reference, or a total weight of 0 (answered 500).
+    Invalid,
 }
 
 /// A rule's backends with their cumulative weights, built once per configuration.
@@ -82,14 +85,14 @@ impl<B> WeightedBackends<B> {
     pub fn choose(&self, random: u64) -> BackendChoice<'_, B> {
         let total = self.total_weight();
         if total == 0 {
-            return BackendChoice::Respond(500);
+            return BackendChoice::Invalid;
         }
         let point = random % total;
         let index = self.cumulative.partition_point(|&end| end <= point);
         match self.backends.get(index).map(|backend| &backend.state) {
             Some(BackendState::Ready(backend)) => BackendChoice::Forward(backend),
-            Some(BackendState::NoEndpoints) => BackendChoice::Respond(503),
-            Some(BackendState::Invalid) | None => BackendChoice::Respond(500),
+            Some(BackendState::NoEndpoints) => BackendChoice::NoEndpoints,
+            Some(BackendState::Invalid) | None => BackendChoice::Invalid,
         }
     }
 }
@@ -121,7 +124,8 @@ mod tests {
         for random in uniform(draws) {
             let key = match backends.choose(random) {
                 BackendChoice::Forward(name) => (*name).to_owned(),
-                BackendChoice::Respond(status) => status.to_string(),
+                BackendChoice::NoEndpoints => "503".to_owned(),
+                BackendChoice::Invalid => "500".to_owned(),
             };
             *counts.entry(key).or_insert(0) += 1;
         }
@@ -159,10 +163,10 @@ mod tests {
     fn no_weight_at_all_is_500() {
         assert_eq!(
             WeightedBackends::<&str>::new(vec![]).choose(7),
-            BackendChoice::Respond(500)
+            BackendChoice::Invalid
         );
         let zero = WeightedBackends::new(vec![backend(0, BackendState::Ready("a"))]);
-        assert_eq!(zero.choose(7), BackendChoice::Respond(500));
+        assert_eq!(zero.choose(7), BackendChoice::Invalid);
         let clamped = WeightedBackends::new(vec![backend(u32::MAX, BackendState::Ready("a"))]);
         assert_eq!(clamped.total_weight(), u64::from(MAX_WEIGHT));
     }

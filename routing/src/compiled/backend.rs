@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::rule::HttpFilter;
 use crate::model::ObjectKey;
+use crate::slot::PolicySlot;
 
 /// How to speak to a backend (from the Service port's `appProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -67,4 +68,7 @@ pub struct Backend {
     /// Filters applied only when this backend serves the request.
     #[serde(skip)]
     pub filters: Vec<HttpFilter>,
+    /// Policies attached when the configuration was compiled.
+    #[serde(skip)]
+    pub policy: PolicySlot,
 }

@@ -10,6 +10,7 @@ use super::rule::HttpRule;
 use crate::backends::WeightedBackends;
 use crate::http_route::RouteTable;
 use crate::model::ObjectKey;
+use crate::slot::PolicySlot;
 
 /// A listener protocol this implementation serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -68,6 +69,8 @@ pub struct CompiledListener {
     pub certificates: Vec<Certificate>,
     /// Its routes.
     pub routes: ListenerRoutes,
+    /// Policies attached when the configuration was compiled.
+    pub policy: PolicySlot,
 }
 
 /// A Gateway to serve: where to bind and its usable listeners.

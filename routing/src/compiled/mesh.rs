@@ -30,6 +30,8 @@ pub struct MeshPort {
     pub consumers: BTreeMap<String, Arc<HttpRouteTable>>,
     /// Where traffic goes when no route applies: the Service port itself.
     pub default_backend: BackendState<Arc<Backend>>,
+    /// The implicit rule forwarding to `default_backend` (no filters, no timeouts).
+    pub default_rule: Arc<HttpRule>,
 }
 
 /// A Service as a mesh destination.

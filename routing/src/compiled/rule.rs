@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::backends::{BackendState, WeightedBackends};
 use crate::filters::{CorsPolicy, HeaderModifier, RequestRedirect, UrlRewrite};
 use crate::model::ObjectKey;
+use crate::slot::PolicySlot;
 
 use super::backend::Backend;
 
@@ -60,13 +61,39 @@ pub struct RetryPolicy {
     pub backoff: Duration,
 }
 
+impl HttpRule {
+    /// The implicit rule of a mesh Service port without routes: everything to `backend`.
+    pub fn forward_to_service(service: ObjectKey, backend: BackendState<Arc<Backend>>) -> Self {
+        HttpRule {
+            kind: "Service",
+            route: service,
+            index: 0,
+            name: None,
+            matched_prefix: None,
+            filters: Vec::new(),
+            backends: WeightedBackends::new(vec![crate::backends::WeightedBackend {
+                weight: 1,
+                state: backend,
+            }]),
+            timeouts: RouteTimeouts::default(),
+            retry: None,
+            policy: PolicySlot::default(),
+        }
+    }
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct HttpRule {
-    /// The route it came from.
+    /// The kind of route it came from: `HTTPRoute`, `GRPCRoute`, or `Service` for the implicit
+    /// rule of a mesh Service port without routes.
+    pub kind: &'static str,
+    /// The route it came from (the Service, for the implicit mesh rule).
     pub route: ObjectKey,
     /// Its index in the route.
     pub index: usize,
+    /// The rule's `name`, when it has one.
+    pub name: Option<String>,
     /// The rule's single `PathPrefix` value, when it has one (for `ReplacePrefixMatch`).
     pub matched_prefix: Option<String>,
     /// Filters, in list order.
@@ -77,4 +104,6 @@ pub struct HttpRule {
     pub timeouts: RouteTimeouts,
     /// Retries.
     pub retry: Option<RetryPolicy>,
+    /// Policies attached when the configuration was compiled.
+    pub policy: PolicySlot,
 }

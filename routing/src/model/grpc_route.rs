@@ -34,6 +34,9 @@ pub struct GrpcRouteSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct GrpcRouteRule {
+    /// The rule's optional name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Matches (ORed); none: every request.
     pub matches: Vec<GrpcRouteMatch>,
     /// Filters.

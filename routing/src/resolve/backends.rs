@@ -89,6 +89,7 @@ pub(crate) fn resolve_backend(
             endpoints: Arc::from(endpoints),
             protocol: protocol_of(port),
             filters: Vec::new(),
+            policy: crate::slot::PolicySlot::default(),
             tls,
         }))
     };

@@ -22,6 +22,7 @@ use crate::model::{
     Config, HeaderMatchType, HttpHeaderFilter, HttpPathModifier, HttpRouteFilter,
     HttpRouteFilterType, HttpRouteRule, ObjectKey, PathMatchType, PathModifierType,
 };
+use crate::slot::{BackendTarget, PolicyCompiler, PolicySlot, RuleTarget};
 
 /// A rule compiled, with the `ResolvedRefs=False` conditions of its invalid backends.
 pub(crate) struct CompiledRule {
@@ -38,7 +39,7 @@ pub(crate) type Unsupported = String;
 /// Service (its backends may cross namespaces without a ReferenceGrant).
 pub(crate) fn compile_http_rule(
     config: &Config,
-    kind: &str,
+    kind: &'static str,
     route: &ObjectKey,
     index: usize,
     rule: &HttpRouteRule,
@@ -132,13 +133,16 @@ pub(crate) fn compile_http_rule(
     };
     Ok(CompiledRule {
         rule: Arc::new(HttpRule {
+            kind,
             route: route.clone(),
             index,
+            name: rule.name.clone(),
             matched_prefix,
             filters,
             backends: WeightedBackends::new(backends),
             timeouts,
             retry,
+            policy: PolicySlot::default(),
         }),
         matches,
         ref_problems,
@@ -146,6 +150,30 @@ pub(crate) fn compile_http_rule(
 }
 
 impl CompiledRule {
+    /// Lets `policies` fill the slots of the rule and of its backends (the rule was just
+    /// compiled and is not shared yet, so nothing is copied).
+    pub(crate) fn fill_policy_slots(&mut self, policies: &dyn PolicyCompiler, mesh: bool) {
+        let rule = Arc::make_mut(&mut self.rule);
+        let target = RuleTarget {
+            kind: rule.kind,
+            route: &rule.route,
+            index: rule.index,
+            name: rule.name.as_deref(),
+            mesh,
+        };
+        let mut slot = PolicySlot::default();
+        policies.rule(&target, &mut slot);
+        rule.policy = slot;
+        rule.backends.for_each_ready_mut(|backend| {
+            let backend = Arc::make_mut(backend);
+            let target = BackendTarget {
+                service: &backend.service,
+                port: backend.port,
+            };
+            policies.backend(&target, &mut backend.policy);
+        });
+    }
+
     /// One table candidate per match of the rule, with the (effective) `hostnames` and the
     /// route's age and name for the tie-breaks.
     pub(crate) fn candidates<'a>(

@@ -55,7 +55,7 @@ fn to_http_rule(rule: &GrpcRouteRule) -> Result<HttpRouteRule, String> {
             .collect::<Result<_, String>>()?
     };
     Ok(HttpRouteRule {
-        name: None,
+        name: rule.name.clone(),
         matches,
         filters: rule.filters.clone(),
         backend_refs: rule.backend_refs.clone(),

@@ -163,7 +163,12 @@ pub(crate) fn mesh_routes(config: &Config, mut build: MeshBuild) -> MeshRoutes {
                     .remove(&(key.clone(), port.port))
                     .unwrap_or_default();
                 let table = |candidates: Vec<_>| Arc::new(RouteTable::new(candidates));
+                let default_backend = resolve_backend(config, from, &reference).state;
                 MeshPort {
+                    default_rule: Arc::new(HttpRule::forward_to_service(
+                        key.clone(),
+                        default_backend.clone(),
+                    )),
                     port: port.port,
                     name: port.name.clone(),
                     producer: (!built.producer.is_empty()).then(|| table(built.producer)),
@@ -172,7 +177,7 @@ pub(crate) fn mesh_routes(config: &Config, mut build: MeshBuild) -> MeshRoutes {
                         .into_iter()
                         .map(|(namespace, candidates)| (namespace, table(candidates)))
                         .collect(),
-                    default_backend: resolve_backend(config, from, &reference).state,
+                    default_backend,
                 }
             })
             .collect();

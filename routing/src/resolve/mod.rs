@@ -35,6 +35,7 @@ pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
 use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes, MeshRoutes};
 use crate::http_route::{Candidate, RouteTable};
 use crate::model::{Config, ObjectKey, ObjectMeta, ParentReference};
+use crate::slot::{ListenerTarget, PolicyCompiler, PolicySlot};
 use attach::ServedGateway;
 use compile::compile_http_rule;
 use http_like::HttpLikeRoute;
@@ -45,6 +46,8 @@ use l4::L4Attached;
 pub struct ResolveOptions {
     /// Serve only Gateways of this class; `None`: every Gateway.
     pub gateway_class: Option<String>,
+    /// Fills the policy slots of compiled listeners, rules and backends.
+    pub policies: Option<Arc<dyn PolicyCompiler>>,
 }
 
 /// The result of resolution.
@@ -111,7 +114,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     for route in &config.http_routes {
         let key = route.metadata.key();
         let compile = |mesh| {
-            route
+            let rules = route
                 .spec
                 .rules
                 .iter()
@@ -119,7 +122,8 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 .map(|(index, rule)| {
                     compile_http_rule(config, "HTTPRoute", &key, index, rule, mesh)
                 })
-                .collect()
+                .collect();
+            fill_rule_slots(rules, options, mesh)
         };
         let rules =
             hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| compile(false));
@@ -145,7 +149,13 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             parent_refs: &route.spec.parent_refs,
             hostnames: &route.spec.hostnames,
             rules: hostnames::validate_hostnames(&route.spec.hostnames).and_then(|()| {
-                grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules, false)
+                let rules = grpc::compile_grpc_rules(
+                    config,
+                    &route.metadata.key(),
+                    &route.spec.rules,
+                    false,
+                );
+                fill_rule_slots(rules, options, false)
             }),
             mesh_rules: route
                 .spec
@@ -153,7 +163,13 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 .iter()
                 .any(mesh::is_service_parent)
                 .then(|| {
-                    grpc::compile_grpc_rules(config, &route.metadata.key(), &route.spec.rules, true)
+                    let rules = grpc::compile_grpc_rules(
+                        config,
+                        &route.metadata.key(),
+                        &route.spec.rules,
+                        true,
+                    );
+                    fill_rule_slots(rules, options, true)
                 }),
         });
     }
@@ -233,6 +249,16 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 continue;
             };
             let routes = l4::listener_routes(protocol, build.http, build.l4);
+            let mut policy = PolicySlot::default();
+            if let Some(policies) = &options.policies {
+                let target = ListenerTarget {
+                    gateway: &key,
+                    listener: &listener.name,
+                    port: listener.port,
+                    protocol,
+                };
+                policies.listener(&target, &mut policy);
+            }
             listeners.push(CompiledListener {
                 gateway: key.clone(),
                 name: listener.name.clone(),
@@ -241,6 +267,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 protocol,
                 certificates: state.certificates.clone(),
                 routes,
+                policy,
             });
         }
         statuses.push(status);
@@ -255,6 +282,23 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
         mesh,
         statuses,
     }
+}
+
+/// Lets the embedder's policy compiler fill the slots of freshly compiled rules.
+fn fill_rule_slots(
+    rules: Result<Vec<compile::CompiledRule>, String>,
+    options: &ResolveOptions,
+    mesh: bool,
+) -> Result<Vec<compile::CompiledRule>, String> {
+    let Some(policies) = &options.policies else {
+        return rules;
+    };
+    rules.map(|mut rules| {
+        for rule in &mut rules {
+            rule.fill_policy_slots(policies.as_ref(), mesh);
+        }
+        rules
+    })
 }
 
 /// Routes are processed oldest first, then by `namespace/name`.

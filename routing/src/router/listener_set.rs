@@ -1,5 +1,7 @@
 //! The listeners that share one socket, and how a request's host picks one (spec §1.1 items 1–2).
 
+use std::sync::Arc;
+
 use crate::compiled::CompiledListener;
 use crate::http_route::hostname_covers;
 
@@ -8,24 +10,26 @@ use crate::http_route::hostname_covers;
 /// the listener without a hostname).
 #[derive(Debug, Clone, Default)]
 pub struct ListenerSet {
-    /// Most specific first.
-    listeners: Vec<CompiledListener>,
+    /// Most specific first; shared with the requests that match them.
+    listeners: Vec<Arc<CompiledListener>>,
 }
 
 impl ListenerSet {
     /// The set of `listeners` (all on one address and port).
     pub fn new(mut listeners: Vec<CompiledListener>) -> Self {
         listeners.sort_by_key(|listener| specificity(listener.hostname.as_deref()));
-        ListenerSet { listeners }
+        ListenerSet {
+            listeners: listeners.into_iter().map(Arc::new).collect(),
+        }
     }
 
     /// The listeners, most specific first.
-    pub fn listeners(&self) -> &[CompiledListener] {
+    pub fn listeners(&self) -> &[Arc<CompiledListener>] {
         &self.listeners
     }
 
     /// The listener `host` (without port, any case) belongs to.
-    pub fn for_host(&self, host: &str) -> Option<&CompiledListener> {
+    pub fn for_host(&self, host: &str) -> Option<&Arc<CompiledListener>> {
         self.listeners.iter().find(|listener| {
             listener
                 .hostname

@@ -1,26 +1,21 @@
-//! [`MeshRouter`]: GAMMA routing for waypoints — by destination Service and port and the
-//! caller's namespace (spec §2.6), with the same filters, backends, retries and timeouts as
-//! [`Router`](super::Router).
+//! [`SelectMeshRoute`]: GAMMA route selection for waypoints — by destination Service and port
+//! and the caller's namespace (spec §2.6), putting a [`MatchedRoute`] into the request like
+//! [`SelectRoute`](super::SelectRoute).
 //!
-//! | situation | answer |
+//! | situation | error |
 //! | --- | --- |
-//! | no [`MeshDestination`] on the request | 500 (the stack is misassembled) |
-//! | the destination is not a known Service port | 404 |
-//! | routes apply to the port but none matches | 404 |
-//! | no route applies: the Service itself | forwarded; 503 without endpoints |
-//!
-//! As with [`Router`](super::Router), a gRPC request gets these answers as gRPC statuses.
+//! | no [`MeshDestination`] on the request | `Misassembled` |
+//! | the destination is not a known Service port | `NoRoute` |
+//! | routes apply to the port but none matches | `NoRoute` |
+//! | no route applies | the port's implicit rule: forward to the Service itself |
 
-use std::future::poll_fn;
+use http::Request;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode};
-
-use super::decide::{ListenerContext, route_in_table};
-use super::{RouterFuture, SelectedBackend, attempts, response};
-use crate::backends::BackendState;
+use super::select::{RouteSelector, Select, SelectLayer};
+use super::{MatchedRoute, RouteError};
 use crate::compiled::MeshRoutes;
+use crate::http_route::RequestView;
 use crate::model::ObjectKey;
 
 /// Where a mesh request goes and who sends it, as a request extension set by the layers that
@@ -35,75 +30,39 @@ pub struct MeshDestination {
     pub source_namespace: Option<String>,
 }
 
-/// Routes mesh requests by destination.
-#[derive(Debug, Clone)]
-pub struct MeshRouter<S> {
-    routes: Arc<MeshRoutes>,
-    inner: S,
-}
+/// Mesh route selection by [`MeshDestination`].
+pub type SelectMeshRoute<S> = Select<MeshRoutes, S>;
 
-impl<S> MeshRouter<S> {
-    /// A router over `routes` that forwards through `inner`.
-    pub fn new(routes: Arc<MeshRoutes>, inner: S) -> Self {
-        MeshRouter { routes, inner }
+/// The layer of [`SelectMeshRoute`].
+pub type SelectMeshRouteLayer = SelectLayer<MeshRoutes>;
+
+impl RouteSelector for MeshRoutes {
+    fn select_route<B>(&self, request: &mut Request<B>) -> Result<MatchedRoute, RouteError> {
+        select_mesh(self, request)
     }
 }
 
-impl<S, B, RB> tower::Service<Request<B>> for MeshRouter<S>
-where
-    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: http_body::Body + Default + Send + 'static,
-    RB: Default + Send + 'static,
-{
-    type Response = Response<RB>;
-    type Error = S::Error;
-    type Future = RouterFuture<Response<RB>, S::Error>;
-
-    /// Always ready: each request drives a clone of the inner service to readiness itself.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let grpc = response::is_grpc(request.headers());
-        let own = move |response| -> Self::Future {
-            Box::pin(std::future::ready(Ok(response::own_answer(response, grpc))))
-        };
-        let answer = |status| own(response::status(status));
-        let Some(destination) = request.extensions().get::<MeshDestination>().cloned() else {
-            return answer(StatusCode::INTERNAL_SERVER_ERROR);
-        };
-        let port = self
-            .routes
-            .service(&destination.service)
-            .and_then(|service| service.port(destination.port));
-        let Some(port) = port else {
-            return answer(StatusCode::NOT_FOUND);
-        };
-        let Some(table) = port.table_for(destination.source_namespace.as_deref()) else {
-            // No route: the implicit behaviour, straight to the Service's endpoints.
-            let backend = match &port.default_backend {
-                BackendState::Ready(backend) => Arc::clone(backend),
-                BackendState::NoEndpoints => return answer(StatusCode::SERVICE_UNAVAILABLE),
-                BackendState::Invalid => return answer(StatusCode::INTERNAL_SERVER_ERROR),
-            };
-            request.extensions_mut().insert(SelectedBackend(backend));
-            let mut inner = self.inner.clone();
-            return Box::pin(async move {
-                poll_fn(|cx| inner.poll_ready(cx)).await?;
-                inner.call(request).await
-            });
-        };
-        let context = ListenerContext {
-            scheme: "http",
-            port: destination.port,
-        };
-        let routed = match route_in_table(table, context, request) {
-            Ok(routed) => routed,
-            Err(response) => return own(response),
-        };
-        Box::pin(attempts::dispatch(self.inner.clone(), routed))
-    }
+/// The rule for `request` by its [`MeshDestination`].
+pub fn select_mesh<B>(
+    routes: &MeshRoutes,
+    request: &Request<B>,
+) -> Result<MatchedRoute, RouteError> {
+    let destination = request
+        .extensions()
+        .get::<MeshDestination>()
+        .ok_or(RouteError::Misassembled("mesh route selection"))?;
+    let port = routes
+        .service(&destination.service)
+        .and_then(|service| service.port(destination.port))
+        .ok_or(RouteError::NoRoute)?;
+    let rule = match port.table_for(destination.source_namespace.as_deref()) {
+        None => Arc::clone(&port.default_rule),
+        Some(table) => {
+            let selected = table
+                .select(&RequestView::of(request))
+                .ok_or(RouteError::NoRoute)?;
+            Arc::clone(&selected.target)
+        }
+    };
+    Ok(MatchedRoute::on_service_port(rule, destination.port))
 }

@@ -1,54 +1,62 @@
-//! The [`Router`] tower service: request → listener (by host, SNI-checked) → rule → filters →
-//! backend, with the Gateway API's status codes (spec §1.1, §1.4–1.6):
+//! The HTTP request path as layers, each doing one thing (spec §1.1, §1.4–1.6):
 //!
-//! | situation | answer |
-//! | --- | --- |
-//! | no listener for the host, or no matching rule | 404 |
-//! | HTTPS: `Host` belongs to another listener than the SNI | 421 |
-//! | CORS preflight | 200 from the proxy (empty body), or 403 for an origin not allowed |
-//! | unresolvable filter, invalid backend's share, no backends, all weights 0 | 500 |
-//! | the chosen Service has no ready endpoints | 503 |
-//! | `timeouts.request` elapsed, or the last try hit `timeouts.backendRequest` | 504 |
+//! 1. [`SelectRoute`] (by listener and host, SNI-checked) or [`SelectMeshRoute`] (GAMMA, by
+//!    destination Service) chooses the rule and puts a [`MatchedRoute`] — with its stable
+//!    [`RouteIdentity`] — into the request. It only selects.
+//! 2. [`RuleFilters`] runs the rule's filters in list order: header edits and rewrites, a
+//!    redirect or CORS preflight as the answer, response edits after the backend, sampled
+//!    mirrors handed on as [`PendingMirrors`].
+//! 3. [`Dispatch`] is the one loop: per try it chooses the weighted Service (the only place
+//!    that does), runs the backend's filters, sets [`SelectedBackend`] and calls the upstream
+//!    service within `timeouts.backendRequest`; retries follow typed [`UpstreamError`]s,
+//!    backend timeouts and the rule's status codes; the whole within `timeouts.request`;
+//!    mirrors go out with a cap and a timeout.
+//! 4. The upstream service (the embedder's; `waypoint`'s forwarder) picks the endpoint and
+//!    answers failures as typed [`UpstreamError`]s.
 //!
-//! A gRPC request (`content-type: application/grpc`) gets these answers as gRPC statuses
-//! instead: UNIMPLEMENTED for no route, UNAVAILABLE for invalid backends and missing endpoints,
-//! DEADLINE_EXCEEDED for timeouts.
+//! Failures are [`RouteError`]s, never status codes; the embedder turns them into HTTP or
+//! gRPC answers in one place (`waypoint::respond`): no route 404, misdirected 421, invalid
+//! filter or backend 500, no endpoints and upstream failures 503, timeouts 504.
 //!
-//! Filters run in list order; redirects and preflights end the request; mirrors get a copy of
-//! a request without a body (requests with a body are not mirrored). A rule's `retry` retries
-//! a request without a body on its listed status codes, on [`UpstreamFailure`] responses and
-//! on `backendRequest` timeouts — `attempts` retries after the first try, each to a freshly
-//! chosen backend, after `backoff`.
-//!
-//! Forwarding itself is the inner service's job: it receives the request (edited by the
-//! filters) with a [`SelectedBackend`] extension and answers connection failures itself,
-//! marking them with [`UpstreamFailure`].
+//! [`Router`] and [`MeshRouter`] are the three layers assembled.
 
-mod attempts;
-mod decide;
+mod apply;
+mod dispatch;
+mod error;
+mod future;
 mod listener_set;
+mod matched;
 mod mesh;
-mod response;
+mod mirror;
+mod rule_filters;
+mod select;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::Request;
 
+pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, UpstreamService};
+pub use error::{BoxError, RouteError, UpstreamError, UpstreamErrorKind};
+pub use future::EarlyOrInner;
 pub use listener_set::ListenerSet;
-pub use mesh::{MeshDestination, MeshRouter};
+pub use matched::{MatchedRoute, RouteIdentity};
+pub use mesh::{MeshDestination, SelectMeshRoute, SelectMeshRouteLayer, select_mesh};
+pub use mirror::MirrorLimits;
+pub use rule_filters::{
+    FilterEffectsOnResponse, PendingMirrors, RuleFilters, RuleFiltersFuture, RuleFiltersLayer,
+};
+pub use select::{RouteSelector, Select, SelectLayer, SelectRoute, SelectRouteLayer, select};
 
-use crate::compiled::Backend;
+use crate::compiled::{Backend, MeshRoutes};
 
 /// The TLS server name the connection was accepted with (HTTPS listeners set it on every
 /// request, for the misdirected-request check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsServerName(pub String);
 
-/// The backend the router chose (a Service port with ready endpoints, never empty), as a
-/// request extension for the forwarding service. Cloning it is one reference count.
+/// The backend [`Dispatch`] chose for one try (a Service port with ready endpoints, never
+/// empty), as a request extension for the upstream service. Cloning it is one reference count.
 #[derive(Debug, Clone)]
 pub struct SelectedBackend(pub Arc<Backend>);
 
@@ -60,53 +68,62 @@ impl std::ops::Deref for SelectedBackend {
     }
 }
 
-/// A response extension the forwarding service sets when the backend could not be reached
-/// (refused, reset, timed out): the router retries such responses when the rule allows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpstreamFailure;
-
-/// Routes requests of the listeners that share one socket.
+/// Gateway routing assembled: [`SelectRoute`] → [`RuleFilters`] → [`Dispatch`] → `upstream`.
 #[derive(Debug, Clone)]
 pub struct Router<S> {
-    listeners: Arc<ListenerSet>,
-    inner: S,
+    stack: SelectRoute<RuleFilters<Dispatch<S>>>,
 }
 
 impl<S> Router<S> {
-    /// A router over `listeners` that forwards through `inner`.
-    pub fn new(listeners: Arc<ListenerSet>, inner: S) -> Self {
-        Router { listeners, inner }
+    /// Routes among `listeners` (one socket's), forwarding through `upstream`.
+    pub fn new(listeners: Arc<ListenerSet>, upstream: S) -> Self {
+        Router {
+            stack: Select::new(listeners, RuleFilters::new(Dispatch::new(upstream))),
+        }
     }
 }
 
-/// The boxed future of [`Router`].
-pub type RouterFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+/// Mesh routing assembled: [`SelectMeshRoute`] → [`RuleFilters`] → [`Dispatch`] → `upstream`.
+#[derive(Debug, Clone)]
+pub struct MeshRouter<S> {
+    stack: SelectMeshRoute<RuleFilters<Dispatch<S>>>,
+}
 
-impl<S, B, RB> tower::Service<Request<B>> for Router<S>
-where
-    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: http_body::Body + Default + Send + 'static,
-    RB: Default + Send + 'static,
-{
-    type Response = Response<RB>;
-    type Error = S::Error;
-    type Future = RouterFuture<Response<RB>, S::Error>;
-
-    /// Always ready: each request drives a clone of the inner service to readiness itself.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+impl<S> MeshRouter<S> {
+    /// Routes by destination among `routes`, forwarding through `upstream`.
+    pub fn new(routes: Arc<MeshRoutes>, upstream: S) -> Self {
+        MeshRouter {
+            stack: Select::new(routes, RuleFilters::new(Dispatch::new(upstream))),
+        }
     }
+}
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let grpc = response::is_grpc(request.headers());
-        let routed = match decide::route(&self.listeners, request) {
-            Ok(routed) => routed,
-            Err(response) => {
-                return Box::pin(std::future::ready(Ok(response::own_answer(response, grpc))));
+macro_rules! delegate_service {
+    ($router:ident, $select:ident) => {
+        impl<S, B, RB> tower::Service<Request<B>> for $router<S>
+        where
+            S: UpstreamService<B, RB> + tower::Service<Request<B>, Response = http::Response<RB>>,
+            B: http_body::Body + Default + Send + 'static,
+            RB: Default + Send + 'static,
+        {
+            type Response = http::Response<RB>;
+            type Error = RouteError;
+            type Future = EarlyOrInner<
+                RuleFiltersFuture<DispatchFuture<http::Response<RB>>, RB>,
+                http::Response<RB>,
+                RouteError,
+            >;
+
+            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+                tower::Service::<Request<B>>::poll_ready(&mut self.stack, cx)
             }
-        };
-        Box::pin(attempts::dispatch(self.inner.clone(), routed))
-    }
+
+            fn call(&mut self, request: Request<B>) -> Self::Future {
+                self.stack.call(request)
+            }
+        }
+    };
 }
+
+delegate_service!(Router, SelectRoute);
+delegate_service!(MeshRouter, SelectMeshRoute);

@@ -22,3 +22,19 @@ pub fn accepted_reason(resolution: &Resolution, name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no Accepted condition for {name}"))
         .reason
 }
+
+/// A routed request's outcome for assertions: the response's status code (`"200"`), or the
+/// [`RouteError`](routing::router::RouteError) variant's name (`"NoRoute"`).
+pub fn outcome<B>(result: &Result<http::Response<B>, routing::router::RouteError>) -> String {
+    match result {
+        Ok(response) => response.status().as_u16().to_string(),
+        Err(error) => {
+            let debug = format!("{error:?}");
+            debug
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    }
+}

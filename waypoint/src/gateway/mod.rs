@@ -1,18 +1,7 @@
-//! A standalone Gateway API gateway: configuration store with hot reload, HTTP listeners
-//! routed by [`routing::router::Router`], forwarding to Service endpoints, and the admin
+//! The gateway product, assembled: a configuration source with hot reload, inbound sockets
+//! whose HTTP requests go through [`Respond`](crate::respond::Respond) and
+//! [`routing::router::Router`] to the [`Forwarder`](crate::outbound::Forwarder), and the admin
 //! endpoint. The `gateway` example binary is this module plus a command line.
-
-mod admin;
-mod backend_tls;
-pub mod client_hello;
-mod config_store;
-mod forward;
-mod http1_pool;
-mod metrics;
-mod sockets;
-mod streams;
-mod tls;
-mod udp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,12 +13,11 @@ use arc_swap::ArcSwap;
 use routing::loader::LoadError;
 use routing::resolve::ResolveOptions;
 
-pub use admin::AdminState;
-pub use config_store::{ConfigSource, Fingerprint, Snapshot};
-pub use forward::{Forwarder, ResponseBody};
-pub use metrics::GatewayMetrics;
-pub use sockets::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
-pub use tls::TlsSetupError;
+use crate::admin;
+pub use crate::admin::AdminState;
+pub use crate::config::{ConfigSource, Fingerprint, Snapshot};
+pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
+pub use crate::metrics::GatewayMetrics;
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -87,6 +75,7 @@ pub async fn run_gateway(
 ) -> Result<(), GatewayError> {
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
+        ..ResolveOptions::default()
     };
     let mut fingerprint = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;

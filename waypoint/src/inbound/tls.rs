@@ -58,7 +58,7 @@ impl ResolvesServerCert for SniResolver {
 /// The server configuration of a socket's HTTPS listeners (given most specific first), offering
 /// ALPN `h2` and `http/1.1`; `None` when none is HTTPS.
 pub(crate) fn server_config(
-    listeners: &[CompiledListener],
+    listeners: &[Arc<CompiledListener>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Option<Arc<ServerConfig>>, TlsSetupError> {
     let mut entries = Vec::new();

@@ -27,11 +27,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::forward::Forwarder;
-use super::metrics::GatewayMetrics;
 use super::streams::{passthrough, tcp};
 use super::tls::{TlsSetupError, server_config};
 use super::udp::udp_loop;
+use crate::metrics::GatewayMetrics;
+use crate::outbound::Forwarder;
+use crate::respond::Respond;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -221,7 +222,11 @@ impl Sockets {
                         Arc::clone(&self.metrics),
                         self.draining.subscribe(),
                     )),
-                    Bound::Udp(udp) => tokio::spawn(udp_socket_loop(udp, Arc::clone(&state))),
+                    Bound::Udp(udp) => tokio::spawn(udp_socket_loop(
+                        udp,
+                        Arc::clone(&state),
+                        self.forwarder.clone(),
+                    )),
                 };
                 self.bound
                     .insert(address, BoundSocket { state, accept_loop });
@@ -271,8 +276,13 @@ fn bind(key: SocketKey) -> io::Result<Bound> {
 }
 
 /// Serves a UDP socket with the listener set current at each new session.
-async fn udp_socket_loop(socket: UdpSocket, state: Arc<ArcSwap<SocketState>>) {
-    udp_loop(socket, move || Arc::clone(&state.load().listeners)).await;
+async fn udp_socket_loop(
+    socket: UdpSocket,
+    state: Arc<ArcSwap<SocketState>>,
+    forwarder: Forwarder,
+) {
+    let current = move || Arc::clone(&state.load().listeners);
+    udp_loop(socket, current, forwarder.endpoints()).await;
 }
 
 /// Everything a connection needs.
@@ -312,8 +322,14 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     context.metrics.connection_opened();
     let state = context.state.load_full();
     match (state.protocol, state.tls.clone()) {
-        (ListenerProtocol::Tls, _) => passthrough(stream, Arc::clone(&state.listeners)).await,
-        (ListenerProtocol::Tcp, _) => tcp(stream, Arc::clone(&state.listeners)).await,
+        (ListenerProtocol::Tls, _) => {
+            let endpoints = context.forwarder.endpoints();
+            passthrough(stream, Arc::clone(&state.listeners), endpoints).await;
+        }
+        (ListenerProtocol::Tcp, _) => {
+            let endpoints = context.forwarder.endpoints();
+            tcp(stream, Arc::clone(&state.listeners), endpoints).await;
+        }
         (_, None) => serve_http(stream, peer, None, &context).await,
         (_, Some(acceptor)) => {
             if let Ok(Ok(tls)) =
@@ -351,7 +367,7 @@ async fn serve_http<IO>(
         }
         add_forwarded_headers(request.headers_mut(), client_ip.as_ref(), &proto);
         let listeners = Arc::clone(&service_context.state.load().listeners);
-        let router = Router::new(listeners, service_context.forwarder.clone());
+        let router = Respond::new(Router::new(listeners, service_context.forwarder.clone()));
         let metrics = Arc::clone(&service_context.metrics);
         async move {
             let response = router.oneshot(request).await;

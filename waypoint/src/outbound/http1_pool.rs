@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) enum Http1PoolError {
     /// The TCP connection failed or timed out.
     #[error("connect: {0}")]
-    Connect(std::io::Error),
+    Connect(#[source] std::io::Error),
     /// HTTP/1.1 failed on the connection.
     #[error("http: {0}")]
     Http(#[from] hyper::Error),

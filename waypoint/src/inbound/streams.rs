@@ -14,12 +14,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name};
+use crate::outbound::EndpointPicker;
 
 /// How long a client may take to send its ClientHello, and a backend to accept.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one TLS passthrough connection.
-pub(crate) async fn passthrough(mut client: TcpStream, listeners: Arc<ListenerSet>) {
+pub(crate) async fn passthrough(
+    mut client: TcpStream,
+    listeners: Arc<ListenerSet>,
+    endpoints: &EndpointPicker,
+) {
     let mut hello = Vec::with_capacity(2048);
     let name = match tokio::time::timeout(SETUP_TIMEOUT, read_server_name(&mut client, &mut hello))
         .await
@@ -39,11 +44,15 @@ pub(crate) async fn passthrough(mut client: TcpStream, listeners: Arc<ListenerSe
     else {
         return;
     };
-    forward(client, backends, &hello).await;
+    forward(client, backends, &hello, endpoints).await;
 }
 
 /// Serves one TCP connection of a TCP listener.
-pub(crate) async fn tcp(client: TcpStream, listeners: Arc<ListenerSet>) {
+pub(crate) async fn tcp(
+    client: TcpStream,
+    listeners: Arc<ListenerSet>,
+    endpoints: &EndpointPicker,
+) {
     let backends = listeners
         .listeners()
         .first()
@@ -52,7 +61,7 @@ pub(crate) async fn tcp(client: TcpStream, listeners: Arc<ListenerSet>) {
             _ => None,
         });
     if let Some(backends) = backends {
-        forward(client, &backends, &[]).await;
+        forward(client, &backends, &[], endpoints).await;
     }
 }
 
@@ -80,11 +89,16 @@ async fn read_server_name(
 
 /// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
 /// sides close.
-async fn forward(mut client: TcpStream, backends: &L4Backends, already_read: &[u8]) {
+async fn forward(
+    mut client: TcpStream,
+    backends: &L4Backends,
+    already_read: &[u8],
+    endpoints: &EndpointPicker,
+) {
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return;
     };
-    let Some(mut upstream) = connect(backend).await else {
+    let Some(mut upstream) = connect(backend, endpoints).await else {
         return;
     };
     if upstream.write_all(already_read).await.is_err() {
@@ -93,15 +107,9 @@ async fn forward(mut client: TcpStream, backends: &L4Backends, already_read: &[u
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
-async fn connect(backend: &Backend) -> Option<TcpStream> {
-    let count = backend.endpoints.len();
-    if count == 0 {
-        return None;
-    }
-    let start = rand::random::<u32>() as usize % count;
-    // Try each endpoint once, starting from a random one.
-    for offset in 0..count {
-        let endpoint = &backend.endpoints[(start + offset) % count];
+async fn connect(backend: &Backend, endpoints: &EndpointPicker) -> Option<TcpStream> {
+    // Try each endpoint once, starting from the one whose turn it is.
+    for endpoint in endpoints.in_turn(backend) {
         if let Ok(Ok(stream)) =
             tokio::time::timeout(SETUP_TIMEOUT, TcpStream::connect(endpoint.address)).await
         {

@@ -1,12 +1,10 @@
 //! Forwarding a routed request to one endpoint of its [`SelectedBackend`]: HTTP/1.1 or h2c
 //! (by `appProtocol`), pooled connections, hop-by-hop headers removed, `Host` kept as sent.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,11 +17,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
-use routing::router::{SelectedBackend, UpstreamFailure};
+use routing::router::{SelectedBackend, UpstreamError, UpstreamErrorKind};
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
-use super::http1_pool::Http1Pool;
+use super::endpoints::EndpointPicker;
+use super::http1_pool::{Http1Pool, Http1PoolError};
 
 /// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
@@ -51,7 +50,7 @@ struct Pools {
     h2c: Client<HttpConnector, ResponseBody>,
     tls: BackendTlsClients,
     plain: Arc<Http1Pool>,
-    next_endpoint: AtomicUsize,
+    endpoints: EndpointPicker,
 }
 
 impl Forwarder {
@@ -70,18 +69,25 @@ impl Forwarder {
                 h2c,
                 tls: BackendTlsClients::new(crypto),
                 plain: Arc::new(Http1Pool::default()),
-                next_endpoint: AtomicUsize::new(0),
+                endpoints: EndpointPicker::default(),
             }),
         }
     }
 
-    async fn forward(self, mut request: Request<ResponseBody>) -> Response<ResponseBody> {
+    /// The endpoint picker shared with the TCP, TLS-passthrough and UDP sockets.
+    pub fn endpoints(&self) -> &EndpointPicker {
+        &self.inner.endpoints
+    }
+
+    async fn forward(
+        self,
+        mut request: Request<ResponseBody>,
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
         let Some(backend) = request.extensions_mut().remove::<SelectedBackend>() else {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(unroutable("no backend was selected for the request"));
         };
-        let turn = self.inner.next_endpoint.fetch_add(1, Ordering::Relaxed);
-        let Some(endpoint) = backend.endpoints.get(turn % backend.endpoints.len().max(1)) else {
-            return status(StatusCode::SERVICE_UNAVAILABLE);
+        let Some(endpoint) = self.inner.endpoints.pick(&backend) else {
+            return Err(UpstreamError::new(UpstreamErrorKind::Refused));
         };
         // Keep the authority the client sent as the Host header (HTTP/2 clients send
         // `:authority` only).
@@ -114,25 +120,26 @@ impl Forwarder {
             origin_form(request.uri())
         };
         let Some(target) = target else {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(unroutable("the request target cannot be rewritten"));
         };
         *request.uri_mut() = target;
+        let tls = backend.tls.is_some();
         let sent = match (&backend.tls, backend.protocol) {
-            (Some(tls), _) => {
+            (Some(policy), _) => {
                 // HTTPS to the backend, HTTP/1.1 (ALPN offers only http/1.1).
                 *request.version_mut() = http::Version::HTTP_11;
-                let Some(client) = self.inner.tls.client(tls) else {
-                    return status(StatusCode::INTERNAL_SERVER_ERROR);
+                let Some(client) = self.inner.tls.client(policy) else {
+                    return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
-                boxed(client.request(request).await)
+                boxed(client.request(request).await, tls)
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
-                boxed(self.inner.h2c.request(request).await)
+                boxed(self.inner.h2c.request(request).await, tls)
             }
             (None, _) if upgrading => {
                 *request.version_mut() = http::Version::HTTP_11;
-                boxed(self.inner.http1.request(request).await)
+                boxed(self.inner.http1.request(request).await, tls)
             }
             (None, _) => {
                 // The common case: HTTP/1.1 on the lean pool.
@@ -141,28 +148,18 @@ impl Forwarder {
                     .plain
                     .send(endpoint.address, request)
                     .await
-                    .map_err(|_| ())
+                    .map_err(|error| upstream_error(error, false))
             }
         };
-        match sent {
-            Ok(mut response) => {
-                let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-                if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
-                    let backend_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(splice_upgraded(client_upgrade, backend_upgrade));
-                    return response;
-                }
-                remove_hop_by_hop(response.headers_mut());
-                response
-            }
-            // Envoy's answer to a refused or reset upstream connection; marked so that the
-            // router may retry it.
-            Err(_) => {
-                let mut response = status(StatusCode::SERVICE_UNAVAILABLE);
-                response.extensions_mut().insert(UpstreamFailure);
-                response
-            }
+        let mut response = sent?;
+        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(splice_upgraded(client_upgrade, backend_upgrade));
+            return Ok(response);
         }
+        remove_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 }
 
@@ -188,13 +185,73 @@ fn path_and_query(uri: &Uri) -> PathAndQuery {
         .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
-/// A legacy-client answer with its body boxed, or `Err` for any failure to reach the backend.
+/// A legacy-client answer with its body boxed, or its failure typed.
 fn boxed<E>(
     answer: Result<Response<hyper::body::Incoming>, E>,
-) -> Result<Response<ResponseBody>, ()> {
+    tls: bool,
+) -> Result<Response<ResponseBody>, UpstreamError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     answer
         .map(|response| response.map(BodyExt::boxed))
-        .map_err(|_| ())
+        .map_err(|error| upstream_error(error, tls))
+}
+
+/// A request that cannot be sent at all (the stack is misassembled).
+fn unroutable(message: &'static str) -> UpstreamError {
+    UpstreamError::with_source(UpstreamErrorKind::Protocol, message)
+}
+
+/// Types a failure to reach the backend by its cause: TLS (a TLS backend's connection
+/// failed, or rustls said so), refused, timed out, reset, or an invalid answer.
+pub(crate) fn upstream_error<E>(error: E, tls: bool) -> UpstreamError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let kind = classify(&error, tls);
+    UpstreamError::with_source(kind, error)
+}
+
+fn classify(error: &(dyn std::error::Error + 'static), tls: bool) -> UpstreamErrorKind {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut connecting = false;
+    while let Some(current) = cause {
+        if current.downcast_ref::<rustls::Error>().is_some() {
+            return UpstreamErrorKind::Tls;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable => {
+                    return UpstreamErrorKind::Refused;
+                }
+                ErrorKind::TimedOut => return UpstreamErrorKind::Timeout,
+                ErrorKind::InvalidData if tls => return UpstreamErrorKind::Tls,
+                _ => {}
+            }
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            if hyper.is_timeout() {
+                return UpstreamErrorKind::Timeout;
+            }
+            if hyper.is_parse() || hyper.is_parse_status() {
+                return UpstreamErrorKind::Protocol;
+            }
+        }
+        if let Some(legacy) = current.downcast_ref::<hyper_util::client::legacy::Error>() {
+            connecting |= legacy.is_connect();
+        }
+        if let Some(pool) = current.downcast_ref::<Http1PoolError>() {
+            connecting |= matches!(pool, Http1PoolError::Connect(_));
+        }
+        cause = current.source();
+    }
+    match (connecting, tls) {
+        (true, true) => UpstreamErrorKind::Tls,
+        (true, false) => UpstreamErrorKind::Refused,
+        (false, _) => UpstreamErrorKind::Reset,
+    }
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` with `Upgrade: X`).
@@ -236,24 +293,17 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// An empty response with `code`.
-pub(crate) fn status(code: StatusCode) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::default());
-    *response.status_mut() = code;
-    response
-}
-
 impl tower::Service<Request<ResponseBody>> for Forwarder {
     type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<ResponseBody>) -> Self::Future {
         let forwarder = self.clone();
-        Box::pin(async move { Ok(forwarder.forward(request).await) })
+        Box::pin(forwarder.forward(request))
     }
 }

@@ -3,6 +3,7 @@
 //! client. Sessions end after [`IDLE_TIMEOUT`] without traffic; at most [`MAX_SESSIONS`] exist
 //! at once (datagrams of further clients are dropped).
 
+use crate::outbound::EndpointPicker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +36,11 @@ impl Drop for Session {
 
 /// Serves a UDP socket until the task is dropped; `current` gives the listener set in force
 /// when a session opens.
-pub(crate) async fn udp_loop(socket: UdpSocket, current: impl Fn() -> Arc<ListenerSet>) {
+pub(crate) async fn udp_loop(
+    socket: UdpSocket,
+    current: impl Fn() -> Arc<ListenerSet>,
+    endpoints: &EndpointPicker,
+) {
     let socket = Arc::new(socket);
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buffer = vec![0u8; 65_535];
@@ -48,7 +53,7 @@ pub(crate) async fn udp_loop(socket: UdpSocket, current: impl Fn() -> Arc<Listen
                     if sessions.len() >= MAX_SESSIONS {
                         continue;
                     }
-                    let Some(session) = open_session(&socket, client, &current()).await else {
+                    let Some(session) = open_session(&socket, client, &current(), endpoints).await else {
                         continue; // no route or no backend: the datagram is dropped
                     };
                     sessions.insert(client, session);
@@ -70,6 +75,7 @@ async fn open_session(
     socket: &Arc<UdpSocket>,
     client: SocketAddr,
     listeners: &ListenerSet,
+    endpoints: &EndpointPicker,
 ) -> Option<Session> {
     let ListenerRoutes::Stream(Some(backends)) = &listeners.listeners().first()?.routes else {
         return None;
@@ -77,9 +83,7 @@ async fn open_session(
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return None;
     };
-    let endpoint = backend
-        .endpoints
-        .get(rand::random::<u32>() as usize % backend.endpoints.len().max(1))?;
+    let endpoint = endpoints.pick(backend)?;
     let local: SocketAddr = if endpoint.address.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {

@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::config_store::Snapshot;
-use super::metrics::GatewayMetrics;
+use crate::config::Snapshot;
+use crate::metrics::GatewayMetrics;
 
 /// What the admin endpoint reports.
 pub struct AdminState {

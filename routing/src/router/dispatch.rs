@@ -1,0 +1,244 @@
+//! [`Dispatch`]: the one loop of a routed request — per try, the weighted Service is chosen
+//! (the only place it is), its backend filters run, and the upstream service is called within
+//! `timeouts.backendRequest`; retries follow the rule's `retry` on typed upstream errors,
+//! backend timeouts, Services without endpoints and the listed status codes; the whole within
+//! `timeouts.request`; mirror copies go out through the bounded mirror sender.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::apply::{FilterEffects, apply_filters};
+use super::mirror::{MirrorLimits, Mirrors, copy_without_body};
+use super::{MatchedRoute, PendingMirrors, RouteError, SelectedBackend, UpstreamError};
+use crate::backends::BackendChoice;
+use crate::compiled::RetryPolicy;
+
+/// What [`Dispatch`] forwards through: a cloneable service answering requests with responses
+/// or typed [`UpstreamError`]s (implemented for every such service).
+pub trait UpstreamService<B, RB>:
+    Service<Request<B>, Response = Response<RB>, Error = UpstreamError, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B, RB> UpstreamService<B, RB> for S where
+    S: Service<Request<B>, Response = Response<RB>, Error = UpstreamError, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// A layer dispatching routed requests to an upstream service.
+#[derive(Debug, Clone, Default)]
+pub struct DispatchLayer {
+    limits: MirrorLimits,
+}
+
+/// The service of [`DispatchLayer`]: reads the [`MatchedRoute`], sets a [`SelectedBackend`]
+/// per try and calls the upstream service (`Error = UpstreamError`). Always ready: each try
+/// drives its own clone of the upstream service to readiness.
+#[derive(Debug, Clone)]
+pub struct Dispatch<S> {
+    upstream: S,
+    mirrors: Arc<Mirrors>,
+}
+
+impl DispatchLayer {
+    /// A layer with these mirror limits.
+    pub fn new(limits: MirrorLimits) -> Self {
+        DispatchLayer { limits }
+    }
+}
+
+impl<S> Layer<S> for DispatchLayer {
+    type Service = Dispatch<S>;
+
+    fn layer(&self, upstream: S) -> Dispatch<S> {
+        Dispatch::with_limits(upstream, self.limits)
+    }
+}
+
+impl<S> Dispatch<S> {
+    /// Dispatches to `upstream` with the default mirror limits.
+    pub fn new(upstream: S) -> Self {
+        Dispatch::with_limits(upstream, MirrorLimits::default())
+    }
+
+    /// Dispatches to `upstream` with `limits` on mirroring.
+    pub fn with_limits(upstream: S, limits: MirrorLimits) -> Self {
+        Dispatch {
+            upstream,
+            mirrors: Arc::new(Mirrors::new(limits)),
+        }
+    }
+
+    /// Mirror copies in flight now.
+    pub fn mirrors_in_flight(&self) -> usize {
+        self.mirrors.in_flight()
+    }
+
+    /// Mirror copies dropped because the cap was reached.
+    pub fn mirrors_dropped(&self) -> usize {
+        self.mirrors.dropped()
+    }
+}
+
+/// The boxed future of [`Dispatch`].
+pub type DispatchFuture<R> = Pin<Box<dyn Future<Output = Result<R, RouteError>> + Send>>;
+
+impl<S, B, RB> Service<Request<B>> for Dispatch<S>
+where
+    S: UpstreamService<B, RB> + Service<Request<B>, Response = Response<RB>>,
+    B: http_body::Body + Default + Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = RouteError;
+    type Future = DispatchFuture<Response<RB>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let Some(matched) = request.extensions().get::<MatchedRoute>().cloned() else {
+            return Box::pin(std::future::ready(Err(RouteError::Misassembled(
+                "dispatch",
+            ))));
+        };
+        if let Some(PendingMirrors(targets)) = request.extensions_mut().remove::<PendingMirrors>() {
+            for backend in targets {
+                self.mirrors.send(self.upstream.clone(), &request, backend);
+            }
+        }
+        let attempt = Attempt {
+            upstream: self.upstream.clone(),
+            mirrors: Arc::clone(&self.mirrors),
+            matched,
+        };
+        Box::pin(attempt.run(request))
+    }
+}
+
+/// What every try of one request shares.
+struct Attempt<S> {
+    upstream: S,
+    mirrors: Arc<Mirrors>,
+    matched: MatchedRoute,
+}
+
+impl<S> Attempt<S> {
+    /// The tries within `timeouts.request`.
+    async fn run<B, RB>(self, request: Request<B>) -> Result<Response<RB>, RouteError>
+    where
+        S: UpstreamService<B, RB>,
+        B: http_body::Body + Default + Send + 'static,
+        RB: Default + Send + 'static,
+    {
+        match self.matched.rule.timeouts.request {
+            None => self.tries(request).await,
+            Some(limit) => tokio::time::timeout(limit, self.tries(request))
+                .await
+                .unwrap_or(Err(RouteError::RequestTimeout)),
+        }
+    }
+
+    /// Retries send copies (only a request without a body can be sent again); the last try
+    /// sends the request itself.
+    async fn tries<B, RB>(self, request: Request<B>) -> Result<Response<RB>, RouteError>
+    where
+        S: UpstreamService<B, RB>,
+        B: http_body::Body + Default + Send + 'static,
+        RB: Default + Send + 'static,
+    {
+        let retry = self
+            .matched
+            .rule
+            .retry
+            .clone()
+            .filter(|_| request.body().is_end_stream());
+        if let Some(retry) = retry {
+            for _ in 0..retry.attempts {
+                let copy = copy_without_body(&request);
+                let outcome = self.one_try(copy).await;
+                if !retriable(&outcome, &retry) {
+                    return outcome;
+                }
+                if retry.backoff > Duration::ZERO {
+                    tokio::time::sleep(retry.backoff).await;
+                }
+            }
+        }
+        self.one_try(request).await
+    }
+
+    /// One try: a Service chosen by weight, its filters, the call within
+    /// `timeouts.backendRequest`, the backend's response edits.
+    fn one_try<B, RB>(
+        &self,
+        mut request: Request<B>,
+    ) -> impl Future<Output = Result<Response<RB>, RouteError>> + Send + 'static
+    where
+        S: UpstreamService<B, RB>,
+        B: http_body::Body + Default + Send + 'static,
+        RB: Default + Send + 'static,
+    {
+        let rule = Arc::clone(&self.matched.rule);
+        let mut effects = FilterEffects::default();
+        let chosen = match rule.backends.choose(rand::random()) {
+            BackendChoice::Forward(backend) => Ok(Arc::clone(backend)),
+            BackendChoice::NoEndpoints => Err(RouteError::NoEndpoints),
+            BackendChoice::Invalid => Err(RouteError::InvalidBackend),
+        };
+        let early = chosen.and_then(|backend| {
+            if !backend.filters.is_empty() {
+                let answer =
+                    apply_filters(&backend.filters, &self.matched, &mut request, &mut effects)?;
+                for target in std::mem::take(&mut effects.mirrors) {
+                    self.mirrors.send(self.upstream.clone(), &request, target);
+                }
+                if let Some(answer) = answer {
+                    return Ok(Err(answer));
+                }
+            }
+            Ok(Ok(backend))
+        });
+        let mut upstream = self.upstream.clone();
+        async move {
+            let backend = match early? {
+                Ok(backend) => backend,
+                Err(answer) => return Ok(answer),
+            };
+            request.extensions_mut().insert(SelectedBackend(backend));
+            poll_fn(|cx| upstream.poll_ready(cx)).await?;
+            let call = upstream.call(request);
+            let mut response = match rule.timeouts.backend_request {
+                None => call.await?,
+                Some(limit) => tokio::time::timeout(limit, call)
+                    .await
+                    .map_err(|_elapsed| RouteError::BackendTimeout)??,
+            };
+            effects.decorate(response.headers_mut());
+            Ok(response)
+        }
+    }
+}
+
+/// Whether a try's outcome may be retried under `retry`.
+fn retriable<RB>(outcome: &Result<Response<RB>, RouteError>, retry: &RetryPolicy) -> bool {
+    match outcome {
+        Ok(response) => retry.codes.contains(&response.status().as_u16()),
+        Err(RouteError::Upstream(error)) => error.is_retriable(),
+        Err(RouteError::BackendTimeout | RouteError::NoEndpoints) => true,
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,124 @@
+//! Why a routed request was not answered by a backend: typed errors, never status codes.
+//! The embedder turns them into HTTP or gRPC answers in one place (`waypoint::respond`).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error cause.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why route selection, filters or dispatch ended a request without a backend's response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// No listener serves the request's host, or no rule of its table matches.
+    #[error("no route matches the request")]
+    NoRoute,
+    /// HTTPS: the `Host` belongs to another listener than the connection's SNI.
+    #[error("the request's host belongs to another listener than the TLS server name")]
+    Misdirected,
+    /// The request carries no [`MeshDestination`](super::MeshDestination) (the stack is
+    /// misassembled) or no [`MatchedRoute`](super::MatchedRoute) reached a later stage.
+    #[error("the request reached {0} without what an earlier layer should have set")]
+    Misassembled(&'static str),
+    /// A filter that cannot be honoured (unresolvable ExtensionRef, unknown type), or a
+    /// rewrite that produced an invalid URI.
+    #[error("filter cannot be applied: {0}")]
+    InvalidFilter(String),
+    /// The chosen backend reference is invalid, the rule has no backends, or every weight is 0.
+    #[error("the chosen backend is invalid")]
+    InvalidBackend,
+    /// The chosen Service has no ready endpoints.
+    #[error("the chosen Service has no ready endpoints")]
+    NoEndpoints,
+    /// `timeouts.request` elapsed.
+    #[error("the route's request timeout elapsed")]
+    RequestTimeout,
+    /// The last try hit `timeouts.backendRequest`.
+    #[error("the route's backend request timeout elapsed")]
+    BackendTimeout,
+    /// The upstream failed (refused, reset, timed out, TLS, overload).
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// How an upstream failed, for retries, answers and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UpstreamErrorKind {
+    /// The connection was refused or could not be established.
+    Refused,
+    /// The connection was reset or closed before a complete response.
+    Reset,
+    /// Connecting or waiting for the response timed out.
+    Timeout,
+    /// The TLS handshake or the backend's certificate failed.
+    Tls,
+    /// The backend spoke invalid HTTP.
+    Protocol,
+    /// A local cap (connections per endpoint, mirrors in flight) refused the request.
+    Overloaded,
+}
+
+/// A typed upstream failure with its cause.
+#[derive(Debug)]
+pub struct UpstreamError {
+    kind: UpstreamErrorKind,
+    source: Option<BoxError>,
+}
+
+impl UpstreamError {
+    /// A failure of `kind` without a cause.
+    pub fn new(kind: UpstreamErrorKind) -> Self {
+        UpstreamError { kind, source: None }
+    }
+
+    /// A failure of `kind` caused by `source`.
+    pub fn with_source(kind: UpstreamErrorKind, source: impl Into<BoxError>) -> Self {
+        UpstreamError {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// How it failed.
+    pub fn kind(&self) -> UpstreamErrorKind {
+        self.kind
+    }
+
+    /// Whether a retry to a freshly chosen backend may succeed (every kind but a local cap).
+    pub fn is_retriable(&self) -> bool {
+        self.kind != UpstreamErrorKind::Overloaded
+    }
+}
+
+impl fmt::Display for UpstreamErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UpstreamErrorKind::Refused => "connection refused",
+            UpstreamErrorKind::Reset => "connection reset",
+            UpstreamErrorKind::Timeout => "timed out",
+            UpstreamErrorKind::Tls => "TLS failure",
+            UpstreamErrorKind::Protocol => "protocol error",
+            UpstreamErrorKind::Overloaded => "overloaded",
+        })
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "upstream {}", self.kind)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for UpstreamError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}

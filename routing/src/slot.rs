@@ -1,0 +1,116 @@
+//! Policy slots: a typed extension map on every compiled listener, rule and backend, filled by
+//! another crate when the configuration is compiled, so that policies (Envoy Gateway's
+//! ClientTrafficPolicy, BackendTrafficPolicy and SecurityPolicy, Istio's AuthorizationPolicy)
+//! attach to what they target without `routing` knowing them.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use routing::slot::{PolicyCompiler, PolicySlot, RuleTarget};
+//!
+//! #[derive(Debug, Clone, PartialEq)]
+//! struct RateLimit(u32);
+//!
+//! #[derive(Debug)]
+//! struct Limits;
+//! impl PolicyCompiler for Limits {
+//!     fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+//!         if rule.route.name == "shop" {
+//!             slot.insert(RateLimit(100));
+//!         }
+//!     }
+//! }
+//! let options = routing::resolve::ResolveOptions {
+//!     policies: Some(Arc::new(Limits)),
+//!     ..Default::default()
+//! };
+//! # let _ = options;
+//! ```
+
+use std::fmt;
+
+use crate::compiled::ListenerProtocol;
+use crate::model::ObjectKey;
+
+/// A typed map of the policies attached to one compiled listener, rule or backend: at most one
+/// value per type. Cloning clones the values (keep them small or behind an `Arc`).
+#[derive(Clone, Default)]
+pub struct PolicySlot(http::Extensions);
+
+impl PolicySlot {
+    /// The attached value of type `T`.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.get::<T>()
+    }
+
+    /// Attaches `value`, returning the value of the same type it replaces.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.0.insert(value)
+    }
+
+    /// Whether nothing is attached.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many values are attached.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for PolicySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicySlot")
+            .field("attached", &self.0.len())
+            .finish()
+    }
+}
+
+/// A listener being compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerTarget<'a> {
+    /// Its Gateway.
+    pub gateway: &'a ObjectKey,
+    /// The listener's name (a policy's `sectionName`).
+    pub listener: &'a str,
+    /// Its port.
+    pub port: u16,
+    /// Its protocol.
+    pub protocol: ListenerProtocol,
+}
+
+/// A route rule being compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleTarget<'a> {
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub kind: &'static str,
+    /// The route.
+    pub route: &'a ObjectKey,
+    /// The rule's index in the route.
+    pub index: usize,
+    /// The rule's name (a policy's `sectionName`), when it has one.
+    pub name: Option<&'a str>,
+    /// Whether the rule is compiled for a mesh Service parent (GAMMA) rather than a Gateway.
+    pub mesh: bool,
+}
+
+/// A backend (Service port) being compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendTarget<'a> {
+    /// The Service.
+    pub service: &'a ObjectKey,
+    /// The Service port.
+    pub port: u16,
+}
+
+/// Fills policy slots while a configuration is compiled (see
+/// [`ResolveOptions::policies`](crate::resolve::ResolveOptions)). Every method defaults to
+/// attaching nothing.
+pub trait PolicyCompiler: Send + Sync + fmt::Debug {
+    /// Attaches policies to a listener.
+    fn listener(&self, _listener: &ListenerTarget<'_>, _slot: &mut PolicySlot) {}
+    /// Attaches policies to a route rule.
+    fn rule(&self, _rule: &RuleTarget<'_>, _slot: &mut PolicySlot) {}
+    /// Attaches policies to a backend.
+    fn backend(&self, _backend: &BackendTarget<'_>, _slot: &mut PolicySlot) {}
+}

@@ -1,0 +1,258 @@
+//! The one place where request-path failures become answers: every [`RouteError`] (no route,
+//! misdirected, invalid filter or backend, no endpoints, timeouts, and the upstream's typed
+//! failures) becomes an HTTP status, or — for a gRPC request — HTTP 200 with a trailers-only
+//! `grpc-status`, as the Gateway API and Envoy answer.
+//!
+//! | error | HTTP | gRPC |
+//! | --- | --- | --- |
+//! | `NoRoute` | 404 | UNIMPLEMENTED (12) |
+//! | `Misdirected` | 421 | UNAVAILABLE (14) |
+//! | `InvalidFilter`, `InvalidBackend`, `Misassembled` | 500 | UNAVAILABLE (14) |
+//! | `NoEndpoints` | 503 | UNAVAILABLE (14) |
+//! | `Upstream` (refused, reset, connect timeout, TLS, protocol, overloaded) | 503 | UNAVAILABLE (14) |
+//! | `BackendTimeout`, `RequestTimeout` (the route's timeouts) | 504 | DEADLINE_EXCEEDED (4) |
+//!
+//! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
+//! 503; only the route's own timeouts are 504.
+//!
+//! Answers have an empty body; [`Respond`] is the layer that applies this table to an inner
+//! service whose error is a [`RouteError`], making it infallible for hyper or axum.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use routing::router::RouteError;
+use tower::{Layer, Service};
+
+/// The HTTP status for `error`.
+pub fn status_for(error: &RouteError) -> StatusCode {
+    match error {
+        RouteError::NoRoute => StatusCode::NOT_FOUND,
+        RouteError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+        RouteError::NoEndpoints | RouteError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The gRPC status code for `error` (the Gateway API's choices for GRPCRoute).
+pub fn grpc_status_for(error: &RouteError) -> u8 {
+    match status_for(error) {
+        StatusCode::NOT_FOUND => 12,
+        StatusCode::GATEWAY_TIMEOUT => 4,
+        _ => 14,
+    }
+}
+
+/// Whether `headers` belong to a gRPC request (`content-type: application/grpc[+proto…]`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The answer to `error`: an empty-bodied HTTP status, or for gRPC a trailers-only 200 with
+/// `grpc-status` and `grpc-message`.
+pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
+    let mut response = Response::new(B::default());
+    if !grpc {
+        *response.status_mut() = status_for(error);
+        return response;
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(
+        "grpc-status",
+        HeaderValue::from(u16::from(grpc_status_for(error))),
+    );
+    if let Ok(message) = HeaderValue::try_from(percent_encode_message(&error.to_string())) {
+        headers.insert("grpc-message", message);
+    }
+    response
+}
+
+/// `grpc-message` is percent-encoded outside printable ASCII (gRPC over HTTP/2 spec).
+fn percent_encode_message(message: &str) -> String {
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// A layer answering the inner service's [`RouteError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RespondLayer;
+
+/// The service of [`RespondLayer`]: infallible, every error answered by [`answer`].
+#[derive(Debug)]
+pub struct Respond<S> {
+    inner: S,
+    /// A readiness failure of the inner service, answered on the next call.
+    not_ready: Option<RouteError>,
+}
+
+impl<S: Clone> Clone for Respond<S> {
+    fn clone(&self) -> Self {
+        Respond::new(self.inner.clone())
+    }
+}
+
+impl<S> Respond<S> {
+    /// Answers the errors of `inner`.
+    pub fn new(inner: S) -> Self {
+        Respond {
+            inner,
+            not_ready: None,
+        }
+    }
+}
+
+impl<S> Layer<S> for RespondLayer {
+    type Service = Respond<S>;
+
+    fn layer(&self, inner: S) -> Respond<S> {
+        Respond::new(inner)
+    }
+}
+
+/// The future of [`Respond`].
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct RespondFuture<F> {
+    #[pin]
+    inner: Option<F>,
+    not_ready: Option<RouteError>,
+    grpc: bool,
+}
+
+impl<S, B, RB> Service<Request<B>> for Respond<S>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = Infallible;
+    type Future = RespondFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.not_ready.is_none()
+            && let Err(error) = ready!(self.inner.poll_ready(cx))
+        {
+            self.not_ready = Some(error);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let grpc = is_grpc(request.headers());
+        match self.not_ready.take() {
+            Some(error) => RespondFuture {
+                inner: None,
+                not_ready: Some(error),
+                grpc,
+            },
+            None => RespondFuture {
+                inner: Some(self.inner.call(request)),
+                not_ready: None,
+                grpc,
+            },
+        }
+    }
+}
+
+impl<F, RB> Future for RespondFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, RouteError>>,
+    RB: Default,
+{
+    type Output = Result<Response<RB>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.inner.as_pin_mut() {
+            Some(inner) => ready!(inner.poll(cx)),
+            None => Err(this
+                .not_ready
+                .take()
+                .unwrap_or(RouteError::Misassembled("respond"))),
+        };
+        Poll::Ready(Ok(result.unwrap_or_else(|error| answer(&error, *this.grpc))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use routing::router::{UpstreamError, UpstreamErrorKind};
+
+    use super::*;
+
+    fn upstream(kind: UpstreamErrorKind) -> RouteError {
+        RouteError::Upstream(UpstreamError::new(kind))
+    }
+
+    #[test]
+    fn every_error_has_its_documented_http_and_grpc_answer() {
+        let table = [
+            (RouteError::NoRoute, 404, "12"),
+            (RouteError::Misdirected, 421, "14"),
+            (RouteError::InvalidFilter("x".into()), 500, "14"),
+            (RouteError::InvalidBackend, 500, "14"),
+            (RouteError::Misassembled("dispatch"), 500, "14"),
+            (RouteError::NoEndpoints, 503, "14"),
+            (RouteError::RequestTimeout, 504, "4"),
+            (RouteError::BackendTimeout, 504, "4"),
+            (upstream(UpstreamErrorKind::Refused), 503, "14"),
+            (upstream(UpstreamErrorKind::Reset), 503, "14"),
+            (upstream(UpstreamErrorKind::Tls), 503, "14"),
+            (upstream(UpstreamErrorKind::Protocol), 503, "14"),
+            (upstream(UpstreamErrorKind::Overloaded), 503, "14"),
+            (upstream(UpstreamErrorKind::Timeout), 503, "14"),
+        ];
+        for (error, http, grpc) in table {
+            let plain: Response<String> = answer(&error, false);
+            assert_eq!(plain.status().as_u16(), http, "{error:?}");
+            assert!(plain.body().is_empty());
+            let as_grpc: Response<String> = answer(&error, true);
+            assert_eq!(as_grpc.status(), StatusCode::OK, "{error:?}");
+            assert_eq!(as_grpc.headers()["grpc-status"], grpc, "{error:?}");
+            assert_eq!(as_grpc.headers()["content-type"], "application/grpc");
+        }
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_encoded() {
+        assert_eq!(percent_encode_message("a b%\u{e9}"), "a b%25%C3%A9");
+    }
+
+    #[tokio::test]
+    async fn the_layer_answers_errors_by_the_request_kind() {
+        use tower::ServiceExt;
+        let failing = tower::service_fn(|_: Request<String>| async {
+            Err::<Response<String>, _>(RouteError::NoRoute)
+        });
+        let service = RespondLayer.layer(failing);
+        let plain = service
+            .clone()
+            .oneshot(Request::new(String::new()))
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), StatusCode::NOT_FOUND);
+        let grpc = Request::post("/a.B/C")
+            .header("content-type", "application/grpc+proto")
+            .body(String::new())
+            .unwrap();
+        let answered = service.oneshot(grpc).await.unwrap();
+        assert_eq!(answered.headers()["grpc-status"], "12");
+    }
+}
