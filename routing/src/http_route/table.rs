@@ -9,11 +9,14 @@
 //! value); each list is sorted once by the remaining criteria (specificity, then age, name,
 //! rule and match order), so the first candidate whose predicates hold is the winner.
 //!
-//! A lookup costs O(host labels × path segments) hash probes plus the candidates that share
-//! the request's exact path or a prefix of it.
+//! A lookup scans the host and the path once and hashes only the suffixes and prefixes whose
+//! length some route configures (never beyond the longest configured prefix), so its cost is
+//! linear in the request and bounded by the configuration, whatever the number of dots and
+//! slashes an attacker sends; plus the candidates that share the request's exact path or a
+//! prefix of it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::path::PathMatch;
 use super::precedence::MatchSpecificity;
@@ -27,6 +30,8 @@ pub struct RouteTable<T> {
     exact_hosts: HashMap<String, Bucket>,
     /// Keyed by the wildcard's suffix including its leading dot (`.example.com`).
     wildcard_hosts: HashMap<String, Bucket>,
+    /// The lengths of the keys of `wildcard_hosts`: only suffixes this long are looked up.
+    wildcard_lengths: HashSet<usize>,
     any_host: Bucket,
 }
 
@@ -36,6 +41,10 @@ struct Bucket {
     exact_paths: HashMap<String, Vec<usize>>,
     /// Keyed by the prefix without its trailing `/` (the root prefix is the empty key).
     prefixes: HashMap<String, Vec<usize>>,
+    /// The lengths of the keys of `prefixes`: only path prefixes this long are looked up.
+    prefix_lengths: HashSet<usize>,
+    /// The longest key of `prefixes`.
+    longest_prefix: usize,
     /// Regular-expression paths, tried last (they rank below every prefix).
     regexes: Vec<usize>,
     /// All of `regexes` in one automaton (same order), when there are enough to pay off: one
@@ -56,6 +65,7 @@ impl<T> RouteTable<T> {
             candidates: Vec::new(),
             exact_hosts: HashMap::new(),
             wildcard_hosts: HashMap::new(),
+            wildcard_lengths: HashSet::new(),
             any_host: Bucket::default(),
         };
         for (index, candidate) in candidates.iter().enumerate() {
@@ -66,7 +76,10 @@ impl<T> RouteTable<T> {
             for hostname in candidate.hostnames.iter().filter(|h| !h.is_empty()) {
                 let hostname = hostname.to_ascii_lowercase();
                 let bucket = match hostname.strip_prefix("*.").map(|_| &hostname[1..]) {
-                    Some(suffix) => table.wildcard_hosts.entry(suffix.to_owned()).or_default(),
+                    Some(suffix) => {
+                        table.wildcard_lengths.insert(suffix.len());
+                        table.wildcard_hosts.entry(suffix.to_owned()).or_default()
+                    }
                     None => table.exact_hosts.entry(hostname).or_default(),
                 };
                 bucket.insert(index, candidate);
@@ -120,10 +133,13 @@ impl<T> RouteTable<T> {
         {
             return Some(found);
         }
-        // Suffixes from the longest: each '.' after at least one character starts one.
+        // Suffixes from the longest: each '.' after at least one character starts one; only
+        // suffixes of a configured length are hashed.
         let wildcard = host
             .char_indices()
-            .filter(|&(at, c)| c == '.' && at > 0)
+            .filter(|&(at, c)| {
+                c == '.' && at > 0 && self.wildcard_lengths.contains(&(host.len() - at))
+            })
             .filter_map(|(at, _)| self.wildcard_hosts.get(&host[at..]))
             .find_map(|bucket| self.pick(bucket, request));
         wildcard.or_else(|| self.pick(&self.any_host, request))
@@ -138,23 +154,37 @@ impl<T> RouteTable<T> {
         if let Some(found) = bucket.exact_paths.get(request.path).and_then(first_match) {
             return Some(found);
         }
-        let mut key = request.path;
-        loop {
-            if let Some(found) = bucket.prefixes.get(key).and_then(first_match) {
-                return Some(found);
-            }
-            if key.is_empty() {
-                return match &bucket.regex_set {
-                    // Indices come back in ascending order, which is precedence order.
-                    Some(set) => set
-                        .matches(request.path)
-                        .iter()
-                        .map(|position| &self.candidates[bucket.regexes[position]])
-                        .find(|candidate| candidate.route_match.matches(request)),
-                    None => first_match(&bucket.regexes),
-                };
-            }
-            key = &key[..key.rfind('/').unwrap_or(0)];
+        // The path's segment prefixes from the longest: the whole path, then the part before
+        // each '/', then the root (the empty key); only those of a configured length, and none
+        // longer than the longest configured prefix, are hashed.
+        let path = request.path;
+        let bytes = path.as_bytes();
+        let scanned = bytes.len().min(bucket.longest_prefix.saturating_add(1));
+        let whole = (!path.is_empty() && path.len() <= bucket.longest_prefix).then_some(path.len());
+        let before_slashes = bytes[..scanned]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|&(at, byte)| *byte == b'/' && at > 0)
+            .map(|(at, _)| at);
+        let found = whole
+            .into_iter()
+            .chain(before_slashes)
+            .chain(std::iter::once(0))
+            .filter(|length| bucket.prefix_lengths.contains(length))
+            .filter_map(|length| bucket.prefixes.get(&path[..length]))
+            .find_map(first_match);
+        if found.is_some() {
+            return found;
+        }
+        match &bucket.regex_set {
+            // Indices come back in ascending order, which is precedence order.
+            Some(set) => set
+                .matches(request.path)
+                .iter()
+                .map(|position| &self.candidates[bucket.regexes[position]])
+                .find(|candidate| candidate.route_match.matches(request)),
+            None => first_match(&bucket.regexes),
         }
     }
 }
@@ -187,11 +217,12 @@ impl Bucket {
                 .entry(path.clone())
                 .or_default()
                 .push(index),
-            PathMatch::PathPrefix(prefix) => self
-                .prefixes
-                .entry(prefix.trim_end_matches('/').to_owned())
-                .or_default()
-                .push(index),
+            PathMatch::PathPrefix(prefix) => {
+                let key = prefix.trim_end_matches('/');
+                self.prefix_lengths.insert(key.len());
+                self.longest_prefix = self.longest_prefix.max(key.len());
+                self.prefixes.entry(key.to_owned()).or_default().push(index);
+            }
             PathMatch::RegularExpression(_) => self.regexes.push(index),
         }
     }
