@@ -208,3 +208,42 @@ async fn gateways_share_ports_by_address_and_an_unavailable_port_leaves_the_rest
         .collect();
     assert!(reasons.contains(&"PortUnavailable"), "{reasons:?}");
 }
+
+/// The Tokio worker threads of process `pid` (named `tokio-rt-worker`).
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_sets_the_runtime_and_one_means_a_single_thread() {
+    let backend = echo("w-0").await;
+    for (flag, workers) in [("1", 0), ("3", 3)] {
+        let port = free_port();
+        let dir = scratch(&format!("workers-{flag}"));
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+                     spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: w, port: 80}]}]}\n";
+        std::fs::write(
+            dir.join("all.yaml"),
+            format!("{}{}{route}", gateway_yaml(port), service("w", backend)),
+        )
+        .unwrap();
+        let mut gateway = start_gateway_with(&[&dir], &["--worker-threads", flag]).await;
+        gateway.wait_ready().await;
+        let (status, _) = curl(&[&format!("http://127.0.0.1:{port}/")]).await;
+        assert_eq!(status, 200, "--worker-threads {flag} serves");
+        let pid = gateway.child.id().unwrap();
+        assert_eq!(worker_threads(pid), workers, "--worker-threads {flag}");
+        gateway.terminate().await;
+    }
+    let refused = Command::new(GATEWAY)
+        .args(["--worker-threads", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 1"));
+}

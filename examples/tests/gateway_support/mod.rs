@@ -77,12 +77,18 @@ pub fn gateway_yaml(port: u16) -> String {
 }
 
 pub async fn start_gateway(configs: &[&Path]) -> Gateway {
+    start_gateway_with(configs, &[]).await
+}
+
+/// Starts the gateway with `extra` arguments after the usual ones.
+pub async fn start_gateway_with(configs: &[&Path], extra: &[&str]) -> Gateway {
     let mut command = Command::new(GATEWAY);
     for config in configs {
         command.arg("--config").arg(config);
     }
     let mut child = command
         .args(["--admin", "127.0.0.1:0", "--reload-interval-ms", "50"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
