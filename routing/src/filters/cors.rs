@@ -155,6 +155,8 @@ impl CorsPolicy {
                 &allowed_headers,
             );
         }
+        // Envoy's preflight answer carries the exposed headers too.
+        self.insert_expose_headers(&mut answer);
         insert(
             &mut answer,
             header::ACCESS_CONTROL_MAX_AGE,
@@ -176,9 +178,13 @@ impl CorsPolicy {
             return;
         }
         self.insert_origin(response, origin);
+        self.insert_expose_headers(response);
+    }
+
+    fn insert_expose_headers(&self, headers: &mut HeaderMap) {
         if !self.expose_headers.is_empty() {
             insert(
-                response,
+                headers,
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 &self.expose_headers.join(", "),
             );
@@ -301,6 +307,11 @@ mod tests {
             "true"
         );
         assert_eq!(answer.headers[header::ACCESS_CONTROL_MAX_AGE], "5");
+        assert_eq!(
+            answer.headers[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+            "x-exposed",
+            "the preflight answer names the exposed headers, as Envoy's does"
+        );
         let refused = p
             .preflight(&Method::OPTIONS, &preflight_headers("https://evil.com"))
             .unwrap();
