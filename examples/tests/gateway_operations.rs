@@ -247,3 +247,44 @@ async fn worker_threads_sets_the_runtime_and_one_means_a_single_thread() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn controller_name_selects_the_gateway_classes_served() {
+    let backend = echo("c-0").await;
+    let port = free_port();
+    let dir = scratch("controller");
+    let class = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: test}\n\
+                 spec: {controllerName: acme.io/gateway}\n---\n";
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+                 spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: c, port: 80}]}]}\n";
+    std::fs::write(
+        dir.join("all.yaml"),
+        format!(
+            "{class}{}{}{route}",
+            gateway_yaml(port),
+            service("c", backend)
+        ),
+    )
+    .unwrap();
+    let mut ours = start_gateway_with(&[&dir], &["--controller-name", "acme.io/gateway"]).await;
+    ours.wait_ready().await;
+    assert_eq!(curl(&[&format!("http://127.0.0.1:{port}/")]).await.0, 200);
+    let status = echoed(&curl(&[&ours.admin_url("/status")]).await.1);
+    let text = status.to_string();
+    assert!(text.contains("\"GatewayClass\""), "{text}");
+    assert!(text.contains("\"Gateway\""), "{text}");
+    ours.terminate().await;
+
+    let mut other = start_gateway(&[&dir]).await;
+    let status = echoed(&curl(&[&other.admin_url("/status")]).await.1);
+    let text = status.to_string();
+    assert!(
+        !text.contains("\"Gateway\""),
+        "a Gateway of acme.io's class is not ours to serve: {text}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens for it"
+    );
+    other.terminate().await;
+}

@@ -571,3 +571,47 @@ spec:
         response.body()
     );
 }
+
+#[test]
+fn only_gateway_classes_of_our_controller_are_accepted_and_served() {
+    let yaml = format!(
+        "{BASE}\n---\n{}",
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: test}
+spec: {controllerName: acme.io/gateway}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: tower-mesh.dev/gateway}
+"#
+    );
+    let loaded = load_str("test.yaml", &yaml).unwrap();
+    let by_default = resolve(&loaded.config, &ResolveOptions::default());
+    assert!(
+        by_default.gateways.is_empty(),
+        "gw's class `test` belongs to acme.io/gateway"
+    );
+    let classes: Vec<_> = by_default
+        .statuses
+        .iter()
+        .filter(|s| s.kind == "GatewayClass")
+        .map(|s| s.object.name.as_str())
+        .collect();
+    assert_eq!(
+        classes,
+        ["ours"],
+        "another controller's class gets no status"
+    );
+    assert_eq!(accepted_reason(&by_default, "ours"), "Accepted");
+
+    let as_acme = ResolveOptions {
+        controller_name: "acme.io/gateway".into(),
+        ..ResolveOptions::default()
+    };
+    let resolution = resolve(&loaded.config, &as_acme);
+    assert_eq!(resolution.gateways.len(), 1);
+    assert_eq!(accepted_reason(&resolution, "test"), "Accepted");
+}

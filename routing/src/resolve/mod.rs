@@ -41,13 +41,31 @@ use compile::compile_http_rule;
 use http_like::HttpLikeRoute;
 use l4::L4Attached;
 
+/// The `controllerName` this implementation answers to unless told otherwise.
+pub const DEFAULT_CONTROLLER_NAME: &str = "tower-mesh.dev/gateway";
+
 /// What to serve.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ResolveOptions {
     /// Serve only Gateways of this class; `None`: every Gateway.
     pub gateway_class: Option<String>,
+    /// The `controllerName` of the GatewayClasses this implementation owns: only those are
+    /// `Accepted` (others get no status from us), and a Gateway whose class is defined with
+    /// another controller is not served. A Gateway whose class is not defined at all is served
+    /// (a standalone data plane often has no GatewayClass object).
+    pub controller_name: String,
     /// Fills the policy slots of compiled listeners, rules and backends.
     pub policies: Option<Arc<dyn PolicyCompiler>>,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions {
+            gateway_class: None,
+            controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
+            policies: None,
+        }
+    }
 }
 
 /// The result of resolution.
@@ -74,7 +92,9 @@ pub(crate) struct ListenerBuild {
 /// Resolves `config`.
 pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     let mut statuses = Vec::new();
-    for class in &config.gateway_classes {
+    let ours =
+        |class: &crate::model::GatewayClass| class.spec.controller_name == options.controller_name;
+    for class in config.gateway_classes.iter().filter(|c| ours(c)) {
         let mut status = ObjectStatus::new("GatewayClass", class.metadata.key());
         status
             .conditions
@@ -89,6 +109,13 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 .gateway_class
                 .as_ref()
                 .is_none_or(|class| *class == g.spec.gateway_class_name)
+        })
+        .filter(|g| {
+            config
+                .gateway_classes
+                .iter()
+                .find(|class| class.metadata.name == g.spec.gateway_class_name)
+                .is_none_or(ours)
         })
         .map(|gateway| ServedGateway {
             gateway,

@@ -26,6 +26,9 @@ pub struct GatewayOptions {
     pub source: ConfigSource,
     /// Serve only Gateways of this class.
     pub gateway_class: Option<String>,
+    /// The GatewayClass `controllerName` this gateway owns
+    /// ([`DEFAULT_CONTROLLER_NAME`](routing::resolve::DEFAULT_CONTROLLER_NAME) by default).
+    pub controller_name: String,
     /// The admin endpoint's address.
     pub admin: SocketAddr,
     /// How often to check the configuration files for changes.
@@ -75,6 +78,7 @@ pub async fn run_gateway(
 ) -> Result<(), GatewayError> {
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
+        controller_name: options.controller_name.clone(),
         ..ResolveOptions::default()
     };
     let mut fingerprint = options.source.fingerprint();

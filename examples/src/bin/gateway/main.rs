@@ -32,6 +32,10 @@ struct Args {
     /// Serve only the Gateways of this GatewayClass.
     #[arg(long, value_name = "NAME")]
     gateway_class: Option<String>,
+    /// The GatewayClass controllerName this gateway owns: only classes naming it are
+    /// Accepted, and Gateways of another controller's class are not served.
+    #[arg(long, value_name = "NAME", default_value = routing::resolve::DEFAULT_CONTROLLER_NAME)]
+    controller_name: String,
     /// Runtime worker threads; default: one per available CPU. With 1, a single-threaded
     /// runtime serves everything (the cheapest per request).
     #[arg(long, value_name = "N")]
@@ -87,6 +91,7 @@ async fn run(args: Args) -> Result<(), String> {
     let options = GatewayOptions {
         source,
         gateway_class: args.gateway_class,
+        controller_name: args.controller_name,
         admin: args.admin,
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         drain_timeout: Duration::from_secs(5),
