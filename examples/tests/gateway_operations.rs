@@ -154,6 +154,7 @@ async fn gateways_share_ports_by_address_and_an_unavailable_port_leaves_the_rest
     let yaml = [
         gateway("specific", "{value: 127.0.0.1}", &format!("{{name: http, port: {shared}, protocol: HTTP}}, {{name: taken, port: {taken_port}, protocol: HTTP}}")),
         gateway("everywhere", "", &format!("{{name: http, port: {shared}, protocol: HTTP}}")),
+        gateway("blocked", "{value: 127.0.0.1}", &format!("{{name: only, port: {taken_port}, protocol: HTTP}}")),
         route("to-a", "specific", "a"),
         route("to-b", "everywhere", "b"),
         service("a", a),
@@ -207,6 +208,29 @@ async fn gateways_share_ports_by_address_and_an_unavailable_port_leaves_the_rest
         .filter_map(|c| c["reason"].as_str())
         .collect();
     assert!(reasons.contains(&"PortUnavailable"), "{reasons:?}");
+    let condition = |kind: &str, name: &str, condition: &str| {
+        let resource = status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind && r["object"]["name"] == name)
+            .unwrap();
+        resource["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == condition)
+            .unwrap()
+            .clone()
+    };
+    let blocked = condition("Gateway", "blocked", "Programmed");
+    assert_eq!(
+        blocked["status"], "False",
+        "corrected after binding: {blocked}"
+    );
+    assert_eq!(blocked["reason"], "NoResources");
+    let partly = condition("Gateway", "specific", "Programmed");
+    assert_eq!(partly["status"], "True", "one of its listeners is served");
 }
 
 /// The Tokio worker threads of process `pid` (named `tokio-rt-worker`).

@@ -615,3 +615,39 @@ spec: {controllerName: tower-mesh.dev/gateway}
     assert_eq!(resolution.gateways.len(), 1);
     assert_eq!(accepted_reason(&resolution, "test"), "Accepted");
 }
+
+#[test]
+fn a_gateway_whose_addresses_are_all_unusable_is_not_served_anywhere() {
+    let gateway = |name: &str, addresses: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\n\
+             spec:\n  gatewayClassName: test\n  addresses: {addresses}\n  listeners:\n  \
+             - {{name: http, port: 80, protocol: HTTP}}\n---\n"
+        )
+    };
+    let yaml = format!(
+        "{}{}",
+        gateway(
+            "bad",
+            "[{type: Hostname, value: gw.example}, {value: not-an-ip}]"
+        ),
+        gateway("mixed", "[{value: 10.0.0.9}, {value: not-an-ip}]")
+    );
+    let loaded = load_str("gw.yaml", &yaml).unwrap();
+    let resolution = resolve(&loaded.config, &ResolveOptions::default());
+    let served: Vec<_> = resolution
+        .gateways
+        .iter()
+        .map(|g| (g.key.name.as_str(), g.addresses.len()))
+        .collect();
+    assert_eq!(served, [("mixed", 1)], "never on every interface instead");
+    let bad = resolution
+        .statuses
+        .iter()
+        .find(|s| s.kind == "Gateway" && s.object.name == "bad")
+        .unwrap();
+    assert_eq!(
+        bad.condition("Programmed").unwrap().reason,
+        "AddressNotUsable"
+    );
+}

@@ -298,11 +298,16 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             });
         }
         statuses.push(status);
-        gateways.push(CompiledGateway {
-            key,
-            addresses,
-            listeners,
-        });
+        // Addresses were asked for and none is usable: serving on every interface instead
+        // would expose the Gateway where it was not meant to be.
+        let unusable = !gateway.spec.addresses.is_empty() && addresses.is_empty();
+        if !unusable {
+            gateways.push(CompiledGateway {
+                key,
+                addresses,
+                listeners,
+            });
+        }
     }
     Resolution {
         gateways,

@@ -10,13 +10,19 @@ pub struct Condition {
     /// `Accepted`, `ResolvedRefs`, `Programmed`, `Conflicted`.
     #[serde(rename = "type")]
     pub condition_type: &'static str,
-    /// `True` or `False`.
+    /// Whether it holds; serialized as Kubernetes does, `"True"` or `"False"`.
+    #[serde(serialize_with = "kubernetes_bool")]
     pub status: bool,
     /// The reason the spec names (`Accepted`, `NotAllowedByListeners`, `RefNotPermitted`, ...).
     pub reason: &'static str,
     /// Details for humans.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+}
+
+/// A condition status as Kubernetes writes it.
+fn kubernetes_bool<S: serde::Serializer>(status: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if *status { "True" } else { "False" })
 }
 
 impl Condition {

@@ -237,4 +237,33 @@ fn record_report(report: &ApplyReport, snapshot: &mut Snapshot, events: &dyn Gat
             );
         }
     }
+    // The Gateway itself is Programmed only if at least one of its listeners is served.
+    for status in snapshot
+        .resolution
+        .statuses
+        .iter_mut()
+        .filter(|s| s.kind == "Gateway")
+    {
+        let none_served = !status.listeners.is_empty()
+            && status.listeners.iter().all(|listener| {
+                listener
+                    .conditions
+                    .iter()
+                    .any(|c| c.condition_type == "Programmed" && !c.status)
+            });
+        let programmed = status
+            .conditions
+            .iter()
+            .any(|c| c.condition_type == "Programmed" && c.status);
+        if none_served && programmed {
+            status
+                .conditions
+                .retain(|c| c.condition_type != "Programmed");
+            status.conditions.push(Condition::failed(
+                "Programmed",
+                "NoResources",
+                "no listener of this Gateway could be served",
+            ));
+        }
+    }
 }
