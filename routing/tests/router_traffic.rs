@@ -11,7 +11,8 @@ use http::{Request, Response, StatusCode};
 use routing::loader::load_str;
 use routing::resolve::{ResolveOptions, resolve};
 use routing::router::{
-    ListenerSet, RouteError, Router, SelectedBackend, UpstreamError, UpstreamErrorKind,
+    Dispatch, ListenerSet, MirrorLimits, RouteError, Router, RuleFilters, Select, SelectedBackend,
+    UpstreamError, UpstreamErrorKind,
 };
 
 mod support;
@@ -75,6 +76,15 @@ fn scripted(script: Arc<Script>) -> Backend {
 const SERVICES: [&str; 7] = ["ok", "flaky", "down", "slow", "sleepy", "mirror", "other"];
 
 fn build(rules: &str) -> (Router<Backend>, Arc<Script>) {
+    let (listeners, script) = listeners(rules);
+    (
+        Router::new(listeners, scripted(Arc::clone(&script))),
+        script,
+    )
+}
+
+/// The listener set of one HTTP listener with the route `rules`, and a fresh script.
+fn listeners(rules: &str) -> (Arc<ListenerSet>, Arc<Script>) {
     let mut yaml = String::from(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
          spec: {gatewayClassName: t, listeners: [{name: http, port: 80, protocol: HTTP}]}\n---\n\
@@ -104,10 +114,7 @@ fn build(rules: &str) -> (Router<Backend>, Arc<Script>) {
     );
     let script = Arc::new(Script::default());
     let listeners = Arc::new(ListenerSet::new(resolution.gateways[0].listeners.clone()));
-    (
-        Router::new(listeners, scripted(Arc::clone(&script))),
-        script,
-    )
+    (listeners, script)
 }
 
 async fn send(router: &mut Router<Backend>, request: Request<String>) -> Response<String> {
@@ -325,4 +332,43 @@ async fn weights_split_traffic_proportionally_and_weight_zero_gets_none() {
     // 3/4 expected; 6 standard deviations of a binomial(4000, 0.75) is about 0.041.
     assert!((ok - 0.75).abs() < 0.041, "share of ok: {ok}");
     assert_eq!(calls(&script, "mirror"), 0);
+}
+
+#[tokio::test]
+async fn mirrors_are_capped_in_flight_and_abandoned_after_their_timeout() {
+    let (listeners, script) = listeners(
+        "  - filters:\n    - {type: RequestMirror, requestMirror: {backendRef: {name: sleepy, port: 80}}}\n    \
+         backendRefs: [{name: ok, port: 80}]\n",
+    );
+    let limits = MirrorLimits {
+        max_in_flight: 2,
+        timeout: Duration::from_millis(100),
+    };
+    let dispatch = Dispatch::with_limits(scripted(Arc::clone(&script)), limits);
+    let mut stack = Select::new(listeners, RuleFilters::new(dispatch.clone()));
+    for _ in 0..5 {
+        let request = Request::get("/")
+            .header("host", "a.test")
+            .body(String::new())
+            .unwrap();
+        let response = stack.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the request itself is served"
+        );
+    }
+    assert_eq!(
+        dispatch.mirrors_in_flight(),
+        2,
+        "at most two copies at once"
+    );
+    assert_eq!(dispatch.mirrors_dropped(), 3, "the others are dropped");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        dispatch.mirrors_in_flight(),
+        0,
+        "a copy the mirror does not answer within its timeout is abandoned (sleepy takes 300 ms)"
+    );
+    assert_eq!(calls(&script, "sleepy"), 2);
 }
