@@ -74,6 +74,16 @@ impl<B> WeightedBackends<B> {
         }
     }
 
+    /// The ready backends, whatever their weight.
+    pub fn ready(&self) -> impl Iterator<Item = &B> {
+        self.backends
+            .iter()
+            .filter_map(|backend| match &backend.state {
+                BackendState::Ready(ready) => Some(ready),
+                BackendState::NoEndpoints | BackendState::Invalid => None,
+            })
+    }
+
     /// The sum of the weights.
     pub fn total_weight(&self) -> u64 {
         self.cumulative.last().copied().unwrap_or(0)

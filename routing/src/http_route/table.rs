@@ -113,6 +113,11 @@ impl<T> RouteTable<T> {
         table
     }
 
+    /// The targets of every candidate (a target appears once per candidate pointing at it).
+    pub fn targets(&self) -> impl Iterator<Item = &T> {
+        self.candidates.iter().map(|candidate| &candidate.target)
+    }
+
     /// How many candidates the table holds.
     pub fn len(&self) -> usize {
         self.candidates.len()

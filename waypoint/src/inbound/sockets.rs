@@ -5,7 +5,7 @@
 //! socket's current [`ListenerSet`], which a reload swaps without touching connections in
 //! flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -17,7 +17,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use routing::compiled::{CompiledGateway, CompiledListener, ListenerProtocol};
+use routing::compiled::{
+    Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
+};
 use routing::router::{ListenerSet, Router, TlsServerName};
 use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -31,7 +33,7 @@ use super::streams::{passthrough, tcp};
 use super::tls::{TlsSetupError, server_config};
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
-use crate::outbound::Forwarder;
+use crate::outbound::{BodyError, Forwarder, ResponseBody};
 use crate::respond::Respond;
 
 /// How long a client may take to complete the TLS handshake.
@@ -232,6 +234,7 @@ impl Sockets {
                     .insert(address, BoundSocket { state, accept_loop });
             }
         }
+        self.forwarder.retain_endpoints(&live_endpoints(gateways));
         report
     }
 
@@ -361,7 +364,7 @@ async fn serve_http<IO>(
     };
     let client_ip = HeaderValue::try_from(peer.ip().to_string()).ok();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let mut request = request.map(BodyExt::boxed);
+        let mut request = request.map(boxed_body);
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
@@ -433,4 +436,32 @@ async fn wait_for_drain(draining: &mut watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// A request body boxed with the forwarder's error type.
+fn boxed_body(body: Incoming) -> ResponseBody {
+    body.map_err(BodyError::new).boxed()
+}
+
+/// Every endpoint a backend of `gateways` can forward to.
+fn live_endpoints(gateways: &[CompiledGateway]) -> HashSet<SocketAddr> {
+    let mut live = HashSet::new();
+    let mut add = |backend: &Backend| live.extend(backend.endpoints.iter().map(|e| e.address));
+    for listener in gateways.iter().flat_map(|g| &g.listeners) {
+        match &listener.routes {
+            ListenerRoutes::Http(table) => {
+                for rule in table.targets() {
+                    rule.backends.ready().for_each(|b| add(b));
+                }
+            }
+            ListenerRoutes::Tls(routes) => {
+                for (_, backends) in routes.iter() {
+                    backends.ready().for_each(|b| add(b));
+                }
+            }
+            ListenerRoutes::Stream(Some(backends)) => backends.ready().for_each(|b| add(b)),
+            ListenerRoutes::Stream(None) => {}
+        }
+    }
+    live
 }

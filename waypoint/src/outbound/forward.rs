@@ -1,11 +1,13 @@
 //! Forwarding a routed request to one endpoint of its [`SelectedBackend`]: HTTP/1.1 or h2c
 //! (by `appProtocol`), pooled connections, hop-by-hop headers removed, `Host` kept as sent.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,14 +20,17 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{SelectedBackend, UpstreamError, UpstreamErrorKind};
+
+use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
 use super::endpoints::EndpointPicker;
-use super::http1_pool::{Http1Pool, Http1PoolError};
+use super::http1_pool::{Http1Pool, Http1PoolError, PoolLimits};
+use super::idle_timeout::IdleTimeoutBody;
 
 /// The body of every request and response the gateway forwards.
-pub type ResponseBody = BoxBody<Bytes, hyper::Error>;
+pub type ResponseBody = BoxBody<Bytes, BodyError>;
 
 /// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 7] = [
@@ -45,7 +50,28 @@ pub struct Forwarder {
     inner: Arc<Pools>,
 }
 
+/// Bounds on forwarding, with Envoy-like defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ForwarderLimits {
+    /// The HTTP/1.1 pool's caps and timeouts.
+    pub pool: PoolLimits,
+    /// How long a response body may go without a frame (default 300 s, Envoy's
+    /// `stream_idle_timeout`); then the response is cut with an error.
+    pub response_idle_timeout: ResponseIdleTimeout,
+}
+
+/// The idle timeout of response bodies (default 300 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseIdleTimeout(pub Duration);
+
+impl Default for ResponseIdleTimeout {
+    fn default() -> Self {
+        ResponseIdleTimeout(Duration::from_secs(300))
+    }
+}
+
 struct Pools {
+    limits: ForwarderLimits,
     http1: Client<HttpConnector, ResponseBody>,
     h2c: Client<HttpConnector, ResponseBody>,
     tls: BackendTlsClients,
@@ -54,24 +80,46 @@ struct Pools {
 }
 
 impl Forwarder {
-    /// A forwarder with empty pools; backends under a BackendTLSPolicy use `crypto`.
+    /// A forwarder with empty pools and the default limits; backends under a
+    /// BackendTLSPolicy use `crypto`.
     pub fn new(crypto: Arc<CryptoProvider>) -> Self {
+        Forwarder::with_limits(crypto, ForwarderLimits::default())
+    }
+
+    /// A forwarder with empty pools bounded by `limits`.
+    pub fn with_limits(crypto: Arc<CryptoProvider>, limits: ForwarderLimits) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        connector.set_connect_timeout(Some(limits.pool.connect_timeout));
         let http1 = Client::builder(TokioExecutor::new()).build(connector.clone());
         let h2c = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
         Forwarder {
             inner: Arc::new(Pools {
+                limits,
                 http1,
                 h2c,
                 tls: BackendTlsClients::new(crypto),
-                plain: Arc::new(Http1Pool::default()),
+                plain: Arc::new(Http1Pool::new(limits.pool)),
                 endpoints: EndpointPicker::default(),
             }),
         }
+    }
+
+    /// Closes idle HTTP/1.1 connections to endpoints not in `live` (called on reload).
+    pub fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
+        self.inner.plain.retain_endpoints(live);
+    }
+
+    /// Open HTTP/1.1 connections (busy and idle) to `endpoint` in the lean pool.
+    pub fn open_connections(&self, endpoint: SocketAddr) -> usize {
+        self.inner.plain.open_connections(endpoint)
+    }
+
+    /// Idle HTTP/1.1 connections to `endpoint` in the lean pool.
+    pub fn idle_connections(&self, endpoint: SocketAddr) -> usize {
+        self.inner.plain.idle_connections(endpoint)
     }
 
     /// The endpoint picker shared with the TCP, TLS-passthrough and UDP sockets.
@@ -159,7 +207,8 @@ impl Forwarder {
             return Ok(response);
         }
         remove_hop_by_hop(response.headers_mut());
-        Ok(response)
+        let idle = self.inner.limits.response_idle_timeout.0;
+        Ok(response.map(|body| IdleTimeoutBody::new(body, idle).boxed()))
     }
 }
 
@@ -194,7 +243,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     answer
-        .map(|response| response.map(BodyExt::boxed))
+        .map(|response| response.map(|body| body.map_err(BodyError::new).boxed()))
         .map_err(|error| upstream_error(error, tls))
 }
 
@@ -243,6 +292,9 @@ fn classify(error: &(dyn std::error::Error + 'static), tls: bool) -> UpstreamErr
             connecting |= legacy.is_connect();
         }
         if let Some(pool) = current.downcast_ref::<Http1PoolError>() {
+            if matches!(pool, Http1PoolError::Overloaded(_)) {
+                return UpstreamErrorKind::Overloaded;
+            }
             connecting |= matches!(pool, Http1PoolError::Connect(_));
         }
         cause = current.source();

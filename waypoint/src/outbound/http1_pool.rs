@@ -2,11 +2,18 @@
 //! senders per endpoint, checked out last-in first-out, returned when the response body ends.
 //! A pooled connection the backend closed in the meantime hands the request back (it was
 //! never written), and the next connection is tried.
+//!
+//! Bounded: at most [`PoolLimits::max_connections_per_endpoint`] open connections per endpoint
+//! (a request beyond it fails at once as overloaded, like Envoy's circuit breaker), at most
+//! [`PoolLimits::max_idle_per_endpoint`] idle ones, each closed after
+//! [`PoolLimits::idle_timeout`] unused; endpoints that leave the configuration lose their idle
+//! connections at the next reload ([`Http1Pool::retain_endpoints`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,14 +25,35 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
+use super::body_error::BodyError;
 use super::forward::ResponseBody;
 
-/// Idle connections kept per endpoint.
-const MAX_IDLE_PER_ENDPOINT: usize = 128;
+/// Bounds on the HTTP/1.1 pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Open connections (busy and idle) per endpoint (default 1024, Envoy's
+    /// `max_connections`).
+    pub max_connections_per_endpoint: usize,
+    /// Idle connections kept per endpoint (default 128).
+    pub max_idle_per_endpoint: usize,
+    /// How long an idle connection is kept (default 90 s).
+    pub idle_timeout: Duration,
+    /// How long a TCP connect may take (default 5 s).
+    pub connect_timeout: Duration,
+}
 
-/// How long a TCP connect to a backend may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            max_connections_per_endpoint: 1024,
+            max_idle_per_endpoint: 128,
+            idle_timeout: Duration::from_secs(90),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Why a request could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -37,21 +65,53 @@ pub(crate) enum Http1PoolError {
     /// HTTP/1.1 failed on the connection.
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
+    /// The endpoint has as many open connections as the pool allows.
+    #[error("{0} connections to the endpoint are open already")]
+    Overloaded(usize),
 }
 
-/// Idle senders by endpoint.
+/// The connections of one endpoint.
+#[derive(Default)]
+struct EndpointConnections {
+    /// Idle senders with the time they became idle, oldest first.
+    idle: Vec<(SendRequest<ResponseBody>, Instant)>,
+    /// Open connections (busy and idle); each connection task holds one count.
+    open: Arc<AtomicUsize>,
+}
+
+/// Connections by endpoint.
 #[derive(Default)]
 pub(crate) struct Http1Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<ResponseBody>>>>,
+    limits: PoolLimits,
+    endpoints: Mutex<HashMap<SocketAddr, EndpointConnections>>,
+    reaper_started: AtomicBool,
+}
+
+/// One open connection's place in its endpoint's count, released when the connection ends.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Http1Pool {
+    /// An empty pool with `limits`.
+    pub(crate) fn new(limits: PoolLimits) -> Self {
+        Http1Pool {
+            limits,
+            ..Http1Pool::default()
+        }
+    }
+
     /// Sends `request` to `endpoint` on a pooled or new connection.
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut request: Request<ResponseBody>,
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
+        self.start_reaper();
         while let Some(mut sender) = self.checkout(endpoint) {
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.track(endpoint, sender, response)),
@@ -61,16 +121,104 @@ impl Http1Pool {
                 },
             }
         }
-        let mut sender = connect(endpoint).await?;
+        let place = self.reserve(endpoint)?;
+        let mut sender = connect(endpoint, place, self.limits.connect_timeout).await?;
         let response = sender.send_request(request).await?;
         Ok(self.track(endpoint, sender, response))
     }
 
+    /// Open connections to `endpoint` now (busy and idle).
+    pub(crate) fn open_connections(&self, endpoint: SocketAddr) -> usize {
+        self.endpoints.lock().map_or(0, |endpoints| {
+            endpoints
+                .get(&endpoint)
+                .map_or(0, |e| e.open.load(Ordering::Acquire))
+        })
+    }
+
+    /// Idle connections to `endpoint` now.
+    pub(crate) fn idle_connections(&self, endpoint: SocketAddr) -> usize {
+        self.endpoints.lock().map_or(0, |endpoints| {
+            endpoints.get(&endpoint).map_or(0, |e| e.idle.len())
+        })
+    }
+
+    /// Closes the idle connections of every endpoint not in `live` and forgets those
+    /// endpoints once their busy connections end.
+    pub(crate) fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
+        if let Ok(mut endpoints) = self.endpoints.lock() {
+            for (endpoint, connections) in endpoints.iter_mut() {
+                if !live.contains(endpoint) {
+                    connections.idle.clear();
+                }
+            }
+            endpoints.retain(|endpoint, connections| {
+                live.contains(endpoint) || connections.open.load(Ordering::Acquire) > 0
+            });
+        }
+    }
+
+    /// Closes connections idle for longer than the idle timeout (or closed by the backend)
+    /// and forgets endpoints without connections.
+    pub(crate) fn evict_idle(&self) {
+        let now = Instant::now();
+        let timeout = self.limits.idle_timeout;
+        if let Ok(mut endpoints) = self.endpoints.lock() {
+            for connections in endpoints.values_mut() {
+                connections
+                    .idle
+                    .retain(|(sender, since)| sender.is_ready() && now - *since < timeout);
+            }
+            endpoints.retain(|_, connections| {
+                !connections.idle.is_empty() || connections.open.load(Ordering::Acquire) > 0
+            });
+        }
+    }
+
+    /// Starts the task that evicts idle connections (once, when a runtime is there); it ends
+    /// with the pool.
+    fn start_reaper(self: &Arc<Self>) {
+        if self.reaper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.reaper_started.store(false, Ordering::Release);
+            return;
+        };
+        let pool: Weak<Http1Pool> = Arc::downgrade(self);
+        let period = (self.limits.idle_timeout / 2).max(Duration::from_millis(10));
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                match pool.upgrade() {
+                    Some(pool) => pool.evict_idle(),
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// A place for one more connection to `endpoint`, unless it has as many as allowed.
+    fn reserve(&self, endpoint: SocketAddr) -> Result<OpenConnection, Http1PoolError> {
+        let max = self.limits.max_connections_per_endpoint;
+        let open = match self.endpoints.lock() {
+            Ok(mut endpoints) => Arc::clone(&endpoints.entry(endpoint).or_default().open),
+            Err(_) => Arc::default(),
+        };
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .map_err(Http1PoolError::Overloaded)?;
+        Ok(OpenConnection(open))
+    }
+
     fn checkout(&self, endpoint: SocketAddr) -> Option<SendRequest<ResponseBody>> {
-        let mut idle = self.idle.lock().ok()?;
-        let senders = idle.get_mut(&endpoint)?;
-        while let Some(sender) = senders.pop() {
-            if sender.is_ready() {
+        let mut endpoints = self.endpoints.lock().ok()?;
+        let idle = &mut endpoints.get_mut(&endpoint)?.idle;
+        let now = Instant::now();
+        while let Some((sender, since)) = idle.pop() {
+            if sender.is_ready() && now - since < self.limits.idle_timeout {
                 return Some(sender);
             }
         }
@@ -81,11 +229,11 @@ impl Http1Pool {
         if !sender.is_ready() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock() {
-            let senders = idle.entry(endpoint).or_default();
-            if senders.len() < MAX_IDLE_PER_ENDPOINT {
-                senders.push(sender);
-            }
+        if let Ok(mut endpoints) = self.endpoints.lock()
+            && let Some(connections) = endpoints.get_mut(&endpoint)
+            && connections.idle.len() < self.limits.max_idle_per_endpoint
+        {
+            connections.idle.push((sender, Instant::now()));
         }
     }
 
@@ -108,14 +256,19 @@ impl Http1Pool {
     }
 }
 
-async fn connect(endpoint: SocketAddr) -> Result<SendRequest<ResponseBody>, Http1PoolError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
+async fn connect(
+    endpoint: SocketAddr,
+    place: OpenConnection,
+    timeout: Duration,
+) -> Result<SendRequest<ResponseBody>, Http1PoolError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
         .await
         .map_err(|_| Http1PoolError::Connect(std::io::ErrorKind::TimedOut.into()))?
         .map_err(Http1PoolError::Connect)?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
+        let _place = place;
         let _ = connection.await;
     });
     Ok(sender)
@@ -139,12 +292,12 @@ impl ReturningBody {
 
 impl Body for ReturningBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {
@@ -153,7 +306,7 @@ impl Body for ReturningBody {
             Poll::Ready(Some(Err(_))) => this.sender = None,
             _ => {}
         }
-        polled
+        polled.map_err(BodyError::new)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -224,5 +377,113 @@ mod tests {
             pool.send(address, request).await,
             Err(Http1PoolError::Connect(_))
         ));
+    }
+
+    /// A backend that reads requests and never answers.
+    async fn silent_backend() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    while stream.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        address
+    }
+
+    /// A backend answering every request on a kept-alive connection.
+    async fn keep_alive_backend() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    while stream.read(&mut buffer).await.is_ok_and(|n| n > 0) {
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    async fn eventually(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what} never happened");
+    }
+
+    #[tokio::test]
+    async fn connections_per_endpoint_are_capped_and_the_excess_fails_at_once() {
+        let address = silent_backend().await;
+        let pool = Arc::new(Http1Pool::new(PoolLimits {
+            max_connections_per_endpoint: 2,
+            ..PoolLimits::default()
+        }));
+        for _ in 0..2 {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move {
+                let request = Request::get("/").body(ResponseBody::default()).unwrap();
+                let _ = pool.send(address, request).await;
+            });
+        }
+        eventually("two open connections", || {
+            pool.open_connections(address) == 2
+        })
+        .await;
+        let request = Request::get("/").body(ResponseBody::default()).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            pool.send(address, request).await,
+            Err(Http1PoolError::Overloaded(2))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(pool.open_connections(address), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let address = keep_alive_backend().await;
+        let pool = Arc::new(Http1Pool::new(PoolLimits {
+            idle_timeout: Duration::from_millis(100),
+            ..PoolLimits::default()
+        }));
+        let request = Request::get("/").body(ResponseBody::default()).unwrap();
+        let response = pool.send(address, request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(pool.idle_connections(address), 1);
+        eventually("the idle connection evicted", || {
+            pool.idle_connections(address) == 0 && pool.open_connections(address) == 0
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn endpoints_removed_from_the_configuration_lose_their_idle_connections() {
+        let (kept, removed) = (keep_alive_backend().await, keep_alive_backend().await);
+        let pool = Arc::new(Http1Pool::default());
+        for address in [kept, removed] {
+            let request = Request::get("/").body(ResponseBody::default()).unwrap();
+            let response = pool.send(address, request).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+        pool.retain_endpoints(&HashSet::from([kept]));
+        assert_eq!(pool.idle_connections(kept), 1);
+        assert_eq!(pool.idle_connections(removed), 0);
+        eventually("the removed endpoint's connection closed", || {
+            pool.open_connections(removed) == 0
+        })
+        .await;
     }
 }

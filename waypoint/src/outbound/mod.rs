@@ -4,9 +4,14 @@
 //! every failure.
 
 mod backend_tls;
+mod body_error;
 mod endpoints;
 mod forward;
 mod http1_pool;
+mod idle_timeout;
 
+pub use body_error::BodyError;
 pub use endpoints::EndpointPicker;
-pub use forward::{Forwarder, ResponseBody};
+pub use forward::{Forwarder, ForwarderLimits, ResponseBody, ResponseIdleTimeout};
+pub use http1_pool::PoolLimits;
+pub use idle_timeout::{BodyIdleTimeout, IdleTimeoutBody};

@@ -1,0 +1,125 @@
+//! [`IdleTimeoutBody`]: a response body that fails when the backend sends nothing for too long,
+//! so that a backend stalling mid-body cannot hold a request (and its connection) forever,
+//! even on a route without timeouts (Envoy's `stream_idle_timeout`, 5 minutes by default).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::body_error::BodyError;
+
+/// The body went quiet for longer than the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend sent nothing for {0:?} in the middle of the response body")]
+pub struct BodyIdleTimeout(pub Duration);
+
+/// A body whose every frame must arrive within `timeout` of the previous one.
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct IdleTimeoutBody<B> {
+    #[pin]
+    inner: B,
+    #[pin]
+    deadline: Sleep,
+    timeout: Duration,
+}
+
+impl<B> IdleTimeoutBody<B> {
+    /// Wraps `inner`; the clock starts now.
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        IdleTimeoutBody {
+            inner,
+            deadline: tokio::time::sleep(timeout),
+            timeout,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeoutBody<B>
+where
+    B: Body<Data = Bytes, Error = BodyError>,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.deadline.as_mut().reset(Instant::now() + *this.timeout);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.deadline.poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(BodyError::new(BodyIdleTimeout(*this.timeout)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A body that sends one frame, then nothing, forever.
+    struct Stalls(bool);
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = BodyError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_mid_way_fails_after_the_idle_timeout() {
+        let timeout = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let error = IdleTimeoutBody::new(Stalls(false), timeout)
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("sent nothing"), "{error}");
+        assert!(started.elapsed() >= timeout);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_keeps_sending_is_untouched() {
+        let body =
+            http_body_util::Full::new(Bytes::from_static(b"all")).map_err(|never| match never {});
+        let collected = IdleTimeoutBody::new(body, Duration::from_millis(50))
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(collected.to_bytes(), "all");
+    }
+}
