@@ -6,6 +6,9 @@
 //! (upstream → downstream), `istio_tcp_connections_failed_total`; all with the sidecar-compatible
 //! label set, `unknown` where a value is not known.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -64,14 +67,39 @@ pub struct TrafficLabels {
     pub connection_security_policy: String,
 }
 
+/// The most distinct label sets the families hold by default; beyond it, new label sets are
+/// counted under [`TrafficLabels::overflow`] (peer-supplied `baggage` must not grow memory).
+pub const DEFAULT_MAX_LABEL_SETS: usize = 10_000;
+
+/// The longest label value kept from a peer's `baggage` (a Kubernetes DNS name's limit);
+/// longer values, or values with other characters than `[A-Za-z0-9._-]`, become `unknown`.
+pub const MAX_BAGGAGE_VALUE_BYTES: usize = 253;
+
 /// The counters, cheap to clone (shared families).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TcpMetrics {
     opened: Family<TrafficLabels, Counter>,
     closed: Family<TrafficLabels, Counter>,
     received_bytes: Family<TrafficLabels, Counter>,
     sent_bytes: Family<TrafficLabels, Counter>,
     failed: Family<TrafficLabels, Counter>,
+    /// The label sets in use, to cap their number.
+    label_sets: Arc<Mutex<HashSet<TrafficLabels>>>,
+    max_label_sets: usize,
+}
+
+impl Default for TcpMetrics {
+    fn default() -> Self {
+        TcpMetrics {
+            opened: Family::default(),
+            closed: Family::default(),
+            received_bytes: Family::default(),
+            sent_bytes: Family::default(),
+            failed: Family::default(),
+            label_sets: Arc::default(),
+            max_label_sets: DEFAULT_MAX_LABEL_SETS,
+        }
+    }
 }
 
 const UNKNOWN: &str = "unknown";
@@ -134,9 +162,29 @@ impl TrafficLabels {
                 "service.version" => &mut self.source_canonical_revision,
                 _ => continue,
             };
-            value.clone_into(slot);
+            *slot = if is_plain_label_value(value) {
+                value.to_owned()
+            } else {
+                UNKNOWN.to_owned()
+            };
         }
         self
+    }
+
+    /// The label set new series beyond the cap are counted under: this one with every
+    /// peer-derived source label `unknown`.
+    pub fn overflow(&self) -> TrafficLabels {
+        let mut labels = self.clone();
+        for slot in [
+            &mut labels.source_cluster,
+            &mut labels.source_workload_namespace,
+            &mut labels.source_workload,
+            &mut labels.source_canonical_service,
+            &mut labels.source_canonical_revision,
+        ] {
+            UNKNOWN.clone_into(slot);
+        }
+        labels
     }
 
     /// Sets the `response_flags` label.
@@ -152,9 +200,18 @@ impl TrafficLabels {
 }
 
 impl TcpMetrics {
-    /// Registers the metrics under the `istio` prefix of `registry`.
+    /// Registers the metrics under the `istio` prefix of `registry`, holding at most
+    /// [`DEFAULT_MAX_LABEL_SETS`] label sets.
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = TcpMetrics::default();
+        TcpMetrics::register_with_cap(registry, DEFAULT_MAX_LABEL_SETS)
+    }
+
+    /// Registers the metrics, holding at most `max_label_sets` distinct label sets.
+    pub fn register_with_cap(registry: &mut Registry, max_label_sets: usize) -> Self {
+        let metrics = TcpMetrics {
+            max_label_sets,
+            ..TcpMetrics::default()
+        };
         let istio = registry.sub_registry_with_prefix("istio");
         istio.register(
             "tcp_connections_opened",
@@ -186,18 +243,53 @@ impl TcpMetrics {
 
     /// Counts a connection opened.
     pub fn opened(&self, labels: &TrafficLabels) {
-        self.opened.get_or_create(labels).inc();
+        let labels = self.within_cap(labels);
+        self.opened.get_or_create(&labels).inc();
     }
 
     /// Counts a connection closed with its byte counts (downstream → upstream, and back).
     pub fn closed(&self, labels: &TrafficLabels, received: u64, sent: u64) {
-        self.closed.get_or_create(labels).inc();
-        self.received_bytes.get_or_create(labels).inc_by(received);
-        self.sent_bytes.get_or_create(labels).inc_by(sent);
+        let labels = self.within_cap(labels);
+        self.closed.get_or_create(&labels).inc();
+        self.received_bytes.get_or_create(&labels).inc_by(received);
+        self.sent_bytes.get_or_create(&labels).inc_by(sent);
     }
 
     /// Counts a connection that failed (the labels carry the response flags).
     pub fn failed(&self, labels: &TrafficLabels) {
-        self.failed.get_or_create(labels).inc();
+        let labels = self.within_cap(labels);
+        self.failed.get_or_create(&labels).inc();
     }
+
+    /// How many distinct label sets are in use.
+    pub fn label_sets(&self) -> usize {
+        self.label_sets.lock().map_or(0, |sets| sets.len())
+    }
+
+    /// `labels`, or their overflow set when the cap is reached and they are new.
+    fn within_cap(&self, labels: &TrafficLabels) -> TrafficLabels {
+        let Ok(mut sets) = self.label_sets.lock() else {
+            return labels.overflow();
+        };
+        if sets.contains(labels) {
+            return labels.clone();
+        }
+        let chosen = if sets.len() < self.max_label_sets {
+            labels.clone()
+        } else {
+            labels.overflow()
+        };
+        // The overflow set itself may take one place beyond the cap.
+        sets.insert(chosen.clone());
+        chosen
+    }
+}
+
+/// Whether a peer-supplied value may become a label value as it is.
+fn is_plain_label_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_BAGGAGE_VALUE_BYTES
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

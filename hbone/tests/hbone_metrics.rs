@@ -99,3 +99,41 @@ async fn server_reports_istio_tcp_metrics() {
     );
     assert!(text.contains("# TYPE istio_tcp_connections_opened counter"));
 }
+
+/// Regression: label values came from the peer's `baggage` and every new value was a new
+/// series forever. Values are now checked and the number of label sets capped.
+#[test]
+fn peer_supplied_label_values_are_checked_and_label_sets_capped() {
+    use hbone::metrics::{Reporter, TrafficLabels};
+    let mut registry = Registry::default();
+    let metrics = TcpMetrics::register_with_cap(&mut registry, 3);
+    for index in 0..50 {
+        let labels = TrafficLabels::new(Reporter::destination, None, None)
+            .with_source_baggage(&format!("k8s.deployment.name=attacker-{index}"));
+        metrics.opened(&labels);
+    }
+    assert_eq!(
+        metrics.label_sets(),
+        4,
+        "three label sets, then everything new in one overflow set"
+    );
+    let hostile = TrafficLabels::new(Reporter::destination, None, None).with_source_baggage(
+        &format!("k8s.namespace.name={},service.name=a\"b", "x".repeat(300)),
+    );
+    metrics.opened(&hostile);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("attacker-0"), "{text}");
+    assert!(!text.contains("attacker-10"), "{text}");
+    assert!(!text.contains("xxxxxxxx"), "over-long values are dropped");
+    assert!(
+        !text.contains("a\\\"b"),
+        "values outside [A-Za-z0-9._-] are dropped"
+    );
+    let opened: u64 = text
+        .lines()
+        .filter(|line| line.starts_with("istio_tcp_connections_opened_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(opened, 51, "nothing is lost, only folded");
+}

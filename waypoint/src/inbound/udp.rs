@@ -1,7 +1,9 @@
 //! UDP forwarding for UDP listeners: each client address gets a session with a connected
 //! upstream socket to one endpoint of a backend chosen by weight; replies go back to the
 //! client. Sessions end after [`IDLE_TIMEOUT`] without traffic; at most [`MAX_SESSIONS`] exist
-//! at once (datagrams of further clients are dropped).
+//! at once per socket (datagrams of further clients are dropped). Each session holds one
+//! 64 KiB reply buffer (a datagram may be that large), so a socket's sessions hold at most
+//! 64 MiB.
 
 use crate::outbound::EndpointPicker;
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use tokio::time::Instant;
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most concurrent sessions per socket.
-pub(crate) const MAX_SESSIONS: usize = 16_384;
+pub(crate) const MAX_SESSIONS: usize = 1024;
 
 struct Session {
     upstream: Arc<UdpSocket>,
@@ -41,6 +43,16 @@ pub(crate) async fn udp_loop(
     current: impl Fn() -> Arc<ListenerSet>,
     endpoints: &EndpointPicker,
 ) {
+    udp_loop_with_cap(socket, current, endpoints, MAX_SESSIONS).await;
+}
+
+/// [`udp_loop`] with at most `max_sessions` sessions.
+async fn udp_loop_with_cap(
+    socket: UdpSocket,
+    current: impl Fn() -> Arc<ListenerSet>,
+    endpoints: &EndpointPicker,
+    max_sessions: usize,
+) {
     let socket = Arc::new(socket);
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buffer = vec![0u8; 65_535];
@@ -50,7 +62,7 @@ pub(crate) async fn udp_loop(
             received = socket.recv_from(&mut buffer) => {
                 let Ok((len, client)) = received else { continue };
                 if !sessions.contains_key(&client) {
-                    if sessions.len() >= MAX_SESSIONS {
+                    if sessions.len() >= max_sessions {
                         continue;
                     }
                     let Some(session) = open_session(&socket, client, &current(), endpoints).await else {
@@ -110,5 +122,76 @@ async fn relay_replies(upstream: Arc<UdpSocket>, socket: Arc<UdpSocket>, client:
         if socket.send_to(&buffer[..len], client).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use routing::backends::{BackendState, WeightedBackend, WeightedBackends};
+    use routing::compiled::{
+        Backend, BackendProtocol, CompiledListener, Endpoint, ListenerProtocol,
+    };
+    use routing::model::ObjectKey;
+
+    use super::*;
+
+    /// One UDP listener routing to the backend at `address`.
+    fn listeners(address: SocketAddr) -> Arc<ListenerSet> {
+        let backend = Backend {
+            service: ObjectKey::new("ns", "dns"),
+            port: 53,
+            endpoints: vec![Endpoint { address, pod: None }].into(),
+            protocol: BackendProtocol::Http1,
+            tls: None,
+            filters: Vec::new(),
+            policy: Default::default(),
+        };
+        let backends = WeightedBackends::new(vec![WeightedBackend {
+            weight: 1,
+            state: BackendState::Ready(Arc::new(backend)),
+        }]);
+        Arc::new(ListenerSet::new(vec![CompiledListener {
+            gateway: ObjectKey::new("ns", "gw"),
+            name: "udp".into(),
+            hostname: None,
+            port: 53,
+            protocol: ListenerProtocol::Udp,
+            certificates: Vec::new(),
+            routes: ListenerRoutes::Stream(Some(Arc::new(backends))),
+            policy: Default::default(),
+        }]))
+    }
+
+    #[tokio::test]
+    async fn sessions_beyond_the_cap_are_not_opened() {
+        let backend = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let backend_address = backend.local_addr().unwrap();
+        let gateway = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let gateway_address = gateway.local_addr().unwrap();
+        let set = listeners(backend_address);
+        tokio::spawn(async move {
+            let endpoints = EndpointPicker::default();
+            udp_loop_with_cap(gateway, move || Arc::clone(&set), &endpoints, 3).await;
+        });
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            client.send_to(b"query", gateway_address).await.unwrap();
+            clients.push(client);
+        }
+        let mut sources = HashSet::new();
+        let mut buffer = [0u8; 64];
+        while let Ok(Ok((_, from))) =
+            tokio::time::timeout(Duration::from_millis(300), backend.recv_from(&mut buffer)).await
+        {
+            sources.insert(from);
+        }
+        assert_eq!(
+            sources.len(),
+            3,
+            "one upstream socket per session, three sessions"
+        );
     }
 }
