@@ -202,3 +202,147 @@ async fn proxy_listen_exits_promptly_on_sigterm() {
     let mut listener = proxy_listen("127.0.0.1:0", &[]).await;
     listener.terminate_and_expect_clean_exit().await;
 }
+
+/// Runs `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs (scripts/install-test-deps installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// Regression: HAProxy's SSL TLV for a client with a certificate (VERSION, CN, CIPHER,
+/// SIG_ALG and KEY_ALG sub-TLVs) was shown only as raw sub-TLVs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_client_certificate_details_are_shown_parsed() {
+    let dir = support::scratch("haproxy-client-cert");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=test-ca",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat(),
+    );
+    for (name, cn) in [("server", "localhost"), ("client", "alice")] {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subject = format!("/CN={cn}");
+        openssl(
+            &dir,
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", &subject],
+            ]
+            .concat(),
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+            ],
+        );
+    }
+    let pem = [
+        std::fs::read(dir.join("server.crt")).unwrap(),
+        std::fs::read(dir.join("server.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("server.pem"), pem).unwrap();
+
+    let mut listener = proxy_listen("127.0.0.1:0", &["--echo"]).await;
+    let frontend = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\
+         frontend tls_in\n  bind {frontend} ssl crt {pem} ca-file {ca} verify optional\n  default_backend ours\n\
+         backend ours\n  server s1 {ours} send-proxy-v2 proxy-v2-options ssl,cert-cn,ssl-cipher,cert-sig,cert-key\n",
+        pem = dir.join("server.pem").display(),
+        ca = dir.join("ca.crt").display(),
+        ours = listener.address,
+    );
+    std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
+    let _haproxy = tokio::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(dir.join("haproxy.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy runs (scripts/install-test-deps installs it)");
+    for _ in 0..100 {
+        if TcpStream::connect(frontend).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = tokio::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &frontend.to_string()])
+        .args(["-cert", "client.crt", "-key", "client.key"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+
+    let event = listener.next_event().await;
+    let ssl = &event["ssl"];
+    assert_eq!(ssl["cn"], "alice", "{event}");
+    assert!(
+        ssl["version"].as_str().unwrap().starts_with("TLSv1."),
+        "{ssl}"
+    );
+    assert!(!ssl["cipher"].as_str().unwrap().is_empty(), "{ssl}");
+    assert_eq!(ssl["sig_alg"], "ecdsa-with-SHA256", "{ssl}");
+    assert!(ssl["key_alg"].as_str().unwrap().starts_with("EC"), "{ssl}");
+    let flags = ssl["client_flags"].as_array().unwrap();
+    assert!(
+        flags.contains(&"ssl".into()) && flags.contains(&"cert_conn".into()),
+        "{ssl}"
+    );
+    assert_eq!(ssl["verified"], true, "the client certificate was verified");
+    drop(stdin);
+    let _ = client.kill().await;
+}

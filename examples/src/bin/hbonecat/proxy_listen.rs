@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use examples_support::json_lines::print_json_line;
 use examples_support::shutdown::terminate_signal;
 use hbone::proxy_protocol::{
-    AcceptorConfig, Addresses, Command, ProxyHeader, RawTlv, Tlv, Version, read_proxy_header,
+    AcceptorConfig, Addresses, Command, ProxyHeader, RawTlv, SslSubTlv, SslTlv, Tlv, Version,
+    read_proxy_header,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -92,13 +93,38 @@ fn header_json(header: &ProxyHeader<'_>) -> Value {
         _ => None,
     });
     if let Some(ssl) = ssl {
-        event["ssl"] = json!({
-            "client": ssl.client,
-            "verify": ssl.verify,
-            "tlvs": ssl.raw_sub_tlvs().map(tlv_json).collect::<Vec<_>>(),
-        });
+        event["ssl"] = ssl_json(&ssl);
     }
     event
+}
+
+/// The SSL TLV parsed: the client bits by name, the verify result, each known sub-TLV by
+/// name (`version`, `cn`, `cipher`, `sig_alg`, `key_alg`), and every sub-TLV raw in `tlvs`.
+fn ssl_json(ssl: &SslTlv<'_>) -> Value {
+    let flags: Vec<&str> = [(0x01, "ssl"), (0x02, "cert_conn"), (0x04, "cert_sess")]
+        .into_iter()
+        .filter(|(bit, _)| ssl.client & bit != 0)
+        .map(|(_, name)| name)
+        .collect();
+    let mut parsed = json!({
+        "client": ssl.client,
+        "client_flags": flags,
+        "verify": ssl.verify,
+        "verified": ssl.verify == 0,
+        "tlvs": ssl.raw_sub_tlvs().map(tlv_json).collect::<Vec<_>>(),
+    });
+    for sub in ssl.sub_tlvs() {
+        let (name, value) = match sub {
+            SslSubTlv::Version(value) => ("version", value),
+            SslSubTlv::CommonName(value) => ("cn", value),
+            SslSubTlv::Cipher(value) => ("cipher", value),
+            SslSubTlv::SignatureAlgorithm(value) => ("sig_alg", value),
+            SslSubTlv::KeyAlgorithm(value) => ("key_alg", value),
+            _ => continue,
+        };
+        parsed[name] = json!(value);
+    }
+    parsed
 }
 
 /// `{"type": 208, "hex": "…", "utf8": "…"}`; `utf8` only when the value is valid UTF-8.
