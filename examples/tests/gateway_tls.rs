@@ -205,11 +205,53 @@ async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend
              validation: {{hostname: {hostname}, caCertificateRefs: [{{group: '', kind: ConfigMap, name: {config_map}}}]}}\n---\n"
         )
     };
+    let san_policy = |name: &str, sans: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {name}}}\n\
+             spec:\n  targetRefs: [{{group: '', kind: Service, name: {name}}}]\n  \
+             validation: {{hostname: sni.example, subjectAltNames: [{sans}], caCertificateRefs: [{{group: '', kind: ConfigMap, name: backend-ca}}]}}\n---\n"
+        )
+    };
+    let san_cases = [
+        (
+            "san-dns",
+            "{type: Hostname, hostname: backend.internal}".to_owned(),
+            200,
+        ),
+        (
+            "san-dns-wrong",
+            "{type: Hostname, hostname: nope.internal}".to_owned(),
+            503,
+        ),
+        (
+            "san-uri",
+            format!(
+                "{{type: Hostname, hostname: nope.internal}}, {{type: URI, uri: '{LEAF_URI_SAN}'}}"
+            ),
+            200,
+        ),
+        (
+            "san-uri-wrong",
+            "{type: URI, uri: 'spiffe://cluster.local/ns/default/sa/other'}".to_owned(),
+            503,
+        ),
+    ];
+    let san_yaml: String = san_cases
+        .iter()
+        .map(|(name, sans, _)| format!("{}{}", service(name, backend), san_policy(name, sans)))
+        .collect();
+    let san_routes: String = san_cases
+        .iter()
+        .map(|(name, ..)| {
+            format!("  - matches: [{{path: {{value: /{name}}}}}]\n    backendRefs: [{{name: {name}, port: 80}}]\n")
+        })
+        .collect();
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
         spec:\n  parentRefs: [{name: gw}]\n  rules:\n  \
         - matches: [{path: {value: /good}}]\n    backendRefs: [{name: good, port: 80}]\n  \
         - matches: [{path: {value: /wrong-name}}]\n    backendRefs: [{name: wrong-name, port: 80}]\n  \
-        - matches: [{path: {value: /no-ca}}]\n    backendRefs: [{name: no-ca, port: 80}]\n---\n";
+        - matches: [{path: {value: /no-ca}}]\n    backendRefs: [{name: no-ca, port: 80}]\n";
+    let route = format!("{route}{san_routes}---\n{san_yaml}");
     let yaml = format!(
         "{}{}{}{}{}{}{}{route}apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: backend-ca}}\ndata:\n  ca.crt: |\n{indented}",
         gateway_yaml(port),
@@ -242,6 +284,22 @@ async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend
         500,
         "an invalid CA reference makes the backend invalid"
     );
+    assert_eq!(
+        echoed(&response)["proto"],
+        "HTTP/1.1",
+        "HTTP backends are offered http/1.1"
+    );
+    for (name, _, expected) in &san_cases {
+        let (status, response) = curl(&[&url(&format!("/{name}"))]).await;
+        assert_eq!(status, *expected, "{name}: {response}");
+        if status == 200 {
+            assert_eq!(
+                echoed(&response)["pod"],
+                "sni=sni.example",
+                "{name}: the hostname is still the SNI"
+            );
+        }
+    }
     let (_, status_json) = curl(&[&gateway.admin_url("/status")]).await;
     let status_json = echoed(&status_json);
     let no_ca = status_json["resources"]
@@ -251,4 +309,48 @@ async fn backend_tls_policies_make_the_gateway_speak_verified_tls_to_the_backend
         .find(|r| r["kind"] == "BackendTLSPolicy" && r["object"]["name"] == "no-ca")
         .unwrap();
     assert_eq!(no_ca["conditions"][1]["reason"], "InvalidCACertificateRef");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_backends_under_tls_are_offered_h2_and_spoken_to_in_http2() {
+    let port = free_port();
+    let dir = scratch("backend-tls-grpc");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    let backend = tls_echo(&leaf, &key).await;
+    let indented: String = std::fs::read_to_string(&ca)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let yaml = format!(
+        "{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: p}}\n\
+         spec:\n  targetRefs: [{{group: '', kind: Service, name: grpc}}]\n  \
+         validation: {{hostname: backend.internal, caCertificateRefs: [{{group: '', kind: ConfigMap, name: backend-ca}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: grpc, port: 80}}]}}]\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: backend-ca}}\ndata:\n  ca.crt: |\n{indented}",
+        gateway_yaml(port),
+        service("grpc", backend),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let grpc = [
+        "--http2-prior-knowledge",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "host: grpc.test",
+    ];
+    let (status, grpc_response) =
+        curl(&[&grpc[..], &[url("/echo.Echo/Say").as_str()]].concat()).await;
+    assert_eq!(status, 200, "{grpc_response}");
+    assert_eq!(
+        echoed(&grpc_response)["proto"],
+        "HTTP/2.0",
+        "a gRPC backend under TLS is offered h2 in ALPN and spoken to in HTTP/2"
+    );
 }

@@ -105,8 +105,11 @@ pub async fn openssl_server(dir: &Path, stem: &str, port: u16) -> Child {
     child
 }
 
-/// A CA and a server certificate it signed for `name`, made by the openssl CLI: returns the
-/// paths (ca cert, leaf cert, leaf key).
+/// The URI SAN [`openssl_ca_and_leaf`] puts into the leaf besides its DNS name.
+pub const LEAF_URI_SAN: &str = "spiffe://cluster.local/ns/default/sa/backend";
+
+/// A CA and a server certificate it signed for `name` (and [`LEAF_URI_SAN`]), made by the
+/// openssl CLI: returns the paths (ca cert, leaf cert, leaf key).
 pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let path = |file: &str| dir.join(file);
     let run = |args: &[&str]| {
@@ -154,7 +157,7 @@ pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf
     ]);
     std::fs::write(
         path("leaf.ext"),
-        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+        format!("subjectAltName=DNS:{name},URI:{LEAF_URI_SAN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
     )
     .unwrap();
     run(&[
@@ -181,7 +184,8 @@ pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf
     )
 }
 
-/// An echo backend behind TLS (rustls) that reports the SNI it received as its pod name.
+/// An echo backend behind TLS (rustls, ALPN `h2` and `http/1.1`) that reports the SNI it
+/// received as its pod name.
 pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
     use rustls::pki_types::pem::PemObject;
     let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
@@ -189,7 +193,7 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
         .map(Result::unwrap)
         .collect();
     let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
@@ -197,6 +201,7 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
     .with_no_client_auth()
     .with_single_cert(chain, key)
     .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

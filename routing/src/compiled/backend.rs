@@ -34,10 +34,24 @@ pub struct Endpoint {
 /// How to verify a backend that speaks TLS (from a BackendTLSPolicy).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct BackendTls {
-    /// The SNI to send and the name to verify (`validation.hostname`).
+    /// The SNI to send, and the name to verify when `subject_alt_names` is empty
+    /// (`validation.hostname`).
     pub server_name: String,
     /// The trust anchors.
     pub roots: TlsRoots,
+    /// Names of which the backend's certificate must carry one, instead of `server_name`
+    /// (`validation.subjectAltNames`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<BackendSubjectAltName>,
+}
+
+/// A name a backend's certificate may be verified for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum BackendSubjectAltName {
+    /// A DNS name, matched as TLS clients match host names (wildcard certificates included).
+    Hostname(String),
+    /// A URI SAN, matched exactly (e.g. `spiffe://cluster.local/ns/a/sa/b`).
+    Uri(String),
 }
 
 /// Trust anchors for a backend.

@@ -6,7 +6,9 @@ mod listener;
 mod mesh;
 mod rule;
 
-pub use backend::{Backend, BackendProtocol, BackendTls, Endpoint, TlsRoots};
+pub use backend::{
+    Backend, BackendProtocol, BackendSubjectAltName, BackendTls, Endpoint, TlsRoots,
+};
 pub use listener::{
     Certificate, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol, ListenerRoutes,
 };

@@ -93,4 +93,22 @@ pub struct BackendTlsValidation {
     pub well_known_ca_certificates: Option<String>,
     /// SNI and verified name.
     pub hostname: String,
+    /// Names the backend's certificate must carry instead of `hostname` (one of them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<SubjectAltName>,
+}
+
+/// A `subjectAltNames` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubjectAltName {
+    /// `Hostname` or `URI`.
+    #[serde(rename = "type")]
+    pub san_type: String,
+    /// The DNS name (type `Hostname`; a leading `*.` wildcard allowed).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    /// The URI (type `URI`, e.g. a SPIFFE ID).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uri: String,
 }

@@ -8,7 +8,7 @@ use rustls_pki_types::pem::PemObject;
 
 use super::created_order;
 use super::status::{Condition, ObjectStatus};
-use crate::compiled::{BackendTls, TlsRoots};
+use crate::compiled::{BackendSubjectAltName, BackendTls, TlsRoots};
 use crate::model::{BackendTlsPolicy, Config, Service, ServicePort};
 
 /// The TLS settings of `service`'s `port`: `Ok(None)` without a policy; `Err` with the
@@ -56,9 +56,13 @@ pub(crate) fn policy_statuses(config: &Config) -> Vec<ObjectStatus> {
                         .push(Condition::ok("ResolvedRefs", "ResolvedRefs"));
                 }
                 Err(problem) => {
+                    let reason = match problem.reason {
+                        "Invalid" => "Invalid",
+                        _ => "NoValidCACertificate",
+                    };
                     status.conditions.push(Condition::failed(
                         "Accepted",
-                        "NoValidCACertificate",
+                        reason,
                         problem.message.clone(),
                     ));
                     status.conditions.push(problem);
@@ -126,8 +130,29 @@ fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Co
             "no caCertificateRefs and no wellKnownCACertificates".into(),
         ));
     };
+    let mut subject_alt_names = Vec::with_capacity(validation.subject_alt_names.len());
+    for (index, san) in validation.subject_alt_names.iter().enumerate() {
+        subject_alt_names.push(match (san.san_type.as_str(), &san.hostname, &san.uri) {
+            ("Hostname", hostname, uri) if !hostname.is_empty() && uri.is_empty() => {
+                BackendSubjectAltName::Hostname(hostname.to_ascii_lowercase())
+            }
+            ("URI", hostname, uri) if !uri.is_empty() && hostname.is_empty() => {
+                BackendSubjectAltName::Uri(uri.clone())
+            }
+            _ => {
+                return Err(failed(
+                    "Invalid",
+                    format!(
+                        "subjectAltNames[{index}] must be type Hostname with a hostname or \
+                         type URI with a uri"
+                    ),
+                ));
+            }
+        });
+    }
     Ok(BackendTls {
         server_name: validation.hostname.clone(),
         roots,
+        subject_alt_names,
     })
 }

@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
+use super::backend_verifier::BackendCertVerifier;
 use super::forward::ResponseBody;
 
 /// The most distinct TLS clients kept; past it the cache starts over.
@@ -27,10 +28,10 @@ const MAX_CLIENTS: usize = 256;
 /// An HTTPS-to-backend client.
 pub(crate) type TlsClient = Client<TlsConnect, ResponseBody>;
 
-/// Clients by backend TLS settings.
+/// Clients by backend TLS settings and whether the backend must speak HTTP/2.
 pub(crate) struct BackendTlsClients {
     provider: Arc<CryptoProvider>,
-    clients: Mutex<HashMap<BackendTls, TlsClient>>,
+    clients: Mutex<HashMap<(BackendTls, bool), TlsClient>>,
 }
 
 impl BackendTlsClients {
@@ -42,21 +43,24 @@ impl BackendTlsClients {
     }
 
     /// The client for `tls`, made on first use; `None` when its settings cannot make a TLS
-    /// configuration (no usable root, an invalid server name).
-    pub(crate) fn client(&self, tls: &BackendTls) -> Option<TlsClient> {
+    /// configuration (no usable root, an invalid server name). An `h2_only` client offers
+    /// `h2` in ALPN and speaks HTTP/2 (gRPC and HTTP/2 backends); the others offer and speak
+    /// `http/1.1`.
+    pub(crate) fn client(&self, tls: &BackendTls, h2_only: bool) -> Option<TlsClient> {
         let mut clients = self.clients.lock().ok()?;
-        if let Some(client) = clients.get(tls) {
+        let key = (tls.clone(), h2_only);
+        if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let client = self.make(tls)?;
+        let client = self.make(tls, h2_only)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
-        clients.insert(tls.clone(), client.clone());
+        clients.insert(key, client.clone());
         Some(client)
     }
 
-    fn make(&self, tls: &BackendTls) -> Option<TlsClient> {
+    fn make(&self, tls: &BackendTls, h2_only: bool) -> Option<TlsClient> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
             TlsRoots::Pem(pem) => {
@@ -66,13 +70,24 @@ impl BackendTlsClients {
             }
             TlsRoots::System => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
+        let name = ServerName::try_from(tls.server_name.clone()).ok()?;
+        let verifier = BackendCertVerifier::new(
+            Arc::new(roots),
+            Arc::clone(&self.provider),
+            name.clone(),
+            tls.subject_alt_names.clone(),
+        );
         let mut config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .ok()?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = ServerName::try_from(tls.server_name.clone()).ok()?;
+        config.alpn_protocols = if h2_only {
+            vec![b"h2".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
@@ -81,7 +96,9 @@ impl BackendTlsClients {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             name,
         };
-        Some(Client::builder(TokioExecutor::new()).build(connect))
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.http2_only(h2_only);
+        Some(builder.build(connect))
     }
 }
 
@@ -93,8 +110,11 @@ pub(crate) struct TlsConnect {
     name: ServerName<'static>,
 }
 
-/// A TLS connection to a backend.
-pub(crate) struct TlsIo(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+/// A TLS connection to a backend, and whether ALPN chose HTTP/2.
+pub(crate) struct TlsIo {
+    io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    h2: bool,
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -114,14 +134,22 @@ impl tower::Service<Uri> for TlsConnect {
         Box::pin(async move {
             let tcp = tower::Service::<Uri>::call(&mut http, uri).await?;
             let stream = tls.connect(name, tcp.into_inner()).await?;
-            Ok(TlsIo(TokioIo::new(stream)))
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            Ok(TlsIo {
+                io: TokioIo::new(stream),
+                h2,
+            })
         })
     }
 }
 
 impl Connection for TlsIo {
     fn connected(&self) -> Connected {
-        Connected::new()
+        if self.h2 {
+            Connected::new().negotiated_h2()
+        } else {
+            Connected::new()
+        }
     }
 }
 
@@ -131,7 +159,7 @@ impl hyper::rt::Read for TlsIo {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
@@ -141,14 +169,14 @@ impl hyper::rt::Write for TlsIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

@@ -173,10 +173,16 @@ impl Forwarder {
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
         let sent = match (&backend.tls, backend.protocol) {
-            (Some(policy), _) => {
-                // HTTPS to the backend, HTTP/1.1 (ALPN offers only http/1.1).
-                *request.version_mut() = http::Version::HTTP_11;
-                let Some(client) = self.inner.tls.client(policy) else {
+            (Some(policy), protocol) => {
+                // HTTPS to the backend: gRPC and HTTP/2 backends get h2 in ALPN, the others
+                // (and upgrades) http/1.1.
+                let h2_only = protocol == BackendProtocol::H2c && !upgrading;
+                *request.version_mut() = if h2_only {
+                    http::Version::HTTP_2
+                } else {
+                    http::Version::HTTP_11
+                };
+                let Some(client) = self.inner.tls.client(policy, h2_only) else {
                     return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
                 boxed(client.request(request).await, tls)

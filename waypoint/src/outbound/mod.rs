@@ -4,6 +4,7 @@
 //! every failure.
 
 mod backend_tls;
+mod backend_verifier;
 mod body_error;
 mod endpoints;
 mod forward;
