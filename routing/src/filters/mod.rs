@@ -1,7 +1,8 @@
 //! Gateway API filter semantics, sans-IO (gateway-api spec §1.4): header modifiers, redirects,
-//! URL rewrites and CORS, and the header modifiers and URL rewrite as tower layers.
+//! URL rewrites and CORS, and the header modifiers, URL rewrite and CORS as tower layers.
 
 mod cors;
+mod cors_layer;
 mod header_layers;
 mod header_modifier;
 mod path_modifier;
@@ -10,6 +11,7 @@ mod request_edit;
 mod url_rewrite;
 
 pub use cors::{CorsError, CorsPolicy, PreflightAnswer};
+pub use cors_layer::{CorsFuture, CorsLayer, CorsService};
 pub use header_layers::{
     RequestHeaderModifierLayer, RequestHeaderModifierService, ResponseHeaderModifierFuture,
     ResponseHeaderModifierLayer, ResponseHeaderModifierService,

@@ -42,6 +42,12 @@ pub enum RouteError {
     Upstream(#[from] UpstreamError),
 }
 
+impl From<std::convert::Infallible> for RouteError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 /// How an upstream failed, for retries, answers and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -3,10 +3,12 @@
 //! SNI; TCP and UDP forwarding.
 
 pub mod client_hello;
+mod http;
 mod sockets;
 mod streams;
 mod tls;
 mod udp;
 
+pub use http::{HttpLimits, serve_http};
 pub use sockets::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use tls::TlsSetupError;

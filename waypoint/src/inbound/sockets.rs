@@ -13,10 +13,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
 };
@@ -29,23 +25,16 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::http::{HttpLimits, serve_http};
 use super::streams::{passthrough, tcp};
 use super::tls::{TlsSetupError, server_config};
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
-use crate::outbound::{BodyError, Forwarder, ResponseBody};
+use crate::outbound::{Forwarder, ResponseBody};
 use crate::respond::Respond;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a client may take to send a request's headers (HTTP/1.1); a slower client's
-/// connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The most bytes of request headers: larger HTTP/1.1 requests get 431, larger HTTP/2 header
-/// lists are refused by the HTTP/2 layer.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// What applying a configuration to the sockets left unserved; everything else is served.
 #[derive(Debug, Default)]
@@ -333,13 +322,13 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
             let endpoints = context.forwarder.endpoints();
             tcp(stream, Arc::clone(&state.listeners), endpoints).await;
         }
-        (_, None) => serve_http(stream, peer, None, &context).await,
+        (_, None) => serve_http_routed(stream, peer, None, &context).await,
         (_, Some(acceptor)) => {
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             {
                 let server_name = tls.get_ref().1.server_name().map(str::to_owned);
-                serve_http(tls, peer, server_name, &context).await;
+                serve_http_routed(tls, peer, server_name, &context).await;
             }
         }
     }
@@ -347,8 +336,9 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
-/// the gateway drains.
-async fn serve_http<IO>(
+/// the gateway drains: each request tagged (SNI, forwarded headers) and routed through
+/// `Respond` → `Router` over the socket's current listeners → the forwarder.
+async fn serve_http_routed<IO>(
     io: IO,
     peer: SocketAddr,
     server_name: Option<String>,
@@ -363,8 +353,7 @@ async fn serve_http<IO>(
         HeaderValue::from_static("http")
     };
     let client_ip = HeaderValue::try_from(peer.ip().to_string()).ok();
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let mut request = request.map(boxed_body);
+    let service = tower::service_fn(move |mut request: Request<ResponseBody>| {
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
@@ -380,26 +369,9 @@ async fn serve_http<IO>(
             response
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
     let mut draining = context.draining.clone();
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = wait_for_drain(&mut draining) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
+    let drain = async move { wait_for_drain(&mut draining).await };
+    serve_http(io, service, HttpLimits::default(), drain).await;
 }
 
 /// Appends the client's address to `X-Forwarded-For` and sets `X-Forwarded-Proto`, as Envoy
@@ -436,11 +408,6 @@ async fn wait_for_drain(draining: &mut watch::Receiver<bool>) {
             return;
         }
     }
-}
-
-/// A request body boxed with the forwarder's error type.
-fn boxed_body(body: Incoming) -> ResponseBody {
-    body.map_err(BodyError::new).boxed()
 }
 
 /// Every endpoint a backend of `gateways` can forward to.
