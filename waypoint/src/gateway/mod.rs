@@ -82,6 +82,7 @@ pub async fn run_gateway(
         ..ResolveOptions::default()
     };
     let mut fingerprint = options.source.fingerprint();
+    let mut pending = None;
     let snapshot = options.source.load(&resolve_options, 1)?;
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
@@ -126,8 +127,16 @@ pub async fn run_gateway(
             _ = ticker.tick() => {
                 let current = options.source.fingerprint();
                 if current == fingerprint {
+                    pending = None;
                     continue;
                 }
+                // A file being written (truncated, then filled) must not be loaded half-way:
+                // a change is loaded once it has stayed the same for one more interval.
+                if pending.as_ref() != Some(&current) {
+                    pending = Some(current);
+                    continue;
+                }
+                pending = None;
                 fingerprint = current;
                 reload(&options.source, &resolve_options, &state, &mut sockets, events).await;
             }
