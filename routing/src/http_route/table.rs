@@ -39,6 +39,8 @@ pub struct RouteTable<T> {
 #[derive(Debug, Default)]
 struct Bucket {
     exact_paths: HashMap<String, Vec<usize>>,
+    /// The longest key of `exact_paths`: a longer path is not looked up.
+    longest_exact_path: usize,
     /// Keyed by the prefix without its trailing `/` (the root prefix is the empty key).
     prefixes: HashMap<String, Vec<usize>>,
     /// The lengths of the keys of `prefixes`: only path prefixes this long are looked up.
@@ -156,7 +158,10 @@ impl<T> RouteTable<T> {
                 .map(|index| &self.candidates[*index])
                 .find(|candidate| candidate.route_match.matches(request))
         };
-        if let Some(found) = bucket.exact_paths.get(request.path).and_then(first_match) {
+        let exact = (request.path.len() <= bucket.longest_exact_path)
+            .then(|| bucket.exact_paths.get(request.path))
+            .flatten();
+        if let Some(found) = exact.and_then(first_match) {
             return Some(found);
         }
         // The path's segment prefixes from the longest: the whole path, then the part before
@@ -217,11 +222,10 @@ fn regex_set<T>(indices: &[usize], candidates: &[Candidate<T>]) -> Option<regex:
 impl Bucket {
     fn insert<T>(&mut self, index: usize, candidate: &Candidate<T>) {
         match candidate.route_match.path_match() {
-            PathMatch::Exact(path) => self
-                .exact_paths
-                .entry(path.clone())
-                .or_default()
-                .push(index),
+            PathMatch::Exact(path) => {
+                self.longest_exact_path = self.longest_exact_path.max(path.len());
+                self.exact_paths.entry(path.clone()).or_default().push(index);
+            }
             PathMatch::PathPrefix(prefix) => {
                 let key = prefix.trim_end_matches('/');
                 self.prefix_lengths.insert(key.len());
