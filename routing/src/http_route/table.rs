@@ -224,7 +224,10 @@ impl Bucket {
         match candidate.route_match.path_match() {
             PathMatch::Exact(path) => {
                 self.longest_exact_path = self.longest_exact_path.max(path.len());
-                self.exact_paths.entry(path.clone()).or_default().push(index);
+                self.exact_paths
+                    .entry(path.clone())
+                    .or_default()
+                    .push(index);
             }
             PathMatch::PathPrefix(prefix) => {
                 let key = prefix.trim_end_matches('/');

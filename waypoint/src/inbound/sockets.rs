@@ -111,6 +111,8 @@ struct SocketState {
     protocol: ListenerProtocol,
     listeners: Arc<ListenerSet>,
     tls: Option<TlsAcceptor>,
+    /// The request path over `listeners`, built once per configuration (a request clones it).
+    router: Respond<Router<Forwarder>>,
 }
 
 /// The bound sockets.
@@ -177,12 +179,15 @@ impl Sockets {
                         new_sockets.insert(key, socket);
                     }
                     let tls = tls.map(TlsAcceptor::from);
+                    let router =
+                        Respond::new(Router::new(Arc::clone(&listeners), self.forwarder.clone()));
                     states.insert(
                         key,
                         SocketState {
                             protocol,
                             listeners,
                             tls,
+                            router,
                         },
                     );
                 }
@@ -358,8 +363,7 @@ async fn serve_http_routed<IO>(
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
         add_forwarded_headers(request.headers_mut(), client_ip.as_ref(), &proto);
-        let listeners = Arc::clone(&service_context.state.load().listeners);
-        let router = Respond::new(Router::new(listeners, service_context.forwarder.clone()));
+        let router = service_context.state.load().router.clone();
         let metrics = Arc::clone(&service_context.metrics);
         async move {
             let response = router.oneshot(request).await;

@@ -50,24 +50,12 @@ pub struct Forwarder {
     inner: Arc<Pools>,
 }
 
-/// Bounds on forwarding, with Envoy-like defaults.
+/// Bounds on forwarding, with Envoy-like defaults: the HTTP/1.1 pool's caps and timeouts
+/// (its `response_idle_timeout` applies to every response the forwarder relays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ForwarderLimits {
-    /// The HTTP/1.1 pool's caps and timeouts.
+    /// The pool's caps and timeouts.
     pub pool: PoolLimits,
-    /// How long a response body may go without a frame (default 300 s, Envoy's
-    /// `stream_idle_timeout`); then the response is cut with an error.
-    pub response_idle_timeout: ResponseIdleTimeout,
-}
-
-/// The idle timeout of response bodies (default 300 s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseIdleTimeout(pub Duration);
-
-impl Default for ResponseIdleTimeout {
-    fn default() -> Self {
-        ResponseIdleTimeout(Duration::from_secs(300))
-    }
 }
 
 struct Pools {
@@ -172,6 +160,7 @@ impl Forwarder {
         };
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
+        let idle = self.inner.limits.pool.response_idle_timeout;
         let sent = match (&backend.tls, backend.protocol) {
             (Some(policy), protocol) => {
                 // HTTPS to the backend: gRPC and HTTP/2 backends get h2 in ALPN, the others
@@ -185,15 +174,15 @@ impl Forwarder {
                 let Some(client) = self.inner.tls.client(policy, h2_only) else {
                     return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
-                boxed(client.request(request).await, tls)
+                boxed(client.request(request).await, tls, idle)
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
-                boxed(self.inner.h2c.request(request).await, tls)
+                boxed(self.inner.h2c.request(request).await, tls, idle)
             }
             (None, _) if upgrading => {
                 *request.version_mut() = http::Version::HTTP_11;
-                boxed(self.inner.http1.request(request).await, tls)
+                boxed(self.inner.http1.request(request).await, tls, idle)
             }
             (None, _) => {
                 // The common case: HTTP/1.1 on the lean pool.
@@ -213,8 +202,7 @@ impl Forwarder {
             return Ok(response);
         }
         remove_hop_by_hop(response.headers_mut());
-        let idle = self.inner.limits.response_idle_timeout.0;
-        Ok(response.map(|body| IdleTimeoutBody::new(body, idle).boxed()))
+        Ok(response)
     }
 }
 
@@ -240,16 +228,20 @@ fn path_and_query(uri: &Uri) -> PathAndQuery {
         .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
-/// A legacy-client answer with its body boxed, or its failure typed.
+/// A legacy-client answer with its body boxed (and cut after the idle timeout), or its
+/// failure typed.
 fn boxed<E>(
     answer: Result<Response<hyper::body::Incoming>, E>,
     tls: bool,
+    idle: Duration,
 ) -> Result<Response<ResponseBody>, UpstreamError>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
     answer
-        .map(|response| response.map(|body| body.map_err(BodyError::new).boxed()))
+        .map(|response| {
+            response.map(|body| IdleTimeoutBody::new(body.map_err(BodyError::new), idle).boxed())
+        })
         .map_err(|error| upstream_error(error, tls))
 }
 

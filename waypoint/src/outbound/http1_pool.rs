@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::body_error::BodyError;
 use super::forward::ResponseBody;
+use super::idle_timeout::IdleTimeoutBody;
 
 /// Bounds on the HTTP/1.1 pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub struct PoolLimits {
     pub idle_timeout: Duration,
     /// How long a TCP connect may take (default 5 s).
     pub connect_timeout: Duration,
+    /// How long a response body may go without a frame before it is cut with an error
+    /// (default 300 s, Envoy's `stream_idle_timeout`).
+    pub response_idle_timeout: Duration,
 }
 
 impl Default for PoolLimits {
@@ -51,6 +55,7 @@ impl Default for PoolLimits {
             max_idle_per_endpoint: 128,
             idle_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(5),
+            response_idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -244,14 +249,15 @@ impl Http1Pool {
         sender: SendRequest<ResponseBody>,
         response: Response<Incoming>,
     ) -> Response<ResponseBody> {
+        let idle = self.limits.response_idle_timeout;
         response.map(|body| {
-            ReturningBody {
+            let returning = ReturningBody {
                 body,
                 sender: Some(sender),
                 pool: Arc::clone(self),
                 endpoint,
-            }
-            .boxed()
+            };
+            IdleTimeoutBody::new(returning, idle).boxed()
         })
     }
 }

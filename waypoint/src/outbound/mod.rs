@@ -13,6 +13,6 @@ mod idle_timeout;
 
 pub use body_error::BodyError;
 pub use endpoints::EndpointPicker;
-pub use forward::{Forwarder, ForwarderLimits, ResponseBody, ResponseIdleTimeout};
+pub use forward::{Forwarder, ForwarderLimits, ResponseBody};
 pub use http1_pool::PoolLimits;
 pub use idle_timeout::{BodyIdleTimeout, IdleTimeoutBody};
