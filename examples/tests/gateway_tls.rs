@@ -354,3 +354,137 @@ async fn grpc_backends_under_tls_are_offered_h2_and_spoken_to_in_http2() {
         "a gRPC backend under TLS is offered h2 in ALPN and spoken to in HTTP/2"
     );
 }
+
+/// A ConfigMap `name` holding the PEM file `ca` as `ca.crt`.
+fn ca_config_map(name: &str, ca: &std::path::Path) -> String {
+    let indented: String = std::fs::read_to_string(ca)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  ca.crt: |\n{indented}---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frontend_client_certificates_are_validated_by_default_and_per_port() {
+    let (strict, fallback) = (free_port(), free_port());
+    let dir = scratch("frontend-validation");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "alice");
+    // Written to stranger-cert.pem and stranger-key.pem.
+    openssl_certificate(&dir, "stranger", &["stranger"], false);
+    let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
+    let backend = echo("echo-0").await;
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         tls:\n    frontend:\n      default: {{validation: {{caCertificateRefs: [{{group: '', kind: ConfigMap, name: client-ca}}]}}}}\n      \
+         perPort: [{{port: {fallback}, tls: {{validation: {{mode: AllowInsecureFallback, caCertificateRefs: [{{group: '', kind: ConfigMap, name: client-ca}}]}}}}}}]\n  \
+         listeners:\n  - {{name: strict, port: {strict}, protocol: HTTPS, tls: {{certificateRefs: [{{name: gw-cert}}]}}}}\n  \
+         - {{name: fallback, port: {fallback}, protocol: HTTPS, tls: {{certificateRefs: [{{name: gw-cert}}]}}}}\n---\n\
+         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n",
+        tls_secret("gw-cert", &server),
+        ca_config_map("client-ca", &client_ca),
+        service("echo", backend),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (cert, key) = (
+        client_cert.to_str().unwrap().to_owned(),
+        client_key.to_str().unwrap().to_owned(),
+    );
+    let (stranger_cert, stranger_key) = (
+        dir.join("stranger-cert.pem").to_str().unwrap().to_owned(),
+        dir.join("stranger-key.pem").to_str().unwrap().to_owned(),
+    );
+    let url = |port: u16| format!("https://127.0.0.1:{port}/");
+    let with_alice = ["-k", "--cert", &cert, "--key", &key];
+    let with_stranger = ["-k", "--cert", &stranger_cert, "--key", &stranger_key];
+
+    let (status, response) = curl(&[&with_alice[..], &[url(strict).as_str()]].concat()).await;
+    assert_eq!(status, 200, "a certificate from the CA: {response}");
+    assert_eq!(
+        curl(&["-k", &url(strict)]).await.0,
+        0,
+        "no certificate: the handshake fails"
+    );
+    assert_eq!(
+        curl(&[&with_stranger[..], &[url(strict).as_str()]].concat())
+            .await
+            .0,
+        0,
+        "a certificate from another CA: the handshake fails"
+    );
+    assert_eq!(
+        curl(&["-k", &url(fallback)]).await.0,
+        200,
+        "AllowInsecureFallback: no certificate"
+    );
+    assert_eq!(
+        curl(&[&with_stranger[..], &[url(fallback).as_str()]].concat())
+            .await
+            .0,
+        200,
+        "AllowInsecureFallback: an invalid certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_presents_its_backend_client_certificate() {
+    let (with_cert, without_cert) = (free_port(), free_port());
+    let dir = scratch("backend-client-cert");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (server_ca, server_cert, server_key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "gateway");
+    let backend = mtls_echo(&server_cert, &server_key, &client_ca).await;
+    let client_pair = (
+        std::fs::read_to_string(&client_cert).unwrap(),
+        std::fs::read_to_string(&client_key).unwrap(),
+    );
+    let gateway = |name: &str, port: u16, backend_tls: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n{backend_tls}  \
+             listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\n\
+             spec: {{parentRefs: [{{name: {name}}}], rules: [{{backendRefs: [{{name: mtls, port: 80}}]}}]}}\n---\n"
+        )
+    };
+    let yaml = format!(
+        "{}{}{}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: p}}\n\
+         spec:\n  targetRefs: [{{group: '', kind: Service, name: mtls}}]\n  \
+         validation: {{hostname: backend.internal, caCertificateRefs: [{{group: '', kind: ConfigMap, name: server-ca}}]}}\n",
+        gateway(
+            "with",
+            with_cert,
+            "  tls: {backend: {clientCertificateRef: {name: gateway-client}}}\n"
+        ),
+        gateway("without", without_cert, ""),
+        tls_secret("gateway-client", &client_pair),
+        ca_config_map("server-ca", &server_ca),
+        service("mtls", backend),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (status, response) = curl(&[&format!("http://127.0.0.1:{with_cert}/")]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        echoed(&response)["pod"],
+        "client-certs=1",
+        "the Gateway's certificate was presented"
+    );
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{without_cert}/")])
+            .await
+            .0,
+        503,
+        "a Gateway without tls.backend cannot pass the backend's client check"
+    );
+}

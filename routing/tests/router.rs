@@ -651,3 +651,87 @@ fn a_gateway_whose_addresses_are_all_unusable_is_not_served_anywhere() {
         "AddressNotUsable"
     );
 }
+
+/// A `kubernetes.io/tls` Secret `name` with a self-signed certificate made by the openssl CLI.
+fn tls_secret(name: &str) -> String {
+    use base64::Engine as _;
+    let dir = std::env::temp_dir().join(format!("routing-tls-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gw.example",
+        ])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl (scripts/install-test-deps installs it)");
+    assert!(status.status.success());
+    let encode = |file: &str| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join(file)).unwrap())
+    };
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
+         data: {{tls.crt: {}, tls.key: {}}}\n",
+        encode("cert.pem"),
+        encode("key.pem")
+    )
+}
+
+#[test]
+fn frontend_validation_with_a_missing_ca_fails_the_https_listeners_closed() {
+    let yaml = format!(
+        "{}---\n{}",
+        tls_secret("gw-cert"),
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: test
+  tls:
+    frontend:
+      default: {validation: {caCertificateRefs: [{group: "", kind: ConfigMap, name: missing}]}}
+    backend: {clientCertificateRef: {name: missing-secret}}
+  listeners:
+  - {name: plain, port: 80, protocol: HTTP}
+  - {name: secure, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: gw-cert}]}}
+"#
+    );
+    let loaded = load_str("gw.yaml", &yaml).unwrap();
+    let resolution = resolve(&loaded.config, &ResolveOptions::default());
+    let served: Vec<_> = resolution.gateways[0]
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(
+        served,
+        ["plain"],
+        "the HTTPS listener fails closed; HTTP is not affected"
+    );
+    let gateway = resolution
+        .statuses
+        .iter()
+        .find(|s| s.kind == "Gateway")
+        .unwrap();
+    let secure = gateway
+        .listeners
+        .iter()
+        .find(|l| l.name == "secure")
+        .unwrap();
+    let reasons: Vec<_> = secure.conditions.iter().map(|c| c.reason).collect();
+    assert!(reasons.contains(&"InvalidCACertificateRef"), "{reasons:?}");
+    assert_eq!(
+        gateway.condition("ResolvedRefs").unwrap().reason,
+        "InvalidClientCertificateRef"
+    );
+}

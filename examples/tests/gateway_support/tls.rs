@@ -111,6 +111,15 @@ pub const LEAF_URI_SAN: &str = "spiffe://cluster.local/ns/default/sa/backend";
 /// A CA and a server certificate it signed for `name` (and [`LEAF_URI_SAN`]), made by the
 /// openssl CLI: returns the paths (ca cert, leaf cert, leaf key).
 pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    ca_and_leaf(dir, name, "serverAuth")
+}
+
+/// [`openssl_ca_and_leaf`] for a client certificate (extended key usage `clientAuth`).
+pub fn openssl_client_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    ca_and_leaf(dir, name, "clientAuth")
+}
+
+fn ca_and_leaf(dir: &Path, name: &str, usage: &str) -> (PathBuf, PathBuf, PathBuf) {
     let path = |file: &str| dir.join(file);
     let run = |args: &[&str]| {
         let output = std::process::Command::new("openssl")
@@ -157,7 +166,7 @@ pub fn openssl_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf
     ]);
     std::fs::write(
         path("leaf.ext"),
-        format!("subjectAltName=DNS:{name},URI:{LEAF_URI_SAN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+        format!("subjectAltName=DNS:{name},URI:{LEAF_URI_SAN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
     )
     .unwrap();
     run(&[
@@ -216,6 +225,55 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
                 let identity = EchoIdentity {
                     namespace: "default".into(),
                     pod: format!("sni={sni}"),
+                };
+                examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// An echo backend behind TLS that requires a client certificate chaining to `client_ca`; it
+/// reports how many certificates the client presented as its pod name (`client-certs=N`).
+pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls::pki_types::CertificateDer::pem_file_iter(client_ca).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::clone(&provider),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let presented = tls.get_ref().1.peer_certificates().map_or(0, <[_]>::len);
+                let identity = EchoIdentity {
+                    namespace: "default".into(),
+                    pod: format!("client-certs={presented}"),
                 };
                 examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
                     .await;

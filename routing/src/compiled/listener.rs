@@ -28,7 +28,7 @@ pub enum ListenerProtocol {
 }
 
 /// A certificate chain and key in PEM, from a `kubernetes.io/tls` Secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Certificate {
     /// The Secret.
     pub secret: ObjectKey,
@@ -69,8 +69,21 @@ pub struct CompiledListener {
     pub certificates: Vec<Certificate>,
     /// Its routes.
     pub routes: ListenerRoutes,
+    /// Client-certificate validation on its port (the Gateway's `tls.frontend`).
+    pub client_validation: Option<Arc<ClientValidation>>,
+    /// The certificate its Gateway presents to TLS backends (`tls.backend`).
+    pub backend_client_certificate: Option<Arc<Certificate>>,
     /// Policies attached when the configuration was compiled.
     pub policy: PolicySlot,
+}
+
+/// How a TLS listener validates client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientValidation {
+    /// The CA certificates (PEM) client certificates must chain to.
+    pub roots_pem: Arc<[u8]>,
+    /// Whether clients without a valid certificate are still served.
+    pub allow_insecure_fallback: bool,
 }
 
 /// A Gateway to serve: where to bind and its usable listeners.

@@ -10,7 +10,8 @@ pub use backend::{
     Backend, BackendProtocol, BackendSubjectAltName, BackendTls, Endpoint, TlsRoots,
 };
 pub use listener::{
-    Certificate, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol, ListenerRoutes,
+    Certificate, ClientValidation, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol,
+    ListenerRoutes,
 };
 pub use mesh::{HttpRouteTable, MeshPort, MeshRoutes, MeshService};
 pub use rule::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};

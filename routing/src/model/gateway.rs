@@ -45,6 +45,83 @@ pub struct GatewaySpec {
     /// Addresses to bind; none: all interfaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<GatewayAddress>,
+    /// Gateway-wide TLS: client-certificate validation of frontends, the client certificate
+    /// presented to backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTls>,
+}
+
+/// `Gateway.spec.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GatewayTls {
+    /// Validation of client certificates on the Gateway's TLS listeners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<FrontendTls>,
+    /// TLS towards backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<GatewayBackendTls>,
+}
+
+/// `spec.tls.frontend`: a default and per-port overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FrontendTls {
+    /// For every port without an override.
+    pub default: FrontendTlsConfig,
+    /// Overrides by port.
+    pub per_port: Vec<FrontendTlsPort>,
+}
+
+/// One port's frontend TLS settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FrontendTlsPort {
+    /// The port.
+    pub port: u16,
+    /// Its settings.
+    pub tls: FrontendTlsConfig,
+}
+
+/// Frontend TLS settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FrontendTlsConfig {
+    /// Client-certificate validation; none: clients are not asked for certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<FrontendTlsValidation>,
+}
+
+/// `validation`: the CAs client certificates must chain to, and what happens otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FrontendTlsValidation {
+    /// ConfigMaps (key `ca.crt`).
+    pub ca_certificate_refs: Vec<SecretObjectReference>,
+    /// `AllowValidOnly` (default) or `AllowInsecureFallback`.
+    pub mode: FrontendValidationMode,
+}
+
+/// What a client without a valid certificate gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrontendValidationMode {
+    /// The TLS handshake fails.
+    #[default]
+    AllowValidOnly,
+    /// The connection is served anyway.
+    AllowInsecureFallback,
+    /// A value this implementation does not know.
+    #[serde(other)]
+    Unsupported,
+}
+
+/// `spec.tls.backend`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GatewayBackendTls {
+    /// The certificate the Gateway presents to TLS backends (a `kubernetes.io/tls` Secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate_ref: Option<SecretObjectReference>,
 }
 
 /// A requested Gateway address.

@@ -23,9 +23,10 @@ pub use core::{
     Secret, Service, ServicePort, ServiceSpec, SlicedEndpoint, TargetPort,
 };
 pub use gateway::{
-    AllowedRoutes, FromNamespaces, Gateway, GatewayAddress, GatewayClass, GatewayClassSpec,
-    GatewaySpec, LabelSelector, LabelSelectorRequirement, Listener, ListenerTls, RouteGroupKind,
-    RouteNamespaces, TlsMode,
+    AllowedRoutes, FromNamespaces, FrontendTls, FrontendTlsConfig, FrontendTlsPort,
+    FrontendTlsValidation, FrontendValidationMode, Gateway, GatewayAddress, GatewayBackendTls,
+    GatewayClass, GatewayClassSpec, GatewaySpec, GatewayTls, LabelSelector,
+    LabelSelectorRequirement, Listener, ListenerTls, RouteGroupKind, RouteNamespaces, TlsMode,
 };
 pub use grpc_route::{GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, GrpcRouteSpec};
 pub use http_route::{

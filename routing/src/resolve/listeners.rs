@@ -4,7 +4,9 @@
 use super::references::{self, To};
 use super::status::Condition;
 use crate::compiled::{Certificate, ListenerProtocol};
-use crate::model::{Config, GATEWAY_GROUP, Gateway, Listener, ObjectKey, TlsMode};
+use crate::model::{
+    Config, GATEWAY_GROUP, Gateway, Listener, ObjectKey, SecretObjectReference, TlsMode,
+};
 
 /// A listener after validation.
 pub(crate) struct ListenerState {
@@ -170,56 +172,7 @@ fn certificates(
     let refs = listener.tls.iter().flat_map(|tls| &tls.certificate_refs);
     let mut certificates = Vec::new();
     for reference in refs {
-        let namespace = reference
-            .namespace
-            .as_deref()
-            .unwrap_or(&gateway.metadata.namespace);
-        let key = ObjectKey::new(namespace, reference.name.clone());
-        let invalid =
-            |message: String| Condition::failed("ResolvedRefs", "InvalidCertificateRef", message);
-        if !reference.group.is_empty() || reference.kind != "Secret" {
-            return Err(invalid(format!(
-                "certificateRef {key}: only core Secrets are supported"
-            )));
-        }
-        let from = references::From {
-            group: GATEWAY_GROUP,
-            kind: "Gateway",
-            namespace: &gateway.metadata.namespace,
-            mesh: false,
-        };
-        let to = To {
-            group: "",
-            kind: "Secret",
-            namespace,
-            name: &reference.name,
-        };
-        if !references::permitted(config, from, to) {
-            return Err(Condition::failed(
-                "ResolvedRefs",
-                "RefNotPermitted",
-                format!("certificateRef {key}: no ReferenceGrant in {namespace} permits it"),
-            ));
-        }
-        let Some(secret) = config.secrets.iter().find(|s| s.metadata.key() == key) else {
-            return Err(invalid(format!("Secret {key} not found")));
-        };
-        match (secret.value("tls.crt"), secret.value("tls.key")) {
-            (Some(chain_pem), Some(key_pem))
-                if secret.secret_type == "kubernetes.io/tls" && valid_pem(&chain_pem, &key_pem) =>
-            {
-                certificates.push(Certificate {
-                    secret: key,
-                    chain_pem,
-                    key_pem,
-                });
-            }
-            _ => {
-                return Err(invalid(format!(
-                    "Secret {key} is not a kubernetes.io/tls Secret with PEM tls.crt and tls.key"
-                )));
-            }
-        }
+        certificates.push(tls_secret(config, gateway, reference, "certificateRef")?);
     }
     if certificates.is_empty() {
         return Err(Condition::failed(
@@ -229,6 +182,64 @@ fn certificates(
         ));
     }
     Ok(certificates)
+}
+
+/// The `kubernetes.io/tls` Secret `reference` (written in `gateway`, as its `field`) names,
+/// through ReferenceGrants; else the `ResolvedRefs=False` condition saying why.
+pub(crate) fn tls_secret(
+    config: &Config,
+    gateway: &Gateway,
+    reference: &SecretObjectReference,
+    field: &str,
+) -> Result<Certificate, Condition> {
+    let namespace = reference
+        .namespace
+        .as_deref()
+        .unwrap_or(&gateway.metadata.namespace);
+    let key = ObjectKey::new(namespace, reference.name.clone());
+    let invalid =
+        |message: String| Condition::failed("ResolvedRefs", "InvalidCertificateRef", message);
+    if !reference.group.is_empty() || reference.kind != "Secret" {
+        return Err(invalid(format!(
+            "{field} {key}: only core Secrets are supported"
+        )));
+    }
+    let from = references::From {
+        group: GATEWAY_GROUP,
+        kind: "Gateway",
+        namespace: &gateway.metadata.namespace,
+        mesh: false,
+    };
+    let to = To {
+        group: "",
+        kind: "Secret",
+        namespace,
+        name: &reference.name,
+    };
+    if !references::permitted(config, from, to) {
+        return Err(Condition::failed(
+            "ResolvedRefs",
+            "RefNotPermitted",
+            format!("{field} {key}: no ReferenceGrant in {namespace} permits it"),
+        ));
+    }
+    let Some(secret) = config.secrets.iter().find(|s| s.metadata.key() == key) else {
+        return Err(invalid(format!("Secret {key} not found")));
+    };
+    match (secret.value("tls.crt"), secret.value("tls.key")) {
+        (Some(chain_pem), Some(key_pem))
+            if secret.secret_type == "kubernetes.io/tls" && valid_pem(&chain_pem, &key_pem) =>
+        {
+            Ok(Certificate {
+                secret: key,
+                chain_pem,
+                key_pem,
+            })
+        }
+        _ => Err(invalid(format!(
+            "Secret {key} is not a kubernetes.io/tls Secret with PEM tls.crt and tls.key"
+        ))),
+    }
 }
 
 /// Whether `chain_pem` holds at least one certificate and `key_pem` a private key (PKCS#1,

@@ -16,6 +16,7 @@ mod backend_tls;
 mod backends;
 mod compile;
 mod duration;
+mod gateway_tls;
 mod grpc;
 mod hostnames;
 mod http_like;
@@ -32,7 +33,9 @@ pub use crate::http_route::hostname_covers;
 pub use hostnames::intersect as intersect_hostnames;
 pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
 
-use crate::compiled::{CompiledGateway, CompiledListener, HttpRule, ListenerRoutes, MeshRoutes};
+use crate::compiled::{
+    CompiledGateway, CompiledListener, HttpRule, ListenerProtocol, ListenerRoutes, MeshRoutes,
+};
 use crate::http_route::{Candidate, RouteTable};
 use crate::model::{Config, ObjectKey, ObjectMeta, ParentReference};
 use crate::slot::{ListenerTarget, PolicyCompiler, PolicySlot};
@@ -259,6 +262,15 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 format!("address {value:?} is not an IP address"),
             ),
         });
+        let backend_client_certificate =
+            match gateway_tls::backend_client_certificate(config, gateway) {
+                Ok(certificate) => certificate,
+                Err(mut problem) => {
+                    problem.reason = "InvalidClientCertificateRef";
+                    status.conditions.push(problem);
+                    None
+                }
+            };
         let mut listeners = Vec::new();
         for ((listener, state), build) in gateway
             .spec
@@ -274,6 +286,31 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             });
             let Some(protocol) = state.protocol else {
                 continue;
+            };
+            let client_validation = match protocol {
+                ListenerProtocol::Https => {
+                    match gateway_tls::frontend_validation(config, gateway, listener.port) {
+                        Ok(validation) => validation,
+                        Err(problem) => {
+                            // Fail closed: a listener whose client validation cannot be set
+                            // up is not served.
+                            if let Some(entry) = status.listeners.last_mut() {
+                                entry.conditions.retain(|c| {
+                                    c.condition_type != "ResolvedRefs"
+                                        && c.condition_type != "Programmed"
+                                });
+                                entry.conditions.push(problem.clone());
+                                entry.conditions.push(Condition::failed(
+                                    "Programmed",
+                                    "Invalid",
+                                    problem.message,
+                                ));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
             };
             let routes = l4::listener_routes(protocol, build.http, build.l4);
             let mut policy = PolicySlot::default();
@@ -294,6 +331,8 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 protocol,
                 certificates: state.certificates.clone(),
                 routes,
+                client_validation,
+                backend_client_certificate: backend_client_certificate.clone(),
                 policy,
             });
         }

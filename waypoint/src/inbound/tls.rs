@@ -4,14 +4,20 @@
 
 use std::sync::Arc;
 
-use routing::compiled::{CompiledListener, ListenerProtocol};
+use routing::compiled::{ClientValidation, CompiledListener, ListenerProtocol};
 use routing::resolve::hostname_covers;
-use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,9 @@ pub enum TlsSetupError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client-certificate validation's CAs could not be used.
+    #[error("client certificate validation: {0}")]
+    ClientValidation(String),
 }
 
 /// Certificates by listener hostname, most specific first.
@@ -92,10 +101,98 @@ pub(crate) fn server_config(
     if entries.is_empty() {
         return Ok(None);
     }
-    let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver { entries }));
+    // Listeners sharing a port share its client validation (the Gateway's `tls.frontend`
+    // for that port); the most specific listener's applies.
+    let validation = listeners
+        .iter()
+        .find(|listener| listener.protocol == ListenerProtocol::Https)
+        .and_then(|listener| listener.client_validation.as_ref());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = match validation {
+        None => builder.with_no_client_auth(),
+        Some(validation) => {
+            builder.with_client_cert_verifier(client_verifier(validation, provider)?)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
+}
+
+/// The verifier of client certificates for `validation`: chained to its CAs, or — in
+/// `AllowInsecureFallback` mode — anything, including no certificate.
+fn client_verifier(
+    validation: &ClientValidation,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsSetupError> {
+    let invalid = |e: &dyn std::fmt::Display| TlsSetupError::ClientValidation(e.to_string());
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&validation.roots_pem) {
+        let certificate = certificate.map_err(|e| invalid(&e))?;
+        roots.add(certificate).map_err(|e| invalid(&e))?;
+    }
+    let builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    if validation.allow_insecure_fallback {
+        let lenient = builder
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| invalid(&e))?;
+        Ok(Arc::new(InsecureFallback(lenient)))
+    } else {
+        builder.build().map_err(|e| invalid(&e))
+    }
+}
+
+/// `AllowInsecureFallback`: asks for a client certificate and serves the client whatever it
+/// presents (a valid one, an invalid one, none).
+#[derive(Debug)]
+struct InsecureFallback(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for InsecureFallback {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // The result is not enforced: that is what the fallback mode means.
+        let _ = self.0.verify_client_cert(end_entity, intermediates, now);
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }

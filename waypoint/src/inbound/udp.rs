@@ -160,6 +160,8 @@ mod tests {
             protocol: ListenerProtocol::Udp,
             certificates: Vec::new(),
             routes: ListenerRoutes::Stream(Some(Arc::new(backends))),
+            client_validation: None,
+            backend_client_certificate: None,
             policy: Default::default(),
         }]))
     }

@@ -12,10 +12,10 @@ use http::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use routing::compiled::{BackendTls, TlsRoots};
+use routing::compiled::{BackendTls, Certificate, TlsRoots};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
@@ -31,8 +31,12 @@ pub(crate) type TlsClient = Client<TlsConnect, ResponseBody>;
 /// Clients by backend TLS settings and whether the backend must speak HTTP/2.
 pub(crate) struct BackendTlsClients {
     provider: Arc<CryptoProvider>,
-    clients: Mutex<HashMap<(BackendTls, bool), TlsClient>>,
+    clients: Mutex<HashMap<ClientKey, TlsClient>>,
 }
+
+/// What makes two clients differ: the backend's TLS settings, HTTP/2 or not, and the client
+/// certificate presented (the Gateway's `tls.backend`).
+type ClientKey = (BackendTls, bool, Option<Arc<Certificate>>);
 
 impl BackendTlsClients {
     pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
@@ -46,13 +50,18 @@ impl BackendTlsClients {
     /// configuration (no usable root, an invalid server name). An `h2_only` client offers
     /// `h2` in ALPN and speaks HTTP/2 (gRPC and HTTP/2 backends); the others offer and speak
     /// `http/1.1`.
-    pub(crate) fn client(&self, tls: &BackendTls, h2_only: bool) -> Option<TlsClient> {
+    pub(crate) fn client(
+        &self,
+        tls: &BackendTls,
+        h2_only: bool,
+        client_certificate: Option<&Arc<Certificate>>,
+    ) -> Option<TlsClient> {
         let mut clients = self.clients.lock().ok()?;
-        let key = (tls.clone(), h2_only);
+        let key = (tls.clone(), h2_only, client_certificate.cloned());
         if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let client = self.make(tls, h2_only)?;
+        let client = self.make(tls, h2_only, client_certificate)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
@@ -60,7 +69,12 @@ impl BackendTlsClients {
         Some(client)
     }
 
-    fn make(&self, tls: &BackendTls, h2_only: bool) -> Option<TlsClient> {
+    fn make(
+        &self,
+        tls: &BackendTls,
+        h2_only: bool,
+        client_certificate: Option<&Arc<Certificate>>,
+    ) -> Option<TlsClient> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
             TlsRoots::Pem(pem) => {
@@ -77,12 +91,22 @@ impl BackendTlsClients {
             name.clone(),
             tls.subject_alt_names.clone(),
         );
-        let mut config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .ok()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let mut config = match client_certificate {
+            None => builder.with_no_client_auth(),
+            Some(certificate) => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(&certificate.chain_pem)
+                        .collect::<Result<_, _>>()
+                        .ok()?;
+                let key = PrivateKeyDer::from_pem_slice(&certificate.key_pem).ok()?;
+                builder.with_client_auth_cert(chain, key).ok()?
+            }
+        };
         config.alpn_protocols = if h2_only {
             vec![b"h2".to_vec()]
         } else {

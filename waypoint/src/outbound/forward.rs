@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
-use routing::router::{SelectedBackend, UpstreamError, UpstreamErrorKind};
+use routing::router::{MatchedRoute, SelectedBackend, UpstreamError, UpstreamErrorKind};
 
 use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
@@ -171,7 +171,15 @@ impl Forwarder {
                 } else {
                     http::Version::HTTP_11
                 };
-                let Some(client) = self.inner.tls.client(policy, h2_only) else {
+                // The Gateway's `tls.backend` client certificate, if it has one.
+                let client_certificate = request
+                    .extensions()
+                    .get::<MatchedRoute>()
+                    .and_then(|matched| matched.listener.as_ref())
+                    .and_then(|listener| listener.backend_client_certificate.clone());
+                let clients = &self.inner.tls;
+                let Some(client) = clients.client(policy, h2_only, client_certificate.as_ref())
+                else {
                     return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
                 boxed(client.request(request).await, tls, idle)
