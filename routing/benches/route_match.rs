@@ -149,35 +149,51 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-/// (d) Long paths cost what short ones do.
+/// (d) Long paths cost what short ones do: a 60 KiB path that matches a prefix against a
+/// short one that does, and a 60 KiB path of slashes that matches nothing against a short
+/// one that matches nothing.
 fn long_paths(c: &mut Criterion) {
     let n = 1_000;
     let candidates = prefixes(n);
     let table = RouteTable::new(candidates.clone());
     let headers = HeaderMap::new();
-    let short = format!("/svc-{}/v1/items/42", n * 3 / 4);
-    let long = format!("/svc-{}/v1{}", n * 3 / 4, "/a".repeat(30 * 1024));
+    let hit = format!("/svc-{}/v1/items/42", n * 3 / 4);
+    let long_hit = format!("/svc-{}/v1{}", n * 3 / 4, "/a".repeat(30 * 1024));
     let slashes = "/".repeat(60 * 1024);
-    let mut group = c.benchmark_group("route_match_long_path");
-    for (name, path) in [
-        ("baseline-short-path", &short),
-        ("ours-60KiB-path", &long),
-        ("ours-60KiB-slashes", &slashes),
-    ] {
-        let request = RequestView {
-            host: "api.example.com",
-            path,
-            query: None,
-            method: &Method::GET,
-            headers: &headers,
-        };
-        let expected = select(&candidates, &request).map(|c| c.target);
-        assert_eq!(table.select(&request).map(|c| c.target), expected);
-        group.bench_with_input(BenchmarkId::new(name, n), &request, |b, request| {
-            b.iter(|| black_box(table.select(black_box(request)).map(|c| c.target)))
-        });
+    let cases: [(&str, [(&str, &String); 2]); 2] = [
+        (
+            "route_match_long_path_hit",
+            [
+                ("baseline-short-path", &hit),
+                ("ours-60KiB-path", &long_hit),
+            ],
+        ),
+        (
+            "route_match_long_path_miss",
+            [
+                ("baseline-short-path", &"/x".to_owned()),
+                ("ours-60KiB-slashes", &slashes),
+            ],
+        ),
+    ];
+    for (group_name, paths) in cases {
+        let mut group = c.benchmark_group(group_name);
+        for (name, path) in paths {
+            let request = RequestView {
+                host: "api.example.com",
+                path,
+                query: None,
+                method: &Method::GET,
+                headers: &headers,
+            };
+            let expected = select(&candidates, &request).map(|c| c.target);
+            assert_eq!(table.select(&request).map(|c| c.target), expected);
+            group.bench_with_input(BenchmarkId::new(name, n), &request, |b, request| {
+                b.iter(|| black_box(table.select(black_box(request)).map(|c| c.target)))
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(route_match, benches, long_paths);

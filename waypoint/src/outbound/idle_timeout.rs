@@ -1,6 +1,10 @@
 //! [`IdleTimeoutBody`]: a response body that fails when the backend sends nothing for too long,
 //! so that a backend stalling mid-body cannot hold a request (and its connection) forever,
 //! even on a route without timeouts (Envoy's `stream_idle_timeout`, 5 minutes by default).
+//!
+//! The timer costs nothing while frames are ready when asked for (the common case of a small
+//! or fast response): it is armed the first time the body has to wait, and moved only when it
+//! fires after progress was made.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,17 +27,20 @@ pub struct BodyIdleTimeout(pub Duration);
 pub struct IdleTimeoutBody<B> {
     #[pin]
     inner: B,
-    #[pin]
-    deadline: Sleep,
+    /// Armed when the body first has to wait.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// When the last frame arrived, once the timer is armed.
+    last_frame: Option<Instant>,
     timeout: Duration,
 }
 
 impl<B> IdleTimeoutBody<B> {
-    /// Wraps `inner`; the clock starts now.
+    /// Wraps `inner`.
     pub fn new(inner: B, timeout: Duration) -> Self {
         IdleTimeoutBody {
             inner,
-            deadline: tokio::time::sleep(timeout),
+            timer: None,
+            last_frame: None,
             timeout,
         }
     }
@@ -50,18 +57,28 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let mut this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.deadline.as_mut().reset(Instant::now() + *this.timeout);
-                Poll::Ready(frame)
+        let this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            if this.timer.is_some() {
+                *this.last_frame = Some(Instant::now());
             }
-            Poll::Pending => match this.deadline.poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Some(Err(BodyError::new(BodyIdleTimeout(*this.timeout)))))
+            return Poll::Ready(frame);
+        }
+        let timeout = *this.timeout;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Fired: idle for the whole timeout, unless a frame came since it was set.
+            match this.last_frame.take() {
+                Some(last) if last + timeout > Instant::now() => {
+                    timer.as_mut().reset(last + timeout);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                _ => return Poll::Ready(Some(Err(BodyError::new(BodyIdleTimeout(timeout))))),
+            }
         }
     }
 
@@ -121,5 +138,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(collected.to_bytes(), "all");
+    }
+
+    /// A body that sends `left` frames, one every `every`.
+    struct Trickle {
+        every: Duration,
+        next: Pin<Box<Sleep>>,
+        left: usize,
+    }
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = BodyError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            if self.next.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.left -= 1;
+            let every = self.every;
+            self.next.as_mut().reset(Instant::now() + every);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_body_that_keeps_making_progress_is_not_cut() {
+        let every = Duration::from_millis(30);
+        let body = Trickle {
+            every,
+            next: Box::pin(tokio::time::sleep(every)),
+            left: 8,
+        };
+        let collected = IdleTimeoutBody::new(body, Duration::from_millis(80))
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            collected.to_bytes().len(),
+            8,
+            "240 ms in all, never 80 ms idle"
+        );
     }
 }
