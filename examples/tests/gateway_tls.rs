@@ -488,3 +488,50 @@ async fn the_gateway_presents_its_backend_client_certificate() {
         "a Gateway without tls.backend cannot pass the backend's client check"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_listeners_terminate_or_pass_through_on_one_port() {
+    let port = free_port();
+    let passthrough_backend = free_port();
+    let dir = scratch("tls-terminate");
+    openssl_certificate(&dir, "pass", &["pass.example.com"], false);
+    let terminate_certificate = openssl_certificate(&dir, "term", &["term.example.com"], false);
+    let _server = openssl_server(&dir, "pass", passthrough_backend).await;
+    let plain = echo("plain-0").await;
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: pass, port: {port}, protocol: TLS, hostname: pass.example.com, tls: {{mode: Passthrough}}}}\n  \
+         - {{name: term, port: {port}, protocol: TLS, hostname: term.example.com, tls: {{mode: Terminate, certificateRefs: [{{name: term-cert}}]}}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: pass}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: pass}}], hostnames: [pass.example.com], rules: [{{backendRefs: [{{name: tls-pass, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: term}}\n\
+         spec: {{parentRefs: [{{name: gw, sectionName: term}}], hostnames: [term.example.com], rules: [{{backendRefs: [{{name: plain, port: 80}}]}}]}}\n---\n\
+         {}{}{}",
+        tls_secret("term-cert", &terminate_certificate),
+        service("tls-pass", passthrough_backend),
+        service("plain", plain),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let https = |name: &str, stem: &str| {
+        let ca = dir.join(format!("{stem}-cert.pem")).display().to_string();
+        let resolve = format!("{name}:{port}:127.0.0.1");
+        let url = format!("https://{name}:{port}/x");
+        async move { curl(&["--resolve", &resolve, "--cacert", &ca, &url]).await }
+    };
+    let (status, response) = https("term.example.com", "term").await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        echoed(&response)["pod"],
+        "plain-0",
+        "the gateway terminated TLS with the listener's certificate and forwarded plaintext"
+    );
+    let (status, response) = https("pass.example.com", "pass").await;
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains("s_server"),
+        "the other listener on the port passes TLS through to the backend: {response}"
+    );
+}

@@ -65,8 +65,11 @@ pub struct CompiledListener {
     pub port: u16,
     /// The protocol.
     pub protocol: ListenerProtocol,
-    /// Certificates (HTTPS).
+    /// Certificates (HTTPS, and TLS in Terminate mode).
     pub certificates: Vec<Certificate>,
+    /// A TLS listener in Terminate mode: TLS is terminated with `certificates` and the
+    /// plaintext forwarded to the TLSRoute's backend (otherwise TLS passes through).
+    pub tls_terminate: bool,
     /// Its routes.
     pub routes: ListenerRoutes,
     /// Client-certificate validation on its port (the Gateway's `tls.frontend`).

@@ -12,6 +12,8 @@ use crate::model::{
 pub(crate) struct ListenerState {
     pub(crate) protocol: Option<ListenerProtocol>,
     pub(crate) certificates: Vec<Certificate>,
+    /// A TLS listener in Terminate mode.
+    pub(crate) tls_terminate: bool,
     /// Route kinds that may attach.
     pub(crate) kinds: Vec<String>,
     pub(crate) conditions: Vec<Condition>,
@@ -85,6 +87,7 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
     let mut state = ListenerState {
         protocol: None,
         certificates: Vec::new(),
+        tls_terminate: false,
         kinds: Vec::new(),
         conditions: Vec::new(),
     };
@@ -135,7 +138,15 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
         }
         (ListenerProtocol::Https, _) => Err("HTTPS needs tls.mode Terminate with certificateRefs"),
         (ListenerProtocol::Tls, Some(tls)) if tls.mode == TlsMode::Passthrough => Ok(()),
-        (ListenerProtocol::Tls, _) => Err("TLS listeners support tls.mode Passthrough only"),
+        (ListenerProtocol::Tls, Some(tls)) if tls.mode == TlsMode::Terminate => {
+            state.tls_terminate = true;
+            match certificates(config, gateway, listener) {
+                Ok(certificates) => state.certificates = certificates,
+                Err(problem) => resolved_refs = problem,
+            }
+            Ok(())
+        }
+        (ListenerProtocol::Tls, _) => Err("TLS listeners need tls.mode Passthrough or Terminate"),
         (_, Some(_)) => Err("tls is only allowed on HTTPS and TLS listeners"),
         (_, None) => Ok(()),
     };

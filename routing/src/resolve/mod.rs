@@ -330,6 +330,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 port: listener.port,
                 protocol,
                 certificates: state.certificates.clone(),
+                tls_terminate: state.tls_terminate,
                 routes,
                 client_validation,
                 backend_client_certificate: backend_client_certificate.clone(),

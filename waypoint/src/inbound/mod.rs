@@ -4,6 +4,7 @@
 
 pub mod client_hello;
 mod http;
+mod prefixed;
 mod sockets;
 mod streams;
 mod tls;

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 
 use super::http::{HttpLimits, serve_http};
 use super::streams::{passthrough, tcp};
-use super::tls::{TlsSetupError, server_config};
+use super::tls::{Terminators, TlsSetupError, server_config, terminators};
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
 use crate::outbound::{Forwarder, ResponseBody};
@@ -111,6 +111,8 @@ struct SocketState {
     protocol: ListenerProtocol,
     listeners: Arc<ListenerSet>,
     tls: Option<TlsAcceptor>,
+    /// Acceptors of the TLS listeners in Terminate mode.
+    terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
     router: Respond<Router<Forwarder>>,
 }
@@ -164,17 +166,18 @@ impl Sockets {
                 .collect();
             let listeners = Arc::new(ListenerSet::new(listeners));
             let prepared = server_config(listeners.listeners(), &self.crypto)
+                .and_then(|tls| Ok((tls, terminators(listeners.listeners(), &self.crypto)?)))
                 .map_err(|error: TlsSetupError| error.to_string())
-                .and_then(|tls| {
+                .and_then(|(tls, terminators)| {
                     if self.bound.contains_key(&key) {
-                        return Ok((tls, None));
+                        return Ok((tls, terminators, None));
                     }
                     let socket =
                         bind(key).map_err(|e| format!("cannot bind {}: {e}", key.address))?;
-                    Ok((tls, Some(socket)))
+                    Ok((tls, terminators, Some(socket)))
                 });
             match prepared {
-                Ok((tls, socket)) => {
+                Ok((tls, terminators, socket)) => {
                     if let Some(socket) = socket {
                         new_sockets.insert(key, socket);
                     }
@@ -187,6 +190,7 @@ impl Sockets {
                             protocol,
                             listeners,
                             tls,
+                            terminators: Arc::new(terminators),
                             router,
                         },
                     );
@@ -321,7 +325,8 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     match (state.protocol, state.tls.clone()) {
         (ListenerProtocol::Tls, _) => {
             let endpoints = context.forwarder.endpoints();
-            passthrough(stream, Arc::clone(&state.listeners), endpoints).await;
+            let terminators = &state.terminators;
+            passthrough(stream, Arc::clone(&state.listeners), endpoints, terminators).await;
         }
         (ListenerProtocol::Tcp, _) => {
             let endpoints = context.forwarder.endpoints();

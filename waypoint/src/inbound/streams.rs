@@ -10,20 +10,25 @@ use routing::backends::BackendChoice;
 use routing::compiled::{Backend, L4Backends, ListenerRoutes};
 use routing::resolve::hostname_covers;
 use routing::router::ListenerSet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name};
+use super::prefixed::PrefixedStream;
+use super::tls::Terminators;
 use crate::outbound::EndpointPicker;
 
 /// How long a client may take to send its ClientHello, and a backend to accept.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves one TLS passthrough connection.
+/// Serves one connection of a TLS socket: the listener and TLSRoute chosen by the
+/// ClientHello's SNI; passed through as it is, or — for a listener in Terminate mode — TLS
+/// terminated with the listener's certificate and the plaintext forwarded.
 pub(crate) async fn passthrough(
     mut client: TcpStream,
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
+    terminators: &Terminators,
 ) {
     let mut hello = Vec::with_capacity(2048);
     let name = match tokio::time::timeout(SETUP_TIMEOUT, read_server_name(&mut client, &mut hello))
@@ -44,7 +49,18 @@ pub(crate) async fn passthrough(
     else {
         return;
     };
-    forward(client, backends, &hello, endpoints).await;
+    if !listener.tls_terminate {
+        forward(client, backends, &hello, endpoints).await;
+        return;
+    }
+    let key = (listener.gateway.clone(), listener.name.clone());
+    let Some(acceptor) = terminators.get(&key) else {
+        return;
+    };
+    let replayed = PrefixedStream::new(hello, client);
+    if let Ok(Ok(tls)) = tokio::time::timeout(SETUP_TIMEOUT, acceptor.accept(replayed)).await {
+        forward(tls, backends, &[], endpoints).await;
+    }
 }
 
 /// Serves one TCP connection of a TCP listener.
@@ -89,8 +105,8 @@ async fn read_server_name(
 
 /// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
 /// sides close.
-async fn forward(
-    mut client: TcpStream,
+async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
     backends: &L4Backends,
     already_read: &[u8],
     endpoints: &EndpointPicker,

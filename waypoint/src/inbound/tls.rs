@@ -1,10 +1,13 @@
 //! TLS termination for HTTPS listeners: one rustls configuration per socket whose certificate
 //! is chosen by SNI — the certificate of the listener the server name belongs to (exact
-//! hostname, then the longest wildcard, then the listener without a hostname).
+//! hostname, then the longest wildcard, then the listener without a hostname) — and, for TLS
+//! listeners in Terminate mode, one acceptor per listener.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use routing::compiled::{ClientValidation, CompiledListener, ListenerProtocol};
+use routing::model::ObjectKey;
 use routing::resolve::hostname_covers;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -18,6 +21,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
+use tokio_rustls::TlsAcceptor;
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,28 +79,9 @@ pub(crate) fn server_config(
         if listener.protocol != ListenerProtocol::Https {
             continue;
         }
-        let Some(certificate) = listener.certificates.first() else {
-            continue;
-        };
-        let failed = |message: String| TlsSetupError::Certificate {
-            listener: format!("{}/{}", listener.gateway, listener.name),
-            secret: certificate.secret.to_string(),
-            message,
-        };
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&certificate.chain_pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| failed(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_slice(&certificate.key_pem)
-            .map_err(|e| failed(e.to_string()))?;
-        let signing_key = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| failed(e.to_string()))?;
-        entries.push((
-            listener.hostname.clone(),
-            Arc::new(CertifiedKey::new(chain, signing_key)),
-        ));
+        if let Some(key) = certified_key(listener, provider)? {
+            entries.push((listener.hostname.clone(), key));
+        }
     }
     if entries.is_empty() {
         return Ok(None);
@@ -118,6 +103,63 @@ pub(crate) fn server_config(
     let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
+}
+
+/// TLS acceptors of a socket's TLS listeners in Terminate mode, by (Gateway, listener).
+pub(crate) type Terminators = HashMap<(ObjectKey, String), TlsAcceptor>;
+
+/// The acceptors that terminate TLS for the TLS listeners in Terminate mode among `listeners`
+/// (each with its own certificate; no ALPN, the plaintext is forwarded as it is).
+pub(crate) fn terminators(
+    listeners: &[Arc<CompiledListener>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Terminators, TlsSetupError> {
+    let mut acceptors = HashMap::new();
+    for listener in listeners {
+        if listener.protocol != ListenerProtocol::Tls || !listener.tls_terminate {
+            continue;
+        }
+        let Some(key) = certified_key(listener, provider)? else {
+            continue;
+        };
+        let config = ServerConfig::builder_with_provider(Arc::clone(provider))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SniResolver {
+                entries: vec![(None, key)],
+            }));
+        acceptors.insert(
+            (listener.gateway.clone(), listener.name.clone()),
+            TlsAcceptor::from(Arc::new(config)),
+        );
+    }
+    Ok(acceptors)
+}
+
+/// The listener's first certificate, loaded with `provider`'s key loader.
+fn certified_key(
+    listener: &CompiledListener,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Option<Arc<CertifiedKey>>, TlsSetupError> {
+    let Some(certificate) = listener.certificates.first() else {
+        return Ok(None);
+    };
+    let failed = |message: String| TlsSetupError::Certificate {
+        listener: format!("{}/{}", listener.gateway, listener.name),
+        secret: certificate.secret.to_string(),
+        message,
+    };
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&certificate.chain_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| failed(e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&certificate.key_pem).map_err(|e| failed(e.to_string()))?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(Some(Arc::new(CertifiedKey::new(chain, signing_key))))
 }
 
 /// The verifier of client certificates for `validation`: chained to its CAs, or — in

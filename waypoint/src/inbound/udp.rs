@@ -159,6 +159,7 @@ mod tests {
             port: 53,
             protocol: ListenerProtocol::Udp,
             certificates: Vec::new(),
+            tls_terminate: false,
             routes: ListenerRoutes::Stream(Some(Arc::new(backends))),
             client_validation: None,
             backend_client_certificate: None,
