@@ -16,7 +16,7 @@
 //! prefix of it.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::path::PathMatch;
 use super::precedence::MatchSpecificity;
@@ -31,7 +31,7 @@ pub struct RouteTable<T> {
     /// Keyed by the wildcard's suffix including its leading dot (`.example.com`).
     wildcard_hosts: HashMap<String, Bucket>,
     /// The lengths of the keys of `wildcard_hosts`: only suffixes this long are looked up.
-    wildcard_lengths: HashSet<usize>,
+    wildcard_lengths: LengthSet,
     any_host: Bucket,
 }
 
@@ -44,7 +44,7 @@ struct Bucket {
     /// Keyed by the prefix without its trailing `/` (the root prefix is the empty key).
     prefixes: HashMap<String, Vec<usize>>,
     /// The lengths of the keys of `prefixes`: only path prefixes this long are looked up.
-    prefix_lengths: HashSet<usize>,
+    prefix_lengths: LengthSet,
     /// The longest key of `prefixes`.
     longest_prefix: usize,
     /// Regular-expression paths, tried last (they rank below every prefix).
@@ -52,6 +52,24 @@ struct Bucket {
     /// All of `regexes` in one automaton (same order), when there are enough to pay off: one
     /// pass over the path finds every regex that matches it.
     regex_set: Option<regex::RegexSet>,
+}
+
+/// A set of key lengths, checked with one index (a lookup happens once per '/' or '.' of the
+/// request within the longest configured key).
+#[derive(Debug, Default)]
+struct LengthSet(Vec<bool>);
+
+impl LengthSet {
+    fn insert(&mut self, length: usize) {
+        if self.0.len() <= length {
+            self.0.resize(length + 1, false);
+        }
+        self.0[length] = true;
+    }
+
+    fn contains(&self, length: &usize) -> bool {
+        self.0.get(*length).copied().unwrap_or(false)
+    }
 }
 
 /// Below this many regexes a bucket tries them one by one.
@@ -67,7 +85,7 @@ impl<T> RouteTable<T> {
             candidates: Vec::new(),
             exact_hosts: HashMap::new(),
             wildcard_hosts: HashMap::new(),
-            wildcard_lengths: HashSet::new(),
+            wildcard_lengths: LengthSet::default(),
             any_host: Bucket::default(),
         };
         for (index, candidate) in candidates.iter().enumerate() {
