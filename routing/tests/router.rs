@@ -175,7 +175,7 @@ spec:
         .find(|s| s.object.name == "shop")
         .unwrap();
     let refs = status.condition("ResolvedRefs").unwrap();
-    assert!(!refs.status);
+    assert!(!refs.is_true());
     assert_eq!(status.condition("Accepted").unwrap().reason, "Accepted");
 }
 

@@ -160,7 +160,7 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
         return state;
     }
     state.conditions.push(Condition::ok("Accepted", "Accepted"));
-    let programmed = if resolved_refs.status {
+    let programmed = if resolved_refs.is_true() {
         Condition::ok("Programmed", "Programmed")
     } else {
         Condition::failed("Programmed", "Invalid", "references did not resolve")

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use crate::http_route::hostname_covers;
 pub use hostnames::intersect as intersect_hostnames;
-pub use status::{Condition, ListenerStatus, ObjectStatus, ParentStatus};
+pub use status::{Condition, ConditionStatus, ListenerStatus, ObjectStatus, ParentStatus};
 
 use crate::compiled::{
     CompiledGateway, CompiledListener, HttpRule, ListenerProtocol, ListenerRoutes, MeshRoutes,

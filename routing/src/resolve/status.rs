@@ -10,9 +10,8 @@ pub struct Condition {
     /// `Accepted`, `ResolvedRefs`, `Programmed`, `Conflicted`.
     #[serde(rename = "type")]
     pub condition_type: &'static str,
-    /// Whether it holds; serialized as Kubernetes does, `"True"` or `"False"`.
-    #[serde(serialize_with = "kubernetes_bool")]
-    pub status: bool,
+    /// Whether it holds (`"True"`, `"False"` or `"Unknown"`, as Kubernetes writes it).
+    pub status: ConditionStatus,
     /// The reason the spec names (`Accepted`, `NotAllowedByListeners`, `RefNotPermitted`, ...).
     pub reason: &'static str,
     /// Details for humans.
@@ -20,17 +19,28 @@ pub struct Condition {
     pub message: String,
 }
 
-/// A condition status as Kubernetes writes it.
-fn kubernetes_bool<S: serde::Serializer>(status: &bool, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(if *status { "True" } else { "False" })
+/// The status of a condition, as Kubernetes' `metav1.ConditionStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// It does not.
+    False,
+    /// It cannot be determined.
+    Unknown,
 }
 
 impl Condition {
+    /// Whether the condition holds.
+    pub fn is_true(&self) -> bool {
+        self.status == ConditionStatus::True
+    }
+
     /// A condition that holds.
     pub fn ok(condition_type: &'static str, reason: &'static str) -> Self {
         Condition {
             condition_type,
-            status: true,
+            status: ConditionStatus::True,
             reason,
             message: String::new(),
         }
@@ -44,7 +54,7 @@ impl Condition {
     ) -> Self {
         Condition {
             condition_type,
-            status: false,
+            status: ConditionStatus::False,
             reason,
             message: message.into(),
         }

@@ -258,12 +258,12 @@ fn record_report(report: &ApplyReport, snapshot: &mut Snapshot, events: &dyn Gat
                 listener
                     .conditions
                     .iter()
-                    .any(|c| c.condition_type == "Programmed" && !c.status)
+                    .any(|c| c.condition_type == "Programmed" && !c.is_true())
             });
         let programmed = status
             .conditions
             .iter()
-            .any(|c| c.condition_type == "Programmed" && c.status);
+            .any(|c| c.condition_type == "Programmed" && c.is_true());
         if none_served && programmed {
             status
                 .conditions
