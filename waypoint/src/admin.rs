@@ -27,6 +27,8 @@ pub struct AdminState {
     pub last_error: Mutex<Option<String>>,
     /// The metrics.
     pub metrics: Arc<GatewayMetrics>,
+    /// The registry `/metrics` serves (the embedder's, with the gateway's metrics in it).
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl AdminState {
@@ -55,7 +57,10 @@ impl AdminState {
                 "config": snapshot.config,
             })),
             "/metrics" => {
-                let mut response = text(StatusCode::OK, self.metrics.encode());
+                let mut exposition = String::new();
+                // Writing into a String cannot fail.
+                let _ = prometheus_client::encoding::text::encode(&mut exposition, &self.registry);
+                let mut response = text(StatusCode::OK, exposition);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("text/plain; version=0.0.4"),

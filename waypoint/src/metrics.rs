@@ -1,4 +1,4 @@
-//! The gateway's Prometheus metrics.
+//! The gateway's Prometheus metrics, registered in the embedder's registry under `gateway_`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -19,8 +19,8 @@ struct ResultLabels {
 }
 
 /// Requests by status code, connections, configuration loads.
+#[derive(Debug, Clone, Default)]
 pub struct GatewayMetrics {
-    registry: Registry,
     requests: Family<CodeLabels, Counter>,
     connections_total: Counter,
     connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -28,24 +28,11 @@ pub struct GatewayMetrics {
     config_generation: Gauge<u64, AtomicU64>,
 }
 
-impl Default for GatewayMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl GatewayMetrics {
-    /// Registers every metric under the `gateway_` prefix.
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("gateway");
-        let metrics = GatewayMetrics {
-            requests: Family::default(),
-            connections_total: Counter::default(),
-            connections_active: Gauge::default(),
-            config_loads: Family::default(),
-            config_generation: Gauge::default(),
-            registry: Registry::default(),
-        };
+    /// Registers every metric in `registry` under the `gateway_` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = GatewayMetrics::default();
+        let registry = registry.sub_registry_with_prefix("gateway");
         registry.register(
             "http_requests",
             "HTTP requests answered, by status code",
@@ -71,10 +58,7 @@ impl GatewayMetrics {
             "Generation of the configuration being served",
             metrics.config_generation.clone(),
         );
-        GatewayMetrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     pub(crate) fn request_served(&self, code: u16) {
@@ -103,13 +87,5 @@ impl GatewayMetrics {
     /// Connections currently open.
     pub fn active_connections(&self) -> i64 {
         self.connections_active.get()
-    }
-
-    /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
     }
 }

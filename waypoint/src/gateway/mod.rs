@@ -20,7 +20,7 @@ pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, gro
 pub use crate::metrics::GatewayMetrics;
 
 /// How to run a gateway.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GatewayOptions {
     /// The configuration.
     pub source: ConfigSource,
@@ -37,6 +37,9 @@ pub struct GatewayOptions {
     pub drain_timeout: Duration,
     /// The crypto provider for HTTPS listeners.
     pub crypto: Arc<rustls::crypto::CryptoProvider>,
+    /// The embedder's metrics registry: the gateway registers its `gateway_*` metrics in it,
+    /// and the admin endpoint's `/metrics` serves all of it.
+    pub registry: prometheus_client::registry::Registry,
 }
 
 /// Why the gateway could not start.
@@ -87,7 +90,8 @@ pub async fn run_gateway(
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
     }
-    let metrics = Arc::new(GatewayMetrics::new());
+    let mut registry = options.registry;
+    let metrics = Arc::new(GatewayMetrics::register(&mut registry));
     metrics.config_loaded(true, 1);
     let admin_listener =
         admin::bind_admin(options.admin)
@@ -105,6 +109,7 @@ pub async fn run_gateway(
         ready: false.into(),
         last_error: Mutex::new(None),
         metrics: Arc::clone(&metrics),
+        registry,
     });
     let admin_address = admin_listener.local_addr().unwrap_or(options.admin);
     let admin_task = tokio::spawn(admin::serve_admin(admin_listener, Arc::clone(&state)));

@@ -96,6 +96,7 @@ async fn run(args: Args) -> Result<(), String> {
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         drain_timeout: Duration::from_secs(5),
         crypto: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        registry: prometheus_client::registry::Registry::default(),
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)
