@@ -437,7 +437,7 @@ fn main() {
         });
     }
 
-    let (_many, many_pid) = gateway(
+    let (many_gateway, many_pid) = gateway(
         &scratch.join("gateway-many"),
         gateway_many_port,
         backend_port,
@@ -460,7 +460,7 @@ fn main() {
         goal: "≥ 0.95× (≤ 5 % cost)",
     });
 
-    drop(_many);
+    drop(many_gateway);
     let small = reload_latency(&scratch.join("reload-10"), free_port(), backend_port, 10);
     let large = reload_latency(
         &scratch.join("reload-10k"),

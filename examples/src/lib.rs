@@ -4,4 +4,5 @@
 
 pub mod echo;
 pub mod json_lines;
+pub mod routes;
 pub mod shutdown;

@@ -39,6 +39,24 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// A gateway on a fresh port whose one route forwards everything to an echo backend; the
+/// configuration lives in scratch directory `name`.
+async fn echo_gateway(name: &str) -> (Gateway, u16) {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch(name);
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
+                 spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: echo, port: 80}]}]}\n";
+    std::fs::write(
+        dir.join("all.yaml"),
+        format!("{}{}{route}", gateway_yaml(port), service("echo", backend)),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    (gateway, port)
+}
+
 /// Runs one attack (`attacks/h2_attack.py`); returns its report.
 async fn attack(mode: &str, port: u16, extra: &[String]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/h2_attack.py");
@@ -115,18 +133,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn http2_attacks_on_the_gateway_are_contained() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let port = free_port();
-    let backend = echo("echo-0").await;
-    let dir = scratch("h2-attacks");
-    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
-                 spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: echo, port: 80}]}]}\n";
-    std::fs::write(
-        dir.join("all.yaml"),
-        format!("{}{}{route}", gateway_yaml(port), service("echo", backend)),
-    )
-    .unwrap();
-    let gateway = start_gateway(&[&dir]).await;
-    gateway.wait_ready().await;
+    let (gateway, port) = echo_gateway("h2-attacks").await;
     let url = format!("http://127.0.0.1:{port}/");
     assert_eq!(curl(&[&url]).await.0, 200);
     let pid = gateway.child.id().unwrap();
@@ -200,18 +207,7 @@ async fn http2_attacks_on_an_hbone_server_are_contained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slowloris_connections_are_cut_and_others_served() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let port = free_port();
-    let backend = echo("echo-0").await;
-    let dir = scratch("slowloris");
-    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n\
-                 spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: echo, port: 80}]}]}\n";
-    std::fs::write(
-        dir.join("all.yaml"),
-        format!("{}{}{route}", gateway_yaml(port), service("echo", backend)),
-    )
-    .unwrap();
-    let gateway = start_gateway(&[&dir]).await;
-    gateway.wait_ready().await;
+    let (_gateway, port) = echo_gateway("slowloris").await;
     let started = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..100 {

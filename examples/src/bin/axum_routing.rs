@@ -18,7 +18,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +27,7 @@ use routing::filters::{
     CorsLayer, CorsPolicy, HeaderModifier, RequestHeaderModifierLayer, ResponseHeaderModifierLayer,
 };
 use routing::model::Cors;
-use routing::router::{ListenerSet, MatchedRoute, SelectRouteLayer};
+use routing::router::{MatchedRoute, SelectRouteLayer};
 use serde_json::json;
 use tower::ServiceBuilder;
 use waypoint::respond::RespondLayer;
@@ -77,7 +76,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let listeners = listeners()?;
+    let listeners = examples_support::routes::first_gateway_listeners("routes.yaml", ROUTES)?;
     let cors = CorsPolicy::new(&Cors {
         allow_origins: vec!["https://*.example".into()],
         allow_methods: vec!["GET".into(), "POST".into()],
@@ -118,18 +117,6 @@ async fn run(args: Args) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
-}
-
-/// The one listener's routes, compiled from [`ROUTES`].
-fn listeners() -> Result<Arc<ListenerSet>, String> {
-    let loaded = routing::loader::load_str("routes.yaml", ROUTES).map_err(|e| e.to_string())?;
-    let resolution = routing::resolve::resolve(&loaded.config, &Default::default());
-    let gateway = resolution
-        .gateways
-        .into_iter()
-        .next()
-        .ok_or("the Gateway was not accepted")?;
-    Ok(Arc::new(ListenerSet::new(gateway.listeners)))
 }
 
 /// The handler: what the selection layer matched, and what the request filter set.

@@ -28,7 +28,7 @@ use examples_support::echo::{EchoIdentity, serve_echo};
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
 use hbone::tls::{HboneTls, WorkloadCertificate};
 use http::HeaderValue;
-use routing::router::{ListenerSet, Router};
+use routing::router::Router;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use waypoint::inbound::{HttpLimits, serve_http};
@@ -114,7 +114,8 @@ async fn run(args: Args) -> Result<(), String> {
             pod: "echo-0".into(),
         },
     ));
-    let listeners = listeners(echo_port)?;
+    let yaml = ROUTES.replace("{port}", &echo_port.to_string());
+    let listeners = examples_support::routes::first_gateway_listeners("routes.yaml", &yaml)?;
     let forwarder = Forwarder::new(provider);
     let service = tower::service_fn(move |request: ConnectRequest| {
         let (listeners, forwarder) = (Arc::clone(&listeners), forwarder.clone());
@@ -147,17 +148,4 @@ async fn run(args: Args) -> Result<(), String> {
         .serve(listener, shutdown)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// The routes, with the echo backend's port.
-fn listeners(echo_port: u16) -> Result<Arc<ListenerSet>, String> {
-    let yaml = ROUTES.replace("{port}", &echo_port.to_string());
-    let loaded = routing::loader::load_str("routes.yaml", &yaml).map_err(|e| e.to_string())?;
-    let resolution = routing::resolve::resolve(&loaded.config, &Default::default());
-    let gateway = resolution
-        .gateways
-        .into_iter()
-        .next()
-        .ok_or("the Gateway was not accepted")?;
-    Ok(Arc::new(ListenerSet::new(gateway.listeners)))
 }

@@ -193,24 +193,30 @@ fn ca_and_leaf(dir: &Path, name: &str, usage: &str) -> (PathBuf, PathBuf, PathBu
     )
 }
 
-/// An echo backend behind TLS (rustls, ALPN `h2` and `http/1.1`) that reports the SNI it
-/// received as its pod name.
-pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
+/// The certificate chain and key in PEM files `cert` and `key`.
+fn chain_and_key(
+    cert: &Path,
+    key: &Path,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
     use rustls::pki_types::pem::PemObject;
-    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    (
+        chain,
+        rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap(),
+    )
+}
+
+/// Serves echo connections behind TLS with `config`; `pod` names each connection's pod.
+async fn serve_tls_echo(
+    config: rustls::ServerConfig,
+    pod: fn(&rustls::ServerConnection) -> String,
+) -> u16 {
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -221,10 +227,9 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
-                let sni = tls.get_ref().1.server_name().unwrap_or("none").to_owned();
                 let identity = EchoIdentity {
                     namespace: "default".into(),
-                    pod: format!("sni={sni}"),
+                    pod: pod(tls.get_ref().1),
                 };
                 examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
                     .await;
@@ -234,16 +239,31 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
     port
 }
 
+/// An echo backend behind TLS (rustls, ALPN `h2` and `http/1.1`) that reports the SNI it
+/// received as its pod name.
+pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
+    let (chain, key) = chain_and_key(cert, key);
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    serve_tls_echo(config, |tls| {
+        format!("sni={}", tls.server_name().unwrap_or("none"))
+    })
+    .await
+}
+
 /// An echo backend behind TLS that requires a client certificate chaining to `client_ca`; it
 /// reports how many certificates the client presented as its pod name (`client-certs=N`).
 pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {
     use rustls::pki_types::pem::PemObject;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let (chain, key) = chain_and_key(cert, key);
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls::pki_types::CertificateDer::pem_file_iter(client_ca).unwrap() {
         roots.add(ca.unwrap()).unwrap();
@@ -260,25 +280,11 @@ pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let presented = tls.get_ref().1.peer_certificates().map_or(0, <[_]>::len);
-                let identity = EchoIdentity {
-                    namespace: "default".into(),
-                    pod: format!("client-certs={presented}"),
-                };
-                examples_support::echo::serve_echo_connection(tls, std::sync::Arc::new(identity))
-                    .await;
-            });
-        }
-    });
-    port
+    serve_tls_echo(config, |tls| {
+        format!(
+            "client-certs={}",
+            tls.peer_certificates().map_or(0, <[_]>::len)
+        )
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use super::created_order;
 use super::status::{Condition, ObjectStatus};
 use crate::compiled::{BackendSubjectAltName, BackendTls, TlsRoots};
-use crate::model::{BackendTlsPolicy, Config, Service, ServicePort};
+use crate::model::{BackendTlsPolicy, Config, ObjectKey, Service, ServicePort};
 
 /// The TLS settings of `service`'s `port`: `Ok(None)` without a policy; `Err` with the
 /// `ResolvedRefs=False` condition when the applicable policy is unusable (its backend then
@@ -101,19 +101,10 @@ fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Co
                     ),
                 ));
             }
-            let map = config.config_maps.iter().find(|m| {
-                m.metadata.namespace == policy.metadata.namespace
-                    && m.metadata.name == reference.name
-            });
-            let certificate = map.and_then(|m| m.data.get("ca.crt"));
-            let valid = certificate.is_some_and(|text| {
-                let parsed: Result<Vec<_>, _> =
-                    CertificateDer::pem_slice_iter(text.as_bytes()).collect();
-                matches!(parsed, Ok(list) if !list.is_empty())
-            });
-            match (certificate, valid) {
-                (Some(text), true) => pem.extend_from_slice(text.as_bytes()),
-                _ => {
+            let key = ObjectKey::new(&policy.metadata.namespace, reference.name.clone());
+            match ca_certificates_pem(config, &key) {
+                Some(text) => pem.extend_from_slice(text.as_bytes()),
+                None => {
                     return Err(failed(
                         "InvalidCACertificateRef",
                         format!("ConfigMap {} has no PEM `ca.crt`", reference.name),
@@ -155,4 +146,16 @@ fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Co
         roots,
         subject_alt_names,
     })
+}
+
+/// The `ca.crt` of ConfigMap `key`, when it holds at least one PEM certificate.
+pub(crate) fn ca_certificates_pem<'a>(config: &'a Config, key: &ObjectKey) -> Option<&'a str> {
+    let text = config
+        .config_maps
+        .iter()
+        .find(|map| map.metadata.key() == *key)?
+        .data
+        .get("ca.crt")?;
+    let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(text.as_bytes()).collect();
+    matches!(parsed, Ok(list) if !list.is_empty()).then_some(text.as_str())
 }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-
+use super::backend_tls::ca_certificates_pem;
 use super::listeners::tls_secret;
 use super::references::{self, To};
 use super::status::Condition;
@@ -95,19 +93,9 @@ fn validate(
                 format!("caCertificateRef {key}: no ReferenceGrant in {namespace} permits it"),
             ));
         }
-        let pem = config
-            .config_maps
-            .iter()
-            .find(|map| map.metadata.key() == key)
-            .and_then(|map| map.data.get("ca.crt"));
-        let valid = pem.is_some_and(|text| {
-            let parsed: Result<Vec<_>, _> =
-                CertificateDer::pem_slice_iter(text.as_bytes()).collect();
-            matches!(parsed, Ok(list) if !list.is_empty())
-        });
-        match pem {
-            Some(text) if valid => roots.extend_from_slice(text.as_bytes()),
-            _ => return Err(invalid(format!("ConfigMap {key} has no PEM `ca.crt`"))),
+        match ca_certificates_pem(config, &key) {
+            Some(text) => roots.extend_from_slice(text.as_bytes()),
+            None => return Err(invalid(format!("ConfigMap {key} has no PEM `ca.crt`"))),
         }
     }
     Ok(ClientValidation {
