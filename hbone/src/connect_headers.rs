@@ -99,13 +99,24 @@ pub fn forwarded_value(client: SocketAddr, host: Option<&str>) -> String {
     }
 }
 
+/// The `for=` parameter of a `forwarded` value as a socket address (`for="1.2.3.4:5"`,
+/// `for="[::1]:5"`); `None` for obfuscated or port-less values.
+pub fn forwarded_for(value: &str) -> Option<SocketAddr> {
+    forwarded_parameter(value, "for")?.parse().ok()
+}
+
 /// The `host=` parameter of a `forwarded` value, quotes stripped; the only part an HBONE server
 /// reads. Non-ASCII values are ignored.
 pub fn forwarded_host(value: &str) -> Option<&str> {
+    forwarded_parameter(value, "host")
+}
+
+/// The parameter `wanted` of the first element of a `forwarded` value, quotes stripped.
+fn forwarded_parameter<'a>(value: &'a str, wanted: &str) -> Option<&'a str> {
     let element = value.split(',').next()?;
     element.split(';').find_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("host") {
+        if !name.trim().eq_ignore_ascii_case(wanted) {
             return None;
         }
         let value = value.trim();
@@ -232,6 +243,17 @@ mod tests {
         assert_eq!(forwarded_host("for=x;host=\"a.b\""), Some("a.b"));
         assert_eq!(forwarded_host("for=\"1.2.3.4:5\""), None);
         assert_eq!(forwarded_host("host=ü"), None);
+        assert_eq!(
+            forwarded_for(&forwarded_value(v6, Some("a.b"))),
+            Some(v6),
+            "what we send is what we read"
+        );
+        assert_eq!(
+            forwarded_for("for=\"10.0.0.1:40000\", for=9.9.9.9"),
+            Some(v4)
+        );
+        assert_eq!(forwarded_for("for=_hidden"), None);
+        assert_eq!(forwarded_for("for=\"10.0.0.1\""), None, "no port");
     }
 
     /// Checklist 6: `traceparent` in `00-{32hex}-{16hex}-00` form, 55 characters.

@@ -19,6 +19,8 @@
 //! - [`server`]: [`server::HboneServer`], handing each CONNECT to a deciding tower service.
 //! - [`h2_stream`], [`bridge`], [`h2_settings`], [`connect_headers`]: the tunnel byte stream,
 //!   splicing, HTTP/2 settings and the CONNECT header rules.
+//! - [`peer`]: who is at the other end of a served connection (address, destination, SPIFFE
+//!   identity, transport), as terminating layers put it into requests.
 //! - [`metrics`]: ztunnel-compatible `istio_tcp_*` counters in the embedder's registry.
 //! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO), its acceptor and
 //!   writer.
@@ -34,6 +36,7 @@ pub mod h2_stream;
 pub mod identity;
 mod keepalive;
 pub mod metrics;
+pub mod peer;
 pub mod proxy_protocol;
 pub mod server;
 pub mod tls;

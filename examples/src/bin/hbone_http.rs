@@ -1,6 +1,7 @@
 //! `hbone_http`: an HBONE server whose tunnels carry HTTP, served through the same request
-//! path as the gateway's — `Respond` → `Router` (route selection, filters, dispatch) → the
-//! `Forwarder` — to an echo backend. It is what a waypoint does with a tunnel, in ~150 lines.
+//! path as the gateway's — `HttpInTunnels` (HBONE termination, the tunnel's `Peer` in each
+//! request) → `Respond` → `Router` (route selection, filters, dispatch) → the `Forwarder` —
+//! to an echo backend. It is what a waypoint does with a tunnel, in ~150 lines.
 //!
 //! ```text
 //! hbonecat dev-ca --out /tmp/ca --identity spiffe://cluster.local/ns/default/sa/client \
@@ -17,7 +18,6 @@
 //! with the `x-tunnelled` header the HTTPRoute's filter added and the tunnel's client
 //! identity in `x-client-identity`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,13 +25,14 @@ use std::sync::Arc;
 
 use clap::Parser;
 use examples_support::echo::{EchoIdentity, serve_echo};
-use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
+use hbone::peer::Peer;
+use hbone::server::HboneServer;
 use hbone::tls::{HboneTls, WorkloadCertificate};
 use http::HeaderValue;
 use routing::router::Router;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use waypoint::inbound::{HttpLimits, serve_http};
+use waypoint::inbound::HttpInTunnels;
 use waypoint::outbound::{Forwarder, ResponseBody};
 use waypoint::respond::Respond;
 
@@ -116,26 +117,20 @@ async fn run(args: Args) -> Result<(), String> {
     ));
     let yaml = ROUTES.replace("{port}", &echo_port.to_string());
     let listeners = examples_support::routes::first_gateway_listeners("routes.yaml", &yaml)?;
-    let forwarder = Forwarder::new(provider);
-    let service = tower::service_fn(move |request: ConnectRequest| {
-        let (listeners, forwarder) = (Arc::clone(&listeners), forwarder.clone());
-        async move {
-            let identity = request.peer_identity.map(|id| id.to_string());
-            Ok::<_, Infallible>(ConnectDecision::serve(move |stream| async move {
-                let http = tower::service_fn(move |mut request: http::Request<ResponseBody>| {
-                    if let Some(value) = identity
-                        .as_deref()
-                        .and_then(|i| HeaderValue::try_from(i).ok())
-                    {
-                        request.headers_mut().insert("x-client-identity", value);
-                    }
-                    Respond::new(Router::new(Arc::clone(&listeners), forwarder.clone()))
-                        .oneshot(request)
-                });
-                serve_http(stream, http, HttpLimits::default(), std::future::pending()).await;
-            }))
+    let router = Respond::new(Router::new(listeners, Forwarder::new(provider)));
+    // Each request carries its tunnel's `Peer`; the client identity becomes a header.
+    let http = tower::service_fn(move |mut request: http::Request<ResponseBody>| {
+        let identity = request
+            .extensions()
+            .get::<Peer>()
+            .and_then(|peer| peer.identity.as_ref())
+            .and_then(|id| HeaderValue::try_from(id.to_string()).ok());
+        if let Some(identity) = identity {
+            request.headers_mut().insert("x-client-identity", identity);
         }
+        router.clone().oneshot(request)
     });
+    let service = HttpInTunnels::new(http);
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -42,8 +42,8 @@ pub mod writer;
 mod tests;
 
 pub use acceptor::{
-    AcceptError, AcceptorConfig, ProxiedConnection, ProxyProtocolAcceptor, ProxyProtocolLayer,
-    read_proxy_header,
+    AcceptError, AcceptorConfig, HeaderStream, ProxiedConnection, ProxyProtocolAcceptor,
+    ProxyProtocolLayer, read_proxy_header,
 };
 pub use error::{BuildError, ProxyHeaderError};
 pub use header::{

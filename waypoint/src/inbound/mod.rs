@@ -1,15 +1,21 @@
 //! Inbound: sockets shared per address, port and transport; HTTP/1.1 and h2 serving with
 //! limits; TLS termination with the certificate by SNI; TLS passthrough by the ClientHello's
-//! SNI; TCP and UDP forwarding.
+//! SNI; TCP and UDP forwarding; HBONE termination ([`HttpInTunnels`]) and PROXY termination
+//! ([`serve_proxied_http`]), each putting the connection's [`Peer`](hbone::peer::Peer) into
+//! every request.
 
 pub mod client_hello;
 mod http;
 mod prefixed;
+mod proxy;
 mod sockets;
 mod streams;
 mod tls;
+mod tunnels;
 mod udp;
 
 pub use http::{HttpLimits, serve_http};
+pub use proxy::serve_proxied_http;
 pub use sockets::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use tls::TlsSetupError;
+pub use tunnels::{HttpInTunnels, serve_with_peer};

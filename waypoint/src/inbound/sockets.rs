@@ -25,9 +25,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use hbone::peer::{Peer, PeerTransport};
+
 use super::http::{HttpLimits, serve_http};
 use super::streams::{passthrough, tcp};
 use super::tls::{Terminators, TlsSetupError, server_config, terminators};
+use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
 use crate::outbound::{Forwarder, ResponseBody};
@@ -325,15 +328,23 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     match (state.protocol, state.tls.clone()) {
         (ListenerProtocol::Tls, _) => {
             let endpoints = context.forwarder.endpoints();
+            let connector = context.forwarder.connector();
             let terminators = &state.terminators;
-            passthrough(stream, Arc::clone(&state.listeners), endpoints, terminators).await;
+            let listeners = Arc::clone(&state.listeners);
+            passthrough(stream, listeners, endpoints, connector, terminators).await;
         }
         (ListenerProtocol::Tcp, _) => {
             let endpoints = context.forwarder.endpoints();
-            tcp(stream, Arc::clone(&state.listeners), endpoints).await;
+            let connector = context.forwarder.connector();
+            tcp(stream, Arc::clone(&state.listeners), endpoints, connector).await;
         }
-        (_, None) => serve_http_routed(stream, peer, None, &context).await,
+        (_, None) => {
+            let peer = Peer::tcp(peer, stream.local_addr().ok());
+            serve_http_routed(stream, peer, None, &context).await;
+        }
         (_, Some(acceptor)) => {
+            let mut peer = Peer::tcp(peer, stream.local_addr().ok());
+            peer.transport = PeerTransport::Tls;
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             {
@@ -346,11 +357,11 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
-/// the gateway drains: each request tagged (SNI, forwarded headers) and routed through
+/// the gateway drains: each request tagged (SNI, [`Peer`], forwarded headers) and routed through
 /// `Respond` → `Router` over the socket's current listeners → the forwarder.
 async fn serve_http_routed<IO>(
     io: IO,
-    peer: SocketAddr,
+    peer: Peer,
     server_name: Option<String>,
     context: &ConnectionContext,
 ) where
@@ -362,8 +373,9 @@ async fn serve_http_routed<IO>(
     } else {
         HeaderValue::from_static("http")
     };
-    let client_ip = HeaderValue::try_from(peer.ip().to_string()).ok();
+    let client_ip = HeaderValue::try_from(peer.address.ip().to_string()).ok();
     let service = tower::service_fn(move |mut request: Request<ResponseBody>| {
+        request.extensions_mut().insert(peer.clone());
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
@@ -379,7 +391,7 @@ async fn serve_http_routed<IO>(
         }
     });
     let mut draining = context.draining.clone();
-    let drain = async move { wait_for_drain(&mut draining).await };
+    let drain = async move { wait_for_true(&mut draining).await };
     serve_http(io, service, HttpLimits::default(), drain).await;
 }
 
@@ -409,15 +421,6 @@ fn add_forwarded_headers(
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// Resolves once draining starts (or the sender is gone).
-async fn wait_for_drain(draining: &mut watch::Receiver<bool>) {
-    while !*draining.borrow_and_update() {
-        if draining.changed().await.is_err() {
-            return;
-        }
-    }
-}
 
 /// Every endpoint a backend of `gateways` can forward to.
 fn live_endpoints(gateways: &[CompiledGateway]) -> HashSet<SocketAddr> {

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name};
 use super::prefixed::PrefixedStream;
 use super::tls::Terminators;
-use crate::outbound::EndpointPicker;
+use crate::outbound::{Connect, EndpointPicker};
 
 /// How long a client may take to send its ClientHello, and a backend to accept.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,10 +24,11 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves one connection of a TLS socket: the listener and TLSRoute chosen by the
 /// ClientHello's SNI; passed through as it is, or — for a listener in Terminate mode — TLS
 /// terminated with the listener's certificate and the plaintext forwarded.
-pub(crate) async fn passthrough(
+pub(crate) async fn passthrough<C: Connect>(
     mut client: TcpStream,
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
+    connector: &C,
     terminators: &Terminators,
 ) {
     let mut hello = Vec::with_capacity(2048);
@@ -50,7 +51,7 @@ pub(crate) async fn passthrough(
         return;
     };
     if !listener.tls_terminate {
-        forward(client, backends, &hello, endpoints).await;
+        forward(client, backends, &hello, endpoints, connector).await;
         return;
     }
     let key = (listener.gateway.clone(), listener.name.clone());
@@ -59,15 +60,16 @@ pub(crate) async fn passthrough(
     };
     let replayed = PrefixedStream::new(hello, client);
     if let Ok(Ok(tls)) = tokio::time::timeout(SETUP_TIMEOUT, acceptor.accept(replayed)).await {
-        forward(tls, backends, &[], endpoints).await;
+        forward(tls, backends, &[], endpoints, connector).await;
     }
 }
 
 /// Serves one TCP connection of a TCP listener.
-pub(crate) async fn tcp(
+pub(crate) async fn tcp<C: Connect>(
     client: TcpStream,
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
+    connector: &C,
 ) {
     let backends = listeners
         .listeners()
@@ -77,7 +79,7 @@ pub(crate) async fn tcp(
             _ => None,
         });
     if let Some(backends) = backends {
-        forward(client, &backends, &[], endpoints).await;
+        forward(client, &backends, &[], endpoints, connector).await;
     }
 }
 
@@ -105,16 +107,17 @@ async fn read_server_name(
 
 /// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
 /// sides close.
-async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
+async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
     mut client: S,
     backends: &L4Backends,
     already_read: &[u8],
     endpoints: &EndpointPicker,
+    connector: &C,
 ) {
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return;
     };
-    let Some(mut upstream) = connect(backend, endpoints).await else {
+    let Some(mut upstream) = connect(backend, endpoints, connector).await else {
         return;
     };
     if upstream.write_all(already_read).await.is_err() {
@@ -123,13 +126,16 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
-async fn connect(backend: &Backend, endpoints: &EndpointPicker) -> Option<TcpStream> {
+async fn connect<C: Connect>(
+    backend: &Backend,
+    endpoints: &EndpointPicker,
+    connector: &C,
+) -> Option<C::Io> {
     // Try each endpoint once, starting from the one whose turn it is.
     for endpoint in endpoints.in_turn(backend) {
         if let Ok(Ok(stream)) =
-            tokio::time::timeout(SETUP_TIMEOUT, TcpStream::connect(endpoint.address)).await
+            tokio::time::timeout(SETUP_TIMEOUT, connector.connect(endpoint.address)).await
         {
-            let _ = stream.set_nodelay(true);
             return Some(stream);
         }
     }

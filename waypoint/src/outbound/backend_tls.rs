@@ -10,38 +10,41 @@ use std::task::{Context, Poll};
 
 use http::Uri;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use routing::compiled::{BackendTls, Certificate, TlsRoots};
+use routing::router::{UpstreamError, UpstreamErrorKind};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use tokio::net::TcpStream;
 
 use super::backend_verifier::BackendCertVerifier;
+use super::connect::{Connect, ConnectedIo, UriConnector};
 use super::forward::ResponseBody;
 
 /// The most distinct TLS clients kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 256;
 
 /// An HTTPS-to-backend client.
-pub(crate) type TlsClient = Client<TlsConnect, ResponseBody>;
+pub(crate) type TlsClient<C> = Client<TlsConnect<C>, ResponseBody>;
 
 /// Clients by backend TLS settings and whether the backend must speak HTTP/2.
-pub(crate) struct BackendTlsClients {
+pub(crate) struct BackendTlsClients<C> {
     provider: Arc<CryptoProvider>,
-    clients: Mutex<HashMap<ClientKey, TlsClient>>,
+    connector: C,
+    clients: Mutex<HashMap<ClientKey, TlsClient<C>>>,
 }
 
 /// What makes two clients differ: the backend's TLS settings, HTTP/2 or not, and the client
 /// certificate presented (the Gateway's `tls.backend`).
 type ClientKey = (BackendTls, bool, Option<Arc<Certificate>>);
 
-impl BackendTlsClients {
-    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+impl<C: Connect> BackendTlsClients<C> {
+    /// No clients yet; those made will connect through `connector`.
+    pub(crate) fn new(provider: Arc<CryptoProvider>, connector: C) -> Self {
         BackendTlsClients {
             provider,
+            connector,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -55,7 +58,7 @@ impl BackendTlsClients {
         tls: &BackendTls,
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
-    ) -> Option<TlsClient> {
+    ) -> Option<TlsClient<C>> {
         let mut clients = self.clients.lock().ok()?;
         let key = (tls.clone(), h2_only, client_certificate.cloned());
         if let Some(client) = clients.get(&key) {
@@ -74,7 +77,7 @@ impl BackendTlsClients {
         tls: &BackendTls,
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
-    ) -> Option<TlsClient> {
+    ) -> Option<TlsClient<C>> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
             TlsRoots::Pem(pem) => {
@@ -112,11 +115,8 @@ impl BackendTlsClients {
         } else {
             vec![b"http/1.1".to_vec()]
         };
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
         let connect = TlsConnect {
-            http,
+            uri: UriConnector::new(self.connector.clone()),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             name,
         };
@@ -126,81 +126,38 @@ impl BackendTlsClients {
     }
 }
 
-/// Connects TCP, then TLS with the policy's server name.
+/// Opens a stream through the connector, then TLS with the policy's server name.
 #[derive(Clone)]
-pub(crate) struct TlsConnect {
-    http: HttpConnector,
+pub(crate) struct TlsConnect<C> {
+    uri: UriConnector<C>,
     tls: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
 }
 
-/// A TLS connection to a backend, and whether ALPN chose HTTP/2.
-pub(crate) struct TlsIo {
-    io: TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
-    h2: bool,
-}
+/// A TLS connection to a backend over the connector's stream.
+type TlsIo<C> = ConnectedIo<tokio_rustls::client::TlsStream<<C as Connect>::Io>>;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+impl<C: Connect> tower::Service<Uri> for TlsConnect<C> {
+    type Response = TlsIo<C>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsIo<C>, UpstreamError>> + Send>>;
 
-impl tower::Service<Uri> for TlsConnect {
-    type Response = TlsIo;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        tower::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let mut http = self.http.clone();
+        let connect = tower::Service::call(&mut self.uri, uri);
         let tls = self.tls.clone();
         let name = self.name.clone();
         Box::pin(async move {
-            let tcp = tower::Service::<Uri>::call(&mut http, uri).await?;
-            let stream = tls.connect(name, tcp.into_inner()).await?;
+            let stream = connect.await?.into_inner();
+            let stream = tls
+                .connect(name, stream)
+                .await
+                .map_err(|error| UpstreamError::with_source(UpstreamErrorKind::Tls, error))?;
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-            Ok(TlsIo {
-                io: TokioIo::new(stream),
-                h2,
-            })
+            Ok(ConnectedIo::negotiated_h2(stream, h2))
         })
-    }
-}
-
-impl Connection for TlsIo {
-    fn connected(&self) -> Connected {
-        if self.h2 {
-            Connected::new().negotiated_h2()
-        } else {
-            Connected::new()
-        }
-    }
-}
-
-impl hyper::rt::Read for TlsIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for TlsIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

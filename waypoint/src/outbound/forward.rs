@@ -16,7 +16,6 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{MatchedRoute, SelectedBackend, UpstreamError, UpstreamErrorKind};
@@ -25,6 +24,7 @@ use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
+use super::connect::{Connect, TcpConnect, UriConnector};
 use super::endpoints::EndpointPicker;
 use super::http1_pool::{Http1Pool, Http1PoolError, PoolLimits};
 use super::idle_timeout::IdleTimeoutBody;
@@ -43,11 +43,20 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
-/// The forwarding service: an HTTP/1.1 and an h2c connection pool, round-robin over endpoints.
-#[derive(Clone)]
-pub struct Forwarder {
+/// The forwarding service: an HTTP/1.1 and an h2c connection pool, round-robin over
+/// endpoints, every connection opened through the connector `C` (TCP by default; an
+/// [`HboneConnect`](super::HboneConnect) puts every request into HBONE tunnels).
+pub struct Forwarder<C = TcpConnect> {
     /// Shared by every clone: a clone per request costs one reference count.
-    inner: Arc<Pools>,
+    inner: Arc<Pools<C>>,
+}
+
+impl<C> Clone for Forwarder<C> {
+    fn clone(&self) -> Self {
+        Forwarder {
+            inner: Arc::clone(&self.inner),
+        }
+    }
 }
 
 /// Bounds on forwarding, with Envoy-like defaults: the HTTP/1.1 pool's caps and timeouts
@@ -58,41 +67,60 @@ pub struct ForwarderLimits {
     pub pool: PoolLimits,
 }
 
-struct Pools {
+struct Pools<C> {
     limits: ForwarderLimits,
-    http1: Client<HttpConnector, ResponseBody>,
-    h2c: Client<HttpConnector, ResponseBody>,
-    tls: BackendTlsClients,
-    plain: Arc<Http1Pool>,
+    connector: C,
+    http1: Client<UriConnector<C>, ResponseBody>,
+    h2c: Client<UriConnector<C>, ResponseBody>,
+    tls: BackendTlsClients<C>,
+    plain: Arc<Http1Pool<C>>,
     endpoints: EndpointPicker,
 }
 
-impl Forwarder {
+impl Forwarder<TcpConnect> {
     /// A forwarder with empty pools and the default limits; backends under a
     /// BackendTLSPolicy use `crypto`.
     pub fn new(crypto: Arc<CryptoProvider>) -> Self {
         Forwarder::with_limits(crypto, ForwarderLimits::default())
     }
 
-    /// A forwarder with empty pools bounded by `limits`.
+    /// A forwarder with empty pools bounded by `limits`, connecting over TCP within the
+    /// pool's connect timeout.
     pub fn with_limits(crypto: Arc<CryptoProvider>, limits: ForwarderLimits) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.pool.connect_timeout));
-        let http1 = Client::builder(TokioExecutor::new()).build(connector.clone());
+        let connector = TcpConnect::new(limits.pool.connect_timeout);
+        Forwarder::with_connector(connector, crypto, limits)
+    }
+}
+
+impl<C: Connect> Forwarder<C> {
+    /// A forwarder with empty pools bounded by `limits` whose connections are opened by
+    /// `connector` (backend TLS, when a policy asks for it, runs over its streams).
+    pub fn with_connector(
+        connector: C,
+        crypto: Arc<CryptoProvider>,
+        limits: ForwarderLimits,
+    ) -> Self {
+        let uri_connector = UriConnector::new(connector.clone());
+        let http1 = Client::builder(TokioExecutor::new()).build(uri_connector.clone());
         let h2c = Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .build(connector);
+            .build(uri_connector);
         Forwarder {
             inner: Arc::new(Pools {
                 limits,
                 http1,
                 h2c,
-                tls: BackendTlsClients::new(crypto),
-                plain: Arc::new(Http1Pool::new(limits.pool)),
+                tls: BackendTlsClients::new(crypto, connector.clone()),
+                plain: Arc::new(Http1Pool::new(limits.pool, connector.clone())),
+                connector,
                 endpoints: EndpointPicker::default(),
             }),
         }
+    }
+
+    /// The connector every connection is opened with (shared with the stream relays).
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
     }
 
     /// Closes idle HTTP/1.1 connections to endpoints not in `live` (called on reload).
@@ -199,7 +227,10 @@ impl Forwarder {
                     .plain
                     .send(endpoint.address, request)
                     .await
-                    .map_err(|error| upstream_error(error, false))
+                    .map_err(|error| match error {
+                        Http1PoolError::Connect(typed) => typed,
+                        other => upstream_error(other, false),
+                    })
             }
         };
         let mut response = sent?;
@@ -272,6 +303,10 @@ fn classify(error: &(dyn std::error::Error + 'static), tls: bool) -> UpstreamErr
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut connecting = false;
     while let Some(current) = cause {
+        // The connector typed it already.
+        if let Some(typed) = current.downcast_ref::<UpstreamError>() {
+            return typed.kind();
+        }
         if current.downcast_ref::<rustls::Error>().is_some() {
             return UpstreamErrorKind::Tls;
         }
@@ -351,7 +386,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-impl tower::Service<Request<ResponseBody>> for Forwarder {
+impl<C: Connect> tower::Service<Request<ResponseBody>> for Forwarder<C> {
     type Response = Response<ResponseBody>;
     type Error = UpstreamError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;

@@ -24,10 +24,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use routing::router::UpstreamError;
+
 use super::body_error::BodyError;
+use super::connect::Connect;
 use super::forward::ResponseBody;
 use super::idle_timeout::IdleTimeoutBody;
 
@@ -64,9 +66,9 @@ impl Default for PoolLimits {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub(crate) enum Http1PoolError {
-    /// The TCP connection failed or timed out.
+    /// The connection could not be opened (typed by the connector).
     #[error("connect: {0}")]
-    Connect(#[source] std::io::Error),
+    Connect(#[source] UpstreamError),
     /// HTTP/1.1 failed on the connection.
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
@@ -84,10 +86,10 @@ struct EndpointConnections {
     open: Arc<AtomicUsize>,
 }
 
-/// Connections by endpoint.
-#[derive(Default)]
-pub(crate) struct Http1Pool {
+/// Connections by endpoint, opened through the connector `C`.
+pub(crate) struct Http1Pool<C> {
     limits: PoolLimits,
+    connector: C,
     endpoints: Mutex<HashMap<SocketAddr, EndpointConnections>>,
     reaper_started: AtomicBool,
 }
@@ -101,12 +103,14 @@ impl Drop for OpenConnection {
     }
 }
 
-impl Http1Pool {
-    /// An empty pool with `limits`.
-    pub(crate) fn new(limits: PoolLimits) -> Self {
+impl<C: Connect> Http1Pool<C> {
+    /// An empty pool with `limits`, connecting through `connector`.
+    pub(crate) fn new(limits: PoolLimits, connector: C) -> Self {
         Http1Pool {
             limits,
-            ..Http1Pool::default()
+            connector,
+            endpoints: Mutex::default(),
+            reaper_started: AtomicBool::new(false),
         }
     }
 
@@ -127,7 +131,12 @@ impl Http1Pool {
             }
         }
         let place = self.reserve(endpoint)?;
-        let mut sender = connect(endpoint, place, self.limits.connect_timeout).await?;
+        let io = self
+            .connector
+            .connect(endpoint)
+            .await
+            .map_err(Http1PoolError::Connect)?;
+        let mut sender = handshake(io, place).await?;
         let response = sender.send_request(request).await?;
         Ok(self.track(endpoint, sender, response))
     }
@@ -190,7 +199,7 @@ impl Http1Pool {
             self.reaper_started.store(false, Ordering::Release);
             return;
         };
-        let pool: Weak<Http1Pool> = Arc::downgrade(self);
+        let pool: Weak<Http1Pool<C>> = Arc::downgrade(self);
         let period = (self.limits.idle_timeout / 2).max(Duration::from_millis(10));
         runtime.spawn(async move {
             let mut ticker = tokio::time::interval(period);
@@ -262,17 +271,15 @@ impl Http1Pool {
     }
 }
 
-async fn connect(
-    endpoint: SocketAddr,
+/// HTTP/1.1 on a freshly opened stream; the connection task holds its place in the count.
+async fn handshake<IO>(
+    io: IO,
     place: OpenConnection,
-    timeout: Duration,
-) -> Result<SendRequest<ResponseBody>, Http1PoolError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(endpoint))
-        .await
-        .map_err(|_| Http1PoolError::Connect(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(Http1PoolError::Connect)?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+) -> Result<SendRequest<ResponseBody>, Http1PoolError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         let _place = place;
         let _ = connection.await;
@@ -281,14 +288,14 @@ async fn connect(
 }
 
 /// A response body that gives its connection back to the pool once fully read.
-struct ReturningBody {
+struct ReturningBody<C> {
     body: Incoming,
     sender: Option<SendRequest<ResponseBody>>,
-    pool: Arc<Http1Pool>,
+    pool: Arc<Http1Pool<C>>,
     endpoint: SocketAddr,
 }
 
-impl ReturningBody {
+impl<C: Connect> ReturningBody<C> {
     fn give_back(&mut self) {
         if let Some(sender) = self.sender.take() {
             self.pool.checkin(self.endpoint, sender);
@@ -296,7 +303,7 @@ impl ReturningBody {
     }
 }
 
-impl Body for ReturningBody {
+impl<C: Connect> Body for ReturningBody<C> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -327,7 +334,15 @@ impl Body for ReturningBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::TcpConnect;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn tcp_pool(limits: PoolLimits) -> Arc<Http1Pool<TcpConnect>> {
+        Arc::new(Http1Pool::new(
+            limits,
+            TcpConnect::new(limits.connect_timeout),
+        ))
+    }
 
     /// A backend that answers one request per connection, then closes it without saying so.
     async fn one_shot_backend() -> SocketAddr {
@@ -351,7 +366,7 @@ mod tests {
         address
     }
 
-    async fn get(pool: &Arc<Http1Pool>, address: SocketAddr) -> String {
+    async fn get(pool: &Arc<Http1Pool<TcpConnect>>, address: SocketAddr) -> String {
         let request = Request::get("/")
             .header("host", "backend")
             .body(ResponseBody::default())
@@ -364,7 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_backend_closed_is_replaced_transparently() {
         let address = one_shot_backend().await;
-        let pool = Arc::new(Http1Pool::default());
+        let pool = tcp_pool(PoolLimits::default());
         assert_eq!(get(&pool, address).await, "connection 1");
         // Let the close reach the pooled connection's task.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -377,7 +392,7 @@ mod tests {
         let unused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = unused.local_addr().unwrap();
         drop(unused);
-        let pool = Arc::new(Http1Pool::default());
+        let pool = tcp_pool(PoolLimits::default());
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         assert!(matches!(
             pool.send(address, request).await,
@@ -433,10 +448,10 @@ mod tests {
     #[tokio::test]
     async fn connections_per_endpoint_are_capped_and_the_excess_fails_at_once() {
         let address = silent_backend().await;
-        let pool = Arc::new(Http1Pool::new(PoolLimits {
+        let pool = tcp_pool(PoolLimits {
             max_connections_per_endpoint: 2,
             ..PoolLimits::default()
-        }));
+        });
         for _ in 0..2 {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move {
@@ -461,10 +476,10 @@ mod tests {
     #[tokio::test]
     async fn idle_connections_are_closed_after_the_idle_timeout() {
         let address = keep_alive_backend().await;
-        let pool = Arc::new(Http1Pool::new(PoolLimits {
+        let pool = tcp_pool(PoolLimits {
             idle_timeout: Duration::from_millis(100),
             ..PoolLimits::default()
-        }));
+        });
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         let response = pool.send(address, request).await.unwrap();
         response.into_body().collect().await.unwrap();
@@ -478,7 +493,7 @@ mod tests {
     #[tokio::test]
     async fn endpoints_removed_from_the_configuration_lose_their_idle_connections() {
         let (kept, removed) = (keep_alive_backend().await, keep_alive_backend().await);
-        let pool = Arc::new(Http1Pool::default());
+        let pool = tcp_pool(PoolLimits::default());
         for address in [kept, removed] {
             let request = Request::get("/").body(ResponseBody::default()).unwrap();
             let response = pool.send(address, request).await.unwrap();

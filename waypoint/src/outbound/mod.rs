@@ -1,18 +1,23 @@
 //! Outbound: from a routed request (or an accepted stream) to an endpoint of the chosen
-//! backend — the [`Forwarder`] (lean HTTP/1.1 pool, h2c, backend TLS, upgrades), the one
+//! backend — the [`Forwarder`] (lean HTTP/1.1 pool, h2c, backend TLS, upgrades) generic over
+//! a [`Connect`] ([`TcpConnect`], or [`HboneConnect`] for HBONE tunnels), the one
 //! [`EndpointPicker`], and typed [`UpstreamError`](routing::router::UpstreamError)s for
 //! every failure.
 
 mod backend_tls;
 mod backend_verifier;
 mod body_error;
+mod connect;
 mod endpoints;
 mod forward;
+mod hbone_connect;
 mod http1_pool;
 mod idle_timeout;
 
 pub use body_error::BodyError;
+pub use connect::{Connect, TcpConnect};
 pub use endpoints::EndpointPicker;
 pub use forward::{Forwarder, ForwarderLimits, ResponseBody};
+pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
 pub use http1_pool::PoolLimits;
 pub use idle_timeout::{BodyIdleTimeout, IdleTimeoutBody};

@@ -1,0 +1,271 @@
+//! [`Connect`]: how the outbound side opens a byte stream to one endpoint — plain TCP
+//! ([`TcpConnect`]) or an HBONE tunnel ([`HboneConnect`](super::HboneConnect)) — with every
+//! failure typed as an [`UpstreamError`]. The forwarder's pools, its TLS and h2c clients and
+//! the TCP/TLS stream relays all connect through one.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use routing::router::{UpstreamError, UpstreamErrorKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Opens a byte stream to an endpoint (an `ip:port` of a backend).
+pub trait Connect: Clone + Send + Sync + 'static {
+    /// The stream.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Opens a stream to `endpoint`; a failure says how it failed (refused, timed out, TLS…).
+    fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Io, UpstreamError>> + Send;
+}
+
+/// Plain TCP with `TCP_NODELAY`, a connect timeout and, optionally, a firewall mark on the
+/// socket (`SO_MARK`, so that capture rules can exclude the proxy's own connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConnect {
+    timeout: Duration,
+    mark: Option<u32>,
+}
+
+impl Default for TcpConnect {
+    fn default() -> Self {
+        TcpConnect::new(Duration::from_secs(5))
+    }
+}
+
+impl TcpConnect {
+    /// TCP connecting within `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        TcpConnect {
+            timeout,
+            mark: None,
+        }
+    }
+
+    /// The same, with `mark` set as `SO_MARK` on every socket (Linux; needs `CAP_NET_ADMIN`).
+    pub fn with_mark(mut self, mark: u32) -> Self {
+        self.mark = Some(mark);
+        self
+    }
+
+    /// The connect timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn open(&self, endpoint: SocketAddr) -> std::io::Result<TcpStream> {
+        let socket = if endpoint.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(mark) = self.mark {
+            set_mark(&socket, mark)?;
+        }
+        socket.set_nodelay(true)?;
+        socket.connect(endpoint).await
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_mark(socket: &TcpSocket, mark: u32) -> std::io::Result<()> {
+    socket2::SockRef::from(socket).set_mark(mark)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_mark(_: &TcpSocket, _: u32) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+impl Connect for TcpConnect {
+    type Io = TcpStream;
+
+    async fn connect(&self, endpoint: SocketAddr) -> Result<TcpStream, UpstreamError> {
+        match tokio::time::timeout(self.timeout, self.open(endpoint)).await {
+            Err(_) => Err(UpstreamError::new(UpstreamErrorKind::Timeout)),
+            Ok(Err(error)) => Err(UpstreamError::with_source(io_kind(&error), error)),
+            Ok(Ok(stream)) => Ok(stream),
+        }
+    }
+}
+
+/// The kind of a failed connect by its I/O error.
+pub(crate) fn io_kind(error: &std::io::Error) -> UpstreamErrorKind {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut => UpstreamErrorKind::Timeout,
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+            UpstreamErrorKind::Reset
+        }
+        _ => UpstreamErrorKind::Refused,
+    }
+}
+
+/// A [`Connect`] as the `tower::Service<Uri>` hyper-util's pooled clients connect through:
+/// the URI's authority must be the endpoint's `ip:port` (the forwarder writes it so).
+#[derive(Debug, Clone)]
+pub(crate) struct UriConnector<C> {
+    connect: C,
+}
+
+impl<C> UriConnector<C> {
+    pub(crate) fn new(connect: C) -> Self {
+        UriConnector { connect }
+    }
+}
+
+impl<C: Connect> tower::Service<Uri> for UriConnector<C> {
+    type Response = ConnectedIo<C::Io>;
+    type Error = UpstreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, UpstreamError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connect = self.connect.clone();
+        Box::pin(async move {
+            let endpoint = uri
+                .authority()
+                .and_then(|authority| authority.as_str().parse::<SocketAddr>().ok())
+                .ok_or_else(|| {
+                    UpstreamError::with_source(
+                        UpstreamErrorKind::Protocol,
+                        "the connector needs an ip:port authority",
+                    )
+                })?;
+            let io = connect.connect(endpoint).await?;
+            Ok(ConnectedIo::new(io))
+        })
+    }
+}
+
+/// A connected stream as hyper's client reads and writes it; `h2` when ALPN chose HTTP/2.
+pub(crate) struct ConnectedIo<IO> {
+    io: TokioIo<IO>,
+    h2: bool,
+}
+
+impl<IO> ConnectedIo<IO> {
+    pub(crate) fn new(io: IO) -> Self {
+        ConnectedIo {
+            io: TokioIo::new(io),
+            h2: false,
+        }
+    }
+
+    /// The stream itself.
+    pub(crate) fn into_inner(self) -> IO {
+        self.io.into_inner()
+    }
+
+    pub(crate) fn negotiated_h2(io: IO, h2: bool) -> Self {
+        ConnectedIo {
+            io: TokioIo::new(io),
+            h2,
+        }
+    }
+}
+
+impl<IO> Connection for ConnectedIo<IO> {
+    fn connected(&self) -> Connected {
+        if self.h2 {
+            Connected::new().negotiated_h2()
+        } else {
+            Connected::new()
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for ConnectedIo<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for ConnectedIo<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connect_is_typed_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let error = TcpConnect::default().connect(address).await.unwrap_err();
+        assert_eq!(error.kind(), UpstreamErrorKind::Refused);
+    }
+
+    #[tokio::test]
+    async fn a_connect_that_does_not_finish_in_time_is_typed_timeout() {
+        // A listener that never accepts, with the smallest backlog: once its queue is full
+        // the kernel drops further SYNs, so a connect hangs until the timeout.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let address = listener.local_addr().unwrap();
+        let connect = TcpConnect::new(Duration::from_millis(300));
+        let mut held = Vec::new();
+        let mut timed_out = false;
+        for _ in 0..16 {
+            match connect.connect(address).await {
+                Ok(stream) => held.push(stream),
+                Err(error) => {
+                    assert_eq!(error.kind(), UpstreamErrorKind::Timeout, "{error}");
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        assert!(timed_out, "{} connections were all accepted", held.len());
+    }
+
+    #[tokio::test]
+    async fn an_unprivileged_mark_fails_as_refused_or_succeeds_with_the_mark() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        match TcpConnect::default()
+            .with_mark(0x539)
+            .connect(address)
+            .await
+        {
+            // With CAP_NET_ADMIN the socket carries the mark.
+            Ok(stream) => {
+                let mark = socket2::SockRef::from(&stream).mark().unwrap();
+                assert_eq!(mark, 0x539);
+            }
+            Err(error) => assert_eq!(error.kind(), UpstreamErrorKind::Refused),
+        }
+    }
+}
