@@ -57,6 +57,8 @@ pub enum ListenerRoutes {
 pub struct CompiledListener {
     /// The Gateway.
     pub gateway: ObjectKey,
+    /// The ListenerSet that declared the listener (`None`: the Gateway itself).
+    pub listener_set: Option<ObjectKey>,
     /// The listener's name.
     pub name: String,
     /// Host name (lowercase); `None` serves every host.

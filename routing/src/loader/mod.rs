@@ -171,6 +171,7 @@ impl Loader {
                 self.object(origin, value, |c| &mut c.gateway_classes)
             }
             (GATEWAY_GROUP, "Gateway") => self.object(origin, value, |c| &mut c.gateways),
+            (GATEWAY_GROUP, "ListenerSet") => self.object(origin, value, |c| &mut c.listener_sets),
             (GATEWAY_GROUP, "HTTPRoute") => self.object(origin, value, |c| &mut c.http_routes),
             (GATEWAY_GROUP, "GRPCRoute") => self.object(origin, value, |c| &mut c.grpc_routes),
             (GATEWAY_GROUP, "TLSRoute") => {

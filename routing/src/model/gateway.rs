@@ -49,6 +49,9 @@ pub struct GatewaySpec {
     /// presented to backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<GatewayTls>,
+    /// Which namespaces' ListenerSets may add listeners (none: no ListenerSet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_listeners: Option<super::listener_set::AllowedListeners>,
 }
 
 /// `Gateway.spec.tls`.

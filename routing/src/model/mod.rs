@@ -14,6 +14,7 @@ mod gateway;
 mod grpc_route;
 mod http_route;
 mod l4_route;
+mod listener_set;
 mod meta;
 mod policy;
 mod refs;
@@ -36,6 +37,10 @@ pub use http_route::{
     HttpRouteTimeouts, HttpUrlRewrite, PathMatchType, PathModifierType,
 };
 pub use l4_route::{L4Route, L4RouteRule, L4RouteSpec};
+pub use listener_set::{
+    AllowedListeners, FromListenerNamespaces, ListenerNamespaces, ListenerSet, ListenerSetSpec,
+    ParentGatewayReference,
+};
 pub use meta::{DEFAULT_NAMESPACE, Object, ObjectKey, ObjectMeta};
 pub use policy::{
     BackendTlsPolicy, BackendTlsPolicySpec, BackendTlsValidation, PolicyTargetRef, ReferenceGrant,
@@ -54,6 +59,8 @@ pub struct Config {
     pub gateway_classes: Vec<GatewayClass>,
     /// Gateways.
     pub gateways: Vec<Gateway>,
+    /// ListenerSets (listeners merged into a Gateway that allows them).
+    pub listener_sets: Vec<ListenerSet>,
     /// HTTPRoutes.
     pub http_routes: Vec<HttpRoute>,
     /// GRPCRoutes.
@@ -85,6 +92,7 @@ impl Config {
     pub fn extend(&mut self, other: Config) {
         self.gateway_classes.extend(other.gateway_classes);
         self.gateways.extend(other.gateways);
+        self.listener_sets.extend(other.listener_sets);
         self.http_routes.extend(other.http_routes);
         self.grpc_routes.extend(other.grpc_routes);
         self.tls_routes.extend(other.tls_routes);
@@ -103,6 +111,7 @@ impl Config {
 meta::impl_object! {
     GatewayClass => "GatewayClass", cluster_scoped = true;
     Gateway => "Gateway";
+    ListenerSet => "ListenerSet";
     HttpRoute => "HTTPRoute";
     GrpcRoute => "GRPCRoute";
     ReferenceGrant => "ReferenceGrant";

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::backend_tls::ca_certificates_pem;
-use super::listeners::tls_secret;
+use super::listeners::{ListenerOwner, tls_secret};
 use super::references::{self, To};
 use super::status::Condition;
 use crate::compiled::{Certificate, ClientValidation};
@@ -119,7 +119,7 @@ pub(crate) fn backend_client_certificate(
         None => Ok(None),
         Some(reference) => tls_secret(
             config,
-            gateway,
+            ListenerOwner::gateway(gateway),
             reference,
             "tls.backend.clientCertificateRef",
         )

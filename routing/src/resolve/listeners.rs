@@ -5,7 +5,8 @@ use super::references::{self, To};
 use super::status::Condition;
 use crate::compiled::{Certificate, ListenerProtocol};
 use crate::model::{
-    Config, GATEWAY_GROUP, Gateway, Listener, ObjectKey, SecretObjectReference, TlsMode,
+    Config, GATEWAY_GROUP, Gateway, Listener, ListenerSet, ObjectKey, SecretObjectReference,
+    TlsMode,
 };
 
 /// A listener after validation.
@@ -26,37 +27,112 @@ impl ListenerState {
     }
 }
 
-/// Validates every listener of `gateway`.
-pub(crate) fn validate_listeners(config: &Config, gateway: &Gateway) -> Vec<ListenerState> {
-    let listeners = &gateway.spec.listeners;
-    let mut states: Vec<ListenerState> = listeners
-        .iter()
-        .map(|listener| validate(config, gateway, listener))
-        .collect();
-    for (index, listener) in listeners.iter().enumerate() {
-        let conflict = listeners
-            .iter()
-            .enumerate()
-            .find_map(|(other_index, other)| {
-                (other_index != index && other.port == listener.port)
-                    .then(|| conflict_between(listener, other))
-                    .flatten()
-            });
-        if let Some(reason) = conflict {
-            states[index].conditions.push(Condition::failed(
-                "Conflicted",
-                reason,
-                format!("another listener on port {} conflicts", listener.port),
-            ));
-            states[index].protocol = None;
-            for condition in &mut states[index].conditions {
-                if condition.condition_type == "Programmed" {
-                    *condition = Condition::failed("Programmed", "Invalid", "conflicted");
-                }
-            }
+/// Who declared a listener: the Gateway itself, or a ListenerSet attached to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListenerOwner<'a> {
+    /// `Gateway` or `ListenerSet`.
+    pub(crate) kind: &'static str,
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+}
+
+impl<'a> ListenerOwner<'a> {
+    pub(crate) fn gateway(gateway: &'a Gateway) -> Self {
+        ListenerOwner {
+            kind: "Gateway",
+            namespace: &gateway.metadata.namespace,
+            name: &gateway.metadata.name,
         }
     }
-    states
+
+    pub(crate) fn listener_set(set: &'a ListenerSet) -> Self {
+        ListenerOwner {
+            kind: "ListenerSet",
+            namespace: &set.metadata.namespace,
+            name: &set.metadata.name,
+        }
+    }
+
+    /// The ListenerSet's key, for listeners a ListenerSet declared.
+    pub(crate) fn listener_set_key(&self) -> Option<ObjectKey> {
+        (self.kind == "ListenerSet").then(|| ObjectKey::new(self.namespace, self.name))
+    }
+}
+
+/// One listener a Gateway serves, validated.
+pub(crate) struct ServedListener<'a> {
+    pub(crate) listener: &'a Listener,
+    pub(crate) owner: ListenerOwner<'a>,
+    pub(crate) state: ListenerState,
+}
+
+/// Validates the listeners of `gateway` followed by those of `sets` (in precedence order).
+/// Conflicting listeners of one owner are all rejected; a ListenerSet's listener that
+/// conflicts with one of the Gateway or of an earlier ListenerSet is rejected and the earlier
+/// one kept (GEP-1713).
+pub(crate) fn validate_listeners<'a>(
+    config: &Config,
+    gateway: &'a Gateway,
+    sets: &[&'a ListenerSet],
+) -> Vec<ServedListener<'a>> {
+    let owners = std::iter::once((ListenerOwner::gateway(gateway), &gateway.spec.listeners)).chain(
+        sets.iter()
+            .map(|set| (ListenerOwner::listener_set(set), &set.spec.listeners)),
+    );
+    let mut ranked: Vec<(usize, ServedListener<'a>)> = Vec::new();
+    for (rank, (owner, listeners)) in owners.enumerate() {
+        for listener in listeners {
+            let state = validate(config, owner, listener);
+            ranked.push((
+                rank,
+                ServedListener {
+                    listener,
+                    owner,
+                    state,
+                },
+            ));
+        }
+    }
+    let conflicts: Vec<Option<&'static str>> = ranked
+        .iter()
+        .enumerate()
+        .map(|(index, (rank, served))| {
+            ranked
+                .iter()
+                .enumerate()
+                .find_map(|(other_index, (other_rank, other))| {
+                    (other_index != index
+                        && other_rank <= rank
+                        && other.listener.port == served.listener.port)
+                        .then(|| conflict_between(served.listener, other.listener))
+                        .flatten()
+                })
+        })
+        .collect();
+    ranked
+        .into_iter()
+        .zip(conflicts)
+        .map(|((_, mut served), conflict)| {
+            if let Some(reason) = conflict {
+                let state = &mut served.state;
+                state.conditions.push(Condition::failed(
+                    "Conflicted",
+                    reason,
+                    format!(
+                        "another listener on port {} conflicts",
+                        served.listener.port
+                    ),
+                ));
+                state.protocol = None;
+                for condition in &mut state.conditions {
+                    if condition.condition_type == "Programmed" {
+                        *condition = Condition::failed("Programmed", "Invalid", "conflicted");
+                    }
+                }
+            }
+            served
+        })
+        .collect()
 }
 
 fn family(protocol: &str) -> &str {
@@ -83,7 +159,7 @@ fn conflict_between(a: &Listener, b: &Listener) -> Option<&'static str> {
     (hostname(a) == hostname(b)).then_some("HostnameConflict")
 }
 
-fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> ListenerState {
+fn validate(config: &Config, owner: ListenerOwner<'_>, listener: &Listener) -> ListenerState {
     let mut state = ListenerState {
         protocol: None,
         certificates: Vec::new(),
@@ -130,7 +206,7 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
     }
     let accepted = match (protocol, &listener.tls) {
         (ListenerProtocol::Https, Some(tls)) if tls.mode == TlsMode::Terminate => {
-            match certificates(config, gateway, listener) {
+            match certificates(config, owner, listener) {
                 Ok(certificates) => state.certificates = certificates,
                 Err(problem) => resolved_refs = problem,
             }
@@ -140,7 +216,7 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
         (ListenerProtocol::Tls, Some(tls)) if tls.mode == TlsMode::Passthrough => Ok(()),
         (ListenerProtocol::Tls, Some(tls)) if tls.mode == TlsMode::Terminate => {
             state.tls_terminate = true;
-            match certificates(config, gateway, listener) {
+            match certificates(config, owner, listener) {
                 Ok(certificates) => state.certificates = certificates,
                 Err(problem) => resolved_refs = problem,
             }
@@ -177,13 +253,13 @@ fn validate(config: &Config, gateway: &Gateway, listener: &Listener) -> Listener
 
 fn certificates(
     config: &Config,
-    gateway: &Gateway,
+    owner: ListenerOwner<'_>,
     listener: &Listener,
 ) -> Result<Vec<Certificate>, Condition> {
     let refs = listener.tls.iter().flat_map(|tls| &tls.certificate_refs);
     let mut certificates = Vec::new();
     for reference in refs {
-        certificates.push(tls_secret(config, gateway, reference, "certificateRef")?);
+        certificates.push(tls_secret(config, owner, reference, "certificateRef")?);
     }
     if certificates.is_empty() {
         return Err(Condition::failed(
@@ -195,18 +271,15 @@ fn certificates(
     Ok(certificates)
 }
 
-/// The `kubernetes.io/tls` Secret `reference` (written in `gateway`, as its `field`) names,
+/// The `kubernetes.io/tls` Secret `reference` (written in `owner`, as its `field`) names,
 /// through ReferenceGrants; else the `ResolvedRefs=False` condition saying why.
 pub(crate) fn tls_secret(
     config: &Config,
-    gateway: &Gateway,
+    owner: ListenerOwner<'_>,
     reference: &SecretObjectReference,
     field: &str,
 ) -> Result<Certificate, Condition> {
-    let namespace = reference
-        .namespace
-        .as_deref()
-        .unwrap_or(&gateway.metadata.namespace);
+    let namespace = reference.namespace.as_deref().unwrap_or(owner.namespace);
     let key = ObjectKey::new(namespace, reference.name.clone());
     let invalid =
         |message: String| Condition::failed("ResolvedRefs", "InvalidCertificateRef", message);
@@ -217,8 +290,8 @@ pub(crate) fn tls_secret(
     }
     let from = references::From {
         group: GATEWAY_GROUP,
-        kind: "Gateway",
-        namespace: &gateway.metadata.namespace,
+        kind: owner.kind,
+        namespace: owner.namespace,
         mesh: false,
     };
     let to = To {

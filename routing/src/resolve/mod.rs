@@ -21,11 +21,13 @@ mod grpc;
 mod hostnames;
 mod http_like;
 mod l4;
+mod listener_sets;
 mod listeners;
 mod mesh;
 mod references;
 mod status;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -120,9 +122,13 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 .find(|class| class.metadata.name == g.spec.gateway_class_name)
                 .is_none_or(ours)
         })
-        .map(|gateway| ServedGateway {
-            gateway,
-            listeners: listeners::validate_listeners(config, gateway),
+        .map(|gateway| {
+            let listener_sets = listener_sets::admitted(config, gateway);
+            ServedGateway {
+                gateway,
+                listeners: listeners::validate_listeners(config, gateway, &listener_sets),
+                listener_sets,
+            }
         })
         .collect();
     let mut builds: Vec<Vec<ListenerBuild>> = served
@@ -236,10 +242,12 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
     }
 
     let mut gateways = Vec::new();
+    let mut set_listeners: BTreeMap<ObjectKey, Vec<ListenerStatus>> = BTreeMap::new();
     for (served, builds) in served.iter().zip(builds) {
         let gateway = served.gateway;
         let key = gateway.metadata.key();
         let mut status = ObjectStatus::new("Gateway", key.clone());
+        status.attached_listener_sets = Some(served.listener_sets.len());
         let mut addresses = Vec::new();
         let mut bad_address = None;
         for address in &gateway.spec.addresses {
@@ -272,70 +280,26 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
                 }
             };
         let mut listeners = Vec::new();
-        for ((listener, state), build) in gateway
-            .spec
-            .listeners
-            .iter()
-            .zip(&served.listeners)
-            .zip(builds)
-        {
-            status.listeners.push(ListenerStatus {
-                name: listener.name.clone(),
+        for (entry, build) in served.listeners.iter().zip(builds) {
+            let mut listener_status = ListenerStatus {
+                name: entry.listener.name.clone(),
                 attached_routes: build.attached_routes,
-                conditions: state.conditions.clone(),
-            });
-            let Some(protocol) = state.protocol else {
-                continue;
+                conditions: entry.state.conditions.clone(),
             };
-            let client_validation = match protocol {
-                ListenerProtocol::Https => {
-                    match gateway_tls::frontend_validation(config, gateway, listener.port) {
-                        Ok(validation) => validation,
-                        Err(problem) => {
-                            // Fail closed: a listener whose client validation cannot be set
-                            // up is not served.
-                            if let Some(entry) = status.listeners.last_mut() {
-                                entry.conditions.retain(|c| {
-                                    c.condition_type != "ResolvedRefs"
-                                        && c.condition_type != "Programmed"
-                                });
-                                entry.conditions.push(problem.clone());
-                                entry.conditions.push(Condition::failed(
-                                    "Programmed",
-                                    "Invalid",
-                                    problem.message,
-                                ));
-                            }
-                            continue;
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let routes = l4::listener_routes(protocol, build.http, build.l4);
-            let mut policy = PolicySlot::default();
-            if let Some(policies) = &options.policies {
-                let target = ListenerTarget {
-                    gateway: &key,
-                    listener: &listener.name,
-                    port: listener.port,
-                    protocol,
-                };
-                policies.listener(&target, &mut policy);
+            let compiled = compile_listener(
+                config,
+                options,
+                gateway,
+                entry,
+                build,
+                &backend_client_certificate,
+                &mut listener_status,
+            );
+            match entry.owner.listener_set_key() {
+                None => status.listeners.push(listener_status),
+                Some(set) => set_listeners.entry(set).or_default().push(listener_status),
             }
-            listeners.push(CompiledListener {
-                gateway: key.clone(),
-                name: listener.name.clone(),
-                hostname: listener.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
-                port: listener.port,
-                protocol,
-                certificates: state.certificates.clone(),
-                tls_terminate: state.tls_terminate,
-                routes,
-                client_validation,
-                backend_client_certificate: backend_client_certificate.clone(),
-                policy,
-            });
+            listeners.extend(compiled);
         }
         statuses.push(status);
         // Addresses were asked for and none is usable: serving on every interface instead
@@ -349,11 +313,73 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             });
         }
     }
+    statuses.extend(listener_sets::statuses(config, &served, set_listeners));
     Resolution {
         gateways,
         mesh,
         statuses,
     }
+}
+
+/// The served form of one validated listener (`None`: not served), its status corrected
+/// when the Gateway's frontend validation for its port cannot be set up (fail closed).
+fn compile_listener(
+    config: &Config,
+    options: &ResolveOptions,
+    gateway: &crate::model::Gateway,
+    entry: &listeners::ServedListener<'_>,
+    build: ListenerBuild,
+    backend_client_certificate: &Option<Arc<crate::compiled::Certificate>>,
+    listener_status: &mut ListenerStatus,
+) -> Option<CompiledListener> {
+    let listener = entry.listener;
+    let protocol = entry.state.protocol?;
+    let client_validation = match protocol {
+        ListenerProtocol::Https => {
+            match gateway_tls::frontend_validation(config, gateway, listener.port) {
+                Ok(validation) => validation,
+                Err(problem) => {
+                    listener_status.conditions.retain(|c| {
+                        c.condition_type != "ResolvedRefs" && c.condition_type != "Programmed"
+                    });
+                    listener_status.conditions.push(problem.clone());
+                    listener_status.conditions.push(Condition::failed(
+                        "Programmed",
+                        "Invalid",
+                        problem.message,
+                    ));
+                    return None;
+                }
+            }
+        }
+        _ => None,
+    };
+    let key = gateway.metadata.key();
+    let routes = l4::listener_routes(protocol, build.http, build.l4);
+    let mut policy = PolicySlot::default();
+    if let Some(policies) = &options.policies {
+        let target = ListenerTarget {
+            gateway: &key,
+            listener: &listener.name,
+            port: listener.port,
+            protocol,
+        };
+        policies.listener(&target, &mut policy);
+    }
+    Some(CompiledListener {
+        gateway: key,
+        listener_set: entry.owner.listener_set_key(),
+        name: listener.name.clone(),
+        hostname: listener.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+        port: listener.port,
+        protocol,
+        certificates: entry.state.certificates.clone(),
+        tls_terminate: entry.state.tls_terminate,
+        routes,
+        client_validation,
+        backend_client_certificate: backend_client_certificate.clone(),
+        policy,
+    })
 }
 
 /// Lets the embedder's policy compiler fill the slots of freshly compiled rules.

@@ -79,6 +79,9 @@ pub struct ObjectStatus {
     /// Per parentRef (routes).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentStatus>,
+    /// How many ListenerSets attached (Gateways).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<usize>,
 }
 
 /// The status of one listener.
@@ -112,6 +115,7 @@ impl ObjectStatus {
             conditions: Vec::new(),
             listeners: Vec::new(),
             parents: Vec::new(),
+            attached_listener_sets: None,
         }
     }
 

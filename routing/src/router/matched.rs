@@ -25,6 +25,8 @@ pub struct MatchedRoute {
 pub struct RouteIdentity<'a> {
     /// The Gateway (Gateway routing).
     pub gateway: Option<&'a ObjectKey>,
+    /// The ListenerSet that declared the listener, if one did.
+    pub listener_set: Option<&'a ObjectKey>,
     /// The listener's name (Gateway routing).
     pub listener: Option<&'a str>,
     /// `HTTPRoute`, `GRPCRoute`, or `Service` for a mesh port's implicit rule.
@@ -66,6 +68,7 @@ impl MatchedRoute {
     pub fn identity(&self) -> RouteIdentity<'_> {
         RouteIdentity {
             gateway: self.listener.as_ref().map(|l| &l.gateway),
+            listener_set: self.listener.as_ref().and_then(|l| l.listener_set.as_ref()),
             listener: self.listener.as_ref().map(|l| l.name.as_str()),
             kind: self.rule.kind,
             route: &self.rule.route,
@@ -78,7 +81,10 @@ impl MatchedRoute {
 impl std::fmt::Display for RouteIdentity<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let (Some(gateway), Some(listener)) = (self.gateway, self.listener) {
-            write!(f, "{gateway}/{listener} ")?;
+            match self.listener_set {
+                Some(set) => write!(f, "{gateway} ListenerSet {set}/{listener} ")?,
+                None => write!(f, "{gateway}/{listener} ")?,
+            }
         }
         write!(f, "{} {} rule {}", self.kind, self.route, self.rule_index)?;
         if let Some(name) = self.rule_name {

@@ -150,5 +150,5 @@ fn host_from_target<B>(request: &mut Request<B>) {
 }
 
 fn same_listener(a: &CompiledListener, b: &CompiledListener) -> bool {
-    a.gateway == b.gateway && a.name == b.name
+    a.gateway == b.gateway && a.listener_set == b.listener_set && a.name == b.name
 }

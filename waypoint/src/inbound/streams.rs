@@ -54,7 +54,11 @@ pub(crate) async fn passthrough<C: Connect>(
         forward(client, backends, &hello, endpoints, connector).await;
         return;
     }
-    let key = (listener.gateway.clone(), listener.name.clone());
+    let key = (
+        listener.gateway.clone(),
+        listener.listener_set.clone(),
+        listener.name.clone(),
+    );
     let Some(acceptor) = terminators.get(&key) else {
         return;
     };

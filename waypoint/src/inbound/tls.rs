@@ -106,7 +106,8 @@ pub(crate) fn server_config(
 }
 
 /// TLS acceptors of a socket's TLS listeners in Terminate mode, by (Gateway, listener).
-pub(crate) type Terminators = HashMap<(ObjectKey, String), TlsAcceptor>;
+/// By listener: Gateway, declaring ListenerSet (if any), listener name.
+pub(crate) type Terminators = HashMap<(ObjectKey, Option<ObjectKey>, String), TlsAcceptor>;
 
 /// The acceptors that terminate TLS for the TLS listeners in Terminate mode among `listeners`
 /// (each with its own certificate; no ALPN, the plaintext is forwarded as it is).
@@ -129,7 +130,11 @@ pub(crate) fn terminators(
                 entries: vec![(None, key)],
             }));
         acceptors.insert(
-            (listener.gateway.clone(), listener.name.clone()),
+            (
+                listener.gateway.clone(),
+                listener.listener_set.clone(),
+                listener.name.clone(),
+            ),
             TlsAcceptor::from(Arc::new(config)),
         );
     }

@@ -154,6 +154,7 @@ mod tests {
         }]);
         Arc::new(ListenerSet::new(vec![CompiledListener {
             gateway: ObjectKey::new("ns", "gw"),
+            listener_set: None,
             name: "udp".into(),
             hostname: None,
             port: 53,
