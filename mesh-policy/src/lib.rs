@@ -5,5 +5,10 @@
 //! authentication, external authorization, Istio AuthorizationPolicy at L4 and L7), each as a
 //! tower `Layer` + `Service` pair with a plain-data parameter struct.
 //!
-//! Nothing is implemented yet: see `shared/spec/policy.md`. It may depend on `hbone` for
-//! identity types only (see ARCHITECTURE.md).
+//! Built so far:
+//! - [`l4`]: L4 authorization with Istio ztunnel's model and decision order (peer identity,
+//!   namespaces, service accounts, source and destination addresses and ports).
+//!
+//! It may depend on `hbone` for identity types and on `routing` (see ARCHITECTURE.md).
+
+pub mod l4;
