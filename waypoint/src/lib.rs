@@ -2,14 +2,15 @@
 //! `routing` and `mesh-policy` crates:
 //!
 //! - [`inbound`]: sockets shared per address and port, HTTP/1.1 + h2 serving with limits,
-//!   TLS termination by SNI, TLS passthrough, TCP and UDP;
-//! - [`outbound`]: the forwarder (pools, backend TLS, upgrades), the one endpoint picker, typed
-//!   upstream errors;
+//!   TLS termination by SNI, TLS passthrough, TCP and UDP, HBONE and PROXY termination;
+//! - [`outbound`]: the forwarder (pools, backend TLS, upgrades) over a connector (TCP or
+//!   HBONE), the one endpoint picker, typed upstream errors;
 //! - [`config`]: configuration sources, immutable snapshots, change detection;
 //! - [`respond`]: the one place request-path errors become HTTP or gRPC answers;
 //! - [`admin`] and [`metrics`];
 //! - the products as thin assemblies: [`gateway`] (a standalone Gateway API gateway, run by the
-//!   `gateway` example binary).
+//!   `gateway` example binary) and, being built, [`node`] (the node proxy: ztunnel's local
+//!   configuration and workload state).
 //!
 //! The request path of the gateway: inbound socket → hyper → [`respond::Respond`] →
 //! `routing::router::Router` (select → rule filters → dispatch) → [`outbound::Forwarder`].
@@ -20,5 +21,6 @@ pub mod config;
 pub mod gateway;
 pub mod inbound;
 pub mod metrics;
+pub mod node;
 pub mod outbound;
 pub mod respond;
