@@ -34,6 +34,11 @@ impl Cidr {
         (prefix <= bits).then_some(Cidr { address, prefix })
     }
 
+    /// The prefix length.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);

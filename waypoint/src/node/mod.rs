@@ -1,4 +1,7 @@
 //! The node proxy (a ztunnel in dedicated mode): its configuration in ztunnel's local format,
 //! the state indexed from it, and the sans-IO decisions for outbound and inbound connections.
 
+pub mod inbound;
 pub mod local_config;
+pub mod outbound;
+pub mod state;
