@@ -22,6 +22,7 @@
 //! - [`peer`]: who is at the other end of a served connection (address, destination, SPIFFE
 //!   identity, transport), as terminating layers put it into requests.
 //! - [`metrics`]: ztunnel-compatible `istio_tcp_*` counters in the embedder's registry.
+//! - [`socket`]: outbound TCP connections with an optional firewall mark.
 //! - [`proxy_protocol`]: the PROXY protocol v1/v2 codec with TLVs (sans-IO), its acceptor and
 //!   writer.
 //! - `dev_ca` (feature `dev-ca`): an in-memory CA minting workload certificates for tests.
@@ -39,4 +40,5 @@ pub mod metrics;
 pub mod peer;
 pub mod proxy_protocol;
 pub mod server;
+pub mod socket;
 pub mod tls;

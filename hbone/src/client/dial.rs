@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::HboneConnectorConfig;
@@ -42,14 +41,14 @@ pub(crate) async fn dial(
     config: &HboneConnectorConfig,
 ) -> Result<Dialled, HboneClientError> {
     let next_hop = target.next_hop;
-    let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(next_hop))
+    let connect = crate::socket::connect_tcp(next_hop, config.mark);
+    let tcp = tokio::time::timeout(config.connect_timeout, connect)
         .await
         .map_err(|_| HboneClientError::ConnectTimeout {
             next_hop,
             timeout: config.connect_timeout,
         })?
         .map_err(|source| HboneClientError::Connect { next_hop, source })?;
-    let _ = tcp.set_nodelay(true);
     let local_address = tcp.local_addr().ok();
     let mut dialled = handshake(tcp, target, tls, config).await?;
     dialled.local_address = local_address;

@@ -36,6 +36,9 @@ pub struct HboneConnectorConfig {
     pub connect_timeout: Duration,
     /// A connection not checked out for this long leaves the pool (5 min).
     pub idle_timeout: Duration,
+    /// A firewall mark (`SO_MARK`) on every dialled socket (none by default; ztunnel
+    /// uses [`ZTUNNEL_MARK`](crate::socket::ZTUNNEL_MARK)).
+    pub mark: Option<u32>,
 }
 
 impl Default for HboneConnectorConfig {
@@ -44,6 +47,7 @@ impl Default for HboneConnectorConfig {
             h2: H2Settings::client(),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            mark: None,
         }
     }
 }

@@ -153,7 +153,7 @@ where
             }) => {
                 let connected = tokio::time::timeout(
                     self.config.upstream_connect_timeout,
-                    TcpStream::connect(upstream),
+                    crate::socket::connect_tcp(upstream, self.config.upstream_mark),
                 )
                 .await
                 .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));

@@ -39,6 +39,8 @@ pub struct HboneServerConfig {
     pub upstream_connect_timeout: Duration,
     /// After GOAWAY, how long streams may go on before the connection is closed.
     pub drain_deadline: Duration,
+    /// A firewall mark (`SO_MARK`) on upstream sockets (none by default).
+    pub upstream_mark: Option<u32>,
 }
 
 impl Default for HboneServerConfig {
@@ -48,6 +50,7 @@ impl Default for HboneServerConfig {
             handshake_timeout: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(5),
+            upstream_mark: None,
         }
     }
 }

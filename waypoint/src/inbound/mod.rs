@@ -1,6 +1,6 @@
 //! Inbound: sockets shared per address, port and transport; HTTP/1.1 and h2 serving with
 //! limits; TLS termination with the certificate by SNI; TLS passthrough by the ClientHello's
-//! SNI; TCP and UDP forwarding; HBONE termination ([`HttpInTunnels`]) and PROXY termination
+//! SNI; TCP and UDP forwarding; SOCKS5 ([`socks5`]); HBONE termination ([`HttpInTunnels`]) and PROXY termination
 //! ([`serve_proxied_http`]), each putting the connection's [`Peer`](hbone::peer::Peer) into
 //! every request.
 
@@ -9,6 +9,7 @@ mod http;
 mod prefixed;
 mod proxy;
 mod sockets;
+pub mod socks5;
 mod streams;
 mod tls;
 mod tunnels;

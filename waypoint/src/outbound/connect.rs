@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use routing::router::{UpstreamError, UpstreamErrorKind};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// Opens a byte stream to an endpoint (an `ip:port` of a backend).
 pub trait Connect: Clone + Send + Sync + 'static {
@@ -63,27 +63,8 @@ impl TcpConnect {
     }
 
     async fn open(&self, endpoint: SocketAddr) -> std::io::Result<TcpStream> {
-        let socket = if endpoint.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(mark) = self.mark {
-            set_mark(&socket, mark)?;
-        }
-        socket.set_nodelay(true)?;
-        socket.connect(endpoint).await
+        hbone::socket::connect_tcp(endpoint, self.mark).await
     }
-}
-
-#[cfg(target_os = "linux")]
-fn set_mark(socket: &TcpSocket, mark: u32) -> std::io::Result<()> {
-    socket2::SockRef::from(socket).set_mark(mark)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_mark(_: &TcpSocket, _: u32) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 impl Connect for TcpConnect {
@@ -216,6 +197,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for ConnectedIo<IO> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpSocket;
+
     use super::*;
 
     #[tokio::test]
