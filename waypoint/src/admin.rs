@@ -75,13 +75,15 @@ impl AdminState {
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+/// A plain-text answer.
+pub(crate) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
 }
 
-fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
+/// A pretty-printed JSON answer.
+pub(crate) fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
     let mut response = text(StatusCode::OK, body);
     response.headers_mut().insert(
@@ -98,15 +100,25 @@ pub(super) async fn bind_admin(address: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves the admin endpoint on `listener` until the task is dropped.
 pub(super) async fn serve_admin(listener: TcpListener, state: Arc<AdminState>) {
+    serve_answers(listener, move |request| state.answer(request)).await;
+}
+
+/// Serves HTTP/1.1 on `listener`, each request answered synchronously by `answer`, until
+/// the task is dropped (admin, readiness and metrics ports).
+pub(crate) async fn serve_answers<F>(listener: TcpListener, answer: F)
+where
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let answer = Arc::new(answer);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let state = Arc::clone(&state);
+        let answer = Arc::clone(&answer);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let response = state.answer(&request);
+                let response = answer(&request);
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -4,4 +4,6 @@
 pub mod inbound;
 pub mod local_config;
 pub mod outbound;
+pub mod proxy;
+pub mod snapshot;
 pub mod state;
