@@ -103,6 +103,19 @@ async fn round_trip(stream: tokio::net::TcpStream, size: usize) -> Vec<u8> {
     received
 }
 
+/// Like [`round_trip`], for a connection that may be refused: the bytes echoed, or `None`
+/// when the connection failed.
+async fn try_round_trip(mut stream: tokio::net::TcpStream, size: usize) -> Option<usize> {
+    stream.write_all(&vec![7u8; size]).await.ok()?;
+    stream.shutdown().await.ok()?;
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+        .await
+        .ok()?
+        .ok()?;
+    Some(received.len())
+}
+
 #[tokio::test]
 async fn ztunnel_to_ztunnel_carries_bytes_and_http_with_identities() {
     let (client, server, _config) = mesh("bytes", "127.0.0.10", "127.0.0.11").await;
@@ -207,13 +220,17 @@ async fn policies_apply_on_reload_and_a_bad_file_keeps_the_old_state() {
     let service = "echo.default.svc.cluster.local";
     let works = || async {
         match socks5_connect(proxy, service, 80).await {
-            Ok(stream) => round_trip(stream, 1024).await.len() == 1024,
+            Ok(stream) => try_round_trip(stream, 1024).await == Some(1024),
             Err(_) => false,
         }
     };
     assert!(works().await);
-    // A long-lived connection opened before the change.
-    let before = socks5_connect(proxy, service, 80).await.unwrap();
+    // A long-lived connection opened before the change (SOCKS5 answers before the tunnel
+    // is up: one echoed byte proves it is).
+    let mut before = socks5_connect(proxy, service, 80).await.unwrap();
+    before.write_all(b"x").await.unwrap();
+    let mut echoed = [0u8; 1];
+    before.read_exact(&mut echoed).await.unwrap();
 
     write_config(
         &config,

@@ -56,23 +56,53 @@ impl AdminState {
                 "generation": snapshot.generation,
                 "config": snapshot.config,
             })),
-            "/metrics" => {
-                let mut exposition = String::new();
-                // Writing into a String cannot fail.
-                let _ = prometheus_client::encoding::text::encode(&mut exposition, &self.registry);
-                let mut response = text(StatusCode::OK, exposition);
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                response
-            }
+            "/metrics" => metrics_answer(&self.registry),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "try /ready, /status, /config_dump, /metrics\n".into(),
             ),
         }
     }
+}
+
+/// The Prometheus text exposition of `registry`.
+pub(crate) fn metrics_answer(
+    registry: &prometheus_client::registry::Registry,
+) -> Response<Full<Bytes>> {
+    let mut exposition = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut exposition, registry);
+    let mut response = text(StatusCode::OK, exposition);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {what} on {address}: {error}")]
+pub struct BindError {
+    /// Which listener.
+    pub what: &'static str,
+    /// The address.
+    pub address: SocketAddr,
+    /// The error.
+    #[source]
+    pub error: io::Error,
+}
+
+/// Binds the listener `what` at `address`.
+pub(crate) async fn bind_listener(
+    what: &'static str,
+    address: SocketAddr,
+) -> Result<TcpListener, BindError> {
+    TcpListener::bind(address).await.map_err(|error| BindError {
+        what,
+        address,
+        error,
+    })
 }
 
 /// A plain-text answer.

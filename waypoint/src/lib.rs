@@ -9,8 +9,8 @@
 //! - [`respond`]: the one place request-path errors become HTTP or gRPC answers;
 //! - [`admin`] and [`metrics`];
 //! - the products as thin assemblies: [`gateway`] (a standalone Gateway API gateway, run by the
-//!   `gateway` example binary) and, being built, [`node`] (the node proxy: ztunnel's local
-//!   configuration and workload state).
+//!   `gateway` example binary), [`node`] (the node proxy, a ztunnel: `ztunnel` binary) and
+//!   [`mesh`] (the L7 mesh waypoint, HBONE and sandwich: `waypoint` binary).
 //!
 //! The request path of the gateway: inbound socket → hyper → [`respond::Respond`] →
 //! `routing::router::Router` (select → rule filters → dispatch) → [`outbound::Forwarder`].
@@ -20,6 +20,7 @@ pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod inbound;
+pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod outbound;

@@ -199,7 +199,7 @@ async fn the_forwarder_reaches_endpoints_through_hbone_tunnels_to_the_expected_i
         let connect = HboneConnect::new(
             HboneConnector::new(mesh.tls.clone()),
             Arc::clone(&certificate),
-            move |_: SocketAddr| vec![id(identity)],
+            move |_: SocketAddr| Some(vec![id(identity)]),
         )
         .unwrap()
         .with_port(hbone_port);

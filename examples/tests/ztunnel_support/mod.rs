@@ -56,7 +56,8 @@ impl Ztunnel {
     /// listener on `ip`, and waits until it is ready.
     pub async fn start(dir: &Path, config: &Path, name: &str, ip: &str, extra: &[&str]) -> Self {
         let pem = |suffix: &str| dir.join(format!("default-{name}-{suffix}.pem"));
-        let mut child = Command::new(ZTUNNEL)
+        let mut command = Command::new(ZTUNNEL);
+        command
             .arg("--config")
             .arg(config)
             .arg("--cert")
@@ -70,21 +71,8 @@ impl Ztunnel {
             .args(["--admin", &format!("{ip}:15000")])
             .args(["--socks5", &format!("{ip}:15080")])
             .args(["--reload-interval-ms", "50"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (sender, log) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                if sender.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+            .args(extra);
+        let (child, log) = spawn_logged(command);
         let ztunnel = Ztunnel {
             child,
             ip: ip.to_owned(),
@@ -96,16 +84,7 @@ impl Ztunnel {
 
     /// Waits for `/healthz/ready` to answer 200.
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if http_get(&format!("{}:15021", self.ip), "/healthz/ready")
-                .await
-                .is_some_and(|answer| answer.starts_with("HTTP/1.1 200"))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("ztunnel on {} never became ready", self.ip);
+        wait_http_ok(&format!("{}:15021", self.ip), "/healthz/ready").await;
     }
 
     /// Waits for a log line containing `needle`.
@@ -170,4 +149,75 @@ pub async fn byte_echo(address: SocketAddr) -> tokio::task::JoinHandle<()> {
             });
         }
     })
+}
+
+/// The waypoint binary built for these tests.
+pub const WAYPOINT: &str = env!("CARGO_BIN_EXE_waypoint");
+
+/// A running waypoint.
+pub struct Waypoint {
+    pub child: Child,
+    pub admin: String,
+    pub log: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Waypoint {
+    /// Starts `waypoint` with certificate `default-waypoint` and `args`, admin on
+    /// `admin`, and waits until the admin endpoint answers.
+    pub async fn start(dir: &Path, config: &Path, admin: &str, args: &[&str]) -> Self {
+        let pem = |suffix: &str| dir.join(format!("default-waypoint-{suffix}.pem"));
+        let mut command = Command::new(WAYPOINT);
+        command
+            .arg("--config")
+            .arg(config)
+            .arg("--cert")
+            .arg(pem("cert"))
+            .arg("--key")
+            .arg(pem("key"))
+            .arg("--ca")
+            .arg(dir.join("ca-cert.pem"))
+            .args(["--admin", admin, "--reload-interval-ms", "50"])
+            .args(args);
+        let (child, log) = spawn_logged(command);
+        wait_http_ok(admin, "/ready").await;
+        Waypoint {
+            child,
+            admin: admin.to_owned(),
+            log,
+        }
+    }
+}
+
+/// Spawns `command` (killed on drop) with its stderr lines forwarded to a channel.
+fn spawn_logged(mut command: Command) -> (Child, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (sender, log) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, log)
+}
+
+/// Waits (up to 5 s) for `GET path` on `address` to answer 200.
+pub async fn wait_http_ok(address: &str, path: &str) {
+    for _ in 0..200 {
+        if http_get(address, path)
+            .await
+            .is_some_and(|answer| answer.starts_with("HTTP/1.1 200"))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{address}{path} never answered 200");
 }

@@ -193,6 +193,7 @@ impl Loader {
             ("", "Secret") => self.object(origin, value, |c| &mut c.secrets),
             ("", "ConfigMap") => self.object(origin, value, |c| &mut c.config_maps),
             ("", "Namespace") => self.object(origin, value, |c| &mut c.namespaces),
+            ("", "Pod") => self.object(origin, value, |c| &mut c.pods),
             ("discovery.k8s.io", "EndpointSlice") => {
                 self.object(origin, value, |c| &mut c.endpoint_slices)
             }

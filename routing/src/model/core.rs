@@ -108,6 +108,9 @@ pub struct SlicedEndpoint {
     /// The endpoint's host name (usually the pod's), reported by echo backends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The object behind the endpoint (a Pod, whose service account is its identity).
+    #[serde(rename = "targetRef", skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<EndpointTargetRef>,
 }
 
 /// `endpoints[].conditions`.
@@ -188,4 +191,79 @@ pub struct ConfigMap {
 pub struct Namespace {
     /// Metadata (cluster-scoped: the name is the namespace).
     pub metadata: ObjectMeta,
+}
+
+/// A Pod: what a mesh needs of it — the service account its identity is built from, and its
+/// addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: PodSpec,
+    /// The status.
+    #[serde(default)]
+    pub status: PodStatus,
+}
+
+/// `Pod.spec` (the fields a mesh reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    /// The service account (`default` when empty).
+    pub service_account_name: String,
+}
+
+/// `Pod.status` (the fields a mesh reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodStatus {
+    /// The primary address.
+    #[serde(rename = "podIP", skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    /// Every address.
+    #[serde(rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<PodIp>,
+}
+
+/// One of `status.podIPs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PodIp {
+    /// The address.
+    pub ip: String,
+}
+
+impl Pod {
+    /// The service account its identity uses.
+    pub fn service_account(&self) -> &str {
+        if self.spec.service_account_name.is_empty() {
+            "default"
+        } else {
+            &self.spec.service_account_name
+        }
+    }
+
+    /// Its addresses, primary first.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.status
+            .pod_ip
+            .as_deref()
+            .into_iter()
+            .chain(self.status.pod_ips.iter().map(|ip| ip.ip.as_str()))
+    }
+}
+
+/// `endpoints[].targetRef`: the object behind an endpoint (usually a Pod).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointTargetRef {
+    /// `Pod`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Its namespace (the slice's when empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }

@@ -20,8 +20,9 @@ mod policy;
 mod refs;
 
 pub use core::{
-    ConfigMap, EndpointConditions, EndpointPort, EndpointSlice, Namespace, SERVICE_NAME_LABEL,
-    Secret, Service, ServicePort, ServiceSpec, SlicedEndpoint, TargetPort,
+    ConfigMap, EndpointConditions, EndpointPort, EndpointSlice, EndpointTargetRef, Namespace, Pod,
+    PodIp, PodSpec, PodStatus, SERVICE_NAME_LABEL, Secret, Service, ServicePort, ServiceSpec,
+    SlicedEndpoint, TargetPort,
 };
 pub use gateway::{
     AllowedRoutes, FromNamespaces, FrontendTls, FrontendTlsConfig, FrontendTlsPort,
@@ -85,6 +86,8 @@ pub struct Config {
     pub config_maps: Vec<ConfigMap>,
     /// Namespaces (cluster-scoped).
     pub namespaces: Vec<Namespace>,
+    /// Pods (their service accounts are mesh identities).
+    pub pods: Vec<Pod>,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Config {
         self.secrets.extend(other.secrets);
         self.config_maps.extend(other.config_maps);
         self.namespaces.extend(other.namespaces);
+        self.pods.extend(other.pods);
     }
 }
 
@@ -121,4 +125,5 @@ meta::impl_object! {
     Secret => "Secret";
     ConfigMap => "ConfigMap";
     Namespace => "Namespace", cluster_scoped = true;
+    Pod => "Pod";
 }

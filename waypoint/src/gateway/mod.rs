@@ -15,6 +15,7 @@ use routing::resolve::ResolveOptions;
 
 use crate::admin;
 pub use crate::admin::AdminState;
+use crate::config::SettledChange;
 pub use crate::config::{ConfigSource, Fingerprint, Snapshot};
 pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use crate::metrics::GatewayMetrics;
@@ -84,8 +85,7 @@ pub async fn run_gateway(
         controller_name: options.controller_name.clone(),
         ..ResolveOptions::default()
     };
-    let mut fingerprint = options.source.fingerprint();
-    let mut pending = None;
+    let mut changes = SettledChange::new(options.source.fingerprint());
     let snapshot = options.source.load(&resolve_options, 1)?;
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
@@ -130,20 +130,9 @@ pub async fn run_gateway(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                let current = options.source.fingerprint();
-                if current == fingerprint {
-                    pending = None;
-                    continue;
+                if changes.poll(options.source.fingerprint()) {
+                    reload(&options.source, &resolve_options, &state, &mut sockets, events).await;
                 }
-                // A file being written (truncated, then filled) must not be loaded half-way:
-                // a change is loaded once it has stayed the same for one more interval.
-                if pending.as_ref() != Some(&current) {
-                    pending = Some(current);
-                    continue;
-                }
-                pending = None;
-                fingerprint = current;
-                reload(&options.source, &resolve_options, &state, &mut sockets, events).await;
             }
         }
     }

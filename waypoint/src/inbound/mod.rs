@@ -6,7 +6,7 @@
 
 pub mod client_hello;
 mod http;
-mod prefixed;
+pub(crate) mod prefixed;
 mod proxy;
 mod sockets;
 pub mod socks5;

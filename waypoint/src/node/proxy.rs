@@ -22,14 +22,15 @@ use hbone::metrics::{Reporter, TcpMetrics, TrafficLabels};
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer, HboneServerConfig};
 use hbone::socket::connect_tcp;
 use hbone::tls::{HboneTls, TlsConfigError, WorkloadCertificate};
-use http::{Method, StatusCode, header};
+use http::{Method, StatusCode};
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::inbound::{Inbound, InboundConnect};
 use super::outbound::{ILLEGAL_PORTS, Outbound, OutboundRoute};
-use super::snapshot::{FileStamp, LoadError, LocalConfigSource, NodeSnapshot, WorkloadSelector};
-use crate::admin::{json, serve_answers, text};
+use super::snapshot::{LoadError, LocalConfigSource, NodeSnapshot, WorkloadSelector};
+use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
+use crate::config::SettledChange;
 use crate::gateway::GatewayEvents;
 use crate::inbound::socks5::accept_socks5;
 
@@ -101,16 +102,8 @@ pub enum NodeError {
     #[error("certificate: {0}")]
     Tls(#[from] TlsConfigError),
     /// A listener could not be bound.
-    #[error("cannot bind {what} on {address}: {error}")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// The address.
-        address: SocketAddr,
-        /// The error.
-        #[source]
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
 }
 
 /// What every connection handler shares.
@@ -163,15 +156,7 @@ pub async fn run_node(
         last_error: Mutex::new(None),
     });
     let addresses = options.addresses;
-    let bind = |what: &'static str, address: SocketAddr| async move {
-        TcpListener::bind(address)
-            .await
-            .map_err(|error| NodeError::Bind {
-                what,
-                address,
-                error,
-            })
-    };
+    let bind = bind_listener;
     let outbound = bind("outbound", addresses.outbound).await?;
     let plaintext = bind("inbound plaintext", addresses.inbound_plaintext).await?;
     let hbone = bind("inbound HBONE", addresses.hbone).await?;
@@ -221,16 +206,7 @@ pub async fn run_node(
     tasks.spawn(serve_answers(
         metrics_listener,
         move |request| match request.uri().path() {
-            "/metrics" | "/stats/prometheus" => {
-                let mut exposition = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut exposition, &registry);
-                let mut response = text(StatusCode::OK, exposition);
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                response
-            }
+            "/metrics" | "/stats/prometheus" => metrics_answer(&registry),
             _ => text(StatusCode::NOT_FOUND, "try /metrics\n".into()),
         },
     ));
@@ -259,28 +235,16 @@ pub async fn run_node(
     }
 
     tokio::pin!(shutdown);
-    let mut stamp = options.source.stamp();
-    let mut pending: Option<FileStamp> = None;
+    let mut changes = SettledChange::new(options.source.stamp());
     let mut ticker = tokio::time::interval(options.reload_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             _ = ticker.tick() => {
-                let current = options.source.stamp();
-                if current == stamp {
-                    pending = None;
-                    continue;
+                if changes.poll(options.source.stamp()) {
+                    reload(&node, &options.source, &options.workload, events);
                 }
-                // Loaded once it has stayed the same for one more interval (a file being
-                // written is not read half-way).
-                if pending != Some(current) {
-                    pending = Some(current);
-                    continue;
-                }
-                pending = None;
-                stamp = current;
-                reload(&node, &options.source, &options.workload, events);
             }
         }
     }
@@ -301,13 +265,15 @@ fn reload(
     match source.load() {
         Ok(config) => {
             let snapshot = NodeSnapshot::new(config, selector, generation);
-            events.log(&format!(
+            let applied = format!(
                 "configuration {generation} applied: {} workloads, {} services, {} policies",
                 snapshot.config.workloads.len(),
                 snapshot.config.services.len(),
                 snapshot.config.policies.len()
-            ));
+            );
+            // Swapped in before it is announced: whoever reads the line sees the new state.
             node.snapshot.store(Arc::new(snapshot));
+            events.log(&applied);
             if let Ok(mut last) = node.last_error.lock() {
                 *last = None;
             }

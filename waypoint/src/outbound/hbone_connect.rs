@@ -19,18 +19,19 @@ use super::connect::{Connect, io_kind};
 /// The port HBONE listens on (ztunnel's inbound, a waypoint's, a gateway's).
 pub const HBONE_PORT: u16 = 15008;
 
-/// The identities an endpoint may present (its workload's service account); empty means any
-/// identity of the trust anchors.
+/// The identities an endpoint may present (its workload's service account): an empty list
+/// means any identity of the trust anchors, `None` an endpoint that must not be dialled (its
+/// identity is unknown).
 pub trait EndpointIdentities: Send + Sync + 'static {
     /// The identities `endpoint` may present.
-    fn expected(&self, endpoint: SocketAddr) -> Vec<SpiffeId>;
+    fn expected(&self, endpoint: SocketAddr) -> Option<Vec<SpiffeId>>;
 }
 
 impl<F> EndpointIdentities for F
 where
-    F: Fn(SocketAddr) -> Vec<SpiffeId> + Send + Sync + 'static,
+    F: Fn(SocketAddr) -> Option<Vec<SpiffeId>> + Send + Sync + 'static,
 {
-    fn expected(&self, endpoint: SocketAddr) -> Vec<SpiffeId> {
+    fn expected(&self, endpoint: SocketAddr) -> Option<Vec<SpiffeId>> {
         self(endpoint)
     }
 }
@@ -77,19 +78,19 @@ impl HboneConnect {
         self
     }
 
-    /// The tunnel request for `endpoint`.
-    pub fn target(&self, endpoint: SocketAddr) -> HboneTarget {
-        HboneTarget {
+    /// The tunnel request for `endpoint` (`None`: its identity is unknown).
+    pub fn target(&self, endpoint: SocketAddr) -> Option<HboneTarget> {
+        Some(HboneTarget {
             next_hop: SocketAddr::new(endpoint.ip(), self.port),
             authority: Authority::Socket(endpoint),
-            expected_identities: self.identities.expected(endpoint),
+            expected_identities: self.identities.expected(endpoint)?,
             certificate: Arc::clone(&self.certificate),
             source_identity: self.source.clone(),
             client: None,
             forwarded_host: None,
             baggage: String::new(),
             extra_headers: http::HeaderMap::new(),
-        }
+        })
     }
 }
 
@@ -97,7 +98,12 @@ impl Connect for HboneConnect {
     type Io = H2Stream;
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<H2Stream, UpstreamError> {
-        let target = self.target(endpoint);
+        let Some(target) = self.target(endpoint) else {
+            return Err(UpstreamError::with_source(
+                UpstreamErrorKind::Tls,
+                format!("no identity is known for endpoint {endpoint}"),
+            ));
+        };
         self.connector
             .open(&target)
             .await

@@ -1,0 +1,217 @@
+//! Our waypoint between our ztunnels, in both seats: HBONE (client ztunnel → waypoint →
+//! server ztunnel → app), and sandwiched behind the waypoint's own ztunnel, which hands it
+//! PROXY v2 with the client identity in TLV 0xD0. curl is the application client; GAMMA
+//! routes apply on the way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod ztunnel_support;
+
+use std::path::Path;
+
+use ztunnel_support::{Waypoint, Ztunnel, dev_ca, scratch};
+
+const CLIENT: &str = "spiffe://cluster.local/ns/default/sa/client";
+const SERVER: &str = "spiffe://cluster.local/ns/default/sa/server";
+const WAYPOINT_ID: &str = "spiffe://cluster.local/ns/default/sa/waypoint";
+
+/// ztunnel's view: client, server (member of `echo`), and the waypoint workload (member of
+/// the `waypoint` service; with `tunnel`, reached through its application tunnel).
+fn local_config(client: &str, server: &str, waypoint: &str, tunnel: &str) -> String {
+    format!(
+        r#"
+workloads:
+- {{uid: Kubernetes//Pod/default/client, name: client, namespace: default, serviceAccount: client,
+   trustDomain: cluster.local, workloadIps: ["{client}"], protocol: HBONE, services: {{}}}}
+- uid: Kubernetes//Pod/default/server
+  name: server
+  namespace: default
+  serviceAccount: server
+  trustDomain: cluster.local
+  workloadIps: ["{server}"]
+  protocol: HBONE
+  services:
+    default/echo.default.svc.cluster.local: {{80: 8080}}
+- uid: Kubernetes//Pod/default/waypoint
+  name: waypoint
+  namespace: default
+  serviceAccount: waypoint
+  trustDomain: cluster.local
+  workloadIps: ["{waypoint}"]
+  protocol: HBONE
+  {tunnel}
+  services:
+    default/waypoint.default.svc.cluster.local: {{15008: 15008}}
+services:
+- name: echo
+  namespace: default
+  hostname: echo.default.svc.cluster.local
+  vips: ["/10.96.0.20"]
+  ports: {{80: 8080}}
+  waypoint: {{destination: default/waypoint.default.svc.cluster.local, hboneMtlsPort: 15008}}
+- {{name: waypoint, namespace: default, hostname: waypoint.default.svc.cluster.local,
+   vips: ["/10.96.0.30"], ports: {{15008: 15008}}}}
+"#
+    )
+}
+
+/// The waypoint's view: the Service, its endpoint and Pod, and a GAMMA route.
+fn mesh_config(server: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: default}}
+spec:
+  clusterIP: 10.96.0.20
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
+addressType: IPv4
+endpoints: [{{addresses: ["{server}"], targetRef: {{kind: Pod, name: server}}}}]
+ports: [{{name: http, port: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: server, namespace: default}}
+spec: {{serviceAccountName: server}}
+status: {{podIP: "{server}"}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: echo, namespace: default}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: echo, port: 80}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /api}}}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {{set: [{{name: x-routed-by, value: waypoint}}]}}
+    backendRefs: [{{name: echo, port: 80}}]
+"#
+    )
+}
+
+async fn serve_app(address: &str) {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let identity = examples_support::echo::EchoIdentity {
+        namespace: "default".into(),
+        pod: "server".into(),
+    };
+    tokio::spawn(examples_support::echo::serve_echo(listener, identity));
+}
+
+async fn curl_via(socks5: &str, url: &str) -> (bool, String) {
+    let output = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--socks5-hostname", socks5, url])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+async fn curl_status(socks5: &str, url: &str) -> (bool, String) {
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(["--socks5-hostname", socks5, url])
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn hbone_waypoint_routes_between_ztunnels() {
+    let dir = scratch("waypoint-hbone");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.40", "127.0.0.41", "127.0.0.42");
+    let local = dir.join("local.yaml");
+    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
+    let mesh = dir.join("mesh.yaml");
+    write(&mesh, &mesh_config(server_ip));
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let _waypoint = Waypoint::start(
+        &dir,
+        &mesh,
+        &format!("{waypoint_ip}:15000"),
+        &["--hbone-listen", &hbone],
+    )
+    .await;
+
+    let (ok, body) = curl_via(
+        &client.socks5(),
+        "http://echo.default.svc.cluster.local/api/items",
+    )
+    .await;
+    assert!(ok, "{body}");
+    assert!(
+        body.contains("\"x-routed-by\":[\"waypoint\"]"),
+        "the GAMMA route ran in the waypoint: {body}"
+    );
+    assert!(body.contains("/api/items"), "{body}");
+    let (ok, status) = curl_status(
+        &client.socks5(),
+        "http://echo.default.svc.cluster.local/other",
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(status, "404", "routes apply to the port and none matches");
+}
+
+#[tokio::test]
+async fn sandwiched_waypoint_gets_proxy_v2_from_its_ztunnel() {
+    let dir = scratch("waypoint-sandwich");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.50", "127.0.0.51", "127.0.0.52");
+    let local = dir.join("local.yaml");
+    let tunnel = "applicationTunnel: {protocol: PROXY, port: 15088}";
+    write(
+        &local,
+        &local_config(client_ip, server_ip, waypoint_ip, tunnel),
+    );
+    let mesh = dir.join("mesh.yaml");
+    write(&mesh, &mesh_config(server_ip));
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    // The waypoint's own ztunnel terminates HBONE and hands streams to 127.0.0.1:15088.
+    let _waypoint_ztunnel = Ztunnel::start(&dir, &local, "waypoint", waypoint_ip, &no_mark).await;
+    let _waypoint = Waypoint::start(
+        &dir,
+        &mesh,
+        "127.0.0.53:15000",
+        &["--proxy-listen", "127.0.0.1:15088"],
+    )
+    .await;
+
+    let (ok, body) = curl_via(
+        &client.socks5(),
+        "http://echo.default.svc.cluster.local/api/sandwich",
+    )
+    .await;
+    assert!(ok, "{body}");
+    assert!(body.contains("\"x-routed-by\":[\"waypoint\"]"), "{body}");
+    assert!(body.contains("/api/sandwich"), "{body}");
+}

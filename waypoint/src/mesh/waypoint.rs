@@ -1,0 +1,380 @@
+//! The mesh waypoint assembled: HBONE from ztunnels (the tunnel's `:authority` is a Service
+//! VIP:port; a workload address passes through at L4) and/or PROXY v2 from a co-located
+//! ztunnel (the sandwich: the destination and the client identity in the header); HTTP
+//! sniffed and routed by GAMMA rules through `Respond` → `MeshRouter` → the `Forwarder`
+//! (HBONE to each endpoint's `:15008` expecting its Pod's identity; plain TCP in the sandwich,
+//! where the co-located ztunnel captures it); anything else forwarded at L4.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hbone::bridge::bridge;
+use hbone::client::HboneConnector;
+use hbone::connect_headers::Authority;
+use hbone::peer::Peer;
+use hbone::proxy_protocol::{AcceptorConfig, read_proxy_header};
+use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
+use hbone::tls::{HboneTls, TlsConfigError, WorkloadCertificate};
+use http::{Method, Request, StatusCode};
+use prometheus_client::registry::Registry;
+use routing::backends::BackendChoice;
+use routing::loader::LoadError;
+use routing::model::ObjectKey;
+use routing::resolve::ResolveOptions;
+use routing::router::{MeshDestination, MeshRouter};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use super::identities::{EndpointIdentityMap, expected_identities};
+use super::sniff::sniff;
+use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
+use crate::config::{ConfigSource, SettledChange, Snapshot};
+use crate::gateway::GatewayEvents;
+use crate::inbound::prefixed::PrefixedStream;
+use crate::inbound::{HttpLimits, serve_with_peer};
+use crate::outbound::{
+    Connect, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
+};
+use crate::respond::Respond;
+
+/// How to run a mesh waypoint.
+pub struct MeshWaypointOptions {
+    /// Kubernetes YAML: Services, EndpointSlices, Pods, Namespaces, HTTPRoutes and GRPCRoutes
+    /// with Service parents.
+    pub source: ConfigSource,
+    /// The waypoint's certificate (presented to ztunnels and to endpoints).
+    pub certificate: Arc<WorkloadCertificate>,
+    /// TLS settings.
+    pub tls: HboneTls,
+    /// The HBONE listener (15008), if any.
+    pub hbone_listen: Option<SocketAddr>,
+    /// The PROXY v2 listener of the sandwich (15088), if any.
+    pub proxy_listen: Option<SocketAddr>,
+    /// The admin endpoint (`/ready`, `/status`, `/config_dump`, `/metrics`).
+    pub admin: SocketAddr,
+    /// The trust domain of endpoint identities (`cluster.local`).
+    pub trust_domain: String,
+    /// How often the configuration files are checked.
+    pub reload_interval: Duration,
+    /// The crypto provider for backend TLS.
+    pub crypto: Arc<rustls::crypto::CryptoProvider>,
+    /// The embedder's registry (served on `/metrics`).
+    pub registry: Registry,
+}
+
+/// Why the waypoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshWaypointError {
+    /// The initial configuration is invalid.
+    #[error("configuration rejected: {0}")]
+    Config(#[from] LoadError),
+    /// The certificate cannot make a TLS configuration.
+    #[error("certificate: {0}")]
+    Tls(#[from] TlsConfigError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+/// The configuration being served.
+struct MeshState {
+    snapshot: ArcSwap<Snapshot>,
+    routes: ArcSwap<routing::compiled::MeshRoutes>,
+    identities: Arc<ArcSwap<EndpointIdentityMap>>,
+    trust_domain: String,
+    last_error: Mutex<Option<String>>,
+}
+
+/// One way out (HBONE or plain TCP) and the state it routes with.
+struct Lane<C> {
+    state: Arc<MeshState>,
+    forwarder: Forwarder<C>,
+}
+
+impl<C> Clone for Lane<C> {
+    fn clone(&self) -> Self {
+        Lane {
+            state: Arc::clone(&self.state),
+            forwarder: self.forwarder.clone(),
+        }
+    }
+}
+
+/// Runs the waypoint until `shutdown` resolves.
+pub async fn run_mesh_waypoint(
+    options: MeshWaypointOptions,
+    events: &dyn GatewayEvents,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MeshWaypointError> {
+    let resolve_options = ResolveOptions::default();
+    let snapshot = options.source.load(&resolve_options, 1)?;
+    let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
+        &snapshot.config,
+        &options.trust_domain,
+    )));
+    let state = Arc::new(MeshState {
+        routes: ArcSwap::from_pointee(snapshot.resolution.mesh.clone()),
+        snapshot: ArcSwap::from_pointee(snapshot),
+        identities: Arc::clone(&identities),
+        trust_domain: options.trust_domain.clone(),
+        last_error: Mutex::new(None),
+    });
+    let bind = bind_listener;
+    let mut tasks = tokio::task::JoinSet::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some(address) = options.hbone_listen {
+        let listener = bind("HBONE", address).await?;
+        let connect = HboneConnect::new(
+            HboneConnector::new(options.tls.clone()),
+            Arc::clone(&options.certificate),
+            expected_identities(Arc::clone(&identities)),
+        )?;
+        let lane = Lane {
+            state: Arc::clone(&state),
+            forwarder: Forwarder::with_connector(
+                connect,
+                Arc::clone(&options.crypto),
+                ForwarderLimits::default(),
+            ),
+        };
+        let server_tls = Arc::new(options.tls.server_config(&options.certificate)?);
+        let server = HboneServer::new(server_tls, TunnelDecider(lane));
+        let mut stopped = stopped.clone();
+        tasks.spawn(async move {
+            let _ = server
+                .serve(listener, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        });
+        events.log(&format!("HBONE on {address}"));
+    }
+    if let Some(address) = options.proxy_listen {
+        let listener = bind("PROXY", address).await?;
+        let lane = Lane {
+            state: Arc::clone(&state),
+            forwarder: Forwarder::with_connector(
+                TcpConnect::default(),
+                Arc::clone(&options.crypto),
+                ForwarderLimits::default(),
+            ),
+        };
+        tasks.spawn(accept_sandwiched(listener, lane));
+        events.log(&format!("PROXY (sandwich) on {address}"));
+    }
+    let admin = bind("admin", options.admin).await?;
+    let registry = Arc::new(options.registry);
+    let admin_state = Arc::clone(&state);
+    tasks.spawn(serve_answers(admin, move |request| {
+        admin_answer(&admin_state, &registry, request)
+    }));
+    events.log(&format!("admin on {}", options.admin));
+
+    tokio::pin!(shutdown);
+    let mut changes = SettledChange::new(options.source.fingerprint());
+    let mut ticker = tokio::time::interval(options.reload_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                if changes.poll(options.source.fingerprint()) {
+                    reload(&state, &options.source, &resolve_options, events);
+                }
+            }
+        }
+    }
+    let _ = stop.send(true);
+    tasks.abort_all();
+    Ok(())
+}
+
+fn reload(
+    state: &MeshState,
+    source: &ConfigSource,
+    options: &ResolveOptions,
+    events: &dyn GatewayEvents,
+) {
+    let generation = state.snapshot.load().generation + 1;
+    match source.load(options, generation) {
+        Ok(snapshot) => {
+            state.identities.store(Arc::new(EndpointIdentityMap::build(
+                &snapshot.config,
+                &state.trust_domain,
+            )));
+            state
+                .routes
+                .store(Arc::new(snapshot.resolution.mesh.clone()));
+            let applied = format!(
+                "configuration {generation} applied: {} services",
+                snapshot.resolution.mesh.len()
+            );
+            // Swapped in before it is announced: whoever reads the line sees the new state.
+            state.snapshot.store(Arc::new(snapshot));
+            events.log(&applied);
+            if let Ok(mut last) = state.last_error.lock() {
+                *last = None;
+            }
+        }
+        Err(error) => {
+            events.log(&format!(
+                "configuration refused, keeping the current one: {error}"
+            ));
+            if let Ok(mut last) = state.last_error.lock() {
+                *last = Some(error.to_string());
+            }
+        }
+    }
+}
+
+fn admin_answer(
+    state: &MeshState,
+    registry: &Registry,
+    request: &Request<hyper::body::Incoming>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    if request.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    let snapshot = state.snapshot.load();
+    let last_error = state.last_error.lock().ok().and_then(|e| e.clone());
+    match request.uri().path() {
+        "/ready" => text(StatusCode::OK, "ready\n".into()),
+        "/status" => json(&serde_json::json!({
+            "generation": snapshot.generation,
+            "lastReloadError": last_error,
+            "warnings": snapshot.warnings,
+            "resources": snapshot.resolution.statuses,
+        })),
+        "/config_dump" => json(&serde_json::json!({
+            "generation": snapshot.generation,
+            "config": snapshot.config,
+        })),
+        "/metrics" => metrics_answer(registry),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /ready, /status, /config_dump, /metrics\n".into(),
+        ),
+    }
+}
+
+/// Answers each CONNECT: a socket authority is served (HTTP or L4), a host name refused.
+struct TunnelDecider<C>(Lane<C>);
+
+impl<C> Clone for TunnelDecider<C> {
+    fn clone(&self) -> Self {
+        TunnelDecider(self.0.clone())
+    }
+}
+
+impl<C: Connect> tower::Service<ConnectRequest> for TunnelDecider<C> {
+    type Response = ConnectDecision;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<ConnectDecision, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ConnectRequest) -> Self::Future {
+        let decision = match request.authority {
+            Authority::Socket(destination) => {
+                let lane = self.0.clone();
+                let peer = Peer::from_connect(&request);
+                ConnectDecision::serve(move |stream| serve_stream(stream, peer, destination, lane))
+            }
+            Authority::Host { .. } => ConnectDecision::Reject(StatusCode::BAD_REQUEST),
+        };
+        Box::pin(async move { Ok(decision) })
+    }
+}
+
+async fn accept_sandwiched<C: Connect>(listener: TcpListener, lane: Lane<C>) {
+    loop {
+        let Ok((mut stream, connection_peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let lane = lane.clone();
+        tokio::spawn(async move {
+            let Ok(header) = read_proxy_header(&mut stream, &AcceptorConfig::default()).await
+            else {
+                return; // no or bad header: closed
+            };
+            let peer = Peer::from_proxy_header(&header, connection_peer);
+            if let Some(destination) = peer.destination {
+                serve_stream(stream, peer, destination, lane).await;
+            }
+        });
+    }
+}
+
+/// Serves one stream for `destination`: HTTP to a Service VIP through the mesh routes,
+/// anything else at L4.
+async fn serve_stream<IO, C>(mut io: IO, peer: Peer, destination: SocketAddr, lane: Lane<C>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Connect,
+{
+    let routes = lane.state.routes.load_full();
+    let service: Option<ObjectKey> = routes
+        .by_address(destination)
+        .map(|(service, _)| service.service.clone());
+    let (kind, prefix) = sniff(&mut io).await;
+    let io = PrefixedStream::new(prefix, io);
+    match service {
+        Some(service) if kind.is_http() => {
+            let mesh_destination = MeshDestination {
+                service,
+                port: destination.port(),
+                source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
+            };
+            let router = Respond::new(MeshRouter::new(routes, lane.forwarder.clone()));
+            let http = tower::service_fn(move |mut request: Request<ResponseBody>| {
+                request.extensions_mut().insert(mesh_destination.clone());
+                router.clone().oneshot(request)
+            });
+            serve_with_peer(io, http, peer, HttpLimits::default(), None).await;
+        }
+        Some(_) => forward_l4(io, &lane, &routes, destination).await,
+        None => {
+            // A workload address: passed through to it.
+            if let Ok(mut upstream) = lane.forwarder.connector().connect(destination).await {
+                let mut io = io;
+                let _ = bridge(&mut io, &mut upstream).await;
+            }
+        }
+    }
+}
+
+/// Opaque bytes to a Service: a backend of the port's own rule, one of its endpoints.
+async fn forward_l4<IO, C>(
+    mut io: IO,
+    lane: &Lane<C>,
+    routes: &routing::compiled::MeshRoutes,
+    destination: SocketAddr,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+    C: Connect,
+{
+    let Some((_, port)) = routes.by_address(destination) else {
+        return;
+    };
+    let BackendChoice::Forward(backend) = port.default_rule.backends.choose(rand::random()) else {
+        return;
+    };
+    for endpoint in lane.forwarder.endpoints().in_turn(backend) {
+        if let Ok(mut upstream) = lane.forwarder.connector().connect(endpoint.address).await {
+            let _ = bridge(&mut io, &mut upstream).await;
+            return;
+        }
+    }
+}
