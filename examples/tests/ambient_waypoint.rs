@@ -89,6 +89,24 @@ spec:
     - type: RequestHeaderModifier
       requestHeaderModifier: {{set: [{{name: x-routed-by, value: waypoint}}]}}
     backendRefs: [{{name: echo, port: 80}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: no-secrets, namespace: default}}
+spec:
+  targetRefs: [{{kind: Service, group: "", name: echo}}]
+  action: DENY
+  rules: [{{to: [{{operation: {{paths: ["/api/secret*"]}}}}]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: only-client, namespace: default}}
+spec:
+  targetRefs: [{{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}}]
+  action: ALLOW
+  rules:
+  - from: [{{source: {{principals: ["cluster.local/ns/default/sa/client"]}}}}]
+    to: [{{operation: {{methods: ["GET", "HEAD"]}}}}]
 "#
     )
 }
@@ -178,6 +196,32 @@ async fn hbone_waypoint_routes_between_ztunnels() {
     .await;
     assert!(ok);
     assert_eq!(status, "404", "routes apply to the port and none matches");
+
+    // L7 authorization: a DENY on the Service, an ALLOW on the waypoint's Gateway.
+    let secret = "http://echo.default.svc.cluster.local/api/secret/key";
+    let (ok, body) = curl_via(&client.socks5(), secret).await;
+    assert!(ok);
+    assert_eq!(body, "RBAC: access denied", "DENY by path");
+    let post = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(["-X", "POST", "--socks5-hostname", &client.socks5()])
+        .arg("http://echo.default.svc.cluster.local/api/items")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&post.stdout),
+        "403",
+        "the ALLOW lists only GET and HEAD"
+    );
 }
 
 #[tokio::test]

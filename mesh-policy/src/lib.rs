@@ -11,4 +11,5 @@
 //!
 //! It may depend on `hbone` for identity types and on `routing` (see ARCHITECTURE.md).
 
+pub mod istio;
 pub mod l4;

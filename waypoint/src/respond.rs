@@ -11,11 +11,15 @@
 //! | `NoEndpoints` | 503 | UNAVAILABLE (14) |
 //! | `Upstream` (refused, reset, connect timeout, TLS, protocol, overloaded) | 503 | UNAVAILABLE (14) |
 //! | `BackendTimeout`, `RequestTimeout` (the route's timeouts) | 504 | DEADLINE_EXCEEDED (4) |
+//! | `Denied` (an authorization policy) | 403 `RBAC: access denied` | PERMISSION_DENIED (7) |
 //!
 //! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
 //! 503; only the route's own timeouts are 504.
 //!
-//! Answers have an empty body; [`Respond`] is the layer that applies this table to an inner
+//! Answers have an empty body, except those with Envoy's local-reply text (403
+//! `RBAC: access denied`): [`Respond`] marks such answers with a [`LocalReply`] extension, and
+//! [`with_local_reply_body`] writes the text into the runtime's own body type. [`Respond`] is
+//! the layer that applies this table to an inner
 //! service whose error is a [`RouteError`], making it infallible for hyper or axum.
 
 use std::convert::Infallible;
@@ -34,6 +38,7 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         RouteError::NoEndpoints | RouteError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
+        RouteError::Denied(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -41,6 +46,7 @@ pub fn status_for(error: &RouteError) -> StatusCode {
 /// The gRPC status code for `error` (the Gateway API's choices for GRPCRoute).
 pub fn grpc_status_for(error: &RouteError) -> u8 {
     match status_for(error) {
+        StatusCode::FORBIDDEN => 7,
         StatusCode::NOT_FOUND => 12,
         StatusCode::GATEWAY_TIMEOUT => 4,
         _ => 14,
@@ -60,6 +66,9 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     let mut response = Response::new(B::default());
     if !grpc {
         *response.status_mut() = status_for(error);
+        if let Some(text) = local_reply_text(error) {
+            response.extensions_mut().insert(LocalReply(text));
+        }
         return response;
     }
     let headers = response.headers_mut();
@@ -73,6 +82,35 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     );
     if let Ok(message) = HeaderValue::try_from(percent_encode_message(&error.to_string())) {
         headers.insert("grpc-message", message);
+    }
+    response
+}
+
+/// The text Envoy answers `error` with, when it has one.
+fn local_reply_text(error: &RouteError) -> Option<&'static str> {
+    match error {
+        RouteError::Denied(_) => Some("RBAC: access denied"),
+        _ => None,
+    }
+}
+
+/// Marks an answer whose body should carry this text (`text/plain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalReply(pub &'static str);
+
+/// Writes a [`LocalReply`]'s text into `response`'s body (other responses are unchanged).
+pub fn with_local_reply_body(
+    mut response: Response<crate::outbound::ResponseBody>,
+) -> Response<crate::outbound::ResponseBody> {
+    use http_body_util::BodyExt;
+    if let Some(LocalReply(text)) = response.extensions().get::<LocalReply>().copied() {
+        *response.body_mut() =
+            http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()))
+                .map_err(|never| match never {})
+                .boxed();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
     }
     response
 }
@@ -193,9 +231,25 @@ where
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use routing::router::{UpstreamError, UpstreamErrorKind};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_denied_request_gets_envoys_rbac_text() {
+        let denied: Response<crate::outbound::ResponseBody> =
+            answer(&RouteError::Denied("ns/p".into()), false);
+        let rendered = with_local_reply_body(denied);
+        assert_eq!(rendered.status(), StatusCode::FORBIDDEN);
+        assert_eq!(rendered.headers()[header::CONTENT_TYPE], "text/plain");
+        let body = rendered.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"RBAC: access denied");
+        let not_found: Response<crate::outbound::ResponseBody> =
+            answer(&RouteError::NoRoute, false);
+        let unchanged = with_local_reply_body(not_found);
+        assert!(unchanged.headers().get(header::CONTENT_TYPE).is_none());
+    }
 
     fn upstream(kind: UpstreamErrorKind) -> RouteError {
         RouteError::Upstream(UpstreamError::new(kind))
@@ -218,6 +272,7 @@ mod tests {
             (upstream(UpstreamErrorKind::Protocol), 503, "14"),
             (upstream(UpstreamErrorKind::Overloaded), 503, "14"),
             (upstream(UpstreamErrorKind::Timeout), 503, "14"),
+            (RouteError::Denied("shop/deny".into()), 403, "7"),
         ];
         for (error, http, grpc) in table {
             let plain: Response<String> = answer(&error, false);

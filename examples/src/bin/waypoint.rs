@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hbone::tls::{HboneTls, WorkloadCertificate};
+use routing::model::ObjectKey;
 use waypoint::config::ConfigSource;
 use waypoint::mesh::waypoint::{MeshWaypointOptions, run_mesh_waypoint};
 
@@ -49,6 +50,11 @@ struct Args {
     /// Admin endpoint (`/ready`, `/status`, `/config_dump`, `/metrics`).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
+    /// The waypoint's own Gateway, `namespace/name`, which AuthorizationPolicy `targetRefs`
+    /// name (default: the certificate's namespace and service account, as Istio names a
+    /// waypoint's service account after its Gateway).
+    #[arg(long, value_name = "NS/NAME")]
+    gateway: Option<String>,
     /// The trust domain of the endpoints' identities.
     #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
     trust_domain: String,
@@ -76,6 +82,18 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let certificate = WorkloadCertificate::from_pem_files(&args.cert, &args.key, &args.ca)
         .map_err(|e| e.to_string())?;
+    let gateway = match &args.gateway {
+        Some(text) => {
+            let (namespace, name) = text
+                .split_once('/')
+                .ok_or_else(|| format!("--gateway {text:?} is not namespace/name"))?;
+            ObjectKey::new(namespace, name)
+        }
+        None => {
+            let identity = certificate.identity().map_err(|e| e.to_string())?;
+            ObjectKey::new(identity.namespace(), identity.service_account())
+        }
+    };
     let crypto = Arc::new(rustls::crypto::ring::default_provider());
     let options = MeshWaypointOptions {
         source: ConfigSource::Paths(args.configs),
@@ -85,6 +103,7 @@ async fn run(args: Args) -> Result<(), String> {
         proxy_listen: args.proxy_listen,
         admin: args.admin,
         trust_domain: args.trust_domain,
+        gateway,
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         crypto,
         registry: prometheus_client::registry::Registry::default(),

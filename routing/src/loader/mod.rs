@@ -22,8 +22,12 @@ use serde_yaml_ng::Value;
 pub use error::{InvalidField, LoadError, LoadWarning};
 
 use crate::model::{
-    Config, DEFAULT_NAMESPACE, GATEWAY_GROUP, L4Route, Object, ObjectKey, ObjectMeta,
+    Config, DEFAULT_NAMESPACE, ForeignObject, GATEWAY_GROUP, L4Route, Object, ObjectKey, ObjectMeta,
 };
+
+/// API groups whose objects are kept as [`ForeignObject`]s for the policy crate that reads
+/// them (Istio security, Envoy Gateway) instead of being ignored with a warning.
+pub const FOREIGN_GROUPS: [&str; 2] = ["security.istio.io", "gateway.envoyproxy.io"];
 
 /// The largest source (file or string) the loader accepts.
 pub const MAX_SOURCE_BYTES: usize = 32 * 1024 * 1024;
@@ -81,7 +85,7 @@ fn has_config_extension(path: &Path) -> bool {
 #[derive(Default)]
 struct Loader {
     loaded: Loaded,
-    seen: HashSet<(&'static str, ObjectKey)>,
+    seen: HashSet<(String, ObjectKey)>,
 }
 
 /// Where a document came from.
@@ -197,6 +201,9 @@ impl Loader {
             ("discovery.k8s.io", "EndpointSlice") => {
                 self.object(origin, value, |c| &mut c.endpoint_slices)
             }
+            (group, _) if FOREIGN_GROUPS.contains(&group) => {
+                self.foreign(origin, value, api_version, kind)
+            }
             _ => {
                 self.warn(
                     origin,
@@ -205,6 +212,37 @@ impl Loader {
                 Ok(())
             }
         }
+    }
+
+    /// Keeps an object of a policy group for the crate that reads it.
+    fn foreign(
+        &mut self,
+        origin: Origin<'_>,
+        body: Value,
+        api_version: String,
+        kind: String,
+    ) -> Result<(), LoadError> {
+        #[derive(serde::Deserialize)]
+        struct MetadataOnly {
+            metadata: ObjectMeta,
+        }
+        let MetadataOnly { mut metadata } = parse(origin, &kind, body.clone())?;
+        default_namespace(&mut metadata, true);
+        let key = metadata.key();
+        let duplicate = self.note(origin, &kind, &key);
+        let list = &mut self.loaded.config.foreign;
+        if duplicate {
+            list.retain(|existing| existing.kind != kind || existing.metadata.key() != key);
+        }
+        list.push(ForeignObject {
+            source_name: origin.source_name.to_owned(),
+            document: origin.document,
+            api_version,
+            kind,
+            metadata,
+            body,
+        });
+        Ok(())
     }
 
     fn object<T: Object + DeserializeOwned>(
@@ -245,8 +283,8 @@ impl Loader {
     }
 
     /// Records an object; true (with a warning) when it was seen before.
-    fn note(&mut self, origin: Origin<'_>, kind: &'static str, key: &ObjectKey) -> bool {
-        let duplicate = !self.seen.insert((kind, key.clone()));
+    fn note(&mut self, origin: Origin<'_>, kind: &str, key: &ObjectKey) -> bool {
+        let duplicate = !self.seen.insert((kind.to_owned(), key.clone()));
         if duplicate {
             self.warn(
                 origin,
@@ -274,6 +312,16 @@ fn default_namespace(metadata: &mut ObjectMeta, namespaced: bool) {
 }
 
 /// Deserializes one object, naming the failing field; requires `metadata.name`.
+/// Reads a kept policy object as `T`, with errors naming its file, document, kind, object and
+/// field like every other object's.
+pub fn parse_foreign<T: DeserializeOwned>(object: &ForeignObject) -> Result<T, LoadError> {
+    let origin = Origin {
+        source_name: &object.source_name,
+        document: object.document,
+    };
+    parse(origin, &object.kind, object.body.clone())
+}
+
 fn parse<T: DeserializeOwned>(
     origin: Origin<'_>,
     kind: &str,

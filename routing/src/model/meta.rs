@@ -18,6 +18,9 @@ pub struct ObjectMeta {
     pub namespace: String,
     /// Labels (Namespace selectors and `kubernetes.io/service-name` read them).
     pub labels: BTreeMap<String, String>,
+    /// Annotations (e.g. Istio's `istio.io/dry-run`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// RFC 3339 creation time, when known; the oldest route wins precedence ties.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,

@@ -10,6 +10,7 @@
 //! with the status condition the spec prescribes.
 
 mod core;
+mod foreign;
 mod gateway;
 mod grpc_route;
 mod http_route;
@@ -24,6 +25,7 @@ pub use core::{
     PodIp, PodSpec, PodStatus, SERVICE_NAME_LABEL, Secret, Service, ServicePort, ServiceSpec,
     SlicedEndpoint, TargetPort,
 };
+pub use foreign::ForeignObject;
 pub use gateway::{
     AllowedRoutes, FromNamespaces, FrontendTls, FrontendTlsConfig, FrontendTlsPort,
     FrontendTlsValidation, FrontendValidationMode, Gateway, GatewayAddress, GatewayBackendTls,
@@ -88,6 +90,9 @@ pub struct Config {
     pub namespaces: Vec<Namespace>,
     /// Pods (their service accounts are mesh identities).
     pub pods: Vec<Pod>,
+    /// Objects of the policy groups other crates read (`security.istio.io`,
+    /// `gateway.envoyproxy.io`), as loaded.
+    pub foreign: Vec<ForeignObject>,
 }
 
 impl Config {
@@ -109,6 +114,7 @@ impl Config {
         self.config_maps.extend(other.config_maps);
         self.namespaces.extend(other.namespaces);
         self.pods.extend(other.pods);
+        self.foreign.extend(other.foreign);
     }
 }
 

@@ -40,6 +40,9 @@ pub enum RouteError {
     /// The upstream failed (refused, reset, timed out, TLS, overload).
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// An authorization policy refused the request (the reason names the policy).
+    #[error("access denied: {0}")]
+    Denied(String),
 }
 
 impl From<std::convert::Infallible> for RouteError {

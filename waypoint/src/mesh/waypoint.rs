@@ -42,7 +42,11 @@ use crate::inbound::{HttpLimits, serve_with_peer};
 use crate::outbound::{
     Connect, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
-use crate::respond::Respond;
+use crate::respond::{Respond, with_local_reply_body};
+use mesh_policy::istio::{
+    ApplicablePolicies, Attributes, AuthorizationPolicy, IstioAuthorization, WaypointPolicies,
+    authorize,
+};
 
 /// How to run a mesh waypoint.
 pub struct MeshWaypointOptions {
@@ -61,6 +65,9 @@ pub struct MeshWaypointOptions {
     pub admin: SocketAddr,
     /// The trust domain of endpoint identities (`cluster.local`).
     pub trust_domain: String,
+    /// The waypoint's own Gateway (`namespace/name`): AuthorizationPolicies whose
+    /// `targetRefs` name it apply to all its traffic.
+    pub gateway: ObjectKey,
     /// How often the configuration files are checked.
     pub reload_interval: Duration,
     /// The crypto provider for backend TLS.
@@ -88,6 +95,8 @@ pub enum MeshWaypointError {
 struct MeshState {
     snapshot: ArcSwap<Snapshot>,
     routes: ArcSwap<routing::compiled::MeshRoutes>,
+    policies: ArcSwap<WaypointPolicies>,
+    gateway: ObjectKey,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
     trust_domain: String,
     last_error: Mutex<Option<String>>,
@@ -116,12 +125,15 @@ pub async fn run_mesh_waypoint(
 ) -> Result<(), MeshWaypointError> {
     let resolve_options = ResolveOptions::default();
     let snapshot = options.source.load(&resolve_options, 1)?;
+    let policies = WaypointPolicies::build(&snapshot.config, &options.gateway)?;
     let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
         &snapshot.config,
         &options.trust_domain,
     )));
     let state = Arc::new(MeshState {
         routes: ArcSwap::from_pointee(snapshot.resolution.mesh.clone()),
+        policies: ArcSwap::from_pointee(policies),
+        gateway: options.gateway.clone(),
         snapshot: ArcSwap::from_pointee(snapshot),
         identities: Arc::clone(&identities),
         trust_domain: options.trust_domain.clone(),
@@ -204,8 +216,13 @@ fn reload(
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
-    match source.load(options, generation) {
-        Ok(snapshot) => {
+    let loaded = source.load(options, generation).and_then(|snapshot| {
+        let policies = WaypointPolicies::build(&snapshot.config, &state.gateway)?;
+        Ok((snapshot, policies))
+    });
+    match loaded {
+        Ok((snapshot, policies)) => {
+            state.policies.store(Arc::new(policies));
             state.identities.store(Arc::new(EndpointIdentityMap::build(
                 &snapshot.config,
                 &state.trust_domain,
@@ -328,8 +345,16 @@ where
     let service: Option<ObjectKey> = routes
         .by_address(destination)
         .map(|(service, _)| service.service.clone());
+    let waypoint_policies = lane.state.policies.load_full();
+    let policies = match &service {
+        Some(service) => Arc::clone(waypoint_policies.for_service(service)),
+        None => Arc::clone(waypoint_policies.for_service(&lane.state.gateway)),
+    };
     let (kind, prefix) = sniff(&mut io).await;
     let io = PrefixedStream::new(prefix, io);
+    if !kind.is_http() && !l4_allowed(&policies, &peer) {
+        return; // refused at L4: closed
+    }
     match service {
         Some(service) if kind.is_http() => {
             let mesh_destination = MeshDestination {
@@ -337,10 +362,16 @@ where
                 port: destination.port(),
                 source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
             };
-            let router = Respond::new(MeshRouter::new(routes, lane.forwarder.clone()));
+            let applicable = ApplicablePolicies(policies);
+            let router = Respond::new(IstioAuthorization::new(MeshRouter::new(
+                routes,
+                lane.forwarder.clone(),
+            )));
             let http = tower::service_fn(move |mut request: Request<ResponseBody>| {
                 request.extensions_mut().insert(mesh_destination.clone());
-                router.clone().oneshot(request)
+                request.extensions_mut().insert(applicable.clone());
+                let answered = router.clone().oneshot(request);
+                async move { answered.await.map(with_local_reply_body) }
             });
             serve_with_peer(io, http, peer, HttpLimits::default(), None).await;
         }
@@ -353,6 +384,21 @@ where
             }
         }
     }
+}
+
+/// Whether a non-HTTP stream passes the policies (HTTP-only fields: matching for DENY, not
+/// for ALLOW).
+fn l4_allowed(policies: &[Arc<AuthorizationPolicy>], peer: &Peer) -> bool {
+    let identity = peer.identity.as_ref();
+    let attributes = Attributes {
+        principal: identity.map(|id| id.as_str().trim_start_matches("spiffe://")),
+        namespace: identity.map(|id| id.namespace()),
+        service_account: identity.map(|id| id.service_account()),
+        source_ip: Some(peer.address.ip()),
+        destination: peer.destination,
+        ..Attributes::default()
+    };
+    authorize(policies.iter().map(|p| p.as_ref()), &attributes).is_ok()
 }
 
 /// Opaque bytes to a Service: a backend of the port's own rule, one of its endpoints.

@@ -1,0 +1,261 @@
+//! Deciding a request (or a connection) against the AuthorizationPolicies that apply, in
+//! Istio's order (policy.md §4.1): CUSTOM first, then DENY, then ALLOW; AUDIT never decides;
+//! dry-run policies never decide. On plain TCP the HTTP-only fields count as matching in DENY
+//! rules and as not matching in ALLOW rules (the safer side of each).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+
+use super::matching::{host_matches, ip_matches, path_matches, string_matches};
+use super::model::{AuthorizationPolicy, Condition, Operation, PolicyAction, Rule, Source};
+
+/// The HTTP side of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpAttributes<'a> {
+    /// `Host`/`:authority`.
+    pub host: &'a str,
+    /// The method.
+    pub method: &'a str,
+    /// The path (query ignored).
+    pub path: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+}
+
+/// What a policy sees.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attributes<'a> {
+    /// The peer's SPIFFE ID without `spiffe://` (`td/ns/N/sa/S`).
+    pub principal: Option<&'a str>,
+    /// The peer's namespace.
+    pub namespace: Option<&'a str>,
+    /// The peer's service account.
+    pub service_account: Option<&'a str>,
+    /// The TCP (or PROXY) source address.
+    pub source_ip: Option<IpAddr>,
+    /// The original client address (X-Forwarded-For, PROXY), for `remoteIpBlocks`.
+    pub remote_ip: Option<IpAddr>,
+    /// `iss/sub` of a validated JWT.
+    pub request_principal: Option<&'a str>,
+    /// Where the request goes (`destination.ip`, `ports`).
+    pub destination: Option<SocketAddr>,
+    /// The HTTP request (`None` for plain TCP).
+    pub http: Option<HttpAttributes<'a>>,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyDenied {
+    /// A DENY policy matched (`namespace/name`).
+    #[error("denied by {0}")]
+    Deny(String),
+    /// ALLOW policies apply and none matched.
+    #[error("no ALLOW policy matched")]
+    NotAllowed,
+    /// A CUSTOM policy applies and no external authorizer is configured (fail closed).
+    #[error("CUSTOM policy {0} has no external authorizer here")]
+    NoAuthorizer(String),
+}
+
+/// Decides `attributes` against `policies`.
+pub fn authorize<'p>(
+    policies: impl IntoIterator<Item = &'p AuthorizationPolicy>,
+    attributes: &Attributes<'_>,
+) -> Result<(), PolicyDenied> {
+    let mut allows = Vec::new();
+    for policy in policies.into_iter().filter(|p| !p.dry_run()) {
+        match policy.spec.action {
+            PolicyAction::Custom => return Err(PolicyDenied::NoAuthorizer(policy.key())),
+            PolicyAction::Deny if policy_matches(policy, attributes, true) => {
+                return Err(PolicyDenied::Deny(policy.key()));
+            }
+            PolicyAction::Allow => allows.push(policy),
+            PolicyAction::Deny | PolicyAction::Audit => {}
+        }
+    }
+    if allows.is_empty() || allows.iter().any(|p| policy_matches(p, attributes, false)) {
+        Ok(())
+    } else {
+        Err(PolicyDenied::NotAllowed)
+    }
+}
+
+/// Whether `policy` matches; `deny` picks how missing HTTP attributes count.
+pub fn policy_matches(
+    policy: &AuthorizationPolicy,
+    attributes: &Attributes<'_>,
+    deny: bool,
+) -> bool {
+    policy.spec.rules.as_ref().is_some_and(|rules| {
+        rules
+            .iter()
+            .any(|rule| rule_matches(rule, attributes, deny, policy))
+    })
+}
+
+fn rule_matches(rule: &Rule, a: &Attributes<'_>, deny: bool, policy: &AuthorizationPolicy) -> bool {
+    let from = rule.from.is_empty()
+        || rule
+            .from
+            .iter()
+            .any(|from| source_matches(&from.source, a, deny, &policy.metadata.namespace));
+    let to = rule.to.is_empty()
+        || rule
+            .to
+            .iter()
+            .any(|to| operation_matches(&to.operation, a, deny));
+    let when = rule
+        .when
+        .iter()
+        .all(|condition| condition_matches(condition, a, deny));
+    from && to && when
+}
+
+/// A positive and a negative list over one attribute: any of the first (if any), none of the
+/// second; `missing` is the answer when the attribute is absent and a list is given.
+fn field<T: ?Sized>(
+    positive: &[String],
+    negative: &[String],
+    value: Option<&T>,
+    missing: bool,
+    test: impl Fn(&str, &T) -> bool,
+) -> bool {
+    if positive.is_empty() && negative.is_empty() {
+        return true;
+    }
+    let Some(value) = value else {
+        return missing;
+    };
+    (positive.is_empty() || positive.iter().any(|p| test(p, value)))
+        && !negative.iter().any(|p| test(p, value))
+}
+
+fn source_matches(source: &Source, a: &Attributes<'_>, deny: bool, policy_namespace: &str) -> bool {
+    let strings = |p: &str, v: &str| string_matches(p, v);
+    let ips = |p: &str, v: &IpAddr| ip_matches(p, *v);
+    let account = a.namespace.zip(a.service_account);
+    let account_matches =
+        |pattern: &str, (namespace, account): &(&str, &str)| match pattern.split_once('/') {
+            Some((ns, sa)) => ns == *namespace && sa == *account,
+            None => policy_namespace == *namespace && pattern == *account,
+        };
+    // Identity fields: no identity fails a positive list and passes a negative one.
+    let identity = |positive: &[String], negative: &[String], value: Option<&str>| {
+        field(positive, negative, value, positive.is_empty(), strings)
+    };
+    identity(&source.principals, &source.not_principals, a.principal)
+        && identity(&source.namespaces, &source.not_namespaces, a.namespace)
+        && field(
+            &source.service_accounts,
+            &source.not_service_accounts,
+            account.as_ref(),
+            source.service_accounts.is_empty(),
+            account_matches,
+        )
+        && field(
+            &source.ip_blocks,
+            &source.not_ip_blocks,
+            a.source_ip.as_ref(),
+            false,
+            ips,
+        )
+        && field(
+            &source.remote_ip_blocks,
+            &source.not_remote_ip_blocks,
+            a.remote_ip.or(a.source_ip).as_ref(),
+            false,
+            ips,
+        )
+        && field(
+            &source.request_principals,
+            &source.not_request_principals,
+            a.request_principal.map(|p| p as &str),
+            // No JWT: a positive list fails; on TCP a DENY still counts it as matching.
+            a.http.is_none() && deny,
+            strings,
+        )
+}
+
+fn operation_matches(operation: &Operation, a: &Attributes<'_>, deny: bool) -> bool {
+    let http = a.http.as_ref();
+    // HTTP-only fields on plain TCP: matching for DENY, not for ALLOW.
+    let missing = deny;
+    let port = a.destination.map(|d| d.port());
+    let ports = |p: &str, port: &u16| p.parse::<u16>().is_ok_and(|p| p == *port);
+    field(
+        &operation.ports,
+        &operation.not_ports,
+        port.as_ref(),
+        false,
+        ports,
+    ) && field(
+        &operation.hosts,
+        &operation.not_hosts,
+        http.map(|h| h.host),
+        missing,
+        host_matches,
+    ) && field(
+        &operation.methods,
+        &operation.not_methods,
+        http.map(|h| h.method),
+        missing,
+        string_matches,
+    ) && field(
+        &operation.paths,
+        &operation.not_paths,
+        http.map(|h| h.path),
+        missing,
+        path_matches,
+    )
+}
+
+fn condition_matches(condition: &Condition, a: &Attributes<'_>, deny: bool) -> bool {
+    let strings = |values: Option<&str>, missing: bool| {
+        field(
+            &condition.values,
+            &condition.not_values,
+            values,
+            missing,
+            string_matches,
+        )
+    };
+    let ips = |ip: Option<IpAddr>| {
+        field(
+            &condition.values,
+            &condition.not_values,
+            ip.as_ref(),
+            false,
+            |p, ip| ip_matches(p, *ip),
+        )
+    };
+    let key = condition.key.as_str();
+    if let Some(name) = key
+        .strip_prefix("request.headers[")
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        let value = a
+            .http
+            .and_then(|h| h.headers.get(name))
+            .and_then(|v| v.to_str().ok());
+        return match a.http {
+            None => deny,
+            Some(_) => strings(value, false),
+        };
+    }
+    match key {
+        "source.ip" => ips(a.source_ip),
+        "remote.ip" => ips(a.remote_ip.or(a.source_ip)),
+        "destination.ip" => ips(a.destination.map(|d| d.ip())),
+        "destination.port" => {
+            let port = a.destination.map(|d| d.port().to_string());
+            strings(port.as_deref(), false)
+        }
+        "source.namespace" => strings(a.namespace, false),
+        "source.principal" => strings(a.principal, false),
+        "request.auth.principal" => strings(a.request_principal, a.http.is_none() && deny),
+        // Unknown keys are ignored: the condition holds.
+        _ => true,
+    }
+}

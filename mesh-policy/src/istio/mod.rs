@@ -1,0 +1,19 @@
+//! Istio authorization at L7 (policy.md §4): the `security.istio.io/v1` AuthorizationPolicy
+//! model, Istio's matching rules and decision order, which policies a waypoint applies
+//! (`targetRefs` to its Gateway, its GatewayClass or a Service), and a tower layer answering
+//! refused requests with a typed error (`RouteError::Denied`, 403 `RBAC: access denied`).
+
+mod engine;
+mod layer;
+mod matching;
+mod model;
+mod waypoint;
+
+pub use engine::{Attributes, HttpAttributes, PolicyDenied, authorize, policy_matches};
+pub use layer::{ApplicablePolicies, IstioAuthorization, IstioAuthorizationLayer};
+pub use matching::{host_matches, ip_matches, path_matches, string_matches};
+pub use model::{
+    AuthorizationPolicy, AuthorizationPolicySpec, Condition, Operation, PolicyAction,
+    PolicyTargetReference, Rule, RuleFrom, RuleTo, Source,
+};
+pub use waypoint::{ROOT_NAMESPACE, WAYPOINT_CLASS, WaypointPolicies};
