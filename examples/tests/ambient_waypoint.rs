@@ -222,6 +222,26 @@ async fn hbone_waypoint_routes_between_ztunnels() {
         "403",
         "the ALLOW lists only GET and HEAD"
     );
+
+    // Istio's L7 metrics, reporter="waypoint".
+    let metrics = ztunnel_support::http_get(&format!("{waypoint_ip}:15000"), "/metrics")
+        .await
+        .unwrap();
+    let series = |code: &str| {
+        metrics.lines().any(|line| {
+            line.starts_with("istio_requests_total{")
+                && line.contains("reporter=\"waypoint\"")
+                && line.contains(&format!("response_code=\"{code}\""))
+                && line.contains(&format!("source_principal=\"{CLIENT}\""))
+                && line.contains("destination_service=\"echo.default.svc.cluster.local\"")
+        })
+    };
+    assert!(series("200") && series("403") && series("404"), "{metrics}");
+    assert!(
+        metrics.contains("istio_request_duration_milliseconds_bucket{")
+            && metrics.contains("istio_response_bytes_sum{"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

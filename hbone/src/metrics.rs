@@ -25,6 +25,8 @@ pub enum Reporter {
     source,
     /// The inbound side.
     destination,
+    /// A waypoint (Istio's L7 metrics from ambient waypoints).
+    waypoint,
 }
 
 /// The `response_flags` label.

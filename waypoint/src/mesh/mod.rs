@@ -2,5 +2,6 @@
 //! identities from Pods, HTTP sniffing, and the assembly.
 
 pub mod identities;
+pub mod metrics;
 pub mod sniff;
 pub mod waypoint;

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::identities::{EndpointIdentityMap, expected_identities};
+use super::metrics::{ByteCount, CountedBody, RequestLabels, RequestMetrics};
 use super::sniff::sniff;
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
 use crate::config::{ConfigSource, SettledChange, Snapshot};
@@ -42,11 +43,14 @@ use crate::inbound::{HttpLimits, serve_with_peer};
 use crate::outbound::{
     Connect, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
-use crate::respond::{Respond, with_local_reply_body};
+use crate::respond::{Respond, is_grpc, with_local_reply_body};
+use hbone::metrics::{Reporter, TrafficLabels};
+use http_body_util::BodyExt;
 use mesh_policy::istio::{
     ApplicablePolicies, Attributes, AuthorizationPolicy, IstioAuthorization, WaypointPolicies,
     authorize,
 };
+use std::time::Instant;
 
 /// How to run a mesh waypoint.
 pub struct MeshWaypointOptions {
@@ -97,6 +101,7 @@ struct MeshState {
     routes: ArcSwap<routing::compiled::MeshRoutes>,
     policies: ArcSwap<WaypointPolicies>,
     gateway: ObjectKey,
+    metrics: RequestMetrics,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
     trust_domain: String,
     last_error: Mutex<Option<String>>,
@@ -126,6 +131,8 @@ pub async fn run_mesh_waypoint(
     let resolve_options = ResolveOptions::default();
     let snapshot = options.source.load(&resolve_options, 1)?;
     let policies = WaypointPolicies::build(&snapshot.config, &options.gateway)?;
+    let mut registry = options.registry;
+    let metrics = RequestMetrics::register(&mut registry);
     let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
         &snapshot.config,
         &options.trust_domain,
@@ -134,6 +141,7 @@ pub async fn run_mesh_waypoint(
         routes: ArcSwap::from_pointee(snapshot.resolution.mesh.clone()),
         policies: ArcSwap::from_pointee(policies),
         gateway: options.gateway.clone(),
+        metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
         identities: Arc::clone(&identities),
         trust_domain: options.trust_domain.clone(),
@@ -183,7 +191,7 @@ pub async fn run_mesh_waypoint(
         events.log(&format!("PROXY (sandwich) on {address}"));
     }
     let admin = bind("admin", options.admin).await?;
-    let registry = Arc::new(options.registry);
+    let registry = Arc::new(registry);
     let admin_state = Arc::clone(&state);
     tasks.spawn(serve_answers(admin, move |request| {
         admin_answer(&admin_state, &registry, request)
@@ -363,15 +371,44 @@ where
                 source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
             };
             let applicable = ApplicablePolicies(policies);
+            let labels = connection_labels(&peer, &mesh_destination.service);
+            let metrics = lane.state.metrics.clone();
             let router = Respond::new(IstioAuthorization::new(MeshRouter::new(
                 routes,
                 lane.forwarder.clone(),
             )));
-            let http = tower::service_fn(move |mut request: Request<ResponseBody>| {
+            let http = tower::service_fn(move |request: Request<ResponseBody>| {
+                let started = Instant::now();
+                let received = ByteCount::default();
+                let mut labels = labels.clone();
+                if is_grpc(request.headers()) {
+                    "grpc".clone_into(&mut labels.request_protocol);
+                }
+                let mut request = request
+                    .map(|body| CountedBody::new(body, received.clone(), None::<fn(u64)>).boxed());
                 request.extensions_mut().insert(mesh_destination.clone());
                 request.extensions_mut().insert(applicable.clone());
                 let answered = router.clone().oneshot(request);
-                async move { answered.await.map(with_local_reply_body) }
+                let metrics = metrics.clone();
+                async move {
+                    let response = with_local_reply_body(answered.await?);
+                    let request_labels = RequestLabels {
+                        traffic: labels,
+                        response_code: response.status().as_u16(),
+                        grpc_response_status: response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_owned(),
+                    };
+                    let record = move |sent: u64| {
+                        metrics.record(request_labels, started, received.get(), sent);
+                    };
+                    Ok(response.map(|body| {
+                        CountedBody::new(body, ByteCount::default(), Some(record)).boxed()
+                    }))
+                }
             });
             serve_with_peer(io, http, peer, HttpLimits::default(), None).await;
         }
@@ -384,6 +421,29 @@ where
             }
         }
     }
+}
+
+/// The Istio labels of one connection's requests to `service`: the peer as source, the
+/// Service as destination (its workload is chosen per request, so it is `unknown`).
+fn connection_labels(peer: &Peer, service: &ObjectKey) -> TrafficLabels {
+    let mut labels = TrafficLabels::new(Reporter::waypoint, peer.identity.as_ref(), None);
+    labels.destination_service =
+        format!("{}.{}.svc.cluster.local", service.name, service.namespace);
+    labels.destination_service_name.clone_from(&service.name);
+    labels
+        .destination_service_namespace
+        .clone_from(&service.namespace);
+    labels
+        .destination_workload_namespace
+        .clone_from(&service.namespace);
+    "http".clone_into(&mut labels.request_protocol);
+    labels.response_flags = "-".to_owned();
+    labels.connection_security_policy = if peer.identity.is_some() {
+        "mutual_tls".to_owned()
+    } else {
+        "none".to_owned()
+    };
+    labels
 }
 
 /// Whether a non-HTTP stream passes the policies (HTTP-only fields: matching for DENY, not
