@@ -16,33 +16,18 @@
 //! appended to `$BENCH_RESULTS` when set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod bench_support;
+
 use std::io::Write;
+
+use bench_support::{Row, Running, cpu_seconds, emit, free_port, median, require};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
 const DURATION_SECS: u64 = 5;
 const ROUNDS: usize = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn require(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "{tool} is missing: run scripts/install-bench-deps"
-    );
-}
 
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -50,28 +35,6 @@ fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU seconds (user + system) used so far by process `pid` and its children's threads.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
 
 /// nginx with one worker pinned to `cpu`, in `dir`, with `http_block` inside `http {}`.
@@ -307,21 +270,6 @@ fn latency(port: u16) -> (f64, f64) {
     (pick("50%"), pick("99%"))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
-struct Row {
-    bench: String,
-    metric: &'static str,
-    ours: f64,
-    baseline: f64,
-    baseline_name: &'static str,
-    unit: &'static str,
-    goal: &'static str,
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -478,31 +426,6 @@ fn main() {
         goal: "(report)",
     });
 
-    for row in &rows {
-        eprintln!(
-            "{} — {}: ours {:.1} {}, {} {:.1} ({:.2}×)",
-            row.bench,
-            row.metric,
-            row.ours,
-            row.unit,
-            row.baseline_name,
-            row.baseline,
-            row.ours / row.baseline
-        );
-    }
-    if let Some(path) = std::env::var_os("BENCH_RESULTS") {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .unwrap();
-        for row in rows {
-            let json = serde_json::json!({
-                "crate": "examples (gateway)", "bench": row.bench, "metric": row.metric, "ours": row.ours,
-                "baseline": row.baseline, "baseline_name": row.baseline_name, "unit": row.unit, "goal": row.goal,
-            });
-            writeln!(file, "{json}").unwrap();
-        }
-    }
+    emit("examples (gateway)", rows);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -260,3 +260,84 @@ async fn policies_apply_on_reload_and_a_bad_file_keeps_the_old_state() {
     server.wait_log("configuration 3 applied").await;
     assert!(works().await);
 }
+
+#[tokio::test]
+async fn the_environment_stands_in_for_flags_and_network_and_socks5_flags_apply() {
+    let dir = scratch("flags");
+    dev_ca(&dir, &[CLIENT, SERVER]).await;
+    let config = dir.join("local.yaml");
+    let networked = local_config("127.0.0.30", "127.0.0.31", "")
+        .replace("vips: [\"/10.96.0.20\"]", "vips: [\"net1/10.96.0.20\"]");
+    write_config(&config, &networked).await;
+    let pem = |suffix: &str| dir.join(format!("default-client-{suffix}.pem"));
+    let run = |extra: &[&str], env: bool| {
+        let mut command = tokio::process::Command::new(ztunnel_support::ZTUNNEL);
+        command
+            .arg("--cert")
+            .arg(pem("cert"))
+            .arg("--key")
+            .arg(pem("key"))
+            .arg("--ca")
+            .arg(dir.join("ca-cert.pem"))
+            .args([
+                "--bind",
+                "127.0.0.30",
+                "--admin",
+                "127.0.0.30:15000",
+                "--mark",
+                "0",
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if env {
+            command
+                .env("LOCAL_XDS_PATH", &config)
+                .env("PROXY_WORKLOAD_INFO", "default/client/client");
+        } else {
+            command
+                .arg("--config")
+                .arg(&config)
+                .args(["--workload", "default/client"]);
+        }
+        command.spawn().unwrap()
+    };
+
+    // LOCAL_XDS_PATH and PROXY_WORKLOAD_INFO instead of --config and --workload; no SOCKS5.
+    let from_env = run(&["--socks5", "off"], true);
+    ztunnel_support::wait_http_ok("127.0.0.30:15021", "/healthz/ready").await;
+    let dump = http_get("127.0.0.30:15000", "/config_dump").await.unwrap();
+    assert!(dump.contains("Kubernetes//Pod/default/client"), "{dump}");
+    assert!(
+        tokio::net::TcpStream::connect("127.0.0.30:15080")
+            .await
+            .is_err(),
+        "--socks5 off: nothing listens on 15080"
+    );
+    drop(from_env);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Service host names resolve to VIPs of the proxy's network only.
+    let service = "echo.default.svc.cluster.local";
+    let other_network = run(&["--socks5", "127.0.0.30:15080"], false);
+    ztunnel_support::wait_http_ok("127.0.0.30:15021", "/healthz/ready").await;
+    assert_eq!(
+        socks5_connect("127.0.0.30:15080", service, 80).await.err(),
+        Some(0x04),
+        "the VIP is in net1, the proxy in the default network"
+    );
+    drop(other_network);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _in_net1 = run(
+        &["--socks5", "127.0.0.30:15080", "--network", "net1"],
+        false,
+    );
+    ztunnel_support::wait_http_ok("127.0.0.30:15021", "/healthz/ready").await;
+    assert!(
+        socks5_connect("127.0.0.30:15080", service, 80)
+            .await
+            .is_ok(),
+        "--network net1 resolves the net1 VIP"
+    );
+}
