@@ -94,16 +94,18 @@ impl RequestMetrics {
 
     /// Records one finished request.
     pub fn record(&self, labels: RequestLabels, started: Instant, request: u64, response: u64) {
+        self.series(labels).record(started, request, response);
+    }
+
+    /// The four metrics of one label set, to record into without looking labels up again.
+    pub fn series(&self, labels: RequestLabels) -> Series {
         let labels = self.within_cap(labels);
-        self.requests.get_or_create(&labels).inc();
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        self.duration.get_or_create(&labels).observe(elapsed);
-        self.request_bytes
-            .get_or_create(&labels)
-            .observe(request as f64);
-        self.response_bytes
-            .get_or_create(&labels)
-            .observe(response as f64);
+        Series {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            request_bytes: self.request_bytes.get_or_create(&labels).clone(),
+            response_bytes: self.response_bytes.get_or_create(&labels).clone(),
+        }
     }
 
     fn within_cap(&self, labels: RequestLabels) -> RequestLabels {
@@ -120,6 +122,75 @@ impl RequestMetrics {
         };
         sets.insert(chosen.clone());
         chosen
+    }
+}
+
+/// One label set's metrics (handles sharing the registered values).
+#[derive(Debug, Clone)]
+pub struct Series {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+impl Series {
+    /// Records one finished request.
+    pub fn record(&self, started: Instant, request: u64, response: u64) {
+        self.requests.inc();
+        self.duration
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        self.request_bytes.observe(request as f64);
+        self.response_bytes.observe(response as f64);
+    }
+}
+
+/// One outcome of a connection's requests and its series.
+type KnownSeries = (u16, Option<String>, bool, Series);
+
+/// The series of one connection's requests, by response code, gRPC status and protocol:
+/// the labels are built once per distinct outcome, not per request.
+#[derive(Debug)]
+pub struct ConnectionSeries {
+    metrics: RequestMetrics,
+    base: TrafficLabels,
+    known: Mutex<Vec<KnownSeries>>,
+}
+
+impl ConnectionSeries {
+    /// Series for requests with `base` labels.
+    pub fn new(metrics: RequestMetrics, base: TrafficLabels) -> Self {
+        ConnectionSeries {
+            metrics,
+            base,
+            known: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The series of a request that got `code` (and `grpc_status`), over gRPC or not.
+    pub fn series(&self, code: u16, grpc_status: Option<&str>, grpc: bool) -> Series {
+        if let Ok(known) = self.known.lock()
+            && let Some((.., series)) = known
+                .iter()
+                .find(|(c, g, p, _)| *c == code && g.as_deref() == grpc_status && *p == grpc)
+        {
+            return series.clone();
+        }
+        let mut traffic = self.base.clone();
+        if grpc {
+            "grpc".clone_into(&mut traffic.request_protocol);
+        }
+        let series = self.metrics.series(RequestLabels {
+            traffic,
+            response_code: code,
+            grpc_response_status: grpc_status.unwrap_or("-").to_owned(),
+        });
+        if let Ok(mut known) = self.known.lock()
+            && known.len() < 64
+        {
+            known.push((code, grpc_status.map(str::to_owned), grpc, series.clone()));
+        }
+        series
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::identities::{EndpointIdentityMap, expected_identities};
-use super::metrics::{ByteCount, CountedBody, RequestLabels, RequestMetrics};
+use super::metrics::{ByteCount, ConnectionSeries, CountedBody, RequestMetrics};
 use super::sniff::sniff;
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
 use crate::config::{ConfigSource, SettledChange, Snapshot};
@@ -371,8 +371,10 @@ where
                 source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
             };
             let applicable = ApplicablePolicies(policies);
-            let labels = connection_labels(&peer, &mesh_destination.service);
-            let metrics = lane.state.metrics.clone();
+            let series = Arc::new(ConnectionSeries::new(
+                lane.state.metrics.clone(),
+                connection_labels(&peer, &mesh_destination.service),
+            ));
             let router = Respond::new(IstioAuthorization::new(MeshRouter::new(
                 routes,
                 lane.forwarder.clone(),
@@ -380,31 +382,21 @@ where
             let http = tower::service_fn(move |request: Request<ResponseBody>| {
                 let started = Instant::now();
                 let received = ByteCount::default();
-                let mut labels = labels.clone();
-                if is_grpc(request.headers()) {
-                    "grpc".clone_into(&mut labels.request_protocol);
-                }
+                let grpc = is_grpc(request.headers());
                 let mut request = request
                     .map(|body| CountedBody::new(body, received.clone(), None::<fn(u64)>).boxed());
                 request.extensions_mut().insert(mesh_destination.clone());
                 request.extensions_mut().insert(applicable.clone());
                 let answered = router.clone().oneshot(request);
-                let metrics = metrics.clone();
+                let series = Arc::clone(&series);
                 async move {
                     let response = with_local_reply_body(answered.await?);
-                    let request_labels = RequestLabels {
-                        traffic: labels,
-                        response_code: response.status().as_u16(),
-                        grpc_response_status: response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-")
-                            .to_owned(),
-                    };
-                    let record = move |sent: u64| {
-                        metrics.record(request_labels, started, received.get(), sent);
-                    };
+                    let grpc_status = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok());
+                    let series = series.series(response.status().as_u16(), grpc_status, grpc);
+                    let record = move |sent: u64| series.record(started, received.get(), sent);
                     Ok(response.map(|body| {
                         CountedBody::new(body, ByteCount::default(), Some(record)).boxed()
                     }))
