@@ -327,6 +327,12 @@ async fn accept_sandwiched<C: Connect>(listener: TcpListener, lane: Lane<C>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        // The header's identity is believed only from the co-located ztunnel: a peer on
+        // loopback or at the waypoint's own address. Anyone else is closed unread.
+        let local = stream.local_addr().map(|a| a.ip());
+        if !local.is_ok_and(|local| trusted_proxy_source(connection_peer.ip(), local)) {
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let lane = lane.clone();
         tokio::spawn(async move {
@@ -340,6 +346,12 @@ async fn accept_sandwiched<C: Connect>(listener: TcpListener, lane: Lane<C>) {
             }
         });
     }
+}
+
+/// Whether a PROXY sender at `peer` may speak for its clients: the co-located ztunnel
+/// connects from loopback (its application tunnel) or from the pod's own address.
+fn trusted_proxy_source(peer: std::net::IpAddr, local: std::net::IpAddr) -> bool {
+    peer.is_loopback() || peer == local
 }
 
 /// Serves one stream for `destination`: HTTP to a Service VIP through the mesh routes,
@@ -474,5 +486,19 @@ async fn forward_l4<IO, C>(
             let _ = bridge(&mut io, &mut upstream).await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_headers_are_believed_only_from_the_colocated_ztunnel() {
+        let pod = "10.244.0.12".parse().unwrap();
+        assert!(trusted_proxy_source("127.0.0.1".parse().unwrap(), pod));
+        assert!(trusted_proxy_source("::1".parse().unwrap(), pod));
+        assert!(trusted_proxy_source(pod, pod));
+        assert!(!trusted_proxy_source("10.244.0.99".parse().unwrap(), pod));
     }
 }
