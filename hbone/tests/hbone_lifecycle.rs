@@ -127,6 +127,7 @@ async fn forward_writes_the_sandwich_proxy_header_before_the_payload() {
                     upstream: sandwiched_address,
                     proxy_header: Some(Box::new(header)),
                     response_headers: HeaderMap::new(),
+                    close_when: None,
                 }
             },
         )

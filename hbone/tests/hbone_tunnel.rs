@@ -540,6 +540,7 @@ async fn response_baggage_reaches_the_client() {
                 upstream,
                 proxy_header: None,
                 response_headers: headers,
+                close_when: None,
             }
         })
         .await;

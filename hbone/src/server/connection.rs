@@ -150,6 +150,7 @@ where
                 upstream,
                 proxy_header,
                 response_headers,
+                close_when,
             }) => {
                 let connected = tokio::time::timeout(
                     self.config.upstream_connect_timeout,
@@ -179,10 +180,13 @@ where
                     Some(header) => write_proxy_header(&mut tcp, &header).await.is_ok(),
                     None => true,
                 };
+                let close_when =
+                    close_when.unwrap_or_else(|| Box::pin(std::future::pending::<()>()));
                 let (received, sent) = if header_written {
-                    bridge_tunnel(&mut stream, &mut tcp)
-                        .await
-                        .unwrap_or_default()
+                    tokio::select! {
+                        bridged = bridge_tunnel(&mut stream, &mut tcp) => bridged.unwrap_or_default(),
+                        () = close_when => (0, 0),
+                    }
                 } else {
                     (0, 0)
                 };

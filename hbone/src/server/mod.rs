@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tower::Service;
 
 pub use outcome::ConnectRefusal;
-pub use request::{ConnectDecision, ConnectRequest, StreamHandler};
+pub use request::{CloseSignal, ConnectDecision, ConnectRequest, StreamHandler};
 
 use crate::h2_settings::H2Settings;
 use crate::identity::SpiffeId;

@@ -44,6 +44,9 @@ impl ConnectRequest {
 pub type StreamHandler =
     Box<dyn FnOnce(H2Stream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
+/// Resolves when a forwarded tunnel must be closed (e.g. a new policy no longer allows it).
+pub type CloseSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The service's answer to a CONNECT.
 pub enum ConnectDecision {
     /// Connect to `upstream` (10 s timeout) and answer 200 only once connected, else 503;
@@ -55,6 +58,8 @@ pub enum ConnectDecision {
         proxy_header: Option<Box<ProxyHeader<'static>>>,
         /// Extra headers for the 200 response (e.g. the destination's `baggage`).
         response_headers: HeaderMap,
+        /// When it resolves, both sides of the tunnel are closed.
+        close_when: Option<CloseSignal>,
     },
     /// Answer 200 and hand the stream to a local handler.
     Serve(StreamHandler),
@@ -69,6 +74,7 @@ impl ConnectDecision {
             upstream,
             proxy_header: None,
             response_headers: HeaderMap::new(),
+            close_when: None,
         }
     }
 

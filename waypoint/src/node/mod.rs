@@ -2,6 +2,7 @@
 //! the state indexed from it, and the sans-IO decisions for outbound and inbound connections.
 
 pub mod inbound;
+mod live;
 pub mod local_config;
 pub mod outbound;
 pub mod proxy;

@@ -27,6 +27,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::inbound::{Inbound, InboundConnect};
+use super::live::LiveConnections;
 use super::outbound::{ILLEGAL_PORTS, Outbound, OutboundRoute};
 use super::snapshot::{LoadError, LocalConfigSource, NodeSnapshot, WorkloadSelector};
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
@@ -116,6 +117,7 @@ struct Node {
     mark: Option<u32>,
     metrics: TcpMetrics,
     last_error: Mutex<Option<String>>,
+    live: LiveConnections,
 }
 
 /// How long a SOCKS5 client has for its handshake.
@@ -154,6 +156,7 @@ pub async fn run_node(
         mark: options.mark,
         metrics: metrics.clone(),
         last_error: Mutex::new(None),
+        live: LiveConnections::default(),
     });
     let addresses = options.addresses;
     let bind = bind_listener;
@@ -272,8 +275,15 @@ fn reload(
                 snapshot.config.policies.len()
             );
             // Swapped in before it is announced: whoever reads the line sees the new state.
-            node.snapshot.store(Arc::new(snapshot));
+            let snapshot = Arc::new(snapshot);
+            node.snapshot.store(Arc::clone(&snapshot));
+            let closed = node.live.recheck(&snapshot);
             events.log(&applied);
+            if closed > 0 {
+                events.log(&format!(
+                    "{closed} open connections are no longer allowed and were closed"
+                ));
+            }
             if let Ok(mut last) = node.last_error.lock() {
                 *last = None;
             }
@@ -451,9 +461,13 @@ async fn accept_plaintext(node: Arc<Node>, listener: TcpListener) {
             let Ok(upstream) = inbound.plaintext(peer, destination) else {
                 return; // denied: closed
             };
+            let live = node.live.track(peer.ip(), destination, None);
             let connect = connect_tcp(upstream, node.mark);
             if let Ok(Ok(mut upstream)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                let _ = bridge(&mut client, &mut upstream).await;
+                tokio::select! {
+                    _ = bridge(&mut client, &mut upstream) => {}
+                    () = live.closed() => {}
+                }
             }
         }
     })
@@ -493,11 +507,19 @@ impl tower::Service<ConnectRequest> for InboundDecider {
                     identity: request.peer_identity.as_ref(),
                 };
                 match inbound.hbone(&connect) {
-                    Ok(route) => ConnectDecision::Forward {
-                        upstream: route.upstream,
-                        proxy_header: route.proxy_header.map(Box::new),
-                        response_headers: http::HeaderMap::new(),
-                    },
+                    Ok(route) => {
+                        let live = node.live.track(
+                            request.peer_address.ip(),
+                            SocketAddr::new(request.local_address.ip(), route.upstream.port()),
+                            request.peer_identity.clone(),
+                        );
+                        ConnectDecision::Forward {
+                            upstream: route.upstream,
+                            proxy_header: route.proxy_header.map(Box::new),
+                            response_headers: http::HeaderMap::new(),
+                            close_when: Some(Box::pin(live.closed())),
+                        }
+                    }
                     Err(error) => ConnectDecision::Reject(error.status()),
                 }
             }
