@@ -279,3 +279,103 @@ async fn sandwiched_waypoint_gets_proxy_v2_from_its_ztunnel() {
     assert!(body.contains("\"x-routed-by\":[\"waypoint\"]"), "{body}");
     assert!(body.contains("/api/sandwich"), "{body}");
 }
+
+#[tokio::test]
+async fn grpc_over_h2c_is_routed_by_a_grpcroute_in_the_waypoint() {
+    let dir = scratch("waypoint-grpc");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.44", "127.0.0.45", "127.0.0.46");
+    let local = dir.join("local.yaml");
+    let config = local_config(client_ip, server_ip, waypoint_ip, "")
+        .replace(
+            "default/echo.default.svc.cluster.local: {80: 8080}",
+            "default/echo.default.svc.cluster.local: {80: 8080}\n    default/grpc.default.svc.cluster.local: {80: 9090}",
+        )
+        .replace(
+            "- {name: waypoint, namespace: default",
+            "- name: grpc\n  namespace: default\n  hostname: grpc.default.svc.cluster.local\n  vips: [\"/10.96.0.21\"]\n  ports: {80: 9090}\n  waypoint: {destination: default/waypoint.default.svc.cluster.local, hboneMtlsPort: 15008}\n- {name: waypoint, namespace: default",
+        );
+    write(&local, &config);
+    let mesh = dir.join("mesh.yaml");
+    write(
+        &mesh,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: grpc, namespace: default}}
+spec:
+  clusterIP: 10.96.0.21
+  ports: [{{name: grpc, port: 80, targetPort: 9090, appProtocol: kubernetes.io/h2c}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: grpc-1, namespace: default, labels: {{kubernetes.io/service-name: grpc}}}}
+addressType: IPv4
+endpoints: [{{addresses: ["{server_ip}"], targetRef: {{kind: Pod, name: server}}}}]
+ports: [{{name: grpc, port: 9090, appProtocol: kubernetes.io/h2c}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: server, namespace: default}}
+spec: {{serviceAccountName: server}}
+status: {{podIP: "{server_ip}"}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: grpc, namespace: default}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: grpc, port: 80}}]
+  rules:
+  - matches: [{{method: {{service: echo.Echo, method: Say}}}}]
+    backendRefs: [{{name: grpc, port: 80}}]
+"#
+        ),
+    );
+    serve_app(&format!("{server_ip}:9090")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let admin = format!("{waypoint_ip}:15000");
+    let _waypoint = Waypoint::start(&dir, &mesh, &admin, &["--hbone-listen", &hbone]).await;
+
+    let grpc = |method: &str| {
+        let url = format!("http://grpc.default.svc.cluster.local/echo.Echo/{method}");
+        let socks5 = client.socks5();
+        async move {
+            let output = tokio::process::Command::new("curl")
+                .args([
+                    "-sS",
+                    "-i",
+                    "--max-time",
+                    "10",
+                    "--http2-prior-knowledge",
+                    "-X",
+                    "POST",
+                ])
+                .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+                .args(["--socks5-hostname", &socks5, &url])
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+    let said = grpc("Say").await;
+    assert!(said.starts_with("HTTP/2 200"), "{said}");
+    assert!(
+        said.contains("\"proto\":\"HTTP/2.0\"") && said.contains("/echo.Echo/Say"),
+        "h2 sniffed, routed, and h2c to the backend over HBONE: {said}"
+    );
+    let other = grpc("Other").await;
+    assert!(
+        other.contains("grpc-status: 12"),
+        "UNIMPLEMENTED for no route: {other}"
+    );
+}
