@@ -17,7 +17,7 @@ pub const SPIFFE_SCHEME: &str = "spiffe://";
 /// Cheap to compare and hash (the canonical text is stored once); accessors return slices of it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpiffeId {
-    uri: Box<str>,
+    uri: std::sync::Arc<str>,
     trust_domain_end: usize,
     namespace_start: usize,
     namespace_end: usize,

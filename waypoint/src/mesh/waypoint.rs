@@ -395,8 +395,14 @@ where
                 let started = Instant::now();
                 let received = ByteCount::default();
                 let grpc = is_grpc(request.headers());
-                let mut request = request
-                    .map(|body| CountedBody::new(body, received.clone(), None::<fn(u64)>).boxed());
+                // A request without a body (most GETs) needs no counting wrapper.
+                let mut request = if http_body::Body::is_end_stream(request.body()) {
+                    request
+                } else {
+                    request.map(|body| {
+                        CountedBody::new(body, received.clone(), None::<fn(u64)>).boxed()
+                    })
+                };
                 request.extensions_mut().insert(mesh_destination.clone());
                 request.extensions_mut().insert(applicable.clone());
                 let answered = router.clone().oneshot(request);
