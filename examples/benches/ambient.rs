@@ -1,4 +1,5 @@
-//! B9 (issue 9): the ambient mesh on loopback, against baselines measured in the same run.
+//! A1 (issue 9; B1–B10 are the performance spec's): the ambient mesh on loopback, against
+//! baselines measured in the same run.
 //!
 //! - ztunnel → ztunnel (SOCKS5 in, HBONE between, an app behind) against a plain two-hop TCP
 //!   relay (two HAProxy processes in TCP mode, one thread each): bulk throughput and proxy
@@ -263,7 +264,7 @@ fn main() {
     }
     let relay_name = "HAProxy two-hop TCP relay";
     rows.push(Row {
-        bench: "B9 ztunnel→ztunnel bulk".into(),
+        bench: "A1 ztunnel→ztunnel bulk".into(),
         metric: "throughput, 1 connection",
         ours: median(ours_mbps),
         baseline: median(relay_mbps),
@@ -272,7 +273,7 @@ fn main() {
         goal: "(report)",
     });
     rows.push(Row {
-        bench: "B9 ztunnel→ztunnel bulk".into(),
+        bench: "A1 ztunnel→ztunnel bulk".into(),
         metric: "proxy CPU-seconds per GB (both hops)",
         ours: median(ours_cpu_gb),
         baseline: median(relay_cpu_gb),
@@ -297,7 +298,7 @@ fn main() {
         relay_rtt.push(ping_pong(relay, 2000));
     }
     rows.push(Row {
-        bench: "B9 ztunnel→ztunnel latency".into(),
+        bench: "A1 ztunnel→ztunnel latency".into(),
         metric: "added round-trip latency per hop (p50, 64 B)",
         ours: (median(ours_rtt) - direct) / 2.0,
         baseline: (median(relay_rtt) - direct) / 2.0,
@@ -316,7 +317,7 @@ fn main() {
         }));
     }
     rows.push(Row {
-        bench: "B9 ztunnel→ztunnel connections".into(),
+        bench: "A1 ztunnel→ztunnel connections".into(),
         metric: "connections per second (sequential, 1 echoed byte)",
         ours: median(ours_cps),
         baseline: median(relay_cps),
@@ -354,7 +355,7 @@ fn main() {
     let relay_per_connection = (rss_relay() - before) / f64::from(idle);
     drop(held);
     rows.push(Row {
-        bench: "B9 ztunnel idle tunnels".into(),
+        bench: "A1 ztunnel idle tunnels".into(),
         metric: "memory per idle tunnel (RSS growth, both proxies, 500 open)",
         ours: ours_per_tunnel,
         baseline: relay_per_connection.max(0.1),
@@ -504,7 +505,7 @@ fn waypoint_against_gateway(dir: &Path, pem: &dyn Fn(&str, &str) -> String, ca: 
         theirs.push(served as f64 / (cpu_seconds(gateway_pid) - cpu));
     }
     vec![Row {
-        bench: "B9 waypoint HTTP/1.1 16 conns".into(),
+        bench: "A1 waypoint HTTP/1.1 16 conns".into(),
         metric: "requests per proxy CPU-second (HBONE in and out)",
         ours: median(ours),
         baseline: median(theirs),

@@ -180,15 +180,15 @@ where
                     Some(header) => write_proxy_header(&mut tcp, &header).await.is_ok(),
                     None => true,
                 };
-                let close_when =
-                    close_when.unwrap_or_else(|| Box::pin(std::future::pending::<()>()));
-                let (received, sent) = if header_written {
-                    tokio::select! {
+                let (received, sent) = match (header_written, close_when) {
+                    (false, _) => (0, 0),
+                    (true, None) => bridge_tunnel(&mut stream, &mut tcp)
+                        .await
+                        .unwrap_or_default(),
+                    (true, Some(close_when)) => tokio::select! {
                         bridged = bridge_tunnel(&mut stream, &mut tcp) => bridged.unwrap_or_default(),
                         () = close_when => (0, 0),
-                    }
-                } else {
-                    (0, 0)
+                    },
                 };
                 self.record_closed(labels, received, sent);
             }
