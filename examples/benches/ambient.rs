@@ -123,7 +123,7 @@ fn ping_pong(mut stream: TcpStream, rounds: usize) -> f64 {
     median(samples)
 }
 
-fn one_byte(mut stream: TcpStream) {
+fn one_byte(stream: &mut TcpStream) {
     stream.write_all(b"x").unwrap();
     let mut answer = [0u8; 1];
     stream.read_exact(&mut answer).unwrap();
@@ -133,7 +133,7 @@ fn connections_per_second(open: &dyn Fn() -> TcpStream) -> f64 {
     let started = Instant::now();
     let mut count = 0u32;
     while started.elapsed() < Duration::from_secs(2) {
-        one_byte(open());
+        one_byte(&mut open());
         count += 1;
     }
     f64::from(count) / started.elapsed().as_secs_f64()
@@ -244,8 +244,6 @@ fn main() {
     let echo: SocketAddr = "10.96.0.20:81".parse().unwrap();
     let ours_cpu = || cpu_seconds(client_pid) + cpu_seconds(server_pid);
     let relay_cpu = || cpu_seconds(relay_a_pid) + cpu_seconds(relay_b_pid);
-    let echo_relay_cpu = || cpu_seconds(relay_c_pid) + cpu_seconds(relay_d_pid);
-    let _ = echo_relay_cpu;
 
     let mut rows = Vec::new();
     let (mut ours_mbps, mut relay_mbps, mut ours_cpu_gb, mut relay_cpu_gb) =
@@ -332,11 +330,9 @@ fn main() {
     let before = rss_ours();
     let held: Vec<TcpStream> = (0..idle)
         .map(|_| {
-            let s = socks5(&socks, echo);
-            let mut s2 = s.try_clone().unwrap();
-            one_byte(s);
-            let _ = &mut s2;
-            s2
+            let mut stream = socks5(&socks, echo);
+            one_byte(&mut stream);
+            stream
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -345,10 +341,9 @@ fn main() {
     let before = rss_relay();
     let held: Vec<TcpStream> = (0..idle)
         .map(|_| {
-            let s = TcpStream::connect(format!("{CLIENT_IP}:20011")).unwrap();
-            let s2 = s.try_clone().unwrap();
-            one_byte(s);
-            s2
+            let mut stream = TcpStream::connect(format!("{CLIENT_IP}:20011")).unwrap();
+            one_byte(&mut stream);
+            stream
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
