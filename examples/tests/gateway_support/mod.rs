@@ -36,9 +36,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+/// Numbers scratch directories so two tests naming theirs alike never share (or delete) one.
+static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gateway-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "gateway-{name}-{}-{}",
+        std::process::id(),
+        SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

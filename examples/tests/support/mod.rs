@@ -114,9 +114,16 @@ where
     }
 }
 
+/// Numbers scratch directories so two tests naming theirs alike never share (or delete) one.
+static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("hbonecat-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hbonecat-{name}-{}-{}",
+        std::process::id(),
+        SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

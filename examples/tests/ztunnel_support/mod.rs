@@ -21,9 +21,16 @@ use tokio::process::{Child, Command};
 pub const ZTUNNEL: &str = env!("CARGO_BIN_EXE_ztunnel");
 pub const HBONECAT: &str = env!("CARGO_BIN_EXE_hbonecat");
 
+/// Numbers scratch directories so two tests naming theirs alike never share (or delete) one.
+static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A fresh scratch directory.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ztunnel-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ztunnel-{name}-{}-{}",
+        std::process::id(),
+        SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

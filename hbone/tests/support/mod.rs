@@ -8,9 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Numbers scratch directories so two tests naming theirs alike never share (or delete) one.
+static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A directory under the target dir, fresh for each test.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hbone-test-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hbone-test-{name}-{}-{}",
+        std::process::id(),
+        SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
