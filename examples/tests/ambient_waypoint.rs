@@ -379,3 +379,70 @@ spec:
         "UNIMPLEMENTED for no route: {other}"
     );
 }
+
+#[tokio::test]
+async fn trust_domain_and_gateway_flags_set_identities_and_policy_targets() {
+    const TD_CLIENT: &str = "spiffe://example.org/ns/default/sa/client";
+    const TD_SERVER: &str = "spiffe://example.org/ns/default/sa/server";
+    const TD_WAYPOINT: &str = "spiffe://example.org/ns/default/sa/waypoint";
+    let dir = scratch("waypoint-flags");
+    dev_ca(&dir, &[TD_CLIENT, TD_SERVER, TD_WAYPOINT]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.60", "127.0.0.61", "127.0.0.62");
+    let local = dir.join("local.yaml");
+    write(
+        &local,
+        &local_config(client_ip, server_ip, waypoint_ip, "")
+            .replace("trustDomain: cluster.local", "trustDomain: example.org"),
+    );
+    // The ALLOW targets a Gateway named unlike the certificate's service account, so only
+    // `--gateway` binds it; its principal is in the other trust domain.
+    let mesh = dir.join("mesh.yaml");
+    let config = mesh_config(server_ip)
+        .replace(
+            "group: gateway.networking.k8s.io, name: waypoint}",
+            "group: gateway.networking.k8s.io, name: mesh-gw}",
+        )
+        .replace(
+            "\"cluster.local/ns/default/sa/client\"",
+            "\"example.org/ns/default/sa/client\"",
+        );
+    assert!(config.contains("name: mesh-gw}") && config.contains("example.org/ns"));
+    write(&mesh, &config);
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let flags = [
+        "--hbone-listen",
+        &hbone,
+        "--trust-domain",
+        "example.org",
+        "--gateway",
+        "default/mesh-gw",
+    ];
+    let _waypoint = Waypoint::start(&dir, &mesh, &format!("{waypoint_ip}:15000"), &flags).await;
+
+    // The endpoint is dialled expecting spiffe://example.org/ns/default/sa/server (with the
+    // default trust domain the server's certificate would be refused: 503).
+    let items = "http://echo.default.svc.cluster.local/api/items";
+    let (ok, status) = curl_status(&client.socks5(), items).await;
+    assert!(ok);
+    assert_eq!(
+        status, "200",
+        "endpoint identity in the flag's trust domain"
+    );
+    // The ALLOW bound through --gateway admits only GET and HEAD.
+    let post = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--max-time", "10", "-X", "POST"])
+        .args(["--socks5-hostname", &client.socks5(), items])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&post.stdout),
+        "403",
+        "the policy targeting --gateway's Gateway applies"
+    );
+}
