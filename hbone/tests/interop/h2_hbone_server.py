@@ -1,7 +1,8 @@
 """An independent HBONE server built on python-h2 and Python's ssl module.
 
-Usage: h2_hbone_server.py CERT KEY CA
-Listens on 127.0.0.1 (port printed on the first stdout line), requires a client certificate,
+Usage: h2_hbone_server.py CERT KEY CA [HOST:PORT]
+Listens on HOST:PORT (default 127.0.0.1 and a free port; the port is printed on the first
+stdout line), requires a client certificate,
 accepts one connection, answers every CONNECT with 200 and echoes its bytes, and when the
 client closes prints one JSON object: each request's header list, the client's SETTINGS, the
 connection-level window the client granted, and whether SNI was sent.
@@ -25,8 +26,10 @@ context.set_alpn_protocols(["h2"])
 sni_seen = []
 context.sni_callback = lambda sock, name, ctx: sni_seen.append(name)
 
+host, port = (sys.argv[4].rsplit(":", 1) if len(sys.argv) > 4 else ("127.0.0.1", "0"))
 listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((host, int(port)))
 listener.listen(1)
 print(listener.getsockname()[1], flush=True)
 raw, _ = listener.accept()
