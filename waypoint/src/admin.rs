@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::config::Snapshot;
+use crate::config::{LastReloadError, Snapshot};
 use crate::metrics::GatewayMetrics;
 
 /// What the admin endpoint reports.
@@ -24,7 +24,7 @@ pub struct AdminState {
     /// True once every listener is bound and its routes programmed.
     pub ready: AtomicBool,
     /// Why the last reload was rejected, if it was.
-    pub last_error: Mutex<Option<String>>,
+    pub last_error: LastReloadError,
     /// The metrics.
     pub metrics: Arc<GatewayMetrics>,
     /// The registry `/metrics` serves (the embedder's, with the gateway's metrics in it).
@@ -32,10 +32,6 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|e| e.clone())
-    }
-
     fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         if request.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
@@ -48,7 +44,7 @@ impl AdminState {
             "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
             "/status" => json(&serde_json::json!({
                 "generation": snapshot.generation,
-                "lastReloadError": self.last_error(),
+                "lastReloadError": self.last_error.get(),
                 "warnings": snapshot.warnings,
                 "resources": snapshot.resolution.statuses,
             })),

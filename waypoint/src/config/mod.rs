@@ -3,6 +3,8 @@
 
 mod settle;
 mod store;
+mod watch;
 
 pub use settle::SettledChange;
 pub use store::{ConfigSource, Fingerprint, Snapshot};
+pub use watch::{LastReloadError, ReloadTicker};

@@ -5,8 +5,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,8 +15,8 @@ use routing::resolve::ResolveOptions;
 
 use crate::admin;
 pub use crate::admin::AdminState;
-use crate::config::SettledChange;
 pub use crate::config::{ConfigSource, Fingerprint, Snapshot};
+use crate::config::{LastReloadError, ReloadTicker};
 pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use crate::metrics::GatewayMetrics;
 
@@ -85,7 +85,7 @@ pub async fn run_gateway(
         controller_name: options.controller_name.clone(),
         ..ResolveOptions::default()
     };
-    let mut changes = SettledChange::new(options.source.fingerprint());
+    let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
@@ -107,7 +107,7 @@ pub async fn run_gateway(
     let state = Arc::new(AdminState {
         snapshot: ArcSwap::from_pointee(snapshot),
         ready: false.into(),
-        last_error: Mutex::new(None),
+        last_error: LastReloadError::default(),
         metrics: Arc::clone(&metrics),
         registry,
     });
@@ -124,17 +124,19 @@ pub async fn run_gateway(
     events.log(&format!("admin on {admin_address}"));
 
     tokio::pin!(shutdown);
-    let mut ticker = tokio::time::interval(options.reload_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = ticker.tick() => {
-                if changes.poll(options.source.fingerprint()) {
-                    reload(&options.source, &resolve_options, &state, &mut sockets, events).await;
-                }
-            }
-        }
+    let mut ticker = ReloadTicker::new(options.reload_interval, loaded);
+    while ticker
+        .settled_change(shutdown.as_mut(), || options.source.fingerprint())
+        .await
+    {
+        reload(
+            &options.source,
+            &resolve_options,
+            &state,
+            &mut sockets,
+            events,
+        )
+        .await;
     }
 
     events.log("draining");
@@ -174,18 +176,14 @@ async fn reload(
             events.log(&format!("configuration generation {generation} loaded"));
             state.metrics.config_loaded(true, generation);
             state.snapshot.store(Arc::new(snapshot));
-            if let Ok(mut last) = state.last_error.lock() {
-                *last = None;
-            }
+            state.last_error.record(None);
         }
         Err(message) => {
             events.log(&format!(
                 "configuration rejected, still serving the previous one: {message}"
             ));
             state.metrics.config_loaded(false, generation);
-            if let Ok(mut last) = state.last_error.lock() {
-                *last = Some(message);
-            }
+            state.last_error.record(Some(message));
         }
     }
 }

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use super::identities::{EndpointIdentityMap, expected_identities};
 use super::metrics::{ByteCount, ConnectionSeries, CountedBody, RequestMetrics};
 use super::sniff::sniff;
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
-use crate::config::{ConfigSource, SettledChange, Snapshot};
+use crate::config::{ConfigSource, LastReloadError, ReloadTicker, Snapshot};
 use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
 use crate::inbound::{HttpLimits, serve_with_peer};
@@ -104,7 +104,7 @@ struct MeshState {
     metrics: RequestMetrics,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
     trust_domain: String,
-    last_error: Mutex<Option<String>>,
+    last_error: LastReloadError,
 }
 
 /// One way out (HBONE or plain TCP) and the state it routes with.
@@ -129,6 +129,7 @@ pub async fn run_mesh_waypoint(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MeshWaypointError> {
     let resolve_options = ResolveOptions::default();
+    let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
     let policies = WaypointPolicies::build(&snapshot.config, &options.gateway)?;
     let mut registry = options.registry;
@@ -145,7 +146,7 @@ pub async fn run_mesh_waypoint(
         snapshot: ArcSwap::from_pointee(snapshot),
         identities: Arc::clone(&identities),
         trust_domain: options.trust_domain.clone(),
-        last_error: Mutex::new(None),
+        last_error: LastReloadError::default(),
     });
     let bind = bind_listener;
     let mut tasks = tokio::task::JoinSet::new();
@@ -199,18 +200,12 @@ pub async fn run_mesh_waypoint(
     events.log(&format!("admin on {}", options.admin));
 
     tokio::pin!(shutdown);
-    let mut changes = SettledChange::new(options.source.fingerprint());
-    let mut ticker = tokio::time::interval(options.reload_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = ticker.tick() => {
-                if changes.poll(options.source.fingerprint()) {
-                    reload(&state, &options.source, &resolve_options, events);
-                }
-            }
-        }
+    let mut ticker = ReloadTicker::new(options.reload_interval, loaded);
+    while ticker
+        .settled_change(shutdown.as_mut(), || options.source.fingerprint())
+        .await
+    {
+        reload(&state, &options.source, &resolve_options, events);
     }
     let _ = stop.send(true);
     tasks.abort_all();
@@ -245,17 +240,13 @@ fn reload(
             // Swapped in before it is announced: whoever reads the line sees the new state.
             state.snapshot.store(Arc::new(snapshot));
             events.log(&applied);
-            if let Ok(mut last) = state.last_error.lock() {
-                *last = None;
-            }
+            state.last_error.record(None);
         }
         Err(error) => {
             events.log(&format!(
                 "configuration refused, keeping the current one: {error}"
             ));
-            if let Ok(mut last) = state.last_error.lock() {
-                *last = Some(error.to_string());
-            }
+            state.last_error.record(Some(error.to_string()));
         }
     }
 }
@@ -269,12 +260,11 @@ fn admin_answer(
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
     }
     let snapshot = state.snapshot.load();
-    let last_error = state.last_error.lock().ok().and_then(|e| e.clone());
     match request.uri().path() {
         "/ready" => text(StatusCode::OK, "ready\n".into()),
         "/status" => json(&serde_json::json!({
             "generation": snapshot.generation,
-            "lastReloadError": last_error,
+            "lastReloadError": state.last_error.get(),
             "warnings": snapshot.warnings,
             "resources": snapshot.resolution.statuses,
         })),

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use super::live::LiveConnections;
 use super::outbound::{ILLEGAL_PORTS, Outbound, OutboundRoute};
 use super::snapshot::{LoadError, LocalConfigSource, NodeSnapshot, WorkloadSelector};
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
-use crate::config::SettledChange;
+use crate::config::{LastReloadError, ReloadTicker};
 use crate::gateway::GatewayEvents;
 use crate::inbound::socks5::accept_socks5;
 
@@ -116,7 +116,7 @@ struct Node {
     connector: HboneConnector,
     mark: Option<u32>,
     metrics: TcpMetrics,
-    last_error: Mutex<Option<String>>,
+    last_error: LastReloadError,
     live: LiveConnections,
 }
 
@@ -131,6 +131,7 @@ pub async fn run_node(
     events: &dyn GatewayEvents,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    let loaded = options.source.stamp();
     let config = options.source.load()?;
     let snapshot = NodeSnapshot::new(config, &options.workload, 1);
     if snapshot.local.is_none() {
@@ -155,7 +156,7 @@ pub async fn run_node(
         connector,
         mark: options.mark,
         metrics: metrics.clone(),
-        last_error: Mutex::new(None),
+        last_error: LastReloadError::default(),
         live: LiveConnections::default(),
     });
     let addresses = options.addresses;
@@ -238,18 +239,12 @@ pub async fn run_node(
     }
 
     tokio::pin!(shutdown);
-    let mut changes = SettledChange::new(options.source.stamp());
-    let mut ticker = tokio::time::interval(options.reload_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = ticker.tick() => {
-                if changes.poll(options.source.stamp()) {
-                    reload(&node, &options.source, &options.workload, events);
-                }
-            }
-        }
+    let mut ticker = ReloadTicker::new(options.reload_interval, loaded);
+    while ticker
+        .settled_change(shutdown.as_mut(), || options.source.stamp())
+        .await
+    {
+        reload(&node, &options.source, &options.workload, events);
     }
     let _ = stop_hbone.send(());
     tasks.abort_all();
@@ -284,29 +279,24 @@ fn reload(
                     "{closed} open connections are no longer allowed and were closed"
                 ));
             }
-            if let Ok(mut last) = node.last_error.lock() {
-                *last = None;
-            }
+            node.last_error.record(None);
         }
         Err(error) => {
             events.log(&format!(
                 "configuration refused, keeping the current one: {error}"
             ));
-            if let Ok(mut last) = node.last_error.lock() {
-                *last = Some(error.to_string());
-            }
+            node.last_error.record(Some(error.to_string()));
         }
     }
 }
 
 fn config_dump(node: &Node) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let snapshot = node.snapshot.load();
-    let last_error = node.last_error.lock().ok().and_then(|e| e.clone());
     json(&serde_json::json!({
         "generation": snapshot.generation,
         "localWorkload": snapshot.local.as_deref(),
         "identity": node.identity.as_ref().map(ToString::to_string),
-        "lastReloadError": last_error,
+        "lastReloadError": node.last_error.get(),
         "staticConfig": snapshot.config,
     }))
 }
