@@ -29,7 +29,7 @@
 use std::fmt;
 
 use crate::compiled::ListenerProtocol;
-use crate::model::ObjectKey;
+use crate::model::{Config, ObjectKey};
 
 /// A typed map of the policies attached to one compiled listener, rule or backend: at most one
 /// value per type. Cloning clones the values (keep them small or behind an `Arc`).
@@ -107,6 +107,13 @@ pub struct BackendTarget<'a> {
 /// [`ResolveOptions::policies`](crate::resolve::ResolveOptions)). Every method defaults to
 /// attaching nothing.
 pub trait PolicyCompiler: Send + Sync + fmt::Debug {
+    /// Called once per configuration, before anything is compiled: a compiler whose
+    /// attachments come from the configuration's own policy objects (Envoy Gateway's
+    /// SecurityPolicy, say) returns the one built from them, which then fills the slots.
+    /// Default: `None`, this compiler itself fills them.
+    fn for_config(&self, _config: &Config) -> Option<std::sync::Arc<dyn PolicyCompiler>> {
+        None
+    }
     /// Attaches policies to a listener.
     fn listener(&self, _listener: &ListenerTarget<'_>, _slot: &mut PolicySlot) {}
     /// Attaches policies to a route rule.

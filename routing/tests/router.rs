@@ -735,3 +735,53 @@ spec:
         "InvalidClientCertificateRef"
     );
 }
+
+/// Tags every rule with the number of HTTPRoutes in the configuration it was built from.
+#[derive(Debug)]
+struct RouteCounter(usize);
+
+impl PolicyCompiler for RouteCounter {
+    fn for_config(&self, config: &routing::model::Config) -> Option<Arc<dyn PolicyCompiler>> {
+        Some(Arc::new(RouteCounter(config.http_routes.len())))
+    }
+    fn rule(&self, _rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+        slot.insert(Tag(format!("{} routes", self.0)));
+    }
+}
+
+#[tokio::test]
+async fn a_compiler_built_from_the_configuration_fills_the_slots() {
+    let resolution = resolve(
+        &load_str(
+            "test.yaml",
+            &format!(
+                "{BASE}\n---\n{}",
+                r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: apps}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: any}]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+"#
+            ),
+        )
+        .unwrap()
+        .config,
+        &ResolveOptions {
+            policies: Some(Arc::new(RouteCounter(0))),
+            ..ResolveOptions::default()
+        },
+    );
+    let backend = tower::service_fn(|request: Request<String>| async move {
+        let matched = request.extensions().get::<MatchedRoute>().unwrap();
+        let tag = matched.rule.policy.get::<Tag>().map(|t| t.0.clone());
+        Ok::<_, UpstreamError>(Response::new(tag.unwrap_or_default()))
+    });
+    let mut router = Router::new(
+        Arc::new(ListenerSet::new(resolution.gateways[0].listeners.clone())),
+        BoxCloneService::new(backend),
+    );
+    let response = get(&mut router, "shop.local", "/").await.unwrap();
+    assert_eq!(response.body(), "1 routes");
+}

@@ -96,6 +96,16 @@ pub(crate) struct ListenerBuild {
 
 /// Resolves `config`.
 pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
+    // A compiler built from the configuration's own policy objects replaces the given one.
+    let prepared = options
+        .policies
+        .as_ref()
+        .and_then(|policies| policies.for_config(config))
+        .map(|policies| ResolveOptions {
+            policies: Some(policies),
+            ..options.clone()
+        });
+    let options = prepared.as_ref().unwrap_or(options);
     let mut statuses = Vec::new();
     let ours =
         |class: &crate::model::GatewayClass| class.spec.controller_name == options.controller_name;
