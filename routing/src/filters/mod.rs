@@ -10,7 +10,7 @@ mod redirect;
 mod request_edit;
 mod url_rewrite;
 
-pub use cors::{CorsError, CorsPolicy, PreflightAnswer};
+pub use cors::{CorsError, CorsPolicy, CorsSemantics, EnvoyCorsParams, PreflightAnswer};
 pub use cors_layer::{CorsFuture, CorsLayer, CorsService};
 pub use header_layers::{
     RequestHeaderModifierLayer, RequestHeaderModifierService, ResponseHeaderModifierFuture,
