@@ -12,6 +12,8 @@
 //! | `Upstream` (refused, reset, connect timeout, TLS, protocol, overloaded) | 503 | UNAVAILABLE (14) |
 //! | `BackendTimeout`, `RequestTimeout` (the route's timeouts) | 504 | DEADLINE_EXCEEDED (4) |
 //! | `Denied` (an authorization policy) | 403 `RBAC: access denied` | PERMISSION_DENIED (7) |
+//! | `Unauthenticated` (basic auth, API key, JWT) | 401 with the policy's text and `www-authenticate` challenge | UNAUTHENTICATED (16) |
+//! | `PolicyInvalid` (a policy that cannot be enforced: fail closed) | 500 | UNAVAILABLE (14) |
 //!
 //! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
 //! 503; only the route's own timeouts are 504.
@@ -39,6 +41,7 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::NoEndpoints | RouteError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
         RouteError::Denied(_) => StatusCode::FORBIDDEN,
+        RouteError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -47,6 +50,7 @@ pub fn status_for(error: &RouteError) -> StatusCode {
 pub fn grpc_status_for(error: &RouteError) -> u8 {
     match status_for(error) {
         StatusCode::FORBIDDEN => 7,
+        StatusCode::UNAUTHORIZED => 16,
         StatusCode::NOT_FOUND => 12,
         StatusCode::GATEWAY_TIMEOUT => 4,
         _ => 14,
@@ -64,6 +68,15 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// `grpc-status` and `grpc-message`.
 pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     let mut response = Response::new(B::default());
+    if let RouteError::Unauthenticated {
+        challenge: Some(challenge),
+        ..
+    } = error
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
+    }
     if !grpc {
         *response.status_mut() = status_for(error);
         if let Some(text) = local_reply_text(error) {
@@ -90,6 +103,7 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
 fn local_reply_text(error: &RouteError) -> Option<&'static str> {
     match error {
         RouteError::Denied(_) => Some("RBAC: access denied"),
+        RouteError::Unauthenticated { text, .. } => Some(text),
         _ => None,
     }
 }
@@ -273,6 +287,16 @@ mod tests {
             (upstream(UpstreamErrorKind::Overloaded), 503, "14"),
             (upstream(UpstreamErrorKind::Timeout), 503, "14"),
             (RouteError::Denied("shop/deny".into()), 403, "7"),
+            (
+                RouteError::Unauthenticated {
+                    policy: "shop/basic".into(),
+                    text: "User authentication failed. Missing username and password.",
+                    challenge: None,
+                },
+                401,
+                "16",
+            ),
+            (RouteError::PolicyInvalid("shop/jwt".into()), 500, "14"),
         ];
         for (error, http, grpc) in table {
             let plain: Response<String> = answer(&error, false);

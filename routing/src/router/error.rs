@@ -43,6 +43,20 @@ pub enum RouteError {
     /// An authorization policy refused the request (the reason names the policy).
     #[error("access denied: {0}")]
     Denied(String),
+    /// Authentication failed: credentials missing or invalid (basic auth, API key, JWT).
+    #[error("authentication failed ({policy}): {text}")]
+    Unauthenticated {
+        /// The policy (and rule) that asked for credentials.
+        policy: String,
+        /// Envoy's local-reply text for the failure.
+        text: &'static str,
+        /// The `www-authenticate` challenge to send, if the scheme has one.
+        challenge: Option<http::HeaderValue>,
+    },
+    /// A policy attached to the route cannot be enforced (invalid, or asks for what is not
+    /// supported): the request is refused rather than let through unprotected.
+    #[error("policy cannot be enforced: {0}")]
+    PolicyInvalid(String),
 }
 
 impl From<std::convert::Infallible> for RouteError {
