@@ -6,6 +6,8 @@
 //! tower `Layer` + `Service` pair with a plain-data parameter struct.
 //!
 //! Built so far:
+//! - [`security`]: Envoy Gateway's SecurityPolicy — CORS, API keys, basic auth, authorization
+//!   rules — attached by target and enforced by one tower layer.
 //! - [`l4`]: L4 authorization with Istio ztunnel's model and decision order (peer identity,
 //!   namespaces, service accounts, source and destination addresses and ports).
 //!
@@ -13,3 +15,4 @@
 
 pub mod istio;
 pub mod l4;
+pub mod security;

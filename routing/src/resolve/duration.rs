@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parses a GEP-2257 duration; `None` when it does not follow the grammar.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut rest = text;
     let mut total = Duration::ZERO;
     let mut parts = 0;

@@ -1,0 +1,216 @@
+//! Which SecurityPolicy covers what (policy.md §0.1): policies target Gateways (or one
+//! listener by `sectionName`) and HTTPRoutes/GRPCRoutes (or one rule by name) in their own
+//! namespace. The most specific wins as a whole — rule > route > listener > Gateway — and
+//! between two policies on the same target the older (then the first by namespace/name) wins,
+//! as Envoy Gateway resolves conflicts. [`SecurityPolicies`] is the
+//! [`PolicyCompiler`](routing::slot::PolicyCompiler) that puts the winner into the slots:
+//! route-level policies into rule slots, Gateway-level ones into listener slots; the request
+//! path reads the rule's first, then the listener's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use routing::loader::parse_foreign;
+use routing::model::{Config, ForeignObject, ObjectKey};
+use routing::slot::{ListenerTarget, PolicyCompiler, PolicySlot, RuleTarget};
+
+use super::compile::CompiledSecurityPolicy;
+use super::model::{PolicyTargetReference, SecurityPolicy};
+
+/// Envoy Gateway's API group.
+pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
+
+/// The SecurityPolicy attached to a listener or rule slot.
+#[derive(Debug, Clone)]
+pub struct AttachedSecurityPolicy(pub Arc<CompiledSecurityPolicy>);
+
+type Section = Option<String>;
+
+/// The SecurityPolicies of one configuration, by target.
+#[derive(Debug, Default)]
+pub struct SecurityPolicies {
+    gateways: HashMap<(ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
+    routes: HashMap<(String, ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
+    problems: Vec<String>,
+}
+
+impl SecurityPolicies {
+    /// Reads and compiles every SecurityPolicy of `config`. A policy that cannot be read is
+    /// still attached, as invalid, wherever its `targetRefs` can be made out.
+    pub fn build(config: &Config) -> Self {
+        let mut objects: Vec<&ForeignObject> = config
+            .foreign
+            .iter()
+            .filter(|o| o.group() == ENVOY_GATEWAY_GROUP && o.kind == "SecurityPolicy")
+            .collect();
+        objects.sort_by(|a, b| {
+            let age = |o: &ForeignObject| o.metadata.creation_timestamp.clone().unwrap_or_default();
+            age(a)
+                .cmp(&age(b))
+                .then_with(|| a.metadata.key().cmp(&b.metadata.key()))
+        });
+        let mut policies = SecurityPolicies::default();
+        for object in objects {
+            let key = object.metadata.key();
+            let (compiled, targets) = match parse_foreign::<SecurityPolicy>(object) {
+                Ok(policy) => {
+                    let compiled = CompiledSecurityPolicy::compile(&policy, config);
+                    let mut targets = policy.spec.target_refs.clone();
+                    targets.extend(policy.spec.target_ref.clone());
+                    (compiled, targets)
+                }
+                Err(error) => (
+                    CompiledSecurityPolicy::invalid(key.clone(), error.to_string()),
+                    raw_targets(object),
+                ),
+            };
+            if let Err(reason) = &compiled.checks {
+                policies.problems.push(format!(
+                    "SecurityPolicy {key} cannot be enforced (its targets answer 500): {reason}"
+                ));
+            }
+            let compiled = Arc::new(compiled);
+            for target in targets {
+                policies.attach(&key, &target, &compiled);
+            }
+        }
+        policies
+    }
+
+    fn attach(
+        &mut self,
+        policy: &ObjectKey,
+        target: &PolicyTargetReference,
+        compiled: &Arc<CompiledSecurityPolicy>,
+    ) {
+        if !matches!(target.group.as_str(), "" | "gateway.networking.k8s.io") {
+            self.problems.push(format!(
+                "SecurityPolicy {policy}: target group {:?} is not served",
+                target.group
+            ));
+            return;
+        }
+        let object = ObjectKey::new(policy.namespace.clone(), target.name.clone());
+        let section = target.section_name.clone();
+        let winner = match target.kind.as_str() {
+            "Gateway" => insert_first(&mut self.gateways, (object, section), compiled),
+            "HTTPRoute" | "GRPCRoute" => insert_first(
+                &mut self.routes,
+                (target.kind.clone(), object, section),
+                compiled,
+            ),
+            other => {
+                self.problems.push(format!(
+                    "SecurityPolicy {policy}: target kind {other} is not served"
+                ));
+                return;
+            }
+        };
+        if let Some(winner) = winner {
+            self.problems.push(conflict(policy, &winner, target));
+        }
+    }
+
+    /// What could not be enforced or attached, one line each (for logs and status).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The policy covering a Gateway's listener: its own, else the Gateway's.
+    pub fn for_listener(
+        &self,
+        gateway: &ObjectKey,
+        listener: &str,
+    ) -> Option<&Arc<CompiledSecurityPolicy>> {
+        self.gateways
+            .get(&(gateway.clone(), Some(listener.to_owned())))
+            .or_else(|| self.gateways.get(&(gateway.clone(), None)))
+    }
+
+    /// The policy covering a route rule: the rule's own (by name), else the route's.
+    pub fn for_rule(
+        &self,
+        kind: &str,
+        route: &ObjectKey,
+        rule: Option<&str>,
+    ) -> Option<&Arc<CompiledSecurityPolicy>> {
+        let by_rule = rule.and_then(|name| {
+            self.routes
+                .get(&(kind.to_owned(), route.clone(), Some(name.to_owned())))
+        });
+        by_rule.or_else(|| self.routes.get(&(kind.to_owned(), route.clone(), None)))
+    }
+}
+
+/// Inserts `value` unless `key` is taken; the policy holding it when it is.
+fn insert_first<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Arc<CompiledSecurityPolicy>>,
+    key: K,
+    value: &Arc<CompiledSecurityPolicy>,
+) -> Option<ObjectKey> {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(taken) => Some(taken.get().policy.clone()),
+        std::collections::hash_map::Entry::Vacant(free) => {
+            free.insert(Arc::clone(value));
+            None
+        }
+    }
+}
+
+fn conflict(policy: &ObjectKey, winner: &ObjectKey, target: &PolicyTargetReference) -> String {
+    format!(
+        "SecurityPolicy {policy}: {} {}{} is already covered by {winner} (older); not attached",
+        target.kind,
+        target.name,
+        target
+            .section_name
+            .as_deref()
+            .map(|s| format!(" section {s}"))
+            .unwrap_or_default()
+    )
+}
+
+/// `spec.targetRefs` / `spec.targetRef` read leniently from a policy that failed to parse.
+fn raw_targets(object: &ForeignObject) -> Vec<PolicyTargetReference> {
+    let spec = object.body.get("spec");
+    let text = |value: &serde_yaml_ng::Value, field: &str| {
+        value.get(field).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    let read = |value: &serde_yaml_ng::Value| {
+        Some(PolicyTargetReference {
+            group: text(value, "group").unwrap_or_default(),
+            kind: text(value, "kind")?,
+            name: text(value, "name")?,
+            section_name: text(value, "sectionName"),
+        })
+    };
+    let many = spec
+        .and_then(|s| s.get("targetRefs"))
+        .and_then(|v| v.as_sequence())
+        .into_iter()
+        .flatten()
+        .filter_map(read);
+    let one = spec.and_then(|s| s.get("targetRef")).and_then(read);
+    many.chain(one).collect()
+}
+
+impl PolicyCompiler for SecurityPolicies {
+    fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
+        Some(Arc::new(SecurityPolicies::build(config)))
+    }
+
+    fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {
+        if let Some(policy) = self.for_listener(listener.gateway, listener.listener) {
+            slot.insert(AttachedSecurityPolicy(Arc::clone(policy)));
+        }
+    }
+
+    fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+        if rule.mesh {
+            return; // SecurityPolicy targets Gateway routing, not GAMMA parents
+        }
+        if let Some(policy) = self.for_rule(rule.kind, rule.route, rule.name) {
+            slot.insert(AttachedSecurityPolicy(Arc::clone(policy)));
+        }
+    }
+}

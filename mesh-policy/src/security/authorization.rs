@@ -1,0 +1,298 @@
+//! `authorization` at request time (policy.md §3.8): rules in order, the first that matches
+//! decides (`Allow` or `Deny` → 403), `defaultAction` (default `Deny`) when none does. A rule
+//! matches when every part it has matches: `operation` (any method; the path, `invert`ible)
+//! and `principal` (client address in any CIDR; every header with any of its values).
+//! `principal.jwt`, geolocation and CEL are refused when compiled, so a policy that needs
+//! them fails closed instead of matching less than it says.
+
+use std::net::IpAddr;
+
+use http::Method;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::model::{AuthorizationAction, AuthorizationRuleSpec, AuthorizationSpec, PathMatchSpec};
+use crate::l4::Cidr;
+
+/// A compiled `authorization`.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRules {
+    rules: Vec<Rule>,
+    default_action: AuthorizationAction,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    action: AuthorizationAction,
+    methods: Vec<Method>,
+    path: Option<(PathCheck, bool)>,
+    cidrs: Vec<Cidr>,
+    headers: Vec<(HeaderName, Vec<HeaderValue>)>,
+}
+
+#[derive(Debug, Clone)]
+enum PathCheck {
+    Exact(String),
+    Prefix(String),
+    Regex(regex::Regex),
+}
+
+/// What a request is judged on.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The headers (after authentication added its own).
+    pub headers: &'a HeaderMap,
+    /// The client's address (detected), if known.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The outcome, with the rule that decided (`None`: the default action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let through.
+    Allowed(Option<String>),
+    /// 403.
+    Denied(Option<String>),
+}
+
+impl AuthorizationRules {
+    /// Compiles `spec`; an unsupported or invalid part is an error naming the rule.
+    pub fn compile(spec: &AuthorizationSpec) -> Result<Self, String> {
+        let rules = spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| compile_rule(index, rule))
+            .collect::<Result<_, _>>()?;
+        Ok(AuthorizationRules {
+            rules,
+            default_action: spec.default_action.unwrap_or(AuthorizationAction::Deny),
+        })
+    }
+
+    /// Judges a request.
+    pub fn evaluate(&self, request: &RequestFacts<'_>) -> Verdict {
+        let verdict = |action, rule: Option<String>| match action {
+            AuthorizationAction::Allow => Verdict::Allowed(rule),
+            AuthorizationAction::Deny => Verdict::Denied(rule),
+        };
+        match self.rules.iter().find(|rule| rule.matches(request)) {
+            Some(rule) => verdict(rule.action, Some(rule.name.clone())),
+            None => verdict(self.default_action, None),
+        }
+    }
+}
+
+fn compile_rule(index: usize, spec: &AuthorizationRuleSpec) -> Result<Rule, String> {
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("rules[{index}]"));
+    let unsupported = |what: &str| Err(format!("{name}: {what} is not supported yet"));
+    if spec.cel.is_some() {
+        return unsupported("cel");
+    }
+    let principal = spec.principal.clone().unwrap_or_default();
+    if spec.principal.is_none() {
+        return Err(format!("{name}: needs a principal (or cel)"));
+    }
+    if principal.jwt.is_some() {
+        return unsupported("principal.jwt");
+    }
+    if principal.client_ip_geo_locations.is_some() {
+        return unsupported("principal.clientIPGeoLocations");
+    }
+    let operation = spec.operation.clone().unwrap_or_default();
+    let methods = operation
+        .methods
+        .iter()
+        .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| format!("{name}: method {m:?}")))
+        .collect::<Result<_, _>>()?;
+    let path = operation
+        .path
+        .as_ref()
+        .map(|path| compile_path(&name, path).map(|check| (check, path.invert)))
+        .transpose()?;
+    let cidrs = principal
+        .client_cidrs
+        .iter()
+        .map(|c| {
+            c.parse()
+                .map_err(|e| format!("{name}: clientCIDRs {c:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let headers = principal
+        .headers
+        .iter()
+        .map(|h| {
+            let header = HeaderName::try_from(h.name.as_str())
+                .map_err(|_| format!("{name}: header name {:?}", h.name))?;
+            let values = h
+                .values
+                .iter()
+                .map(|v| HeaderValue::try_from(v.as_str()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("{name}: a value of header {:?}", h.name))?;
+            Ok((header, values))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Rule {
+        name,
+        action: spec.action,
+        methods,
+        path,
+        cidrs,
+        headers,
+    })
+}
+
+fn compile_path(rule: &str, path: &PathMatchSpec) -> Result<PathCheck, String> {
+    match path.match_type.as_str() {
+        "Exact" => Ok(PathCheck::Exact(path.value.clone())),
+        "PathPrefix" => Ok(PathCheck::Prefix(
+            path.value.trim_end_matches('/').to_owned(),
+        )),
+        "RegularExpression" => regex::RegexBuilder::new(&format!("^(?:{})$", path.value))
+            .size_limit(1 << 20)
+            .build()
+            .map(PathCheck::Regex)
+            .map_err(|e| format!("{rule}: path regex: {e}")),
+        other => Err(format!("{rule}: path type {other:?}")),
+    }
+}
+
+impl Rule {
+    fn matches(&self, request: &RequestFacts<'_>) -> bool {
+        (self.methods.is_empty() || self.methods.contains(request.method))
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|(check, invert)| check.matches(request.path) != *invert)
+            && (self.cidrs.is_empty()
+                || request
+                    .client_ip
+                    .is_some_and(|ip| self.cidrs.iter().any(|c| c.contains(ip))))
+            && self.headers.iter().all(|(name, values)| {
+                request
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .any(|value| values.contains(value))
+            })
+    }
+}
+
+impl PathCheck {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathCheck::Exact(exact) => path == exact,
+            // Segment-aware: `/api` covers `/api` and `/api/x`, not `/apix`.
+            PathCheck::Prefix(prefix) => {
+                prefix.is_empty()
+                    || path
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+            PathCheck::Regex(regex) => regex.is_match(path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(yaml: &str) -> Result<AuthorizationRules, String> {
+        AuthorizationRules::compile(&serde_yaml_ng::from_str(yaml).unwrap())
+    }
+
+    fn judge(rules: &AuthorizationRules, method: Method, path: &str, ip: &str) -> Verdict {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-team", HeaderValue::from_static("blue"));
+        rules.evaluate(&RequestFacts {
+            method: &method,
+            path,
+            headers: &headers,
+            client_ip: Some(ip.parse().unwrap()),
+        })
+    }
+
+    #[test]
+    fn first_match_wins_and_the_default_is_deny() {
+        let rules = rules(
+            r#"
+rules:
+- {name: block-admin, action: Deny, operation: {path: {type: PathPrefix, value: /admin}}, principal: {clientCIDRs: [0.0.0.0/0]}}
+- {name: office, action: Allow, principal: {clientCIDRs: [10.0.0.0/8]}}
+- {name: blue-get, action: Allow, operation: {methods: [GET]}, principal: {headers: [{name: x-team, values: [red, blue]}]}}
+"#,
+        )
+        .unwrap();
+        let denied = |rule: &str| Verdict::Denied(Some(rule.into()));
+        let allowed = |rule: &str| Verdict::Allowed(Some(rule.into()));
+        assert_eq!(
+            judge(&rules, Method::GET, "/admin/x", "10.1.1.1"),
+            denied("block-admin")
+        );
+        assert_eq!(
+            judge(&rules, Method::GET, "/adminx", "10.1.1.1"),
+            allowed("office")
+        );
+        assert_eq!(
+            judge(&rules, Method::POST, "/x", "10.1.1.1"),
+            allowed("office")
+        );
+        assert_eq!(
+            judge(&rules, Method::GET, "/x", "192.0.2.1"),
+            allowed("blue-get")
+        );
+        assert_eq!(
+            judge(&rules, Method::POST, "/x", "192.0.2.1"),
+            Verdict::Denied(None)
+        );
+    }
+
+    #[test]
+    fn default_allow_inverted_paths_and_exact_paths() {
+        let rules = rules(
+            r#"
+defaultAction: Allow
+rules:
+- {action: Deny, operation: {path: {type: Exact, value: /open, invert: true}}, principal: {clientCIDRs: [192.0.2.0/24]}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            judge(&rules, Method::GET, "/open", "192.0.2.1"),
+            Verdict::Allowed(None)
+        );
+        assert_eq!(
+            judge(&rules, Method::GET, "/closed", "192.0.2.1"),
+            Verdict::Denied(Some("rules[0]".into()))
+        );
+        assert_eq!(
+            judge(&rules, Method::GET, "/closed", "10.0.0.1"),
+            Verdict::Allowed(None)
+        );
+        let empty = AuthorizationRules::compile(&AuthorizationSpec::default()).unwrap();
+        assert_eq!(
+            judge(&empty, Method::GET, "/", "10.0.0.1"),
+            Verdict::Denied(None)
+        );
+    }
+
+    #[test]
+    fn unsupported_parts_are_refused_naming_the_rule() {
+        let error = rules("rules: [{name: r, action: Allow, cel: 'true'}]").unwrap_err();
+        assert!(error.contains("r: cel"), "{error}");
+        let error = rules("rules: [{action: Allow, principal: {jwt: {provider: p}}}]").unwrap_err();
+        assert!(error.contains("rules[0]: principal.jwt"), "{error}");
+        let error = rules("rules: [{action: Allow, operation: {methods: [GET]}}]").unwrap_err();
+        assert!(error.contains("needs a principal"), "{error}");
+        assert!(rules("rules: [{action: Allow, principal: {clientCIDRs: [nope]}}]").is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! [`SecurityPolicyLayer`]: Envoy Gateway's SecurityPolicy on the request path, after route
+//! selection (it reads the [`MatchedRoute`]'s slots: the rule's policy, else the listener's)
+//! and before the rule's filters. In Envoy Gateway's order: CORS (a preflight is answered
+//! here, before any credentials are asked for), API key, basic auth, authorization. Failures
+//! are typed [`RouteError`]s — `Unauthenticated` (401 with the challenge), `Denied` (403,
+//! naming the policy and rule), `PolicyInvalid` (500) — turned into answers where the
+//! embedder turns every error into one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
+use routing::router::{MatchedRoute, RouteError};
+use tower::{Layer, Service};
+
+use super::api_key::API_KEY_FAILURE_TEXT;
+use super::attach::AttachedSecurityPolicy;
+use super::authorization::{RequestFacts, Verdict};
+use super::basic_auth::basic_challenge;
+use super::compile::{CompiledSecurityPolicy, SecurityChecks};
+
+/// The client address authorization judges (`principal.clientCIDRs`), as a request
+/// extension; set by client-IP detection (ClientTrafficPolicy). Without it the connection's
+/// peer address ([`hbone::peer::Peer`]) is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// Applies the SecurityPolicy attached to each request's route or listener.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecurityPolicyLayer;
+
+impl<S> Layer<S> for SecurityPolicyLayer {
+    type Service = SecurityPolicyService<S>;
+
+    fn layer(&self, inner: S) -> SecurityPolicyService<S> {
+        SecurityPolicyService { inner }
+    }
+}
+
+/// The service of [`SecurityPolicyLayer`].
+#[derive(Debug, Clone)]
+pub struct SecurityPolicyService<S> {
+    inner: S,
+}
+
+impl<S> SecurityPolicyService<S> {
+    /// Wraps `inner` (the rule's filters and dispatch).
+    pub fn new(inner: S) -> Self {
+        SecurityPolicyService { inner }
+    }
+}
+
+/// What the policy decided before the request goes on.
+enum Decision<R> {
+    /// Answered here (a CORS preflight).
+    Answer(R),
+    /// Refused.
+    Refuse(RouteError),
+    /// Forwarded; the response gets CORS headers for this origin.
+    Forward(Option<(Arc<CompiledSecurityPolicy>, HeaderValue)>),
+}
+
+impl<S, B, RB> Service<Request<B>> for SecurityPolicyService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = RouteError;
+    type Future = SecurityFuture<S::Future, RB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let Some(policy) = attached(&request) else {
+            return SecurityFuture::Inner {
+                inner: self.inner.call(request),
+                cors: None,
+            };
+        };
+        match enforce(&policy, &mut request) {
+            Decision::Answer(answer) => SecurityFuture::Early(Some(Ok(answer))),
+            Decision::Refuse(error) => SecurityFuture::Early(Some(Err(error))),
+            Decision::Forward(cors) => SecurityFuture::Inner {
+                inner: self.inner.call(request),
+                cors,
+            },
+        }
+    }
+}
+
+/// The policy covering the request: its rule's, else its listener's.
+fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> {
+    let matched = request.extensions().get::<MatchedRoute>()?;
+    let from_rule = matched.rule.policy.get::<AttachedSecurityPolicy>();
+    let from_listener = || {
+        matched
+            .listener
+            .as_ref()
+            .and_then(|l| l.policy.get::<AttachedSecurityPolicy>())
+    };
+    from_rule
+        .or_else(from_listener)
+        .map(|attached| Arc::clone(&attached.0))
+}
+
+fn enforce<B, RB: Default>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    request: &mut Request<B>,
+) -> Decision<Response<RB>> {
+    let checks: &SecurityChecks = match &policy.checks {
+        Ok(checks) => checks,
+        Err(reason) => {
+            return Decision::Refuse(RouteError::PolicyInvalid(format!(
+                "SecurityPolicy {}: {reason}",
+                policy.policy
+            )));
+        }
+    };
+    let mut decorate = None;
+    if let Some(cors) = &checks.cors {
+        if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+            let mut response = Response::new(RB::default());
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            return Decision::Answer(response);
+        }
+        decorate = request
+            .headers()
+            .get(header::ORIGIN)
+            .map(|origin| (Arc::clone(policy), origin.clone()));
+    }
+    let unauthenticated = |text, challenge| {
+        Decision::Refuse(RouteError::Unauthenticated {
+            policy: format!("SecurityPolicy {}", policy.policy),
+            text,
+            challenge,
+        })
+    };
+    if let Some(api_key) = &checks.api_key {
+        // The key may be stripped from the query: the URI is edited beside the headers.
+        let mut uri = std::mem::take(request.uri_mut());
+        let checked = api_key.check(&mut uri, request.headers_mut());
+        *request.uri_mut() = uri;
+        if checked.is_err() {
+            return unauthenticated(API_KEY_FAILURE_TEXT, None);
+        }
+    }
+    if let Some(basic) = &checks.basic_auth
+        && let Err(failure) = basic.check(request.headers_mut())
+    {
+        let scheme = request
+            .extensions()
+            .get::<MatchedRoute>()
+            .map_or("http", |m| m.scheme);
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()))
+            .unwrap_or_default();
+        let challenge = basic_challenge(scheme, host, request.uri().path());
+        return unauthenticated(failure.text(), challenge);
+    }
+    if let Some(rules) = &checks.authorization {
+        let client_ip = request
+            .extensions()
+            .get::<ClientAddress>()
+            .map(|c| c.0)
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<hbone::peer::Peer>()
+                    .map(|p| p.address.ip())
+            });
+        let facts = RequestFacts {
+            method: request.method(),
+            path: request.uri().path(),
+            headers: request.headers(),
+            client_ip,
+        };
+        if let Verdict::Denied(rule) = rules.evaluate(&facts) {
+            let by = rule.map_or_else(|| "defaultAction".to_owned(), |r| format!("rule {r}"));
+            return Decision::Refuse(RouteError::Denied(format!(
+                "SecurityPolicy {} {by}",
+                policy.policy
+            )));
+        }
+    }
+    Decision::Forward(decorate)
+}
+
+/// The future of [`SecurityPolicyService`].
+#[pin_project::pin_project(project = SecurityFutureProjection)]
+pub enum SecurityFuture<F, RB> {
+    /// Answered or refused without calling the inner service.
+    Early(Option<Result<Response<RB>, RouteError>>),
+    /// The inner service's answer, decorated with CORS headers.
+    Inner {
+        /// The inner future.
+        #[pin]
+        inner: F,
+        /// The policy and origin the response's CORS headers come from.
+        cors: Option<(Arc<CompiledSecurityPolicy>, HeaderValue)>,
+    },
+}
+
+impl<F, RB> Future for SecurityFuture<F, RB>
+where
+    F: Future<Output = Result<Response<RB>, RouteError>>,
+{
+    type Output = Result<Response<RB>, RouteError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SecurityFutureProjection::Early(answer) => Poll::Ready(
+                answer
+                    .take()
+                    .unwrap_or(Err(RouteError::Misassembled("a finished security future"))),
+            ),
+            SecurityFutureProjection::Inner { inner, cors } => {
+                let mut response = match inner.poll(cx) {
+                    Poll::Ready(Ok(response)) => response,
+                    other => return other,
+                };
+                if let Some((policy, origin)) = cors.take()
+                    && let Ok(checks) = &policy.checks
+                    && let Some(cors) = &checks.cors
+                {
+                    cors.decorate(Some(&origin), response.headers_mut());
+                }
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Envoy Gateway's SecurityPolicy (policy.md §3) for Gateway routing: the model read from
+//! Kubernetes YAML ([`model`]), compiled against the configuration's Secrets ([`compile`]),
+//! attached to listeners and route rules by the most specific target ([`attach`]), and
+//! enforced on the request path by [`SecurityPolicyLayer`] — CORS (the engine shared with the
+//! HTTPRoute CORS filter), API keys, basic auth and authorization rules, each a sans-IO piece
+//! with typed failures.
+//!
+//! Not enforced yet, and therefore failing closed (500) wherever a policy uses them: `jwt`,
+//! `oidc`, `extAuth`, `csrf`, CEL and `principal.jwt` in authorization, `targetSelectors`.
+
+pub mod api_key;
+pub mod attach;
+pub mod authorization;
+pub mod basic_auth;
+pub mod compile;
+pub mod htpasswd;
+pub mod layer;
+pub mod model;
+
+pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
+pub use compile::{CompiledSecurityPolicy, SecurityChecks};
+pub use layer::{ClientAddress, SecurityFuture, SecurityPolicyLayer, SecurityPolicyService};

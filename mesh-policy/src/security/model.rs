@@ -1,0 +1,242 @@
+//! Envoy Gateway's `gateway.envoyproxy.io/v1alpha1` SecurityPolicy as written in Kubernetes
+//! YAML (policy.md §3): unknown fields refused, so a typo is an error naming its field. The
+//! sections this crate does not enforce yet (`jwt`, `oidc`, `extAuth`, `csrf`) are read as
+//! opaque values so that a policy using them is recognised — and fails closed.
+
+use serde::{Deserialize, Serialize};
+
+use routing::model::{ObjectMeta, SecretObjectReference};
+
+/// A SecurityPolicy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityPolicy {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: SecurityPolicySpec,
+}
+
+/// `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityPolicySpec {
+    /// One target (the deprecated single form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<PolicyTargetReference>,
+    /// Gateways, listeners (`sectionName`), HTTPRoutes, GRPCRoutes or their rules.
+    #[serde(default)]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Targets by label (not supported: the policy fails closed where it names nothing else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_selectors: Option<serde_yaml_ng::Value>,
+    /// Cross-origin resource sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+    /// HTTP basic authentication from an htpasswd Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuthSpec>,
+    /// API keys from Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_auth: Option<ApiKeyAuthSpec>,
+    /// Authorization rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
+    /// JWT authentication (not enforced yet: fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<serde_yaml_ng::Value>,
+    /// OpenID Connect (not enforced yet: fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<serde_yaml_ng::Value>,
+    /// External authorization (not enforced yet: fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_auth: Option<serde_yaml_ng::Value>,
+    /// CSRF protection (not enforced yet: fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf: Option<serde_yaml_ng::Value>,
+}
+
+/// `targetRefs[]` (local: the policy's own namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyTargetReference {
+    /// `gateway.networking.k8s.io`.
+    #[serde(default)]
+    pub group: String,
+    /// `Gateway`, `HTTPRoute`, `GRPCRoute` (others are not served here).
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// A listener of a Gateway, or a rule of a route (by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+/// `cors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Origins: `*`, or `scheme://host[:port]` where `*` matches any run of characters.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Methods.
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to scripts.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long a preflight may be cached (a duration: `86400s`, `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Whether credentials are allowed.
+    #[serde(default)]
+    pub allow_credentials: bool,
+}
+
+/// `basicAuth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuthSpec {
+    /// The Secret whose `.htpasswd` key lists the users.
+    pub users: SecretObjectReference,
+    /// When set, the authenticated username is sent upstream in this header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_username_header: Option<String>,
+}
+
+/// `apiKeyAuth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyAuthSpec {
+    /// Secrets: each key is a client id, its value that client's API key.
+    pub credential_refs: Vec<SecretObjectReference>,
+    /// Where the key is looked for, in order; the first source that yields one is used.
+    pub extract_from: Vec<ExtractFrom>,
+    /// When set, the client id is sent upstream in this header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_client_id_header: Option<String>,
+    /// Remove the key from the request before it is forwarded.
+    #[serde(default)]
+    pub sanitize: bool,
+}
+
+/// One `extractFrom` entry: exactly one of its lists is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractFrom {
+    /// Header names.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Query parameter names.
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Cookie names.
+    #[serde(default)]
+    pub cookies: Vec<String>,
+}
+
+/// `authorization`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationSpec {
+    /// What happens when no rule matches (default `Deny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_action: Option<AuthorizationAction>,
+    /// Rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<AuthorizationRuleSpec>,
+}
+
+/// `Allow` or `Deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthorizationAction {
+    /// Let the request through.
+    Allow,
+    /// Answer 403.
+    Deny,
+}
+
+/// `authorization.rules[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationRuleSpec {
+    /// The rule's name (reported when it decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What a match does.
+    pub action: AuthorizationAction,
+    /// Which requests (methods, path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationSpec>,
+    /// Who sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalSpec>,
+    /// A CEL expression (not supported: the policy fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
+}
+
+/// `operation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationSpec {
+    /// Any of these methods.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// The path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchSpec>,
+}
+
+/// `operation.path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathMatchSpec {
+    /// `PathPrefix` (default), `Exact` or `RegularExpression`.
+    #[serde(default = "path_prefix", rename = "type")]
+    pub match_type: String,
+    /// The value.
+    pub value: String,
+    /// Match the paths that do not match.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+fn path_prefix() -> String {
+    "PathPrefix".to_owned()
+}
+
+/// `principal`: every kind given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrincipalSpec {
+    /// The (detected) client address is in any of these blocks.
+    #[serde(default, rename = "clientCIDRs")]
+    pub client_cidrs: Vec<String>,
+    /// Headers: all must match, each with any of its values.
+    #[serde(default)]
+    pub headers: Vec<HeaderPrincipal>,
+    /// JWT claims and scopes (needs `jwt`: fails closed until it is supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<serde_yaml_ng::Value>,
+    /// Geolocation (not supported: fails closed).
+    #[serde(
+        default,
+        rename = "clientIPGeoLocations",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_ip_geo_locations: Option<serde_yaml_ng::Value>,
+}
+
+/// `principal.headers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderPrincipal {
+    /// The header.
+    pub name: String,
+    /// Any of these exact values.
+    pub values: Vec<String>,
+}
