@@ -132,16 +132,14 @@ async fn curl_via(socks5: &str, url: &str) -> (bool, String) {
 }
 
 async fn curl_status(socks5: &str, url: &str) -> (bool, String) {
+    curl_method_status("GET", socks5, url).await
+}
+
+/// curl's status code for `method url` through `socks5`, and whether curl succeeded.
+async fn curl_method_status(method: &str, socks5: &str, url: &str) -> (bool, String) {
     let output = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--max-time", "10", "-X", method])
         .args(["--socks5-hostname", socks5, url])
         .output()
         .await
@@ -202,26 +200,13 @@ async fn hbone_waypoint_routes_between_ztunnels() {
     let (ok, body) = curl_via(&client.socks5(), secret).await;
     assert!(ok);
     assert_eq!(body, "RBAC: access denied", "DENY by path");
-    let post = tokio::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
-        .args(["-X", "POST", "--socks5-hostname", &client.socks5()])
-        .arg("http://echo.default.svc.cluster.local/api/items")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&post.stdout),
-        "403",
-        "the ALLOW lists only GET and HEAD"
-    );
+    let (_, post) = curl_method_status(
+        "POST",
+        &client.socks5(),
+        "http://echo.default.svc.cluster.local/api/items",
+    )
+    .await;
+    assert_eq!(post, "403", "the ALLOW lists only GET and HEAD");
 
     // Istio's L7 metrics, reporter="waypoint".
     let metrics = ztunnel_support::http_get(&format!("{waypoint_ip}:15000"), "/metrics")
@@ -433,16 +418,9 @@ async fn trust_domain_and_gateway_flags_set_identities_and_policy_targets() {
         "endpoint identity in the flag's trust domain"
     );
     // The ALLOW bound through --gateway admits only GET and HEAD.
-    let post = tokio::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["--max-time", "10", "-X", "POST"])
-        .args(["--socks5-hostname", &client.socks5(), items])
-        .output()
-        .await
-        .unwrap();
+    let (_, post) = curl_method_status("POST", &client.socks5(), items).await;
     assert_eq!(
-        String::from_utf8_lossy(&post.stdout),
-        "403",
+        post, "403",
         "the policy targeting --gateway's Gateway applies"
     );
 }

@@ -114,6 +114,11 @@ pub trait PolicyCompiler: Send + Sync + fmt::Debug {
     fn for_config(&self, _config: &Config) -> Option<std::sync::Arc<dyn PolicyCompiler>> {
         None
     }
+    /// What this compiler could not enforce or attach, one line each (reported as
+    /// configuration warnings).
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Attaches policies to a listener.
     fn listener(&self, _listener: &ListenerTarget<'_>, _slot: &mut PolicySlot) {}
     /// Attaches policies to a route rule.

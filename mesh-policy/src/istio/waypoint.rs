@@ -38,7 +38,10 @@ impl WaypointPolicies {
             .iter()
             .filter(|o| o.group() == "security.istio.io" && o.kind == "AuthorizationPolicy");
         for object in objects {
-            let policy: Arc<AuthorizationPolicy> = Arc::new(parse_foreign(object)?);
+            let mut policy: AuthorizationPolicy = parse_foreign(object)?;
+            // The loader's metadata has the namespace defaulted (`default` when absent).
+            policy.metadata = object.metadata.clone();
+            let policy = Arc::new(policy);
             let namespace = policy.metadata.namespace.clone();
             let mut attached = false;
             for target in policy.targets() {

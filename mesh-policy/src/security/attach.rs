@@ -53,7 +53,9 @@ impl SecurityPolicies {
         for object in objects {
             let key = object.metadata.key();
             let (compiled, targets) = match parse_foreign::<SecurityPolicy>(object) {
-                Ok(policy) => {
+                Ok(mut policy) => {
+                    // The loader's metadata has the namespace defaulted.
+                    policy.metadata = object.metadata.clone();
                     let compiled = CompiledSecurityPolicy::compile(&policy, config);
                     let mut targets = policy.spec.target_refs.clone();
                     targets.extend(policy.spec.target_ref.clone());
@@ -197,6 +199,10 @@ fn raw_targets(object: &ForeignObject) -> Vec<PolicyTargetReference> {
 impl PolicyCompiler for SecurityPolicies {
     fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
         Some(Arc::new(SecurityPolicies::build(config)))
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.problems.clone()
     }
 
     fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {

@@ -116,7 +116,11 @@ pub struct ApiKeyAuthSpec {
     /// Where the key is looked for, in order; the first source that yields one is used.
     pub extract_from: Vec<ExtractFrom>,
     /// When set, the client id is sent upstream in this header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "forwardClientIDHeader",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub forward_client_id_header: Option<String>,
     /// Remove the key from the request before it is forwarded.
     #[serde(default)]

@@ -83,6 +83,8 @@ pub struct Resolution {
     pub mesh: MeshRoutes,
     /// Every object's status.
     pub statuses: Vec<ObjectStatus>,
+    /// What the policy compiler could not enforce or attach, one line each.
+    pub policy_problems: Vec<String>,
 }
 
 /// Per listener of each served Gateway: the route candidates and counts gathered so far.
@@ -329,6 +331,11 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
         gateways,
         mesh,
         statuses,
+        policy_problems: options
+            .policies
+            .as_ref()
+            .map(|policies| policies.problems())
+            .unwrap_or_default(),
     }
 }
 

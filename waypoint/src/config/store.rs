@@ -48,11 +48,13 @@ impl ConfigSource {
             ConfigSource::Text { name, text } => load_str(name, text)?,
         };
         let resolution = resolve(&config, options);
+        let mut warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        warnings.extend(resolution.policy_problems.iter().cloned());
         Ok(Snapshot {
             generation,
             config,
             resolution,
-            warnings: warnings.iter().map(ToString::to_string).collect(),
+            warnings,
         })
     }
 

@@ -83,7 +83,8 @@ pub async fn run_gateway(
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
         controller_name: options.controller_name.clone(),
-        ..ResolveOptions::default()
+        // Envoy Gateway SecurityPolicies of each configuration fill the listener and rule slots.
+        policies: Some(Arc::new(mesh_policy::security::SecurityPolicies::default())),
     };
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;

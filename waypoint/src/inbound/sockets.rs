@@ -1,9 +1,9 @@
 //! Sockets: one per address, port and transport, shared by the listeners (of any Gateway)
 //! bound there. HTTP sockets serve HTTP/1.1 and h2c; HTTPS sockets terminate TLS (certificate
 //! by SNI, ALPN h2 and http/1.1) first; TLS sockets pass connections through by SNI; TCP and
-//! UDP sockets forward to their route's backends. Each request is routed by a [`Router`] over the
-//! socket's current [`ListenerSet`], which a reload swaps without touching connections in
-//! flight.
+//! UDP sockets forward to their route's backends. Each request goes through
+//! [`GatewayRequestPath`] over the socket's current [`ListenerSet`], which a reload swaps
+//! without touching connections in flight.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use mesh_policy::security::SecurityPolicyService;
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
 };
-use routing::router::{ListenerSet, Router, TlsServerName};
+use routing::router::{Dispatch, ListenerSet, RuleFilters, SelectRoute, TlsServerName};
 use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
@@ -34,7 +35,7 @@ use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
 use crate::outbound::{Forwarder, ResponseBody};
-use crate::respond::Respond;
+use crate::respond::{Respond, with_local_reply_body};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,7 +118,7 @@ struct SocketState {
     /// Acceptors of the TLS listeners in Terminate mode.
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
-    router: Respond<Router<Forwarder>>,
+    router: Respond<GatewayRequestPath>,
 }
 
 /// The bound sockets.
@@ -185,8 +186,10 @@ impl Sockets {
                         new_sockets.insert(key, socket);
                     }
                     let tls = tls.map(TlsAcceptor::from);
-                    let router =
-                        Respond::new(Router::new(Arc::clone(&listeners), self.forwarder.clone()));
+                    let router = Respond::new(gateway_request_path(
+                        Arc::clone(&listeners),
+                        self.forwarder.clone(),
+                    ));
                     states.insert(
                         key,
                         SocketState {
@@ -356,9 +359,24 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     context.metrics.connection_closed();
 }
 
+/// The gateway's request path: route selection, the SecurityPolicy covering the matched rule
+/// or listener, the rule's filters, then dispatch to the forwarder.
+pub type GatewayRequestPath = SelectRoute<SecurityPolicyService<RuleFilters<Dispatch<Forwarder>>>>;
+
+/// [`GatewayRequestPath`] over `listeners`, forwarding through `forwarder`.
+pub fn gateway_request_path(
+    listeners: Arc<ListenerSet>,
+    forwarder: Forwarder,
+) -> GatewayRequestPath {
+    SelectRoute::new(
+        listeners,
+        SecurityPolicyService::new(RuleFilters::new(Dispatch::new(forwarder))),
+    )
+}
+
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
 /// the gateway drains: each request tagged (SNI, [`Peer`], forwarded headers) and routed through
-/// `Respond` → `Router` over the socket's current listeners → the forwarder.
+/// `Respond` → [`GatewayRequestPath`] over the socket's current listeners → the forwarder.
 async fn serve_http_routed<IO>(
     io: IO,
     peer: Peer,
@@ -383,7 +401,8 @@ async fn serve_http_routed<IO>(
         let router = service_context.state.load().router.clone();
         let metrics = Arc::clone(&service_context.metrics);
         async move {
-            let response = router.oneshot(request).await;
+            // Local replies (401, 403) carry Envoy's text, as the mesh waypoint's do.
+            let response = router.oneshot(request).await.map(with_local_reply_body);
             if let Ok(response) = &response {
                 metrics.request_served(response.status().as_u16());
             }
