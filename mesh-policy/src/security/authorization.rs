@@ -2,7 +2,8 @@
 //! decides (`Allow` or `Deny` → 403), `defaultAction` (default `Deny`) when none does. A rule
 //! matches when every part it has matches: `operation` (any method; the path, `invert`ible)
 //! and `principal` (client address in any CIDR; every header with any of its values).
-//! `principal.jwt`, geolocation and CEL are refused when compiled, so a policy that needs
+//! `principal.jwt` matches the claims and scopes of the token the policy's `jwt` verified.
+//! Geolocation and CEL are refused when compiled, so a policy that needs
 //! them fails closed instead of matching less than it says.
 
 use std::net::IpAddr;
@@ -10,6 +11,9 @@ use std::net::IpAddr;
 use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use serde_json::Value;
+
+use super::jwt::{VerifiedJwt, claim, claim_text};
 use super::model::{AuthorizationAction, AuthorizationRuleSpec, AuthorizationSpec, PathMatchSpec};
 use crate::l4::Cidr;
 
@@ -28,6 +32,16 @@ struct Rule {
     path: Option<(PathCheck, bool)>,
     cidrs: Vec<Cidr>,
     headers: Vec<(HeaderName, Vec<HeaderValue>)>,
+    jwt: Option<JwtRule>,
+}
+
+/// `principal.jwt`, compiled.
+#[derive(Debug, Clone)]
+struct JwtRule {
+    provider: String,
+    /// (dot path, whether the claim is a string array, accepted values).
+    claims: Vec<(String, bool, Vec<String>)>,
+    scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +62,8 @@ pub struct RequestFacts<'a> {
     pub headers: &'a HeaderMap,
     /// The client's address (detected), if known.
     pub client_ip: Option<IpAddr>,
+    /// The token the policy's `jwt` verified, if any.
+    pub jwt: Option<&'a VerifiedJwt>,
 }
 
 /// The outcome, with the rule that decided (`None`: the default action).
@@ -60,13 +76,15 @@ pub enum Verdict {
 }
 
 impl AuthorizationRules {
-    /// Compiles `spec`; an unsupported or invalid part is an error naming the rule.
-    pub fn compile(spec: &AuthorizationSpec) -> Result<Self, String> {
+    /// Compiles `spec`; `jwt_providers` are the names the policy's `jwt` defines (the only
+    /// ones `principal.jwt` may name). An unsupported or invalid part is an error naming the
+    /// rule.
+    pub fn compile(spec: &AuthorizationSpec, jwt_providers: &[String]) -> Result<Self, String> {
         let rules = spec
             .rules
             .iter()
             .enumerate()
-            .map(|(index, rule)| compile_rule(index, rule))
+            .map(|(index, rule)| compile_rule(index, rule, jwt_providers))
             .collect::<Result<_, _>>()?;
         Ok(AuthorizationRules {
             rules,
@@ -87,7 +105,11 @@ impl AuthorizationRules {
     }
 }
 
-fn compile_rule(index: usize, spec: &AuthorizationRuleSpec) -> Result<Rule, String> {
+fn compile_rule(
+    index: usize,
+    spec: &AuthorizationRuleSpec,
+    jwt_providers: &[String],
+) -> Result<Rule, String> {
     let name = spec
         .name
         .clone()
@@ -100,9 +122,32 @@ fn compile_rule(index: usize, spec: &AuthorizationRuleSpec) -> Result<Rule, Stri
     if spec.principal.is_none() {
         return Err(format!("{name}: needs a principal (or cel)"));
     }
-    if principal.jwt.is_some() {
-        return unsupported("principal.jwt");
-    }
+    let jwt = principal
+        .jwt
+        .as_ref()
+        .map(|jwt| {
+            if !jwt_providers.contains(&jwt.provider) {
+                return Err(format!(
+                    "{name}: principal.jwt.provider {:?} is not one of the policy's jwt providers",
+                    jwt.provider
+                ));
+            }
+            let claims = jwt
+                .claims
+                .iter()
+                .map(|c| match c.value_type.as_deref() {
+                    None | Some("String") => Ok((c.name.clone(), false, c.values.clone())),
+                    Some("StringArray") => Ok((c.name.clone(), true, c.values.clone())),
+                    Some(other) => Err(format!("{name}: claim valueType {other:?}")),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(JwtRule {
+                provider: jwt.provider.clone(),
+                claims,
+                scopes: jwt.scopes.clone(),
+            })
+        })
+        .transpose()?;
     if principal.client_ip_geo_locations.is_some() {
         return unsupported("principal.clientIPGeoLocations");
     }
@@ -147,6 +192,7 @@ fn compile_rule(index: usize, spec: &AuthorizationRuleSpec) -> Result<Rule, Stri
         path,
         cidrs,
         headers,
+        jwt,
     })
 }
 
@@ -183,6 +229,35 @@ impl Rule {
                     .iter()
                     .any(|value| values.contains(value))
             })
+            && self
+                .jwt
+                .as_ref()
+                .is_none_or(|rule| request.jwt.is_some_and(|jwt| rule.matches(jwt)))
+    }
+}
+
+impl JwtRule {
+    fn matches(&self, jwt: &VerifiedJwt) -> bool {
+        jwt.provider == self.provider
+            && self.claims.iter().all(|(path, array, values)| {
+                let accepted = |text: &str| values.iter().any(|v| v == text);
+                match claim(&jwt.claims, path) {
+                    Some(Value::Array(items)) if *array => {
+                        items.iter().filter_map(Value::as_str).any(accepted)
+                    }
+                    Some(_) if *array => false,
+                    Some(_) => claim_text(&jwt.claims, path).is_some_and(|t| accepted(&t)),
+                    None => false,
+                }
+            })
+            && self.scopes.iter().all(|scope| {
+                let granted = |name: &str| match claim(&jwt.claims, name) {
+                    Some(Value::String(list)) => list.split(' ').any(|s| s == scope),
+                    Some(Value::Array(list)) => list.iter().any(|s| s.as_str() == Some(scope)),
+                    _ => false,
+                };
+                granted("scope") || granted("scp")
+            })
     }
 }
 
@@ -207,7 +282,7 @@ mod tests {
     use super::*;
 
     fn rules(yaml: &str) -> Result<AuthorizationRules, String> {
-        AuthorizationRules::compile(&serde_yaml_ng::from_str(yaml).unwrap())
+        AuthorizationRules::compile(&serde_yaml_ng::from_str(yaml).unwrap(), &["idp".into()])
     }
 
     fn judge(rules: &AuthorizationRules, method: Method, path: &str, ip: &str) -> Verdict {
@@ -218,6 +293,7 @@ mod tests {
             path,
             headers: &headers,
             client_ip: Some(ip.parse().unwrap()),
+            jwt: None,
         })
     }
 
@@ -278,7 +354,7 @@ rules:
             judge(&rules, Method::GET, "/closed", "10.0.0.1"),
             Verdict::Allowed(None)
         );
-        let empty = AuthorizationRules::compile(&AuthorizationSpec::default()).unwrap();
+        let empty = AuthorizationRules::compile(&AuthorizationSpec::default(), &[]).unwrap();
         assert_eq!(
             judge(&empty, Method::GET, "/", "10.0.0.1"),
             Verdict::Denied(None)
@@ -286,11 +362,62 @@ rules:
     }
 
     #[test]
+    fn jwt_principals_match_claims_and_scopes_of_the_verified_token() {
+        let rules = rules(
+            r#"
+rules:
+- name: admins
+  action: Allow
+  principal:
+    jwt:
+      provider: idp
+      claims: [{name: org.role, values: [admin]}, {name: groups, valueType: StringArray, values: [ops]}]
+      scopes: [read, write]
+"#,
+        )
+        .unwrap();
+        let token = |claims: serde_json::Value, provider: &str| VerifiedJwt {
+            provider: provider.into(),
+            claims: claims.as_object().unwrap().clone(),
+        };
+        let judge = |jwt: Option<&VerifiedJwt>| {
+            rules.evaluate(&RequestFacts {
+                method: &Method::GET,
+                path: "/",
+                headers: &HeaderMap::new(),
+                client_ip: None,
+                jwt,
+            })
+        };
+        let good = serde_json::json!({"org": {"role": "admin"}, "groups": ["dev", "ops"], "scope": "read write x"});
+        assert_eq!(
+            judge(Some(&token(good.clone(), "idp"))),
+            Verdict::Allowed(Some("admins".into()))
+        );
+        assert_eq!(judge(Some(&token(good, "other"))), Verdict::Denied(None));
+        let scp = serde_json::json!({"org": {"role": "admin"}, "groups": ["ops"], "scp": ["read", "write"]});
+        assert!(matches!(
+            judge(Some(&token(scp, "idp"))),
+            Verdict::Allowed(_)
+        ));
+        let missing_scope =
+            serde_json::json!({"org": {"role": "admin"}, "groups": ["ops"], "scope": "read"});
+        assert_eq!(
+            judge(Some(&token(missing_scope, "idp"))),
+            Verdict::Denied(None)
+        );
+        assert_eq!(judge(None), Verdict::Denied(None));
+    }
+
+    #[test]
     fn unsupported_parts_are_refused_naming_the_rule() {
         let error = rules("rules: [{name: r, action: Allow, cel: 'true'}]").unwrap_err();
         assert!(error.contains("r: cel"), "{error}");
         let error = rules("rules: [{action: Allow, principal: {jwt: {provider: p}}}]").unwrap_err();
-        assert!(error.contains("rules[0]: principal.jwt"), "{error}");
+        assert!(
+            error.contains("rules[0]: principal.jwt.provider"),
+            "{error}"
+        );
         let error = rules("rules: [{action: Allow, operation: {methods: [GET]}}]").unwrap_err();
         assert!(error.contains("needs a principal"), "{error}");
         assert!(rules("rules: [{action: Allow, principal: {clientCIDRs: [nope]}}]").is_err());

@@ -4,6 +4,8 @@
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
+use std::sync::Arc;
+
 use http::header::HeaderName;
 use routing::filters::{CorsPolicy, EnvoyCorsParams};
 use routing::model::{Config, ObjectKey, Secret, SecretObjectReference};
@@ -13,7 +15,10 @@ use super::api_key::{ApiKeyAuth, KeySource};
 use super::authorization::AuthorizationRules;
 use super::basic_auth::BasicAuth;
 use super::htpasswd::Htpasswd;
-use super::model::{ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, SecurityPolicy};
+use super::jwt::{ClaimRequirements, Jwks, JwtAuthentication, JwtProvider, TokenSource};
+use super::model::{
+    ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, JwtProviderSpec, JwtSpec, SecurityPolicy,
+};
 
 /// One SecurityPolicy, ready for requests.
 #[derive(Debug, Clone)]
@@ -25,7 +30,7 @@ pub struct CompiledSecurityPolicy {
 }
 
 /// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, API key,
-/// basic auth, authorization.
+/// basic auth, JWT, authorization.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityChecks {
     /// `cors`.
@@ -34,6 +39,8 @@ pub struct SecurityChecks {
     pub api_key: Option<ApiKeyAuth>,
     /// `basicAuth`.
     pub basic_auth: Option<BasicAuth>,
+    /// `jwt`.
+    pub jwt: Option<JwtAuthentication>,
     /// `authorization`.
     pub authorization: Option<AuthorizationRules>,
 }
@@ -59,7 +66,6 @@ impl CompiledSecurityPolicy {
 fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityChecks, String> {
     let spec = &policy.spec;
     for (section, present) in [
-        ("jwt", spec.jwt.is_some()),
         ("oidc", spec.oidc.is_some()),
         ("extAuth", spec.ext_auth.is_some()),
         ("csrf", spec.csrf.is_some()),
@@ -69,7 +75,17 @@ fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityCh
         }
     }
     let namespace = policy.metadata.namespace.as_str();
+    let jwt = spec
+        .jwt
+        .as_ref()
+        .map(|jwt| compile_jwt(jwt, namespace, config))
+        .transpose()?;
+    let providers: Vec<String> = jwt
+        .iter()
+        .flat_map(|j| j.providers.iter().map(|p| p.name.clone()))
+        .collect();
     Ok(SecurityChecks {
+        jwt,
         cors: spec.cors.as_ref().map(compile_cors).transpose()?,
         api_key: spec
             .api_key_auth
@@ -84,7 +100,10 @@ fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityCh
         authorization: spec
             .authorization
             .as_ref()
-            .map(|a| AuthorizationRules::compile(a).map_err(|e| format!("authorization: {e}")))
+            .map(|a| {
+                AuthorizationRules::compile(a, &providers)
+                    .map_err(|e| format!("authorization: {e}"))
+            })
             .transpose()?,
     })
 }
@@ -208,4 +227,111 @@ fn compile_api_key(
         )?,
         spec.sanitize,
     ))
+}
+
+fn compile_jwt(
+    spec: &JwtSpec,
+    namespace: &str,
+    config: &Config,
+) -> Result<JwtAuthentication, String> {
+    if spec.providers.is_empty() || spec.providers.len() > 16 {
+        return Err("jwt: 1 to 16 providers".into());
+    }
+    let optional = spec.optional.unwrap_or(false);
+    let fail_open = spec.fail_open.unwrap_or(false);
+    if optional && fail_open {
+        return Err("jwt: optional and failOpen exclude each other".into());
+    }
+    let providers = spec
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(index, provider)| compile_provider(index, provider, namespace, config))
+        .collect::<Result<_, _>>()?;
+    Ok(JwtAuthentication {
+        providers,
+        optional,
+        fail_open,
+    })
+}
+
+fn compile_provider(
+    index: usize,
+    spec: &JwtProviderSpec,
+    namespace: &str,
+    config: &Config,
+) -> Result<JwtProvider, String> {
+    let at = format!("jwt.providers[{index}] ({})", spec.name);
+    if spec.remote_jwks.is_some() {
+        return Err(format!("{at}: remoteJWKS is not supported yet"));
+    }
+    if spec.recompute_route == Some(true) {
+        return Err(format!("{at}: recomputeRoute is not supported yet"));
+    }
+    let local = spec
+        .local_jwks
+        .as_ref()
+        .ok_or_else(|| format!("{at}: needs remoteJWKS or localJWKS"))?;
+    let document = match (local.jwks_type.as_str(), &local.inline, &local.value_ref) {
+        ("Inline", Some(inline), _) => inline.clone(),
+        ("ValueRef", _, Some(reference)) if reference.kind == "ConfigMap" => {
+            let map = config
+                .config_maps
+                .iter()
+                .find(|m| m.metadata.namespace == namespace && m.metadata.name == reference.name)
+                .ok_or_else(|| {
+                    format!("{at}: ConfigMap {namespace}/{} not found", reference.name)
+                })?;
+            let only = (map.data.len() == 1)
+                .then(|| map.data.values().next())
+                .flatten();
+            map.data
+                .get("jwks")
+                .or(only)
+                .cloned()
+                .ok_or_else(|| format!("{at}: ConfigMap {} has no jwks key", reference.name))?
+        }
+        _ => {
+            return Err(format!(
+                "{at}: localJWKS needs inline text or a ConfigMap valueRef"
+            ));
+        }
+    };
+    let jwks = Jwks::parse(document.as_bytes()).map_err(|e| format!("{at}: {e}"))?;
+    let sources = match &spec.extract_from {
+        None => TokenSource::defaults(),
+        Some(from) => {
+            let mut sources = Vec::new();
+            for header in &from.headers {
+                let name = HeaderName::try_from(header.name.as_str())
+                    .map_err(|_| format!("{at}: {:?} is not a header name", header.name))?;
+                sources.push(TokenSource::Header {
+                    name,
+                    prefix: header.value_prefix.clone().unwrap_or_default(),
+                });
+            }
+            sources.extend(from.cookies.iter().cloned().map(TokenSource::Cookie));
+            sources.extend(from.params.iter().cloned().map(TokenSource::Param));
+            sources
+        }
+    };
+    let claim_to_headers = spec
+        .claim_to_headers
+        .iter()
+        .map(|c| {
+            HeaderName::try_from(c.header.as_str())
+                .map(|name| (name, c.claim.clone()))
+                .map_err(|_| format!("{at}: claimToHeaders {:?} is not a header name", c.header))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(JwtProvider {
+        name: spec.name.clone(),
+        jwks: Arc::new(jwks),
+        requirements: ClaimRequirements {
+            issuer: spec.issuer.clone(),
+            audiences: spec.audiences.clone(),
+        },
+        sources,
+        claim_to_headers,
+    })
 }

@@ -1,7 +1,8 @@
 //! [`SecurityPolicyLayer`]: Envoy Gateway's SecurityPolicy on the request path, after route
 //! selection (it reads the [`MatchedRoute`]'s slots: the rule's policy, else the listener's)
 //! and before the rule's filters. In Envoy Gateway's order: CORS (a preflight is answered
-//! here, before any credentials are asked for), API key, basic auth, authorization. Failures
+//! here, before any credentials are asked for), API key, basic auth, JWT (the verified token
+//! put into the request as [`VerifiedJwt`]), authorization. Failures
 //! are typed [`RouteError`]s — `Unauthenticated` (401 with the challenge), `Denied` (403,
 //! naming the policy and rule), `PolicyInvalid` (500) — turned into answers where the
 //! embedder turns every error into one.
@@ -21,6 +22,7 @@ use super::attach::AttachedSecurityPolicy;
 use super::authorization::{RequestFacts, Verdict};
 use super::basic_auth::basic_challenge;
 use super::compile::{CompiledSecurityPolicy, SecurityChecks};
+use super::jwt::{JwtFailure, VerifiedJwt};
 
 /// The client address authorization judges (`principal.clientCIDRs`), as a request
 /// extension; set by client-IP detection (ClientTrafficPolicy). Without it the connection's
@@ -154,18 +156,33 @@ fn enforce<B, RB: Default>(
     if let Some(basic) = &checks.basic_auth
         && let Err(failure) = basic.check(request.headers_mut())
     {
-        let scheme = request
-            .extensions()
-            .get::<MatchedRoute>()
-            .map_or("http", |m| m.scheme);
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().authority().map(|a| a.as_str()))
-            .unwrap_or_default();
+        let (scheme, host) = scheme_and_host(request);
         let challenge = basic_challenge(scheme, host, request.uri().path());
         return unauthenticated(failure.text(), challenge);
+    }
+    if let Some(jwt) = &checks.jwt {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let uri = request.uri().clone();
+        match jwt.check(&uri, request.headers_mut(), now) {
+            Ok(Some(verified)) => {
+                request.extensions_mut().insert(verified);
+            }
+            Ok(None) => {}
+            Err(failure) if failure.is_forbidden() => {
+                return Decision::Refuse(RouteError::Denied(format!(
+                    "SecurityPolicy {} jwt: {}",
+                    policy.policy,
+                    failure.text()
+                )));
+            }
+            Err(failure) => {
+                let invalid = failure != JwtFailure::Missing;
+                let challenge = bearer_challenge(request, invalid);
+                return unauthenticated(failure.text(), challenge);
+            }
+        }
     }
     if let Some(rules) = &checks.authorization {
         let client_ip = request
@@ -183,6 +200,7 @@ fn enforce<B, RB: Default>(
             path: request.uri().path(),
             headers: request.headers(),
             client_ip,
+            jwt: request.extensions().get::<VerifiedJwt>(),
         };
         if let Verdict::Denied(rule) = rules.evaluate(&facts) {
             let by = rule.map_or_else(|| "defaultAction".to_owned(), |r| format!("rule {r}"));
@@ -193,6 +211,35 @@ fn enforce<B, RB: Default>(
         }
     }
     Decision::Forward(decorate)
+}
+
+/// The scheme the request came with and its host, for challenges' realms.
+fn scheme_and_host<B>(request: &Request<B>) -> (&'static str, &str) {
+    let scheme = request
+        .extensions()
+        .get::<MatchedRoute>()
+        .map_or("http", |m| m.scheme);
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    (scheme, host)
+}
+
+/// Envoy's JWT challenge: `Bearer realm="<url>"`, with `error="invalid_token"` when a token
+/// was presented and refused.
+fn bearer_challenge<B>(request: &Request<B>, invalid: bool) -> Option<HeaderValue> {
+    let (scheme, host) = scheme_and_host(request);
+    let path = request.uri().path();
+    let realm = format!("{scheme}://{host}{path}").replace(['"', '\\'], "");
+    let error = if invalid {
+        ", error=\"invalid_token\""
+    } else {
+        ""
+    };
+    HeaderValue::try_from(format!("Bearer realm=\"{realm}\"{error}")).ok()
 }
 
 /// The future of [`SecurityPolicyService`].

@@ -42,9 +42,9 @@ pub struct SecurityPolicySpec {
     /// Authorization rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<AuthorizationSpec>,
-    /// JWT authentication (not enforced yet: fails closed).
+    /// JWT authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt: Option<serde_yaml_ng::Value>,
+    pub jwt: Option<JwtSpec>,
     /// OpenID Connect (not enforced yet: fails closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<serde_yaml_ng::Value>,
@@ -142,6 +142,121 @@ pub struct ExtractFrom {
     pub cookies: Vec<String>,
 }
 
+/// `jwt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtSpec {
+    /// A request without a token passes (an invalid token is still refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// A request without a token or with an invalid one passes (valid tokens still count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_open: Option<bool>,
+    /// Providers (1–16); a token any of them validates is accepted.
+    pub providers: Vec<JwtProviderSpec>,
+}
+
+/// `jwt.providers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtProviderSpec {
+    /// The provider's name (what authorization rules refer to).
+    pub name: String,
+    /// `iss` must equal it, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `aud` must contain one of them, when any.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Keys fetched from a URL (not supported yet: the policy fails closed).
+    #[serde(
+        default,
+        rename = "remoteJWKS",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remote_jwks: Option<serde_yaml_ng::Value>,
+    /// Keys in the configuration.
+    #[serde(default, rename = "localJWKS", skip_serializing_if = "Option::is_none")]
+    pub local_jwks: Option<LocalJwksSpec>,
+    /// Claims copied into request headers.
+    #[serde(default)]
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    /// Route again after claims became headers (not supported yet: the policy fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recompute_route: Option<bool>,
+    /// Where the token is (default: `Authorization: Bearer`, then `access_token` in the query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract_from: Option<JwtExtractFrom>,
+}
+
+/// `localJWKS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalJwksSpec {
+    /// `Inline` (default) or `ValueRef`.
+    #[serde(default = "inline", rename = "type")]
+    pub jwks_type: String,
+    /// The JWKS document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
+    /// A ConfigMap holding it (key `jwks`, else its only key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_ref: Option<LocalObjectReference>,
+}
+
+fn inline() -> String {
+    "Inline".to_owned()
+}
+
+/// A reference to an object in the policy's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// Its group (`""` for core).
+    #[serde(default)]
+    pub group: String,
+    /// Its kind (`ConfigMap`).
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// `claimToHeaders[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeader {
+    /// The header set.
+    pub header: String,
+    /// The claim (dots for nested claims).
+    pub claim: String,
+}
+
+/// `extractFrom` of a JWT provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtExtractFrom {
+    /// Headers, with the prefix before the token (`"Bearer "`).
+    #[serde(default)]
+    pub headers: Vec<JwtHeaderSource>,
+    /// Cookies.
+    #[serde(default)]
+    pub cookies: Vec<String>,
+    /// Query parameters.
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+/// `extractFrom.headers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtHeaderSource {
+    /// The header.
+    pub name: String,
+    /// What precedes the token in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_prefix: Option<String>,
+}
+
 /// `authorization`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -223,9 +338,9 @@ pub struct PrincipalSpec {
     /// Headers: all must match, each with any of its values.
     #[serde(default)]
     pub headers: Vec<HeaderPrincipal>,
-    /// JWT claims and scopes (needs `jwt`: fails closed until it is supported).
+    /// JWT claims and scopes (of a token the policy's `jwt` verified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt: Option<serde_yaml_ng::Value>,
+    pub jwt: Option<JwtPrincipal>,
     /// Geolocation (not supported: fails closed).
     #[serde(
         default,
@@ -242,5 +357,32 @@ pub struct HeaderPrincipal {
     /// The header.
     pub name: String,
     /// Any of these exact values.
+    pub values: Vec<String>,
+}
+
+/// `principal.jwt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtPrincipal {
+    /// The provider that must have verified the token.
+    pub provider: String,
+    /// Claims: all must match.
+    #[serde(default)]
+    pub claims: Vec<JwtClaimMatch>,
+    /// Scopes: all must be in `scope` (or `scp`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `principal.jwt.claims[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtClaimMatch {
+    /// The claim (dots for nested claims).
+    pub name: String,
+    /// `String` (default) or `StringArray`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<String>,
+    /// Any of these values.
     pub values: Vec<String>,
 }
