@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
+/// The highest bcrypt cost accepted (`htpasswd -B` defaults to 5; 12 takes ~250 ms a check).
+pub const MAX_BCRYPT_COST: u32 = 12;
+
 /// One user's stored password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StoredPassword {
@@ -73,6 +76,15 @@ impl Htpasswd {
                     .ok_or_else(unsupported)?;
                 StoredPassword::Sha1(digest)
             } else if ["$2y$", "$2a$", "$2b$"].iter().any(|p| hash.starts_with(p)) {
+                // Every request pays the cost: 2^cost rounds, capped so that a check stays
+                // within milliseconds.
+                let cost: u32 = hash
+                    .get(4..6)
+                    .and_then(|digits| digits.parse().ok())
+                    .ok_or_else(unsupported)?;
+                if !(4..=MAX_BCRYPT_COST).contains(&cost) {
+                    return Err(unsupported());
+                }
                 StoredPassword::Bcrypt(hash.to_owned())
             } else {
                 return Err(unsupported());
@@ -156,5 +168,10 @@ mod tests {
             })
         );
         assert_eq!(Htpasswd::parse("# none\n"), Err(HtpasswdError::Empty));
+        let slow = "d:$2y$31$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234";
+        assert!(matches!(
+            Htpasswd::parse(slow),
+            Err(HtpasswdError::UnsupportedHash { line: 1, .. })
+        ));
     }
 }
