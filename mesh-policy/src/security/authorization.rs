@@ -378,7 +378,7 @@ rules:
         .unwrap();
         let token = |claims: serde_json::Value, provider: &str| VerifiedJwt {
             provider: provider.into(),
-            claims: claims.as_object().unwrap().clone(),
+            claims: std::sync::Arc::new(claims.as_object().unwrap().clone()),
         };
         let judge = |jwt: Option<&VerifiedJwt>| {
             rules.evaluate(&RequestFacts {

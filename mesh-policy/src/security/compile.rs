@@ -248,11 +248,7 @@ fn compile_jwt(
         .enumerate()
         .map(|(index, provider)| compile_provider(index, provider, namespace, config))
         .collect::<Result<_, _>>()?;
-    Ok(JwtAuthentication {
-        providers,
-        optional,
-        fail_open,
-    })
+    Ok(JwtAuthentication::new(providers, optional, fail_open))
 }
 
 fn compile_provider(

@@ -4,6 +4,7 @@
 //! put into the request as [`VerifiedJwt`] for authorization rules. A missing token is a 401
 //! unless `optional`; an invalid one is a 401 (403 for audiences), unless `failOpen`.
 
+pub mod cache;
 pub mod jwks;
 pub mod token;
 
@@ -13,6 +14,7 @@ use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
+pub use cache::VerifiedTokenCache;
 pub use jwks::{Jwks, JwksError};
 pub use token::{ClaimRequirements, JwtError};
 
@@ -65,8 +67,8 @@ pub struct JwtProvider {
 pub struct VerifiedJwt {
     /// The provider.
     pub provider: String,
-    /// The token's claims.
-    pub claims: Map<String, Value>,
+    /// The token's claims (shared with the verified-token cache).
+    pub claims: Arc<Map<String, Value>>,
 }
 
 /// Why a request was refused.
@@ -102,9 +104,21 @@ pub struct JwtAuthentication {
     pub optional: bool,
     /// A missing or invalid token passes.
     pub fail_open: bool,
+    /// Tokens already verified (shared by clones).
+    cache: Arc<VerifiedTokenCache>,
 }
 
 impl JwtAuthentication {
+    /// Authentication by `providers`, with an empty verified-token cache.
+    pub fn new(providers: Vec<JwtProvider>, optional: bool, fail_open: bool) -> Self {
+        JwtAuthentication {
+            providers,
+            optional,
+            fail_open,
+            cache: Arc::default(),
+        }
+    }
+
     /// Checks the request at `now` (Unix seconds). `Ok(Some)`: a verified token (its claim
     /// headers set); `Ok(None)`: let through without one.
     pub fn check(
@@ -114,7 +128,7 @@ impl JwtAuthentication {
         now: u64,
     ) -> Result<Option<VerifiedJwt>, JwtFailure> {
         let mut failure = JwtFailure::Missing;
-        for provider in &self.providers {
+        for (index, provider) in self.providers.iter().enumerate() {
             let Some(token) = provider
                 .sources
                 .iter()
@@ -122,7 +136,22 @@ impl JwtAuthentication {
             else {
                 continue;
             };
-            match token::verify(&token, &provider.jwks, &provider.requirements, now) {
+            let cached = self
+                .cache
+                .get(&token, now)
+                .filter(|(by, _)| *by == index)
+                .map(|(_, claims)| claims);
+            let verified = match cached {
+                Some(claims) => Ok(claims),
+                None => token::verify(&token, &provider.jwks, &provider.requirements, now).map(
+                    |claims| {
+                        let claims = Arc::new(claims);
+                        self.cache.insert(&token, index, Arc::clone(&claims));
+                        claims
+                    },
+                ),
+            };
+            match verified {
                 Ok(claims) => {
                     for (name, path) in &provider.claim_to_headers {
                         if let Some(value) = claim_text(&claims, path)
@@ -237,17 +266,22 @@ mod tests {
     #[test]
     fn any_provider_may_verify_and_claims_become_headers() {
         let (first, second) = (key(), key());
-        let auth = JwtAuthentication {
-            providers: vec![provider("a", &first, &[]), provider("b", &second, &[])],
-            optional: false,
-            fail_open: false,
-        };
+        let auth = JwtAuthentication::new(
+            vec![provider("a", &first, &[]), provider("b", &second, &[])],
+            false,
+            false,
+        );
         let token = sign(&second, r#"{"org":{"name":"acme"}}"#);
         let mut headers = HeaderMap::new();
         let uri: Uri = format!("/x?access_token={token}").parse().unwrap();
         let verified = auth.check(&uri, &mut headers, 0).unwrap().unwrap();
         assert_eq!(verified.provider, "b");
         assert_eq!(headers["x-org"], "acme");
+        // Again: from the cache, same answer.
+        let mut again = HeaderMap::new();
+        let cached = auth.check(&uri, &mut again, 0).unwrap().unwrap();
+        assert_eq!(cached, verified);
+        assert_eq!(again["x-org"], "acme");
         let plain: Uri = "/".parse().unwrap();
         assert_eq!(
             auth.check(&plain, &mut HeaderMap::new(), 0),
@@ -267,11 +301,7 @@ mod tests {
     #[test]
     fn optional_fail_open_and_audiences() {
         let pair = key();
-        let mut auth = JwtAuthentication {
-            providers: vec![provider("a", &pair, &["api"])],
-            optional: true,
-            fail_open: false,
-        };
+        let mut auth = JwtAuthentication::new(vec![provider("a", &pair, &["api"])], true, false);
         let plain: Uri = "/".parse().unwrap();
         assert_eq!(auth.check(&plain, &mut HeaderMap::new(), 0), Ok(None));
         let mut wrong_audience = HeaderMap::new();
