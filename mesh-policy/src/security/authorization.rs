@@ -238,7 +238,7 @@ impl Rule {
 
 impl JwtRule {
     fn matches(&self, jwt: &VerifiedJwt) -> bool {
-        jwt.provider == self.provider
+        *jwt.provider == *self.provider
             && self.claims.iter().all(|(path, array, values)| {
                 let accepted = |text: &str| values.iter().any(|v| v == text);
                 match claim(&jwt.claims, path) {

@@ -82,7 +82,7 @@ fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityCh
         .transpose()?;
     let providers: Vec<String> = jwt
         .iter()
-        .flat_map(|j| j.providers.iter().map(|p| p.name.clone()))
+        .flat_map(|j| j.providers.iter().map(|p| p.name.to_string()))
         .collect();
     Ok(SecurityChecks {
         jwt,
@@ -321,7 +321,7 @@ fn compile_provider(
         })
         .collect::<Result<_, _>>()?;
     Ok(JwtProvider {
-        name: spec.name.clone(),
+        name: spec.name.as_str().into(),
         jwks: Arc::new(jwks),
         requirements: ClaimRequirements {
             issuer: spec.issuer.clone(),

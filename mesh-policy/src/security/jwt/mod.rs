@@ -51,7 +51,7 @@ impl TokenSource {
 #[derive(Debug, Clone)]
 pub struct JwtProvider {
     /// Its name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Its keys.
     pub jwks: Arc<Jwks>,
     /// Its issuer and audiences.
@@ -66,7 +66,7 @@ pub struct JwtProvider {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedJwt {
     /// The provider.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// The token's claims (shared with the verified-token cache).
     pub claims: Arc<Map<String, Value>>,
 }
@@ -138,15 +138,15 @@ impl JwtAuthentication {
             };
             let cached = self
                 .cache
-                .get(&token, now)
+                .get(token, now)
                 .filter(|(by, _)| *by == index)
                 .map(|(_, claims)| claims);
             let verified = match cached {
                 Some(claims) => Ok(claims),
-                None => token::verify(&token, &provider.jwks, &provider.requirements, now).map(
+                None => token::verify(token, &provider.jwks, &provider.requirements, now).map(
                     |claims| {
                         let claims = Arc::new(claims);
-                        self.cache.insert(&token, index, Arc::clone(&claims));
+                        self.cache.insert(token, index, Arc::clone(&claims));
                         claims
                     },
                 ),
@@ -161,7 +161,7 @@ impl JwtAuthentication {
                         }
                     }
                     return Ok(Some(VerifiedJwt {
-                        provider: provider.name.clone(),
+                        provider: Arc::clone(&provider.name),
                         claims,
                     }));
                 }
@@ -196,17 +196,17 @@ pub fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value
     Some(value)
 }
 
-fn extract(source: &TokenSource, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+fn extract<'a>(source: &TokenSource, uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let text = match source {
         TokenSource::Header { name, prefix } => {
             let value = headers.get(name)?.to_str().ok()?;
             let head = value.get(..prefix.len())?;
             head.eq_ignore_ascii_case(prefix)
-                .then(|| value[prefix.len()..].trim().to_owned())?
+                .then(|| value[prefix.len()..].trim())?
         }
         TokenSource::Param(name) => uri.query()?.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=')?;
-            (key == name).then(|| value.to_owned())
+            (key == name).then_some(value)
         })?,
         TokenSource::Cookie(name) => headers
             .get_all(header::COOKIE)
@@ -215,7 +215,7 @@ fn extract(source: &TokenSource, uri: &Uri, headers: &HeaderMap) -> Option<Strin
             .flat_map(|v| v.split(';'))
             .find_map(|pair| {
                 let (key, value) = pair.trim().split_once('=')?;
-                (key == name).then(|| value.trim_matches('"').to_owned())
+                (key == name).then(|| value.trim_matches('"'))
             })?,
     };
     (!text.is_empty()).then_some(text)
@@ -275,7 +275,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         let uri: Uri = format!("/x?access_token={token}").parse().unwrap();
         let verified = auth.check(&uri, &mut headers, 0).unwrap().unwrap();
-        assert_eq!(verified.provider, "b");
+        assert_eq!(&*verified.provider, "b");
         assert_eq!(headers["x-org"], "acme");
         // Again: from the cache, same answer.
         let mut again = HeaderMap::new();
