@@ -20,44 +20,16 @@ mod bench_support;
 
 use std::io::Write;
 
-use bench_support::{Row, Running, cpu_seconds, emit, free_port, median, require};
+use bench_support::http_load::{
+    DURATION_SECS, load, nginx, saturate, saturate_with, wait_for_port,
+};
+use bench_support::{Row, Running, emit, free_port, median, require};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
-const DURATION_SECS: u64 = 5;
 const ROUNDS: usize = 3;
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// nginx with one worker pinned to `cpu`, in `dir`, with `http_block` inside `http {}`.
-fn nginx(dir: &Path, cpu: usize, http_block: &str) -> (Running, u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    let config = format!(
-        "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;\n\
-         error_log {dir}/error.log crit;\nevents {{ worker_connections 4096; }}\n\
-         http {{ access_log off; client_body_temp_path {dir}; proxy_temp_path {dir};\n\
-         fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};\n{http_block}\n}}\n",
-        dir = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), config).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", &cpu.to_string(), "nginx", "-c"])
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (Running(child), pid)
-}
 
 /// The gateway's configuration: a catch-all route `main` and `routes - 1` routes `r{i}` for
 /// `host-{i}.example.com` `/svc-{i}`; `generation` is added as a response header by `main`.
@@ -166,76 +138,6 @@ fn spread_script(dir: &Path, routes: usize) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// Runs a load tool pinned to CPU 0; returns its stdout.
-fn load(tool: &str, args: &[String]) -> String {
-    let output = Command::new("taskset")
-        .args(["-c", "0", tool])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{tool}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// (requests per second, proxy CPU seconds) of one saturating run.
-fn saturate(h2c: bool, port: u16, proxy_pid: Option<u32>) -> (f64, f64) {
-    saturate_with(h2c, port, proxy_pid, None)
-}
-
-/// [`saturate`], with a wrk script choosing each request (HTTP/1.1 only).
-fn saturate_with(
-    h2c: bool,
-    port: u16,
-    proxy_pid: Option<u32>,
-    script: Option<&Path>,
-) -> (f64, f64) {
-    let url = format!("http://127.0.0.1:{port}/");
-    let cpu_before = proxy_pid.map_or(0.0, cpu_seconds);
-    let started = Instant::now();
-    let rps = if h2c {
-        let out = load(
-            "h2load",
-            &[
-                "-c16",
-                "-m10",
-                "-t1",
-                "-D",
-                &DURATION_SECS.to_string(),
-                &url,
-            ]
-            .map(String::from),
-        );
-        // "finished in 5.00s, 123456.78 req/s, ..."
-        let line = out.lines().find(|l| l.starts_with("finished in")).unwrap();
-        line.split(", ")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(" req/s")
-            .parse()
-            .unwrap()
-    } else {
-        let mut args: Vec<String> = ["-t1", "-c16", &format!("-d{DURATION_SECS}s"), &url]
-            .map(String::from)
-            .into();
-        if let Some(script) = script {
-            args.extend(["-s".to_owned(), script.display().to_string()]);
-        }
-        let out = load("wrk", &args);
-        let line = out
-            .lines()
-            .find(|l| l.starts_with("Requests/sec:"))
-            .unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = proxy_pid.map_or(elapsed, cpu_seconds) - cpu_before;
-    (rps, cpu)
 }
 
 /// (p50, p99) latency in microseconds with one connection (wrk --latency).
@@ -395,8 +297,8 @@ fn main() {
     let spread = spread_script(&scratch, 1000);
     let (mut one, mut many) = (vec![], vec![]);
     for _ in 0..ROUNDS {
-        one.push(saturate_with(false, gateway_port, Some(gateway_pid), Some(&spread)).0);
-        many.push(saturate_with(false, gateway_many_port, Some(many_pid), Some(&spread)).0);
+        one.push(saturate_with(false, gateway_port, Some(gateway_pid), Some(&spread), &[]).0);
+        many.push(saturate_with(false, gateway_many_port, Some(many_pid), Some(&spread), &[]).0);
     }
     rows.push(Row {
         bench: "B7 wrk HTTP/1.1 16 conns".into(),

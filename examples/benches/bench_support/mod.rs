@@ -8,6 +8,8 @@
     clippy::panic
 )]
 
+pub mod http_load;
+
 use std::io::Write;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
