@@ -384,6 +384,60 @@ async fn security_policies_guard_routes_through_the_gateway() {
     .await;
     assert_eq!(status, 403, "only GET is allowed");
 
+    // "Why was this denied?": the admin's dry run names the route, the policy and the rule.
+    let explain = |query: &str| {
+        let url = format!("http://{}/debug/authorize?{query}", gateway.admin);
+        async move {
+            let (status, response) = curl(&[&url]).await;
+            assert_eq!(status, 200, "{response}");
+            let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let answer: serde_json::Value = serde_json::from_str(body).unwrap();
+            answer["ports"][0].clone()
+        }
+    };
+    let denied = explain("host=keys.example&path=/admin&source=127.0.0.1").await;
+    assert_eq!(denied["status"], 403, "{denied}");
+    assert_eq!(denied["securityPolicy"], "default/admin-rule", "{denied}");
+    assert!(
+        denied["route"]
+            .as_str()
+            .unwrap()
+            .contains("HTTPRoute default/keys rule 0 (admin)"),
+        "{denied}"
+    );
+    assert!(
+        denied["reason"].as_str().unwrap().contains("defaultAction"),
+        "{denied}"
+    );
+    let allowed =
+        explain("host=keys.example&path=/admin/x&header=x-role:admin&source=127.0.0.1").await;
+    assert_eq!(allowed["decision"], "forwarded", "{allowed}");
+    let blocked = explain("host=open.example&path=/blocked&source=127.0.0.1").await;
+    assert_eq!(
+        blocked["securityPolicy"], "default/gateway-wide",
+        "{blocked}"
+    );
+    assert!(
+        blocked["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rule no-blocked"),
+        "{blocked}"
+    );
+    let basic = explain("host=basic.example&path=/").await;
+    assert_eq!(basic["status"], 401, "{basic}");
+    assert_eq!(
+        basic["sections"],
+        serde_json::json!(["cors", "basicAuth"]),
+        "{basic}"
+    );
+    let remote = explain("host=remote.example").await;
+    assert_eq!(remote["status"], 500, "{remote}");
+    assert!(
+        remote["reason"].as_str().unwrap().contains("remoteJWKS"),
+        "{remote}"
+    );
+
     // Not supported yet: refused, never let through unprotected.
     let (status, _) = curl(&["-H", &host("remote.example"), &url("/")]).await;
     assert_eq!(status, 500);

@@ -53,9 +53,15 @@ impl AdminState {
                 "config": snapshot.config,
             })),
             "/metrics" => metrics_answer(&self.registry),
+            "/debug/authorize" => {
+                match crate::explain::ExplainQuery::parse(request.uri().query().unwrap_or("")) {
+                    Ok(query) => json(&crate::explain::explain(&snapshot.resolution, &query)),
+                    Err(problem) => text(StatusCode::BAD_REQUEST, format!("{problem}\n")),
+                }
+            }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "try /ready, /status, /config_dump, /metrics\n".into(),
+                "try /ready, /status, /config_dump, /metrics, /debug/authorize\n".into(),
             ),
         }
     }

@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod explain;
 pub mod gateway;
 pub mod inbound;
 pub mod mesh;

@@ -55,11 +55,13 @@ impl<S> SecurityPolicyService<S> {
     }
 }
 
-/// What the policy decided before the request goes on.
-enum Decision<R> {
+/// What a SecurityPolicy decided about a request, before it goes on (sans-IO: the layer acts
+/// on it, the admin's dry run reports it).
+#[derive(Debug)]
+pub enum Decision<R> {
     /// Answered here (a CORS preflight).
     Answer(R),
-    /// Refused.
+    /// Refused, with the typed reason (which names the policy and rule).
     Refuse(RouteError),
     /// Forwarded; the response gets CORS headers for this origin.
     Forward(Option<(Arc<CompiledSecurityPolicy>, HeaderValue)>),
@@ -96,8 +98,8 @@ where
     }
 }
 
-/// The policy covering the request: its rule's, else its listener's.
-fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> {
+/// The policy covering the request (after route selection): its rule's, else its listener's.
+pub fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> {
     let matched = request.extensions().get::<MatchedRoute>()?;
     let from_rule = matched.rule.policy.get::<AttachedSecurityPolicy>();
     let from_listener = || {
@@ -111,7 +113,10 @@ fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> {
         .map(|attached| Arc::clone(&attached.0))
 }
 
-fn enforce<B, RB: Default>(
+/// Applies `policy` to `request` in Envoy Gateway's order (CORS, API key, basic auth, JWT,
+/// authorization), editing it as forwarding would (forwarded headers, stripped keys, the
+/// [`VerifiedJwt`]).
+pub fn enforce<B, RB: Default>(
     policy: &Arc<CompiledSecurityPolicy>,
     request: &mut Request<B>,
 ) -> Decision<Response<RB>> {

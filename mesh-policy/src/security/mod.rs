@@ -21,4 +21,7 @@ pub mod model;
 
 pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
 pub use compile::{CompiledSecurityPolicy, SecurityChecks};
-pub use layer::{ClientAddress, SecurityFuture, SecurityPolicyLayer, SecurityPolicyService};
+pub use layer::{
+    ClientAddress, Decision, SecurityFuture, SecurityPolicyLayer, SecurityPolicyService, attached,
+    enforce,
+};

@@ -7,7 +7,8 @@
 //!
 //! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
 //! they are watched and reloaded when they change. The admin endpoint serves `/ready`,
-//! `/status`, `/config_dump` and `/metrics`. SIGTERM drains connections and exits.
+//! `/status`, `/config_dump`, `/metrics` and `/debug/authorize` (why a request would be
+//! denied). SIGTERM drains connections and exits.
 
 mod quickstart;
 
