@@ -384,6 +384,17 @@ async fn security_policies_guard_routes_through_the_gateway() {
     .await;
     assert_eq!(status, 403, "only GET is allowed");
 
+    // Every refusal is counted by the policy and rule that decided.
+    let (_, metrics) = curl(&[&format!("http://{}/metrics", gateway.admin)]).await;
+    for series in [
+        r#"gateway_policy_denials_total{flag="denied",decided_by="SecurityPolicy default/admin-rule defaultAction"} 1"#,
+        r#"gateway_policy_denials_total{flag="denied",decided_by="SecurityPolicy default/gateway-wide rule no-blocked"} 1"#,
+        r#"gateway_policy_denials_total{flag="unauthenticated",decided_by="SecurityPolicy default/basic: User authentication failed. Missing username and password."}"#,
+        r#"gateway_policy_denials_total{flag="unauthenticated",decided_by="SecurityPolicy default/tokens: Jwt is expired"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+
     // "Why was this denied?": the admin's dry run names the route, the policy and the rule.
     let explain = |query: &str| {
         let url = format!("http://{}/debug/authorize?{query}", gateway.admin);

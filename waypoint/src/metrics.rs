@@ -18,10 +18,25 @@ struct ResultLabels {
     result: &'static str,
 }
 
-/// Requests by status code, connections, configuration loads.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    /// Envoy's response-flag family for the refusal: `UAEX`-like codes are Envoy's; ours
+    /// name what refused: `unauthenticated`, `denied`, `policy_invalid`.
+    flag: &'static str,
+    /// The policy and rule (or check) that decided.
+    decided_by: String,
+}
+
+/// The most (flag, decided_by) label sets kept; further ones are counted under `other`.
+pub const MAX_DENIAL_SERIES: usize = 1000;
+
+/// Requests by status code, policy refusals by deciding policy, connections, configuration
+/// loads.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayMetrics {
     requests: Family<CodeLabels, Counter>,
+    denials: Family<DenialLabels, Counter>,
+    denial_series: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     connections_total: Counter,
     connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     config_loads: Family<ResultLabels, Counter>,
@@ -37,6 +52,11 @@ impl GatewayMetrics {
             "http_requests",
             "HTTP requests answered, by status code",
             metrics.requests.clone(),
+        );
+        registry.register(
+            "policy_denials",
+            "Requests refused by a policy, by response flag and the policy and rule that decided",
+            metrics.denials.clone(),
         );
         registry.register(
             "downstream_connections",
@@ -63,6 +83,21 @@ impl GatewayMetrics {
 
     pub(crate) fn request_served(&self, code: u16) {
         self.requests.get_or_create(&CodeLabels { code }).inc();
+    }
+
+    pub(crate) fn policy_refused(&self, refusal: &crate::respond::PolicyRefusal) {
+        use std::sync::atomic::Ordering;
+        let mut labels = DenialLabels {
+            flag: refusal.flag,
+            decided_by: refusal.decided_by.clone(),
+        };
+        // Label sets come from the configuration's policies, but stay capped all the same.
+        if self.denials.get(&labels).is_none()
+            && self.denial_series.fetch_add(1, Ordering::Relaxed) >= MAX_DENIAL_SERIES
+        {
+            labels.decided_by = "other".to_owned();
+        }
+        self.denials.get_or_create(&labels).inc();
     }
 
     pub(crate) fn connection_opened(&self) {

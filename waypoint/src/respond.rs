@@ -68,6 +68,9 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// `grpc-status` and `grpc-message`.
 pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     let mut response = Response::new(B::default());
+    if let Some(refusal) = policy_refusal(error) {
+        response.extensions_mut().insert(refusal);
+    }
     if let RouteError::Unauthenticated {
         challenge: Some(challenge),
         ..
@@ -97,6 +100,27 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
         headers.insert("grpc-message", message);
     }
     response
+}
+
+/// On an answer to a policy's refusal: which policy and rule decided (for metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRefusal {
+    /// `unauthenticated`, `denied` or `policy_invalid`.
+    pub flag: &'static str,
+    /// The policy and rule (or failed check) that decided.
+    pub decided_by: String,
+}
+
+fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
+    let (flag, decided_by) = match error {
+        RouteError::Denied(by) => ("denied", by.clone()),
+        RouteError::Unauthenticated { policy, text, .. } => {
+            ("unauthenticated", format!("{policy}: {text}"))
+        }
+        RouteError::PolicyInvalid(reason) => ("policy_invalid", reason.clone()),
+        _ => return None,
+    };
+    Some(PolicyRefusal { flag, decided_by })
 }
 
 /// The text Envoy answers `error` with, when it has one.

@@ -35,7 +35,7 @@ use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
 use crate::outbound::{Forwarder, ResponseBody};
-use crate::respond::{Respond, with_local_reply_body};
+use crate::respond::{PolicyRefusal, Respond, with_local_reply_body};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,6 +405,9 @@ async fn serve_http_routed<IO>(
             let response = router.oneshot(request).await.map(with_local_reply_body);
             if let Ok(response) = &response {
                 metrics.request_served(response.status().as_u16());
+                if let Some(refusal) = response.extensions().get::<PolicyRefusal>() {
+                    metrics.policy_refused(refusal);
+                }
             }
             response
         }
