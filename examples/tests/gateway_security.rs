@@ -123,7 +123,7 @@ kind: SecurityPolicy
 metadata: {name: remote}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: remote}]
-  jwt: {providers: [{name: idp, remoteJWKS: {uri: "https://idp.example/jwks"}}]}
+  oidc: {provider: {issuer: "https://idp.example"}, clientID: web, clientSecret: {name: oidc-secret}}
 "#;
 
 /// The JWT policy: PyJWT's keys as a local JWKS in a ConfigMap, issuer and audience
@@ -442,14 +442,131 @@ async fn security_policies_guard_routes_through_the_gateway() {
         serde_json::json!(["cors", "basicAuth"]),
         "{basic}"
     );
-    let remote = explain("host=remote.example").await;
-    assert_eq!(remote["status"], 500, "{remote}");
+    let unsupported = explain("host=remote.example").await;
+    assert_eq!(unsupported["status"], 500, "{unsupported}");
     assert!(
-        remote["reason"].as_str().unwrap().contains("remoteJWKS"),
-        "{remote}"
+        unsupported["reason"].as_str().unwrap().contains("oidc"),
+        "{unsupported}"
     );
 
     // Not supported yet: refused, never let through unprotected.
     let (status, _) = curl(&["-H", &host("remote.example"), &url("/")]).await;
     assert_eq!(status, 500);
+}
+
+/// Mints a fresh key set and tokens with PyJWT.
+fn mint() -> serde_json::Value {
+    let minted = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/jwt_mint.py"
+        ))
+        .output()
+        .expect("python3 with PyJWT (scripts/install-test-deps)");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    serde_json::from_slice(&minted.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_jwks_is_fetched_through_a_service_and_follows_rotation() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch("remote-jwks");
+    let keys_dir = dir.join("idp");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let (first, second) = (mint(), mint());
+    let publish = |set: &serde_json::Value| {
+        let staged = keys_dir.join(".jwks.json");
+        std::fs::write(&staged, set["jwks"].to_string()).unwrap();
+        std::fs::rename(&staged, keys_dir.join("jwks.json")).unwrap();
+    };
+    publish(&first);
+    // The identity provider: Python's http.server, reached through a Service.
+    let idp_port = free_port();
+    let _idp = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &idp_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--directory")
+        .arg(&keys_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let policy = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: idp}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: idp-1, labels: {kubernetes.io/service-name: idp}}
+endpoints: [{addresses: [127.0.0.1]}]
+ports: [{name: http, port: IDP_PORT}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: tokens}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [tokens.example]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: tokens}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: tokens}]
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example
+      audiences: [api]
+      remoteJWKS: {uri: "http://idp.default.svc.cluster.local/jwks.json", cacheDuration: 1s}
+"#
+    .replace("IDP_PORT", &idp_port.to_string());
+    let yaml = format!("{}{}{policy}", gateway_yaml(port), service("echo", backend));
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let call = |set: &serde_json::Value, name: &str| {
+        let bearer = format!(
+            "authorization: Bearer {}",
+            set["tokens"][name].as_str().unwrap()
+        );
+        let url = url.clone();
+        async move {
+            curl(&["-H", &bearer, "-H", "host: tokens.example", &url])
+                .await
+                .0
+        }
+    };
+    wait_until("the first key set is fetched", || async {
+        call(&first, "rs256").await == 200
+    })
+    .await;
+    assert_eq!(call(&first, "eddsa").await, 200);
+    assert_eq!(call(&second, "rs256").await, 401, "not yet published");
+
+    publish(&second);
+    wait_until("the rotated key set is fetched", || async {
+        call(&second, "es256").await == 200
+    })
+    .await;
+    assert_eq!(
+        call(&first, "rs256").await,
+        401,
+        "a token of the retired keys is refused, cached or not"
+    );
 }

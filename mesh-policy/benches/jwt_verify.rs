@@ -12,7 +12,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use mesh_policy::security::jwt::token::{ClaimRequirements, verify};
-use mesh_policy::security::jwt::{Jwks, JwtAuthentication, JwtProvider, TokenSource};
+use mesh_policy::security::jwt::{Jwks, JwksSource, JwtAuthentication, JwtProvider, TokenSource};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
@@ -199,7 +199,7 @@ fn main() {
             let auth = JwtAuthentication::new(
                 vec![JwtProvider {
                     name: "idp".into(),
-                    jwks: Arc::new(case.jwks.clone()),
+                    jwks: JwksSource::Local(Arc::new(case.jwks.clone())),
                     requirements: requirements.clone(),
                     sources: TokenSource::defaults(),
                     claim_to_headers: Vec::new(),

@@ -15,6 +15,7 @@ use routing::model::{Config, ForeignObject, ObjectKey};
 use routing::slot::{ListenerTarget, PolicyCompiler, PolicySlot, RuleTarget};
 
 use super::compile::CompiledSecurityPolicy;
+use super::jwt::JwksRegistry;
 use super::model::{PolicyTargetReference, SecurityPolicy};
 
 /// Envoy Gateway's API group.
@@ -32,12 +33,28 @@ pub struct SecurityPolicies {
     gateways: HashMap<(ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
     routes: HashMap<(String, ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
     problems: Vec<String>,
+    remote_jwks: Option<Arc<JwksRegistry>>,
 }
 
 impl SecurityPolicies {
-    /// Reads and compiles every SecurityPolicy of `config`. A policy that cannot be read is
-    /// still attached, as invalid, wherever its `targetRefs` can be made out.
+    /// A compiler whose configurations may use `remoteJWKS`: their handles come from
+    /// `registry`, which the runtime refreshes (without one, such policies fail closed).
+    pub fn with_remote_jwks(registry: Arc<JwksRegistry>) -> Self {
+        SecurityPolicies {
+            remote_jwks: Some(registry),
+            ..SecurityPolicies::default()
+        }
+    }
+
+    /// Reads and compiles every SecurityPolicy of `config` (no remote JWKS).
     pub fn build(config: &Config) -> Self {
+        SecurityPolicies::build_with(config, None)
+    }
+
+    /// Reads and compiles every SecurityPolicy of `config`, remote JWKS handles from
+    /// `registry` (URLs no longer named are forgotten). A policy that cannot be read is
+    /// still attached, as invalid, wherever its `targetRefs` can be made out.
+    pub fn build_with(config: &Config, registry: Option<Arc<JwksRegistry>>) -> Self {
         let mut objects: Vec<&ForeignObject> = config
             .foreign
             .iter()
@@ -49,14 +66,27 @@ impl SecurityPolicies {
                 .cmp(&age(b))
                 .then_with(|| a.metadata.key().cmp(&b.metadata.key()))
         });
-        let mut policies = SecurityPolicies::default();
+        let mut policies = SecurityPolicies {
+            remote_jwks: registry.clone(),
+            ..SecurityPolicies::default()
+        };
+        let mut remote_uris = Vec::new();
         for object in objects {
             let key = object.metadata.key();
             let (compiled, targets) = match parse_foreign::<SecurityPolicy>(object) {
                 Ok(mut policy) => {
                     // The loader's metadata has the namespace defaulted.
                     policy.metadata = object.metadata.clone();
-                    let compiled = CompiledSecurityPolicy::compile(&policy, config);
+                    remote_uris.extend(
+                        policy
+                            .spec
+                            .jwt
+                            .iter()
+                            .flat_map(|jwt| jwt.providers.iter())
+                            .filter_map(|p| p.remote_jwks.as_ref().map(|r| r.uri.clone())),
+                    );
+                    let compiled =
+                        CompiledSecurityPolicy::compile(&policy, config, registry.as_deref());
                     let mut targets = policy.spec.target_refs.clone();
                     targets.extend(policy.spec.target_ref.clone());
                     (compiled, targets)
@@ -76,7 +106,15 @@ impl SecurityPolicies {
                 policies.attach(&key, &target, &compiled);
             }
         }
+        if let Some(registry) = &registry {
+            registry.retain(&remote_uris);
+        }
         policies
+    }
+
+    /// The remote JWKS registry this compiler hands to each configuration.
+    pub fn remote_jwks(&self) -> Option<&Arc<JwksRegistry>> {
+        self.remote_jwks.as_ref()
     }
 
     fn attach(
@@ -198,7 +236,10 @@ fn raw_targets(object: &ForeignObject) -> Vec<PolicyTargetReference> {
 
 impl PolicyCompiler for SecurityPolicies {
     fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
-        Some(Arc::new(SecurityPolicies::build(config)))
+        Some(Arc::new(SecurityPolicies::build_with(
+            config,
+            self.remote_jwks.clone(),
+        )))
     }
 
     fn problems(&self) -> Vec<String> {

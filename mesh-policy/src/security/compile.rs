@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
-//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported section (`jwt`,
-//! `oidc`, `extAuth`, `csrf`, CEL) — makes the whole policy invalid, and an invalid policy
+//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported section (`oidc`,
+//! `extAuth`, `csrf`, CEL) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
@@ -15,9 +15,13 @@ use super::api_key::{ApiKeyAuth, KeySource};
 use super::authorization::AuthorizationRules;
 use super::basic_auth::BasicAuth;
 use super::htpasswd::Htpasswd;
-use super::jwt::{ClaimRequirements, Jwks, JwtAuthentication, JwtProvider, TokenSource};
+use super::jwt::remote::DEFAULT_CACHE_DURATION;
+use super::jwt::{
+    ClaimRequirements, Jwks, JwksRegistry, JwksSource, JwtAuthentication, JwtProvider, TokenSource,
+};
 use super::model::{
-    ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, JwtProviderSpec, JwtSpec, SecurityPolicy,
+    ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, JwtProviderSpec, JwtSpec, LocalJwksSpec,
+    RemoteJwksSpec, SecurityPolicy,
 };
 
 /// One SecurityPolicy, ready for requests.
@@ -46,11 +50,16 @@ pub struct SecurityChecks {
 }
 
 impl CompiledSecurityPolicy {
-    /// Compiles `policy`, reading its Secrets from `config`.
-    pub fn compile(policy: &SecurityPolicy, config: &Config) -> Self {
+    /// Compiles `policy`, reading its Secrets and ConfigMaps from `config`; remote JWKS
+    /// handles come from `remote` (without one, `remoteJWKS` cannot be enforced).
+    pub fn compile(
+        policy: &SecurityPolicy,
+        config: &Config,
+        remote: Option<&JwksRegistry>,
+    ) -> Self {
         CompiledSecurityPolicy {
             policy: policy.metadata.key(),
-            checks: compile_checks(policy, config),
+            checks: compile_checks(policy, config, remote),
         }
     }
 
@@ -63,7 +72,11 @@ impl CompiledSecurityPolicy {
     }
 }
 
-fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityChecks, String> {
+fn compile_checks(
+    policy: &SecurityPolicy,
+    config: &Config,
+    remote: Option<&JwksRegistry>,
+) -> Result<SecurityChecks, String> {
     let spec = &policy.spec;
     for (section, present) in [
         ("oidc", spec.oidc.is_some()),
@@ -78,7 +91,7 @@ fn compile_checks(policy: &SecurityPolicy, config: &Config) -> Result<SecurityCh
     let jwt = spec
         .jwt
         .as_ref()
-        .map(|jwt| compile_jwt(jwt, namespace, config))
+        .map(|jwt| compile_jwt(jwt, namespace, config, remote))
         .transpose()?;
     let providers: Vec<String> = jwt
         .iter()
@@ -233,6 +246,7 @@ fn compile_jwt(
     spec: &JwtSpec,
     namespace: &str,
     config: &Config,
+    remote: Option<&JwksRegistry>,
 ) -> Result<JwtAuthentication, String> {
     if spec.providers.is_empty() || spec.providers.len() > 16 {
         return Err("jwt: 1 to 16 providers".into());
@@ -246,7 +260,7 @@ fn compile_jwt(
         .providers
         .iter()
         .enumerate()
-        .map(|(index, provider)| compile_provider(index, provider, namespace, config))
+        .map(|(index, provider)| compile_provider(index, provider, namespace, config, remote))
         .collect::<Result<_, _>>()?;
     Ok(JwtAuthentication::new(providers, optional, fail_open))
 }
@@ -256,44 +270,23 @@ fn compile_provider(
     spec: &JwtProviderSpec,
     namespace: &str,
     config: &Config,
+    remote: Option<&JwksRegistry>,
 ) -> Result<JwtProvider, String> {
     let at = format!("jwt.providers[{index}] ({})", spec.name);
-    if spec.remote_jwks.is_some() {
-        return Err(format!("{at}: remoteJWKS is not supported yet"));
-    }
     if spec.recompute_route == Some(true) {
         return Err(format!("{at}: recomputeRoute is not supported yet"));
     }
-    let local = spec
-        .local_jwks
-        .as_ref()
-        .ok_or_else(|| format!("{at}: needs remoteJWKS or localJWKS"))?;
-    let document = match (local.jwks_type.as_str(), &local.inline, &local.value_ref) {
-        ("Inline", Some(inline), _) => inline.clone(),
-        ("ValueRef", _, Some(reference)) if reference.kind == "ConfigMap" => {
-            let map = config
-                .config_maps
-                .iter()
-                .find(|m| m.metadata.namespace == namespace && m.metadata.name == reference.name)
-                .ok_or_else(|| {
-                    format!("{at}: ConfigMap {namespace}/{} not found", reference.name)
-                })?;
-            let only = (map.data.len() == 1)
-                .then(|| map.data.values().next())
-                .flatten();
-            map.data
-                .get("jwks")
-                .or(only)
-                .cloned()
-                .ok_or_else(|| format!("{at}: ConfigMap {} has no jwks key", reference.name))?
+    let jwks = match (&spec.remote_jwks, &spec.local_jwks) {
+        (Some(remote_spec), None) => remote_source(&at, remote_spec, remote)?,
+        (None, Some(local)) => {
+            JwksSource::Local(Arc::new(local_jwks(&at, local, namespace, config)?))
         }
         _ => {
             return Err(format!(
-                "{at}: localJWKS needs inline text or a ConfigMap valueRef"
+                "{at}: needs exactly one of remoteJWKS and localJWKS"
             ));
         }
     };
-    let jwks = Jwks::parse(document.as_bytes()).map_err(|e| format!("{at}: {e}"))?;
     let sources = match &spec.extract_from {
         None => TokenSource::defaults(),
         Some(from) => {
@@ -322,7 +315,7 @@ fn compile_provider(
         .collect::<Result<_, _>>()?;
     Ok(JwtProvider {
         name: spec.name.as_str().into(),
-        jwks: Arc::new(jwks),
+        jwks,
         requirements: ClaimRequirements {
             issuer: spec.issuer.clone(),
             audiences: spec.audiences.clone(),
@@ -330,4 +323,68 @@ fn compile_provider(
         sources,
         claim_to_headers,
     })
+}
+
+fn local_jwks(
+    at: &str,
+    local: &LocalJwksSpec,
+    namespace: &str,
+    config: &Config,
+) -> Result<Jwks, String> {
+    let document = match (local.jwks_type.as_str(), &local.inline, &local.value_ref) {
+        ("Inline", Some(inline), _) => inline.clone(),
+        ("ValueRef", _, Some(reference)) if reference.kind == "ConfigMap" => {
+            let map = config
+                .config_maps
+                .iter()
+                .find(|m| m.metadata.namespace == namespace && m.metadata.name == reference.name)
+                .ok_or_else(|| {
+                    format!("{at}: ConfigMap {namespace}/{} not found", reference.name)
+                })?;
+            let only = (map.data.len() == 1)
+                .then(|| map.data.values().next())
+                .flatten();
+            map.data
+                .get("jwks")
+                .or(only)
+                .cloned()
+                .ok_or_else(|| format!("{at}: ConfigMap {} has no jwks key", reference.name))?
+        }
+        _ => {
+            return Err(format!(
+                "{at}: localJWKS needs inline text or a ConfigMap valueRef"
+            ));
+        }
+    };
+    Jwks::parse(document.as_bytes()).map_err(|e| format!("{at}: {e}"))
+}
+
+fn remote_source(
+    at: &str,
+    spec: &RemoteJwksSpec,
+    registry: Option<&JwksRegistry>,
+) -> Result<JwksSource, String> {
+    if spec.backend_refs.is_some() || spec.backend_settings.is_some() {
+        return Err(format!(
+            "{at}: remoteJWKS backendRefs/backendSettings are not supported yet"
+        ));
+    }
+    if !(spec.uri.starts_with("http://") || spec.uri.starts_with("https://")) {
+        return Err(format!(
+            "{at}: remoteJWKS uri {:?} is not http(s)",
+            spec.uri
+        ));
+    }
+    let refresh = match &spec.cache_duration {
+        None => DEFAULT_CACHE_DURATION,
+        Some(text) => parse_duration(text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{at}: cacheDuration {text:?} is not a duration"))?,
+    };
+    let registry =
+        registry.ok_or_else(|| format!("{at}: remoteJWKS needs a runtime that fetches it"))?;
+    registry
+        .handle(&spec.uri, refresh)
+        .map(JwksSource::Remote)
+        .ok_or_else(|| format!("{at}: remoteJWKS registry unavailable"))
 }

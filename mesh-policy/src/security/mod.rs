@@ -2,12 +2,13 @@
 //! Kubernetes YAML ([`model`]), compiled against the configuration's Secrets ([`compile`]),
 //! attached to listeners and route rules by the most specific target ([`attach`]), and
 //! enforced on the request path by [`SecurityPolicyLayer`] — CORS (the engine shared with the
-//! HTTPRoute CORS filter), API keys, basic auth, JWT (local JWKS) and authorization rules
-//! (with JWT claims and scopes), each a sans-IO piece with typed failures.
+//! HTTPRoute CORS filter), API keys, basic auth, JWT (local JWKS, and remote JWKS whose
+//! handles the runtime refreshes) and authorization rules (with JWT claims and scopes), each
+//! a sans-IO piece with typed failures.
 //!
 //! Not enforced yet, and therefore failing closed (500) wherever a policy uses them:
-//! `remoteJWKS`, `recomputeRoute`, `oidc`, `extAuth`, `csrf`, CEL and geolocation in
-//! authorization, `targetSelectors`.
+//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, `extAuth`, `csrf`, CEL and geolocation
+//! in authorization, `targetSelectors`.
 
 pub mod api_key;
 pub mod attach;

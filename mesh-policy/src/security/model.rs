@@ -168,13 +168,13 @@ pub struct JwtProviderSpec {
     /// `aud` must contain one of them, when any.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Keys fetched from a URL (not supported yet: the policy fails closed).
+    /// Keys fetched from a URL by the runtime.
     #[serde(
         default,
         rename = "remoteJWKS",
         skip_serializing_if = "Option::is_none"
     )]
-    pub remote_jwks: Option<serde_yaml_ng::Value>,
+    pub remote_jwks: Option<RemoteJwksSpec>,
     /// Keys in the configuration.
     #[serde(default, rename = "localJWKS", skip_serializing_if = "Option::is_none")]
     pub local_jwks: Option<LocalJwksSpec>,
@@ -187,6 +187,24 @@ pub struct JwtProviderSpec {
     /// Where the token is (default: `Authorization: Bearer`, then `access_token` in the query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract_from: Option<JwtExtractFrom>,
+}
+
+/// `remoteJWKS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteJwksSpec {
+    /// `http://` or `https://` URL; a host `name.namespace[.svc[.cluster.local]]` is resolved
+    /// through the configuration's Services, as in-cluster DNS would.
+    pub uri: String,
+    /// How long fetched keys are used before they are fetched again (default 300 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_duration: Option<String>,
+    /// Backends to reach the URL through (not supported: the policy fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_refs: Option<serde_yaml_ng::Value>,
+    /// Connection settings for those backends (not supported: the policy fails closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_settings: Option<serde_yaml_ng::Value>,
 }
 
 /// `localJWKS`.

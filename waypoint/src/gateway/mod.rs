@@ -1,7 +1,11 @@
 //! The gateway product, assembled: a configuration source with hot reload, inbound sockets
 //! whose HTTP requests go through [`Respond`](crate::respond::Respond) and
-//! [`routing::router::Router`] to the [`Forwarder`](crate::outbound::Forwarder), and the admin
-//! endpoint. The `gateway` example binary is this module plus a command line.
+//! [`GatewayRequestPath`](crate::inbound::GatewayRequestPath) (route selection, the
+//! SecurityPolicy, the rule's filters) to the [`Forwarder`](crate::outbound::Forwarder), the
+//! admin endpoint, and the remote JWKS fetcher. The `gateway` example binary is this module
+//! plus a command line.
+
+mod remote_jwks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,11 +84,15 @@ pub async fn run_gateway(
     events: &dyn GatewayEvents,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
+    // One handle per remoteJWKS URL, refreshed below, kept across reloads.
+    let jwks_registry = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
         controller_name: options.controller_name.clone(),
         // Envoy Gateway SecurityPolicies of each configuration fill the listener and rule slots.
-        policies: Some(Arc::new(mesh_policy::security::SecurityPolicies::default())),
+        policies: Some(Arc::new(
+            mesh_policy::security::SecurityPolicies::with_remote_jwks(Arc::clone(&jwks_registry)),
+        )),
     };
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
@@ -114,6 +122,12 @@ pub async fn run_gateway(
     });
     let admin_address = admin_listener.local_addr().unwrap_or(options.admin);
     let admin_task = tokio::spawn(admin::serve_admin(admin_listener, Arc::clone(&state)));
+    let jwks_state = Arc::clone(&state);
+    let jwks_task = tokio::spawn(remote_jwks::refresh_forever(
+        jwks_registry,
+        move || jwks_state.snapshot.load_full(),
+        Arc::clone(&options.crypto),
+    ));
     // Ready once every listener is served (a later reload may complete it).
     state.ready.store(report.complete(), Ordering::Release);
     let mut addresses = sockets.addresses();
@@ -148,6 +162,7 @@ pub async fn run_gateway(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     admin_task.abort();
+    jwks_task.abort();
     Ok(())
 }
 

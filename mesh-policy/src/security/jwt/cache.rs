@@ -1,7 +1,9 @@
 //! [`VerifiedTokenCache`]: tokens a provider verified, kept with their claims until they
 //! expire, so a client that sends the same token again skips the signature check (the
 //! expensive part: RSA, ECDSA, Ed25519). Only successes are kept; the time window
-//! (`nbf`/`exp` with skew) is checked on every hit. Bounded: when full it starts over.
+//! (`nbf`/`exp` with skew) is checked on every hit, and so is the key set: a token verified
+//! with keys that have since been rotated out is verified again. Bounded: when full it starts
+//! over.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
+use super::jwks::Jwks;
 use super::token::CLOCK_SKEW_SECONDS;
 
 /// How many tokens a cache holds at most.
@@ -19,6 +22,7 @@ pub const TOKEN_CACHE_CAPACITY: usize = 4096;
 struct CachedToken {
     token: Box<str>,
     provider: usize,
+    keys: Arc<Jwks>,
     claims: Arc<Map<String, Value>>,
     valid_from: u64,
     valid_until: u64,
@@ -59,16 +63,33 @@ fn key(token: &str) -> u64 {
 }
 
 impl VerifiedTokenCache {
-    /// The provider index and claims of `token` if it was verified and is valid at `now`.
-    pub fn get(&self, token: &str, now: u64) -> Option<(usize, Arc<Map<String, Value>>)> {
+    /// The claims of `token` if `provider` verified it with `keys` (the set it has now) and
+    /// it is valid at `now`.
+    pub fn get(
+        &self,
+        token: &str,
+        provider: usize,
+        keys: &Arc<Jwks>,
+        now: u64,
+    ) -> Option<Arc<Map<String, Value>>> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(&key(token))?;
-        (*entry.token == *token && entry.valid_from <= now && now <= entry.valid_until)
-            .then(|| (entry.provider, Arc::clone(&entry.claims)))
+        (*entry.token == *token
+            && entry.provider == provider
+            && Arc::ptr_eq(&entry.keys, keys)
+            && entry.valid_from <= now
+            && now <= entry.valid_until)
+            .then(|| Arc::clone(&entry.claims))
     }
 
-    /// Keeps a token `provider` verified, with its claims.
-    pub fn insert(&self, token: &str, provider: usize, claims: Arc<Map<String, Value>>) {
+    /// Keeps a token `provider` verified with `keys`, with its claims.
+    pub fn insert(
+        &self,
+        token: &str,
+        provider: usize,
+        keys: Arc<Jwks>,
+        claims: Arc<Map<String, Value>>,
+    ) {
         let seconds = |name: &str| claims.get(name).and_then(Value::as_f64);
         let valid_until = seconds("exp").map_or(u64::MAX, |exp| {
             (exp.max(0.0) as u64).saturating_add(CLOCK_SKEW_SECONDS)
@@ -87,6 +108,7 @@ impl VerifiedTokenCache {
             CachedToken {
                 token: token.into(),
                 provider,
+                keys,
                 claims,
                 valid_from,
                 valid_until,
@@ -109,34 +131,53 @@ impl VerifiedTokenCache {
 mod tests {
     use super::*;
 
+    fn keys() -> Arc<Jwks> {
+        Arc::new(
+            Jwks::parse(
+                br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+            )
+            .unwrap(),
+        )
+    }
+
     #[test]
-    fn hits_respect_the_time_window_and_the_whole_token() {
+    fn hits_respect_the_time_window_the_whole_token_and_the_keys() {
         let cache = VerifiedTokenCache::default();
         let claims: Map<String, Value> =
             serde_json::from_str(r#"{"exp": 1000, "nbf": 500}"#).unwrap();
-        cache.insert("aaa.bbb.sig", 1, Arc::new(claims));
-        assert_eq!(cache.get("aaa.bbb.sig", 700).map(|(p, _)| p), Some(1));
+        let (keys, rotated) = (keys(), keys());
+        cache.insert("aaa.bbb.sig", 1, Arc::clone(&keys), Arc::new(claims));
+        assert!(cache.get("aaa.bbb.sig", 1, &keys, 700).is_some());
         assert!(
-            cache
-                .get("aaa.bbb.sig", 1000 + CLOCK_SKEW_SECONDS + 1)
-                .is_none(),
+            cache.get("aaa.bbb.sig", 0, &keys, 700).is_none(),
+            "another provider"
+        );
+        assert!(
+            cache.get("aaa.bbb.sig", 1, &rotated, 700).is_none(),
+            "keys rotated"
+        );
+        let late = 1000 + CLOCK_SKEW_SECONDS + 1;
+        assert!(
+            cache.get("aaa.bbb.sig", 1, &keys, late).is_none(),
             "expired"
         );
-        assert!(
-            cache
-                .get("aaa.bbb.sig", 500 - CLOCK_SKEW_SECONDS - 1)
-                .is_none(),
-            "early"
-        );
+        let early = 500 - CLOCK_SKEW_SECONDS - 1;
+        assert!(cache.get("aaa.bbb.sig", 1, &keys, early).is_none(), "early");
         // Same signature tail, other payload: the whole token is compared.
-        assert!(cache.get("zzz.bbb.sig", 700).is_none());
+        assert!(cache.get("zzz.bbb.sig", 1, &keys, 700).is_none());
     }
 
     #[test]
     fn the_cache_stays_bounded() {
         let cache = VerifiedTokenCache::default();
+        let keys = keys();
         for i in 0..TOKEN_CACHE_CAPACITY + 10 {
-            cache.insert(&format!("t.{i}"), 0, Arc::new(Map::new()));
+            cache.insert(
+                &format!("t.{i}"),
+                0,
+                Arc::clone(&keys),
+                Arc::new(Map::new()),
+            );
         }
         assert!(cache.len() <= TOKEN_CACHE_CAPACITY);
     }

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod jwks;
+pub mod remote;
 pub mod token;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 
 pub use cache::VerifiedTokenCache;
 pub use jwks::{Jwks, JwksError};
+pub use remote::{JwksRegistry, RemoteJwks};
 pub use token::{ClaimRequirements, JwtError};
 
 /// Where a provider looks for its token.
@@ -47,13 +49,32 @@ impl TokenSource {
     }
 }
 
+/// Where a provider's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// The configuration (`localJWKS`).
+    Local(Arc<Jwks>),
+    /// A URL the runtime fetches (`remoteJWKS`); no keys until the first fetch succeeds.
+    Remote(Arc<RemoteJwks>),
+}
+
+impl JwksSource {
+    /// The keys to verify with now.
+    pub fn current(&self) -> Option<Arc<Jwks>> {
+        match self {
+            JwksSource::Local(jwks) => Some(Arc::clone(jwks)),
+            JwksSource::Remote(remote) => remote.current(),
+        }
+    }
+}
+
 /// One provider.
 #[derive(Debug, Clone)]
 pub struct JwtProvider {
     /// Its name.
     pub name: Arc<str>,
     /// Its keys.
-    pub jwks: Arc<Jwks>,
+    pub jwks: JwksSource,
     /// Its issuer and audiences.
     pub requirements: ClaimRequirements,
     /// Where its tokens are.
@@ -136,20 +157,27 @@ impl JwtAuthentication {
             else {
                 continue;
             };
-            let cached = self
-                .cache
-                .get(token, now)
-                .filter(|(by, _)| *by == index)
-                .map(|(_, claims)| claims);
-            let verified = match cached {
+            // Local keys are borrowed; remote ones held for this check.
+            let fetched;
+            let keys = match &provider.jwks {
+                JwksSource::Local(keys) => keys,
+                JwksSource::Remote(remote) => {
+                    fetched = remote.current();
+                    let Some(keys) = &fetched else {
+                        failure = JwtFailure::Invalid(JwtError::JwksUnavailable);
+                        continue;
+                    };
+                    keys
+                }
+            };
+            let verified = match self.cache.get(token, index, keys, now) {
                 Some(claims) => Ok(claims),
-                None => token::verify(token, &provider.jwks, &provider.requirements, now).map(
-                    |claims| {
-                        let claims = Arc::new(claims);
-                        self.cache.insert(token, index, Arc::clone(&claims));
-                        claims
-                    },
-                ),
+                None => token::verify(token, keys, &provider.requirements, now).map(|claims| {
+                    let claims = Arc::new(claims);
+                    self.cache
+                        .insert(token, index, Arc::clone(keys), Arc::clone(&claims));
+                    claims
+                }),
             };
             match verified {
                 Ok(claims) => {
@@ -199,7 +227,9 @@ pub fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value
 fn extract<'a>(source: &TokenSource, uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let text = match source {
         TokenSource::Header { name, prefix } => {
-            let value = headers.get(name)?.to_str().ok()?;
+            // UTF-8 (fast for ASCII) rather than to_str's byte-by-byte check: the token is
+            // validated as base64url when it is verified.
+            let value = std::str::from_utf8(headers.get(name)?.as_bytes()).ok()?;
             let head = value.get(..prefix.len())?;
             head.eq_ignore_ascii_case(prefix)
                 .then(|| value[prefix.len()..].trim())?
@@ -243,7 +273,7 @@ mod tests {
         .unwrap();
         JwtProvider {
             name: name.into(),
-            jwks: Arc::new(jwks),
+            jwks: JwksSource::Local(Arc::new(jwks)),
             requirements: ClaimRequirements {
                 issuer: None,
                 audiences: audiences.iter().map(|a| a.to_string()).collect(),

@@ -30,6 +30,9 @@ pub enum JwtError {
     /// `alg` is `none`, an HMAC or unknown.
     #[error("Jwt header [alg] is not supported")]
     UnsupportedAlgorithm,
+    /// The provider's remote JWKS has not been fetched (yet).
+    #[error("Jwks remote fetch is failed")]
+    JwksUnavailable,
     /// No key of the set has the token's `kid` and the algorithm's type.
     #[error("Jwks doesn't have key to match kid or alg from Jwt")]
     NoMatchingKey,
@@ -60,6 +63,7 @@ impl JwtError {
             JwtError::BadHeader => "Jwt header is an invalid JSON",
             JwtError::BadPayload => "Jwt payload is an invalid JSON",
             JwtError::UnsupportedAlgorithm => "Jwt header [alg] is not supported",
+            JwtError::JwksUnavailable => "Jwks remote fetch is failed",
             JwtError::NoMatchingKey => "Jwks doesn't have key to match kid or alg from Jwt",
             JwtError::BadSignature => "Jwt verification fails",
             JwtError::Expired => "Jwt is expired",
