@@ -20,12 +20,14 @@ mod bench_support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bench_support::{Row, Running, cpu_seconds, emit, median, require, rss_kib, wait_for};
+use bench_support::{
+    Row, Running, cpu_seconds, emit, median, require, rss_kib, spawn_quiet, wait_for,
+};
 
 const ZTUNNEL: &str = env!("CARGO_BIN_EXE_ztunnel");
 const WAYPOINT: &str = env!("CARGO_BIN_EXE_waypoint");
@@ -39,14 +41,9 @@ const SERVER_IP: &str = "127.0.0.81";
 const WAYPOINT_IP: &str = "127.0.0.82";
 
 fn spawn(program: &str, args: &[&str]) -> (Running, u32) {
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (Running(child), pid)
+    let mut command = Command::new(program);
+    command.args(args);
+    spawn_quiet(command)
 }
 
 /// The app: `sink` discards and answers the byte count at EOF; `echo` echoes.

@@ -21,11 +21,11 @@ mod bench_support;
 use std::io::Write;
 
 use bench_support::http_load::{
-    DURATION_SECS, load, nginx, saturate, saturate_with, wait_for_port,
+    DURATION_SECS, load, nginx, one_route_gateway_yaml, saturate, saturate_with, wait_for_port,
 };
-use bench_support::{Row, Running, emit, free_port, median, require};
+use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
@@ -34,17 +34,7 @@ const ROUNDS: usize = 3;
 /// The gateway's configuration: a catch-all route `main` and `routes - 1` routes `r{i}` for
 /// `host-{i}.example.com` `/svc-{i}`; `generation` is added as a response header by `main`.
 fn gateway_config(port: u16, backend: u16, routes: usize, generation: usize) -> String {
-    let mut yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
-         gatewayClassName: bench\n  addresses: [{{value: 127.0.0.1}}]\n  \
-         listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
-         apiVersion: v1\nkind: Service\nmetadata: {{name: backend}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: backend-1, labels: {{kubernetes.io/service-name: backend}}}}\n\
-         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {backend}}}]\n---\n\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: main}}\n\
-         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs: [{{name: backend, port: 80}}]\n"
-    );
+    let mut yaml = one_route_gateway_yaml(port, backend);
     if generation > 0 {
         yaml.push_str(&format!(
             "    filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-generation, value: '{generation}'}}]}}}}]\n"
@@ -70,24 +60,19 @@ fn write_config(dir: &Path, yaml: &str) {
 fn gateway(dir: &Path, port: u16, backend: u16, routes: usize) -> (Running, u32) {
     std::fs::create_dir_all(dir).unwrap();
     write_config(dir, &gateway_config(port, backend, routes, 0));
-    let child = Command::new("taskset")
-        .args([
-            "-c",
-            "1",
-            GATEWAY,
-            "--admin",
-            "127.0.0.1:0",
-            "--reload-interval-ms",
-            "20",
-        ])
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (Running(child), pid)
+    let mut command = Command::new("taskset");
+    command.args([
+        "-c",
+        "1",
+        GATEWAY,
+        "--admin",
+        "127.0.0.1:0",
+        "--reload-interval-ms",
+        "20",
+    ]);
+    command.arg("--config");
+    command.arg(dir.join("config.yaml"));
+    spawn_quiet(command)
 }
 
 /// The response headers of `GET /` through `port`, lower-cased.

@@ -12,11 +12,13 @@
 mod bench_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
-use bench_support::http_load::{DURATION_SECS, nginx, saturate_with, wait_for_port};
-use bench_support::{Row, Running, emit, free_port, median, require};
+use bench_support::http_load::{
+    DURATION_SECS, nginx, one_route_gateway_yaml, saturate_with, wait_for_port,
+};
+use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
@@ -47,17 +49,7 @@ fn token_and_jwks() -> (String, String) {
 }
 
 fn config(port: u16, backend: u16, policy: Option<&str>) -> String {
-    let mut yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
-         gatewayClassName: bench\n  addresses: [{{value: 127.0.0.1}}]\n  \
-         listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
-         apiVersion: v1\nkind: Service\nmetadata: {{name: backend}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: backend-1, labels: {{kubernetes.io/service-name: backend}}}}\n\
-         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {backend}}}]\n---\n\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: main}}\n\
-         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs: [{{name: backend, port: 80}}]\n"
-    );
+    let mut yaml = one_route_gateway_yaml(port, backend);
     if let Some(jwks) = policy {
         yaml.push_str(&format!(
             "---\napiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata: {{name: jwt}}\n\
@@ -74,15 +66,10 @@ fn config(port: u16, backend: u16, policy: Option<&str>) -> String {
 fn gateway(dir: &Path, yaml: &str) -> (Running, u32) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"])
-        .arg(dir.join("config.yaml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (Running(child), pid)
+    let mut command = Command::new("taskset");
+    command.args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"]);
+    command.arg(dir.join("config.yaml"));
+    spawn_quiet(command)
 }
 
 /// The status of `GET /` through `port` with `header`.

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method, Request, Response};
+use mesh_policy::security::percent::percent_decode;
 use mesh_policy::security::{ClientAddress, Decision, attached, enforce};
 use routing::resolve::Resolution;
 use routing::router::{ListenerSet, select};
@@ -47,7 +48,7 @@ impl ExplainQuery {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+            let value = String::from_utf8_lossy(&percent_decode(value.as_bytes())).into_owned();
             match key {
                 "host" => explain.host = value,
                 "port" => explain.port = Some(value.parse().map_err(|_| "port: not a port")?),
@@ -192,35 +193,6 @@ fn answered(response: &Response<()>) -> (&'static str, u16, Option<String>) {
     )
 }
 
-/// `%XX` and `+` decoded (malformed escapes kept).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[index] {
-            b'%' => {
-                match (
-                    bytes.get(index + 1).copied().and_then(hex),
-                    bytes.get(index + 2).copied().and_then(hex),
-                ) {
-                    (Some(high), Some(low)) => {
-                        out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-                        index += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +218,5 @@ mod tests {
                 .unwrap_err()
                 .contains("source")
         );
-        assert_eq!(percent_decode("a%2"), "a%2");
     }
 }

@@ -2,10 +2,10 @@
 //! baseline proxy), wrk and h2load pinned to CPU 0, and the proxy's CPU time over a run.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Running, cpu_seconds};
+use super::{Running, cpu_seconds, spawn_quiet};
 
 /// Seconds of one saturating run.
 pub const DURATION_SECS: u64 = 5;
@@ -30,15 +30,10 @@ pub fn nginx(dir: &Path, cpu: usize, http_block: &str) -> (Running, u32) {
         dir = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), config).unwrap();
-    let child = Command::new("taskset")
-        .args(["-c", &cpu.to_string(), "nginx", "-c"])
-        .arg(dir.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (Running(child), pid)
+    let mut command = Command::new("taskset");
+    command.args(["-c", &cpu.to_string(), "nginx", "-c"]);
+    command.arg(dir.join("nginx.conf"));
+    spawn_quiet(command)
 }
 
 /// Runs a load tool pinned to CPU 0; returns its stdout.
@@ -114,4 +109,21 @@ pub fn saturate_with(
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = proxy_pid.map_or(elapsed, cpu_seconds) - cpu_before;
     (rps, cpu)
+}
+
+/// A Gateway `gw` with one HTTP listener on `port` and one HTTPRoute `main` (its rule last, so
+/// callers may append to it) to the Service `backend`, whose one endpoint is
+/// `127.0.0.1:backend`.
+pub fn one_route_gateway_yaml(port: u16, backend: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: bench\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: backend}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: backend-1, labels: {{kubernetes.io/service-name: backend}}}}\n\
+         endpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {backend}}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: main}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs: [{{name: backend, port: 80}}]\n"
+    )
 }

@@ -14,6 +14,17 @@ use std::io::Write;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// Starts `command` with its output discarded; the process (killed on drop) and its pid.
+pub fn spawn_quiet(mut command: Command) -> (Running, u32) {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (Running(child), pid)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,6 +19,7 @@ pub mod htpasswd;
 pub mod jwt;
 pub mod layer;
 pub mod model;
+pub mod percent;
 
 pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
 pub use compile::{CompiledSecurityPolicy, SecurityChecks};
