@@ -3,7 +3,7 @@
 //! namespace. The most specific wins as a whole — rule > route > listener > Gateway — and
 //! between two policies on the same target the older (then the first by namespace/name) wins,
 //! as Envoy Gateway resolves conflicts. [`SecurityPolicies`] is the
-//! [`PolicyCompiler`](routing::slot::PolicyCompiler) that puts the winner into the slots:
+//! [`PolicyCompiler`] that puts the winner into the slots:
 //! route-level policies into rule slots, Gateway-level ones into listener slots; the request
 //! path reads the rule's first, then the listener's.
 
