@@ -364,7 +364,7 @@ async fn security_policies_guard_routes_through_the_gateway() {
         }
     };
     expect("expired", 401, "Jwt is expired").await;
-    expect("wrong_audience", 403, "RBAC: access denied").await;
+    expect("wrong_audience", 403, "Audiences in Jwt are not allowed").await;
     expect("no_scope", 403, "RBAC: access denied").await;
     let mut tampered = token("rs256");
     tampered.insert_str(tampered.rfind('.').unwrap() + 1, "AAAA");

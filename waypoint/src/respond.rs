@@ -12,6 +12,7 @@
 //! | `Upstream` (refused, reset, connect timeout, TLS, protocol, overloaded) | 503 | UNAVAILABLE (14) |
 //! | `BackendTimeout`, `RequestTimeout` (the route's timeouts) | 504 | DEADLINE_EXCEEDED (4) |
 //! | `Denied` (an authorization policy) | 403 `RBAC: access denied` | PERMISSION_DENIED (7) |
+//! | `Forbidden` (a JWT's audiences not accepted) | 403 with Envoy's text for it | PERMISSION_DENIED (7) |
 //! | `Unauthenticated` (basic auth, API key, JWT) | 401 with the policy's text and `www-authenticate` challenge | UNAUTHENTICATED (16) |
 //! | `PolicyInvalid` (a policy that cannot be enforced: fail closed) | 500 | UNAVAILABLE (14) |
 //!
@@ -40,7 +41,7 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         RouteError::NoEndpoints | RouteError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
-        RouteError::Denied(_) => StatusCode::FORBIDDEN,
+        RouteError::Denied(_) | RouteError::Forbidden { .. } => StatusCode::FORBIDDEN,
         RouteError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -117,6 +118,7 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
         RouteError::Unauthenticated { policy, text, .. } => {
             ("unauthenticated", format!("{policy}: {text}"))
         }
+        RouteError::Forbidden { policy, text } => ("denied", format!("{policy}: {text}")),
         RouteError::PolicyInvalid(reason) => ("policy_invalid", reason.clone()),
         _ => return None,
     };
@@ -127,7 +129,7 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
 fn local_reply_text(error: &RouteError) -> Option<&'static str> {
     match error {
         RouteError::Denied(_) => Some("RBAC: access denied"),
-        RouteError::Unauthenticated { text, .. } => Some(text),
+        RouteError::Unauthenticated { text, .. } | RouteError::Forbidden { text, .. } => Some(text),
         _ => None,
     }
 }
@@ -321,6 +323,14 @@ mod tests {
                 "16",
             ),
             (RouteError::PolicyInvalid("shop/jwt".into()), 500, "14"),
+            (
+                RouteError::Forbidden {
+                    policy: "shop/jwt".into(),
+                    text: "Audiences in Jwt are not allowed",
+                },
+                403,
+                "7",
+            ),
         ];
         for (error, http, grpc) in table {
             let plain: Response<String> = answer(&error, false);

@@ -2,10 +2,10 @@
 //! selection (it reads the [`MatchedRoute`]'s slots: the rule's policy, else the listener's)
 //! and before the rule's filters. In Envoy Gateway's order: CORS (a preflight is answered
 //! here, before any credentials are asked for), API key, basic auth, JWT (the verified token
-//! put into the request as [`VerifiedJwt`]), authorization. Failures
-//! are typed [`RouteError`]s — `Unauthenticated` (401 with the challenge), `Denied` (403,
-//! naming the policy and rule), `PolicyInvalid` (500) — turned into answers where the
-//! embedder turns every error into one.
+//! put into the request as [`VerifiedJwt`]), authorization. Failures are typed
+//! [`RouteError`]s — `Unauthenticated` (401 with the challenge), `Denied` (403, naming the
+//! policy and rule), `Forbidden` (403 for a JWT's audiences), `PolicyInvalid` (500) — turned
+//! into answers where the embedder turns every error into one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -176,11 +176,10 @@ pub fn enforce<B, RB: Default>(
             }
             Ok(None) => {}
             Err(failure) if failure.is_forbidden() => {
-                return Decision::Refuse(RouteError::Denied(format!(
-                    "SecurityPolicy {} jwt: {}",
-                    policy.policy,
-                    failure.text()
-                )));
+                return Decision::Refuse(RouteError::Forbidden {
+                    policy: format!("SecurityPolicy {}", policy.policy),
+                    text: failure.text(),
+                });
             }
             Err(failure) => {
                 let invalid = failure != JwtFailure::Missing;

@@ -53,6 +53,15 @@ pub enum RouteError {
         /// The `www-authenticate` challenge to send, if the scheme has one.
         challenge: Option<http::HeaderValue>,
     },
+    /// Authenticated but not allowed by the authentication itself (a JWT whose audiences
+    /// the provider does not accept): 403 with Envoy's text for it.
+    #[error("forbidden ({policy}): {text}")]
+    Forbidden {
+        /// The policy (and check) that refused.
+        policy: String,
+        /// Envoy's local-reply text.
+        text: &'static str,
+    },
     /// A policy attached to the route cannot be enforced (invalid, or asks for what is not
     /// supported): the request is refused rather than let through unprotected.
     #[error("policy cannot be enforced: {0}")]
