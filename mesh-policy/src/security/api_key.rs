@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
+use super::cookies::{cookie, cookie_pairs};
 use super::percent::percent_decode;
 
 /// Where a key may be.
@@ -97,12 +98,8 @@ fn extract(source: &KeySource, uri: &Uri, headers: &HeaderMap) -> Option<Vec<u8>
             .find(|(key, _)| key == name.as_bytes())
             .map(|(_, value)| value)
             .filter(|v| !v.is_empty()),
-        KeySource::Cookie(name) => headers
-            .get_all(header::COOKIE)
-            .iter()
-            .flat_map(|value| cookie_pairs(value.as_bytes()))
-            .find(|(key, _)| *key == name.as_bytes())
-            .map(|(_, value)| value.to_vec())
+        KeySource::Cookie(name) => cookie(headers, name)
+            .map(<[u8]>::to_vec)
             .filter(|v| !v.is_empty()),
     }
 }
@@ -167,20 +164,6 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
             percent_decode(key.as_bytes()),
             percent_decode(value.as_bytes()),
         )
-    })
-}
-
-/// `a=b; c=d` as (name, value) pairs, values unquoted.
-fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    header.split(|&b| b == b';').filter_map(|pair| {
-        let pair = pair.trim_ascii();
-        let at = pair.iter().position(|&b| b == b'=')?;
-        let (key, value) = (&pair[..at], &pair[at + 1..]);
-        let value = value
-            .strip_prefix(b"\"")
-            .and_then(|v| v.strip_suffix(b"\""))
-            .unwrap_or(value);
-        Some((key.trim_ascii(), value))
     })
 }
 

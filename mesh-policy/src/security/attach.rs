@@ -70,21 +70,15 @@ impl SecurityPolicies {
             remote_jwks: registry.clone(),
             ..SecurityPolicies::default()
         };
-        let mut remote_uris = Vec::new();
+        if let Some(registry) = &registry {
+            registry.begin();
+        }
         for object in objects {
             let key = object.metadata.key();
             let (compiled, targets) = match parse_foreign::<SecurityPolicy>(object) {
                 Ok(mut policy) => {
                     // The loader's metadata has the namespace defaulted.
                     policy.metadata = object.metadata.clone();
-                    remote_uris.extend(
-                        policy
-                            .spec
-                            .jwt
-                            .iter()
-                            .flat_map(|jwt| jwt.providers.iter())
-                            .filter_map(|p| p.remote_jwks.as_ref().map(|r| r.uri.clone())),
-                    );
                     let compiled =
                         CompiledSecurityPolicy::compile(&policy, config, registry.as_deref());
                     let mut targets = policy.spec.target_refs.clone();
@@ -107,7 +101,7 @@ impl SecurityPolicies {
             }
         }
         if let Some(registry) = &registry {
-            registry.retain(&remote_uris);
+            registry.finish();
         }
         policies
     }

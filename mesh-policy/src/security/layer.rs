@@ -169,8 +169,11 @@ pub fn enforce<B, RB: Default>(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let uri = request.uri().clone();
-        match jwt.check(&uri, request.headers_mut(), now) {
+        // Read beside the headers the check edits (claim headers), without a copy.
+        let uri = std::mem::take(request.uri_mut());
+        let checked = jwt.check(&uri, request.headers_mut(), now);
+        *request.uri_mut() = uri;
+        match checked {
             Ok(Some(verified)) => {
                 request.extensions_mut().insert(verified);
             }

@@ -15,6 +15,7 @@ pub mod attach;
 pub mod authorization;
 pub mod basic_auth;
 pub mod compile;
+pub mod cookies;
 pub mod htpasswd;
 pub mod jwt;
 pub mod layer;

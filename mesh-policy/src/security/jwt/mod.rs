@@ -15,6 +15,7 @@ use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
+use super::cookies::cookie;
 pub use cache::VerifiedTokenCache;
 pub use jwks::{Jwks, JwksError};
 pub use remote::{JwksRegistry, RemoteJwks};
@@ -238,15 +239,7 @@ fn extract<'a>(source: &TokenSource, uri: &'a Uri, headers: &'a HeaderMap) -> Op
             let (key, value) = pair.split_once('=')?;
             (key == name).then_some(value)
         })?,
-        TokenSource::Cookie(name) => headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                (key == name).then(|| value.trim_matches('"'))
-            })?,
+        TokenSource::Cookie(name) => std::str::from_utf8(cookie(headers, name)?).ok()?,
     };
     (!text.is_empty()).then_some(text)
 }

@@ -5,6 +5,7 @@
 //! handle per URL, so keys survive configuration reloads; this module does no I/O.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,17 @@ pub const FAILED_REFETCH: Duration = Duration::from_secs(1);
 pub struct RemoteJwks {
     /// Where they are fetched from.
     pub uri: String,
-    refresh: Mutex<Duration>,
+    refresh: Mutex<Refresh>,
     keys: RwLock<Option<Arc<Jwks>>>,
     state: Mutex<FetchState>,
+}
+
+/// How often to fetch, as the configuration being built asks.
+#[derive(Debug, Clone, Copy)]
+struct Refresh {
+    interval: Duration,
+    /// The registry's configuration round that last asked for this URL.
+    round: u64,
 }
 
 #[derive(Debug, Default)]
@@ -32,10 +41,10 @@ struct FetchState {
 }
 
 impl RemoteJwks {
-    fn new(uri: &str, refresh: Duration) -> Self {
+    fn new(uri: &str, interval: Duration, round: u64) -> Self {
         RemoteJwks {
             uri: uri.to_owned(),
-            refresh: Mutex::new(refresh),
+            refresh: Mutex::new(Refresh { interval, round }),
             keys: RwLock::new(None),
             state: Mutex::new(FetchState::default()),
         }
@@ -58,7 +67,10 @@ impl RemoteJwks {
     pub fn fetched(&self, document: Result<Vec<u8>, String>, now: Instant) -> Result<(), String> {
         let parsed = document
             .and_then(|bytes| Jwks::parse(&bytes).map_err(|error: JwksError| error.to_string()));
-        let refresh = self.refresh.lock().map_or(DEFAULT_CACHE_DURATION, |r| *r);
+        let refresh = self
+            .refresh
+            .lock()
+            .map_or(DEFAULT_CACHE_DURATION, |r| r.interval);
         let outcome = match parsed {
             Ok(jwks) => {
                 if let Ok(mut keys) = self.keys.write() {
@@ -87,30 +99,46 @@ impl RemoteJwks {
     }
 }
 
-/// One [`RemoteJwks`] per URL, shared by every configuration that names it.
+/// One [`RemoteJwks`] per URL, shared by every configuration that names it. Each
+/// configuration is a round: [`begin`](Self::begin), a [`handle`](Self::handle) per use,
+/// [`finish`](Self::finish), which forgets the URLs that round did not ask for.
 #[derive(Debug, Default)]
 pub struct JwksRegistry {
     handles: Mutex<HashMap<String, Arc<RemoteJwks>>>,
+    round: AtomicU64,
 }
 
 impl JwksRegistry {
-    /// The handle for `uri` (created on first use), refreshed every `refresh` (the shortest
-    /// asked for wins).
-    pub fn handle(&self, uri: &str, refresh: Duration) -> Option<Arc<RemoteJwks>> {
+    /// Starts a configuration's round.
+    pub fn begin(&self) {
+        self.round.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The handle for `uri` (created on first use; keys kept across rounds), refreshed every
+    /// `interval` — the shortest this round asks for.
+    pub fn handle(&self, uri: &str, interval: Duration) -> Option<Arc<RemoteJwks>> {
+        let round = self.round.load(Ordering::Relaxed);
         let mut handles = self.handles.lock().ok()?;
         let handle = handles
             .entry(uri.to_owned())
-            .or_insert_with(|| Arc::new(RemoteJwks::new(uri, refresh)));
-        if let Ok(mut current) = handle.refresh.lock() {
-            *current = (*current).min(refresh);
+            .or_insert_with(|| Arc::new(RemoteJwks::new(uri, interval, round)));
+        if let Ok(mut refresh) = handle.refresh.lock() {
+            let asked_before = refresh.round == round;
+            refresh.interval = if asked_before {
+                refresh.interval.min(interval)
+            } else {
+                interval
+            };
+            refresh.round = round;
         }
         Some(Arc::clone(handle))
     }
 
-    /// Forgets the URLs not in `used` (after a configuration no longer names them).
-    pub fn retain(&self, used: &[String]) {
+    /// Ends the round: the URLs it did not ask for are forgotten.
+    pub fn finish(&self) {
+        let round = self.round.load(Ordering::Relaxed);
         if let Ok(mut handles) = self.handles.lock() {
-            handles.retain(|uri, _| used.contains(uri));
+            handles.retain(|_, handle| handle.refresh.lock().is_ok_and(|r| r.round == round));
         }
     }
 
@@ -132,6 +160,7 @@ mod tests {
     #[test]
     fn fetches_are_scheduled_and_failures_keep_the_old_keys() {
         let registry = JwksRegistry::default();
+        registry.begin();
         let handle = registry
             .handle("http://idp/jwks", Duration::from_secs(60))
             .unwrap();
@@ -147,6 +176,8 @@ mod tests {
             "a failure is retried soon"
         );
         assert!(handle.last_error().is_some());
+        registry.finish();
+        registry.begin();
         let same = registry
             .handle("http://idp/jwks", Duration::from_secs(5))
             .unwrap();
@@ -154,7 +185,18 @@ mod tests {
             Arc::ptr_eq(&same, &handle),
             "one handle per URL: keys survive reloads"
         );
-        registry.retain(&[]);
+        registry.finish();
+        // A later configuration asking for a longer interval gets it (not the old minimum).
+        registry.begin();
+        registry
+            .handle("http://idp/jwks", Duration::from_secs(300))
+            .unwrap();
+        registry.finish();
+        handle.fetched(Ok(JWKS.to_vec()), now).unwrap();
+        assert!(!handle.is_due(now + Duration::from_secs(60)));
+        // A configuration that no longer names the URL forgets it.
+        registry.begin();
+        registry.finish();
         assert!(registry.all().is_empty());
     }
 }

@@ -16,40 +16,29 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub const CLOCK_SKEW_SECONDS: u64 = 60;
 
 /// Why a token is refused, with Envoy's texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {
     /// Not three base64url sections, or over [`MAX_TOKEN_BYTES`].
-    #[error("Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections")]
     Malformed,
     /// The header is not a JSON object with an `alg`.
-    #[error("Jwt header is an invalid JSON")]
     BadHeader,
     /// The payload is not a JSON object.
-    #[error("Jwt payload is an invalid JSON")]
     BadPayload,
     /// `alg` is `none`, an HMAC or unknown.
-    #[error("Jwt header [alg] is not supported")]
     UnsupportedAlgorithm,
     /// The provider's remote JWKS has not been fetched (yet).
-    #[error("Jwks remote fetch is failed")]
     JwksUnavailable,
     /// No key of the set has the token's `kid` and the algorithm's type.
-    #[error("Jwks doesn't have key to match kid or alg from Jwt")]
     NoMatchingKey,
     /// The signature does not verify with any candidate key.
-    #[error("Jwt verification fails")]
     BadSignature,
     /// `exp` has passed.
-    #[error("Jwt is expired")]
     Expired,
     /// `nbf` is still to come.
-    #[error("Jwt not yet valid")]
     NotYetValid,
     /// `iss` is not the provider's issuer.
-    #[error("Jwt issuer is not configured")]
     WrongIssuer,
     /// None of the token's audiences is allowed (a 403, as Envoy answers).
-    #[error("Audiences in Jwt are not allowed")]
     AudienceNotAllowed,
 }
 
@@ -73,6 +62,14 @@ impl JwtError {
         }
     }
 }
+
+impl std::fmt::Display for JwtError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl std::error::Error for JwtError {}
 
 /// What a provider requires of a token's claims.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
