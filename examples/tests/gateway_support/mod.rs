@@ -40,7 +40,7 @@ pub fn free_port() -> u16 {
 static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "gateway-{name}-{}-{}",
         std::process::id(),
         SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -119,7 +119,7 @@ static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "hbonecat-{name}-{}-{}",
         std::process::id(),
         SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

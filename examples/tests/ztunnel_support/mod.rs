@@ -26,7 +26,7 @@ static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 
 /// A fresh scratch directory.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "ztunnel-{name}-{}-{}",
         std::process::id(),
         SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -13,7 +13,7 @@ static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 
 /// A directory under the target dir, fresh for each test.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "hbone-test-{name}-{}-{}",
         std::process::id(),
         SCRATCH_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
