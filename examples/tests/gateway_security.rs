@@ -160,13 +160,6 @@ spec:
     )
 }
 
-fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    response.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn security_policies_guard_routes_through_the_gateway() {
     let port = free_port();

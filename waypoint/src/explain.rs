@@ -152,6 +152,7 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
     let sections: Vec<&str> = match &policy.checks {
         Ok(checks) => [
             ("cors", checks.cors.is_some()),
+            ("extAuth", checks.ext_auth.is_some()),
             ("apiKeyAuth", checks.api_key.is_some()),
             ("basicAuth", checks.basic_auth.is_some()),
             ("jwt", checks.jwt.is_some()),
@@ -182,6 +183,15 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
     answer["decision"] = json!(decision);
     answer["status"] = json!(status);
     answer["reason"] = json!(reason);
+    if let Ok(checks) = &policy.checks
+        && let Some(ext) = &checks.ext_auth
+    {
+        // A dry run asks nobody: the other checks are judged as if the authorizer allowed.
+        answer["extAuth"] = json!(format!(
+            "not consulted in a dry run; requests ask {} ({:?}) before the checks above",
+            ext.target.authority, ext.protocol
+        ));
+    }
     answer
 }
 

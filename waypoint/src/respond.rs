@@ -15,13 +15,17 @@
 //! | `Forbidden` (a JWT's audiences not accepted) | 403 with Envoy's text for it | PERMISSION_DENIED (7) |
 //! | `Unauthenticated` (basic auth, API key, JWT) | 401 with the policy's text and `www-authenticate` challenge | UNAUTHENTICATED (16) |
 //! | `PolicyInvalid` (a policy that cannot be enforced: fail closed) | 500 | UNAVAILABLE (14) |
+//! | `ExternallyDenied` (an external authorizer refused) | the authorizer's status, headers and body | from that status |
+//! | `AuthorizerFailed` (no answer from an external authorizer) | the policy's `statusOnError` (403) | from that status |
+//! | `BodyTooLarge` (a policy buffers the body) | 413 | UNAVAILABLE (14) |
 //!
 //! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
 //! 503; only the route's own timeouts are 504.
 //!
 //! Answers have an empty body, except those with Envoy's local-reply text (403
-//! `RBAC: access denied`): [`Respond`] marks such answers with a [`LocalReply`] extension, and
-//! [`with_local_reply_body`] writes the text into the runtime's own body type. [`Respond`] is
+//! `RBAC: access denied`) and relayed authorizer answers: [`Respond`] marks such answers with
+//! a [`LocalReply`] extension, and [`with_local_reply_body`] writes the body into the
+//! runtime's own body type. [`Respond`] is
 //! the layer that applies this table to an inner
 //! service whose error is a [`RouteError`], making it infallible for hyper or axum.
 
@@ -43,6 +47,9 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
         RouteError::Denied(_) | RouteError::Forbidden { .. } => StatusCode::FORBIDDEN,
         RouteError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        RouteError::ExternallyDenied(relayed) => relayed.status,
+        RouteError::AuthorizerFailed { status, .. } => *status,
+        RouteError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -83,8 +90,15 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     }
     if !grpc {
         *response.status_mut() = status_for(error);
-        if let Some(text) = local_reply_text(error) {
-            response.extensions_mut().insert(LocalReply(text));
+        if let RouteError::ExternallyDenied(relayed) = error {
+            response.headers_mut().extend(relayed.headers.clone());
+            response
+                .extensions_mut()
+                .insert(LocalReply(relayed.body.clone()));
+        } else if let Some(text) = local_reply_text(error) {
+            response
+                .extensions_mut()
+                .insert(LocalReply(bytes::Bytes::from_static(text.as_bytes())));
         }
         return response;
     }
@@ -120,6 +134,17 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
         }
         RouteError::Forbidden { policy, text } => ("denied", format!("{policy}: {text}")),
         RouteError::PolicyInvalid(reason) => ("policy_invalid", reason.clone()),
+        RouteError::ExternallyDenied(relayed) => (
+            "ext_authz_denied",
+            format!(
+                "{} extAuth: the authorizer answered {}",
+                relayed.policy, relayed.status
+            ),
+        ),
+        RouteError::AuthorizerFailed { policy, reason, .. } => {
+            ("ext_authz_error", format!("{policy} extAuth: {reason}"))
+        }
+        RouteError::BodyTooLarge { policy } => ("body_too_large", policy.clone()),
         _ => return None,
     };
     Some(PolicyRefusal { flag, decided_by })
@@ -134,23 +159,28 @@ fn local_reply_text(error: &RouteError) -> Option<&'static str> {
     }
 }
 
-/// Marks an answer whose body should carry this text (`text/plain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalReply(pub &'static str);
+/// Marks an answer whose body should carry these bytes (`text/plain` unless the answer has a
+/// content type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply(pub bytes::Bytes);
 
-/// Writes a [`LocalReply`]'s text into `response`'s body (other responses are unchanged).
+/// Writes a [`LocalReply`]'s body into `response` (other responses are unchanged).
 pub fn with_local_reply_body(
     mut response: Response<crate::outbound::ResponseBody>,
 ) -> Response<crate::outbound::ResponseBody> {
     use http_body_util::BodyExt;
-    if let Some(LocalReply(text)) = response.extensions().get::<LocalReply>().copied() {
-        *response.body_mut() =
-            http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()))
-                .map_err(|never| match never {})
-                .boxed();
+    if let Some(LocalReply(body)) = response.extensions_mut().remove::<LocalReply>() {
+        let length = body.len();
+        *response.body_mut() = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+        if length > 0 {
+            headers
+                .entry(header::CONTENT_TYPE)
+                .or_insert(HeaderValue::from_static("text/plain"));
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     }
     response
 }
@@ -291,6 +321,37 @@ mod tests {
         assert!(unchanged.headers().get(header::CONTENT_TYPE).is_none());
     }
 
+    fn relayed(status: u16) -> RouteError {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-reason", HeaderValue::from_static("no-token"));
+        RouteError::ExternallyDenied(Box::new(routing::router::RelayedAnswer {
+            policy: "shop/ext".into(),
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            headers,
+            body: bytes::Bytes::from_static(b"{\"denied\":true}"),
+        }))
+    }
+
+    #[tokio::test]
+    async fn an_authorizers_denial_is_relayed_whole() {
+        let mut error = relayed(302);
+        if let RouteError::ExternallyDenied(answer) = &mut error {
+            answer.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let rendered =
+            with_local_reply_body(answer::<crate::outbound::ResponseBody>(&error, false));
+        assert_eq!(rendered.status(), StatusCode::FOUND);
+        assert_eq!(rendered.headers()["x-reason"], "no-token");
+        assert_eq!(rendered.headers()[header::CONTENT_TYPE], "application/json");
+        let refusal = rendered.extensions().get::<PolicyRefusal>().cloned();
+        assert_eq!(refusal.map(|r| r.flag), Some("ext_authz_denied"));
+        let body = rendered.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"{\"denied\":true}");
+    }
+
     fn upstream(kind: UpstreamErrorKind) -> RouteError {
         RouteError::Upstream(UpstreamError::new(kind))
     }
@@ -331,6 +392,23 @@ mod tests {
                 403,
                 "7",
             ),
+            (
+                RouteError::AuthorizerFailed {
+                    policy: "shop/ext".into(),
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    reason: "timeout".into(),
+                },
+                503,
+                "14",
+            ),
+            (
+                RouteError::BodyTooLarge {
+                    policy: "shop/ext".into(),
+                },
+                413,
+                "14",
+            ),
+            (relayed(401), 401, "16"),
         ];
         for (error, http, grpc) in table {
             let plain: Response<String> = answer(&error, false);

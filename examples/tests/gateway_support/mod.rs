@@ -133,6 +133,15 @@ pub async fn curl(args: &[&str]) -> (u16, String) {
     (status, text)
 }
 
+/// The value of header `name` in a `curl -i` answer's head.
+pub fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
 /// The JSON body of an echo answer.
 pub fn echoed(response: &str) -> Value {
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();

@@ -14,8 +14,7 @@ use routing::loader::parse_foreign;
 use routing::model::{Config, ForeignObject, ObjectKey};
 use routing::slot::{ListenerTarget, PolicyCompiler, PolicySlot, RuleTarget};
 
-use super::compile::CompiledSecurityPolicy;
-use super::jwt::JwksRegistry;
+use super::compile::{CompiledSecurityPolicy, SecurityRuntime};
 use super::model::{PolicyTargetReference, SecurityPolicy};
 
 /// Envoy Gateway's API group.
@@ -33,28 +32,29 @@ pub struct SecurityPolicies {
     gateways: HashMap<(ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
     routes: HashMap<(String, ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
     problems: Vec<String>,
-    remote_jwks: Option<Arc<JwksRegistry>>,
+    runtime: SecurityRuntime,
 }
 
 impl SecurityPolicies {
-    /// A compiler whose configurations may use `remoteJWKS`: their handles come from
-    /// `registry`, which the runtime refreshes (without one, such policies fail closed).
-    pub fn with_remote_jwks(registry: Arc<JwksRegistry>) -> Self {
+    /// A compiler whose configurations may use what `runtime` lends: `remoteJWKS` handles
+    /// (refreshed by the runtime) and an authorizer client for `extAuth` (without them, such
+    /// policies fail closed).
+    pub fn with_runtime(runtime: SecurityRuntime) -> Self {
         SecurityPolicies {
-            remote_jwks: Some(registry),
+            runtime,
             ..SecurityPolicies::default()
         }
     }
 
-    /// Reads and compiles every SecurityPolicy of `config` (no remote JWKS).
+    /// Reads and compiles every SecurityPolicy of `config` (nothing lent by a runtime).
     pub fn build(config: &Config) -> Self {
-        SecurityPolicies::build_with(config, None)
+        SecurityPolicies::build_with(config, &SecurityRuntime::default())
     }
 
-    /// Reads and compiles every SecurityPolicy of `config`, remote JWKS handles from
-    /// `registry` (URLs no longer named are forgotten). A policy that cannot be read is
-    /// still attached, as invalid, wherever its `targetRefs` can be made out.
-    pub fn build_with(config: &Config, registry: Option<Arc<JwksRegistry>>) -> Self {
+    /// Reads and compiles every SecurityPolicy of `config` with what `runtime` lends (remote
+    /// JWKS URLs no longer named are forgotten). A policy that cannot be read is still
+    /// attached, as invalid, wherever its `targetRefs` can be made out.
+    pub fn build_with(config: &Config, runtime: &SecurityRuntime) -> Self {
         let mut objects: Vec<&ForeignObject> = config
             .foreign
             .iter()
@@ -67,10 +67,11 @@ impl SecurityPolicies {
                 .then_with(|| a.metadata.key().cmp(&b.metadata.key()))
         });
         let mut policies = SecurityPolicies {
-            remote_jwks: registry.clone(),
+            runtime: runtime.clone(),
             ..SecurityPolicies::default()
         };
-        if let Some(registry) = &registry {
+        let registry = runtime.remote_jwks.as_ref();
+        if let Some(registry) = registry {
             registry.begin();
         }
         for object in objects {
@@ -79,8 +80,7 @@ impl SecurityPolicies {
                 Ok(mut policy) => {
                     // The loader's metadata has the namespace defaulted.
                     policy.metadata = object.metadata.clone();
-                    let compiled =
-                        CompiledSecurityPolicy::compile(&policy, config, registry.as_deref());
+                    let compiled = CompiledSecurityPolicy::compile(&policy, config, runtime);
                     let mut targets = policy.spec.target_refs.clone();
                     targets.extend(policy.spec.target_ref.clone());
                     (compiled, targets)
@@ -100,15 +100,15 @@ impl SecurityPolicies {
                 policies.attach(&key, &target, &compiled);
             }
         }
-        if let Some(registry) = &registry {
+        if let Some(registry) = registry {
             registry.finish();
         }
         policies
     }
 
-    /// The remote JWKS registry this compiler hands to each configuration.
-    pub fn remote_jwks(&self) -> Option<&Arc<JwksRegistry>> {
-        self.remote_jwks.as_ref()
+    /// What this compiler lends each configuration's policies.
+    pub fn runtime(&self) -> &SecurityRuntime {
+        &self.runtime
     }
 
     fn attach(
@@ -232,7 +232,7 @@ impl PolicyCompiler for SecurityPolicies {
     fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
         Some(Arc::new(SecurityPolicies::build_with(
             config,
-            self.remote_jwks.clone(),
+            &self.runtime,
         )))
     }
 

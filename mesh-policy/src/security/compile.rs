@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
 //! compiled. Whatever cannot be enforced — a missing Secret, an unsupported section (`oidc`,
-//! `extAuth`, `csrf`, CEL) — makes the whole policy invalid, and an invalid policy
+//! `csrf`, CEL) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
@@ -14,6 +14,7 @@ use routing::resolve::parse_duration;
 use super::api_key::{ApiKeyAuth, KeySource};
 use super::authorization::AuthorizationRules;
 use super::basic_auth::BasicAuth;
+use super::ext_auth::{AuthorizerClient, ExtAuth};
 use super::htpasswd::Htpasswd;
 use super::jwt::remote::DEFAULT_CACHE_DURATION;
 use super::jwt::{
@@ -33,12 +34,25 @@ pub struct CompiledSecurityPolicy {
     pub checks: Result<SecurityChecks, String>,
 }
 
-/// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, API key,
-/// basic auth, JWT, authorization.
+/// What the runtime lends the policies it compiles: the remote JWKS it refreshes and the
+/// client it calls external authorizers with. A policy needing one that is absent fails
+/// closed.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityRuntime {
+    /// Handles of `remoteJWKS` URLs, refreshed by the runtime.
+    pub remote_jwks: Option<Arc<JwksRegistry>>,
+    /// Performs `extAuth` exchanges.
+    pub authorizer: Option<Arc<dyn AuthorizerClient>>,
+}
+
+/// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, external
+/// authorization, API key, basic auth, JWT, authorization.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityChecks {
     /// `cors`.
     pub cors: Option<CorsPolicy>,
+    /// `extAuth`.
+    pub ext_auth: Option<ExtAuth>,
     /// `apiKeyAuth`.
     pub api_key: Option<ApiKeyAuth>,
     /// `basicAuth`.
@@ -50,16 +64,12 @@ pub struct SecurityChecks {
 }
 
 impl CompiledSecurityPolicy {
-    /// Compiles `policy`, reading its Secrets and ConfigMaps from `config`; remote JWKS
-    /// handles come from `remote` (without one, `remoteJWKS` cannot be enforced).
-    pub fn compile(
-        policy: &SecurityPolicy,
-        config: &Config,
-        remote: Option<&JwksRegistry>,
-    ) -> Self {
+    /// Compiles `policy`, reading its Secrets, ConfigMaps and Services from `config`; remote
+    /// JWKS handles and the authorizer client come from `runtime`.
+    pub fn compile(policy: &SecurityPolicy, config: &Config, runtime: &SecurityRuntime) -> Self {
         CompiledSecurityPolicy {
             policy: policy.metadata.key(),
-            checks: compile_checks(policy, config, remote),
+            checks: compile_checks(policy, config, runtime),
         }
     }
 
@@ -75,14 +85,11 @@ impl CompiledSecurityPolicy {
 fn compile_checks(
     policy: &SecurityPolicy,
     config: &Config,
-    remote: Option<&JwksRegistry>,
+    runtime: &SecurityRuntime,
 ) -> Result<SecurityChecks, String> {
     let spec = &policy.spec;
-    for (section, present) in [
-        ("oidc", spec.oidc.is_some()),
-        ("extAuth", spec.ext_auth.is_some()),
-        ("csrf", spec.csrf.is_some()),
-    ] {
+    let remote = runtime.remote_jwks.as_deref();
+    for (section, present) in [("oidc", spec.oidc.is_some()), ("csrf", spec.csrf.is_some())] {
         if present {
             return Err(format!("{section} is not supported yet"));
         }
@@ -99,6 +106,11 @@ fn compile_checks(
         .collect();
     Ok(SecurityChecks {
         jwt,
+        ext_auth: spec
+            .ext_auth
+            .as_ref()
+            .map(|e| ExtAuth::compile(e, namespace, config, runtime.authorizer.as_ref()))
+            .transpose()?,
         cors: spec.cors.as_ref().map(compile_cors).transpose()?,
         api_key: spec
             .api_key_auth

@@ -12,16 +12,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
+use http_body::Body;
 use routing::router::{MatchedRoute, RouteError};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::api_key::API_KEY_FAILURE_TEXT;
 use super::attach::AttachedSecurityPolicy;
 use super::authorization::{RequestFacts, Verdict};
 use super::basic_auth::basic_challenge;
 use super::compile::{CompiledSecurityPolicy, SecurityChecks};
+use super::ext_auth::{BufferedBody, CheckContext, authorize};
 use super::jwt::{JwtFailure, VerifiedJwt};
 
 /// The client address authorization judges (`principal.clientCIDRs`), as a request
@@ -69,8 +72,11 @@ pub enum Decision<R> {
 
 impl<S, B, RB> Service<Request<B>> for SecurityPolicyService<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
-    RB: Default,
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + BufferedBody + Send + 'static,
+    B::Error: Into<routing::router::BoxError>,
+    RB: Default + Send + 'static,
 {
     type Response = Response<RB>;
     type Error = RouteError;
@@ -87,6 +93,18 @@ where
                 cors: None,
             };
         };
+        if let Ok(checks) = &policy.checks
+            && checks.ext_auth.is_some()
+        {
+            let cors = match front(&policy, checks, &request) {
+                Ok(cors) => cors,
+                Err(answer) => return SecurityFuture::Early(Some(Ok(answer))),
+            };
+            // The ready service goes with the request; a clone stays for the next one.
+            let fresh = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, fresh);
+            return SecurityFuture::Boxed(Box::pin(ask_then_forward(policy, request, cors, ready)));
+        }
         match enforce(&policy, &mut request) {
             Decision::Answer(answer) => SecurityFuture::Early(Some(Ok(answer))),
             Decision::Refuse(error) => SecurityFuture::Early(Some(Err(error))),
@@ -96,6 +114,58 @@ where
             },
         }
     }
+}
+
+type Cors = Option<(Arc<CompiledSecurityPolicy>, HeaderValue)>;
+
+/// A policy with `extAuth`: its authorizer asked (after CORS, before credentials), then the
+/// remaining checks, then the inner service.
+async fn ask_then_forward<S, B, RB>(
+    policy: Arc<CompiledSecurityPolicy>,
+    request: Request<B>,
+    cors: Cors,
+    inner: S,
+) -> Result<Response<RB>, RouteError>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    B: Body<Data = Bytes> + BufferedBody + Send,
+    B::Error: Into<routing::router::BoxError>,
+{
+    let (Ok(checks), Some(ext)) = (
+        &policy.checks,
+        policy
+            .checks
+            .as_ref()
+            .ok()
+            .and_then(|c| c.ext_auth.as_ref()),
+    ) else {
+        return Err(RouteError::Misassembled(
+            "extAuth without a compiled authorizer",
+        ));
+    };
+    let name = format!("SecurityPolicy {}", policy.policy);
+    let peer = request.extensions().get::<hbone::peer::Peer>().cloned();
+    let principal = peer
+        .as_ref()
+        .and_then(|p| p.identity.as_ref())
+        .map(ToString::to_string);
+    let client_ip = request.extensions().get::<ClientAddress>().map(|c| c.0);
+    let context = CheckContext {
+        source: peer.as_ref().map(|p| {
+            std::net::SocketAddr::new(client_ip.unwrap_or(p.address.ip()), p.address.port())
+        }),
+        destination: peer.as_ref().and_then(|p| p.destination),
+        principal: principal.as_deref(),
+        scheme: scheme_and_host(&request).0,
+        body: None,
+    };
+    let mut request = authorize(ext, &name, request, context).await?;
+    if let Some(refusal) = credentials(&policy, checks, &mut request) {
+        return Err(refusal);
+    }
+    let mut response = inner.oneshot(request).await?;
+    decorate(cors, &mut response);
+    Ok(response)
 }
 
 /// The policy covering the request (after route selection): its rule's, else its listener's.
@@ -115,7 +185,8 @@ pub fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> 
 
 /// Applies `policy` to `request` in Envoy Gateway's order (CORS, API key, basic auth, JWT,
 /// authorization), editing it as forwarding would (forwarded headers, stripped keys, the
-/// [`VerifiedJwt`]).
+/// [`VerifiedJwt`]). External authorization, which needs an exchange, is not part of it: the
+/// layer asks the authorizer between CORS and the credentials.
 pub fn enforce<B, RB: Default>(
     policy: &Arc<CompiledSecurityPolicy>,
     request: &mut Request<B>,
@@ -129,21 +200,45 @@ pub fn enforce<B, RB: Default>(
             )));
         }
     };
-    let mut decorate = None;
-    if let Some(cors) = &checks.cors {
-        if let Some(answer) = cors.preflight(request.method(), request.headers()) {
-            let mut response = Response::new(RB::default());
-            *response.status_mut() = answer.status;
-            *response.headers_mut() = answer.headers;
-            return Decision::Answer(response);
-        }
-        decorate = request
-            .headers()
-            .get(header::ORIGIN)
-            .map(|origin| (Arc::clone(policy), origin.clone()));
+    let cors = match front(policy, checks, request) {
+        Ok(cors) => cors,
+        Err(answer) => return Decision::Answer(answer),
+    };
+    match credentials(policy, checks, request) {
+        Some(refusal) => Decision::Refuse(refusal),
+        None => Decision::Forward(cors),
     }
+}
+
+/// CORS: a preflight answered, else the origin whose response gets CORS headers.
+fn front<B, RB: Default>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    checks: &SecurityChecks,
+    request: &Request<B>,
+) -> Result<Cors, Response<RB>> {
+    let Some(cors) = &checks.cors else {
+        return Ok(None);
+    };
+    if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+        let mut response = Response::new(RB::default());
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = answer.headers;
+        return Err(response);
+    }
+    Ok(request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|origin| (Arc::clone(policy), origin.clone())))
+}
+
+/// API key, basic auth, JWT and authorization: the refusal, if any.
+fn credentials<B>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    checks: &SecurityChecks,
+    request: &mut Request<B>,
+) -> Option<RouteError> {
     let unauthenticated = |text, challenge| {
-        Decision::Refuse(RouteError::Unauthenticated {
+        Some(RouteError::Unauthenticated {
             policy: format!("SecurityPolicy {}", policy.policy),
             text,
             challenge,
@@ -179,7 +274,7 @@ pub fn enforce<B, RB: Default>(
             }
             Ok(None) => {}
             Err(failure) if failure.is_forbidden() => {
-                return Decision::Refuse(RouteError::Forbidden {
+                return Some(RouteError::Forbidden {
                     policy: format!("SecurityPolicy {}", policy.policy),
                     text: failure.text(),
                 });
@@ -211,13 +306,13 @@ pub fn enforce<B, RB: Default>(
         };
         if let Verdict::Denied(rule) = rules.evaluate(&facts) {
             let by = rule.map_or_else(|| "defaultAction".to_owned(), |r| format!("rule {r}"));
-            return Decision::Refuse(RouteError::Denied(format!(
+            return Some(RouteError::Denied(format!(
                 "SecurityPolicy {} {by}",
                 policy.policy
             )));
         }
     }
-    Decision::Forward(decorate)
+    None
 }
 
 /// The scheme the request came with and its host, for challenges' realms.
@@ -254,6 +349,9 @@ fn bearer_challenge<B>(request: &Request<B>, invalid: bool) -> Option<HeaderValu
 pub enum SecurityFuture<F, RB> {
     /// Answered or refused without calling the inner service.
     Early(Option<Result<Response<RB>, RouteError>>),
+    /// A policy with `extAuth`: the authorizer's exchange, the remaining checks and the inner
+    /// service, in one boxed future.
+    Boxed(Pin<Box<dyn Future<Output = Result<Response<RB>, RouteError>> + Send>>),
     /// The inner service's answer, decorated with CORS headers.
     Inner {
         /// The inner future.
@@ -277,19 +375,25 @@ where
                     .take()
                     .unwrap_or(Err(RouteError::Misassembled("a finished security future"))),
             ),
+            SecurityFutureProjection::Boxed(future) => future.as_mut().poll(cx),
             SecurityFutureProjection::Inner { inner, cors } => {
                 let mut response = match inner.poll(cx) {
                     Poll::Ready(Ok(response)) => response,
                     other => return other,
                 };
-                if let Some((policy, origin)) = cors.take()
-                    && let Ok(checks) = &policy.checks
-                    && let Some(cors) = &checks.cors
-                {
-                    cors.decorate(Some(&origin), response.headers_mut());
-                }
+                decorate(cors.take(), &mut response);
                 Poll::Ready(Ok(response))
             }
         }
+    }
+}
+
+/// Adds the CORS headers for the request's origin to `response`.
+fn decorate<RB>(cors: Cors, response: &mut Response<RB>) {
+    if let Some((policy, origin)) = cors
+        && let Ok(checks) = &policy.checks
+        && let Some(cors) = &checks.cors
+    {
+        cors.decorate(Some(&origin), response.headers_mut());
     }
 }

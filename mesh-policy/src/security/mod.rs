@@ -16,6 +16,7 @@ pub mod authorization;
 pub mod basic_auth;
 pub mod compile;
 pub mod cookies;
+pub mod ext_auth;
 pub mod htpasswd;
 pub mod jwt;
 pub mod layer;
@@ -23,7 +24,7 @@ pub mod model;
 pub mod percent;
 
 pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
-pub use compile::{CompiledSecurityPolicy, SecurityChecks};
+pub use compile::{CompiledSecurityPolicy, SecurityChecks, SecurityRuntime};
 pub use layer::{
     ClientAddress, Decision, SecurityFuture, SecurityPolicyLayer, SecurityPolicyService, attached,
     enforce,

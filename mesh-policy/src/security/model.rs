@@ -1,11 +1,11 @@
 //! Envoy Gateway's `gateway.envoyproxy.io/v1alpha1` SecurityPolicy as written in Kubernetes
 //! YAML (policy.md §3): unknown fields refused, so a typo is an error naming its field. The
-//! sections this crate does not enforce yet (`jwt`, `oidc`, `extAuth`, `csrf`) are read as
-//! opaque values so that a policy using them is recognised — and fails closed.
+//! sections this crate does not enforce yet (`oidc`, `csrf`) are read as opaque values so that
+//! a policy using them is recognised — and fails closed.
 
 use serde::{Deserialize, Serialize};
 
-use routing::model::{ObjectMeta, SecretObjectReference};
+use routing::model::{BackendObjectReference, BackendRef, ObjectMeta, SecretObjectReference};
 
 /// A SecurityPolicy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,9 +48,9 @@ pub struct SecurityPolicySpec {
     /// OpenID Connect (not enforced yet: fails closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<serde_yaml_ng::Value>,
-    /// External authorization (not enforced yet: fails closed).
+    /// External authorization over HTTP or gRPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_auth: Option<serde_yaml_ng::Value>,
+    pub ext_auth: Option<ExtAuthSpec>,
     /// CSRF protection (not enforced yet: fails closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<serde_yaml_ng::Value>,
@@ -403,4 +403,115 @@ pub struct JwtClaimMatch {
     pub value_type: Option<String>,
     /// Any of these values.
     pub values: Vec<String>,
+}
+
+/// `extAuth`: ask an external service (HTTP, or gRPC `envoy.service.auth.v3.Authorization`)
+/// whether a request may go on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtAuthSpec {
+    /// The gRPC authorizer (exactly one of `grpc` and `http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcExtAuthSpec>,
+    /// The HTTP authorizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpExtAuthSpec>,
+    /// Client request headers sent to the authorizer (gRPC default: all; HTTP: these beside
+    /// `Host`, `Method`, `Path`, `Content-Length` and `Authorization`).
+    #[serde(default)]
+    pub headers_to_ext_auth: Vec<String>,
+    /// Buffer the request body (up to `maxRequestBytes`) and send it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_to_ext_auth: Option<BodyToExtAuthSpec>,
+    /// Let requests through when the authorizer cannot answer (default false).
+    #[serde(default)]
+    pub fail_open: bool,
+    /// The status answered when the authorizer cannot answer (default 403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_on_error: Option<u16>,
+    /// How long the authorizer may take (Gateway API duration, default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Re-select the route after the authorizer's headers are added (not supported: refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recompute_route: Option<bool>,
+    /// Name/value pairs passed to a gRPC authorizer (`context_extensions`).
+    #[serde(default)]
+    pub context_extensions: Vec<ContextExtensionSpec>,
+}
+
+/// `extAuth.grpc`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcExtAuthSpec {
+    /// The authorizer (the deprecated single form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendObjectReference>,
+    /// The authorizer's Service.
+    #[serde(default)]
+    pub backend_refs: Vec<BackendRef>,
+    /// Connection settings towards the authorizer (read, not applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_settings: Option<serde_yaml_ng::Value>,
+}
+
+/// `extAuth.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpExtAuthSpec {
+    /// The authorizer (the deprecated single form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendObjectReference>,
+    /// The authorizer's Service.
+    #[serde(default)]
+    pub backend_refs: Vec<BackendRef>,
+    /// Connection settings towards the authorizer (read, not applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_settings: Option<serde_yaml_ng::Value>,
+    /// A prefix put before the request's path in the check request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Headers of the authorizer's 2xx answer copied onto the forwarded request.
+    #[serde(default)]
+    pub headers_to_backend: Vec<String>,
+}
+
+/// `extAuth.bodyToExtAuth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BodyToExtAuthSpec {
+    /// The most bytes buffered; a larger body is answered 413.
+    pub max_request_bytes: u32,
+}
+
+/// `extAuth.contextExtensions[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContextExtensionSpec {
+    /// The key.
+    pub name: String,
+    /// `Value` (default) or `ValueRef`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value (`type: Value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A ConfigMap or Secret key in the policy's namespace (`type: ValueRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_ref: Option<ValueRefSpec>,
+}
+
+/// A key of a ConfigMap or Secret in the policy's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueRefSpec {
+    /// `""` (core).
+    #[serde(default)]
+    pub group: String,
+    /// `ConfigMap` or `Secret`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The key in its data.
+    pub key: String,
 }

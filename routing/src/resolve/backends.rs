@@ -107,6 +107,46 @@ fn protocol_of(port: &ServicePort) -> BackendProtocol {
     }
 }
 
+/// The ready endpoints of the Service that an in-cluster host name names —
+/// `name.namespace[.svc[.cluster.local]]` — on Service port `port`, as cluster DNS and
+/// kube-proxy would reach them (empty when the name is not such a host or the Service, its port
+/// or ready endpoints are missing). For the URLs policies name (JWKS, authorizers, token
+/// endpoints).
+pub fn service_host_endpoints(config: &Config, host: &str, port: u16) -> Vec<SocketAddr> {
+    let mut labels = host.split('.');
+    let (Some(name), Some(namespace)) = (labels.next(), labels.next()) else {
+        return Vec::new();
+    };
+    let rest: Vec<&str> = labels.collect();
+    if !(rest.is_empty() || rest == ["svc"] || rest == ["svc", "cluster", "local"]) {
+        return Vec::new();
+    }
+    service_port_endpoints(config, namespace, name, port)
+}
+
+/// The ready endpoints of Service `namespace/name` on Service port `port`.
+pub fn service_port_endpoints(
+    config: &Config,
+    namespace: &str,
+    name: &str,
+    port: u16,
+) -> Vec<SocketAddr> {
+    let Some(service) = config
+        .services
+        .iter()
+        .find(|s| s.metadata.name == name && s.metadata.namespace == namespace)
+    else {
+        return Vec::new();
+    };
+    let Some(service_port) = service.spec.ports.iter().find(|p| p.port == port) else {
+        return Vec::new();
+    };
+    ready_endpoints(config, service, service_port)
+        .into_iter()
+        .map(|e| e.address)
+        .collect()
+}
+
 /// The ready endpoints of `service`'s `port`, from the slices labelled with the Service's name;
 /// slice ports are matched to the Service port by name (a numeric `targetPort` is used when the
 /// slice port has no number).

@@ -16,6 +16,7 @@ mod backend_tls;
 mod backends;
 mod compile;
 mod duration;
+pub use backends::{service_host_endpoints, service_port_endpoints};
 pub use duration::parse_duration;
 mod gateway_tls;
 mod grpc;

@@ -66,6 +66,40 @@ pub enum RouteError {
     /// supported): the request is refused rather than let through unprotected.
     #[error("policy cannot be enforced: {0}")]
     PolicyInvalid(String),
+    /// An external authorizer refused the request: its answer (status, headers, body) is
+    /// relayed to the client, as Envoy's ext_authz does.
+    #[error("denied by the external authorizer ({}): {}", .0.policy, .0.status)]
+    ExternallyDenied(Box<RelayedAnswer>),
+    /// The external authorizer could not decide (unreachable, timed out, an answer that is not
+    /// one) and the policy does not fail open: answered with the policy's `statusOnError`.
+    #[error("external authorization failed ({policy}): {reason}")]
+    AuthorizerFailed {
+        /// The policy that asked.
+        policy: String,
+        /// The status to answer (`statusOnError`, 403 by default).
+        status: http::StatusCode,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The request body is larger than a policy may buffer (413).
+    #[error("request body larger than {policy} buffers")]
+    BodyTooLarge {
+        /// The policy (and check) that buffers the body.
+        policy: String,
+    },
+}
+
+/// An answer made by someone else (an external authorizer) and relayed as it is.
+#[derive(Debug, Clone)]
+pub struct RelayedAnswer {
+    /// The policy whose authorizer answered.
+    pub policy: String,
+    /// The status.
+    pub status: http::StatusCode,
+    /// The headers (hop-by-hop and framing headers already removed).
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: bytes::Bytes,
 }
 
 impl From<std::convert::Infallible> for RouteError {

@@ -37,7 +37,7 @@ use std::task::{Context, Poll};
 use http::Request;
 
 pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, UpstreamService};
-pub use error::{BoxError, RouteError, UpstreamError, UpstreamErrorKind};
+pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;
 pub use listener_set::ListenerSet;
 pub use matched::{MatchedRoute, RouteIdentity};

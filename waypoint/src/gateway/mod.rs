@@ -2,10 +2,13 @@
 //! whose HTTP requests go through [`Respond`](crate::respond::Respond) and
 //! [`GatewayRequestPath`](crate::inbound::GatewayRequestPath) (route selection, the
 //! SecurityPolicy, the rule's filters) to the [`Forwarder`](crate::outbound::Forwarder), the
-//! admin endpoint, and the remote JWKS fetcher. The `gateway` example binary is this module
+//! admin endpoint, the remote JWKS fetcher and the external authorizers' client. The `gateway` example binary is this module
 //! plus a command line.
 
+mod authorizer;
 mod remote_jwks;
+
+pub use authorizer::PooledAuthorizers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -91,7 +94,12 @@ pub async fn run_gateway(
         controller_name: options.controller_name.clone(),
         // Envoy Gateway SecurityPolicies of each configuration fill the listener and rule slots.
         policies: Some(Arc::new(
-            mesh_policy::security::SecurityPolicies::with_remote_jwks(Arc::clone(&jwks_registry)),
+            mesh_policy::security::SecurityPolicies::with_runtime(
+                mesh_policy::security::SecurityRuntime {
+                    remote_jwks: Some(Arc::clone(&jwks_registry)),
+                    authorizer: Some(Arc::new(PooledAuthorizers::default())),
+                },
+            ),
         )),
     };
     let loaded = options.source.fingerprint();

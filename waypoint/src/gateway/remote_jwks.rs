@@ -4,7 +4,6 @@
 //! `name.namespace[.svc[.cluster.local]]` is resolved through the configuration's Services and
 //! EndpointSlices, as in-cluster DNS would; other hosts through the resolver.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +57,10 @@ pub(crate) async fn fetch(
     };
     let host = parsed.host().ok_or_else(|| format!("{uri}: no host"))?;
     let port = parsed.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let address = match service_endpoint(config, host, port) {
+    let address = match routing::resolve::service_host_endpoints(config, host, port)
+        .first()
+        .copied()
+    {
         Some(address) => address,
         None => tokio::net::lookup_host((host, port))
             .await
@@ -118,36 +120,4 @@ where
         .await
         .map_err(|e| format!("body: {e}"))?;
     Ok(body.to_bytes().to_vec())
-}
-
-/// `name.namespace[.svc[.cluster.local]]:port` → a ready endpoint of that Service port.
-fn service_endpoint(config: &Config, host: &str, port: u16) -> Option<SocketAddr> {
-    let mut labels = host.split('.');
-    let (name, namespace) = (labels.next()?, labels.next()?);
-    let rest: Vec<&str> = labels.collect();
-    if !(rest.is_empty() || rest == ["svc"] || rest == ["svc", "cluster", "local"]) {
-        return None;
-    }
-    let service = config
-        .services
-        .iter()
-        .find(|s| s.metadata.name == name && s.metadata.namespace == namespace)?;
-    let service_port = service.spec.ports.iter().find(|p| p.port == port)?;
-    config
-        .endpoint_slices
-        .iter()
-        .filter(|slice| slice.metadata.namespace == namespace && slice.service_name() == Some(name))
-        .find_map(|slice| {
-            let target = slice
-                .ports
-                .iter()
-                .find(|p| p.name == service_port.name)
-                .and_then(|p| p.port)?;
-            let endpoint = slice
-                .endpoints
-                .iter()
-                .find(|e| e.conditions.ready != Some(false))?;
-            let ip = endpoint.addresses.first()?.parse().ok()?;
-            Some(SocketAddr::new(ip, target))
-        })
 }
