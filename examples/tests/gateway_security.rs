@@ -1,4 +1,5 @@
-//! Envoy Gateway SecurityPolicies through the `gateway` binary, with curl as the client:
+//! Envoy Gateway SecurityPolicies through the `gateway` binary, with curl as the client: CSRF
+//! origin checks,
 //! basic auth (htpasswd `{SHA}`), API keys (header or query, sanitized, client id forwarded),
 //! CORS preflights and actual requests, authorization rules on a Gateway and on one route
 //! rule (the most specific policy wins), and a policy using what is not supported yet, which
@@ -43,6 +44,8 @@ spec:
     allowHeaders: [authorization]
     exposeHeaders: [x-total]
     maxAge: 1h
+  csrf:
+    additionalOrigins: ["*.partner.example"]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -212,6 +215,50 @@ async fn security_policies_guard_routes_through_the_gateway() {
     assert_eq!(status, 200, "{response}");
     let seen = echoed(&response);
     assert_eq!(seen["headers"]["x-user"][0], "alice", "{seen}");
+
+    // CSRF on the same policy, before credentials: a POST from another origin is refused with
+    // Envoy's text; the host's own origin and the additional origins pass on to basic auth.
+    let post = |origin: &'static str| {
+        let host = host("basic.example");
+        let url = url("/form");
+        async move {
+            curl(&[
+                "-u",
+                "alice:password",
+                "-X",
+                "POST",
+                "-H",
+                origin,
+                "-H",
+                &host,
+                &url,
+            ])
+            .await
+        }
+    };
+    let (status, response) = post("origin: https://evil.example").await;
+    assert_eq!(status, 403, "{response}");
+    assert!(response.ends_with("Invalid origin"), "{response}");
+    let (status, _) = post("x-no-origin: 1").await;
+    assert_eq!(status, 403, "no origin at all");
+    let (status, response) = post("origin: http://basic.example").await;
+    assert_eq!(status, 200, "{response}");
+    let (status, _) = post("origin: https://shop.partner.example").await;
+    assert_eq!(status, 200);
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "origin: https://evil.example",
+        "-H",
+        &host("basic.example"),
+        &url("/form"),
+    ])
+    .await;
+    assert_eq!(
+        status, 403,
+        "CSRF is judged before credentials are asked for"
+    );
 
     // CORS on the same policy: preflights answered before credentials are asked for.
     let preflight = [
@@ -432,7 +479,7 @@ async fn security_policies_guard_routes_through_the_gateway() {
     assert_eq!(basic["status"], 401, "{basic}");
     assert_eq!(
         basic["sections"],
-        serde_json::json!(["cors", "basicAuth"]),
+        serde_json::json!(["cors", "csrf", "basicAuth"]),
         "{basic}"
     );
     let unsupported = explain("host=remote.example").await;

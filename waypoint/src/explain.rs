@@ -152,6 +152,7 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
     let sections: Vec<&str> = match &policy.checks {
         Ok(checks) => [
             ("cors", checks.cors.is_some()),
+            ("csrf", checks.csrf.is_some()),
             ("extAuth", checks.ext_auth.is_some()),
             ("apiKeyAuth", checks.api_key.is_some()),
             ("basicAuth", checks.basic_auth.is_some()),

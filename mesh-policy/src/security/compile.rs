@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
 //! compiled. Whatever cannot be enforced — a missing Secret, an unsupported section (`oidc`,
-//! `csrf`, CEL) — makes the whole policy invalid, and an invalid policy
+//! CEL) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
@@ -14,6 +14,7 @@ use routing::resolve::parse_duration;
 use super::api_key::{ApiKeyAuth, KeySource};
 use super::authorization::AuthorizationRules;
 use super::basic_auth::BasicAuth;
+use super::csrf::{CsrfPolicy, OriginPattern};
 use super::ext_auth::{AuthorizerClient, ExtAuth};
 use super::htpasswd::Htpasswd;
 use super::jwt::remote::DEFAULT_CACHE_DURATION;
@@ -21,7 +22,7 @@ use super::jwt::{
     ClaimRequirements, Jwks, JwksRegistry, JwksSource, JwtAuthentication, JwtProvider, TokenSource,
 };
 use super::model::{
-    ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, JwtProviderSpec, JwtSpec, LocalJwksSpec,
+    ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, CsrfSpec, JwtProviderSpec, JwtSpec, LocalJwksSpec,
     RemoteJwksSpec, SecurityPolicy,
 };
 
@@ -45,12 +46,14 @@ pub struct SecurityRuntime {
     pub authorizer: Option<Arc<dyn AuthorizerClient>>,
 }
 
-/// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, external
-/// authorization, API key, basic auth, JWT, authorization.
+/// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, CSRF,
+/// external authorization, API key, basic auth, JWT, authorization.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityChecks {
     /// `cors`.
     pub cors: Option<CorsPolicy>,
+    /// `csrf`.
+    pub csrf: Option<CsrfPolicy>,
     /// `extAuth`.
     pub ext_auth: Option<ExtAuth>,
     /// `apiKeyAuth`.
@@ -89,10 +92,8 @@ fn compile_checks(
 ) -> Result<SecurityChecks, String> {
     let spec = &policy.spec;
     let remote = runtime.remote_jwks.as_deref();
-    for (section, present) in [("oidc", spec.oidc.is_some()), ("csrf", spec.csrf.is_some())] {
-        if present {
-            return Err(format!("{section} is not supported yet"));
-        }
+    if spec.oidc.is_some() {
+        return Err("oidc is not supported yet".to_owned());
     }
     let namespace = policy.metadata.namespace.as_str();
     let jwt = spec
@@ -106,6 +107,7 @@ fn compile_checks(
         .collect();
     Ok(SecurityChecks {
         jwt,
+        csrf: spec.csrf.as_ref().map(compile_csrf).transpose()?,
         ext_auth: spec
             .ext_auth
             .as_ref()
@@ -151,6 +153,22 @@ fn compile_cors(spec: &CorsSpec) -> Result<CorsPolicy, String> {
         max_age,
         allow_credentials: spec.allow_credentials,
     }))
+}
+
+fn compile_csrf(spec: &CsrfSpec) -> Result<CsrfPolicy, String> {
+    let origins = spec
+        .additional_origins
+        .iter()
+        .map(|o| OriginPattern::parse(o).map_err(|e| format!("csrf.additionalOrigins: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shadow = match spec.shadow_fraction {
+        None => 0,
+        Some(percent) if (0.0..=100.0).contains(&percent) => percent.round() as u8,
+        Some(percent) => {
+            return Err(format!("csrf.shadowFraction {percent} is not a percentage"));
+        }
+    };
+    Ok(CsrfPolicy::new(origins, shadow))
 }
 
 fn header_name(field: &str, name: &Option<String>) -> Result<Option<HeaderName>, String> {

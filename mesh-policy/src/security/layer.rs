@@ -24,6 +24,7 @@ use super::attach::AttachedSecurityPolicy;
 use super::authorization::{RequestFacts, Verdict};
 use super::basic_auth::basic_challenge;
 use super::compile::{CompiledSecurityPolicy, SecurityChecks};
+use super::csrf::CSRF_FAILURE_TEXT;
 use super::ext_auth::{BufferedBody, CheckContext, authorize};
 use super::jwt::{JwtFailure, VerifiedJwt};
 
@@ -98,7 +99,9 @@ where
         {
             let cors = match front(&policy, checks, &request) {
                 Ok(cors) => cors,
-                Err(answer) => return SecurityFuture::Early(Some(Ok(answer))),
+                Err(Decision::Answer(answer)) => return SecurityFuture::Early(Some(Ok(answer))),
+                Err(Decision::Refuse(error)) => return SecurityFuture::Early(Some(Err(error))),
+                Err(Decision::Forward(cors)) => cors,
             };
             // The ready service goes with the request; a clone stays for the next one.
             let fresh = self.inner.clone();
@@ -202,7 +205,7 @@ pub fn enforce<B, RB: Default>(
     };
     let cors = match front(policy, checks, request) {
         Ok(cors) => cors,
-        Err(answer) => return Decision::Answer(answer),
+        Err(decision) => return decision,
     };
     match credentials(policy, checks, request) {
         Some(refusal) => Decision::Refuse(refusal),
@@ -210,25 +213,34 @@ pub fn enforce<B, RB: Default>(
     }
 }
 
-/// CORS: a preflight answered, else the origin whose response gets CORS headers.
+/// CORS (a preflight answered, else the origin whose response gets CORS headers), then CSRF.
 fn front<B, RB: Default>(
     policy: &Arc<CompiledSecurityPolicy>,
     checks: &SecurityChecks,
     request: &Request<B>,
-) -> Result<Cors, Response<RB>> {
-    let Some(cors) = &checks.cors else {
-        return Ok(None);
-    };
-    if let Some(answer) = cors.preflight(request.method(), request.headers()) {
-        let mut response = Response::new(RB::default());
-        *response.status_mut() = answer.status;
-        *response.headers_mut() = answer.headers;
-        return Err(response);
+) -> Result<Cors, Decision<Response<RB>>> {
+    let mut decorate = None;
+    if let Some(cors) = &checks.cors {
+        if let Some(answer) = cors.preflight(request.method(), request.headers()) {
+            let mut response = Response::new(RB::default());
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            return Err(Decision::Answer(response));
+        }
+        decorate = request
+            .headers()
+            .get(header::ORIGIN)
+            .map(|origin| (Arc::clone(policy), origin.clone()));
     }
-    Ok(request
-        .headers()
-        .get(header::ORIGIN)
-        .map(|origin| (Arc::clone(policy), origin.clone())))
+    if let Some(csrf) = &checks.csrf
+        && csrf.check(request.method(), request.headers()).is_err()
+    {
+        return Err(Decision::Refuse(RouteError::Forbidden {
+            policy: format!("SecurityPolicy {} csrf", policy.policy),
+            text: CSRF_FAILURE_TEXT,
+        }));
+    }
+    Ok(decorate)
 }
 
 /// API key, basic auth, JWT and authorization: the refusal, if any.

@@ -2,13 +2,14 @@
 //! Kubernetes YAML ([`model`]), compiled against the configuration's Secrets ([`compile`]),
 //! attached to listeners and route rules by the most specific target ([`attach`]), and
 //! enforced on the request path by [`SecurityPolicyLayer`] — CORS (the engine shared with the
-//! HTTPRoute CORS filter), API keys, basic auth, JWT (local JWKS, and remote JWKS whose
-//! handles the runtime refreshes) and authorization rules (with JWT claims and scopes), each
-//! a sans-IO piece with typed failures.
+//! HTTPRoute CORS filter), CSRF, external authorization over HTTP or gRPC (the exchange lent by
+//! the runtime), API keys, basic auth, JWT (local JWKS, and remote JWKS whose handles the
+//! runtime refreshes) and authorization rules (with JWT claims and scopes), each a sans-IO
+//! piece with typed failures.
 //!
 //! Not enforced yet, and therefore failing closed (500) wherever a policy uses them:
-//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, `extAuth`, `csrf`, CEL and geolocation
-//! in authorization, `targetSelectors`.
+//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, CEL and geolocation in authorization,
+//! `targetSelectors`.
 
 pub mod api_key;
 pub mod attach;
@@ -16,6 +17,7 @@ pub mod authorization;
 pub mod basic_auth;
 pub mod compile;
 pub mod cookies;
+pub mod csrf;
 pub mod ext_auth;
 pub mod htpasswd;
 pub mod jwt;

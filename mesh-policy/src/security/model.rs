@@ -1,7 +1,7 @@
 //! Envoy Gateway's `gateway.envoyproxy.io/v1alpha1` SecurityPolicy as written in Kubernetes
 //! YAML (policy.md §3): unknown fields refused, so a typo is an error naming its field. The
-//! sections this crate does not enforce yet (`oidc`, `csrf`) are read as opaque values so that
-//! a policy using them is recognised — and fails closed.
+//! section this crate does not enforce yet (`oidc`) is read as an opaque value so that a
+//! policy using it is recognised — and fails closed.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,9 +51,9 @@ pub struct SecurityPolicySpec {
     /// External authorization over HTTP or gRPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_auth: Option<ExtAuthSpec>,
-    /// CSRF protection (not enforced yet: fails closed).
+    /// CSRF protection: origin checks on mutating methods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub csrf: Option<serde_yaml_ng::Value>,
+    pub csrf: Option<CsrfSpec>,
 }
 
 /// `targetRefs[]` (local: the policy's own namespace).
@@ -514,4 +514,17 @@ pub struct ValueRefSpec {
     pub name: String,
     /// The key in its data.
     pub key: String,
+}
+
+/// `csrf`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CsrfSpec {
+    /// Origins accepted beside the request's own host: `https://app.example.com[:port]`,
+    /// `*.example.com` (subdomains) or `*` (every origin); schemes are ignored.
+    #[serde(default)]
+    pub additional_origins: Vec<String>,
+    /// Percent of requests (0–100) only judged, never refused (a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_fraction: Option<f64>,
 }
