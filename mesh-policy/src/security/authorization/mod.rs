@@ -4,7 +4,10 @@
 //! and `principal` (client address in any CIDR; every header with any of its values).
 //! `principal.jwt` matches the claims and scopes of the token the policy's `jwt` verified.
 //! Geolocation and CEL are refused when compiled, so a policy that needs
-//! them fails closed instead of matching less than it says.
+//! them fails closed instead of matching less than it says. Requests are judged through an
+//! [`index`] so that rules which cannot match cost nothing.
+
+mod index;
 
 use std::net::IpAddr;
 
@@ -21,6 +24,7 @@ use crate::l4::Cidr;
 #[derive(Debug, Clone)]
 pub struct AuthorizationRules {
     rules: Vec<Rule>,
+    index: index::RuleIndex,
     default_action: AuthorizationAction,
 }
 
@@ -80,27 +84,48 @@ impl AuthorizationRules {
     /// ones `principal.jwt` may name). An unsupported or invalid part is an error naming the
     /// rule.
     pub fn compile(spec: &AuthorizationSpec, jwt_providers: &[String]) -> Result<Self, String> {
-        let rules = spec
+        if u32::try_from(spec.rules.len()).is_err() {
+            return Err("too many authorization rules".to_owned());
+        }
+        let rules: Vec<Rule> = spec
             .rules
             .iter()
             .enumerate()
             .map(|(index, rule)| compile_rule(index, rule, jwt_providers))
             .collect::<Result<_, _>>()?;
         Ok(AuthorizationRules {
+            index: index::RuleIndex::build(&rules),
             rules,
             default_action: spec.default_action.unwrap_or(AuthorizationAction::Deny),
         })
     }
 
-    /// Judges a request.
+    /// Judges a request: the first rule in order that matches decides, found through the
+    /// index.
     pub fn evaluate(&self, request: &RequestFacts<'_>) -> Verdict {
-        let verdict = |action, rule: Option<String>| match action {
-            AuthorizationAction::Allow => Verdict::Allowed(rule),
-            AuthorizationAction::Deny => Verdict::Denied(rule),
+        let first = self
+            .index
+            .first_match(&self.rules, request)
+            .and_then(|position| self.rules.get(position as usize));
+        self.verdict(first)
+    }
+
+    /// Judges a request by looking at every rule in order — the reference [`evaluate`]
+    /// must agree with (for tests, fuzzing and benchmarks).
+    ///
+    /// [`evaluate`]: AuthorizationRules::evaluate
+    pub fn evaluate_in_order(&self, request: &RequestFacts<'_>) -> Verdict {
+        self.verdict(self.rules.iter().find(|rule| rule.matches(request)))
+    }
+
+    fn verdict(&self, rule: Option<&Rule>) -> Verdict {
+        let (action, name) = match rule {
+            Some(rule) => (rule.action, Some(rule.name.clone())),
+            None => (self.default_action, None),
         };
-        match self.rules.iter().find(|rule| rule.matches(request)) {
-            Some(rule) => verdict(rule.action, Some(rule.name.clone())),
-            None => verdict(self.default_action, None),
+        match action {
+            AuthorizationAction::Allow => Verdict::Allowed(name),
+            AuthorizationAction::Deny => Verdict::Denied(name),
         }
     }
 }
@@ -288,13 +313,74 @@ mod tests {
     fn judge(rules: &AuthorizationRules, method: Method, path: &str, ip: &str) -> Verdict {
         let mut headers = HeaderMap::new();
         headers.insert("x-team", HeaderValue::from_static("blue"));
-        rules.evaluate(&RequestFacts {
+        let facts = RequestFacts {
             method: &method,
             path,
             headers: &headers,
             client_ip: Some(ip.parse().unwrap()),
             jwt: None,
-        })
+        };
+        let verdict = rules.evaluate(&facts);
+        assert_eq!(verdict, rules.evaluate_in_order(&facts), "{method} {path}");
+        verdict
+    }
+
+    #[test]
+    fn the_index_finds_the_first_matching_rule_in_order_whatever_its_bucket() {
+        let rules = rules(
+            r#"
+rules:
+- {name: r0-header, action: Deny, principal: {headers: [{name: x-team, values: [red]}]}}
+- {name: r1-prefix, action: Allow, operation: {path: {type: PathPrefix, value: /api/v1/}}, principal: {clientCIDRs: [10.0.0.0/8]}}
+- {name: r2-exact, action: Deny, operation: {path: {type: Exact, value: /api/v1/users}}, principal: {clientCIDRs: [0.0.0.0/0]}}
+- {name: r3-header, action: Deny, principal: {headers: [{name: x-team, values: [green, blue]}], clientCIDRs: [192.0.2.0/24]}}
+- {name: r4-prefix, action: Allow, operation: {path: {type: PathPrefix, value: /api}}, principal: {clientCIDRs: [0.0.0.0/0]}}
+- {name: r5-regex, action: Allow, operation: {path: {type: RegularExpression, value: "/x/[0-9]+"}}, principal: {clientCIDRs: [0.0.0.0/0]}}
+- {name: r6-always, action: Allow, principal: {clientCIDRs: [198.51.100.0/24]}}
+"#,
+        )
+        .unwrap();
+        let cases = [
+            (
+                "/api/v1/users",
+                "10.0.0.1",
+                Verdict::Allowed(Some("r1-prefix".into())),
+            ),
+            (
+                "/api/v1/users",
+                "172.16.0.1",
+                Verdict::Denied(Some("r2-exact".into())),
+            ),
+            (
+                "/api/v1",
+                "192.0.2.9",
+                Verdict::Denied(Some("r3-header".into())),
+            ),
+            (
+                "/api/v2",
+                "172.16.0.1",
+                Verdict::Allowed(Some("r4-prefix".into())),
+            ),
+            ("/apix", "172.16.0.1", Verdict::Denied(None)),
+            (
+                "/x/42",
+                "172.16.0.1",
+                Verdict::Allowed(Some("r5-regex".into())),
+            ),
+            (
+                "/y",
+                "198.51.100.7",
+                Verdict::Allowed(Some("r6-always".into())),
+            ),
+            ("/y", "192.0.2.9", Verdict::Denied(Some("r3-header".into()))),
+        ];
+        for (path, ip, expected) in cases {
+            assert_eq!(
+                judge(&rules, Method::GET, path, ip),
+                expected,
+                "{path} {ip}"
+            );
+        }
     }
 
     #[test]
