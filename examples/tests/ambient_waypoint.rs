@@ -424,3 +424,132 @@ async fn trust_domain_and_gateway_flags_set_identities_and_policy_targets() {
         "the policy targeting --gateway's Gateway applies"
     );
 }
+
+/// `curl -H header url` through `socks5`: the status code and the body.
+async fn curl_with_header(socks5: &str, header: &str, url: &str) -> (String, String) {
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            header,
+        ])
+        .args(["--socks5-hostname", socks5, url])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_owned(), body.to_owned())
+}
+
+/// RequestAuthentication with PyJWT's keys inline, on the echo Service: tokens optional, but
+/// `/api/jwt` needs a request principal and `/api/jwt/admin` a scope claim.
+fn jwt_policies(jwks: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: idp, namespace: default}}
+spec:
+  targetRefs: [{{kind: Service, group: "", name: echo}}]
+  jwtRules:
+  - issuer: https://idp.example
+    audiences: [api]
+    jwks: '{jwks}'
+    outputClaimToHeaders: [{{header: x-jwt-sub, claim: sub}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: require-jwt, namespace: default}}
+spec:
+  targetRefs: [{{kind: Service, group: "", name: echo}}]
+  action: DENY
+  rules:
+  - from: [{{source: {{notRequestPrincipals: ["*"]}}}}]
+    to: [{{operation: {{paths: ["/api/jwt*"]}}}}]
+  - to: [{{operation: {{paths: ["/api/jwt/admin*"]}}}}]
+    when: [{{key: "request.auth.claims[scope]", notValues: [admin]}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn request_authentication_gives_request_principals_to_authorization() {
+    let dir = scratch("waypoint-jwt");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.80", "127.0.0.81", "127.0.0.82");
+    let minted = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/jwt_mint.py"
+        ))
+        .output()
+        .expect("python3 with PyJWT (scripts/install-test-deps)");
+    assert!(minted.status.success());
+    let minted: serde_json::Value = serde_json::from_slice(&minted.stdout).unwrap();
+    let bearer = |name: &str| {
+        format!(
+            "authorization: Bearer {}",
+            minted["tokens"][name].as_str().unwrap()
+        )
+    };
+    let local = dir.join("local.yaml");
+    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
+    let mesh = dir.join("mesh.yaml");
+    let jwks = minted["jwks"].to_string();
+    write(&mesh, &(mesh_config(server_ip) + &jwt_policies(&jwks)));
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let _waypoint = Waypoint::start(
+        &dir,
+        &mesh,
+        &format!("{waypoint_ip}:15000"),
+        &["--hbone-listen", &hbone],
+    )
+    .await;
+    let socks5 = client.socks5();
+    let url = |path: &str| format!("http://echo.default.svc.cluster.local{path}");
+
+    // No token: let through, but without a request principal.
+    let (status, _) = curl_with_header(&socks5, "x-none: 1", &url("/api/items")).await;
+    assert_eq!(status, "200");
+    let (status, body) = curl_with_header(&socks5, "x-none: 1", &url("/api/jwt/a")).await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("403", "RBAC: access denied")
+    );
+    // A verified token (each of PyJWT's algorithms): the principal, the claim header, and
+    // the token not forwarded.
+    for token in ["rs256", "es256", "eddsa"] {
+        let (status, body) = curl_with_header(&socks5, &bearer(token), &url("/api/jwt/a")).await;
+        assert_eq!(status, "200", "{token}: {body}");
+        assert!(body.contains("\"x-jwt-sub\":[\"alice\"]"), "{body}");
+        assert!(!body.contains("authorization"), "token stripped: {body}");
+    }
+    // Tokens that do not verify: 401 with Envoy's texts (403 for audiences), whatever the path.
+    for (token, expected, text) in [
+        ("expired", "401", "Jwt is expired"),
+        ("wrong_audience", "403", "Audiences in Jwt are not allowed"),
+    ] {
+        let (status, body) = curl_with_header(&socks5, &bearer(token), &url("/api/items")).await;
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            (expected, text),
+            "{token}"
+        );
+    }
+    let (status, _) =
+        curl_with_header(&socks5, "authorization: Bearer x.y.z", &url("/api/items")).await;
+    assert_eq!(status, "401");
+    // A claim condition: the token's scope is `read`, not `admin`.
+    let (status, _) = curl_with_header(&socks5, &bearer("es256"), &url("/api/jwt/admin")).await;
+    assert_eq!(status, "403");
+}

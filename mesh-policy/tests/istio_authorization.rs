@@ -146,3 +146,117 @@ fn a_malformed_policy_is_an_error_naming_its_field() {
         "{error}"
     );
 }
+
+const JWT_POLICIES: &str = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: claims, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: cart}]
+  action: ALLOW
+  rules:
+  - from: [{source: {requestPrincipals: ["https://idp.example/*"]}}]
+    when:
+    - {key: "request.auth.claims[groups]", values: [ops]}
+    - {key: "request.auth.claims[org][tier]", values: [gold]}
+    - {key: request.auth.audiences, values: [api]}
+    - {key: request.auth.presenter, notValues: [evil-app]}
+  - from: [{source: {notRequestPrincipals: ["*"]}}]
+    to: [{operation: {paths: [/public/*]}}]
+"#;
+
+#[test]
+fn request_principals_and_claim_conditions_decide_with_the_verified_token() {
+    let loaded = load_str("jwt.yaml", JWT_POLICIES).unwrap();
+    let policies =
+        WaypointPolicies::build(&loaded.config, &ObjectKey::new("shop", "waypoint")).unwrap();
+    let cart = policies.for_service(&ObjectKey::new("shop", "cart"));
+    let headers = HeaderMap::new();
+    let claims = |value: serde_json::Value| value.as_object().unwrap().clone();
+    let good = claims(serde_json::json!({
+        "iss": "https://idp.example", "sub": "alice", "aud": ["api", "web"],
+        "azp": "shop-app", "groups": ["dev", "ops"], "org": {"tier": "gold"}
+    }));
+    let decide = |path: &str, principal: Option<&str>, token: Option<&serde_json::Map<_, _>>| {
+        let mut attributes = request("GET", path, &headers);
+        attributes.request_principal = principal;
+        attributes.request_claims = token;
+        authorize(cart.iter().map(|p| p.as_ref()), &attributes)
+    };
+    let alice = Some("https://idp.example/alice");
+    assert_eq!(decide("/items", alice, Some(&good)), Ok(()));
+    assert_eq!(
+        decide("/items", Some("https://other.example/alice"), Some(&good)),
+        Err(PolicyDenied::NotAllowed)
+    );
+    for (field, value) in [
+        ("groups", serde_json::json!(["dev"])),
+        ("org", serde_json::json!({"tier": "silver"})),
+        ("aud", serde_json::json!("web")),
+        ("azp", serde_json::json!("evil-app")),
+    ] {
+        let mut changed = good.clone();
+        changed.insert(field.into(), value);
+        assert_eq!(
+            decide("/items", alice, Some(&changed)),
+            Err(PolicyDenied::NotAllowed),
+            "{field}"
+        );
+    }
+    // No token: a negative request-principal list matches, a positive one does not.
+    assert_eq!(decide("/public/x", None, None), Ok(()));
+    assert_eq!(decide("/items", None, None), Err(PolicyDenied::NotAllowed));
+    assert_eq!(
+        decide("/public/x", alice, Some(&good)),
+        Ok(()),
+        "the first rule allows a good token anywhere"
+    );
+}
+
+#[test]
+fn request_authentications_compile_with_their_errors_named() {
+    let bad = r#"
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: broken, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: cart}]
+  jwtRules: [{issuer: https://idp.example, jwks: "not json"}]
+"#;
+    let loaded = load_str("ra.yaml", bad).unwrap();
+    let error = WaypointPolicies::build(&loaded.config, &ObjectKey::new("shop", "waypoint"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("shop/broken") && error.contains("jwks"),
+        "{error}"
+    );
+    let remote = bad.replace(r#"jwks: "not json""#, "jwksUri: https://idp.example/keys");
+    let loaded = load_str("ra.yaml", &remote).unwrap();
+    let error = WaypointPolicies::build(&loaded.config, &ObjectKey::new("shop", "waypoint"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs a runtime"), "{error}");
+    let registry = mesh_policy::security::jwt::JwksRegistry::default();
+    let policies = WaypointPolicies::build_with(
+        &loaded.config,
+        &ObjectKey::new("shop", "waypoint"),
+        Some(&registry),
+    )
+    .unwrap();
+    assert!(
+        policies
+            .authentication_for_service(&ObjectKey::new("shop", "cart"))
+            .is_some()
+    );
+    assert!(
+        policies
+            .authentication_for_service(&ObjectKey::new("shop", "other"))
+            .is_none()
+    );
+    assert_eq!(
+        registry.all().len(),
+        1,
+        "the jwksUri is fetched by the runtime"
+    );
+}

@@ -38,6 +38,8 @@ pub struct Attributes<'a> {
     pub remote_ip: Option<IpAddr>,
     /// `iss/sub` of a validated JWT.
     pub request_principal: Option<&'a str>,
+    /// The claims of that JWT (`request.auth.claims[…]`, `audiences`, `presenter`).
+    pub request_claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// Where the request goes (`destination.ip`, `ports`).
     pub destination: Option<SocketAddr>,
     /// The HTTP request (`None` for plain TCP).
@@ -172,8 +174,9 @@ fn source_matches(source: &Source, a: &Attributes<'_>, deny: bool, policy_namesp
             &source.request_principals,
             &source.not_request_principals,
             a.request_principal.map(|p| p as &str),
-            // No JWT: a positive list fails; on TCP a DENY still counts it as matching.
-            a.http.is_none() && deny,
+            // No JWT: a positive list fails and a negative one passes (as with identities);
+            // on TCP a DENY still counts it as matching.
+            (a.http.is_none() && deny) || source.request_principals.is_empty(),
             strings,
         )
 }
@@ -209,6 +212,57 @@ fn operation_matches(operation: &Operation, a: &Attributes<'_>, deny: bool) -> b
         missing,
         path_matches,
     )
+}
+
+/// `request.auth.claims[a][b]` → `["a", "b"]` (`None` when malformed).
+fn claim_path(key: &str) -> Option<Vec<&str>> {
+    let mut rest = key.strip_prefix("request.auth.claims")?;
+    let mut path = Vec::new();
+    while !rest.is_empty() {
+        let (name, after) = rest.strip_prefix('[')?.split_once(']')?;
+        if name.is_empty() {
+            return None;
+        }
+        path.push(name);
+        rest = after;
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// A claim condition: a string claim, or any string of an array claim, must match; a
+/// missing claim (or no token) counts as `missing` does for other HTTP attributes.
+fn claim_matches(condition: &Condition, a: &Attributes<'_>, path: &[&str], deny: bool) -> bool {
+    let mut value = a
+        .request_claims
+        .map(|claims| claims as &serde_json::Map<_, _>);
+    let mut found = None;
+    for (depth, name) in path.iter().enumerate() {
+        let next = value.and_then(|map| map.get(*name));
+        if depth + 1 == path.len() {
+            found = next;
+        } else {
+            value = next.and_then(serde_json::Value::as_object);
+        }
+    }
+    let texts: Vec<&str> = match found {
+        Some(serde_json::Value::String(text)) => vec![text.as_str()],
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().filter_map(serde_json::Value::as_str).collect()
+        }
+        _ => Vec::new(),
+    };
+    if condition.values.is_empty() && condition.not_values.is_empty() {
+        return true;
+    }
+    if texts.is_empty() {
+        return a.http.is_none() && deny;
+    }
+    let any = |patterns: &[String]| {
+        patterns
+            .iter()
+            .any(|p| texts.iter().any(|t| string_matches(p, t)))
+    };
+    (condition.values.is_empty() || any(&condition.values)) && !any(&condition.not_values)
 }
 
 fn condition_matches(condition: &Condition, a: &Attributes<'_>, deny: bool) -> bool {
@@ -255,6 +309,12 @@ fn condition_matches(condition: &Condition, a: &Attributes<'_>, deny: bool) -> b
         "source.namespace" => strings(a.namespace, false),
         "source.principal" => strings(a.principal, false),
         "request.auth.principal" => strings(a.request_principal, a.http.is_none() && deny),
+        "request.auth.audiences" => claim_matches(condition, a, &["aud"], deny),
+        "request.auth.presenter" => claim_matches(condition, a, &["azp"], deny),
+        _ if key.starts_with("request.auth.claims[") => match claim_path(key) {
+            Some(path) => claim_matches(condition, a, &path, deny),
+            None => false,
+        },
         // Unknown keys are ignored: the condition holds.
         _ => true,
     }

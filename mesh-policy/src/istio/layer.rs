@@ -13,10 +13,18 @@ use tower::{Layer, Service};
 
 use super::engine::{Attributes, HttpAttributes, authorize};
 use super::model::AuthorizationPolicy;
+use super::request_authn::{IstioJwt, request_principal};
+use crate::security::jwt::VerifiedJwt;
+use crate::security::layer::bearer_challenge;
 
 /// The policies that apply to a request, set by the assembly that knows its destination.
 #[derive(Debug, Clone, Default)]
 pub struct ApplicablePolicies(pub Arc<[Arc<AuthorizationPolicy>]>);
+
+/// The RequestAuthentications that apply to a request (compiled together), set beside
+/// [`ApplicablePolicies`].
+#[derive(Debug, Clone)]
+pub struct ApplicableAuthentication(pub Arc<IstioJwt>);
 
 /// The layer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,17 +63,60 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let verified = match authenticate(&mut request) {
+            Ok(verified) => verified,
+            Err(refusal) => return EarlyOrInner::Early(Some(Err(refusal))),
+        };
         if let Some(ApplicablePolicies(policies)) = request.extensions().get::<ApplicablePolicies>()
             && !policies.is_empty()
         {
-            let attributes = request_attributes(&request);
+            let principal = verified.as_ref().and_then(request_principal);
+            let mut attributes = request_attributes(&request);
+            attributes.request_principal = principal.as_deref();
+            attributes.request_claims = verified.as_ref().map(|jwt| jwt.claims.as_ref());
             if let Err(denied) = authorize(policies.iter().map(|p| p.as_ref()), &attributes) {
                 return EarlyOrInner::Early(Some(Err(RouteError::Denied(denied.to_string()))));
             }
         }
+        if let Some(verified) = verified {
+            request.extensions_mut().insert(verified);
+        }
         EarlyOrInner::Inner(self.inner.call(request))
     }
+}
+
+/// Checks the request's JWT against its [`ApplicableAuthentication`]: the verified token, none
+/// presented, or the 401 refusal with a `Bearer` challenge.
+fn authenticate<B>(request: &mut Request<B>) -> Result<Option<VerifiedJwt>, RouteError> {
+    let Some(ApplicableAuthentication(jwt)) = request
+        .extensions()
+        .get::<ApplicableAuthentication>()
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let uri = std::mem::take(request.uri_mut());
+    let checked = jwt.authenticate(&uri, request.headers_mut(), now);
+    *request.uri_mut() = uri;
+    checked.map_err(|failure| {
+        let policy = "RequestAuthentication".to_owned();
+        if failure.is_forbidden() {
+            RouteError::Forbidden {
+                policy,
+                text: failure.text(),
+            }
+        } else {
+            RouteError::Unauthenticated {
+                policy,
+                text: failure.text(),
+                challenge: bearer_challenge(request, true),
+            }
+        }
+    })
 }
 
 /// The attributes of an HTTP request and its connection's peer.
@@ -85,6 +136,7 @@ pub(crate) fn request_attributes<B>(request: &Request<B>) -> Attributes<'_> {
         source_ip: peer.map(|p| p.address.ip()),
         remote_ip: None,
         request_principal: None,
+        request_claims: None,
         destination: peer.and_then(|p| p.destination),
         http: Some(HttpAttributes {
             host,

@@ -7,13 +7,20 @@ mod engine;
 mod layer;
 mod matching;
 mod model;
+mod request_authn;
 mod waypoint;
 
 pub use engine::{Attributes, HttpAttributes, PolicyDenied, authorize, policy_matches};
-pub use layer::{ApplicablePolicies, IstioAuthorization, IstioAuthorizationLayer};
+pub use layer::{
+    ApplicableAuthentication, ApplicablePolicies, IstioAuthorization, IstioAuthorizationLayer,
+};
 pub use matching::{host_matches, ip_matches, path_matches, string_matches};
 pub use model::{
     AuthorizationPolicy, AuthorizationPolicySpec, Condition, Operation, PolicyAction,
     PolicyTargetReference, Rule, RuleFrom, RuleTo, Source,
+};
+pub use request_authn::{
+    ClaimToHeader, IstioJwt, JwtHeader, JwtRule, RequestAuthentication, RequestAuthenticationSpec,
+    request_principal,
 };
 pub use waypoint::{ROOT_NAMESPACE, WAYPOINT_CLASS, WaypointPolicies};

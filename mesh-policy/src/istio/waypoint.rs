@@ -1,15 +1,18 @@
-//! Which AuthorizationPolicies a waypoint applies (policy.md §4.3): those whose `targetRefs`
-//! name its Gateway (all its traffic), the `istio-waypoint` GatewayClass from the root
-//! namespace (every waypoint), or a Service in the policy's namespace (traffic to it).
-//! `selector` policies are for ztunnels and sidecars, not waypoints.
+//! Which AuthorizationPolicies and RequestAuthentications a waypoint applies (policy.md
+//! §4.3): those whose `targetRefs` name its Gateway (all its traffic), the `istio-waypoint`
+//! GatewayClass from the root namespace (every waypoint), or a Service in the policy's
+//! namespace (traffic to it). `selector` policies are for ztunnels and sidecars, not
+//! waypoints. The RequestAuthentications of a destination are compiled together.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use routing::loader::{LoadError, parse_foreign};
-use routing::model::{Config, GATEWAY_GROUP, ObjectKey};
+use routing::loader::{InvalidField, LoadError, parse_foreign};
+use routing::model::{Config, ForeignObject, GATEWAY_GROUP, ObjectKey};
 
-use super::model::AuthorizationPolicy;
+use super::model::{AuthorizationPolicy, PolicyTargetReference};
+use super::request_authn::{IstioJwt, RequestAuthentication};
+use crate::security::jwt::JwksRegistry;
 
 /// Istio's root namespace (mesh-wide policies).
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -23,51 +26,84 @@ type PolicyList = Arc<[Arc<AuthorizationPolicy>]>;
 pub struct WaypointPolicies {
     all: PolicyList,
     by_service: HashMap<ObjectKey, PolicyList>,
+    authentication: Option<Arc<IstioJwt>>,
+    authentication_by_service: HashMap<ObjectKey, Option<Arc<IstioJwt>>>,
     count: usize,
 }
 
+/// Where a policy attaches on this waypoint.
+enum Attachment {
+    /// All its traffic (its Gateway, or the waypoint class from the root namespace).
+    Waypoint,
+    /// Traffic to one Service.
+    Service(ObjectKey),
+}
+
+fn attachments<'a>(
+    targets: impl Iterator<Item = &'a PolicyTargetReference>,
+    namespace: &str,
+    gateway: &ObjectKey,
+) -> Vec<Attachment> {
+    let mut found = Vec::new();
+    for target in targets {
+        if target.namespace.as_ref().is_some_and(|ns| ns != namespace) {
+            continue; // targets are in the policy's own namespace
+        }
+        let key = ObjectKey::new(namespace, target.name.clone());
+        match (target.group.as_str(), target.kind.as_str()) {
+            (GATEWAY_GROUP, "Gateway") if key == *gateway => found.push(Attachment::Waypoint),
+            (GATEWAY_GROUP, "GatewayClass")
+                if target.name == WAYPOINT_CLASS && namespace == ROOT_NAMESPACE =>
+            {
+                found.push(Attachment::Waypoint);
+            }
+            ("" | "core", "Service") => found.push(Attachment::Service(key)),
+            _ => {}
+        }
+    }
+    found
+}
+
+fn objects<'a>(config: &'a Config, kind: &'a str) -> impl Iterator<Item = &'a ForeignObject> {
+    config
+        .foreign
+        .iter()
+        .filter(move |o| o.group() == "security.istio.io" && o.kind == kind)
+}
+
 impl WaypointPolicies {
-    /// Reads every AuthorizationPolicy of `config` and keeps those that target the waypoint
-    /// `gateway` (or its class) or a Service; a malformed one is an error naming its field.
+    /// Reads every AuthorizationPolicy and RequestAuthentication of `config` and keeps those
+    /// that target the waypoint `gateway` (or its class) or a Service; a malformed one is an
+    /// error naming its field. No `jwksUri` can be used (see [`WaypointPolicies::build_with`]).
     pub fn build(config: &Config, gateway: &ObjectKey) -> Result<Self, LoadError> {
+        WaypointPolicies::build_with(config, gateway, None)
+    }
+
+    /// As [`WaypointPolicies::build`], with `jwksUri` handles from `registry`, which the
+    /// runtime refreshes.
+    pub fn build_with(
+        config: &Config,
+        gateway: &ObjectKey,
+        registry: Option<&JwksRegistry>,
+    ) -> Result<Self, LoadError> {
         let mut all = Vec::new();
         let mut by_service: HashMap<ObjectKey, Vec<Arc<AuthorizationPolicy>>> = HashMap::new();
         let mut count = 0;
-        let objects = config
-            .foreign
-            .iter()
-            .filter(|o| o.group() == "security.istio.io" && o.kind == "AuthorizationPolicy");
-        for object in objects {
+        for object in objects(config, "AuthorizationPolicy") {
             let mut policy: AuthorizationPolicy = parse_foreign(object)?;
             // The loader's metadata has the namespace defaulted (`default` when absent).
             policy.metadata = object.metadata.clone();
             let policy = Arc::new(policy);
-            let namespace = policy.metadata.namespace.clone();
-            let mut attached = false;
-            for target in policy.targets() {
-                if target.namespace.as_ref().is_some_and(|ns| *ns != namespace) {
-                    continue; // targets are in the policy's own namespace
-                }
-                let key = ObjectKey::new(namespace.clone(), target.name.clone());
-                match (target.group.as_str(), target.kind.as_str()) {
-                    (GATEWAY_GROUP, "Gateway") if key == *gateway => {
-                        all.push(Arc::clone(&policy));
-                        attached = true;
-                    }
-                    (GATEWAY_GROUP, "GatewayClass")
-                        if target.name == WAYPOINT_CLASS && namespace == ROOT_NAMESPACE =>
-                    {
-                        all.push(Arc::clone(&policy));
-                        attached = true;
-                    }
-                    ("" | "core", "Service") => {
+            let found = attachments(policy.targets(), &policy.metadata.namespace, gateway);
+            count += usize::from(!found.is_empty());
+            for attachment in found {
+                match attachment {
+                    Attachment::Waypoint => all.push(Arc::clone(&policy)),
+                    Attachment::Service(key) => {
                         by_service.entry(key).or_default().push(Arc::clone(&policy));
-                        attached = true;
                     }
-                    _ => {}
                 }
             }
-            count += usize::from(attached);
         }
         let by_service = by_service
             .into_iter()
@@ -76,11 +112,30 @@ impl WaypointPolicies {
                 (service, list)
             })
             .collect();
+        if let Some(registry) = registry {
+            registry.begin();
+        }
+        let compiled = authentications(config, gateway, registry);
+        if let Some(registry) = registry {
+            registry.finish();
+        }
+        let (authentication, authentication_by_service, authentications) = compiled?;
         Ok(WaypointPolicies {
             all: all.into(),
             by_service,
-            count,
+            authentication,
+            authentication_by_service,
+            count: count + authentications,
         })
+    }
+
+    /// The RequestAuthentications for a request to `service` (the waypoint's and the
+    /// Service's, compiled together), if any.
+    pub fn authentication_for_service(&self, service: &ObjectKey) -> Option<&Arc<IstioJwt>> {
+        self.authentication_by_service
+            .get(service)
+            .unwrap_or(&self.authentication)
+            .as_ref()
     }
 
     /// The policies for a request to `service` (the waypoint's, then the Service's).
@@ -88,7 +143,8 @@ impl WaypointPolicies {
         self.by_service.get(service).unwrap_or(&self.all)
     }
 
-    /// How many policies attach to this waypoint or its Services.
+    /// How many policies (AuthorizationPolicies and RequestAuthentications) attach to this
+    /// waypoint or its Services.
     pub fn len(&self) -> usize {
         self.count
     }
@@ -97,4 +153,66 @@ impl WaypointPolicies {
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
+}
+
+type Compiled = Option<Arc<IstioJwt>>;
+
+/// The waypoint's RequestAuthentications compiled, those per Service (with the waypoint's),
+/// and how many attach.
+fn authentications(
+    config: &Config,
+    gateway: &ObjectKey,
+    registry: Option<&JwksRegistry>,
+) -> Result<(Compiled, HashMap<ObjectKey, Compiled>, usize), LoadError> {
+    let mut all: Vec<(RequestAuthentication, &ForeignObject)> = Vec::new();
+    let mut by_service: HashMap<ObjectKey, Vec<usize>> = HashMap::new();
+    let mut waypoint_wide = Vec::new();
+    for object in objects(config, "RequestAuthentication") {
+        let mut policy: RequestAuthentication = parse_foreign(object)?;
+        policy.metadata = object.metadata.clone();
+        let targets = policy
+            .spec
+            .target_refs
+            .iter()
+            .chain(&policy.spec.target_ref);
+        let found = attachments(targets, &policy.metadata.namespace, gateway);
+        if found.is_empty() {
+            continue;
+        }
+        let index = all.len();
+        for attachment in found {
+            match attachment {
+                Attachment::Waypoint => waypoint_wide.push(index),
+                Attachment::Service(key) => by_service.entry(key).or_default().push(index),
+            }
+        }
+        all.push((policy, object));
+    }
+    let compile = |indices: &mut dyn Iterator<Item = usize>| -> Result<Compiled, LoadError> {
+        let chosen: Vec<usize> = indices.collect();
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let policies: Vec<&RequestAuthentication> = chosen.iter().map(|&i| &all[i].0).collect();
+        IstioJwt::compile(&policies, registry)
+            .map(|jwt| Some(Arc::new(jwt)))
+            .map_err(|message| {
+                let object = all[chosen[0]].1;
+                LoadError::InvalidField(Box::new(InvalidField {
+                    source_name: object.source_name.clone(),
+                    document: object.document,
+                    kind: object.kind.clone(),
+                    object: object.metadata.key().to_string(),
+                    field: "spec.jwtRules".to_owned(),
+                    message,
+                }))
+            })
+    };
+    let waypoint = compile(&mut waypoint_wide.iter().copied())?;
+    let mut per_service = HashMap::new();
+    for (service, own) in &by_service {
+        let compiled = compile(&mut waypoint_wide.iter().chain(own).copied())?;
+        per_service.insert(service.clone(), compiled);
+    }
+    Ok((waypoint, per_service, all.len()))
 }

@@ -344,7 +344,7 @@ fn scheme_and_host<B>(request: &Request<B>) -> (&'static str, &str) {
 
 /// Envoy's JWT challenge: `Bearer realm="<url>"`, with `error="invalid_token"` when a token
 /// was presented and refused.
-fn bearer_challenge<B>(request: &Request<B>, invalid: bool) -> Option<HeaderValue> {
+pub(crate) fn bearer_challenge<B>(request: &Request<B>, invalid: bool) -> Option<HeaderValue> {
     let (scheme, host) = scheme_and_host(request);
     let path = request.uri().path();
     let realm = format!("{scheme}://{host}{path}").replace(['"', '\\'], "");

@@ -6,7 +6,7 @@
 //! plus a command line.
 
 mod authorizer;
-mod remote_jwks;
+pub(crate) mod remote_jwks;
 
 pub use authorizer::PooledAuthorizers;
 

@@ -47,8 +47,8 @@ use crate::respond::{Respond, is_grpc, with_local_reply_body};
 use hbone::metrics::{Reporter, TrafficLabels};
 use http_body_util::BodyExt;
 use mesh_policy::istio::{
-    ApplicablePolicies, Attributes, AuthorizationPolicy, IstioAuthorization, WaypointPolicies,
-    authorize,
+    ApplicableAuthentication, ApplicablePolicies, Attributes, AuthorizationPolicy,
+    IstioAuthorization, WaypointPolicies, authorize,
 };
 use std::time::Instant;
 
@@ -100,6 +100,8 @@ struct MeshState {
     snapshot: ArcSwap<Snapshot>,
     routes: ArcSwap<routing::compiled::MeshRoutes>,
     policies: ArcSwap<WaypointPolicies>,
+    /// `jwksUri` handles of RequestAuthentications, refreshed while the waypoint runs.
+    jwks: Arc<mesh_policy::security::jwt::JwksRegistry>,
     gateway: ObjectKey,
     metrics: RequestMetrics,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
@@ -131,7 +133,8 @@ pub async fn run_mesh_waypoint(
     let resolve_options = ResolveOptions::default();
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
-    let policies = WaypointPolicies::build(&snapshot.config, &options.gateway)?;
+    let jwks = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
+    let policies = WaypointPolicies::build_with(&snapshot.config, &options.gateway, Some(&jwks))?;
     let mut registry = options.registry;
     let metrics = RequestMetrics::register(&mut registry);
     let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
@@ -141,6 +144,7 @@ pub async fn run_mesh_waypoint(
     let state = Arc::new(MeshState {
         routes: ArcSwap::from_pointee(snapshot.resolution.mesh.clone()),
         policies: ArcSwap::from_pointee(policies),
+        jwks: Arc::clone(&jwks),
         gateway: options.gateway.clone(),
         metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -150,6 +154,12 @@ pub async fn run_mesh_waypoint(
     });
     let bind = bind_listener;
     let mut tasks = tokio::task::JoinSet::new();
+    let jwks_state = Arc::clone(&state);
+    tasks.spawn(crate::gateway::remote_jwks::refresh_forever(
+        jwks,
+        move || jwks_state.snapshot.load_full(),
+        Arc::clone(&options.crypto),
+    ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if let Some(address) = options.hbone_listen {
         let listener = bind("HBONE", address).await?;
@@ -220,7 +230,8 @@ fn reload(
 ) {
     let generation = state.snapshot.load().generation + 1;
     let loaded = source.load(options, generation).and_then(|snapshot| {
-        let policies = WaypointPolicies::build(&snapshot.config, &state.gateway)?;
+        let policies =
+            WaypointPolicies::build_with(&snapshot.config, &state.gateway, Some(&state.jwks))?;
         Ok((snapshot, policies))
     });
     match loaded {
@@ -373,6 +384,10 @@ where
                 source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
             };
             let applicable = ApplicablePolicies(policies);
+            let authentication = waypoint_policies
+                .authentication_for_service(&mesh_destination.service)
+                .cloned()
+                .map(ApplicableAuthentication);
             let series = Arc::new(ConnectionSeries::new(
                 lane.state.metrics.clone(),
                 connection_labels(&peer, &mesh_destination.service),
@@ -395,6 +410,9 @@ where
                 };
                 request.extensions_mut().insert(mesh_destination.clone());
                 request.extensions_mut().insert(applicable.clone());
+                if let Some(authentication) = &authentication {
+                    request.extensions_mut().insert(authentication.clone());
+                }
                 let answered = router.clone().oneshot(request);
                 let series = Arc::clone(&series);
                 async move {
