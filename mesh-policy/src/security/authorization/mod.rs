@@ -4,7 +4,7 @@
 //! and `principal` (client address in any CIDR; every header with any of its values).
 //! `principal.jwt` matches the claims and scopes of the token the policy's `jwt` verified.
 //! Geolocation and CEL are refused when compiled, so a policy that needs
-//! them fails closed instead of matching less than it says. Requests are judged through an
+//! them fails closed instead of matching less than it says. Requests are judged through a
 //! rule index (by path, path prefix and header value) so that rules which cannot match cost nothing.
 
 mod index;
