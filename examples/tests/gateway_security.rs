@@ -129,7 +129,39 @@ spec:
   oidc: {provider: {issuer: "https://idp.example"}, clientID: web, clientSecret: {name: oidc-secret}}
 "#;
 
-/// The JWT policy: PyJWT's keys as a local JWKS in a ConfigMap, issuer and audience
+/// Runs `interop/<script>` with `program`: its JSON (a JWKS and tokens by name).
+fn mint(program: &str, script: &str) -> serde_json::Value {
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let minted = std::process::Command::new(program)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {script} (scripts/install-test-deps): {e}"));
+    assert!(
+        minted.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    serde_json::from_slice(&minted.stdout).unwrap()
+}
+
+/// Keys and tokens from two independent implementations, PyJWT and `jose` (npm), merged
+/// into one JWKS and one token table.
+fn mint_with_pyjwt_and_jose() -> serde_json::Value {
+    let mut minted = mint("python3", "jwt_mint.py");
+    let jose = mint("node", "jose_mint.mjs");
+    for key in jose["jwks"]["keys"].as_array().unwrap() {
+        minted["jwks"]["keys"]
+            .as_array_mut()
+            .unwrap()
+            .push(key.clone());
+    }
+    for (name, token) in jose["tokens"].as_object().unwrap() {
+        minted["tokens"][name] = token.clone();
+    }
+    minted
+}
+
+/// The JWT policy: PyJWT's and jose's keys as a local JWKS in a ConfigMap, issuer and audience
 /// required, `sub` copied into a header, GET allowed only with the `read` scope.
 fn jwt_policy(jwks: &str) -> String {
     format!(
@@ -168,19 +200,7 @@ async fn security_policies_guard_routes_through_the_gateway() {
     let port = free_port();
     let backend = echo("echo-0").await;
     let dir = scratch("security");
-    let minted = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/jwt_mint.py"
-        ))
-        .output()
-        .expect("python3 with PyJWT (scripts/install-test-deps)");
-    assert!(
-        minted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    let minted: serde_json::Value = serde_json::from_slice(&minted.stdout).unwrap();
+    let minted = mint_with_pyjwt_and_jose();
     let token = |name: &str| minted["tokens"][name].as_str().unwrap().to_owned();
     let yaml = format!(
         "{}{}{POLICIES}---\n{}",
@@ -374,8 +394,8 @@ async fn security_policies_guard_routes_through_the_gateway() {
     let (status, _) = curl(&["-H", &host("basic.example"), &url("/blocked")]).await;
     assert_eq!(status, 401, "the route's own policy replaces the Gateway's");
 
-    // JWT (tokens minted by PyJWT): RS256, ES256, EdDSA and a token without kid or exp pass,
-    // with the claim header; Envoy's 401s and 403s otherwise.
+    // JWT (tokens minted by PyJWT and by jose): RS256, ES256, EdDSA and a token without kid or
+    // exp pass, with the claim header; Envoy's 401s and 403s otherwise.
     let (status, response) = curl(&["-H", &host("tokens.example"), &url("/p?x=1")]).await;
     assert_eq!(status, 401, "{response}");
     assert!(response.ends_with("Jwt is missing"), "{response}");
@@ -383,7 +403,15 @@ async fn security_policies_guard_routes_through_the_gateway() {
         header(&response, "www-authenticate"),
         Some("Bearer realm=\"http://tokens.example/p\"")
     );
-    for name in ["rs256", "es256", "eddsa", "no_kid_no_exp"] {
+    for name in [
+        "rs256",
+        "es256",
+        "eddsa",
+        "no_kid_no_exp",
+        "jose_rs256",
+        "jose_es256",
+        "jose_eddsa",
+    ] {
         let bearer = format!("authorization: Bearer {}", token(name));
         let (status, response) =
             curl(&["-H", &bearer, "-H", &host("tokens.example"), &url("/")]).await;
@@ -405,6 +433,13 @@ async fn security_policies_guard_routes_through_the_gateway() {
     };
     expect("expired", 401, "Jwt is expired").await;
     expect("wrong_audience", 403, "Audiences in Jwt are not allowed").await;
+    expect("jose_expired", 401, "Jwt is expired").await;
+    expect(
+        "jose_wrong_audience",
+        403,
+        "Audiences in Jwt are not allowed",
+    )
+    .await;
     expect("no_scope", 403, "RBAC: access denied").await;
     let mut tampered = token("rs256");
     tampered.insert_str(tampered.rfind('.').unwrap() + 1, "AAAA");
@@ -430,7 +465,7 @@ async fn security_policies_guard_routes_through_the_gateway() {
         r#"gateway_policy_denials_total{flag="denied",decided_by="SecurityPolicy default/admin-rule defaultAction"} 1"#,
         r#"gateway_policy_denials_total{flag="denied",decided_by="SecurityPolicy default/gateway-wide rule no-blocked"} 1"#,
         r#"gateway_policy_denials_total{flag="unauthenticated",decided_by="SecurityPolicy default/basic: User authentication failed. Missing username and password."}"#,
-        r#"gateway_policy_denials_total{flag="unauthenticated",decided_by="SecurityPolicy default/tokens: Jwt is expired"} 1"#,
+        r#"gateway_policy_denials_total{flag="unauthenticated",decided_by="SecurityPolicy default/tokens: Jwt is expired"} 2"#,
     ] {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
@@ -494,23 +529,6 @@ async fn security_policies_guard_routes_through_the_gateway() {
     assert_eq!(status, 500);
 }
 
-/// Mints a fresh key set and tokens with PyJWT.
-fn mint() -> serde_json::Value {
-    let minted = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/jwt_mint.py"
-        ))
-        .output()
-        .expect("python3 with PyJWT (scripts/install-test-deps)");
-    assert!(
-        minted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    serde_json::from_slice(&minted.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_jwks_is_fetched_through_a_service_and_follows_rotation() {
     let port = free_port();
@@ -518,7 +536,10 @@ async fn remote_jwks_is_fetched_through_a_service_and_follows_rotation() {
     let dir = scratch("remote-jwks");
     let keys_dir = dir.join("idp");
     std::fs::create_dir_all(&keys_dir).unwrap();
-    let (first, second) = (mint(), mint());
+    let (first, second) = (
+        mint("python3", "jwt_mint.py"),
+        mint("python3", "jwt_mint.py"),
+    );
     let publish = |set: &serde_json::Value| {
         let staged = keys_dir.join(".jwks.json");
         std::fs::write(&staged, set["jwks"].to_string()).unwrap();
