@@ -427,16 +427,14 @@ async fn trust_domain_and_gateway_flags_set_identities_and_policy_targets() {
 
 /// `curl -H header url` through `socks5`: the status code and the body.
 async fn curl_with_header(socks5: &str, header: &str, url: &str) -> (String, String) {
+    curl_with_args(socks5, &["-H", header], url).await
+}
+
+/// `curl ARGS url` through `socks5`: the status code and the body.
+async fn curl_with_args(socks5: &str, args: &[&str], url: &str) -> (String, String) {
     let output = tokio::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code}",
-            "-H",
-            header,
-        ])
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
         .args(["--socks5-hostname", socks5, url])
         .output()
         .await
@@ -552,4 +550,145 @@ async fn request_authentication_gives_request_principals_to_authorization() {
     // A claim condition: the token's scope is `read`, not `admin`.
     let (status, _) = curl_with_header(&socks5, &bearer("es256"), &url("/api/jwt/admin")).await;
     assert_eq!(status, "403");
+}
+
+/// A CUSTOM policy on the echo Service sending `/api/guarded` to the HTTP authorizer MeshConfig
+/// names (`istio-system/istio`'s `mesh`), whose Service's endpoint is `authz_port`.
+fn custom_policy(authz_port: u16) -> String {
+    format!(
+        r#"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: istio, namespace: istio-system}}
+data:
+  mesh: |
+    extensionProviders:
+    - name: python-authz
+      envoyExtAuthzHttp:
+        service: authz.default.svc.cluster.local
+        port: 80
+        pathPrefix: /check
+        timeout: 2s
+        includeRequestHeadersInCheck: [x-extra]
+        headersToUpstreamOnAllow: [x-current-user]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: authz, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: authz-1, namespace: default, labels: {{kubernetes.io/service-name: authz}}}}
+addressType: IPv4
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+ports: [{{name: http, port: {authz_port}}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: external, namespace: default}}
+spec:
+  targetRefs: [{{kind: Service, group: "", name: echo}}]
+  action: CUSTOM
+  provider: {{name: python-authz}}
+  rules: [{{to: [{{operation: {{paths: ["/api/guarded*"]}}}}]}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn custom_policies_ask_the_meshconfig_authorizer() {
+    let dir = scratch("waypoint-custom");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.84", "127.0.0.85", "127.0.0.86");
+    let log = dir.join("authz.log");
+    let mut authorizer = tokio::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/ext_authz.py"
+        ))
+        .args(["http", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        authorizer.stdout.take().unwrap(),
+    ));
+    let line = lines.next_line().await.unwrap().unwrap();
+    let authz_port: u16 = line.strip_prefix("listening on ").unwrap().parse().unwrap();
+    let local = dir.join("local.yaml");
+    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
+    let mesh = dir.join("mesh.yaml");
+    write(
+        &mesh,
+        &(mesh_config(server_ip) + &custom_policy(authz_port)),
+    );
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
+    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let _waypoint = Waypoint::start(
+        &dir,
+        &mesh,
+        &format!("{waypoint_ip}:15000"),
+        &["--hbone-listen", &hbone],
+    )
+    .await;
+    let socks5 = client.socks5();
+    let url = |path: &str| format!("http://echo.default.svc.cluster.local{path}");
+    let asked = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    // Not matched by the CUSTOM rules: the authorizer is not asked.
+    let (status, _) = curl_with_header(&socks5, "x-none: 1", &url("/api/items")).await;
+    assert_eq!(status, "200");
+    assert!(asked().is_empty());
+    // Matched: the authorizer's denial is relayed whole...
+    let (status, body) = curl_with_header(&socks5, "x-extra: e", &url("/api/guarded/x")).await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("403", "denied by python")
+    );
+    let sent = asked().pop().unwrap();
+    assert_eq!(sent["path"], "/check/api/guarded/x", "{sent}");
+    assert_eq!(sent["headers"]["x-extra"], "e", "{sent}");
+    // ...and its allowance lets the request on with the headers it names.
+    let (status, body) = curl_with_header(
+        &socks5,
+        "authorization: Bearer allow",
+        &url("/api/guarded/y"),
+    )
+    .await;
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains("\"x-current-user\":[\"alice\"]"), "{body}");
+    assert!(!body.contains("x-other"), "{body}");
+    // The authorizer too slow (over the provider's 2 s): 403, as statusOnError's default.
+    let (status, _) = curl_with_header(
+        &socks5,
+        "authorization: Bearer allow",
+        &url("/api/guarded/slow"),
+    )
+    .await;
+    assert_eq!(status, "403");
+    // DENY and ALLOW still decide after an allowing authorizer: the waypoint's ALLOW lists
+    // only GET and HEAD.
+    let (status, body) = curl_with_args(
+        &socks5,
+        &["-X", "POST", "-H", "authorization: Bearer allow"],
+        &url("/api/guarded/z"),
+    )
+    .await;
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("403", "RBAC: access denied")
+    );
 }

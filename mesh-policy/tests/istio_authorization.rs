@@ -237,11 +237,15 @@ spec:
         .unwrap_err()
         .to_string();
     assert!(error.contains("needs a runtime"), "{error}");
-    let registry = mesh_policy::security::jwt::JwksRegistry::default();
+    let registry = std::sync::Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
+    let runtime = mesh_policy::security::SecurityRuntime {
+        remote_jwks: Some(std::sync::Arc::clone(&registry)),
+        authorizer: None,
+    };
     let policies = WaypointPolicies::build_with(
         &loaded.config,
         &ObjectKey::new("shop", "waypoint"),
-        Some(&registry),
+        &runtime,
     )
     .unwrap();
     assert!(
@@ -259,4 +263,116 @@ spec:
         1,
         "the jwksUri is fetched by the runtime"
     );
+}
+
+const CUSTOM: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    defaultConfig: {holdApplicationUntilProxyStarts: true}
+    extensionProviders:
+    - {name: http-authz, envoyExtAuthzHttp: {service: authz.shop.svc.cluster.local, port: 80, statusOnError: "503", timeout: 1s}}
+    - {name: grpc-authz, envoyExtAuthzGrpc: {service: authz.shop.svc.cluster.local, port: 9000}}
+    - {name: tracer, zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: via-http, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: cart}]
+  action: CUSTOM
+  provider: {name: http-authz}
+  rules: [{to: [{operation: {paths: [/admin*]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: via-grpc, namespace: shop}
+spec:
+  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+  action: CUSTOM
+  provider: {name: grpc-authz}
+  rules: [{}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: unknown-provider, namespace: shop}
+spec:
+  targetRefs: [{kind: Service, group: "", name: cart}]
+  action: CUSTOM
+  provider: {name: nowhere}
+  rules: [{to: [{operation: {paths: [/x]}}]}]
+"#;
+
+#[derive(Debug)]
+struct NoExchanges;
+
+impl mesh_policy::security::ext_auth::AuthorizerClient for NoExchanges {
+    fn exchange(
+        &self,
+        _: mesh_policy::security::ext_auth::AuthorizerRequest,
+    ) -> mesh_policy::security::ext_auth::AuthorizerFuture {
+        Box::pin(async { Err("not in this test".to_owned()) })
+    }
+}
+
+#[test]
+fn custom_policies_find_their_meshconfig_providers_and_fail_closed_without() {
+    use mesh_policy::security::ext_auth::AuthorizerProtocol;
+    let loaded = load_str("custom.yaml", CUSTOM).unwrap();
+    let gateway = ObjectKey::new("shop", "waypoint");
+    let runtime = mesh_policy::security::SecurityRuntime {
+        remote_jwks: None,
+        authorizer: Some(std::sync::Arc::new(NoExchanges)),
+    };
+    let policies = WaypointPolicies::build_with(&loaded.config, &gateway, &runtime).unwrap();
+    let custom = &policies.custom_authorizers().0;
+    let http = custom["shop/via-http"].as_ref().unwrap();
+    assert_eq!(http.protocol, AuthorizerProtocol::Http);
+    assert_eq!(http.target.authority, "authz.shop.svc.cluster.local:80");
+    assert_eq!(http.status_on_error, 503);
+    assert_eq!(http.timeout, std::time::Duration::from_secs(1));
+    let grpc = custom["shop/via-grpc"].as_ref().unwrap();
+    assert_eq!(grpc.protocol, AuthorizerProtocol::Grpc);
+    assert_eq!(
+        grpc.timeout,
+        std::time::Duration::from_secs(600),
+        "Istio's default"
+    );
+    let unknown = custom["shop/unknown-provider"].as_ref().unwrap_err();
+    assert!(
+        unknown.contains("\"nowhere\" is not in MeshConfig"),
+        "{unknown}"
+    );
+    // Without a runtime client, CUSTOM policies have no authorizer (and refuse what they match).
+    let bare = WaypointPolicies::build(&loaded.config, &gateway).unwrap();
+    assert!(bare.custom_authorizers().0["shop/via-http"].is_err());
+
+    // The engine: a CUSTOM policy refuses only what it matches, when nobody asked its authorizer.
+    let cart = policies.for_service(&ObjectKey::new("shop", "cart"));
+    let headers = HeaderMap::new();
+    let only_http: Vec<_> = cart
+        .iter()
+        .filter(|p| p.key() != "shop/via-grpc")
+        .map(|p| p.as_ref())
+        .collect();
+    let admin = request("GET", "/admin/panel", &headers);
+    assert_eq!(
+        authorize(
+            only_http.iter().copied(),
+            &request("GET", "/items", &headers)
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        authorize(only_http.iter().copied(), &admin),
+        Err(PolicyDenied::NoAuthorizer("shop/via-http".into()))
+    );
+    let matching: Vec<String> =
+        mesh_policy::istio::matching_custom(only_http.iter().copied(), &admin)
+            .iter()
+            .map(|p| p.key())
+            .collect();
+    assert_eq!(matching, ["shop/via-http"]);
 }

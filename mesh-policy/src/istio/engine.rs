@@ -61,7 +61,24 @@ pub enum PolicyDenied {
     NoAuthorizer(String),
 }
 
-/// Decides `attributes` against `policies`.
+/// The CUSTOM policies among `policies` whose rules match (they send the request to their
+/// external authorizer before DENY and ALLOW are looked at).
+pub fn matching_custom<'p>(
+    policies: impl IntoIterator<Item = &'p AuthorizationPolicy>,
+    attributes: &Attributes<'_>,
+) -> Vec<&'p AuthorizationPolicy> {
+    policies
+        .into_iter()
+        .filter(|p| {
+            !p.dry_run()
+                && p.spec.action == PolicyAction::Custom
+                && policy_matches(p, attributes, true)
+        })
+        .collect()
+}
+
+/// Decides `attributes` against `policies`. A matching CUSTOM policy refuses here (fail
+/// closed): a runtime with an authorizer asks it first and leaves CUSTOM policies out.
 pub fn authorize<'p>(
     policies: impl IntoIterator<Item = &'p AuthorizationPolicy>,
     attributes: &Attributes<'_>,
@@ -69,12 +86,14 @@ pub fn authorize<'p>(
     let mut allows = Vec::new();
     for policy in policies.into_iter().filter(|p| !p.dry_run()) {
         match policy.spec.action {
-            PolicyAction::Custom => return Err(PolicyDenied::NoAuthorizer(policy.key())),
+            PolicyAction::Custom if policy_matches(policy, attributes, true) => {
+                return Err(PolicyDenied::NoAuthorizer(policy.key()));
+            }
             PolicyAction::Deny if policy_matches(policy, attributes, true) => {
                 return Err(PolicyDenied::Deny(policy.key()));
             }
             PolicyAction::Allow => allows.push(policy),
-            PolicyAction::Deny | PolicyAction::Audit => {}
+            PolicyAction::Deny | PolicyAction::Audit | PolicyAction::Custom => {}
         }
     }
     if allows.is_empty() || allows.iter().any(|p| policy_matches(p, attributes, false)) {

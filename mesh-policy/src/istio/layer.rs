@@ -1,25 +1,39 @@
 //! [`IstioAuthorizationLayer`]: a tower layer deciding each request with the
 //! [`ApplicablePolicies`] the assembly put into it and the connection's
-//! [`Peer`](hbone::peer::Peer); a refused request ends with `RouteError::Denied`, which the
-//! runtime answers 403 `RBAC: access denied` (gRPC: PERMISSION_DENIED).
+//! [`Peer`](hbone::peer::Peer), in Istio's order: the request's JWT
+//! ([`ApplicableAuthentication`]), matching CUSTOM policies asking their external authorizers
+//! ([`CustomAuthorization`]), then DENY and ALLOW. A refused request ends with
+//! `RouteError::Denied`, which the runtime answers 403 `RBAC: access denied` (gRPC:
+//! PERMISSION_DENIED); an authorizer's own denial is relayed.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use hbone::peer::Peer;
 use http::{Request, Response, header};
-use routing::router::{EarlyOrInner, RouteError};
-use tower::{Layer, Service};
+use http_body::Body;
+use routing::router::RouteError;
+use tower::{Layer, Service, ServiceExt};
 
-use super::engine::{Attributes, HttpAttributes, authorize};
-use super::model::AuthorizationPolicy;
+use super::custom::CustomAuthorizers;
+use super::engine::{Attributes, HttpAttributes, PolicyDenied, authorize, matching_custom};
+use super::model::{AuthorizationPolicy, PolicyAction};
 use super::request_authn::{IstioJwt, request_principal};
+use crate::security::ext_auth::{BufferedBody, CheckContext, authorize as ext_authorize};
 use crate::security::jwt::VerifiedJwt;
 use crate::security::layer::bearer_challenge;
 
 /// The policies that apply to a request, set by the assembly that knows its destination.
 #[derive(Debug, Clone, Default)]
 pub struct ApplicablePolicies(pub Arc<[Arc<AuthorizationPolicy>]>);
+
+/// The external authorizers of the waypoint's CUSTOM policies, set beside
+/// [`ApplicablePolicies`].
+#[derive(Debug, Clone)]
+pub struct CustomAuthorization(pub Arc<CustomAuthorizers>);
 
 /// The RequestAuthentications that apply to a request (compiled together), set beside
 /// [`ApplicablePolicies`].
@@ -53,11 +67,15 @@ impl<S> IstioAuthorization<S> {
 
 impl<S, B, RB> Service<Request<B>> for IstioAuthorization<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + BufferedBody + Send + 'static,
+    B::Error: Into<routing::router::BoxError>,
+    RB: Send + 'static,
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = EarlyOrInner<S::Future, Response<RB>, RouteError>;
+    type Future = IstioFuture<S::Future, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -66,23 +84,147 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let verified = match authenticate(&mut request) {
             Ok(verified) => verified,
-            Err(refusal) => return EarlyOrInner::Early(Some(Err(refusal))),
+            Err(refusal) => return IstioFuture::Early(Some(Err(refusal))),
         };
-        if let Some(ApplicablePolicies(policies)) = request.extensions().get::<ApplicablePolicies>()
-            && !policies.is_empty()
-        {
-            let principal = verified.as_ref().and_then(request_principal);
+        let policies = request
+            .extensions()
+            .get::<ApplicablePolicies>()
+            .map(|p| Arc::clone(&p.0))
+            .unwrap_or_default();
+        if policies.is_empty() {
+            return IstioFuture::Inner(self.inner.call(with_jwt(request, verified)));
+        }
+        let principal = verified.as_ref().and_then(request_principal);
+        let custom: Vec<String> = {
             let mut attributes = request_attributes(&request);
             attributes.request_principal = principal.as_deref();
             attributes.request_claims = verified.as_ref().map(|jwt| jwt.claims.as_ref());
-            if let Err(denied) = authorize(policies.iter().map(|p| p.as_ref()), &attributes) {
-                return EarlyOrInner::Early(Some(Err(RouteError::Denied(denied.to_string()))));
+            matching_custom(policies.iter().map(|p| p.as_ref()), &attributes)
+                .into_iter()
+                .map(AuthorizationPolicy::key)
+                .collect()
+        };
+        if custom.is_empty() {
+            if let Err(refusal) = decide(&policies, &request, principal.as_deref(), &verified) {
+                return IstioFuture::Early(Some(Err(refusal)));
             }
+            return IstioFuture::Inner(self.inner.call(with_jwt(request, verified)));
         }
-        if let Some(verified) = verified {
-            request.extensions_mut().insert(verified);
+        // The ready service goes with the request; a clone stays for the next one.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        IstioFuture::Boxed(Box::pin(ask_then_decide(
+            request, custom, policies, principal, verified, ready,
+        )))
+    }
+}
+
+/// Matching CUSTOM policies ask their authorizers (in order); then DENY and ALLOW decide on
+/// the request as the authorizers left it.
+async fn ask_then_decide<S, B, RB>(
+    mut request: Request<B>,
+    custom: Vec<String>,
+    policies: Arc<[Arc<AuthorizationPolicy>]>,
+    principal: Option<String>,
+    verified: Option<VerifiedJwt>,
+    inner: S,
+) -> Result<Response<RB>, RouteError>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    B: Body<Data = Bytes> + BufferedBody + Send,
+    B::Error: Into<routing::router::BoxError>,
+{
+    let authorizers = request
+        .extensions()
+        .get::<CustomAuthorization>()
+        .map(|c| Arc::clone(&c.0));
+    for key in custom {
+        let ext = match authorizers.as_ref().and_then(|a| a.0.get(&key)) {
+            Some(Ok(ext)) => Arc::clone(ext),
+            Some(Err(reason)) => {
+                return Err(RouteError::Denied(format!("CUSTOM policy {key}: {reason}")));
+            }
+            None => {
+                return Err(RouteError::Denied(
+                    PolicyDenied::NoAuthorizer(key).to_string(),
+                ));
+            }
+        };
+        let peer = request.extensions().get::<Peer>().cloned();
+        let source_principal = peer
+            .as_ref()
+            .and_then(|p| p.identity.as_ref())
+            .map(ToString::to_string);
+        let context = CheckContext {
+            source: peer.as_ref().map(|p| p.address),
+            destination: peer.as_ref().and_then(|p| p.destination),
+            principal: source_principal.as_deref(),
+            scheme: "http",
+            body: None,
+        };
+        request = ext_authorize(
+            &ext,
+            &format!("AuthorizationPolicy {key}"),
+            request,
+            context,
+        )
+        .await?;
+    }
+    let remaining: Arc<[Arc<AuthorizationPolicy>]> = policies
+        .iter()
+        .filter(|p| p.spec.action != PolicyAction::Custom)
+        .cloned()
+        .collect();
+    decide(&remaining, &request, principal.as_deref(), &verified)?;
+    inner.oneshot(with_jwt(request, verified)).await
+}
+
+/// DENY, then ALLOW, for `request`.
+fn decide<B>(
+    policies: &[Arc<AuthorizationPolicy>],
+    request: &Request<B>,
+    principal: Option<&str>,
+    verified: &Option<VerifiedJwt>,
+) -> Result<(), RouteError> {
+    let mut attributes = request_attributes(request);
+    attributes.request_principal = principal;
+    attributes.request_claims = verified.as_ref().map(|jwt| jwt.claims.as_ref());
+    authorize(policies.iter().map(|p| p.as_ref()), &attributes)
+        .map_err(|denied| RouteError::Denied(denied.to_string()))
+}
+
+fn with_jwt<B>(mut request: Request<B>, verified: Option<VerifiedJwt>) -> Request<B> {
+    if let Some(verified) = verified {
+        request.extensions_mut().insert(verified);
+    }
+    request
+}
+
+/// The future of [`IstioAuthorization`].
+#[pin_project::pin_project(project = IstioFutureProjection)]
+pub enum IstioFuture<F, RB> {
+    /// Refused before the inner service.
+    Early(Option<Result<Response<RB>, RouteError>>),
+    /// CUSTOM authorizers asked, then the inner service, in one boxed future.
+    Boxed(Pin<Box<dyn Future<Output = Result<Response<RB>, RouteError>> + Send>>),
+    /// The inner service's answer.
+    Inner(#[pin] F),
+}
+
+impl<F, RB> Future for IstioFuture<F, RB>
+where
+    F: Future<Output = Result<Response<RB>, RouteError>>,
+{
+    type Output = Result<Response<RB>, RouteError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            IstioFutureProjection::Early(answer) => Poll::Ready(answer.take().unwrap_or(Err(
+                RouteError::Misassembled("a finished authorization future"),
+            ))),
+            IstioFutureProjection::Boxed(future) => future.as_mut().poll(cx),
+            IstioFutureProjection::Inner(inner) => inner.poll(cx),
         }
-        EarlyOrInner::Inner(self.inner.call(request))
     }
 }
 

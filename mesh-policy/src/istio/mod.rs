@@ -3,6 +3,7 @@
 //! (`targetRefs` to its Gateway, its GatewayClass or a Service), and a tower layer answering
 //! refused requests with a typed error (`RouteError::Denied`, 403 `RBAC: access denied`).
 
+mod custom;
 mod engine;
 mod layer;
 mod matching;
@@ -10,9 +11,13 @@ mod model;
 mod request_authn;
 mod waypoint;
 
-pub use engine::{Attributes, HttpAttributes, PolicyDenied, authorize, policy_matches};
+pub use custom::CustomAuthorizers;
+pub use engine::{
+    Attributes, HttpAttributes, PolicyDenied, authorize, matching_custom, policy_matches,
+};
 pub use layer::{
-    ApplicableAuthentication, ApplicablePolicies, IstioAuthorization, IstioAuthorizationLayer,
+    ApplicableAuthentication, ApplicablePolicies, CustomAuthorization, IstioAuthorization,
+    IstioAuthorizationLayer, IstioFuture,
 };
 pub use matching::{host_matches, ip_matches, path_matches, string_matches};
 pub use model::{

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use routing::loader::{InvalidField, LoadError, parse_foreign};
 use routing::model::{Config, ForeignObject, GATEWAY_GROUP, ObjectKey};
 
+use super::custom::CustomAuthorizers;
 use super::model::{AuthorizationPolicy, PolicyTargetReference};
 use super::request_authn::{IstioJwt, RequestAuthentication};
+use crate::security::SecurityRuntime;
 use crate::security::jwt::JwksRegistry;
 
 /// Istio's root namespace (mesh-wide policies).
@@ -28,6 +30,7 @@ pub struct WaypointPolicies {
     by_service: HashMap<ObjectKey, PolicyList>,
     authentication: Option<Arc<IstioJwt>>,
     authentication_by_service: HashMap<ObjectKey, Option<Arc<IstioJwt>>>,
+    custom: Arc<CustomAuthorizers>,
     count: usize,
 }
 
@@ -76,16 +79,17 @@ impl WaypointPolicies {
     /// that target the waypoint `gateway` (or its class) or a Service; a malformed one is an
     /// error naming its field. No `jwksUri` can be used (see [`WaypointPolicies::build_with`]).
     pub fn build(config: &Config, gateway: &ObjectKey) -> Result<Self, LoadError> {
-        WaypointPolicies::build_with(config, gateway, None)
+        WaypointPolicies::build_with(config, gateway, &SecurityRuntime::default())
     }
 
-    /// As [`WaypointPolicies::build`], with `jwksUri` handles from `registry`, which the
-    /// runtime refreshes.
+    /// As [`WaypointPolicies::build`], with what `runtime` lends: `jwksUri` handles (which
+    /// it refreshes) and the client CUSTOM policies' authorizers are asked through.
     pub fn build_with(
         config: &Config,
         gateway: &ObjectKey,
-        registry: Option<&JwksRegistry>,
+        runtime: &SecurityRuntime,
     ) -> Result<Self, LoadError> {
+        let registry = runtime.remote_jwks.as_deref();
         let mut all = Vec::new();
         let mut by_service: HashMap<ObjectKey, Vec<Arc<AuthorizationPolicy>>> = HashMap::new();
         let mut count = 0;
@@ -105,6 +109,11 @@ impl WaypointPolicies {
                 }
             }
         }
+        let custom = CustomAuthorizers::build(
+            config,
+            all.iter().chain(by_service.values().flatten()),
+            runtime.authorizer.as_ref(),
+        );
         let by_service = by_service
             .into_iter()
             .map(|(service, own)| {
@@ -125,8 +134,14 @@ impl WaypointPolicies {
             by_service,
             authentication,
             authentication_by_service,
+            custom: Arc::new(custom),
             count: count + authentications,
         })
+    }
+
+    /// The external authorizers of the CUSTOM policies.
+    pub fn custom_authorizers(&self) -> &Arc<CustomAuthorizers> {
+        &self.custom
     }
 
     /// The RequestAuthentications for a request to `service` (the waypoint's and the

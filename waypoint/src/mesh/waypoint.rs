@@ -48,7 +48,7 @@ use hbone::metrics::{Reporter, TrafficLabels};
 use http_body_util::BodyExt;
 use mesh_policy::istio::{
     ApplicableAuthentication, ApplicablePolicies, Attributes, AuthorizationPolicy,
-    IstioAuthorization, WaypointPolicies, authorize,
+    CustomAuthorization, IstioAuthorization, WaypointPolicies, authorize,
 };
 use std::time::Instant;
 
@@ -100,8 +100,9 @@ struct MeshState {
     snapshot: ArcSwap<Snapshot>,
     routes: ArcSwap<routing::compiled::MeshRoutes>,
     policies: ArcSwap<WaypointPolicies>,
-    /// `jwksUri` handles of RequestAuthentications, refreshed while the waypoint runs.
-    jwks: Arc<mesh_policy::security::jwt::JwksRegistry>,
+    /// `jwksUri` handles of RequestAuthentications (refreshed while the waypoint runs) and
+    /// the client of CUSTOM policies' authorizers.
+    security: mesh_policy::security::SecurityRuntime,
     gateway: ObjectKey,
     metrics: RequestMetrics,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
@@ -134,7 +135,11 @@ pub async fn run_mesh_waypoint(
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
     let jwks = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
-    let policies = WaypointPolicies::build_with(&snapshot.config, &options.gateway, Some(&jwks))?;
+    let security = mesh_policy::security::SecurityRuntime {
+        remote_jwks: Some(Arc::clone(&jwks)),
+        authorizer: Some(Arc::new(crate::gateway::PooledAuthorizers::default())),
+    };
+    let policies = WaypointPolicies::build_with(&snapshot.config, &options.gateway, &security)?;
     let mut registry = options.registry;
     let metrics = RequestMetrics::register(&mut registry);
     let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
@@ -144,7 +149,7 @@ pub async fn run_mesh_waypoint(
     let state = Arc::new(MeshState {
         routes: ArcSwap::from_pointee(snapshot.resolution.mesh.clone()),
         policies: ArcSwap::from_pointee(policies),
-        jwks: Arc::clone(&jwks),
+        security,
         gateway: options.gateway.clone(),
         metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -231,7 +236,7 @@ fn reload(
     let generation = state.snapshot.load().generation + 1;
     let loaded = source.load(options, generation).and_then(|snapshot| {
         let policies =
-            WaypointPolicies::build_with(&snapshot.config, &state.gateway, Some(&state.jwks))?;
+            WaypointPolicies::build_with(&snapshot.config, &state.gateway, &state.security)?;
         Ok((snapshot, policies))
     });
     match loaded {
@@ -384,6 +389,7 @@ where
                 source_namespace: peer.identity.as_ref().map(|id| id.namespace().to_owned()),
             };
             let applicable = ApplicablePolicies(policies);
+            let custom = CustomAuthorization(Arc::clone(waypoint_policies.custom_authorizers()));
             let authentication = waypoint_policies
                 .authentication_for_service(&mesh_destination.service)
                 .cloned()
@@ -410,6 +416,7 @@ where
                 };
                 request.extensions_mut().insert(mesh_destination.clone());
                 request.extensions_mut().insert(applicable.clone());
+                request.extensions_mut().insert(custom.clone());
                 if let Some(authentication) = &authentication {
                     request.extensions_mut().insert(authentication.clone());
                 }
