@@ -101,7 +101,8 @@ async fn ext_auth_over_http_and_grpc_decides_through_the_gateway() {
     ]
     .concat();
     std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let gateway = start_gateway(&[&dir]).await;
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gateway = start_gateway_logging(&[&dir], &["--log-denials"], Some(logged.clone())).await;
     gateway.wait_ready().await;
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     let host = |name: &str| format!("host: {name}.example");
@@ -222,6 +223,24 @@ async fn ext_auth_over_http_and_grpc_decides_through_the_gateway() {
     assert_eq!(status, 200, "{response}");
     let (status, _) = curl(&["-H", &host("failclosed"), &url("/")]).await;
     assert_eq!(status, 403);
+
+    // --log-denials: one line per refusal, naming the request and what decided.
+    let denial = |needle: &str| {
+        logged
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.starts_with("gateway: denied: ") && line.contains(needle))
+    };
+    for needle in [
+        "GET viahttp.example/a → 403 ext_authz_denied: SecurityPolicy default/viahttp extAuth: the authorizer answered 403",
+        "POST viahttp.example/ → 413 body_too_large: SecurityPolicy default/viahttp extAuth.bodyToExtAuth",
+        "GET viagrpc.example/broken → 503 ext_authz_error: SecurityPolicy default/viagrpc extAuth: authorizer failed: grpc-status 14",
+        "GET failclosed.example/ → 403 ext_authz_error",
+    ] {
+        assert!(denial(needle), "{needle} in {:#?}", logged.lock().unwrap());
+    }
+    assert!(!denial("failopen.example"), "a failOpen pass is no denial");
 
     // Each refusal named in the metrics by its flag.
     let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;

@@ -51,6 +51,7 @@ async fn metrics_are_registered_in_the_embedders_registry() {
         drain_timeout: Duration::from_secs(1),
         crypto: Arc::new(rustls::crypto::ring::default_provider()),
         registry,
+        denial_log: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

@@ -88,6 +88,15 @@ pub async fn start_gateway(configs: &[&Path]) -> Gateway {
 
 /// Starts the gateway with `extra` arguments after the usual ones.
 pub async fn start_gateway_with(configs: &[&Path], extra: &[&str]) -> Gateway {
+    start_gateway_logging(configs, extra, None).await
+}
+
+/// Starts the gateway with `extra` arguments; its stderr lines are appended to `lines`.
+pub async fn start_gateway_logging(
+    configs: &[&Path],
+    extra: &[&str],
+    lines: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+) -> Gateway {
     let mut command = Command::new(GATEWAY);
     for config in configs {
         command.arg("--config").arg(config);
@@ -112,7 +121,13 @@ pub async fn start_gateway_with(configs: &[&Path], extra: &[&str]) -> Gateway {
         }
     };
     // Keep draining stderr so the gateway never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if let Some(lines) = &lines {
+                lines.lock().unwrap().push(line);
+            }
+        }
+    });
     Gateway { child, admin }
 }
 

@@ -48,6 +48,9 @@ pub struct GatewayOptions {
     /// The embedder's metrics registry: the gateway registers its `gateway_*` metrics in it,
     /// and the admin endpoint's `/metrics` serves all of it.
     pub registry: prometheus_client::registry::Registry,
+    /// Told one line per request a policy refuses (method, host, path, status, response
+    /// flag, the deciding policy and rule); `None`: refusals are only counted.
+    pub denial_log: Option<crate::inbound::DenialLog>,
 }
 
 /// Why the gateway could not start.
@@ -118,6 +121,9 @@ pub async fn run_gateway(
                 error,
             })?;
     let mut sockets = Sockets::new(Arc::clone(&metrics), Arc::clone(&options.crypto));
+    if let Some(log) = options.denial_log.clone() {
+        sockets.log_denials(log);
+    }
     let mut snapshot = snapshot;
     let report = sockets.apply(&snapshot.resolution.gateways).await;
     record_report(&report, &mut snapshot, events);

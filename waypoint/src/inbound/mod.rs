@@ -18,8 +18,8 @@ mod udp;
 pub use http::{HttpLimits, serve_http};
 pub use proxy::serve_proxied_http;
 pub use sockets::{
-    ApplyReport, GatewayRequestPath, SocketKey, Sockets, UnavailableSocket, gateway_request_path,
-    group_listeners,
+    ApplyReport, DenialLog, GatewayRequestPath, SocketKey, Sockets, UnavailableSocket,
+    gateway_request_path, group_listeners,
 };
 pub use tls::TlsSetupError;
 pub use tunnels::{HttpInTunnels, serve_with_peer};

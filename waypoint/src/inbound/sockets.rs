@@ -129,6 +129,18 @@ pub struct Sockets {
     crypto: Arc<CryptoProvider>,
     /// Flips to true to ask every connection to finish gracefully.
     draining: watch::Sender<bool>,
+    denial_log: Option<DenialLog>,
+}
+
+/// Told one line per request a policy refused: method, host, path, status, the response
+/// flag and the policy and rule that decided.
+#[derive(Clone)]
+pub struct DenialLog(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for DenialLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DenialLog")
+    }
 }
 
 struct BoundSocket {
@@ -145,7 +157,13 @@ impl Sockets {
             metrics,
             crypto,
             draining: watch::channel(false).0,
+            denial_log: None,
         }
+    }
+
+    /// Reports every request a policy refuses to `log` (sockets bound from now on).
+    pub fn log_denials(&mut self, log: DenialLog) {
+        self.denial_log = Some(log);
     }
 
     /// Serves `gateways`: loads certificates and binds new addresses, swaps the state of kept
@@ -223,10 +241,13 @@ impl Sockets {
                 let accept_loop = match socket {
                     Bound::Tcp(tcp) => tokio::spawn(accept_loop(
                         tcp,
-                        Arc::clone(&state),
-                        self.forwarder.clone(),
-                        Arc::clone(&self.metrics),
-                        self.draining.subscribe(),
+                        ConnectionContext {
+                            state: Arc::clone(&state),
+                            forwarder: self.forwarder.clone(),
+                            metrics: Arc::clone(&self.metrics),
+                            draining: self.draining.subscribe(),
+                            denial_log: self.denial_log.clone(),
+                        },
                     )),
                     Bound::Udp(udp) => tokio::spawn(udp_socket_loop(
                         udp,
@@ -299,21 +320,10 @@ struct ConnectionContext {
     forwarder: Forwarder,
     metrics: Arc<GatewayMetrics>,
     draining: watch::Receiver<bool>,
+    denial_log: Option<DenialLog>,
 }
 
-async fn accept_loop(
-    tcp: TcpListener,
-    state: Arc<ArcSwap<SocketState>>,
-    forwarder: Forwarder,
-    metrics: Arc<GatewayMetrics>,
-    draining: watch::Receiver<bool>,
-) {
-    let context = ConnectionContext {
-        state,
-        forwarder,
-        metrics,
-        draining,
-    };
+async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
     loop {
         let Ok((stream, peer)) = tcp.accept().await else {
             // Out of file descriptors and similar: back off instead of spinning.
@@ -400,6 +410,9 @@ async fn serve_http_routed<IO>(
         add_forwarded_headers(request.headers_mut(), client_ip.as_ref(), &proto);
         let router = service_context.state.load().router.clone();
         let metrics = Arc::clone(&service_context.metrics);
+        let denial_log = service_context.denial_log.clone();
+        // What the denial line names, taken before the request moves (only when asked for).
+        let described = denial_log.as_ref().map(|_| describe_request(&request));
         async move {
             // Local replies (401, 403) carry Envoy's text, as the mesh waypoint's do.
             let response = router.oneshot(request).await.map(with_local_reply_body);
@@ -407,6 +420,14 @@ async fn serve_http_routed<IO>(
                 metrics.request_served(response.status().as_u16());
                 if let Some(refusal) = response.extensions().get::<PolicyRefusal>() {
                     metrics.policy_refused(refusal);
+                    if let (Some(log), Some(described)) = (&denial_log, &described) {
+                        (log.0)(&format!(
+                            "denied: {described} → {} {}: {}",
+                            response.status().as_u16(),
+                            refusal.flag,
+                            refusal.decided_by
+                        ));
+                    }
                 }
             }
             response
@@ -415,6 +436,19 @@ async fn serve_http_routed<IO>(
     let mut draining = context.draining.clone();
     let drain = async move { wait_for_true(&mut draining).await };
     serve_http(io, service, HttpLimits::default(), drain).await;
+}
+
+/// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped).
+fn describe_request<B>(request: &Request<B>) -> String {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(ToString::to_string))
+        .unwrap_or_default();
+    format!("{} {host}{}", request.method(), request.uri().path())
+        .escape_debug()
+        .to_string()
 }
 
 /// Appends the client's address to `X-Forwarded-For` and sets `X-Forwarded-Proto`, as Envoy

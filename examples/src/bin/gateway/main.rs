@@ -44,6 +44,10 @@ struct Args {
     /// How often to check the configuration files for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     reload_interval_ms: u64,
+    /// Print one line on stderr per request a policy refuses: method, host, path, status,
+    /// response flag, and the policy and rule that decided.
+    #[arg(long)]
+    log_denials: bool,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +102,11 @@ async fn run(args: Args) -> Result<(), String> {
         drain_timeout: Duration::from_secs(5),
         crypto: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
         registry: prometheus_client::registry::Registry::default(),
+        denial_log: args.log_denials.then(|| {
+            waypoint::inbound::DenialLog(std::sync::Arc::new(|line: &str| {
+                eprintln!("gateway: {line}")
+            }))
+        }),
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)
