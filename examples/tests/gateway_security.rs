@@ -1,5 +1,5 @@
 //! Envoy Gateway SecurityPolicies through the `gateway` binary, with curl as the client: CSRF
-//! origin checks,
+//! origin checks, SecurityPolicy status with ancestors,
 //! basic auth (htpasswd `{SHA}`), API keys (header or query, sanitized, client id forwarded),
 //! CORS preflights and actual requests, authorization rules on a Gateway and on one route
 //! rule (the most specific policy wins), and a policy using what is not supported yet, which
@@ -46,6 +46,13 @@ spec:
     maxAge: 1h
   csrf:
     additionalOrigins: ["*.partner.example"]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: basic-too}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: basic}]
+  cors: {allowOrigins: ["*"]}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -522,6 +529,53 @@ async fn security_policies_guard_routes_through_the_gateway() {
     assert!(
         unsupported["reason"].as_str().unwrap().contains("oidc"),
         "{unsupported}"
+    );
+
+    // SecurityPolicy status with ancestors on /status, as Envoy Gateway writes it.
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    let status = echoed(&status);
+    let policy = |name: &str| {
+        status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "SecurityPolicy" && r["object"]["name"] == name)
+            .unwrap_or_else(|| panic!("SecurityPolicy {name} in {status}"))
+            .clone()
+    };
+    let ancestor = |name: &str| {
+        let policy = policy(name);
+        let first = &policy["ancestors"][0];
+        (
+            first["parentRef"].as_str().unwrap().to_owned(),
+            first["conditions"][0]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            first["conditions"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    let accepted = |gateway: &str| (gateway.to_owned(), "True".to_owned(), "Accepted".to_owned());
+    assert_eq!(
+        ancestor("basic"),
+        accepted("default/gw/http"),
+        "route → its parent listener"
+    );
+    assert_eq!(ancestor("gateway-wide"), accepted("default/gw"));
+    assert_eq!(ancestor("admin-rule"), accepted("default/gw/http"));
+    let (at, holds, reason) = ancestor("basic-too");
+    assert_eq!(
+        (at.as_str(), holds.as_str(), reason.as_str()),
+        ("default/gw/http", "False", "Conflicted"),
+        "the same target, and `basic` sorts first"
+    );
+    let (at, holds, reason) = ancestor("remote");
+    assert_eq!(
+        (at.as_str(), holds.as_str(), reason.as_str()),
+        ("default/gw/http", "False", "Invalid")
     );
 
     // Not supported yet: refused, never let through unprotected.

@@ -119,6 +119,11 @@ pub trait PolicyCompiler: Send + Sync + fmt::Debug {
     fn problems(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The status of each policy this compiler read (served on `/status` beside the
+    /// Gateway API objects'). Default: none.
+    fn statuses(&self) -> Vec<crate::resolve::ObjectStatus> {
+        Vec::new()
+    }
     /// Attaches policies to a listener.
     fn listener(&self, _listener: &ListenerTarget<'_>, _slot: &mut PolicySlot) {}
     /// Attaches policies to a route rule.

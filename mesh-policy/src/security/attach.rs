@@ -14,8 +14,11 @@ use routing::loader::parse_foreign;
 use routing::model::{Config, ForeignObject, ObjectKey};
 use routing::slot::{ListenerTarget, PolicyCompiler, PolicySlot, RuleTarget};
 
+use routing::resolve::ObjectStatus;
+
 use super::compile::{CompiledSecurityPolicy, SecurityRuntime};
 use super::model::{PolicyTargetReference, SecurityPolicy};
+use super::status::{PolicyRecord, TargetOutcome};
 
 /// Envoy Gateway's API group.
 pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
@@ -33,6 +36,7 @@ pub struct SecurityPolicies {
     routes: HashMap<(String, ObjectKey, Section), Arc<CompiledSecurityPolicy>>,
     problems: Vec<String>,
     runtime: SecurityRuntime,
+    statuses: Vec<ObjectStatus>,
 }
 
 impl SecurityPolicies {
@@ -96,9 +100,16 @@ impl SecurityPolicies {
                 ));
             }
             let compiled = Arc::new(compiled);
+            let mut record = PolicyRecord {
+                key: key.clone(),
+                invalid: compiled.checks.as_ref().err().cloned(),
+                targets: Vec::new(),
+            };
             for target in targets {
-                policies.attach(&key, &target, &compiled);
+                let outcome = policies.attach(&key, &target, &compiled);
+                record.targets.push((target, outcome));
             }
+            policies.statuses.push(record.status(config));
         }
         if let Some(registry) = registry {
             registry.finish();
@@ -116,13 +127,13 @@ impl SecurityPolicies {
         policy: &ObjectKey,
         target: &PolicyTargetReference,
         compiled: &Arc<CompiledSecurityPolicy>,
-    ) {
+    ) -> TargetOutcome {
         if !matches!(target.group.as_str(), "" | "gateway.networking.k8s.io") {
             self.problems.push(format!(
                 "SecurityPolicy {policy}: target group {:?} is not served",
                 target.group
             ));
-            return;
+            return TargetOutcome::NotServed;
         }
         let object = ObjectKey::new(policy.namespace.clone(), target.name.clone());
         let section = target.section_name.clone();
@@ -137,11 +148,15 @@ impl SecurityPolicies {
                 self.problems.push(format!(
                     "SecurityPolicy {policy}: target kind {other} is not served"
                 ));
-                return;
+                return TargetOutcome::NotServed;
             }
         };
-        if let Some(winner) = winner {
-            self.problems.push(conflict(policy, &winner, target));
+        match winner {
+            Some(winner) => {
+                self.problems.push(conflict(policy, &winner, target));
+                TargetOutcome::Conflicted(winner)
+            }
+            None => TargetOutcome::Attached,
         }
     }
 
@@ -238,6 +253,10 @@ impl PolicyCompiler for SecurityPolicies {
 
     fn problems(&self) -> Vec<String> {
         self.problems.clone()
+    }
+
+    fn statuses(&self) -> Vec<ObjectStatus> {
+        self.statuses.clone()
     }
 
     fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {

@@ -24,6 +24,7 @@ pub mod jwt;
 pub mod layer;
 pub mod model;
 pub mod percent;
+mod status;
 
 pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
 pub use compile::{CompiledSecurityPolicy, SecurityChecks, SecurityRuntime};

@@ -328,6 +328,9 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
         }
     }
     statuses.extend(listener_sets::statuses(config, &served, set_listeners));
+    if let Some(policies) = &options.policies {
+        statuses.extend(policies.statuses());
+    }
     Resolution {
         gateways,
         mesh,

@@ -79,6 +79,9 @@ pub struct ObjectStatus {
     /// Per parentRef (routes).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentStatus>,
+    /// Per ancestor (policies: each Gateway, or Gateway listener, they take effect on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<ParentStatus>,
     /// How many ListenerSets attached (Gateways).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_listener_sets: Option<usize>,
@@ -115,6 +118,7 @@ impl ObjectStatus {
             conditions: Vec::new(),
             listeners: Vec::new(),
             parents: Vec::new(),
+            ancestors: Vec::new(),
             attached_listener_sets: None,
         }
     }
