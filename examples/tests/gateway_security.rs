@@ -1,5 +1,5 @@
 //! Envoy Gateway SecurityPolicies through the `gateway` binary, with curl as the client: CSRF
-//! origin checks, SecurityPolicy status with ancestors,
+//! origin checks, SecurityPolicy status with ancestors, targetSelectors,
 //! basic auth (htpasswd `{SHA}`), API keys (header or query, sanitized, client id forwarded),
 //! CORS preflights and actual requests, authorization rules on a Gateway and on one route
 //! rule (the most specific policy wins), and a policy using what is not supported yet, which
@@ -111,6 +111,32 @@ spec:
       action: Deny
       operation: {path: {type: PathPrefix, value: /blocked}}
       principal: {clientCIDRs: [127.0.0.1/32]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: payments, labels: {team: payments, tier: prod}}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [payments.example]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: payments-staging, labels: {team: payments, tier: staging}}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [staging.example]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: by-label}
+spec:
+  targetSelectors:
+  - kind: HTTPRoute
+    matchLabels: {team: payments}
+    matchExpressions: [{key: tier, operator: In, values: [prod]}]
+  authorization: {defaultAction: Deny}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -531,6 +557,15 @@ async fn security_policies_guard_routes_through_the_gateway() {
         "{unsupported}"
     );
 
+    // targetSelectors: the prod payments route is selected by its labels, staging is not.
+    let (status, response) = curl(&["-H", &host("payments.example"), &url("/")]).await;
+    assert_eq!(status, 403, "{response}");
+    let (status, _) = curl(&["-H", &host("staging.example"), &url("/")]).await;
+    assert_eq!(
+        status, 200,
+        "not selected: the Gateway's policy (allow) applies"
+    );
+
     // SecurityPolicy status with ancestors on /status, as Envoy Gateway writes it.
     let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
     let status = echoed(&status);
@@ -565,6 +600,7 @@ async fn security_policies_guard_routes_through_the_gateway() {
         "route → its parent listener"
     );
     assert_eq!(ancestor("gateway-wide"), accepted("default/gw"));
+    assert_eq!(ancestor("by-label"), accepted("default/gw/http"));
     assert_eq!(ancestor("admin-rule"), accepted("default/gw/http"));
     let (at, holds, reason) = ancestor("basic-too");
     assert_eq!(

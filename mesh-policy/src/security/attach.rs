@@ -87,6 +87,7 @@ impl SecurityPolicies {
                     let compiled = CompiledSecurityPolicy::compile(&policy, config, runtime);
                     let mut targets = policy.spec.target_refs.clone();
                     targets.extend(policy.spec.target_ref.clone());
+                    targets.extend(selected_targets(&policy, config));
                     (compiled, targets)
                 }
                 Err(error) => (
@@ -217,6 +218,42 @@ fn conflict(policy: &ObjectKey, winner: &ObjectKey, target: &PolicyTargetReferen
             .map(|s| format!(" section {s}"))
             .unwrap_or_default()
     )
+}
+
+/// The targets `spec.targetSelectors` select: Gateways, HTTPRoutes and GRPCRoutes of the
+/// policy's namespace whose labels match (in name order, after the explicit `targetRefs`).
+fn selected_targets(policy: &SecurityPolicy, config: &Config) -> Vec<PolicyTargetReference> {
+    let namespace = policy.metadata.namespace.as_str();
+    let mut found = Vec::new();
+    for selector in &policy.spec.target_selectors {
+        let group = selector
+            .group
+            .as_deref()
+            .unwrap_or(routing::model::GATEWAY_GROUP);
+        let labels = routing::model::LabelSelector {
+            match_labels: selector.match_labels.clone(),
+            match_expressions: selector.match_expressions.clone(),
+        };
+        let metas: Vec<&routing::model::ObjectMeta> = match selector.kind.as_str() {
+            "Gateway" => config.gateways.iter().map(|g| &g.metadata).collect(),
+            "HTTPRoute" => config.http_routes.iter().map(|r| &r.metadata).collect(),
+            "GRPCRoute" => config.grpc_routes.iter().map(|r| &r.metadata).collect(),
+            _ => Vec::new(),
+        };
+        let mut names: Vec<&str> = metas
+            .into_iter()
+            .filter(|m| m.namespace == namespace && labels.matches(&m.labels))
+            .map(|m| m.name.as_str())
+            .collect();
+        names.sort_unstable();
+        found.extend(names.into_iter().map(|name| PolicyTargetReference {
+            group: group.to_owned(),
+            kind: selector.kind.clone(),
+            name: name.to_owned(),
+            section_name: None,
+        }));
+    }
+    found
 }
 
 /// `spec.targetRefs` / `spec.targetRef` read leniently from a policy that failed to parse.

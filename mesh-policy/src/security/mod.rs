@@ -8,8 +8,7 @@
 //! piece with typed failures.
 //!
 //! Not enforced yet, and therefore failing closed (500) wherever a policy uses them:
-//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, CEL and geolocation in authorization,
-//! `targetSelectors`.
+//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, CEL and geolocation in authorization.
 
 pub mod api_key;
 pub mod attach;

@@ -27,9 +27,10 @@ pub struct SecurityPolicySpec {
     /// Gateways, listeners (`sectionName`), HTTPRoutes, GRPCRoutes or their rules.
     #[serde(default)]
     pub target_refs: Vec<PolicyTargetReference>,
-    /// Targets by label (not supported: the policy fails closed where it names nothing else).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_selectors: Option<serde_yaml_ng::Value>,
+    /// Targets by label: Gateways, HTTPRoutes or GRPCRoutes of the policy's namespace whose
+    /// labels the selector matches.
+    #[serde(default)]
+    pub target_selectors: Vec<TargetSelector>,
     /// Cross-origin resource sharing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSpec>,
@@ -54,6 +55,23 @@ pub struct SecurityPolicySpec {
     /// CSRF protection: origin checks on mutating methods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csrf: Option<CsrfSpec>,
+}
+
+/// `targetSelectors[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetSelector {
+    /// `gateway.networking.k8s.io` (the default).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `Gateway`, `HTTPRoute` or `GRPCRoute`.
+    pub kind: String,
+    /// Labels the target must carry.
+    #[serde(default)]
+    pub match_labels: std::collections::BTreeMap<String, String>,
+    /// Further requirements (`In`, `NotIn`, `Exists`, `DoesNotExist`).
+    #[serde(default)]
+    pub match_expressions: Vec<routing::model::LabelSelectorRequirement>,
 }
 
 /// `targetRefs[]` (local: the policy's own namespace).
