@@ -177,29 +177,34 @@ fn header_name(field: &str, name: &Option<String>) -> Result<Option<HeaderName>,
         .transpose()
 }
 
-/// The Secret a reference names, in the policy's namespace (a cross-namespace reference
-/// would need a ReferenceGrant, which SecurityPolicies cannot be granted here yet).
+/// The Secret a reference names: in the policy's namespace, or in another one whose
+/// ReferenceGrant allows SecurityPolicies of the policy's namespace to refer to it.
 fn secret<'a>(
     reference: &SecretObjectReference,
     namespace: &str,
     config: &'a Config,
     field: &str,
 ) -> Result<&'a Secret, String> {
-    if reference
-        .namespace
-        .as_deref()
-        .is_some_and(|ns| ns != namespace)
-    {
+    let target = reference.namespace.as_deref().unwrap_or(namespace);
+    if !routing::resolve::reference_permitted(
+        config,
+        (
+            super::attach::ENVOY_GATEWAY_GROUP,
+            "SecurityPolicy",
+            namespace,
+        ),
+        ("", "Secret", target, &reference.name),
+    ) {
         return Err(format!(
-            "{field}: Secret {} in another namespace is not allowed",
+            "{field}: Secret {target}/{} in another namespace needs a ReferenceGrant",
             reference.name
         ));
     }
     config
         .secrets
         .iter()
-        .find(|s| s.metadata.namespace == namespace && s.metadata.name == reference.name)
-        .ok_or_else(|| format!("{field}: Secret {namespace}/{} not found", reference.name))
+        .find(|s| s.metadata.namespace == target && s.metadata.name == reference.name)
+        .ok_or_else(|| format!("{field}: Secret {target}/{} not found", reference.name))
 }
 
 fn compile_basic(

@@ -18,6 +18,7 @@ mod compile;
 mod duration;
 pub use backends::{service_host_endpoints, service_port_endpoints};
 pub use duration::parse_duration;
+pub use references::reference_permitted;
 mod gateway_tls;
 mod grpc;
 mod hostnames;

@@ -43,3 +43,28 @@ fn grants(grant: &ReferenceGrant, from: From<'_>, to: To<'_>) -> bool {
             && entry.name.as_deref().is_none_or(|name| name == to.name)
     })
 }
+
+/// Whether an object of `from_group`/`from_kind` in `from_namespace` (a policy, say) may refer
+/// to `to_kind` `to_namespace/to_name` of `to_group`: same namespace, or a ReferenceGrant in
+/// the referenced namespace that allows it.
+pub fn reference_permitted(
+    config: &Config,
+    (from_group, from_kind, from_namespace): (&str, &str, &str),
+    (to_group, to_kind, to_namespace, to_name): (&str, &str, &str, &str),
+) -> bool {
+    permitted(
+        config,
+        From {
+            group: from_group,
+            kind: from_kind,
+            namespace: from_namespace,
+            mesh: false,
+        },
+        To {
+            group: to_group,
+            kind: to_kind,
+            namespace: to_namespace,
+            name: to_name,
+        },
+    )
+}
