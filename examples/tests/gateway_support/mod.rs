@@ -29,12 +29,23 @@ pub struct Gateway {
     pub admin: SocketAddr,
 }
 
+/// A loopback port that was free a moment ago, taken below the kernel's ephemeral range
+/// (32768–60999) so that no client connection — of this test or a parallel one — can take it
+/// as its local port before the process under test binds it. Ports are handed out in a
+/// per-process sequence (from an offset of the process id), each checked free for TCP and UDP.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % 12_000;
+    for _ in 0..12_000 {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + u16::try_from((offset + step) % 12_000).unwrap();
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
 /// Numbers scratch directories so two tests naming theirs alike never share (or delete) one.
 static SCRATCH_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
