@@ -506,11 +506,11 @@ async fn request_authentication_gives_request_principals_to_authorization() {
     let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
     let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
     let hbone = format!("{waypoint_ip}:15008");
-    let _waypoint = Waypoint::start(
+    let mut waypoint = Waypoint::start(
         &dir,
         &mesh,
         &format!("{waypoint_ip}:15000"),
-        &["--hbone-listen", &hbone],
+        &["--hbone-listen", &hbone, "--log-denials"],
     )
     .await;
     let socks5 = client.socks5();
@@ -550,6 +550,24 @@ async fn request_authentication_gives_request_principals_to_authorization() {
     // A claim condition: the token's scope is `read`, not `admin`.
     let (status, _) = curl_with_header(&socks5, &bearer("es256"), &url("/api/jwt/admin")).await;
     assert_eq!(status, "403");
+
+    // --log-denials: a line per refusal, naming the client, the request and what decided.
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let wanted = [
+        format!(
+            "waypoint: denied: {CLIENT} GET echo.default.svc.cluster.local/api/jwt/a → 403 denied: denied by default/require-jwt"
+        ),
+        format!(
+            "waypoint: denied: {CLIENT} GET echo.default.svc.cluster.local/api/items → 401 unauthenticated: RequestAuthentication: Jwt is expired"
+        ),
+    ];
+    while !wanted.iter().all(|w| lines.contains(w)) {
+        match tokio::time::timeout_at(deadline, waypoint.log.recv()).await {
+            Ok(Some(line)) => lines.push(line),
+            _ => panic!("{wanted:#?} in {lines:#?}"),
+        }
+    }
 }
 
 /// A CUSTOM policy on the echo Service sending `/api/guarded` to the HTTP authorizer MeshConfig

@@ -61,6 +61,10 @@ struct Args {
     /// How often to check the configuration files for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     reload_interval_ms: u64,
+    /// Print one line on stderr per request a policy refuses: the client's identity, method,
+    /// host, path, status, response flag, and the policy that decided.
+    #[arg(long)]
+    log_denials: bool,
 }
 
 #[tokio::main]
@@ -107,6 +111,9 @@ async fn run(args: Args) -> Result<(), String> {
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         crypto,
         registry: prometheus_client::registry::Registry::default(),
+        denial_log: args.log_denials.then(|| {
+            waypoint::inbound::DenialLog(Arc::new(|line: &str| eprintln!("waypoint: {line}")))
+        }),
     };
     let shutdown = examples_support::shutdown::terminate_signal()
         .map_err(|e| format!("cannot register signal handlers: {e}"))?;

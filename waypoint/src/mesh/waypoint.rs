@@ -43,7 +43,7 @@ use crate::inbound::{HttpLimits, serve_with_peer};
 use crate::outbound::{
     Connect, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
-use crate::respond::{Respond, is_grpc, with_local_reply_body};
+use crate::respond::{PolicyRefusal, Respond, is_grpc, with_local_reply_body};
 use hbone::metrics::{Reporter, TrafficLabels};
 use http_body_util::BodyExt;
 use mesh_policy::istio::{
@@ -78,6 +78,9 @@ pub struct MeshWaypointOptions {
     pub crypto: Arc<rustls::crypto::CryptoProvider>,
     /// The embedder's registry (served on `/metrics`).
     pub registry: Registry,
+    /// Told one line per request a policy refuses (source principal, method, host, path,
+    /// status, response flag, the deciding policy); `None`: not reported.
+    pub denial_log: Option<crate::inbound::DenialLog>,
 }
 
 /// Why the waypoint could not start.
@@ -95,6 +98,31 @@ pub enum MeshWaypointError {
     Bind(#[from] BindError),
 }
 
+/// `client METHOD host/path` of a refused request (the client's identity, else its address),
+/// for the denial log.
+fn describe_denied_request<B>(request: &Request<B>) -> String {
+    let principal = request
+        .extensions()
+        .get::<Peer>()
+        .map_or_else(String::new, |peer| {
+            peer.identity
+                .as_ref()
+                .map_or_else(|| peer.address.ip().to_string(), ToString::to_string)
+        });
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .unwrap_or_default();
+    format!(
+        "{principal} {} {host}{}",
+        request.method(),
+        request.uri().path()
+    )
+    .escape_debug()
+    .to_string()
+}
+
 /// The configuration being served.
 struct MeshState {
     snapshot: ArcSwap<Snapshot>,
@@ -105,6 +133,7 @@ struct MeshState {
     security: mesh_policy::security::SecurityRuntime,
     gateway: ObjectKey,
     metrics: RequestMetrics,
+    denial_log: Option<crate::inbound::DenialLog>,
     identities: Arc<ArcSwap<EndpointIdentityMap>>,
     trust_domain: String,
     last_error: LastReloadError,
@@ -151,6 +180,7 @@ pub async fn run_mesh_waypoint(
         policies: ArcSwap::from_pointee(policies),
         security,
         gateway: options.gateway.clone(),
+        denial_log: options.denial_log.clone(),
         metrics,
         snapshot: ArcSwap::from_pointee(snapshot),
         identities: Arc::clone(&identities),
@@ -420,10 +450,27 @@ where
                 if let Some(authentication) = &authentication {
                     request.extensions_mut().insert(authentication.clone());
                 }
+                // What a denial line names, taken before the request moves (only when asked).
+                let denial_log = lane.state.denial_log.clone();
+                let described = denial_log
+                    .as_ref()
+                    .map(|_| describe_denied_request(&request));
                 let answered = router.clone().oneshot(request);
                 let series = Arc::clone(&series);
                 async move {
                     let response = with_local_reply_body(answered.await?);
+                    if let (Some(log), Some(described), Some(refusal)) = (
+                        &denial_log,
+                        &described,
+                        response.extensions().get::<PolicyRefusal>(),
+                    ) {
+                        (log.0)(&format!(
+                            "denied: {described} → {} {}: {}",
+                            response.status().as_u16(),
+                            refusal.flag,
+                            refusal.decided_by
+                        ));
+                    }
                     let grpc_status = response
                         .headers()
                         .get("grpc-status")
