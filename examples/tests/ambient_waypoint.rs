@@ -154,27 +154,56 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Two ztunnels (`client`, `server`, the echo app behind the server) and an HBONE waypoint
+/// between them, on `client_ip`, `server_ip` and `waypoint_ip`; the waypoint serves `mesh_yaml`
+/// with `waypoint_flags` beside `--hbone-listen`.
+struct HboneMesh {
+    client: Ztunnel,
+    _server: Ztunnel,
+    waypoint: Waypoint,
+}
+
+async fn hbone_mesh(
+    dir: &Path,
+    (client_ip, server_ip, waypoint_ip): (&str, &str, &str),
+    mesh_yaml: &str,
+    waypoint_flags: &[&str],
+) -> HboneMesh {
+    let local = dir.join("local.yaml");
+    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
+    let mesh = dir.join("mesh.yaml");
+    write(&mesh, mesh_yaml);
+    serve_app(&format!("{server_ip}:8080")).await;
+    let no_mark = ["--mark", "0"];
+    let client = Ztunnel::start(dir, &local, "client", client_ip, &no_mark).await;
+    let server = Ztunnel::start(dir, &local, "server", server_ip, &no_mark).await;
+    let hbone = format!("{waypoint_ip}:15008");
+    let flags: Vec<&str> = ["--hbone-listen", hbone.as_str()]
+        .into_iter()
+        .chain(waypoint_flags.iter().copied())
+        .collect();
+    let waypoint = Waypoint::start(dir, &mesh, &format!("{waypoint_ip}:15000"), &flags).await;
+    HboneMesh {
+        client,
+        _server: server,
+        waypoint,
+    }
+}
+
 #[tokio::test]
 async fn hbone_waypoint_routes_between_ztunnels() {
     let dir = scratch("waypoint-hbone");
     dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
-    let (client_ip, server_ip, waypoint_ip) = ("127.0.0.40", "127.0.0.41", "127.0.0.42");
-    let local = dir.join("local.yaml");
-    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
-    let mesh = dir.join("mesh.yaml");
-    write(&mesh, &mesh_config(server_ip));
-    serve_app(&format!("{server_ip}:8080")).await;
-    let no_mark = ["--mark", "0"];
-    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
-    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
-    let hbone = format!("{waypoint_ip}:15008");
-    let _waypoint = Waypoint::start(
+    let (server_ip, waypoint_ip) = ("127.0.0.41", "127.0.0.42");
+    // Bound whole: the ztunnels and the waypoint live as long as the test.
+    let mesh = hbone_mesh(
         &dir,
-        &mesh,
-        &format!("{waypoint_ip}:15000"),
-        &["--hbone-listen", &hbone],
+        ("127.0.0.40", server_ip, waypoint_ip),
+        &mesh_config(server_ip),
+        &[],
     )
     .await;
+    let client = &mesh.client;
 
     let (ok, body) = curl_via(
         &client.socks5(),
@@ -496,23 +525,15 @@ async fn request_authentication_gives_request_principals_to_authorization() {
             minted["tokens"][name].as_str().unwrap()
         )
     };
-    let local = dir.join("local.yaml");
-    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
-    let mesh = dir.join("mesh.yaml");
     let jwks = minted["jwks"].to_string();
-    write(&mesh, &(mesh_config(server_ip) + &jwt_policies(&jwks)));
-    serve_app(&format!("{server_ip}:8080")).await;
-    let no_mark = ["--mark", "0"];
-    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
-    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
-    let hbone = format!("{waypoint_ip}:15008");
-    let mut waypoint = Waypoint::start(
+    let mut mesh = hbone_mesh(
         &dir,
-        &mesh,
-        &format!("{waypoint_ip}:15000"),
-        &["--hbone-listen", &hbone, "--log-denials"],
+        (client_ip, server_ip, waypoint_ip),
+        &(mesh_config(server_ip) + &jwt_policies(&jwks)),
+        &["--log-denials"],
     )
     .await;
+    let client = &mesh.client;
     let socks5 = client.socks5();
     let url = |path: &str| format!("http://echo.default.svc.cluster.local{path}");
 
@@ -563,7 +584,7 @@ async fn request_authentication_gives_request_principals_to_authorization() {
         ),
     ];
     while !wanted.iter().all(|w| lines.contains(w)) {
-        match tokio::time::timeout_at(deadline, waypoint.log.recv()).await {
+        match tokio::time::timeout_at(deadline, mesh.waypoint.log.recv()).await {
             Ok(Some(line)) => lines.push(line),
             _ => panic!("{wanted:#?} in {lines:#?}"),
         }
@@ -637,25 +658,15 @@ async fn custom_policies_ask_the_meshconfig_authorizer() {
     ));
     let line = lines.next_line().await.unwrap().unwrap();
     let authz_port: u16 = line.strip_prefix("listening on ").unwrap().parse().unwrap();
-    let local = dir.join("local.yaml");
-    write(&local, &local_config(client_ip, server_ip, waypoint_ip, ""));
-    let mesh = dir.join("mesh.yaml");
-    write(
-        &mesh,
-        &(mesh_config(server_ip) + &custom_policy(authz_port)),
-    );
-    serve_app(&format!("{server_ip}:8080")).await;
-    let no_mark = ["--mark", "0"];
-    let client = Ztunnel::start(&dir, &local, "client", client_ip, &no_mark).await;
-    let _server = Ztunnel::start(&dir, &local, "server", server_ip, &no_mark).await;
-    let hbone = format!("{waypoint_ip}:15008");
-    let _waypoint = Waypoint::start(
+    // Bound whole: the ztunnels and the waypoint live as long as the test.
+    let mesh = hbone_mesh(
         &dir,
-        &mesh,
-        &format!("{waypoint_ip}:15000"),
-        &["--hbone-listen", &hbone],
+        (client_ip, server_ip, waypoint_ip),
+        &(mesh_config(server_ip) + &custom_policy(authz_port)),
+        &[],
     )
     .await;
+    let client = &mesh.client;
     let socks5 = client.socks5();
     let url = |path: &str| format!("http://echo.default.svc.cluster.local{path}");
     let asked = || {

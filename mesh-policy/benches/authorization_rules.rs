@@ -9,8 +9,11 @@
 //! short run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
-use std::time::Instant;
+
+use support::median_ns;
 
 use http::{HeaderMap, HeaderValue, Method};
 use mesh_policy::security::authorization::{AuthorizationRules, RequestFacts, Verdict};
@@ -29,20 +32,6 @@ fn rules(count: usize) -> AuthorizationRules {
         }
     }
     AuthorizationRules::compile(&serde_yaml_ng::from_str(&yaml).unwrap(), &[]).unwrap()
-}
-
-fn median_ns(batches: usize, per_batch: usize, mut run: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..batches)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..per_batch {
-                run();
-            }
-            started.elapsed().as_nanos() as f64 / per_batch as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn main() {

@@ -5,16 +5,19 @@
 //! Run: `cargo bench -p mesh-policy --bench jwt_verify`. Needs the openssl CLI (the RSA key).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
+
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use mesh_policy::security::jwt::token::{ClaimRequirements, verify};
 use mesh_policy::security::jwt::{Jwks, JwksSource, JwtAuthentication, JwtProvider, TokenSource};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use support::median_ns;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -133,21 +136,6 @@ fn ed_case() -> Case {
             validation(jsonwebtoken::Algorithm::EdDSA),
         ),
     }
-}
-
-/// Nanoseconds per call of `f`: the median of `batches` batches of `per_batch` calls.
-fn median_ns(batches: usize, per_batch: usize, mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..batches)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..per_batch {
-                f();
-            }
-            started.elapsed().as_nanos() as f64 / per_batch as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn main() {

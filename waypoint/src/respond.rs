@@ -122,11 +122,33 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
 pub struct PolicyRefusal {
     /// `unauthenticated`, `denied` or `policy_invalid`.
     pub flag: &'static str,
-    /// The policy and rule (or failed check) that decided.
+    /// The policy and rule (or failed check) that decided (a metric label: from the
+    /// configuration only).
     pub decided_by: String,
+    /// What else is known, for logs only (text that came from the network, such as an
+    /// authorizer's error, never becomes a label).
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for PolicyRefusal {
+    /// `flag: decided_by[: detail]`, as denial log lines print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.flag, self.decided_by)?;
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
+    if let RouteError::AuthorizerFailed { policy, reason, .. } = error {
+        return Some(PolicyRefusal {
+            flag: "ext_authz_error",
+            decided_by: format!("{policy} extAuth"),
+            detail: Some(reason.clone()),
+        });
+    }
     let (flag, decided_by) = match error {
         RouteError::Denied(by) => ("denied", by.clone()),
         RouteError::Unauthenticated { policy, text, .. } => {
@@ -141,13 +163,14 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
                 relayed.policy, relayed.status
             ),
         ),
-        RouteError::AuthorizerFailed { policy, reason, .. } => {
-            ("ext_authz_error", format!("{policy} extAuth: {reason}"))
-        }
         RouteError::BodyTooLarge { policy } => ("body_too_large", policy.clone()),
         _ => return None,
     };
-    Some(PolicyRefusal { flag, decided_by })
+    Some(PolicyRefusal {
+        flag,
+        decided_by,
+        detail: None,
+    })
 }
 
 /// The text Envoy answers `error` with, when it has one.
@@ -350,6 +373,22 @@ mod tests {
         assert_eq!(refusal.map(|r| r.flag), Some("ext_authz_denied"));
         let body = rendered.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"{\"denied\":true}");
+    }
+
+    #[test]
+    fn an_authorizers_own_words_stay_out_of_metric_labels() {
+        let failed = RouteError::AuthorizerFailed {
+            policy: "SecurityPolicy shop/ext".into(),
+            status: StatusCode::FORBIDDEN,
+            reason: "authorizer failed: grpc-status 14 any text it likes".into(),
+        };
+        let answer: Response<String> = answer(&failed, false);
+        let refusal = answer.extensions().get::<PolicyRefusal>().unwrap();
+        assert_eq!(refusal.decided_by, "SecurityPolicy shop/ext extAuth");
+        assert_eq!(
+            refusal.to_string(),
+            "ext_authz_error: SecurityPolicy shop/ext extAuth: authorizer failed: grpc-status 14 any text it likes"
+        );
     }
 
     fn upstream(kind: UpstreamErrorKind) -> RouteError {

@@ -10,15 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
-use http::header::HeaderName;
 use serde::Deserialize;
 
 use routing::model::Config;
-use routing::resolve::{parse_duration, service_host_endpoints};
+use routing::resolve::service_host_endpoints;
 
 use super::model::{AuthorizationPolicy, PolicyAction};
 use super::waypoint::ROOT_NAMESPACE;
+use crate::security::ext_auth::params::{header_names, path_prefix, status_on_error, timeout};
 use crate::security::ext_auth::{AuthorizerClient, AuthorizerProtocol, AuthorizerTarget, ExtAuth};
 
 /// Istio's default provider timeout.
@@ -135,25 +134,12 @@ fn compile(
             ));
         }
     };
-    let names = |list: &[String]| {
-        list.iter()
-            .map(|n| HeaderName::try_from(n.as_str()).map_err(|_| format!("{at}: header {n:?}")))
-            .collect::<Result<Vec<_>, String>>()
-    };
-    let status_on_error = match &spec.status_on_error {
-        None => StatusCode::FORBIDDEN,
-        Some(text) => text
-            .parse::<u16>()
-            .ok()
-            .and_then(|code| StatusCode::from_u16(code).ok())
-            .filter(|s| s.is_client_error() || s.is_server_error())
-            .ok_or_else(|| format!("{at}: statusOnError {text:?}"))?,
-    };
-    let timeout = match &spec.timeout {
-        None => DEFAULT_TIMEOUT,
-        Some(text) => parse_duration(text)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("{at}: timeout {text:?}"))?,
+    let status_code = match &spec.status_on_error {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u16>()
+                .map_err(|_| format!("{at}: statusOnError {text:?} is not a status"))?,
+        ),
     };
     Ok(ExtAuth {
         target: Arc::new(AuthorizerTarget {
@@ -161,18 +147,23 @@ fn compile(
             endpoints: service_host_endpoints(config, &spec.service, spec.port),
         }),
         protocol,
-        path_prefix: spec
-            .path_prefix
-            .as_deref()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_owned(),
-        headers_to_backend: names(&spec.headers_to_upstream_on_allow)?,
-        headers_to_ext_auth: names(&spec.include_request_headers_in_check)?,
+        path_prefix: path_prefix(spec.path_prefix.as_deref()),
+        headers_to_backend: header_names(
+            &format!("{at}: headersToUpstreamOnAllow"),
+            &spec.headers_to_upstream_on_allow,
+        )?,
+        headers_to_ext_auth: header_names(
+            &format!("{at}: includeRequestHeadersInCheck"),
+            &spec.include_request_headers_in_check,
+        )?,
         max_body_bytes: None,
         fail_open: spec.fail_open,
-        status_on_error,
-        timeout,
+        status_on_error: status_on_error(&format!("{at}: statusOnError"), status_code)?,
+        timeout: timeout(
+            &format!("{at}: timeout"),
+            spec.timeout.as_deref(),
+            DEFAULT_TIMEOUT,
+        )?,
         context_extensions: Vec::new(),
         client: Arc::clone(client),
     })

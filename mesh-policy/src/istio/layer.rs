@@ -95,19 +95,24 @@ where
             return IstioFuture::Inner(self.inner.call(with_jwt(request, verified)));
         }
         let principal = verified.as_ref().and_then(request_principal);
+        // One look at the attributes: the matching CUSTOM policies, or (none) the decision.
         let custom: Vec<String> = {
             let mut attributes = request_attributes(&request);
             attributes.request_principal = principal.as_deref();
             attributes.request_claims = verified.as_ref().map(|jwt| jwt.claims.as_ref());
-            matching_custom(policies.iter().map(|p| p.as_ref()), &attributes)
-                .into_iter()
-                .map(AuthorizationPolicy::key)
-                .collect()
+            let custom: Vec<String> =
+                matching_custom(policies.iter().map(|p| p.as_ref()), &attributes)
+                    .into_iter()
+                    .map(AuthorizationPolicy::key)
+                    .collect();
+            if custom.is_empty()
+                && let Err(denied) = authorize(policies.iter().map(|p| p.as_ref()), &attributes)
+            {
+                return IstioFuture::Early(Some(Err(RouteError::Denied(denied.to_string()))));
+            }
+            custom
         };
         if custom.is_empty() {
-            if let Err(refusal) = decide(&policies, &request, principal.as_deref(), &verified) {
-                return IstioFuture::Early(Some(Err(refusal)));
-            }
             return IstioFuture::Inner(self.inner.call(with_jwt(request, verified)));
         }
         // The ready service goes with the request; a clone stays for the next one.
@@ -238,9 +243,7 @@ fn authenticate<B>(request: &mut Request<B>) -> Result<Option<VerifiedJwt>, Rout
     else {
         return Ok(None);
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::security::jwt::unix_now();
     let uri = std::mem::take(request.uri_mut());
     let checked = jwt.authenticate(&uri, request.headers_mut(), now);
     *request.uri_mut() = uri;

@@ -273,9 +273,7 @@ fn credentials<B>(
         return unauthenticated(failure.text(), challenge);
     }
     if let Some(jwt) = &checks.jwt {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = super::jwt::unix_now();
         // Read beside the headers the check edits (claim headers), without a copy.
         let uri = std::mem::take(request.uri_mut());
         let checked = jwt.check(&uri, request.headers_mut(), now);

@@ -16,6 +16,9 @@ use mesh_policy::security::ext_auth::{
     MAX_AUTHORIZER_ANSWER_BYTES,
 };
 
+/// The most idle connections kept to one authorizer endpoint.
+const MAX_IDLE_PER_ENDPOINT: usize = 64;
+
 /// Pooled clients to authorizers.
 #[derive(Debug, Clone)]
 pub struct PooledAuthorizers {
@@ -28,11 +31,14 @@ impl Default for PooledAuthorizers {
     fn default() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        // Idle connections are capped per endpoint and closed after 90 s.
+        builder
+            .pool_max_idle_per_host(MAX_IDLE_PER_ENDPOINT)
+            .pool_idle_timeout(std::time::Duration::from_secs(90));
         PooledAuthorizers {
-            http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
-            http2: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build(connector),
+            http1: builder.build(connector.clone()),
+            http2: builder.http2_only(true).build(connector),
             turn: Arc::new(AtomicUsize::new(0)),
         }
     }

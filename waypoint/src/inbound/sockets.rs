@@ -422,10 +422,8 @@ async fn serve_http_routed<IO>(
                     metrics.policy_refused(refusal);
                     if let (Some(log), Some(described)) = (&denial_log, &described) {
                         (log.0)(&format!(
-                            "denied: {described} → {} {}: {}",
+                            "denied: {described} → {} {refusal}",
                             response.status().as_u16(),
-                            refusal.flag,
-                            refusal.decided_by
                         ));
                     }
                 }

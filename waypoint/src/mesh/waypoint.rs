@@ -465,10 +465,8 @@ where
                         response.extensions().get::<PolicyRefusal>(),
                     ) {
                         (log.0)(&format!(
-                            "denied: {described} → {} {}: {}",
+                            "denied: {described} → {} {refusal}",
                             response.status().as_u16(),
-                            refusal.flag,
-                            refusal.decided_by
                         ));
                     }
                     let grpc_status = response

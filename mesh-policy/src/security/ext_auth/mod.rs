@@ -17,7 +17,7 @@
 
 mod grpc;
 mod http_check;
-mod params;
+pub(crate) mod params;
 mod run;
 
 use std::fmt;

@@ -95,26 +95,15 @@ impl ExtAuth {
         }
         let reference = single_backend(backend, backend_refs)?;
         let target = resolve_target(reference, namespace, config)?;
-        let status_on_error = match spec.status_on_error {
-            None => StatusCode::FORBIDDEN,
-            Some(code) => StatusCode::from_u16(code)
-                .ok()
-                .filter(|s| s.is_client_error() || s.is_server_error())
-                .ok_or_else(|| format!("extAuth.statusOnError {code} is not a 4xx or 5xx"))?,
-        };
-        let timeout = match &spec.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(text) => parse_duration(text)
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("extAuth.timeout {text:?} is not a duration"))?,
-        };
+        let status_on_error = status_on_error("extAuth.statusOnError", spec.status_on_error)?;
+        let timeout = timeout("extAuth.timeout", spec.timeout.as_deref(), DEFAULT_TIMEOUT)?;
         let client = client
             .cloned()
             .ok_or_else(|| "extAuth needs a runtime that calls authorizers".to_owned())?;
         Ok(ExtAuth {
             target: Arc::new(target),
             protocol,
-            path_prefix: path.unwrap_or_default().trim_end_matches('/').to_owned(),
+            path_prefix: path_prefix(path),
             headers_to_backend: header_names("extAuth.http.headersToBackend", headers_to_backend)?,
             headers_to_ext_auth: header_names(
                 "extAuth.headersToExtAuth",
@@ -215,7 +204,38 @@ fn resolve_target(
     })
 }
 
-fn header_names(field: &str, names: &[String]) -> Result<Vec<HeaderName>, String> {
+/// `statusOnError`: a 4xx or 5xx, 403 when absent.
+pub(crate) fn status_on_error(field: &str, code: Option<u16>) -> Result<StatusCode, String> {
+    match code {
+        None => Ok(StatusCode::FORBIDDEN),
+        Some(code) => StatusCode::from_u16(code)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .ok_or_else(|| format!("{field} {code} is not a 4xx or 5xx")),
+    }
+}
+
+/// A non-zero Gateway API duration, `default` when absent.
+pub(crate) fn timeout(
+    field: &str,
+    text: Option<&str>,
+    default: Duration,
+) -> Result<Duration, String> {
+    match text {
+        None => Ok(default),
+        Some(text) => parse_duration(text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{field} {text:?} is not a duration")),
+    }
+}
+
+/// The path prefix of HTTP check requests (no trailing `/`).
+pub(crate) fn path_prefix(path: Option<&str>) -> String {
+    path.unwrap_or_default().trim_end_matches('/').to_owned()
+}
+
+/// Header names, each checked.
+pub(crate) fn header_names(field: &str, names: &[String]) -> Result<Vec<HeaderName>, String> {
     names
         .iter()
         .map(|n| {

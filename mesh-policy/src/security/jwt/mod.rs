@@ -205,6 +205,13 @@ impl JwtAuthentication {
     }
 }
 
+/// The current time in Unix seconds, the clock tokens are checked against (0 before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A scalar claim at a dot path, as text (strings, numbers, booleans).
 pub fn claim_text(claims: &Map<String, Value>, path: &str) -> Option<String> {
     match claim(claims, path)? {
