@@ -159,7 +159,10 @@ kind: SecurityPolicy
 metadata: {name: remote}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: remote}]
-  oidc: {provider: {issuer: "https://idp.example"}, clientID: web, clientSecret: {name: oidc-secret}}
+  oidc:
+    provider: {issuer: "https://idp.example", backendRefs: [{name: idp, port: 443}]}
+    clientID: web
+    clientSecret: {name: oidc-secret}
 "#;
 
 /// Runs `interop/<script>` with `program`: its JSON (a JWKS and tokens by name).
@@ -553,7 +556,10 @@ async fn security_policies_guard_routes_through_the_gateway() {
     let unsupported = explain("host=remote.example").await;
     assert_eq!(unsupported["status"], 500, "{unsupported}");
     assert!(
-        unsupported["reason"].as_str().unwrap().contains("oidc"),
+        unsupported["reason"]
+            .as_str()
+            .unwrap()
+            .contains("oidc.provider.backendRefs"),
         "{unsupported}"
     );
 

@@ -241,6 +241,7 @@ spec:
     let runtime = mesh_policy::security::SecurityRuntime {
         remote_jwks: Some(std::sync::Arc::clone(&registry)),
         authorizer: None,
+        oidc: None,
     };
     let policies = WaypointPolicies::build_with(
         &loaded.config,
@@ -325,6 +326,7 @@ fn custom_policies_find_their_meshconfig_providers_and_fail_closed_without() {
     let runtime = mesh_policy::security::SecurityRuntime {
         remote_jwks: None,
         authorizer: Some(std::sync::Arc::new(NoExchanges)),
+        ..Default::default()
     };
     let policies = WaypointPolicies::build_with(&loaded.config, &gateway, &runtime).unwrap();
     let custom = &policies.custom_authorizers().0;

@@ -156,6 +156,7 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
             ("extAuth", checks.ext_auth.is_some()),
             ("apiKeyAuth", checks.api_key.is_some()),
             ("basicAuth", checks.basic_auth.is_some()),
+            ("oidc", checks.oidc.is_some()),
             ("jwt", checks.jwt.is_some()),
             ("authorization", checks.authorization.is_some()),
         ]
@@ -191,6 +192,16 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
         answer["extAuth"] = json!(format!(
             "not consulted in a dry run; requests ask {} ({:?}) before the checks above",
             ext.target.authority, ext.protocol
+        ));
+    }
+    if let Ok(checks) = &policy.checks
+        && let Some(oidc) = &checks.oidc
+    {
+        // A dry run has no browser session: OIDC is described, not judged.
+        answer["oidc"] = json!(format!(
+            "not judged in a dry run; requests without a session are sent to the provider \
+             (callback {}, logout {}) between basic auth and JWT",
+            oidc.callback_path, oidc.logout_path
         ));
     }
     answer

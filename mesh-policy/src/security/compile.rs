@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
-//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported section (`oidc`,
-//! CEL) — makes the whole policy invalid, and an invalid policy
+//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported field
+//! (`recomputeRoute`, CEL) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
@@ -25,6 +25,7 @@ use super::model::{
     ApiKeyAuthSpec, BasicAuthSpec, CorsSpec, CsrfSpec, JwtProviderSpec, JwtSpec, LocalJwksSpec,
     RemoteJwksSpec, SecurityPolicy,
 };
+use super::oidc::{Oidc, OidcRuntime};
 
 /// One SecurityPolicy, ready for requests.
 #[derive(Debug, Clone)]
@@ -44,10 +45,12 @@ pub struct SecurityRuntime {
     pub remote_jwks: Option<Arc<JwksRegistry>>,
     /// Performs `extAuth` exchanges.
     pub authorizer: Option<Arc<dyn AuthorizerClient>>,
+    /// Talks to OpenID providers and keeps the process's session secret (`oidc`).
+    pub oidc: Option<OidcRuntime>,
 }
 
 /// The enforceable sections of a policy, in Envoy Gateway's filter order: CORS, CSRF,
-/// external authorization, API key, basic auth, JWT, authorization.
+/// external authorization, API key, basic auth, OIDC, JWT, authorization.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityChecks {
     /// `cors`.
@@ -60,6 +63,8 @@ pub struct SecurityChecks {
     pub api_key: Option<ApiKeyAuth>,
     /// `basicAuth`.
     pub basic_auth: Option<BasicAuth>,
+    /// `oidc`.
+    pub oidc: Option<Arc<Oidc>>,
     /// `jwt`.
     pub jwt: Option<JwtAuthentication>,
     /// `authorization`.
@@ -92,9 +97,6 @@ fn compile_checks(
 ) -> Result<SecurityChecks, String> {
     let spec = &policy.spec;
     let remote = runtime.remote_jwks.as_deref();
-    if spec.oidc.is_some() {
-        return Err("oidc is not supported yet".to_owned());
-    }
     let namespace = policy.metadata.namespace.as_str();
     let jwt = spec
         .jwt
@@ -123,6 +125,26 @@ fn compile_checks(
             .basic_auth
             .as_ref()
             .map(|b| compile_basic(b, namespace, config))
+            .transpose()?,
+        oidc: spec
+            .oidc
+            .as_ref()
+            .map(|oidc| {
+                let read = |reference: &SecretObjectReference, key: &str| {
+                    let found = secret(reference, namespace, config, "oidc")?;
+                    found
+                        .value(key)
+                        .ok_or_else(|| format!("oidc: Secret {} has no {key} key", reference.name))
+                };
+                Oidc::compile(
+                    oidc,
+                    &policy.metadata.key(),
+                    config,
+                    runtime.oidc.as_ref(),
+                    &read,
+                )
+                .map(Arc::new)
+            })
             .transpose()?,
         authorization: spec
             .authorization

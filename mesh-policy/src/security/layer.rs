@@ -1,8 +1,9 @@
 //! [`SecurityPolicyLayer`]: Envoy Gateway's SecurityPolicy on the request path, after route
 //! selection (it reads the [`MatchedRoute`]'s slots: the rule's policy, else the listener's)
 //! and before the rule's filters. In Envoy Gateway's order: CORS (a preflight is answered
-//! here, before any credentials are asked for), API key, basic auth, JWT (the verified token
-//! put into the request as [`VerifiedJwt`]), authorization. Failures are typed
+//! here, before any credentials are asked for), CSRF, external authorization, API key, basic
+//! auth, OIDC, JWT (the verified token put into the request as [`VerifiedJwt`]),
+//! authorization. Failures are typed
 //! [`RouteError`]s — `Unauthenticated` (401 with the challenge), `Denied` (403, naming the
 //! policy and rule), `Forbidden` (403 for a JWT's audiences), `PolicyInvalid` (500) — turned
 //! into answers where the embedder turns every error into one.
@@ -27,6 +28,7 @@ use super::compile::{CompiledSecurityPolicy, SecurityChecks};
 use super::csrf::CSRF_FAILURE_TEXT;
 use super::ext_auth::{BufferedBody, CheckContext, authorize};
 use super::jwt::{JwtFailure, VerifiedJwt};
+use super::oidc::{OidcOutcome, authenticate};
 
 /// The client address authorization judges (`principal.clientCIDRs`), as a request
 /// extension; set by client-IP detection (ClientTrafficPolicy). Without it the connection's
@@ -95,7 +97,7 @@ where
             };
         };
         if let Ok(checks) = &policy.checks
-            && checks.ext_auth.is_some()
+            && (checks.ext_auth.is_some() || checks.oidc.is_some())
         {
             let cors = match front(&policy, checks, &request) {
                 Ok(cors) => cors,
@@ -106,7 +108,9 @@ where
             // The ready service goes with the request; a clone stays for the next one.
             let fresh = self.inner.clone();
             let ready = std::mem::replace(&mut self.inner, fresh);
-            return SecurityFuture::Boxed(Box::pin(ask_then_forward(policy, request, cors, ready)));
+            return SecurityFuture::Boxed(Box::pin(exchange_then_forward(
+                policy, request, cors, ready,
+            )));
         }
         match enforce(&policy, &mut request) {
             Decision::Answer(answer) => SecurityFuture::Early(Some(Ok(answer))),
@@ -121,11 +125,13 @@ where
 
 type Cors = Option<(Arc<CompiledSecurityPolicy>, HeaderValue)>;
 
-/// A policy with `extAuth`: its authorizer asked (after CORS, before credentials), then the
-/// remaining checks, then the inner service.
-async fn ask_then_forward<S, B, RB>(
+/// A policy with `extAuth` or `oidc`, whose checks need exchanges: the authorizer asked
+/// (after CORS, before credentials), API key and basic auth, OIDC (a session, or a redirect
+/// to the provider, the callback's code exchange, a refresh), then JWT and authorization, then
+/// the inner service.
+async fn exchange_then_forward<S, B, RB>(
     policy: Arc<CompiledSecurityPolicy>,
-    request: Request<B>,
+    mut request: Request<B>,
     cors: Cors,
     inner: S,
 ) -> Result<Response<RB>, RouteError>
@@ -133,20 +139,64 @@ where
     S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
     B: Body<Data = Bytes> + BufferedBody + Send,
     B::Error: Into<routing::router::BoxError>,
+    RB: Default,
 {
-    let (Ok(checks), Some(ext)) = (
-        &policy.checks,
-        policy
-            .checks
-            .as_ref()
-            .ok()
-            .and_then(|c| c.ext_auth.as_ref()),
-    ) else {
-        return Err(RouteError::Misassembled(
-            "extAuth without a compiled authorizer",
-        ));
+    let Ok(checks) = &policy.checks else {
+        return Err(RouteError::Misassembled("exchanges for an invalid policy"));
     };
     let name = format!("SecurityPolicy {}", policy.policy);
+    if let Some(ext) = &checks.ext_auth {
+        let context = check_context(&request);
+        let principal = context.1.as_deref();
+        let context = CheckContext {
+            principal,
+            ..context.0
+        };
+        request = authorize(ext, &name, request, context).await?;
+    }
+    if let Some(refusal) = first_credentials(&policy, checks, &mut request) {
+        return Err(refusal);
+    }
+    let mut set_cookies = Vec::new();
+    if let Some(oidc) = &checks.oidc {
+        let has_bearer = match &checks.jwt {
+            Some(jwt) => jwt.finds_token(request.uri(), request.headers()),
+            None => request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| v.as_bytes().starts_with(b"Bearer ")),
+        };
+        let scheme = scheme_and_host(&request).0;
+        match authenticate(oidc, &mut request, scheme, has_bearer).await {
+            Ok(OidcOutcome::Forward(cookies)) => set_cookies = cookies,
+            Ok(OidcOutcome::Answer(answer)) => {
+                let mut response = Response::new(RB::default());
+                *response.status_mut() = answer.status;
+                *response.headers_mut() = answer.headers;
+                return Ok(response);
+            }
+            Err(failure) => {
+                return Err(RouteError::Unauthenticated {
+                    policy: format!("{name} oidc: {failure}"),
+                    text: failure.text(),
+                    challenge: None,
+                });
+            }
+        }
+    }
+    if let Some(refusal) = token_checks(&policy, checks, &mut request) {
+        return Err(refusal);
+    }
+    let mut response = inner.oneshot(request).await?;
+    decorate(cors, &mut response);
+    for cookie in set_cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// What an authorizer learns of the request's connection (the principal's text beside).
+fn check_context<B>(request: &Request<B>) -> (CheckContext<'static>, Option<String>) {
     let peer = request.extensions().get::<hbone::peer::Peer>().cloned();
     let principal = peer
         .as_ref()
@@ -158,17 +208,11 @@ where
             std::net::SocketAddr::new(client_ip.unwrap_or(p.address.ip()), p.address.port())
         }),
         destination: peer.as_ref().and_then(|p| p.destination),
-        principal: principal.as_deref(),
-        scheme: scheme_and_host(&request).0,
+        principal: None,
+        scheme: scheme_and_host(request).0,
         body: None,
     };
-    let mut request = authorize(ext, &name, request, context).await?;
-    if let Some(refusal) = credentials(&policy, checks, &mut request) {
-        return Err(refusal);
-    }
-    let mut response = inner.oneshot(request).await?;
-    decorate(cors, &mut response);
-    Ok(response)
+    (context, principal)
 }
 
 /// The policy covering the request (after route selection): its rule's, else its listener's.
@@ -188,8 +232,9 @@ pub fn attached<B>(request: &Request<B>) -> Option<Arc<CompiledSecurityPolicy>> 
 
 /// Applies `policy` to `request` in Envoy Gateway's order (CORS, API key, basic auth, JWT,
 /// authorization), editing it as forwarding would (forwarded headers, stripped keys, the
-/// [`VerifiedJwt`]). External authorization, which needs an exchange, is not part of it: the
-/// layer asks the authorizer between CORS and the credentials.
+/// [`VerifiedJwt`]). External authorization and OIDC, which need exchanges, are not part of
+/// it: the layer asks the authorizer between CORS and the credentials, and runs OIDC between
+/// basic auth and JWT.
 pub fn enforce<B, RB: Default>(
     policy: &Arc<CompiledSecurityPolicy>,
     request: &mut Request<B>,
@@ -207,7 +252,9 @@ pub fn enforce<B, RB: Default>(
         Ok(cors) => cors,
         Err(decision) => return decision,
     };
-    match credentials(policy, checks, request) {
+    match first_credentials(policy, checks, request)
+        .or_else(|| token_checks(policy, checks, request))
+    {
         Some(refusal) => Decision::Refuse(refusal),
         None => Decision::Forward(cors),
     }
@@ -243,8 +290,8 @@ fn front<B, RB: Default>(
     Ok(decorate)
 }
 
-/// API key, basic auth, JWT and authorization: the refusal, if any.
-fn credentials<B>(
+/// API key and basic auth (before OIDC): the refusal, if any.
+fn first_credentials<B>(
     policy: &Arc<CompiledSecurityPolicy>,
     checks: &SecurityChecks,
     request: &mut Request<B>,
@@ -272,6 +319,15 @@ fn credentials<B>(
         let challenge = basic_challenge(scheme, host, request.uri().path());
         return unauthenticated(failure.text(), challenge);
     }
+    None
+}
+
+/// JWT and authorization (after OIDC): the refusal, if any.
+fn token_checks<B>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    checks: &SecurityChecks,
+    request: &mut Request<B>,
+) -> Option<RouteError> {
     if let Some(jwt) = &checks.jwt {
         let now = super::jwt::unix_now();
         // Read beside the headers the check edits (claim headers), without a copy.
@@ -291,8 +347,11 @@ fn credentials<B>(
             }
             Err(failure) => {
                 let invalid = failure != JwtFailure::Missing;
-                let challenge = bearer_challenge(request, invalid);
-                return unauthenticated(failure.text(), challenge);
+                return Some(RouteError::Unauthenticated {
+                    policy: format!("SecurityPolicy {}", policy.policy),
+                    text: failure.text(),
+                    challenge: bearer_challenge(request, invalid),
+                });
             }
         }
     }

@@ -3,12 +3,13 @@
 //! attached to listeners and route rules by the most specific target ([`attach`]), and
 //! enforced on the request path by [`SecurityPolicyLayer`] — CORS (the engine shared with the
 //! HTTPRoute CORS filter), CSRF, external authorization over HTTP or gRPC (the exchange lent by
-//! the runtime), API keys, basic auth, JWT (local JWKS, and remote JWKS whose handles the
-//! runtime refreshes) and authorization rules (with JWT claims and scopes), each a sans-IO
-//! piece with typed failures.
+//! the runtime), API keys, basic auth, OIDC (the provider's exchanges lent by the runtime),
+//! JWT (local JWKS, and remote JWKS whose handles the runtime refreshes) and authorization
+//! rules (with JWT claims and scopes), each a sans-IO piece with typed failures.
 //!
 //! Not enforced yet, and therefore failing closed (500) wherever a policy uses them:
-//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc`, CEL and geolocation in authorization.
+//! `recomputeRoute`, `remoteJWKS.backendRefs`, `oidc.provider.backendRefs`, CEL and
+//! geolocation in authorization.
 
 pub mod api_key;
 pub mod attach;
@@ -22,6 +23,7 @@ pub mod htpasswd;
 pub mod jwt;
 pub mod layer;
 pub mod model;
+pub mod oidc;
 pub mod percent;
 mod status;
 

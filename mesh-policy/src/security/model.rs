@@ -1,7 +1,6 @@
 //! Envoy Gateway's `gateway.envoyproxy.io/v1alpha1` SecurityPolicy as written in Kubernetes
 //! YAML (policy.md §3): unknown fields refused, so a typo is an error naming its field. The
-//! section this crate does not enforce yet (`oidc`) is read as an opaque value so that a
-//! policy using it is recognised — and fails closed.
+//! `oidc` section's model is in [`super::oidc::model`].
 
 use serde::{Deserialize, Serialize};
 
@@ -46,9 +45,9 @@ pub struct SecurityPolicySpec {
     /// JWT authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtSpec>,
-    /// OpenID Connect (not enforced yet: fails closed).
+    /// OpenID Connect: the authorization-code flow, sessions in cookies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<serde_yaml_ng::Value>,
+    pub oidc: Option<super::oidc::model::OidcSpec>,
     /// External authorization over HTTP or gRPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext_auth: Option<ExtAuthSpec>,

@@ -2,13 +2,16 @@
 //! whose HTTP requests go through [`Respond`](crate::respond::Respond) and
 //! [`GatewayRequestPath`](crate::inbound::GatewayRequestPath) (route selection, the
 //! SecurityPolicy, the rule's filters) to the [`Forwarder`](crate::outbound::Forwarder), the
-//! admin endpoint, the remote JWKS fetcher and the external authorizers' client. The `gateway` example binary is this module
-//! plus a command line.
+//! admin endpoint, the remote JWKS fetcher, the external authorizers' client and the OpenID
+//! providers' client. The `gateway` example binary is this module plus a command line.
 
 mod authorizer;
+mod fetch;
+mod identity_provider;
 pub(crate) mod remote_jwks;
 
 pub use authorizer::PooledAuthorizers;
+pub use identity_provider::ProviderClient;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,6 +72,9 @@ pub enum GatewayError {
         #[source]
         error: std::io::Error,
     },
+    /// The process cannot set itself up (no randomness for OIDC sessions).
+    #[error("cannot start: {0}")]
+    Setup(String),
 }
 
 /// What the gateway tells its operator (one line each; the binary prints them on stderr).
@@ -92,6 +98,7 @@ pub async fn run_gateway(
 ) -> Result<(), GatewayError> {
     // One handle per remoteJWKS URL, refreshed below, kept across reloads.
     let jwks_registry = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
+    let providers = ProviderClient::new(Arc::clone(&options.crypto));
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
         controller_name: options.controller_name.clone(),
@@ -101,6 +108,11 @@ pub async fn run_gateway(
                 mesh_policy::security::SecurityRuntime {
                     remote_jwks: Some(Arc::clone(&jwks_registry)),
                     authorizer: Some(Arc::new(PooledAuthorizers::default())),
+                    oidc: Some(mesh_policy::security::oidc::OidcRuntime {
+                        client: Arc::new(providers.clone()),
+                        secret: mesh_policy::security::oidc::SessionSecret::random()
+                            .map_err(|e| GatewayError::Setup(e.to_string()))?,
+                    }),
                 },
             ),
         )),
@@ -136,6 +148,8 @@ pub async fn run_gateway(
     });
     let admin_address = admin_listener.local_addr().unwrap_or(options.admin);
     let admin_task = tokio::spawn(admin::serve_admin(admin_listener, Arc::clone(&state)));
+    let provider_state = Arc::clone(&state);
+    providers.serve_from(move || provider_state.snapshot.load_full());
     let jwks_state = Arc::clone(&state);
     let jwks_task = tokio::spawn(remote_jwks::refresh_forever(
         jwks_registry,

@@ -167,6 +167,8 @@ pub async fn run_mesh_waypoint(
     let security = mesh_policy::security::SecurityRuntime {
         remote_jwks: Some(Arc::clone(&jwks)),
         authorizer: Some(Arc::new(crate::gateway::PooledAuthorizers::default())),
+        // OIDC is for browsers at a gateway; the mesh's policies are Istio's.
+        oidc: None,
     };
     let policies = WaypointPolicies::build_with(&snapshot.config, &options.gateway, &security)?;
     let mut registry = options.registry;

@@ -141,6 +141,16 @@ impl JwtAuthentication {
         }
     }
 
+    /// Whether the request carries a token where one of the providers looks.
+    pub fn finds_token(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.providers.iter().any(|provider| {
+            provider
+                .sources
+                .iter()
+                .any(|source| extract(source, uri, headers).is_some())
+        })
+    }
+
     /// Checks the request at `now` (Unix seconds). `Ok(Some)`: a verified token (its claim
     /// headers set); `Ok(None)`: let through without one.
     pub fn check(
