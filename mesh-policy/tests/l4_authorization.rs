@@ -105,10 +105,22 @@ rules:
         Ok(()),
         "a dry-run Allow never decides"
     );
-    let enforced = Authorization {
-        dry_run: false,
-        ..dry_allow
-    };
+    let mut enforced = dry_allow.clone();
+    enforced.dry_run = false;
+    // Rules given to the constructor are judged like rules read from YAML.
+    let built = Authorization::new(
+        enforced.name.clone(),
+        enforced.namespace.clone(),
+        enforced.scope,
+        enforced.action,
+        enforced.rules().to_vec(),
+        false,
+    );
+    assert_eq!(built, enforced.clone());
+    assert_eq!(
+        authorize([&built], &from(Some(&tester))),
+        Err(Denied::NotAllowed)
+    );
     assert_eq!(authorize([&enforced], &from(Some(&web))), Ok(()));
     assert_eq!(
         authorize([&enforced], &from(Some(&tester))),
@@ -195,7 +207,7 @@ fn the_yaml_is_as_strict_as_ztunnels() {
 #[test]
 fn policies_dump_as_json_the_way_ztunnel_prints_them() {
     let allow = with_rules("Allow", "[[[{namespaces: [!Exact a]}]]]");
-    let json = serde_json::to_string(&allow.rules).unwrap();
+    let json = serde_json::to_string(allow.rules()).unwrap();
     assert_eq!(json, r#"[[[{"namespaces":[{"Exact":"a"}]}]]]"#);
 }
 

@@ -103,7 +103,7 @@ fn a_mesh_loads_with_every_field_as_written() {
         (Scope::WorkloadSelector, Action::Allow)
     );
     assert_eq!(
-        policy.rules[0][0][0].principals,
+        policy.rules()[0][0][0].principals,
         [StringMatch::Exact("mesh.test/ns/shop/sa/frontend".into())]
     );
 }

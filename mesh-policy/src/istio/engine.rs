@@ -77,26 +77,67 @@ pub fn matching_custom<'p>(
         .collect()
 }
 
+/// A policy as the one engine judges it: Istio's AuthorizationPolicy (the waypoint, the
+/// gateway), or ztunnel's L4 form of it ([`crate::l4::Authorization`], the node proxy).
+pub trait JudgedPolicy {
+    /// CUSTOM, DENY, ALLOW or AUDIT.
+    fn action(&self) -> PolicyAction;
+    /// Judged and reported only, never enforced.
+    fn dry_run(&self) -> bool;
+    /// `namespace/name`, named in denials.
+    fn key(&self) -> String;
+    /// Whether the policy's rules match; `deny` picks how missing HTTP attributes count.
+    fn matches(&self, attributes: &Attributes<'_>, deny: bool) -> bool;
+}
+
+impl JudgedPolicy for AuthorizationPolicy {
+    fn action(&self) -> PolicyAction {
+        self.spec.action
+    }
+
+    fn dry_run(&self) -> bool {
+        AuthorizationPolicy::dry_run(self)
+    }
+
+    fn key(&self) -> String {
+        AuthorizationPolicy::key(self)
+    }
+
+    fn matches(&self, attributes: &Attributes<'_>, deny: bool) -> bool {
+        policy_matches(self, attributes, deny)
+    }
+}
+
 /// Decides `attributes` against `policies`. A matching CUSTOM policy refuses here (fail
 /// closed): a runtime with an authorizer asks it first and leaves CUSTOM policies out.
 pub fn authorize<'p>(
     policies: impl IntoIterator<Item = &'p AuthorizationPolicy>,
     attributes: &Attributes<'_>,
 ) -> Result<(), PolicyDenied> {
+    decide(policies, attributes)
+}
+
+/// The one decision order, for every kind of policy: a matching CUSTOM policy (no
+/// authorizer here) or DENY policy refuses; otherwise, when ALLOW policies apply, one must
+/// match; AUDIT and dry-run policies never decide.
+pub fn decide<'p, P: JudgedPolicy + ?Sized + 'p>(
+    policies: impl IntoIterator<Item = &'p P>,
+    attributes: &Attributes<'_>,
+) -> Result<(), PolicyDenied> {
     let mut allows = Vec::new();
     for policy in policies.into_iter().filter(|p| !p.dry_run()) {
-        match policy.spec.action {
-            PolicyAction::Custom if policy_matches(policy, attributes, true) => {
+        match policy.action() {
+            PolicyAction::Custom if policy.matches(attributes, true) => {
                 return Err(PolicyDenied::NoAuthorizer(policy.key()));
             }
-            PolicyAction::Deny if policy_matches(policy, attributes, true) => {
+            PolicyAction::Deny if policy.matches(attributes, true) => {
                 return Err(PolicyDenied::Deny(policy.key()));
             }
             PolicyAction::Allow => allows.push(policy),
             PolicyAction::Deny | PolicyAction::Audit | PolicyAction::Custom => {}
         }
     }
-    if allows.is_empty() || allows.iter().any(|p| policy_matches(p, attributes, false)) {
+    if allows.is_empty() || allows.iter().any(|p| p.matches(attributes, false)) {
         Ok(())
     } else {
         Err(PolicyDenied::NotAllowed)
@@ -114,6 +155,21 @@ pub fn policy_matches(
             .iter()
             .any(|rule| rule_matches(rule, attributes, deny, policy))
     })
+}
+
+/// One match object — a source, an operation and conditions, all ANDed: what an Istio
+/// rule's `from`, `to` and `when` entries are, and what ztunnel's RbacMatch is translated to.
+pub(crate) fn object_matches(
+    source: &Source,
+    operation: &Operation,
+    when: &[Condition],
+    attributes: &Attributes<'_>,
+    deny: bool,
+    policy_namespace: &str,
+) -> bool {
+    source_matches(source, attributes, deny, policy_namespace)
+        && operation_matches(operation, attributes, deny)
+        && when.iter().all(|c| condition_matches(c, attributes, deny))
 }
 
 fn rule_matches(rule: &Rule, a: &Attributes<'_>, deny: bool, policy: &AuthorizationPolicy) -> bool {

@@ -1,5 +1,7 @@
-//! Istio authorization at L7 (policy.md §4): the `security.istio.io/v1` AuthorizationPolicy
-//! model, Istio's matching rules and decision order, which policies a waypoint applies
+//! Istio authorization (policy.md §4): the `security.istio.io/v1` AuthorizationPolicy model,
+//! and the one authorization engine — Istio's matching rules over L4 and L7 attributes and its
+//! decision order ([`decide`], for every [`JudgedPolicy`]: AuthorizationPolicy in the waypoint,
+//! ztunnel's L4 form in the node proxy) — which policies a waypoint applies
 //! (`targetRefs` to its Gateway, its GatewayClass or a Service), and a tower layer answering
 //! refused requests with a typed error (`RouteError::Denied`, 403 `RBAC: access denied`).
 
@@ -12,8 +14,10 @@ mod request_authn;
 mod waypoint;
 
 pub use custom::CustomAuthorizers;
+pub(crate) use engine::object_matches;
 pub use engine::{
-    Attributes, HttpAttributes, PolicyDenied, authorize, matching_custom, policy_matches,
+    Attributes, HttpAttributes, JudgedPolicy, PolicyDenied, authorize, decide, matching_custom,
+    policy_matches,
 };
 pub use layer::{
     ApplicableAuthentication, ApplicablePolicies, CustomAuthorization, IstioAuthorization,

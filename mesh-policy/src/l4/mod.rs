@@ -2,7 +2,10 @@
 //! rules → clauses → match objects over a connection's peer identity, source and destination,
 //! evaluated in ztunnel's order (dry-run Deny logged, Deny, dry-run Allow logged, Allow).
 //! The model reads ztunnel's own YAML (`!Exact`, `!Prefix`, `!Suffix`, `!Presence` tags);
-//! istiod's translation of AuthorizationPolicy targets the same model.
+//! istiod's translation of AuthorizationPolicy targets the same model. It is judged by the
+//! one authorization engine ([`crate::istio::decide`], the matchers the waypoint applies at
+//! L7): each match object is translated once into the engine's source, operation and
+//! conditions.
 //!
 //! ```
 //! use mesh_policy::l4::{Authorization, Connection, authorize};

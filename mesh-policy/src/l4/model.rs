@@ -2,12 +2,15 @@
 //! every policy key required and unknown keys rejected; match objects lenient (unknown keys
 //! ignored, every field defaulting to empty); string matches as YAML tags.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
 use super::cidr::Cidr;
+use super::engine::EngineRules;
 
 /// One authorization policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Authorization {
     /// The policy's name.
@@ -18,10 +21,70 @@ pub struct Authorization {
     pub scope: Scope,
     /// Allow or Deny.
     pub action: Action,
-    /// OR over rules; a rule is an AND over clauses; a clause an OR over match objects.
-    pub rules: Vec<Vec<Vec<RbacMatch>>>,
+    /// OR over rules; a rule is an AND over clauses; a clause an OR over match objects
+    /// (read with [`rules`](Self::rules); fixed once made, as the engine's translation is
+    /// kept).
+    rules: Vec<Vec<Vec<RbacMatch>>>,
     /// Evaluated and reported only, never enforced.
     pub dry_run: bool,
+    /// The rules in the authorization engine's terms, translated on first use.
+    #[serde(skip)]
+    pub(crate) engine: OnceLock<EngineRules>,
+}
+
+impl Authorization {
+    /// A policy (its rules translated for the engine on first use).
+    pub fn new(
+        name: String,
+        namespace: String,
+        scope: Scope,
+        action: Action,
+        rules: Vec<Vec<Vec<RbacMatch>>>,
+        dry_run: bool,
+    ) -> Self {
+        Authorization {
+            name,
+            namespace,
+            scope,
+            action,
+            rules,
+            dry_run,
+            engine: OnceLock::new(),
+        }
+    }
+
+    /// OR over rules; a rule is an AND over clauses; a clause an OR over match objects.
+    pub fn rules(&self) -> &[Vec<Vec<RbacMatch>>] {
+        &self.rules
+    }
+}
+
+/// Equal policies: the same fields (the engine's translation is a cache).
+impl PartialEq for Authorization {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.namespace == other.namespace
+            && self.scope == other.scope
+            && self.action == other.action
+            && self.rules == other.rules
+            && self.dry_run == other.dry_run
+    }
+}
+
+impl Eq for Authorization {}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The engine's translation is a cache: not shown.
+        f.debug_struct("Authorization")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("scope", &self.scope)
+            .field("action", &self.action)
+            .field("rules", &self.rules)
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
 }
 
 /// Which workloads a policy applies to (§5.5).
