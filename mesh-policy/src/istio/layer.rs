@@ -279,7 +279,11 @@ pub(crate) fn request_attributes<B>(request: &Request<B>) -> Attributes<'_> {
         namespace: identity.map(|id| id.namespace()),
         service_account: identity.map(|id| id.service_account()),
         source_ip: peer.map(|p| p.address.ip()),
-        remote_ip: None,
+        // The client address ClientTrafficPolicy detected (X-Forwarded-For, PROXY), if any.
+        remote_ip: request
+            .extensions()
+            .get::<crate::security::ClientAddress>()
+            .map(|c| c.0),
         request_principal: None,
         request_claims: None,
         destination: peer.and_then(|p| p.destination),

@@ -7,6 +7,7 @@
 
 mod custom;
 mod engine;
+mod gateway;
 mod layer;
 mod matching;
 mod model;
@@ -19,6 +20,7 @@ pub use engine::{
     Attributes, HttpAttributes, JudgedPolicy, PolicyDenied, authorize, decide, matching_custom,
     policy_matches,
 };
+pub use gateway::{IstioFromListener, IstioFromListenerLayer, IstioGatewayPolicies};
 pub use layer::{
     ApplicableAuthentication, ApplicablePolicies, CustomAuthorization, IstioAuthorization,
     IstioAuthorizationLayer, IstioFuture,

@@ -42,10 +42,19 @@ enum Attachment {
     Service(ObjectKey),
 }
 
+/// Whose policies are collected: a waypoint's (its Gateway, the waypoint class, Services) or
+/// an ingress gateway's (its Gateway only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attaching {
+    Waypoint,
+    Gateway,
+}
+
 fn attachments<'a>(
     targets: impl Iterator<Item = &'a PolicyTargetReference>,
     namespace: &str,
     gateway: &ObjectKey,
+    attaching: Attaching,
 ) -> Vec<Attachment> {
     let mut found = Vec::new();
     for target in targets {
@@ -56,11 +65,15 @@ fn attachments<'a>(
         match (target.group.as_str(), target.kind.as_str()) {
             (GATEWAY_GROUP, "Gateway") if key == *gateway => found.push(Attachment::Waypoint),
             (GATEWAY_GROUP, "GatewayClass")
-                if target.name == WAYPOINT_CLASS && namespace == ROOT_NAMESPACE =>
+                if attaching == Attaching::Waypoint
+                    && target.name == WAYPOINT_CLASS
+                    && namespace == ROOT_NAMESPACE =>
             {
                 found.push(Attachment::Waypoint);
             }
-            ("" | "core", "Service") => found.push(Attachment::Service(key)),
+            ("" | "core", "Service") if attaching == Attaching::Waypoint => {
+                found.push(Attachment::Service(key));
+            }
             _ => {}
         }
     }
@@ -90,6 +103,25 @@ impl WaypointPolicies {
         runtime: &SecurityRuntime,
     ) -> Result<Self, LoadError> {
         let registry = runtime.remote_jwks.as_deref();
+        if let Some(registry) = registry {
+            registry.begin();
+        }
+        let collected = WaypointPolicies::collect(config, gateway, runtime, Attaching::Waypoint);
+        if let Some(registry) = registry {
+            registry.finish();
+        }
+        collected
+    }
+
+    /// The policies of `gateway` (within the caller's remote-JWKS round), as a waypoint or an
+    /// ingress gateway attaches them.
+    pub(crate) fn collect(
+        config: &Config,
+        gateway: &ObjectKey,
+        runtime: &SecurityRuntime,
+        attaching: Attaching,
+    ) -> Result<Self, LoadError> {
+        let registry = runtime.remote_jwks.as_deref();
         let mut all = Vec::new();
         let mut by_service: HashMap<ObjectKey, Vec<Arc<AuthorizationPolicy>>> = HashMap::new();
         let mut count = 0;
@@ -98,7 +130,12 @@ impl WaypointPolicies {
             // The loader's metadata has the namespace defaulted (`default` when absent).
             policy.metadata = object.metadata.clone();
             let policy = Arc::new(policy);
-            let found = attachments(policy.targets(), &policy.metadata.namespace, gateway);
+            let found = attachments(
+                policy.targets(),
+                &policy.metadata.namespace,
+                gateway,
+                attaching,
+            );
             count += usize::from(!found.is_empty());
             for attachment in found {
                 match attachment {
@@ -121,14 +158,8 @@ impl WaypointPolicies {
                 (service, list)
             })
             .collect();
-        if let Some(registry) = registry {
-            registry.begin();
-        }
-        let compiled = authentications(config, gateway, registry);
-        if let Some(registry) = registry {
-            registry.finish();
-        }
-        let (authentication, authentication_by_service, authentications) = compiled?;
+        let (authentication, authentication_by_service, authentications) =
+            authentications(config, gateway, registry, attaching)?;
         Ok(WaypointPolicies {
             all: all.into(),
             by_service,
@@ -178,6 +209,7 @@ fn authentications(
     config: &Config,
     gateway: &ObjectKey,
     registry: Option<&JwksRegistry>,
+    attaching: Attaching,
 ) -> Result<(Compiled, HashMap<ObjectKey, Compiled>, usize), LoadError> {
     let mut all: Vec<(RequestAuthentication, &ForeignObject)> = Vec::new();
     let mut by_service: HashMap<ObjectKey, Vec<usize>> = HashMap::new();
@@ -190,7 +222,7 @@ fn authentications(
             .target_refs
             .iter()
             .chain(&policy.spec.target_ref);
-        let found = attachments(targets, &policy.metadata.namespace, gateway);
+        let found = attachments(targets, &policy.metadata.namespace, gateway, attaching);
         if found.is_empty() {
             continue;
         }

@@ -37,6 +37,7 @@ pub struct SecurityPolicies {
     problems: Vec<String>,
     runtime: SecurityRuntime,
     statuses: Vec<ObjectStatus>,
+    istio: HashMap<ObjectKey, crate::istio::IstioGatewayPolicies>,
 }
 
 impl SecurityPolicies {
@@ -111,6 +112,23 @@ impl SecurityPolicies {
                 record.targets.push((target, outcome));
             }
             policies.statuses.push(record.status(config));
+        }
+        // Istio's AuthorizationPolicies and RequestAuthentications targeting a Gateway, in
+        // the same remote-JWKS round.
+        for gateway in &config.gateways {
+            let key = gateway.metadata.key();
+            let attached = match crate::istio::IstioGatewayPolicies::build(config, &key, runtime) {
+                Ok(found) => found,
+                Err(reason) => {
+                    policies.problems.push(format!(
+                        "the Istio policies of Gateway {key} cannot be read (its listeners refuse every request): {reason}"
+                    ));
+                    crate::istio::IstioGatewayPolicies::deny_all(&key)
+                }
+            };
+            if let Some(attached) = attached {
+                policies.istio.insert(key, attached);
+            }
         }
         if let Some(registry) = registry {
             registry.finish();
@@ -299,6 +317,9 @@ impl PolicyCompiler for SecurityPolicies {
     fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {
         if let Some(policy) = self.for_listener(listener.gateway, listener.listener) {
             slot.insert(AttachedSecurityPolicy(Arc::clone(policy)));
+        }
+        if let Some(istio) = self.istio.get(listener.gateway) {
+            slot.insert(istio.clone());
         }
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -369,9 +370,12 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     context.metrics.connection_closed();
 }
 
-/// The gateway's request path: route selection, the SecurityPolicy covering the matched rule
-/// or listener, the rule's filters, then dispatch to the forwarder.
-pub type GatewayRequestPath = SelectRoute<SecurityPolicyService<RuleFilters<Dispatch<Forwarder>>>>;
+/// The gateway's request path: route selection, the Istio policies targeting the listener's
+/// Gateway, the SecurityPolicy covering the matched rule or listener, the rule's filters, then
+/// dispatch to the forwarder.
+pub type GatewayRequestPath = SelectRoute<
+    IstioFromListener<IstioAuthorization<SecurityPolicyService<RuleFilters<Dispatch<Forwarder>>>>>,
+>;
 
 /// [`GatewayRequestPath`] over `listeners`, forwarding through `forwarder`.
 pub fn gateway_request_path(
@@ -380,7 +384,9 @@ pub fn gateway_request_path(
 ) -> GatewayRequestPath {
     SelectRoute::new(
         listeners,
-        SecurityPolicyService::new(RuleFilters::new(Dispatch::new(forwarder))),
+        IstioFromListener::new(IstioAuthorization::new(SecurityPolicyService::new(
+            RuleFilters::new(Dispatch::new(forwarder)),
+        ))),
     )
 }
 
