@@ -251,3 +251,57 @@ async fn ext_auth_over_http_and_grpc_decides_through_the_gateway() {
         );
     }
 }
+
+/// `extAuth.recomputeRoute`: the authorizer's `x-current-user` header is added and the route
+/// is selected again on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn recompute_route_follows_the_authorizers_headers() {
+    let port = free_port();
+    let (general, alice) = (echo("general-0").await, echo("alice-0").await);
+    let dir = scratch("ext-auth-recompute");
+    let (_authorizer, authorizer_port) = authorizer("http", &dir.join("http.log")).await;
+    let yaml = format!(
+        r#"{gateway}{general}{alice}{authz}apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: users}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  hostnames: [users.example]
+  rules:
+  - matches: [{{headers: [{{name: x-current-user, value: alice}}]}}]
+    backendRefs: [{{name: alice, port: 80}}]
+  - backendRefs: [{{name: general, port: 80}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: users}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: users}}]
+  extAuth:
+    http:
+      backendRefs: [{{name: authz-http, port: 80}}]
+      headersToBackend: [x-current-user]
+    recomputeRoute: true
+---
+"#,
+        gateway = gateway_yaml(port),
+        general = service("general", general),
+        alice = service("alice", alice),
+        authz = service("authz-http", authorizer_port),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (status, response) = curl(&[
+        "-H",
+        "host: users.example",
+        "-H",
+        "authorization: Bearer allow",
+        &format!("http://127.0.0.1:{port}/me"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let seen = echoed(&response);
+    assert_eq!(seen["pod"], "alice-0", "{seen}");
+    assert_eq!(seen["headers"]["x-current-user"][0], "alice", "{seen}");
+}

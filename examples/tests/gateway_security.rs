@@ -727,3 +727,87 @@ spec:
         "a token of the retired keys is refused, cached or not"
     );
 }
+
+/// `recomputeRoute`: a JWT claim becomes a header and the route is selected again on it (the
+/// `x-tier` rule's backend, not the catch-all's); the authorization that follows is the
+/// re-selected rule's policy, which here needs the `read` scope.
+#[tokio::test(flavor = "multi_thread")]
+async fn recompute_route_selects_the_rule_a_claim_header_matches() {
+    let port = free_port();
+    let (general, readers) = (echo("general-0").await, echo("readers-0").await);
+    let dir = scratch("recompute-route");
+    let minted = mint("python3", "jwt_mint.py");
+    let jwks = minted["jwks"].to_string();
+    let yaml = format!(
+        r#"{gateway}{general}{readers}apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: tiers}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  hostnames: [tiers.example]
+  rules:
+  - name: readers
+    matches: [{{headers: [{{name: x-scope, value: read}}]}}]
+    backendRefs: [{{name: readers, port: 80}}]
+  - name: everyone
+    backendRefs: [{{name: general, port: 80}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: tiers}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: tiers}}]
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example
+      localJWKS: {{type: Inline, inline: '{jwks}'}}
+      claimToHeaders: [{{header: x-scope, claim: scope}}]
+      recomputeRoute: true
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: readers-only}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: tiers, sectionName: readers}}]
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example
+      localJWKS: {{type: Inline, inline: '{jwks}'}}
+  authorization:
+    defaultAction: Deny
+    rules: [{{name: readers, action: Allow, principal: {{jwt: {{provider: idp, scopes: [read]}}}}}}]
+---
+"#,
+        gateway = gateway_yaml(port),
+        general = service("general", general),
+        readers = service("readers", readers),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/data");
+    let bearer = |name: &str| {
+        format!(
+            "authorization: Bearer {}",
+            minted["tokens"][name].as_str().unwrap()
+        )
+    };
+    let get = |auth: String| {
+        let url = url.clone();
+        async move { curl(&["-H", "host: tiers.example", "-H", &auth, &url]).await }
+    };
+    // The `read` scope becomes `x-scope: read`: the readers rule, whose policy allows it.
+    let (status, response) = get(bearer("es256")).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(echoed(&response)["pod"], "readers-0", "{response}");
+    // Another scope: still the catch-all rule after recomputation.
+    let (status, response) = get(bearer("no_scope")).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(echoed(&response)["pod"], "general-0", "{response}");
+    // A client cannot pick the readers rule by sending the header itself: the first
+    // selection lands there, the readers-only policy wants a token with the `read` scope.
+    let (status, response) = get("x-scope: read".to_owned()).await;
+    assert_eq!(status, 401, "{response}");
+}

@@ -186,6 +186,7 @@ fn main() {
         if case.name == "ES256" {
             let auth = JwtAuthentication::new(
                 vec![JwtProvider {
+                    recompute_route: false,
                     name: "idp".into(),
                     jwks: JwksSource::Local(Arc::new(case.jwks.clone())),
                     requirements: requirements.clone(),

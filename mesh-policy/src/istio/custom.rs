@@ -157,6 +157,7 @@ fn compile(
             &spec.include_request_headers_in_check,
         )?,
         max_body_bytes: None,
+        recompute_route: false,
         fail_open: spec.fail_open,
         status_on_error: status_on_error(&format!("{at}: statusOnError"), status_code)?,
         timeout: timeout(

@@ -264,6 +264,7 @@ fn compile_rule(
         },
         sources,
         claim_to_headers,
+        recompute_route: false,
     };
     let output = ProviderOutput {
         provider: name,

@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
-//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported field
-//! (`recomputeRoute`, CEL) — makes the whole policy invalid, and an invalid policy
+//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported field (CEL,
+//! backendRefs of remote JWKS or of an OpenID provider) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 
@@ -330,9 +330,6 @@ fn compile_provider(
     remote: Option<&JwksRegistry>,
 ) -> Result<JwtProvider, String> {
     let at = format!("jwt.providers[{index}] ({})", spec.name);
-    if spec.recompute_route == Some(true) {
-        return Err(format!("{at}: recomputeRoute is not supported yet"));
-    }
     let jwks = match (&spec.remote_jwks, &spec.local_jwks) {
         (Some(remote_spec), None) => remote_source(&at, remote_spec, remote)?,
         (None, Some(local)) => {
@@ -379,6 +376,7 @@ fn compile_provider(
         },
         sources,
         claim_to_headers,
+        recompute_route: spec.recompute_route.unwrap_or(false),
     })
 }
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
-use routing::router::{MatchedRoute, RouteError};
+use routing::router::{MatchedRoute, RouteError, reselect};
 use tower::{Layer, Service, ServiceExt};
 
 use super::api_key::API_KEY_FAILURE_TEXT;
@@ -28,7 +28,7 @@ use super::compile::{CompiledSecurityPolicy, SecurityChecks};
 use super::csrf::CSRF_FAILURE_TEXT;
 use super::ext_auth::{BufferedBody, CheckContext, authorize};
 use super::jwt::{JwtFailure, VerifiedJwt};
-use super::oidc::{OidcOutcome, authenticate};
+use super::oidc::{OidcAnswer, OidcOutcome, authenticate};
 
 /// The client address authorization judges (`principal.clientCIDRs`), as a request
 /// extension; set by client-IP detection (ClientTrafficPolicy). Without it the connection's
@@ -144,8 +144,9 @@ where
     let Ok(checks) = &policy.checks else {
         return Err(RouteError::Misassembled("exchanges for an invalid policy"));
     };
-    let name = format!("SecurityPolicy {}", policy.policy);
+    let mut policy = policy.clone();
     if let Some(ext) = &checks.ext_auth {
+        let name = format!("SecurityPolicy {}", policy.policy);
         let context = check_context(&request);
         let principal = context.1.as_deref();
         let context = CheckContext {
@@ -153,8 +154,57 @@ where
             ..context.0
         };
         request = authorize(ext, &name, request, context).await?;
+        if ext.recompute_route {
+            // The checks after external authorization are the re-selected route's.
+            reselect(&mut request)?;
+            match attached(&request) {
+                Some(now) => policy = now,
+                None => return forward(inner, request, cors, Vec::new()).await,
+            }
+        }
     }
-    if let Some(refusal) = first_credentials(&policy, checks, &mut request) {
+    let checks = match &policy.checks {
+        Ok(checks) => checks,
+        Err(reason) => return Err(invalid(&policy, reason)),
+    };
+    let set_cookies = match credentials_with_exchanges(&policy, checks, &mut request).await? {
+        Ok(set_cookies) => set_cookies,
+        Err(answer) => {
+            let mut response = Response::new(RB::default());
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            return Ok(response);
+        }
+    };
+    forward(inner, request, cors, set_cookies).await
+}
+
+/// The inner service's answer, with CORS headers and the session's cookies.
+async fn forward<S, B, RB>(
+    inner: S,
+    request: Request<B>,
+    cors: Cors,
+    set_cookies: Vec<HeaderValue>,
+) -> Result<Response<RB>, RouteError>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+{
+    let mut response = inner.oneshot(request).await?;
+    decorate(cors, &mut response);
+    for cookie in set_cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// API key, basic auth, OIDC (which may exchange with the provider or answer with a
+/// redirect), JWT and authorization: the session cookies to set, or OIDC's answer.
+async fn credentials_with_exchanges<B>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    checks: &SecurityChecks,
+    request: &mut Request<B>,
+) -> Result<Result<Vec<HeaderValue>, OidcAnswer>, RouteError> {
+    if let Some(refusal) = first_credentials(policy, checks, request) {
         return Err(refusal);
     }
     let mut set_cookies = Vec::new();
@@ -166,33 +216,27 @@ where
                 .get(header::AUTHORIZATION)
                 .is_some_and(|v| v.as_bytes().starts_with(b"Bearer ")),
         };
-        let scheme = scheme_and_host(&request).0;
-        match authenticate(oidc, &mut request, scheme, has_bearer).await {
+        let scheme = scheme_and_host(request).0;
+        match authenticate(oidc, request, scheme, has_bearer).await {
             Ok(OidcOutcome::Forward(cookies)) => set_cookies = cookies,
-            Ok(OidcOutcome::Answer(answer)) => {
-                let mut response = Response::new(RB::default());
-                *response.status_mut() = answer.status;
-                *response.headers_mut() = answer.headers;
-                return Ok(response);
-            }
+            Ok(OidcOutcome::Answer(answer)) => return Ok(Err(answer)),
             Err(failure) => {
                 return Err(RouteError::Unauthenticated {
-                    policy: format!("{name} oidc: {failure}"),
+                    policy: format!("SecurityPolicy {} oidc: {failure}", policy.policy),
                     text: failure.text(),
                     challenge: None,
                 });
             }
         }
     }
-    if let Some(refusal) = token_checks(&policy, checks, &mut request) {
-        return Err(refusal);
+    match token_checks(policy, checks, request) {
+        Some(refusal) => Err(refusal),
+        None => Ok(Ok(set_cookies)),
     }
-    let mut response = inner.oneshot(request).await?;
-    decorate(cors, &mut response);
-    for cookie in set_cookies {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    Ok(response)
+}
+
+fn invalid(policy: &CompiledSecurityPolicy, reason: &str) -> RouteError {
+    RouteError::PolicyInvalid(format!("SecurityPolicy {}: {reason}", policy.policy))
 }
 
 /// What an authorizer learns of the request's connection (the principal's text beside).
@@ -336,7 +380,23 @@ fn token_checks<B>(
         *request.uri_mut() = uri;
         match checked {
             Ok(Some(verified)) => {
+                let recompute = jwt.recomputes_route(&verified.provider);
                 request.extensions_mut().insert(verified);
+                if recompute {
+                    // Claims became headers: the route is selected again, and the
+                    // authorization that follows is the re-selected route's (Envoy reads
+                    // the per-route configuration of the new route).
+                    if let Err(error) = reselect(request) {
+                        return Some(error);
+                    }
+                    return match attached(request) {
+                        None => None,
+                        Some(now) => match &now.checks {
+                            Ok(checks) => authorization(&now, checks, request),
+                            Err(reason) => Some(invalid(&now, reason)),
+                        },
+                    };
+                }
             }
             Ok(None) => {}
             Err(failure) if failure.is_forbidden() => {
@@ -355,6 +415,15 @@ fn token_checks<B>(
             }
         }
     }
+    authorization(policy, checks, request)
+}
+
+/// The authorization rules: the refusal, if any.
+fn authorization<B>(
+    policy: &Arc<CompiledSecurityPolicy>,
+    checks: &SecurityChecks,
+    request: &Request<B>,
+) -> Option<RouteError> {
     if let Some(rules) = &checks.authorization {
         let client_ip = request
             .extensions()

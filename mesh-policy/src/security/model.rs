@@ -198,7 +198,8 @@ pub struct JwtProviderSpec {
     /// Claims copied into request headers.
     #[serde(default)]
     pub claim_to_headers: Vec<ClaimToHeader>,
-    /// Route again after claims became headers (not supported yet: the policy fails closed).
+    /// Select the route again after claims became headers (the authorization that follows
+    /// is the re-selected rule's policy's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recompute_route: Option<bool>,
     /// Where the token is (default: `Authorization: Bearer`, then `access_token` in the query).
@@ -449,7 +450,8 @@ pub struct ExtAuthSpec {
     /// How long the authorizer may take (Gateway API duration, default `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
-    /// Re-select the route after the authorizer's headers are added (not supported: refused).
+    /// Select the route again after the authorizer's headers are added (the checks that
+    /// follow are the re-selected rule's policy's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recompute_route: Option<bool>,
     /// Name/value pairs passed to a gRPC authorizer (`context_extensions`).

@@ -46,7 +46,9 @@ pub use mirror::MirrorLimits;
 pub use rule_filters::{
     FilterEffectsOnResponse, PendingMirrors, RuleFilters, RuleFiltersFuture, RuleFiltersLayer,
 };
-pub use select::{RouteSelector, Select, SelectLayer, SelectRoute, SelectRouteLayer, select};
+pub use select::{
+    RouteSelector, Select, SelectLayer, SelectRoute, SelectRouteLayer, reselect, select,
+};
 
 use crate::compiled::{Backend, MeshRoutes};
 

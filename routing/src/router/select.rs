@@ -135,6 +135,30 @@ pub fn select<B>(
     ))
 }
 
+/// Selects the rule of `request` again, on the listener it was matched on, after a policy
+/// changed its headers (Envoy's route-cache clearing: `recomputeRoute`). The new
+/// [`MatchedRoute`] replaces the old; no rule matching now is `NoRoute`. A request matched
+/// without a listener (a mesh route) keeps its route.
+pub fn reselect<B>(request: &mut Request<B>) -> Result<(), RouteError> {
+    let Some(listener) = request
+        .extensions()
+        .get::<MatchedRoute>()
+        .and_then(|m| m.listener.clone())
+    else {
+        return Ok(());
+    };
+    let ListenerRoutes::Http(table) = &listener.routes else {
+        return Err(RouteError::NoRoute);
+    };
+    let target = {
+        let view = RequestView::of(request);
+        Arc::clone(&table.select(&view).ok_or(RouteError::NoRoute)?.target)
+    };
+    let matched = MatchedRoute::on_listener(Arc::clone(&listener), target);
+    request.extensions_mut().insert(matched);
+    Ok(())
+}
+
 /// Makes the `Host` header agree with an authority in the request target.
 fn host_from_target<B>(request: &mut Request<B>) {
     let Some(authority) = request.uri().authority() else {

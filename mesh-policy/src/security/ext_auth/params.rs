@@ -60,6 +60,8 @@ pub struct ExtAuth {
     pub timeout: Duration,
     /// gRPC `context_extensions`.
     pub context_extensions: Vec<(String, String)>,
+    /// Select the route again once the authorizer's headers are added (`recomputeRoute`).
+    pub recompute_route: bool,
     /// Who performs the exchanges.
     pub client: Arc<dyn AuthorizerClient>,
 }
@@ -90,9 +92,6 @@ impl ExtAuth {
                 ),
                 _ => return Err("extAuth needs exactly one of grpc and http".to_owned()),
             };
-        if spec.recompute_route == Some(true) {
-            return Err("extAuth.recomputeRoute is not supported yet".to_owned());
-        }
         let reference = single_backend(backend, backend_refs)?;
         let target = resolve_target(reference, namespace, config)?;
         let status_on_error = status_on_error("extAuth.statusOnError", spec.status_on_error)?;
@@ -117,6 +116,7 @@ impl ExtAuth {
             status_on_error,
             timeout,
             context_extensions: context_extensions(&spec.context_extensions, namespace, config)?,
+            recompute_route: spec.recompute_route.unwrap_or(false),
             client,
         })
     }

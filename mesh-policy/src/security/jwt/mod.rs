@@ -82,6 +82,8 @@ pub struct JwtProvider {
     pub sources: Vec<TokenSource>,
     /// Claims (dot paths) copied into headers.
     pub claim_to_headers: Vec<(HeaderName, String)>,
+    /// Select the route again once its token's claims became headers (`recomputeRoute`).
+    pub recompute_route: bool,
 }
 
 /// A token a provider verified, as a request extension.
@@ -139,6 +141,14 @@ impl JwtAuthentication {
             fail_open,
             cache: Arc::default(),
         }
+    }
+
+    /// Whether the provider named `provider` asks for the route to be selected again after
+    /// its claims became headers.
+    pub fn recomputes_route(&self, provider: &str) -> bool {
+        self.providers
+            .iter()
+            .any(|p| p.recompute_route && *p.name == *provider)
     }
 
     /// Whether the request carries a token where one of the providers looks.
@@ -282,6 +292,7 @@ mod tests {
         )
         .unwrap();
         JwtProvider {
+            recompute_route: false,
             name: name.into(),
             jwks: JwksSource::Local(Arc::new(jwks)),
             requirements: ClaimRequirements {
