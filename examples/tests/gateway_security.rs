@@ -811,3 +811,60 @@ spec:
     let (status, response) = get("x-scope: read".to_owned()).await;
     assert_eq!(status, 401, "{response}");
 }
+
+/// `authorization.rules[].cel`: a CEL expression over Envoy's request attributes decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn cel_rules_decide_through_the_gateway() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch("cel");
+    let yaml = format!(
+        r#"{gateway}{echo}apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: cel}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  hostnames: [cel.example]
+  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: cel}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: cel}}]
+  authorization:
+    defaultAction: Deny
+    rules:
+    - name: blue-readers
+      action: Allow
+      cel: 'request.method == "GET" && request.headers["x-team"] == "blue" && request.url_path.startsWith("/docs/")'
+---
+"#,
+        gateway = gateway_yaml(port),
+        echo = service("echo", backend),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let ask = |team: &'static str, path: &str, method: &'static str| {
+        let url = url(path);
+        async move {
+            curl(&[
+                "-X",
+                method,
+                "-H",
+                "host: cel.example",
+                "-H",
+                &format!("x-team: {team}"),
+                &url,
+            ])
+            .await
+            .0
+        }
+    };
+    assert_eq!(ask("blue", "/docs/a?x=1", "GET").await, 200);
+    assert_eq!(ask("red", "/docs/a", "GET").await, 403);
+    assert_eq!(ask("blue", "/admin", "GET").await, 403);
+    assert_eq!(ask("blue", "/docs/a", "DELETE").await, 403);
+}

@@ -98,6 +98,7 @@ fuzz_target!(|data: &[u8]| {
         let facts = RequestFacts {
             method: &method,
             path: &path,
+            query: None,
             headers: &headers,
             client_ip: Some(IPS[usize::from(request[2]) % 4].parse().unwrap()),
             jwt: None,

@@ -57,6 +57,7 @@ fn main() {
             let facts = RequestFacts {
                 method: &Method::GET,
                 path,
+                query: None,
                 headers: &headers,
                 client_ip: Some("10.1.2.3".parse().unwrap()),
                 jwt: None,

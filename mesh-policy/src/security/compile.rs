@@ -1,6 +1,6 @@
 //! A SecurityPolicy compiled against the configuration it came with: Secrets read, rules
-//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported field (CEL,
-//! backendRefs of remote JWKS or of an OpenID provider) — makes the whole policy invalid, and an invalid policy
+//! compiled. Whatever cannot be enforced — a missing Secret, an unsupported field
+//! (geolocation, backendRefs of remote JWKS or of an OpenID provider) — makes the whole policy invalid, and an invalid policy
 //! refuses every request it covers (500), as Envoy Gateway answers routes whose policy it
 //! could not translate: never silently unprotected.
 

@@ -438,6 +438,7 @@ fn authorization<B>(
         let facts = RequestFacts {
             method: request.method(),
             path: request.uri().path(),
+            query: request.uri().query(),
             headers: request.headers(),
             client_ip,
             jwt: request.extensions().get::<VerifiedJwt>(),

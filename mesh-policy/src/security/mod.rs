@@ -8,8 +8,7 @@
 //! rules (with JWT claims and scopes), each a sans-IO piece with typed failures.
 //!
 //! Not enforced yet, and therefore failing closed (500) wherever a policy uses them:
-//! `remoteJWKS.backendRefs`, `oidc.provider.backendRefs`, CEL and geolocation in
-//! authorization.
+//! `remoteJWKS.backendRefs`, `oidc.provider.backendRefs` and geolocation in authorization.
 
 pub mod api_key;
 pub mod attach;

@@ -329,7 +329,8 @@ pub struct AuthorizationRuleSpec {
     /// Who sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<PrincipalSpec>,
-    /// A CEL expression (not supported: the policy fails closed).
+    /// A CEL expression over Envoy's request attributes; the rule matches only where it
+    /// yields `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cel: Option<String>,
 }

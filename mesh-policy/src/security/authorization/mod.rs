@@ -3,10 +3,12 @@
 //! matches when every part it has matches: `operation` (any method; the path, `invert`ible)
 //! and `principal` (client address in any CIDR; every header with any of its values).
 //! `principal.jwt` matches the claims and scopes of the token the policy's `jwt` verified.
-//! Geolocation and CEL are refused when compiled, so a policy that needs
-//! them fails closed instead of matching less than it says. Requests are judged through a
+//! `cel` is a CEL expression over Envoy's request attributes that must yield `true`
+//! ([`cel`]). Geolocation is refused when compiled, so a policy that needs it fails closed
+//! instead of matching less than it says. Requests are judged through a
 //! rule index (by path, path prefix and header value) so that rules which cannot match cost nothing.
 
+mod cel;
 mod index;
 
 use std::net::IpAddr;
@@ -37,6 +39,7 @@ struct Rule {
     cidrs: Vec<Cidr>,
     headers: Vec<(HeaderName, Vec<HeaderValue>)>,
     jwt: Option<JwtRule>,
+    cel: Option<cel::CelCondition>,
 }
 
 /// `principal.jwt`, compiled.
@@ -62,6 +65,8 @@ pub struct RequestFacts<'a> {
     pub method: &'a Method,
     /// The path, without the query.
     pub path: &'a str,
+    /// The query, if any (CEL's `request.query` and `request.path`).
+    pub query: Option<&'a str>,
     /// The headers (after authentication added its own).
     pub headers: &'a HeaderMap,
     /// The client's address (detected), if known.
@@ -140,11 +145,15 @@ fn compile_rule(
         .clone()
         .unwrap_or_else(|| format!("rules[{index}]"));
     let unsupported = |what: &str| Err(format!("{name}: {what} is not supported yet"));
-    if spec.cel.is_some() {
-        return unsupported("cel");
-    }
+    let cel = spec
+        .cel
+        .as_deref()
+        .map(|expression| {
+            cel::CelCondition::compile(expression).map_err(|e| format!("{name}: cel: {e}"))
+        })
+        .transpose()?;
     let principal = spec.principal.clone().unwrap_or_default();
-    if spec.principal.is_none() {
+    if spec.principal.is_none() && cel.is_none() {
         return Err(format!("{name}: needs a principal (or cel)"));
     }
     let jwt = principal
@@ -218,6 +227,7 @@ fn compile_rule(
         cidrs,
         headers,
         jwt,
+        cel,
     })
 }
 
@@ -258,6 +268,7 @@ impl Rule {
                 .jwt
                 .as_ref()
                 .is_none_or(|rule| request.jwt.is_some_and(|jwt| rule.matches(jwt)))
+            && self.cel.as_ref().is_none_or(|cel| cel.matches(request))
     }
 }
 
@@ -316,6 +327,7 @@ mod tests {
         let facts = RequestFacts {
             method: &method,
             path,
+            query: None,
             headers: &headers,
             client_ip: Some(ip.parse().unwrap()),
             jwt: None,
@@ -470,6 +482,7 @@ rules:
             rules.evaluate(&RequestFacts {
                 method: &Method::GET,
                 path: "/",
+                query: None,
                 headers: &HeaderMap::new(),
                 client_ip: None,
                 jwt,
@@ -497,7 +510,8 @@ rules:
 
     #[test]
     fn unsupported_parts_are_refused_naming_the_rule() {
-        let error = rules("rules: [{name: r, action: Allow, cel: 'true'}]").unwrap_err();
+        let error =
+            rules("rules: [{name: r, action: Allow, cel: 'request.method =='}]").unwrap_err();
         assert!(error.contains("r: cel"), "{error}");
         let error = rules("rules: [{action: Allow, principal: {jwt: {provider: p}}}]").unwrap_err();
         assert!(
@@ -507,5 +521,89 @@ rules:
         let error = rules("rules: [{action: Allow, operation: {methods: [GET]}}]").unwrap_err();
         assert!(error.contains("needs a principal"), "{error}");
         assert!(rules("rules: [{action: Allow, principal: {clientCIDRs: [nope]}}]").is_err());
+    }
+
+    #[test]
+    fn cel_rules_read_envoys_request_attributes_and_only_true_matches() {
+        let rules = rules(
+            r#"
+defaultAction: Deny
+rules:
+- name: internal-reads
+  action: Allow
+  cel: request.method == "GET" && request.headers["x-team"] == "blue" && request.url_path.startsWith("/api/") && source.address.startsWith("10.")
+- name: query-flag
+  action: Allow
+  operation: {methods: [POST]}
+  cel: request.query.contains("debug=1") && request.path.endsWith("?debug=1")
+- name: admins
+  action: Allow
+  cel: jwt.claims.org.role == "admin" && "ops" in jwt.claims.groups
+- name: not-a-bool
+  action: Allow
+  cel: request.method
+- name: missing-header
+  action: Allow
+  cel: request.headers["x-absent"] == "x"
+"#,
+        )
+        .unwrap();
+        let judge = |method: Method, path: &str, query: Option<&str>, ip: &str, team: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-team", HeaderValue::from_str(team).unwrap());
+            rules.evaluate(&RequestFacts {
+                method: &method,
+                path,
+                query,
+                headers: &headers,
+                client_ip: Some(ip.parse().unwrap()),
+                jwt: None,
+            })
+        };
+        let allowed = |name: &str| Verdict::Allowed(Some(name.to_owned()));
+        assert_eq!(
+            judge(Method::GET, "/api/items", None, "10.1.2.3", "blue"),
+            allowed("internal-reads")
+        );
+        assert_eq!(
+            judge(Method::GET, "/api/items", None, "192.168.1.1", "blue"),
+            Verdict::Denied(None)
+        );
+        assert_eq!(
+            judge(Method::GET, "/api/items", None, "10.1.2.3", "red"),
+            Verdict::Denied(None)
+        );
+        assert_eq!(
+            judge(Method::POST, "/x", Some("debug=1"), "1.1.1.1", "red"),
+            allowed("query-flag")
+        );
+        // The query is not part of `request.url_path`, nor is a POST a GET.
+        assert_eq!(
+            judge(Method::POST, "/api/x", Some("debug=0"), "10.0.0.1", "blue"),
+            Verdict::Denied(None)
+        );
+        let with_claims = |claims: serde_json::Value| {
+            let token = VerifiedJwt {
+                provider: "idp".into(),
+                claims: std::sync::Arc::new(claims.as_object().unwrap().clone()),
+            };
+            rules.evaluate(&RequestFacts {
+                method: &Method::DELETE,
+                path: "/",
+                query: None,
+                headers: &HeaderMap::new(),
+                client_ip: None,
+                jwt: Some(&token),
+            })
+        };
+        assert_eq!(
+            with_claims(serde_json::json!({"org": {"role": "admin"}, "groups": ["dev", "ops"]})),
+            allowed("admins")
+        );
+        assert_eq!(
+            with_claims(serde_json::json!({"org": {"role": "user"}, "groups": ["ops"]})),
+            Verdict::Denied(None)
+        );
+        assert!(self::tests::rules("rules: [{name: r, action: Allow, cel: '1 +'}]").is_err());
     }
 }
