@@ -121,4 +121,36 @@ async fn istio_policies_targeting_the_gateway_decide_its_requests() {
     assert_eq!(status, 401, "{response}");
     let (status, _) = get("/private", Some(token("wrong_audience"))).await;
     assert_eq!(status, 403);
+
+    // The admin's dry run judges the Gateway's Istio policies first.
+    let explain = |query: &'static str| {
+        let url = format!("http://{}/debug/authorize?{query}", gateway.admin);
+        async move {
+            let (status, response) = curl(&[&url]).await;
+            assert_eq!(status, 200, "{response}");
+            let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["ports"][0].clone()
+        }
+    };
+    let denied = explain("host=shop.example&path=/admin/users").await;
+    assert_eq!(denied["status"], 403, "{denied}");
+    assert_eq!(denied["istioPolicies"], 2, "{denied}");
+    assert!(
+        denied["reason"]
+            .as_str()
+            .unwrap()
+            .contains("default/no-admin"),
+        "{denied}"
+    );
+    let public = explain("host=shop.example&path=/public/a").await;
+    assert_eq!(public["istioPolicies"], 2, "{public}");
+    assert!(
+        public["decision"]
+            .as_str()
+            .unwrap()
+            .starts_with("forwarded"),
+        "{public}"
+    );
+    let private = explain("host=shop.example&path=/private").await;
+    assert_eq!(private["status"], 403, "{private}");
 }

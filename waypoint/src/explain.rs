@@ -3,8 +3,10 @@
 //! the request is routed through the served listeners exactly as the data path would
 //! (`routing::router::select`), and the SecurityPolicy covering the match is applied to it
 //! (`mesh_policy::security::enforce`, the layer's own code). The answer names, per port, the
-//! listener, the route and rule, the policy and where it is attached, its sections in the
-//! order they run, and the decision with the status and the deciding policy and rule.
+//! listener, the route and rule, the Istio policies targeting the Gateway (judged first, with
+//! no token verified and no CUSTOM authorizer asked), the SecurityPolicy and where it is
+//! attached, its sections in the order they run, and the decision with the status and the
+//! deciding policy and rule.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -135,6 +137,22 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
         }
     };
     let route = matched.identity().to_string();
+    request.extensions_mut().insert(matched.clone());
+    // Istio policies targeting the Gateway run first, as on the data path.
+    let istio = mesh_policy::istio::dry_run(&request).map(|(count, decision)| {
+        let reason = decision.as_ref().err().map(ToString::to_string);
+        (count, reason)
+    });
+    if let Some((count, Some(reason))) = &istio {
+        return json!({
+            "port": port,
+            "route": route,
+            "istioPolicies": count,
+            "decision": "refused by an Istio AuthorizationPolicy targeting the Gateway",
+            "status": 403,
+            "reason": reason,
+        });
+    }
     let from_rule = matched
         .rule
         .policy
@@ -145,6 +163,7 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
         return json!({
             "port": port,
             "route": route,
+            "istioPolicies": istio.as_ref().map(|(count, _)| count),
             "securityPolicy": null,
             "decision": "forwarded (no SecurityPolicy covers this route)",
         });
@@ -168,6 +187,7 @@ fn explain_port(resolution: &Resolution, query: &ExplainQuery, port: u16) -> Val
     let mut answer = json!({
         "port": port,
         "route": route,
+        "istioPolicies": istio.as_ref().map(|(count, _)| count),
         "securityPolicy": policy.policy.to_string(),
         "attachedTo": if from_rule { "route (or its rule)" } else { "listener (or its Gateway)" },
         "sections": sections,

@@ -68,6 +68,25 @@ impl IstioGatewayPolicies {
     }
 }
 
+/// The admin's dry run of the Istio policies attached to the request's listener (after route
+/// selection): `None` when none are; else how many, and the engine's decision on the
+/// request's connection and HTTP attributes. A dry run verifies no token (no request
+/// principal) and asks no CUSTOM authorizer: a matching CUSTOM policy is reported as the one
+/// that would be asked.
+pub fn dry_run<B>(request: &Request<B>) -> Option<(usize, Result<(), super::PolicyDenied>)> {
+    let attached = request
+        .extensions()
+        .get::<MatchedRoute>()
+        .and_then(|m| m.listener.as_ref())
+        .and_then(|l| l.policy.get::<IstioGatewayPolicies>())?;
+    let policies = &attached.policies.0;
+    let attributes = super::layer::request_attributes(request);
+    Some((
+        policies.len(),
+        super::decide(policies.iter().map(|p| p.as_ref()), &attributes),
+    ))
+}
+
 /// Puts the matched listener's [`IstioGatewayPolicies`] into the request, for the
 /// [`IstioAuthorization`](super::IstioAuthorization) after it.
 #[derive(Debug, Clone, Copy, Default)]

@@ -20,7 +20,7 @@ pub use engine::{
     Attributes, HttpAttributes, JudgedPolicy, PolicyDenied, authorize, decide, matching_custom,
     policy_matches,
 };
-pub use gateway::{IstioFromListener, IstioFromListenerLayer, IstioGatewayPolicies};
+pub use gateway::{IstioFromListener, IstioFromListenerLayer, IstioGatewayPolicies, dry_run};
 pub use layer::{
     ApplicableAuthentication, ApplicablePolicies, CustomAuthorization, IstioAuthorization,
     IstioAuthorizationLayer, IstioFuture,

@@ -4,7 +4,7 @@
 //! and `principal` (client address in any CIDR; every header with any of its values).
 //! `principal.jwt` matches the claims and scopes of the token the policy's `jwt` verified.
 //! `cel` is a CEL expression over Envoy's request attributes that must yield `true`
-//! ([`cel`]). Geolocation is refused when compiled, so a policy that needs it fails closed
+//! (see the `cel` module). Geolocation is refused when compiled, so a policy that needs it fails closed
 //! instead of matching less than it says. Requests are judged through a
 //! rule index (by path, path prefix and header value) so that rules which cannot match cost nothing.
 
