@@ -8,30 +8,20 @@
 mod gateway_support;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use gateway_support::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Starts `ext_authz.py MODE LOG`; the child and its port.
 async fn authorizer(mode: &str, log: &Path) -> (Child, u16) {
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/interop/ext_authz.py"
         ))
-        .args([mode, log.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 with grpcio and xds-protos (scripts/install-test-deps)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the authorizer starts")
-        .unwrap()
-        .expect("a line before exit");
+        .args([mode, log.to_str().unwrap()]);
+    let (child, line) = spawn_peer(command, "python3 with grpcio and xds-protos").await;
     let port = line.strip_prefix("listening on ").unwrap().parse().unwrap();
     (child, port)
 }

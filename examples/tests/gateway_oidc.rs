@@ -12,30 +12,19 @@ mod gateway_support;
 use std::process::Stdio;
 
 use gateway_support::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const INTEROP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
 
 /// Starts the provider on `port`, access tokens living `ttl` seconds.
 async fn provider(port: u16, redirect_uri: &str, ttl: u32) -> Child {
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(format!("{INTEROP}/oidc_provider.mjs"))
         .args([&port.to_string(), redirect_uri, &ttl.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node with oidc-provider (scripts/install-test-deps)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the provider starts")
-        .unwrap()
-        .expect("a line before exit");
+        .stderr(Stdio::null());
+    let (child, line) = spawn_peer(command, "node with oidc-provider").await;
     assert_eq!(line, format!("listening on {port}"));
-    // The provider keeps writing notices: they are read (and dropped) so it never blocks.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
 

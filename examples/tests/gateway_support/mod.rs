@@ -61,6 +61,25 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts an independent peer (an authorizer, an OpenID provider…) that announces itself on
+/// its first stdout line: the child (killed on drop) and that line. The rest of its stdout is
+/// read and dropped, so the peer never blocks writing. `what` names it in failures.
+pub async fn spawn_peer(mut command: Command, what: &str) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} (scripts/install-test-deps): {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} starts within 20 s"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what} printed a line before exiting"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, line)
+}
+
 /// Starts an echo backend reporting `pod`; returns its port.
 pub async fn echo(pod: &str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -209,13 +209,15 @@ async fn credentials_with_exchanges<B>(
     }
     let mut set_cookies = Vec::new();
     if let Some(oidc) = &checks.oidc {
-        let has_bearer = match &checks.jwt {
-            Some(jwt) => jwt.finds_token(request.uri(), request.headers()),
-            None => request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .is_some_and(|v| v.as_bytes().starts_with(b"Bearer ")),
-        };
+        // Looked for only when a bearer token would let the request skip OIDC.
+        let has_bearer = oidc.passes_bearer_through()
+            && match &checks.jwt {
+                Some(jwt) => jwt.finds_token(request.uri(), request.headers()),
+                None => request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"Bearer ")),
+            };
         let scheme = scheme_and_host(request).0;
         match authenticate(oidc, request, scheme, has_bearer).await {
             Ok(OidcOutcome::Forward(cookies)) => set_cookies = cookies,

@@ -54,10 +54,7 @@ impl CelCondition {
         let mut jwt: HashMap<&str, Value> = HashMap::new();
         if let Some(verified) = request.jwt {
             jwt.insert("provider", Value::from(verified.provider.to_string()));
-            jwt.insert(
-                "claims",
-                json_value(&serde_json::Value::Object((*verified.claims).clone())),
-            );
+            jwt.insert("claims", object_value(&verified.claims));
         }
         context.add_variable_from_value("jwt", jwt);
         matches!(self.program.execute(&context), Ok(Value::Bool(true)))
@@ -112,12 +109,15 @@ fn json_value(value: &serde_json::Value) -> Value {
         serde_json::Value::Array(items) => {
             Value::List(Arc::new(items.iter().map(json_value).collect()))
         }
-        serde_json::Value::Object(map) => {
-            let entries: HashMap<String, Value> = map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_value(v)))
-                .collect();
-            Value::from(entries)
-        }
+        serde_json::Value::Object(map) => object_value(map),
     }
+}
+
+/// A JSON object as a CEL map, read in place (the verified token's claims are not copied).
+fn object_value(map: &serde_json::Map<String, serde_json::Value>) -> Value {
+    let entries: HashMap<String, Value> = map
+        .iter()
+        .map(|(k, v)| (k.clone(), json_value(v)))
+        .collect();
+    Value::from(entries)
 }

@@ -3,6 +3,7 @@
 //! policy's session keys.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -92,8 +93,12 @@ pub struct Oidc {
     pub policy: String,
     pub(super) issuer: String,
     pub(super) configured: (Option<String>, Option<String>, Option<String>),
-    pub(super) discovered: OnceLock<Arc<Endpoints>>,
+    /// The endpoints once known: set at compile time when all are configured, else by the
+    /// first successful discovery.
+    pub(super) known: OnceLock<Arc<Endpoints>>,
     pub(super) last_discovery_failure: Mutex<Option<Instant>>,
+    /// A discovery is under way (one at a time, whatever the number of requests waiting).
+    pub(super) discovering: AtomicBool,
     pub(super) client_id: String,
     pub(super) client_secret: String,
     pub(super) scope: String,
@@ -310,8 +315,9 @@ impl Oidc {
                 spec.provider.token_endpoint.clone(),
                 spec.provider.end_session_endpoint.clone(),
             ),
-            discovered: OnceLock::new(),
+            known: configured_endpoints(spec),
             last_discovery_failure: Mutex::new(None),
+            discovering: AtomicBool::new(false),
             client_id,
             client_secret,
             scope: scopes.join(" "),
@@ -344,14 +350,13 @@ impl Oidc {
 
     /// The endpoints, when known: all configured, or discovered.
     pub fn endpoints(&self) -> Option<Arc<Endpoints>> {
-        if let (Some(authorization), Some(token)) = (&self.configured.0, &self.configured.1) {
-            return Some(Arc::new(Endpoints {
-                authorization: authorization.clone(),
-                token: token.clone(),
-                end_session: self.configured.2.clone(),
-            }));
-        }
-        self.discovered.get().cloned()
+        self.known.get().cloned()
+    }
+
+    /// Whether a request carrying a bearer token skips OIDC (`passThroughAuthHeader`): only
+    /// then does the caller need to look for one.
+    pub fn passes_bearer_through(&self) -> bool {
+        self.pass_through_auth_header
     }
 
     /// The issuer's discovery document URL.
@@ -369,6 +374,23 @@ impl Oidc {
                 .any(|v| matcher.matches(v))
         })
     }
+}
+
+/// The endpoints, already known when the policy names both the authorization and the token
+/// endpoint (no discovery then).
+fn configured_endpoints(spec: &OidcSpec) -> OnceLock<Arc<Endpoints>> {
+    let known = OnceLock::new();
+    let provider = &spec.provider;
+    if let (Some(authorization), Some(token)) =
+        (&provider.authorization_endpoint, &provider.token_endpoint)
+    {
+        let _ = known.set(Arc::new(Endpoints {
+            authorization: authorization.clone(),
+            token: token.clone(),
+            end_session: provider.end_session_endpoint.clone(),
+        }));
+    }
+    known
 }
 
 fn header_match(spec: &OidcHeaderMatch) -> Result<(HeaderName, HeaderValueMatch), String> {

@@ -1,8 +1,9 @@
-//! One request through OIDC on the request path: the endpoints discovered when needed (a
-//! failed discovery is not retried for a second), the decision taken, the exchange with the
+//! One request through OIDC on the request path: the endpoints discovered when needed (one
+//! discovery at a time; a failed one is not retried for a second), the decision taken, the exchange with the
 //! provider awaited, and the outcome applied to the request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,14 +38,10 @@ pub async fn authenticate<B>(
     let now = crate::security::jwt::unix_now();
     let mut endpoints = oidc.endpoints();
     loop {
-        let view = OidcRequest {
-            uri: request.uri(),
-            headers: request.headers(),
-            scheme,
-            now,
-            has_bearer,
-        };
-        match oidc.judge(&view, endpoints.as_deref()) {
+        match oidc.judge(
+            &view(request, scheme, now, has_bearer),
+            endpoints.as_deref(),
+        ) {
             OidcStep::Discover if endpoints.is_none() => {
                 endpoints = Some(discover(oidc).await?);
             }
@@ -64,14 +61,10 @@ pub async fn authenticate<B>(
                     return Ok(forward(oidc, request, edits));
                 }
                 // A refused refresh starts a new login.
-                let view = OidcRequest {
-                    uri: request.uri(),
-                    headers: request.headers(),
-                    scheme,
-                    now,
-                    has_bearer,
-                };
-                return match oidc.login(&view, endpoints.as_deref()) {
+                return match oidc.login(
+                    &view(request, scheme, now, has_bearer),
+                    endpoints.as_deref(),
+                ) {
                     OidcStep::Answer(answer) => Ok(OidcOutcome::Answer(answer)),
                     OidcStep::Refuse(failure) => Err(failure),
                     _ => Err(OidcFailure::NoEndpoints),
@@ -81,14 +74,39 @@ pub async fn authenticate<B>(
     }
 }
 
+/// What OIDC sees of `request`.
+fn view<'a, B>(
+    request: &'a Request<B>,
+    scheme: &'a str,
+    now: u64,
+    has_bearer: bool,
+) -> OidcRequest<'a> {
+    OidcRequest {
+        uri: request.uri(),
+        headers: request.headers(),
+        scheme,
+        now,
+        has_bearer,
+    }
+}
+
 fn forward<B>(oidc: &Oidc, request: &mut Request<B>, edits: ForwardEdits) -> OidcOutcome {
     oidc.apply_forward(&edits, request.headers_mut());
     OidcOutcome::Forward(edits.set_cookies)
 }
 
+/// Clears a flag when dropped.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The issuer's endpoints from its discovery document, fetched once per compiled policy.
 async fn discover(oidc: &Oidc) -> Result<Arc<Endpoints>, OidcFailure> {
-    if let Some(found) = oidc.discovered.get() {
+    if let Some(found) = oidc.known.get() {
         return Ok(Arc::clone(found));
     }
     let recently_failed = oidc
@@ -100,6 +118,12 @@ async fn discover(oidc: &Oidc) -> Result<Arc<Endpoints>, OidcFailure> {
     if recently_failed {
         return Err(OidcFailure::NoEndpoints);
     }
+    // One discovery at a time: requests arriving meanwhile are refused, not added to the
+    // provider's load (the guard clears the flag however this future ends).
+    if oidc.discovering.swap(true, Ordering::AcqRel) {
+        return Err(OidcFailure::NoEndpoints);
+    }
+    let _one_at_a_time = ClearOnDrop(&oidc.discovering);
     let mut headers = HeaderMap::new();
     headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     let answer = oidc
@@ -119,9 +143,7 @@ async fn discover(oidc: &Oidc) -> Result<Arc<Endpoints>, OidcFailure> {
         Discovery::parse(&response.body, &oidc.issuer, &oidc.configured)
     });
     match parsed {
-        Ok(endpoints) => Ok(Arc::clone(
-            oidc.discovered.get_or_init(|| Arc::new(endpoints)),
-        )),
+        Ok(endpoints) => Ok(Arc::clone(oidc.known.get_or_init(|| Arc::new(endpoints)))),
         Err(_) => {
             if let Ok(mut last) = oidc.last_discovery_failure.lock() {
                 *last = Some(Instant::now());

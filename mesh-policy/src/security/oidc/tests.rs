@@ -33,10 +33,14 @@ fn oidc(extra: &str) -> Oidc {
     let yaml = format!(
         "provider:\n  issuer: https://idp.example/\n  authorizationEndpoint: https://idp.example/auth\n  tokenEndpoint: https://idp.example/token\n  endSessionEndpoint: https://idp.example/session/end\nclientID: web\nclientSecret: {{name: client}}\nforwardAccessToken: true\n{extra}"
     );
-    let spec: model::OidcSpec = serde_yaml_ng::from_str(&yaml).unwrap();
+    compile_with(&yaml, Arc::new(NoExchanges))
+}
+
+fn compile_with(yaml: &str, client: Arc<dyn IdentityProviderClient>) -> Oidc {
+    let spec: model::OidcSpec = serde_yaml_ng::from_str(yaml).unwrap();
     let loaded = load_str("secrets.yaml", SECRETS).unwrap();
     let runtime = OidcRuntime {
-        client: Arc::new(NoExchanges),
+        client,
         secret: SessionSecret::new(b"a secret of at least 16 bytes").unwrap(),
     };
     let read = |reference: &routing::model::SecretObjectReference, key: &str| {
@@ -476,4 +480,52 @@ fn unreadable_policies_say_why() {
             .contains("cannot talk to OpenID providers")
     );
     assert!(serde_yaml_ng::from_str::<model::OidcSpec>(&format!("{base}clientId: a\n")).is_err());
+}
+
+/// A provider that never answers.
+#[derive(Debug)]
+struct Hangs;
+
+impl IdentityProviderClient for Hangs {
+    fn send(&self, _: ProviderRequest) -> ProviderFuture {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn one_discovery_at_a_time_whatever_the_requests_waiting() {
+    use std::future::Future;
+    let oidc = compile_with(
+        "provider: {issuer: https://idp.example}\nclientID: web\nclientSecret: {name: client}\n",
+        Arc::new(Hangs),
+    );
+    let request = || {
+        http::Request::get("/app")
+            .header(header::HOST, "app.example")
+            .body(())
+            .unwrap()
+    };
+    let poll_once = |future: &mut std::pin::Pin<Box<dyn Future<Output = _> + '_>>| {
+        let waker = std::task::Waker::noop();
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+    };
+    let (mut first_request, mut second_request, mut third_request) =
+        (request(), request(), request());
+    let mut first: std::pin::Pin<Box<dyn Future<Output = _>>> =
+        Box::pin(authenticate(&oidc, &mut first_request, "https", false));
+    assert!(poll_once(&mut first).is_pending(), "the discovery waits");
+    // Meanwhile another request does not start a second discovery.
+    let mut second: std::pin::Pin<Box<dyn Future<Output = _>>> =
+        Box::pin(authenticate(&oidc, &mut second_request, "https", false));
+    assert!(matches!(
+        poll_once(&mut second),
+        std::task::Poll::Ready(Err(OidcFailure::NoEndpoints))
+    ));
+    // Once the first is gone (cancelled), the next request may discover again.
+    drop(first);
+    let mut third: std::pin::Pin<Box<dyn Future<Output = _>>> =
+        Box::pin(authenticate(&oidc, &mut third_request, "https", false));
+    assert!(poll_once(&mut third).is_pending());
 }
