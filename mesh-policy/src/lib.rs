@@ -8,6 +8,8 @@
 //! Built so far:
 //! - [`security`]: Envoy Gateway's SecurityPolicy — CORS, API keys, basic auth, authorization
 //!   rules — attached by target and enforced by one tower layer.
+//! - [`traffic`]: Envoy Gateway's ClientTrafficPolicy and BackendTrafficPolicy — client IP
+//!   detection, path normalisation, local rate limits, fault injection, circuit breaking.
 //! - [`l4`]: L4 authorization with Istio ztunnel's model and decision order (peer identity,
 //!   namespaces, service accounts, source and destination addresses and ports).
 //!
@@ -16,3 +18,4 @@
 pub mod istio;
 pub mod l4;
 pub mod security;
+pub mod traffic;

@@ -131,3 +131,108 @@ pub trait PolicyCompiler: Send + Sync + fmt::Debug {
     /// Attaches policies to a backend.
     fn backend(&self, _backend: &BackendTarget<'_>, _slot: &mut PolicySlot) {}
 }
+
+/// Several compilers as one: each fills the slots in turn, and their problems and statuses are
+/// reported together. A gateway with both traffic and security policies passes one of these as
+/// [`ResolveOptions::policies`](crate::resolve::ResolveOptions).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyCompilers(pub Vec<std::sync::Arc<dyn PolicyCompiler>>);
+
+impl PolicyCompiler for PolicyCompilers {
+    fn for_config(&self, config: &Config) -> Option<std::sync::Arc<dyn PolicyCompiler>> {
+        let built = self
+            .0
+            .iter()
+            .map(|compiler| {
+                compiler
+                    .for_config(config)
+                    .unwrap_or_else(|| std::sync::Arc::clone(compiler))
+            })
+            .collect();
+        Some(std::sync::Arc::new(PolicyCompilers(built)))
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.0.iter().flat_map(|c| c.problems()).collect()
+    }
+
+    fn statuses(&self) -> Vec<crate::resolve::ObjectStatus> {
+        self.0.iter().flat_map(|c| c.statuses()).collect()
+    }
+
+    fn listener(&self, listener: &ListenerTarget<'_>, slot: &mut PolicySlot) {
+        for compiler in &self.0 {
+            compiler.listener(listener, slot);
+        }
+    }
+
+    fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+        for compiler in &self.0 {
+            compiler.rule(rule, slot);
+        }
+    }
+
+    fn backend(&self, backend: &BackendTarget<'_>, slot: &mut PolicySlot) {
+        for compiler in &self.0 {
+            compiler.backend(backend, slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Mark(&'static str);
+    #[derive(Debug, Clone, PartialEq)]
+    struct Other(u8);
+
+    #[derive(Debug)]
+    struct Marks;
+    impl PolicyCompiler for Marks {
+        fn problems(&self) -> Vec<String> {
+            vec!["marks".into()]
+        }
+        fn rule(&self, _rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+            slot.insert(Mark("rule"));
+        }
+    }
+
+    #[derive(Debug)]
+    struct PerConfig(u8);
+    impl PolicyCompiler for PerConfig {
+        fn for_config(&self, _config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
+            Some(Arc::new(PerConfig(self.0 + 1)))
+        }
+        fn problems(&self) -> Vec<String> {
+            vec![format!("per config {}", self.0)]
+        }
+        fn rule(&self, _rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
+            slot.insert(Other(self.0));
+        }
+    }
+
+    #[test]
+    fn every_compiler_fills_the_slot_and_reports() {
+        let both = PolicyCompilers(vec![Arc::new(Marks), Arc::new(PerConfig(0))]);
+        let built = both
+            .for_config(&Config::default())
+            .expect("a composite always builds");
+        assert_eq!(built.problems(), vec!["marks", "per config 1"]);
+        let route = ObjectKey::new("default", "r");
+        let target = RuleTarget {
+            kind: "HTTPRoute",
+            route: &route,
+            index: 0,
+            name: None,
+            mesh: false,
+        };
+        let mut slot = PolicySlot::default();
+        built.rule(&target, &mut slot);
+        assert_eq!(slot.get::<Mark>(), Some(&Mark("rule")));
+        assert_eq!(slot.get::<Other>(), Some(&Other(1)));
+    }
+}

@@ -18,6 +18,10 @@
 //! | `ExternallyDenied` (an external authorizer refused) | the authorizer's status, headers and body | from that status |
 //! | `AuthorizerFailed` (no answer from an external authorizer) | the policy's `statusOnError` (403) | from that status |
 //! | `BodyTooLarge` (a policy buffers the body) | 413 | UNAVAILABLE (14) |
+//! | `RateLimited` (local rate limit) | 429 `local_rate_limited` with `x-ratelimit-*` | UNAVAILABLE (14) |
+//! | `Overloaded` (circuit breaker) | 503 with `x-envoy-overloaded: true` | UNAVAILABLE (14) |
+//! | `FaultAbort` (fault injection) | the fault's status, `fault filter abort` | the fault's `grpcStatus`, else from the status |
+//! | `BadRequest` (path or header normalisation refused it) | 400 | UNAVAILABLE (14) |
 //!
 //! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
 //! 503; only the route's own timeouts are 504.
@@ -50,12 +54,24 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::ExternallyDenied(relayed) => relayed.status,
         RouteError::AuthorizerFailed { status, .. } => *status,
         RouteError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        RouteError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        RouteError::FaultAbort { status, .. } => *status,
+        RouteError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-/// The gRPC status code for `error` (the Gateway API's choices for GRPCRoute).
+/// The gRPC status code for `error` (the Gateway API's choices for GRPCRoute; a fault's own
+/// `grpcStatus`).
 pub fn grpc_status_for(error: &RouteError) -> u8 {
+    if let RouteError::FaultAbort {
+        grpc_status: Some(code),
+        ..
+    } = error
+    {
+        return *code;
+    }
     match status_for(error) {
         StatusCode::FORBIDDEN => 7,
         StatusCode::UNAUTHORIZED => 16,
@@ -87,6 +103,15 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge.clone());
+    }
+    match error {
+        RouteError::RateLimited { headers, .. } => response.headers_mut().extend(headers.clone()),
+        RouteError::Overloaded { .. } => {
+            response
+                .headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        }
+        _ => {}
     }
     if !grpc {
         *response.status_mut() = status_for(error);
@@ -164,6 +189,10 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
             ),
         ),
         RouteError::BodyTooLarge { policy } => ("body_too_large", policy.clone()),
+        RouteError::RateLimited { policy, .. } => ("rate_limited", policy.clone()),
+        RouteError::Overloaded { policy } => ("overflow", policy.clone()),
+        RouteError::FaultAbort { policy, .. } => ("fault_injected", policy.clone()),
+        RouteError::BadRequest { policy, .. } => ("bad_request", policy.clone()),
         _ => return None,
     };
     Some(PolicyRefusal {
@@ -178,6 +207,11 @@ fn local_reply_text(error: &RouteError) -> Option<&'static str> {
     match error {
         RouteError::Denied(_) => Some("RBAC: access denied"),
         RouteError::Unauthenticated { text, .. } | RouteError::Forbidden { text, .. } => Some(text),
+        RouteError::RateLimited { .. } => Some("local_rate_limited"),
+        RouteError::FaultAbort { .. } => Some("fault filter abort"),
+        RouteError::Overloaded { .. } => Some(
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        ),
         _ => None,
     }
 }

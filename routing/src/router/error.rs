@@ -81,6 +81,40 @@ pub enum RouteError {
         /// What went wrong.
         reason: String,
     },
+    /// A rate limit refused the request: 429 with these (`x-ratelimit-*`) headers.
+    #[error("rate limited ({policy})")]
+    RateLimited {
+        /// The policy whose limit was reached.
+        policy: String,
+        /// Headers for the answer.
+        headers: http::HeaderMap,
+    },
+    /// A circuit breaker's limit was reached: 503 with `x-envoy-overloaded: true`.
+    #[error("circuit breaker open ({policy})")]
+    Overloaded {
+        /// The policy (and limit) that refused.
+        policy: String,
+    },
+    /// Fault injection aborted the request with this status (or, for gRPC, this
+    /// `grpc-status`).
+    #[error("aborted by fault injection ({policy}): {status}")]
+    FaultAbort {
+        /// The policy.
+        policy: String,
+        /// The HTTP status to answer.
+        status: http::StatusCode,
+        /// The gRPC status to answer a gRPC request with, when the fault names one.
+        grpc_status: Option<u8>,
+    },
+    /// A policy refused the request as malformed (an escaped slash, a header with an
+    /// underscore): 400.
+    #[error("bad request ({policy}): {reason}")]
+    BadRequest {
+        /// The policy.
+        policy: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The request body is larger than a policy may buffer (413).
     #[error("request body larger than {policy} buffers")]
     BodyTooLarge {

@@ -1,0 +1,20 @@
+//! Envoy Gateway's ClientTrafficPolicy and BackendTrafficPolicy (policy.md §1–§2) as sans-IO
+//! engines and tower layers: client IP detection ([`client_ip`]), path and header
+//! normalisation ([`path`], [`normalize`]), local rate limits ([`rate_limit`]), fault
+//! injection ([`fault`]) and circuit breaking ([`circuit_breaker`]) — each a `Layer` with
+//! plain-data parameters usable in any tower stack.
+
+pub mod circuit_breaker;
+pub mod client_ip;
+pub mod facts;
+pub mod fault;
+pub mod future;
+pub mod normalize;
+pub mod path;
+pub mod rate_limit;
+
+pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
+pub use client_ip::{ClientAddress, ClientAddressLayer, ClientIpDetection};
+pub use fault::{FaultInjection, FaultInjectionLayer};
+pub use normalize::{Normalization, PathNormalizationLayer};
+pub use rate_limit::{LocalRateLimit, LocalRateLimitLayer};

@@ -1,0 +1,255 @@
+//! Rate-limit rules (policy.md §2.1): which requests a rule counts, and under which key.
+//! A rule matches when every client selector matches; a selector matches when all its
+//! conditions hold (headers and query parameters ANDed, methods ORed). `Distinct` conditions
+//! give each distinct value (a header's, a query parameter's, the client's address within a
+//! block) its own bucket, named by the values in the rule's [`BucketKey`].
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, Method};
+use regex::Regex;
+
+use crate::l4::Cidr;
+
+/// How a header or query parameter value is matched.
+#[derive(Debug, Clone)]
+pub enum ValueMatch {
+    /// Equal to this.
+    Exact(String),
+    /// Matched whole by this expression.
+    Regex(Regex),
+    /// Present; each value its own bucket.
+    Distinct,
+}
+
+/// One header (or query parameter) condition.
+#[derive(Debug, Clone)]
+pub struct ValueCondition {
+    /// The header (lower case) or parameter name.
+    pub name: String,
+    /// How the value matches.
+    pub matcher: ValueMatch,
+    /// Match when the condition does not hold (not allowed with `Distinct`).
+    pub invert: bool,
+}
+
+/// The path condition.
+#[derive(Debug, Clone)]
+pub enum PathCondition {
+    /// Segment-aware prefix: `/api` matches `/api` and `/api/x`, not `/apix`.
+    Prefix(String),
+    /// The whole path.
+    Exact(String),
+    /// Matched whole by this expression.
+    Regex(Regex),
+}
+
+/// The source address condition.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceCondition {
+    /// The block the client's address must be in.
+    pub block: Cidr,
+    /// One bucket per address (`Distinct`) rather than one for the block.
+    pub distinct: bool,
+    /// Match addresses outside the block.
+    pub invert: bool,
+}
+
+/// A client selector: every present condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSelector {
+    /// Headers, ANDed.
+    pub headers: Vec<ValueCondition>,
+    /// Query parameters, ANDed.
+    pub query_params: Vec<ValueCondition>,
+    /// Methods, ORed (`invert`: any method but these); all share one bucket.
+    pub methods: Option<(Vec<Method>, bool)>,
+    /// The path (`invert` beside).
+    pub path: Option<(PathCondition, bool)>,
+    /// The client's address.
+    pub source: Option<SourceCondition>,
+}
+
+/// What a request offers the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The query, without `?`.
+    pub query: Option<&'a str>,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The detected client address.
+    pub client: Option<IpAddr>,
+}
+
+/// The distinct values a request brought to a rule (empty without `Distinct` conditions).
+pub type BucketKey = Vec<String>;
+
+impl ClientSelector {
+    /// Whether the selector matches; the distinct values it keyed on are pushed onto `key`.
+    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut BucketKey) -> bool {
+        for condition in &self.headers {
+            let value = facts
+                .headers
+                .get(condition.name.as_str())
+                .and_then(|v| v.to_str().ok());
+            if !condition.holds(value, key) {
+                return false;
+            }
+        }
+        for condition in &self.query_params {
+            let value = facts
+                .query
+                .and_then(|q| crate::security::percent::query_param(q, &condition.name));
+            if !condition.holds(value.as_deref(), key) {
+                return false;
+            }
+        }
+        if let Some((methods, invert)) = &self.methods
+            && methods.contains(facts.method) == *invert
+        {
+            return false;
+        }
+        if let Some((path, invert)) = &self.path
+            && path.matches(facts.path) == *invert
+        {
+            return false;
+        }
+        if let Some(source) = &self.source {
+            let Some(client) = facts.client else {
+                return false;
+            };
+            if source.block.contains(client) == source.invert {
+                return false;
+            }
+            if source.distinct {
+                key.push(client.to_string());
+            }
+        }
+        true
+    }
+}
+
+impl ValueCondition {
+    fn holds(&self, value: Option<&str>, key: &mut BucketKey) -> bool {
+        match (&self.matcher, value) {
+            (ValueMatch::Distinct, Some(value)) => {
+                key.push(value.to_owned());
+                true
+            }
+            (ValueMatch::Distinct, None) => false,
+            (ValueMatch::Exact(expected), value) => {
+                (value == Some(expected.as_str())) != self.invert
+            }
+            (ValueMatch::Regex(regex), value) => {
+                value.is_some_and(|v| regex.is_match(v)) != self.invert
+            }
+        }
+    }
+}
+
+impl PathCondition {
+    /// Whether `path` (without its query) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathCondition::Exact(exact) => path == exact,
+            PathCondition::Regex(regex) => regex.is_match(path),
+            PathCondition::Prefix(prefix) => {
+                let prefix = prefix.trim_end_matches('/');
+                path.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+        }
+    }
+}
+
+/// A regular expression that must match the whole value (RE2 semantics, as Envoy's).
+pub fn whole_match(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{pattern})$"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(method: &'a Method, path: &'a str, headers: &'a HeaderMap) -> RequestFacts<'a> {
+        RequestFacts {
+            method,
+            path,
+            query: Some("tenant=acme&x=1"),
+            headers,
+            client: Some("192.0.2.7".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn prefixes_are_segment_aware() {
+        let prefix = PathCondition::Prefix("/api/v1".into());
+        assert!(prefix.matches("/api/v1"));
+        assert!(prefix.matches("/api/v1/users"));
+        assert!(!prefix.matches("/api/v12"));
+        assert!(PathCondition::Prefix("/".into()).matches("/anything"));
+    }
+
+    #[test]
+    fn conditions_and_together_and_distinct_values_key_the_bucket() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user", "alice".parse().unwrap());
+        headers.insert("x-plan", "free".parse().unwrap());
+        let selector = ClientSelector {
+            headers: vec![
+                ValueCondition {
+                    name: "x-user".into(),
+                    matcher: ValueMatch::Distinct,
+                    invert: false,
+                },
+                ValueCondition {
+                    name: "x-plan".into(),
+                    matcher: ValueMatch::Regex(whole_match("free|trial").unwrap()),
+                    invert: false,
+                },
+            ],
+            query_params: vec![ValueCondition {
+                name: "tenant".into(),
+                matcher: ValueMatch::Exact("acme".into()),
+                invert: false,
+            }],
+            source: Some(SourceCondition {
+                block: "192.0.2.0/24".parse().unwrap(),
+                distinct: true,
+                invert: false,
+            }),
+            ..ClientSelector::default()
+        };
+        let mut key = Vec::new();
+        assert!(selector.matches(&facts(&Method::GET, "/", &headers), &mut key));
+        assert_eq!(key, vec!["alice".to_owned(), "192.0.2.7".to_owned()]);
+        headers.insert("x-plan", "freemium".parse().unwrap());
+        assert!(!selector.matches(&facts(&Method::GET, "/", &headers), &mut Vec::new()));
+    }
+
+    #[test]
+    fn methods_or_and_inversions_flip() {
+        let headers = HeaderMap::new();
+        let writes = ClientSelector {
+            methods: Some((vec![Method::POST, Method::DELETE], false)),
+            ..ClientSelector::default()
+        };
+        assert!(writes.matches(&facts(&Method::DELETE, "/", &headers), &mut Vec::new()));
+        assert!(!writes.matches(&facts(&Method::GET, "/", &headers), &mut Vec::new()));
+        let not_admin = ClientSelector {
+            path: Some((PathCondition::Prefix("/admin".into()), true)),
+            headers: vec![ValueCondition {
+                name: "x-debug".into(),
+                matcher: ValueMatch::Exact("1".into()),
+                invert: true,
+            }],
+            ..ClientSelector::default()
+        };
+        assert!(not_admin.matches(&facts(&Method::GET, "/shop", &headers), &mut Vec::new()));
+        assert!(!not_admin.matches(&facts(&Method::GET, "/admin/x", &headers), &mut Vec::new()));
+    }
+}
