@@ -17,5 +17,6 @@
 
 pub mod istio;
 pub mod l4;
+mod policy_status;
 pub mod security;
 pub mod traffic;

@@ -18,7 +18,7 @@ use routing::resolve::ObjectStatus;
 
 use super::compile::{CompiledSecurityPolicy, SecurityRuntime};
 use super::model::{PolicyTargetReference, SecurityPolicy};
-use super::status::{PolicyRecord, TargetOutcome};
+use crate::policy_status::{PolicyRecord, TargetOutcome};
 
 /// Envoy Gateway's API group.
 pub const ENVOY_GATEWAY_GROUP: &str = "gateway.envoyproxy.io";
@@ -88,7 +88,11 @@ impl SecurityPolicies {
                     let compiled = CompiledSecurityPolicy::compile(&policy, config, runtime);
                     let mut targets = policy.spec.target_refs.clone();
                     targets.extend(policy.spec.target_ref.clone());
-                    targets.extend(selected_targets(&policy, config));
+                    targets.extend(selected_targets(
+                        &policy.metadata.namespace,
+                        &policy.spec.target_selectors,
+                        config,
+                    ));
                     (compiled, targets)
                 }
                 Err(error) => (
@@ -106,6 +110,8 @@ impl SecurityPolicies {
                 key: key.clone(),
                 invalid: compiled.checks.as_ref().err().cloned(),
                 targets: Vec::new(),
+                kind: "SecurityPolicy",
+                extra: Vec::new(),
             };
             for target in targets {
                 let outcome = policies.attach(&key, &target, &compiled);
@@ -240,10 +246,13 @@ fn conflict(policy: &ObjectKey, winner: &ObjectKey, target: &PolicyTargetReferen
 
 /// The targets `spec.targetSelectors` select: Gateways, HTTPRoutes and GRPCRoutes of the
 /// policy's namespace whose labels match (in name order, after the explicit `targetRefs`).
-fn selected_targets(policy: &SecurityPolicy, config: &Config) -> Vec<PolicyTargetReference> {
-    let namespace = policy.metadata.namespace.as_str();
+pub(crate) fn selected_targets(
+    namespace: &str,
+    selectors: &[super::model::TargetSelector],
+    config: &Config,
+) -> Vec<PolicyTargetReference> {
     let mut found = Vec::new();
-    for selector in &policy.spec.target_selectors {
+    for selector in selectors {
         let group = selector
             .group
             .as_deref()
@@ -275,7 +284,7 @@ fn selected_targets(policy: &SecurityPolicy, config: &Config) -> Vec<PolicyTarge
 }
 
 /// `spec.targetRefs` / `spec.targetRef` read leniently from a policy that failed to parse.
-fn raw_targets(object: &ForeignObject) -> Vec<PolicyTargetReference> {
+pub(crate) fn raw_targets(object: &ForeignObject) -> Vec<PolicyTargetReference> {
     let spec = object.body.get("spec");
     let text = |value: &serde_yaml_ng::Value, field: &str| {
         value.get(field).and_then(|v| v.as_str()).map(str::to_owned)

@@ -33,8 +33,7 @@ use super::oidc::{OidcAnswer, OidcOutcome, authenticate};
 /// The client address authorization judges (`principal.clientCIDRs`), as a request
 /// extension; set by client-IP detection (ClientTrafficPolicy). Without it the connection's
 /// peer address ([`hbone::peer::Peer`]) is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub std::net::IpAddr);
+pub use crate::traffic::client_ip::ClientAddress;
 
 /// Applies the SecurityPolicy attached to each request's route or listener.
 #[derive(Debug, Clone, Copy, Default)]

@@ -24,7 +24,6 @@ pub mod layer;
 pub mod model;
 pub mod oidc;
 pub mod percent;
-mod status;
 
 pub use attach::{AttachedSecurityPolicy, SecurityPolicies};
 pub use compile::{CompiledSecurityPolicy, SecurityChecks, SecurityRuntime};

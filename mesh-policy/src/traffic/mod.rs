@@ -2,19 +2,27 @@
 //! engines and tower layers: client IP detection ([`client_ip`]), path and header
 //! normalisation ([`path`], [`normalize`]), local rate limits ([`rate_limit`]), fault
 //! injection ([`fault`]) and circuit breaking ([`circuit_breaker`]) — each a `Layer` with
-//! plain-data parameters usable in any tower stack.
+//! plain-data parameters usable in any tower stack. The policies are read from Kubernetes
+//! YAML ([`model`]), compiled ([`compile`]), attached to listeners and route rules
+//! ([`attach`]) and applied on a gateway's request path from the policy slots ([`layer`]).
 
+pub mod attach;
 pub mod circuit_breaker;
 pub mod client_ip;
+pub mod compile;
 pub mod facts;
 pub mod fault;
 pub mod future;
+pub mod layer;
+pub mod model;
 pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 
+pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies};
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use client_ip::{ClientAddress, ClientAddressLayer, ClientIpDetection};
 pub use fault::{FaultInjection, FaultInjectionLayer};
+pub use layer::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
 pub use normalize::{Normalization, PathNormalizationLayer};
 pub use rate_limit::{LocalRateLimit, LocalRateLimitLayer};

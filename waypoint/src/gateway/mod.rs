@@ -102,9 +102,11 @@ pub async fn run_gateway(
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
         controller_name: options.controller_name.clone(),
-        // Envoy Gateway SecurityPolicies of each configuration fill the listener and rule slots.
-        policies: Some(Arc::new(
-            mesh_policy::security::SecurityPolicies::with_runtime(
+        // Envoy Gateway's SecurityPolicies, ClientTrafficPolicies and BackendTrafficPolicies
+        // of each configuration fill the listener and rule slots.
+        policies: Some(Arc::new(routing::slot::PolicyCompilers(vec![
+            Arc::new(mesh_policy::traffic::TrafficPolicies::default()),
+            Arc::new(mesh_policy::security::SecurityPolicies::with_runtime(
                 mesh_policy::security::SecurityRuntime {
                     remote_jwks: Some(Arc::clone(&jwks_registry)),
                     authorizer: Some(Arc::new(PooledAuthorizers::default())),
@@ -114,8 +116,8 @@ pub async fn run_gateway(
                             .map_err(|e| GatewayError::Setup(e.to_string()))?,
                     }),
                 },
-            ),
-        )),
+            )),
+        ]))),
     };
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
+use mesh_policy::traffic::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
 };
@@ -370,11 +371,23 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
     context.metrics.connection_closed();
 }
 
-/// The gateway's request path: route selection, the Istio policies targeting the listener's
-/// Gateway, the SecurityPolicy covering the matched rule or listener, the rule's filters, then
-/// dispatch to the forwarder.
-pub type GatewayRequestPath = SelectRoute<
-    IstioFromListener<IstioAuthorization<SecurityPolicyService<RuleFilters<Dispatch<Forwarder>>>>>,
+/// The gateway's request path: the listener's ClientTrafficPolicy (client address, path and
+/// header normalisation, health check), route selection, the rule's fault injection, the
+/// Istio policies targeting the listener's Gateway, the SecurityPolicy covering the matched
+/// rule or listener, the rule's BackendTrafficPolicy (rate limit, circuit breaker, request
+/// timeout), the rule's filters, then dispatch to the forwarder.
+pub type GatewayRequestPath = ClientTrafficFromListener<
+    SelectRoute<
+        FaultFromRoute<
+            IstioFromListener<
+                IstioAuthorization<
+                    SecurityPolicyService<
+                        BackendTrafficFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                    >,
+                >,
+            >,
+        >,
+    >,
 >;
 
 /// [`GatewayRequestPath`] over `listeners`, forwarding through `forwarder`.
@@ -382,11 +395,16 @@ pub fn gateway_request_path(
     listeners: Arc<ListenerSet>,
     forwarder: Forwarder,
 ) -> GatewayRequestPath {
-    SelectRoute::new(
-        listeners,
-        IstioFromListener::new(IstioAuthorization::new(SecurityPolicyService::new(
-            RuleFilters::new(Dispatch::new(forwarder)),
-        ))),
+    ClientTrafficFromListener::new(
+        Arc::clone(&listeners),
+        SelectRoute::new(
+            listeners,
+            FaultFromRoute::new(IstioFromListener::new(IstioAuthorization::new(
+                SecurityPolicyService::new(BackendTrafficFromRoute::new(RuleFilters::new(
+                    Dispatch::new(forwarder),
+                ))),
+            ))),
+        ),
     )
 }
 
@@ -407,13 +425,15 @@ async fn serve_http_routed<IO>(
     } else {
         HeaderValue::from_static("http")
     };
-    let client_ip = HeaderValue::try_from(peer.address.ip().to_string()).ok();
     let service = tower::service_fn(move |mut request: Request<ResponseBody>| {
         request.extensions_mut().insert(peer.clone());
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
         }
-        add_forwarded_headers(request.headers_mut(), client_ip.as_ref(), &proto);
+        // X-Forwarded-For is extended by client IP detection (ClientTrafficPolicy).
+        request
+            .headers_mut()
+            .insert(X_FORWARDED_PROTO, proto.clone());
         let router = service_context.state.load().router.clone();
         let metrics = Arc::clone(&service_context.metrics);
         let denial_log = service_context.denial_log.clone();
@@ -455,31 +475,6 @@ fn describe_request<B>(request: &Request<B>) -> String {
         .to_string()
 }
 
-/// Appends the client's address to `X-Forwarded-For` and sets `X-Forwarded-Proto`, as Envoy
-/// does for requests from the edge.
-fn add_forwarded_headers(
-    headers: &mut HeaderMap,
-    client_ip: Option<&HeaderValue>,
-    proto: &HeaderValue,
-) {
-    if let Some(ip) = client_ip {
-        let joined = match headers.get(X_FORWARDED_FOR) {
-            Some(existing) => {
-                let mut bytes = existing.as_bytes().to_vec();
-                bytes.extend_from_slice(b", ");
-                bytes.extend_from_slice(ip.as_bytes());
-                HeaderValue::from_bytes(&bytes).ok()
-            }
-            None => Some(ip.clone()),
-        };
-        if let Some(value) = joined {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-    }
-    headers.insert(X_FORWARDED_PROTO, proto.clone());
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Every endpoint a backend of `gateways` can forward to.

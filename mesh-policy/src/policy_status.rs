@@ -1,39 +1,51 @@
-//! SecurityPolicy status as Envoy Gateway writes it: one entry per ancestor — the Gateway
-//! (or Gateway listener) a target takes effect on; for a route, each Gateway among its
-//! `parentRefs` — with an `Accepted` condition: `True`/`Accepted`, or `False` with
-//! `Invalid` (the policy cannot be enforced, or its target is not served here),
-//! `Conflicted` (an older policy holds the same target) or `TargetNotFound`.
+//! Envoy Gateway policy status (SecurityPolicy, ClientTrafficPolicy, BackendTrafficPolicy) as
+//! Envoy Gateway writes it: one entry per ancestor — the Gateway (or Gateway listener) a
+//! target takes effect on; for a route, each Gateway among its `parentRefs` — with an
+//! `Accepted` condition: `True`/`Accepted`, or `False` with `Invalid` (the policy cannot be
+//! enforced, or its target is not served here), `Conflicted` (an older policy holds the same
+//! target) or `TargetNotFound`; and, where they apply, `Overridden` (a more specific policy
+//! replaces this one on some targets) and `Merged` (a route policy merged into its Gateway's).
 
 use routing::model::{Config, GATEWAY_GROUP, ObjectKey};
 use routing::resolve::{Condition, ObjectStatus, ParentStatus};
 
-use super::model::PolicyTargetReference;
+use crate::security::model::PolicyTargetReference;
 
 /// What became of one target of a policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum TargetOutcome {
+pub(crate) enum TargetOutcome {
     /// Attached.
     Attached,
     /// An older policy holds it.
     Conflicted(ObjectKey),
     /// A group or kind not served here.
     NotServed,
+    /// The target cannot take this policy (the reason says why).
+    Refused(String),
 }
 
 /// A policy as compiled and attached, for its status.
 #[derive(Debug, Clone)]
-pub(super) struct PolicyRecord {
-    pub(super) key: ObjectKey,
-    pub(super) invalid: Option<String>,
-    pub(super) targets: Vec<(PolicyTargetReference, TargetOutcome)>,
+pub(crate) struct PolicyRecord {
+    pub(crate) key: ObjectKey,
+    pub(crate) invalid: Option<String>,
+    pub(crate) targets: Vec<(PolicyTargetReference, TargetOutcome)>,
+    /// `SecurityPolicy`, `ClientTrafficPolicy` or `BackendTrafficPolicy`.
+    pub(crate) kind: &'static str,
+    /// Conditions added to every ancestor whose target was attached (`Overridden`,
+    /// `Merged`).
+    pub(crate) extra: Vec<Condition>,
 }
 
 impl PolicyRecord {
     /// The policy's status against `config`.
-    pub(super) fn status(&self, config: &Config) -> ObjectStatus {
-        let mut status = ObjectStatus::new("SecurityPolicy", self.key.clone());
+    pub(crate) fn status(&self, config: &Config) -> ObjectStatus {
+        let mut status = ObjectStatus::new(self.kind, self.key.clone());
         for (target, outcome) in &self.targets {
             let condition = match (&self.invalid, outcome) {
+                (_, TargetOutcome::Refused(reason)) => {
+                    Condition::failed("Accepted", "Invalid", reason.clone())
+                }
                 (_, TargetOutcome::NotServed) => Condition::failed(
                     "Accepted",
                     "Invalid",
@@ -44,8 +56,8 @@ impl PolicyRecord {
                     "Accepted",
                     "Conflicted",
                     format!(
-                        "{} {} is already covered by SecurityPolicy {winner}",
-                        target.kind, target.name
+                        "{} {} is already covered by {} {winner}",
+                        target.kind, target.name, self.kind
                     ),
                 ),
                 (None, TargetOutcome::Attached) => Condition {
@@ -67,10 +79,15 @@ impl PolicyRecord {
                     )],
                 });
             }
+            let attached = self.invalid.is_none() && *outcome == TargetOutcome::Attached;
             for ancestor in ancestors {
+                let mut conditions = vec![condition.clone()];
+                if attached {
+                    conditions.extend(self.extra.iter().cloned());
+                }
                 status.ancestors.push(ParentStatus {
                     parent_ref: ancestor,
-                    conditions: vec![condition.clone()],
+                    conditions,
                 });
             }
         }

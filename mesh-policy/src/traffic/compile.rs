@@ -1,0 +1,510 @@
+//! ClientTrafficPolicy and BackendTrafficPolicy specs compiled into what the layers apply,
+//! with the CRDs' validation rules; an invalid policy compiles to its reason, reported in
+//! its status, and is attached nowhere.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderName;
+use http::{Method, StatusCode};
+use routing::model::ObjectKey;
+use routing::resolve::parse_duration;
+
+use super::client_ip::{ClientIpDetection, XffTrust};
+use super::fault::{Abort, FaultInjection};
+use super::model::{
+    BackendTrafficPolicySpec, ClientSelectorSpec, ClientTrafficPolicySpec, RateLimitRuleSpec,
+    UnsupportedFields, ValueMatchSpec,
+};
+use super::normalize::{Normalization, Underscores};
+use super::path::{EscapedSlashes, PathNormalization};
+use super::rate_limit::local::{LocalRateLimit, RateLimitRule, RuleBuckets};
+use super::rate_limit::rules::{
+    ClientSelector, PathCondition, SourceCondition, ValueCondition, ValueMatch, whole_match,
+};
+use crate::l4::Cidr;
+
+/// A compiled ClientTrafficPolicy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledClientTraffic {
+    /// The policy.
+    pub policy: ObjectKey,
+    /// How the client's address is found.
+    pub detection: ClientIpDetection,
+    /// Path and header normalisation.
+    pub normalization: Normalization,
+    /// The path the listener answers 200 itself.
+    pub health_check_path: Option<String>,
+}
+
+/// A compiled BackendTrafficPolicy (shared by every route it covers; each route's state is a
+/// [`RouteTraffic`]).
+#[derive(Debug)]
+pub struct CompiledBackendTraffic {
+    /// The policy.
+    pub policy: ObjectKey,
+    /// Local rate-limit rules.
+    pub rate_limit: Option<Vec<RateLimitRule>>,
+    /// Buckets of `shared` rules, by rule index.
+    shared_buckets: Vec<(usize, Arc<RuleBuckets>)>,
+    /// Fault injection.
+    pub fault: Option<FaultInjection>,
+    /// `circuitBreaker.maxParallelRequests`.
+    pub max_parallel_requests: Option<u32>,
+    /// `timeout.http.requestTimeout` (`Some(None)`: `0s`, no limit).
+    pub request_timeout: Option<Option<Duration>>,
+}
+
+impl ClientTrafficPolicySpec {
+    /// Compiles the spec of policy `key`.
+    pub fn compile(&self, key: &ObjectKey) -> Result<CompiledClientTraffic, String> {
+        not_yet(self.unsupported())?;
+        let detection = match &self.client_ip_detection {
+            None => ClientIpDetection::Peer,
+            Some(spec) => {
+                let chosen = usize::from(spec.x_forwarded_for.is_some())
+                    + usize::from(spec.custom_header.is_some())
+                    + usize::from(spec.direct_source_ip.is_some());
+                if chosen > 1 {
+                    return Err("spec.clientIPDetection: set at most one of xForwardedFor, customHeader and directSourceIP".into());
+                }
+                if let Some(xff) = &spec.x_forwarded_for {
+                    let trust = match (xff.num_trusted_hops, xff.trusted_cidrs.is_empty()) {
+                        (Some(_), false) => {
+                            return Err("spec.clientIPDetection.xForwardedFor: numTrustedHops and trustedCIDRs are mutually exclusive".into());
+                        }
+                        (hops, true) => XffTrust::Hops(hops.unwrap_or(0)),
+                        (None, false) => XffTrust::Cidrs(
+                            xff.trusted_cidrs
+                                .iter()
+                                .map(|c| c.parse::<Cidr>())
+                                .collect::<Result<_, _>>()
+                                .map_err(|e| {
+                                    format!(
+                                        "spec.clientIPDetection.xForwardedFor.trustedCIDRs: {e}"
+                                    )
+                                })?,
+                        ),
+                    };
+                    ClientIpDetection::XForwardedFor {
+                        trust,
+                        append: !xff.disable_x_forwarded_for_append,
+                    }
+                } else if let Some(custom) = &spec.custom_header {
+                    let valid = (1..=255).contains(&custom.name.len())
+                        && custom
+                            .name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                    let name = HeaderName::try_from(custom.name.to_ascii_lowercase())
+                        .ok()
+                        .filter(|_| valid)
+                        .ok_or_else(|| {
+                            format!(
+                                "spec.clientIPDetection.customHeader.name: {:?} must match ^[A-Za-z0-9-]+$ (1–255 characters)",
+                                custom.name
+                            )
+                        })?;
+                    ClientIpDetection::CustomHeader {
+                        name,
+                        fail_closed: custom.fail_closed,
+                    }
+                } else if spec.direct_source_ip.is_some() {
+                    ClientIpDetection::DirectSource
+                } else {
+                    ClientIpDetection::Peer
+                }
+            }
+        };
+        let mut normalization = Normalization::default();
+        if let Some(path) = &self.path {
+            normalization.path = PathNormalization {
+                escaped_slashes: match path.escaped_slashes_action.as_deref() {
+                    None | Some("UnescapeAndRedirect") => EscapedSlashes::UnescapeAndRedirect,
+                    Some("KeepUnchanged") => EscapedSlashes::Keep,
+                    Some("RejectRequest") => EscapedSlashes::Reject,
+                    Some("UnescapeAndForward") => EscapedSlashes::UnescapeAndForward,
+                    Some(other) => {
+                        return Err(format!(
+                            "spec.path.escapedSlashesAction: unsupported value {other:?}"
+                        ));
+                    }
+                },
+                merge_slashes: !path.disable_merge_slashes,
+            };
+        }
+        if let Some(action) = self
+            .headers
+            .as_ref()
+            .and_then(|h| h.with_underscores_action.as_deref())
+        {
+            normalization.underscores = match action {
+                "Allow" => Underscores::Allow,
+                "RejectRequest" => Underscores::Reject,
+                "DropHeader" => Underscores::Drop,
+                other => {
+                    return Err(format!(
+                        "spec.headers.withUnderscoresAction: unsupported value {other:?}"
+                    ));
+                }
+            };
+        }
+        let health_check_path = match &self.health_check {
+            None => None,
+            Some(check)
+                if (1..=1024).contains(&check.path.len()) && check.path.starts_with('/') =>
+            {
+                Some(check.path.clone())
+            }
+            Some(_) => {
+                return Err(
+                    "spec.healthCheck.path: must start with / and have 1–1024 characters".into(),
+                );
+            }
+        };
+        Ok(CompiledClientTraffic {
+            policy: key.clone(),
+            detection,
+            normalization,
+            health_check_path,
+        })
+    }
+}
+
+fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not enforced by this data plane yet: {}",
+            fields.join(", ")
+        ))
+    }
+}
+
+impl BackendTrafficPolicySpec {
+    /// Compiles the spec of policy `key` (buckets of `shared` rules start at `start`).
+    pub fn compile(
+        &self,
+        key: &ObjectKey,
+        start: Instant,
+    ) -> Result<CompiledBackendTraffic, String> {
+        not_yet(self.unsupported())?;
+        if let Some(merge) = self.merge_type.as_deref()
+            && !matches!(merge, "StrategicMerge" | "JSONMerge")
+        {
+            return Err(format!("spec.mergeType: unsupported value {merge:?}"));
+        }
+        let rate_limit = match self.rate_limit.as_ref().and_then(|r| r.local.as_ref()) {
+            None => None,
+            Some(local) => {
+                if local.rules.len() > 16 {
+                    return Err("spec.rateLimit.local.rules: at most 16 rules".into());
+                }
+                let rules = local
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(index, rule)| {
+                        compile_rule(rule)
+                            .map_err(|e| format!("spec.rateLimit.local.rules[{index}].{e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                LocalRateLimit::check(&rules)
+                    .map_err(|e| format!("spec.rateLimit.local.rules: {e}"))?;
+                Some(rules)
+            }
+        };
+        if let Some(kind) = self.rate_limit.as_ref().and_then(|r| r.kind.as_deref())
+            && kind != "Local"
+        {
+            return Err(format!(
+                "spec.rateLimit.type: {kind} is not enforced by this data plane yet"
+            ));
+        }
+        let shared_buckets = rate_limit
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, rule)| rule.shared)
+            .map(|(index, rule)| (index, Arc::new(RuleBuckets::new(rule.clone(), start))))
+            .collect();
+        let fault = match &self.fault_injection {
+            None => None,
+            Some(spec) => {
+                if spec.delay.is_none() && spec.abort.is_none() {
+                    return Err("spec.faultInjection: set delay, abort or both".into());
+                }
+                let delay = match &spec.delay {
+                    None => None,
+                    Some(delay) => Some((
+                        parse_duration(&delay.fixed_delay).ok_or_else(|| {
+                            format!(
+                                "spec.faultInjection.delay.fixedDelay: {:?} is not a duration",
+                                delay.fixed_delay
+                            )
+                        })?,
+                        percentage(delay.percentage, "delay")?,
+                    )),
+                };
+                let abort = match &spec.abort {
+                    None => None,
+                    Some(abort) => {
+                        let how = match (abort.http_status, abort.grpc_status) {
+                            (Some(status), None) if (200..=600).contains(&status) => Abort::Http(
+                                StatusCode::from_u16(status).map_err(|e| e.to_string())?,
+                            ),
+                            (None, Some(code)) if code <= 16 => Abort::Grpc(code),
+                            _ => {
+                                return Err("spec.faultInjection.abort: set exactly one of httpStatus (200–600) and grpcStatus (0–16)".into());
+                            }
+                        };
+                        Some((how, percentage(abort.percentage, "abort")?))
+                    }
+                };
+                Some(FaultInjection { delay, abort })
+            }
+        };
+        let request_timeout = match self
+            .timeout
+            .as_ref()
+            .and_then(|t| t.http.as_ref())
+            .and_then(|h| h.request_timeout.as_deref())
+        {
+            None => None,
+            Some(text) => {
+                let timeout = parse_duration(text).ok_or_else(|| {
+                    format!("spec.timeout.http.requestTimeout: {text:?} is not a duration")
+                })?;
+                Some((!timeout.is_zero()).then_some(timeout))
+            }
+        };
+        Ok(CompiledBackendTraffic {
+            policy: key.clone(),
+            rate_limit,
+            shared_buckets,
+            fault,
+            max_parallel_requests: self
+                .circuit_breaker
+                .as_ref()
+                .and_then(|c| c.max_parallel_requests),
+            request_timeout,
+        })
+    }
+}
+
+fn percentage(value: Option<f64>, what: &str) -> Result<f64, String> {
+    let value = value.unwrap_or(100.0);
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "spec.faultInjection.{what}.percentage: must be within 0–100"
+        ))
+    }
+}
+
+fn unit(name: &str) -> Option<Duration> {
+    const DAY: u64 = 86_400;
+    let seconds = match name {
+        "Second" => 1,
+        "Minute" => 60,
+        "Hour" => 3_600,
+        "Day" => DAY,
+        "Week" => 7 * DAY,
+        "Month" => 30 * DAY,
+        "Year" => 365 * DAY,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+fn compile_rule(rule: &RateLimitRuleSpec) -> Result<RateLimitRule, String> {
+    if rule.client_selectors.len() > 8 {
+        return Err("clientSelectors: at most 8".into());
+    }
+    let selectors = rule
+        .client_selectors
+        .iter()
+        .enumerate()
+        .map(|(index, s)| compile_selector(s).map_err(|e| format!("clientSelectors[{index}].{e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let unit = unit(&rule.limit.unit)
+        .ok_or_else(|| format!("limit.unit: unsupported value {:?}", rule.limit.unit))?;
+    let cost = match rule.cost.as_ref() {
+        None => 1,
+        Some(cost) => {
+            if cost.response.is_some() {
+                return Err("cost.response: only global rate limits have response costs".into());
+            }
+            match &cost.request {
+                None => 1,
+                Some(request) if request.from == "Number" && request.metadata.is_none() => request
+                    .number
+                    .ok_or("cost.request.number: required with from: Number")?,
+                Some(_) => return Err("cost.request: only from: Number is enforced".into()),
+            }
+        }
+    };
+    let headers = match rule.x_rate_limit_headers.as_deref() {
+        None | Some("DraftVersion03") => true,
+        Some("Off") => false,
+        Some(other) => return Err(format!("xRateLimitHeaders: unsupported value {other:?}")),
+    };
+    Ok(RateLimitRule {
+        selectors,
+        requests: rule.limit.requests,
+        unit,
+        cost,
+        shadow: rule.shadow_mode,
+        shared: rule.shared,
+        headers,
+    })
+}
+
+fn compile_selector(spec: &ClientSelectorSpec) -> Result<ClientSelector, String> {
+    if spec.headers.is_empty()
+        && spec.methods.is_empty()
+        && spec.path.is_none()
+        && spec.source_cidr.is_none()
+        && spec.query_params.is_empty()
+    {
+        return Err("a selector needs at least one condition".into());
+    }
+    if spec.headers.len() > 128 || spec.query_params.len() > 16 {
+        return Err("headers: at most 128; queryParams: at most 16".into());
+    }
+    let values = |list: &[ValueMatchSpec], field: &str, lower: bool| {
+        list.iter()
+            .enumerate()
+            .map(|(index, c)| compile_value(c, lower).map_err(|e| format!("{field}[{index}].{e}")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let headers = values(&spec.headers, "headers", true)?;
+    let query_params = values(&spec.query_params, "queryParams", false)?;
+    let methods = if spec.methods.is_empty() {
+        None
+    } else {
+        let inverted = spec.methods.iter().filter(|m| m.invert).count();
+        if inverted != 0 && inverted != spec.methods.len() {
+            return Err("methods: invert must be the same for every method".into());
+        }
+        let list = spec
+            .methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.value.as_bytes())
+                    .map_err(|_| format!("methods: {:?} is not a method", m.value))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Some((list, inverted != 0))
+    };
+    let path = match &spec.path {
+        None => None,
+        Some(path) => {
+            let value = path.value.clone().unwrap_or_else(|| "/".to_owned());
+            let condition = match path.kind.as_deref() {
+                None | Some("PathPrefix") => PathCondition::Prefix(value),
+                Some("Exact") => PathCondition::Exact(value),
+                Some("RegularExpression") => PathCondition::Regex(
+                    whole_match(&value).map_err(|e| format!("path.value: {e}"))?,
+                ),
+                Some(other) => return Err(format!("path.type: unsupported value {other:?}")),
+            };
+            Some((condition, path.invert))
+        }
+    };
+    let source = match &spec.source_cidr {
+        None => None,
+        Some(source) => Some(SourceCondition {
+            block: source
+                .value
+                .parse()
+                .map_err(|e| format!("sourceCIDR.value: {e}"))?,
+            distinct: match source.kind.as_deref() {
+                None | Some("Exact") => false,
+                Some("Distinct") => true,
+                Some(other) => return Err(format!("sourceCIDR.type: unsupported value {other:?}")),
+            },
+            invert: source.invert,
+        }),
+    };
+    if source.is_some_and(|s| s.distinct && s.invert) {
+        return Err("sourceCIDR: Distinct cannot be inverted".into());
+    }
+    Ok(ClientSelector {
+        headers,
+        query_params,
+        methods,
+        path,
+        source,
+    })
+}
+
+fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, String> {
+    let matcher = match (spec.kind.as_deref(), &spec.value) {
+        (None | Some("Exact"), Some(value)) => ValueMatch::Exact(value.clone()),
+        (Some("RegularExpression"), Some(value)) => {
+            ValueMatch::Regex(whole_match(value).map_err(|e| format!("value: {e}"))?)
+        }
+        (Some("Distinct"), None) if !spec.invert => ValueMatch::Distinct,
+        (Some("Distinct"), _) => {
+            return Err("Distinct takes no value and cannot be inverted".into());
+        }
+        (None | Some("Exact" | "RegularExpression"), None) => return Err("value: required".into()),
+        (Some(other), _) => return Err(format!("type: unsupported value {other:?}")),
+    };
+    if spec.name.is_empty() {
+        return Err("name: required".into());
+    }
+    Ok(ValueCondition {
+        name: if lower {
+            spec.name.to_ascii_lowercase()
+        } else {
+            spec.name.clone()
+        },
+        matcher,
+        invert: spec.invert,
+    })
+}
+
+impl CompiledBackendTraffic {
+    /// The state of one route covered by this policy: its own buckets (the `shared` rules'
+    /// are the policy's) and circuit breaker.
+    pub fn for_route(self: &Arc<Self>, start: Instant) -> RouteTraffic {
+        let rate_limit = self.rate_limit.as_ref().and_then(|rules| {
+            LocalRateLimit::new(rules, start, &mut |index, rule| {
+                self.shared_buckets
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, buckets)| Arc::clone(buckets))
+                    .unwrap_or_else(|| Arc::new(RuleBuckets::new(rule.clone(), start)))
+            })
+            .ok()
+        });
+        RouteTraffic {
+            policy: Arc::clone(self),
+            name: format!("BackendTrafficPolicy {}", self.policy).into(),
+            rate_limit,
+            breaker: self
+                .max_parallel_requests
+                .map(|limit| Arc::new(super::circuit_breaker::CircuitBreaker::new(limit))),
+            dice: Arc::new(super::fault::Dice::from_clock()),
+        }
+    }
+}
+
+/// A BackendTrafficPolicy's state for one route rule.
+#[derive(Debug, Clone)]
+pub struct RouteTraffic {
+    /// The policy.
+    pub policy: Arc<CompiledBackendTraffic>,
+    /// `BackendTrafficPolicy namespace/name`, for refusals.
+    pub name: Arc<str>,
+    /// The route's local rate limit.
+    pub rate_limit: Option<LocalRateLimit>,
+    /// The route's circuit breaker.
+    pub breaker: Option<Arc<super::circuit_breaker::CircuitBreaker>>,
+    /// Draws for fault percentages.
+    pub dice: Arc<super::fault::Dice>,
+}

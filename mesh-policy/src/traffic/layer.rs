@@ -1,0 +1,299 @@
+//! The traffic policies on a gateway's request path, read from the policy slots:
+//!
+//! - [`ClientTrafficFromListener`], before route selection: the ClientTrafficPolicy of the
+//!   listener the request belongs to (by TLS server name, else `Host`) — or, without one,
+//!   Envoy Gateway's defaults — detects the client's address, normalises the path and
+//!   headers, and answers the listener's health-check path;
+//! - [`FaultFromRoute`], right after route selection (before authentication, as Envoy's
+//!   filter order has it): the matched rule's fault injection;
+//! - [`BackendTrafficFromRoute`], after authorization and before the rule's filters: the
+//!   rule's local rate limit (429), circuit breaker (503) and request timeout (504).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use routing::http_route::RequestView;
+use routing::router::{ListenerSet, MatchedRoute, RouteError, TlsServerName};
+use tower::{Service, ServiceExt};
+
+use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
+use super::compile::{CompiledClientTraffic, RouteTraffic};
+use super::fault::FaultPlan;
+use super::future::AddHeaders;
+use super::normalize::{NormalizeOutcome, redirect};
+use super::rate_limit::layer::limit_request;
+
+/// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
+/// inner service (route selection).
+#[derive(Debug, Clone)]
+pub struct ClientTrafficFromListener<S> {
+    listeners: Arc<ListenerSet>,
+    defaults: Arc<CompiledClientTraffic>,
+    inner: S,
+}
+
+impl<S> ClientTrafficFromListener<S> {
+    /// Over the listeners of one socket.
+    pub fn new(listeners: Arc<ListenerSet>, inner: S) -> Self {
+        ClientTrafficFromListener {
+            listeners,
+            defaults: Arc::new(CompiledClientTraffic {
+                policy: routing::model::ObjectKey::new("", "defaults"),
+                detection: Default::default(),
+                normalization: Default::default(),
+                health_check_path: None,
+            }),
+            inner,
+        }
+    }
+}
+
+/// The ClientTrafficPolicy of the listener `request` belongs to.
+pub fn client_policy<'a, B>(
+    listeners: &'a ListenerSet,
+    request: &Request<B>,
+) -> Option<&'a Arc<CompiledClientTraffic>> {
+    let host = match request.extensions().get::<TlsServerName>() {
+        Some(TlsServerName(sni)) => sni.as_str(),
+        None => RequestView::of(request).host_without_port(),
+    };
+    listeners
+        .for_host(host)
+        .and_then(|l| l.policy.get::<AttachedClientTraffic>())
+        .map(|attached| &attached.0)
+}
+
+/// Applies `policy` to `request`: an early answer (the health check, a redirect), a refusal,
+/// or nothing (go on).
+pub fn apply_client_policy<B, RB: Default>(
+    policy: &CompiledClientTraffic,
+    request: &mut Request<B>,
+) -> Result<Option<Response<RB>>, RouteError> {
+    let name = format!("ClientTrafficPolicy {}", policy.policy);
+    policy
+        .detection
+        .apply(request)
+        .map_err(|error| RouteError::Denied(format!("{name} clientIPDetection: {error}")))?;
+    if let NormalizeOutcome::Redirect(location) = policy.normalization.apply(request, &name)? {
+        return Ok(Some(redirect(location)));
+    }
+    if policy
+        .health_check_path
+        .as_deref()
+        .is_some_and(|path| path == request.uri().path())
+    {
+        let mut ok = Response::new(RB::default());
+        *ok.status_mut() = StatusCode::OK;
+        return Ok(Some(ok));
+    }
+    Ok(None)
+}
+
+impl<S, B, RB> Service<Request<B>> for ClientTrafficFromListener<S>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = RouteError;
+    type Future = AddHeaders<S::Future, RB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let policy = client_policy(&self.listeners, &request).unwrap_or(&self.defaults);
+        match apply_client_policy(policy, &mut request) {
+            Ok(None) => AddHeaders::Inner {
+                inner: self.inner.call(request),
+                headers: None,
+            },
+            Ok(Some(answer)) => AddHeaders::Early(Some(Ok(answer))),
+            Err(refusal) => AddHeaders::Early(Some(Err(refusal))),
+        }
+    }
+}
+
+/// The BackendTrafficPolicy state of the request's matched rule on its listener.
+pub fn route_traffic<B>(request: &Request<B>) -> Option<&RouteTraffic> {
+    let matched = request.extensions().get::<MatchedRoute>()?;
+    let attached = matched.rule.policy.get::<AttachedBackendTraffic>()?;
+    let listener = matched
+        .listener
+        .as_ref()
+        .map(|l| (&l.gateway, l.name.as_str()));
+    attached.for_listener(listener)
+}
+
+/// Injects the matched rule's faults.
+#[derive(Debug, Clone)]
+pub struct FaultFromRoute<S> {
+    inner: S,
+}
+
+impl<S> FaultFromRoute<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        FaultFromRoute { inner }
+    }
+}
+
+/// The inner future, or a fault's delay (and abort) first.
+pub type FaultFuture<F, R> =
+    futures_either::Either<F, Pin<Box<dyn Future<Output = Result<R, RouteError>> + Send>>>;
+
+mod futures_either {
+    //! A two-way future.
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// One future or the other.
+    #[pin_project::pin_project(project = EitherProjection)]
+    #[derive(Debug)]
+    pub enum Either<A, B> {
+        /// The first.
+        Left(#[pin] A),
+        /// The second.
+        Right(#[pin] B),
+    }
+
+    impl<A: Future, B: Future<Output = A::Output>> Future for Either<A, B> {
+        type Output = A::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A::Output> {
+            match self.project() {
+                EitherProjection::Left(a) => a.poll(cx),
+                EitherProjection::Right(b) => b.poll(cx),
+            }
+        }
+    }
+}
+
+impl<S, B, R> Service<Request<B>> for FaultFromRoute<S>
+where
+    S: Service<Request<B>, Response = R, Error = RouteError> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = R;
+    type Error = RouteError;
+    type Future = FaultFuture<S::Future, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let plan = route_traffic(&request).and_then(|traffic| {
+            let fault = traffic.policy.fault.as_ref()?;
+            let plan = fault.plan(&traffic.dice);
+            (plan != FaultPlan::default()).then(|| (plan, Arc::clone(&traffic.name)))
+        });
+        match plan {
+            None => futures_either::Either::Left(self.inner.call(request)),
+            Some((plan, name)) => {
+                // The ready service goes with the request; a clone stays for the next one.
+                let fresh = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, fresh);
+                futures_either::Either::Right(Box::pin(super::fault::inject(
+                    plan, name, ready, request,
+                )))
+            }
+        }
+    }
+}
+
+/// Applies the matched rule's local rate limit, circuit breaker and request timeout.
+#[derive(Debug, Clone)]
+pub struct BackendTrafficFromRoute<S> {
+    inner: S,
+}
+
+impl<S> BackendTrafficFromRoute<S> {
+    /// Wraps `inner` (the rule's filters and dispatch).
+    pub fn new(inner: S) -> Self {
+        BackendTrafficFromRoute { inner }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for BackendTrafficFromRoute<S>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = RouteError;
+    type Future = futures_either::Either<
+        AddHeaders<S::Future, RB>,
+        Pin<Box<dyn Future<Output = Result<Response<RB>, RouteError>> + Send>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(traffic) = route_traffic(&request) else {
+            return futures_either::Either::Left(AddHeaders::Inner {
+                inner: self.inner.call(request),
+                headers: None,
+            });
+        };
+        let headers = match &traffic.rate_limit {
+            Some(limit) => match limit_request(limit, &traffic.name, &request) {
+                Ok(headers) => headers,
+                Err(refusal) => {
+                    return futures_either::Either::Left(AddHeaders::Early(Some(Err(refusal))));
+                }
+            },
+            None => None,
+        };
+        let place = match &traffic.breaker {
+            Some(breaker) => match breaker.try_enter() {
+                Some(place) => Some(place),
+                None => {
+                    let refusal = super::circuit_breaker::CircuitBreaker::refusal(&traffic.name);
+                    return futures_either::Either::Left(AddHeaders::Early(Some(Err(refusal))));
+                }
+            },
+            None => None,
+        };
+        // The route's own `timeouts.request` is kept when it has one.
+        let timeout = traffic.policy.request_timeout.flatten().filter(|_| {
+            request
+                .extensions()
+                .get::<MatchedRoute>()
+                .is_none_or(|m| m.rule.timeouts.request.is_none())
+        });
+        if place.is_none() && timeout.is_none() {
+            return futures_either::Either::Left(AddHeaders::Inner {
+                inner: self.inner.call(request),
+                headers,
+            });
+        }
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        futures_either::Either::Right(Box::pin(async move {
+            let call = AddHeaders::Inner {
+                inner: ready.oneshot(request),
+                headers,
+            };
+            let outcome = match timeout {
+                Some(limit) => tokio::time::timeout(limit, call)
+                    .await
+                    .unwrap_or(Err(RouteError::RequestTimeout)),
+                None => call.await,
+            };
+            drop(place);
+            outcome
+        }))
+    }
+}

@@ -1,0 +1,701 @@
+//! Envoy Gateway's `gateway.envoyproxy.io/v1alpha1` ClientTrafficPolicy and
+//! BackendTrafficPolicy as written in Kubernetes YAML (policy.md §1–§2). Unknown fields are
+//! refused, so a typo is an error naming its field. Fields of the API that this data plane
+//! does not enforce yet are read as [`NotYet`] and make the policy invalid (reported in its
+//! status) rather than silently ignored.
+
+use serde::{Deserialize, Serialize};
+
+use routing::model::ObjectMeta;
+
+use crate::security::model::{PolicyTargetReference, TargetSelector};
+
+/// A field of the API read but not enforced yet: setting it makes the policy invalid.
+pub type NotYet = Option<serde_yaml_ng::Value>;
+
+/// A ClientTrafficPolicy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientTrafficPolicy {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: ClientTrafficPolicySpec,
+}
+
+/// A BackendTrafficPolicy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendTrafficPolicy {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: BackendTrafficPolicySpec,
+}
+
+/// ClientTrafficPolicy `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTrafficPolicySpec {
+    /// One target (deprecated form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<PolicyTargetReference>,
+    /// Gateways, or one listener by `sectionName`.
+    #[serde(default)]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Gateways by label.
+    #[serde(default)]
+    pub target_selectors: Vec<TargetSelector>,
+    /// How the client's address is found.
+    #[serde(
+        default,
+        rename = "clientIPDetection",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_ip_detection: Option<ClientIpDetectionSpec>,
+    /// Path normalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathSettings>,
+    /// Header handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HeaderSettings>,
+    /// The health-check path the listener answers itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSettings>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_proxy_protocol: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http1: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http3: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: NotYet,
+}
+
+/// `clientIPDetection`: at most one of its fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientIpDetectionSpec {
+    /// From `X-Forwarded-For`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_forwarded_for: Option<XForwardedForSettings>,
+    /// From a custom header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_header: Option<CustomHeaderSettings>,
+    /// The TCP peer, `X-Forwarded-For` untouched.
+    #[serde(
+        default,
+        rename = "directSourceIP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub direct_source_ip: Option<serde_yaml_ng::Value>,
+}
+
+/// `xForwardedFor`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct XForwardedForSettings {
+    /// Trusted hops from the right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_trusted_hops: Option<u32>,
+    /// Trusted proxy blocks.
+    #[serde(
+        default,
+        rename = "trustedCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub trusted_cidrs: Vec<String>,
+    /// Do not append the peer to the header.
+    #[serde(default)]
+    pub disable_x_forwarded_for_append: bool,
+}
+
+/// `customHeader`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomHeaderSettings {
+    /// The header.
+    pub name: String,
+    /// 403 when it is missing or not an address.
+    #[serde(default)]
+    pub fail_closed: bool,
+}
+
+/// `path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathSettings {
+    /// `KeepUnchanged`, `RejectRequest`, `UnescapeAndForward` or `UnescapeAndRedirect`
+    /// (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escaped_slashes_action: Option<String>,
+    /// Keep runs of `/`.
+    #[serde(default)]
+    pub disable_merge_slashes: bool,
+}
+
+/// `headers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderSettings {
+    /// `Allow`, `RejectRequest` (the default) or `DropHeader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_underscores_action: Option<String>,
+    /// Not enforced yet.
+    #[serde(
+        default,
+        rename = "preserveXRequestID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub preserve_x_request_id: NotYet,
+    /// Not enforced yet.
+    #[serde(default, rename = "requestID", skip_serializing_if = "Option::is_none")]
+    pub request_id: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_request_headers: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_response_headers: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_envoy_headers: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_rate_limit_headers: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_forwarded_client_cert: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_header_limit: NotYet,
+}
+
+/// `healthCheck` (ClientTrafficPolicy).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckSettings {
+    /// The path answered 200 by the listener itself.
+    pub path: String,
+}
+
+/// BackendTrafficPolicy `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTrafficPolicySpec {
+    /// One target (deprecated form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<PolicyTargetReference>,
+    /// Gateways (or listeners), HTTPRoutes and GRPCRoutes (or their rules).
+    #[serde(default)]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// Targets by label.
+    #[serde(default)]
+    pub target_selectors: Vec<TargetSelector>,
+    /// `StrategicMerge` or `JSONMerge`: a route policy merged into its Gateway's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_type: Option<String>,
+    /// Rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Fault injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_injection: Option<FaultInjectionSpec>,
+    /// Circuit breaking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// Timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<BackendTimeoutSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_keepalive: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_client_protocol: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressor: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_override: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_upgrade: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_buffer: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_type: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_limit: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_control: NotYet,
+}
+
+/// `rateLimit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// `Local` or `Global` (deprecated: the presence of `local` / `global` decides).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Per-proxy limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalRateLimitSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: NotYet,
+}
+
+/// `rateLimit.local`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalRateLimitSpec {
+    /// At most 16 rules.
+    #[serde(default)]
+    pub rules: Vec<RateLimitRuleSpec>,
+}
+
+/// `rules[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitRuleSpec {
+    /// All must match (none: every request of the route).
+    #[serde(default)]
+    pub client_selectors: Vec<ClientSelectorSpec>,
+    /// The limit.
+    pub limit: RateLimitValue,
+    /// What a request costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RateLimitCost>,
+    /// One bucket for every target.
+    #[serde(default)]
+    pub shared: bool,
+    /// Count, never refuse.
+    #[serde(default)]
+    pub shadow_mode: bool,
+    /// `Off` or `DraftVersion03`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_rate_limit_headers: Option<String>,
+}
+
+/// `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitValue {
+    /// Requests per unit.
+    pub requests: u32,
+    /// `Second`, `Minute`, `Hour`, `Day`, `Week`, `Month` or `Year`.
+    pub unit: String,
+}
+
+/// `cost`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitCost {
+    /// Taken when the request arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<CostSpecifier>,
+    /// Not enforced (global limits only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: NotYet,
+}
+
+/// `cost.request`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CostSpecifier {
+    /// `Number` (supported) or `Metadata`.
+    pub from: String,
+    /// The number of tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: NotYet,
+}
+
+/// `clientSelectors[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSelectorSpec {
+    /// Header conditions, ANDed.
+    #[serde(default)]
+    pub headers: Vec<ValueMatchSpec>,
+    /// Methods, ORed.
+    #[serde(default)]
+    pub methods: Vec<MethodMatchSpec>,
+    /// The path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchSpec>,
+    /// The client's address.
+    #[serde(
+        default,
+        rename = "sourceCIDR",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_cidr: Option<SourceMatchSpec>,
+    /// Query parameter conditions, ANDed.
+    #[serde(default)]
+    pub query_params: Vec<ValueMatchSpec>,
+}
+
+/// A header or query parameter condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueMatchSpec {
+    /// The name.
+    pub name: String,
+    /// `Exact` (default), `RegularExpression` or `Distinct`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value (not with `Distinct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Match when the condition does not hold.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// `methods[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MethodMatchSpec {
+    /// The method.
+    pub value: String,
+    /// Any method but this.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// `path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathMatchSpec {
+    /// `PathPrefix` (default), `Exact` or `RegularExpression`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Match other paths.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// `sourceCIDR`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceMatchSpec {
+    /// `Exact` (default: one bucket for the block) or `Distinct` (one per address).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The block.
+    pub value: String,
+    /// Match addresses outside it.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// `faultInjection`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultInjectionSpec {
+    /// A delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelaySpec>,
+    /// An abort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbortSpec>,
+}
+
+/// `faultInjection.delay`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultDelaySpec {
+    /// How long.
+    pub fixed_delay: String,
+    /// Of which share of requests (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+}
+
+/// `faultInjection.abort`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultAbortSpec {
+    /// An HTTP status (200–600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// A gRPC status (0–16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u8>,
+    /// Of which share of requests (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+}
+
+/// `circuitBreaker`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Requests in flight (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<u32>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_retries: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_endpoint: NotYet,
+}
+
+/// `timeout` (BackendTrafficPolicy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTimeoutSpec {
+    /// HTTP timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<BackendHttpTimeoutSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: NotYet,
+}
+
+/// `timeout.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendHttpTimeoutSpec {
+    /// The whole response must arrive within this (`0s`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_idle_timeout: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connection_duration: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: NotYet,
+}
+
+/// The fields of a spec that are set but not enforced yet, by their YAML path.
+pub trait UnsupportedFields {
+    /// `spec.…` paths of set, unenforced fields.
+    fn unsupported(&self) -> Vec<&'static str>;
+}
+
+fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
+    if field.is_some() {
+        found.push(path);
+    }
+}
+
+impl UnsupportedFields for ClientTrafficPolicySpec {
+    fn unsupported(&self) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
+        set(
+            &mut found,
+            &self.enable_proxy_protocol,
+            "spec.enableProxyProtocol",
+        );
+        set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
+        set(&mut found, &self.tls, "spec.tls");
+        set(&mut found, &self.timeout, "spec.timeout");
+        set(&mut found, &self.connection, "spec.connection");
+        set(&mut found, &self.http1, "spec.http1");
+        set(&mut found, &self.http2, "spec.http2");
+        set(&mut found, &self.http3, "spec.http3");
+        set(&mut found, &self.scheme, "spec.scheme");
+        if let Some(h) = &self.headers {
+            set(
+                &mut found,
+                &h.preserve_x_request_id,
+                "spec.headers.preserveXRequestID",
+            );
+            set(&mut found, &h.request_id, "spec.headers.requestID");
+            set(
+                &mut found,
+                &h.early_request_headers,
+                "spec.headers.earlyRequestHeaders",
+            );
+            set(
+                &mut found,
+                &h.late_response_headers,
+                "spec.headers.lateResponseHeaders",
+            );
+            set(
+                &mut found,
+                &h.enable_envoy_headers,
+                "spec.headers.enableEnvoyHeaders",
+            );
+            set(
+                &mut found,
+                &h.disable_rate_limit_headers,
+                "spec.headers.disableRateLimitHeaders",
+            );
+            set(
+                &mut found,
+                &h.x_forwarded_client_cert,
+                "spec.headers.xForwardedClientCert",
+            );
+            set(
+                &mut found,
+                &h.max_request_header_limit,
+                "spec.headers.maxRequestHeaderLimit",
+            );
+        }
+        found
+    }
+}
+
+impl UnsupportedFields for BackendTrafficPolicySpec {
+    fn unsupported(&self) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        set(&mut found, &self.retry, "spec.retry");
+        set(&mut found, &self.load_balancer, "spec.loadBalancer");
+        set(&mut found, &self.health_check, "spec.healthCheck");
+        set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
+        set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
+        set(&mut found, &self.connection, "spec.connection");
+        set(&mut found, &self.dns, "spec.dns");
+        set(&mut found, &self.http2, "spec.http2");
+        set(
+            &mut found,
+            &self.use_client_protocol,
+            "spec.useClientProtocol",
+        );
+        set(&mut found, &self.compression, "spec.compression");
+        set(&mut found, &self.compressor, "spec.compressor");
+        set(&mut found, &self.response_override, "spec.responseOverride");
+        set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
+        set(&mut found, &self.request_buffer, "spec.requestBuffer");
+        set(&mut found, &self.telemetry, "spec.telemetry");
+        set(&mut found, &self.routing_type, "spec.routingType");
+        set(&mut found, &self.bandwidth_limit, "spec.bandwidthLimit");
+        set(&mut found, &self.admission_control, "spec.admissionControl");
+        if let Some(limit) = &self.rate_limit {
+            set(&mut found, &limit.global, "spec.rateLimit.global");
+        }
+        if let Some(breaker) = &self.circuit_breaker {
+            set(
+                &mut found,
+                &breaker.max_connections,
+                "spec.circuitBreaker.maxConnections",
+            );
+            set(
+                &mut found,
+                &breaker.max_pending_requests,
+                "spec.circuitBreaker.maxPendingRequests",
+            );
+            set(
+                &mut found,
+                &breaker.max_parallel_retries,
+                "spec.circuitBreaker.maxParallelRetries",
+            );
+            set(
+                &mut found,
+                &breaker.max_requests_per_connection,
+                "spec.circuitBreaker.maxRequestsPerConnection",
+            );
+            set(
+                &mut found,
+                &breaker.per_endpoint,
+                "spec.circuitBreaker.perEndpoint",
+            );
+        }
+        if let Some(http) = self.timeout.as_ref().and_then(|t| t.http.as_ref()) {
+            set(
+                &mut found,
+                &http.connection_idle_timeout,
+                "spec.timeout.http.connectionIdleTimeout",
+            );
+            set(
+                &mut found,
+                &http.max_connection_duration,
+                "spec.timeout.http.maxConnectionDuration",
+            );
+            set(
+                &mut found,
+                &http.max_stream_duration,
+                "spec.timeout.http.maxStreamDuration",
+            );
+            set(
+                &mut found,
+                &http.stream_idle_timeout,
+                "spec.timeout.http.streamIdleTimeout",
+            );
+        }
+        if let Some(timeout) = &self.timeout {
+            set(&mut found, &timeout.tcp, "spec.timeout.tcp");
+        }
+        found
+    }
+}

@@ -1,0 +1,389 @@
+//! ClientTrafficPolicy and BackendTrafficPolicy attachment, precedence, merging and status
+//! (policy.md §0.1), from Kubernetes YAML.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use mesh_policy::traffic::TrafficPolicies;
+use mesh_policy::traffic::attach::AttachedBackendTraffic;
+use mesh_policy::traffic::client_ip::{ClientIpDetection, XffTrust};
+use mesh_policy::traffic::path::EscapedSlashes;
+use routing::loader::load_str;
+use routing::model::ObjectKey;
+use routing::resolve::ObjectStatus;
+use routing::slot::{PolicyCompiler, PolicySlot, RuleTarget};
+
+const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: test
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP}
+  - {name: other, port: 8080, protocol: HTTP, hostname: other.example}
+  - {name: admin, port: 9090, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - name: cart
+    backendRefs: [{name: shop, port: 80}]
+  - backendRefs: [{name: shop, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: blog}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: blog, port: 80}]}]
+"#;
+
+fn build(policies: &str) -> TrafficPolicies {
+    let config = load_str("objects.yaml", &format!("{BASE}{policies}"))
+        .unwrap()
+        .config;
+    TrafficPolicies::build(&config)
+}
+
+fn status<'a>(statuses: &'a [ObjectStatus], name: &str) -> &'a ObjectStatus {
+    statuses
+        .iter()
+        .find(|s| s.object.name == name)
+        .unwrap_or_else(|| panic!("no status for {name}: {statuses:#?}"))
+}
+
+fn conditions(status: &ObjectStatus) -> Vec<(String, &'static str, String)> {
+    status
+        .ancestors
+        .iter()
+        .flat_map(|a| {
+            a.conditions.iter().map(|c| {
+                (
+                    format!("{}:{}", a.parent_ref, c.condition_type),
+                    c.reason,
+                    c.message.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The policy names applying to rule `index` of route `route` on listener `http` of `gw`.
+fn rule_policy(
+    policies: &TrafficPolicies,
+    route: &str,
+    index: usize,
+    name: Option<&str>,
+) -> Option<String> {
+    let key = ObjectKey::new("default", route);
+    let target = RuleTarget {
+        kind: "HTTPRoute",
+        route: &key,
+        index,
+        name,
+        mesh: false,
+    };
+    let mut slot = PolicySlot::default();
+    policies.rule(&target, &mut slot);
+    let attached = slot.get::<AttachedBackendTraffic>()?;
+    let gateway = ObjectKey::new("default", "gw");
+    attached
+        .for_listener(Some((&gateway, "http")))
+        .map(|t| t.policy.policy.name.clone())
+}
+
+const GATEWAY_BTP: &str = r#"
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: gateway-wide, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  rateLimit:
+    local:
+      rules: [{limit: {requests: 10, unit: Minute}}]
+"#;
+
+#[test]
+fn the_most_specific_backend_policy_replaces_the_rest() {
+    let policies = build(&format!(
+        r#"{GATEWAY_BTP}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: shop-route, creationTimestamp: "2026-01-02T00:00:00Z"}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop}}]
+  faultInjection: {{abort: {{httpStatus: 503, percentage: 50}}}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: cart-rule, creationTimestamp: "2026-01-03T00:00:00Z"}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop, sectionName: cart}}]
+  circuitBreaker: {{maxParallelRequests: 5}}
+"#
+    ));
+    assert_eq!(
+        rule_policy(&policies, "shop", 0, Some("cart")).as_deref(),
+        Some("cart-rule")
+    );
+    assert_eq!(
+        rule_policy(&policies, "shop", 1, None).as_deref(),
+        Some("shop-route")
+    );
+    assert_eq!(
+        rule_policy(&policies, "blog", 0, None).as_deref(),
+        Some("gateway-wide")
+    );
+    let statuses = policies.statuses();
+    let overridden = conditions(status(&statuses, "gateway-wide"));
+    assert!(
+        overridden
+            .iter()
+            .any(|(on, reason, message)| on == "default/gw:Overridden"
+                && *reason == "Overridden"
+                && message.contains("HTTPRoute default/shop")),
+        "{overridden:?}"
+    );
+    let accepted = conditions(status(&statuses, "cart-rule"));
+    assert!(
+        accepted
+            .iter()
+            .any(|(on, reason, _)| on == "default/gw:Accepted" && *reason == "Accepted"),
+        "{accepted:?}"
+    );
+}
+
+#[test]
+fn a_route_policy_with_merge_type_is_merged_into_the_gateway_policy() {
+    let policies = build(&format!(
+        r#"{GATEWAY_BTP}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: shop-merged, creationTimestamp: "2026-01-02T00:00:00Z"}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop}}]
+  mergeType: StrategicMerge
+  circuitBreaker: {{maxParallelRequests: 3}}
+"#
+    ));
+    let key = ObjectKey::new("default", "shop");
+    let mut slot = PolicySlot::default();
+    policies.rule(
+        &RuleTarget {
+            kind: "HTTPRoute",
+            route: &key,
+            index: 1,
+            name: None,
+            mesh: false,
+        },
+        &mut slot,
+    );
+    let gateway = ObjectKey::new("default", "gw");
+    let traffic = slot
+        .get::<AttachedBackendTraffic>()
+        .unwrap()
+        .for_listener(Some((&gateway, "http")))
+        .unwrap();
+    assert_eq!(traffic.policy.policy.name, "shop-merged");
+    assert!(
+        traffic.rate_limit.is_some(),
+        "the Gateway's rate limit is kept"
+    );
+    assert_eq!(traffic.policy.max_parallel_requests, Some(3));
+    let statuses = policies.statuses();
+    let merged = conditions(status(&statuses, "shop-merged"));
+    assert!(
+        merged
+            .iter()
+            .any(|(_, reason, message)| *reason == "Merged"
+                && message.contains("default/gateway-wide")),
+        "{merged:?}"
+    );
+    let gateway_wide = conditions(status(&statuses, "gateway-wide"));
+    assert!(
+        !gateway_wide
+            .iter()
+            .any(|(_, reason, _)| *reason == "Overridden"),
+        "{gateway_wide:?}"
+    );
+}
+
+#[test]
+fn the_older_policy_wins_a_conflict_and_invalid_policies_harm_no_other() {
+    let policies = build(
+        r#"
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: newer, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  clientIPDetection: {xForwardedFor: {numTrustedHops: 1}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: older, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  clientIPDetection: {xForwardedFor: {numTrustedHops: 2}}
+  path: {escapedSlashesAction: RejectRequest}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: typo}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: admin}]
+  clientIpDetection: {}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: not-yet}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: blog}]
+  loadBalancer: {type: RoundRobin}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: impossible}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: blog}]
+  rateLimit:
+    local:
+      rules:
+      - {limit: {requests: 1, unit: Minute}}
+      - {limit: {requests: 2, unit: Minute}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: nowhere}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: missing}]
+  faultInjection: {delay: {fixedDelay: 1s}}
+"#,
+    );
+    let gateway = ObjectKey::new("default", "gw");
+    let admin = policies.client_for_listener(&gateway, "admin").unwrap();
+    assert_eq!(
+        admin.policy.name, "older",
+        "the typo'd policy is attached nowhere"
+    );
+    assert_eq!(
+        admin.detection,
+        ClientIpDetection::XForwardedFor {
+            trust: XffTrust::Hops(2),
+            append: true
+        }
+    );
+    assert_eq!(
+        admin.normalization.path.escaped_slashes,
+        EscapedSlashes::Reject
+    );
+    let statuses = policies.statuses();
+    let newer = conditions(status(&statuses, "newer"));
+    assert!(
+        newer.iter().any(
+            |(_, reason, message)| *reason == "Conflicted" && message.contains("default/older")
+        ),
+        "{newer:?}"
+    );
+    let typo = conditions(status(&statuses, "typo"));
+    assert!(
+        typo.iter()
+            .any(|(on, reason, message)| on == "default/gw/admin:Accepted"
+                && *reason == "Invalid"
+                && message.contains("clientIpDetection")),
+        "{typo:?}"
+    );
+    let not_yet = conditions(status(&statuses, "not-yet"));
+    assert!(
+        not_yet
+            .iter()
+            .any(|(_, reason, message)| *reason == "Invalid"
+                && message.contains("spec.loadBalancer")),
+        "{not_yet:?}"
+    );
+    let impossible = conditions(status(&statuses, "impossible"));
+    assert!(
+        impossible
+            .iter()
+            .any(|(_, _, message)| message.contains("without clientSelectors")),
+        "{impossible:?}"
+    );
+    let nowhere = conditions(status(&statuses, "nowhere"));
+    assert!(
+        nowhere
+            .iter()
+            .any(|(_, reason, _)| *reason == "TargetNotFound"),
+        "{nowhere:?}"
+    );
+    assert_eq!(
+        rule_policy(&policies, "blog", 0, None),
+        None,
+        "invalid policies attach nowhere"
+    );
+}
+
+#[test]
+fn listener_policies_override_the_gateway_but_not_on_a_shared_http_port() {
+    let policies = build(
+        r#"
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: everywhere, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: admin-only}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: admin}]
+  headers: {withUnderscoresAction: Allow}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: shared-port}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]
+"#,
+    );
+    let gateway = ObjectKey::new("default", "gw");
+    assert_eq!(
+        policies
+            .client_for_listener(&gateway, "admin")
+            .unwrap()
+            .policy
+            .name,
+        "admin-only"
+    );
+    assert_eq!(
+        policies
+            .client_for_listener(&gateway, "http")
+            .unwrap()
+            .policy
+            .name,
+        "everywhere"
+    );
+    let statuses = policies.statuses();
+    let shared = conditions(status(&statuses, "shared-port"));
+    assert!(
+        shared
+            .iter()
+            .any(|(_, _, message)| message.contains("on the same port, which is not allowed")),
+        "{shared:?}"
+    );
+    let everywhere = conditions(status(&statuses, "everywhere"));
+    assert!(
+        everywhere
+            .iter()
+            .any(|(_, reason, message)| *reason == "Overridden"
+                && message.contains("default/gw/admin")),
+        "{everywhere:?}"
+    );
+}
