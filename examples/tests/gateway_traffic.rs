@@ -1,0 +1,422 @@
+//! Envoy Gateway's ClientTrafficPolicy and BackendTrafficPolicy through the `gateway` binary,
+//! driven with curl and wrk: client IP detection feeding an authorization rule (spoofed
+//! X-Forwarded-For entries beyond the trusted hops gain nothing), path normalisation and
+//! escaped slashes, underscore headers, the listener's health check; local rate limits with
+//! Envoy's headers, distinct buckets and fixed windows counted under load; fault injection
+//! (abort, delay, percentage); the circuit breaker's fail-fast 503; the request timeout; and
+//! the policies' status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::time::{Duration, Instant};
+
+use gateway_support::*;
+use tokio::net::TcpListener;
+
+/// A backend answering 200 after `delay`.
+async fn slow_backend(delay: Duration) -> u16 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"slow\n")),
+                    ))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+fn route(name: &str, host: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{host}]\n  \
+         rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]\n---\n"
+    )
+}
+
+const CLIENT_POLICIES: &str = r#"
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: edge}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  clientIPDetection: {xForwardedFor: {numTrustedHops: 2}}
+  headers: {withUnderscoresAction: DropHeader}
+  healthCheck: {path: /healthz}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: partners-only}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: partners}]
+  authorization:
+    defaultAction: Deny
+    rules: [{action: Allow, principal: {clientCIDRs: [198.51.100.0/24]}}]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_traffic_policy_detects_the_client_and_normalises_requests() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch("client-traffic");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "{}{}{}{}{CLIENT_POLICIES}",
+            gateway_yaml(port),
+            service("echo", backend),
+            route("partners", "partners.example", "echo"),
+            route("open", "open.example", "echo"),
+        ),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let host = |name: &str| format!("host: {name}");
+
+    // Two trusted hops: the client is the second address from the right.
+    let (status, response) = curl(&[
+        "-H",
+        &host("partners.example"),
+        "-H",
+        "x-forwarded-for: 198.51.100.7, 10.0.0.2",
+        &url("/"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        echoed(&response)["headers"]["x-forwarded-for"][0],
+        "198.51.100.7, 10.0.0.2, 127.0.0.1",
+        "the peer is appended"
+    );
+    // A client writing an allowed address itself gains nothing: it is beyond the trusted hops.
+    let (status, response) = curl(&[
+        "-H",
+        &host("partners.example"),
+        "-H",
+        "x-forwarded-for: 198.51.100.7, 203.0.113.5, 10.0.0.2",
+        &url("/"),
+    ])
+    .await;
+    assert_eq!(status, 403, "{response}");
+    let (status, _) = curl(&["-H", &host("partners.example"), &url("/")]).await;
+    assert_eq!(
+        status, 403,
+        "too few entries: the peer 127.0.0.1 is the client"
+    );
+
+    // Paths are normalised before routing and forwarded normalised.
+    let (status, response) = curl(&[
+        "--path-as-is",
+        "-H",
+        &host("open.example"),
+        &url("/a/%2e%2e//b/./c%7e?q=/../x"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(echoed(&response)["path"], "/b/c~?q=/../x");
+    let (status, response) = curl(&["-H", &host("open.example"), &url("/a%2Fb")]).await;
+    assert_eq!(
+        status, 307,
+        "escaped slashes are redirected by default: {response}"
+    );
+    assert_eq!(header(&response, "location"), Some("/a/b"));
+    let (status, _) = curl(&["-H", &host("open.example"), &url("/a%00b")]).await;
+    assert_eq!(status, 400);
+
+    // Headers with underscores are dropped before anything sees them.
+    let (_, response) = curl(&[
+        "-H",
+        &host("open.example"),
+        "-H",
+        "x_user: mallory",
+        &url("/"),
+    ])
+    .await;
+    assert!(
+        echoed(&response)["headers"].get("x_user").is_none(),
+        "{response}"
+    );
+
+    // The listener answers its health check itself, whatever the host.
+    let (status, response) = curl(&["-H", &host("nowhere.example"), &url("/healthz")]).await;
+    assert_eq!(status, 200, "{response}");
+    assert!(!response.contains("\"pod\""), "not forwarded: {response}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_traffic_defaults_refuse_underscore_headers_without_a_policy() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch("client-defaults");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "{}{}{}",
+            gateway_yaml(port),
+            service("echo", backend),
+            route("open", "open.example", "echo"),
+        ),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let (status, _) = curl(&["-H", "host: open.example", "-H", "x_user: a", &url]).await;
+    assert_eq!(status, 400, "Envoy Gateway's default: RejectRequest");
+    let (status, response) = curl(&["-H", "host: open.example", &url]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        echoed(&response)["headers"]["x-forwarded-for"][0],
+        "127.0.0.1"
+    );
+}
+
+const BACKEND_POLICIES: &str = r#"
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: limited}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
+  rateLimit:
+    local:
+      rules:
+      - limit: {requests: 3, unit: Minute}
+      - clientSelectors: [{headers: [{name: x-user, type: Distinct}]}]
+        limit: {requests: 2, unit: Minute}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: busy}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: busy}]
+  rateLimit:
+    local:
+      rules: [{limit: {requests: 50, unit: Second}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: teapot}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: teapot}]
+  faultInjection:
+    delay: {fixedDelay: 300ms}
+    abort: {httpStatus: 418}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: flaky}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: flaky}]
+  faultInjection: {abort: {httpStatus: 503, percentage: 50}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: narrow}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: narrow}]
+  circuitBreaker: {maxParallelRequests: 1}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: impatient}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: impatient}]
+  timeout: {http: {requestTimeout: 200ms}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: balanced}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
+  loadBalancer: {type: RoundRobin}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let slow = slow_backend(Duration::from_millis(800)).await;
+    let dir = scratch("backend-traffic");
+    let mut config = format!(
+        "{}{}{}",
+        gateway_yaml(port),
+        service("echo", backend),
+        service("slow", slow)
+    );
+    for (name, backend) in [
+        ("limited", "echo"),
+        ("busy", "echo"),
+        ("teapot", "echo"),
+        ("flaky", "echo"),
+        ("narrow", "slow"),
+        ("impatient", "slow"),
+    ] {
+        config.push_str(&route(name, &format!("{name}.example"), backend));
+    }
+    config.push_str(BACKEND_POLICIES);
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let on = |name: &str| format!("host: {name}.example");
+
+    // The default bucket: 3 a minute, with Envoy's headers.
+    for remaining in ["2", "1", "0"] {
+        let (status, response) = curl(&["-H", &on("limited"), &url]).await;
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(header(&response, "x-ratelimit-limit"), Some("3"));
+        assert_eq!(header(&response, "x-ratelimit-remaining"), Some(remaining));
+    }
+    let (status, response) = curl(&["-H", &on("limited"), &url]).await;
+    assert_eq!(status, 429, "{response}");
+    assert_eq!(header(&response, "x-ratelimit-remaining"), Some("0"));
+    let reset: u64 = header(&response, "x-ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&reset), "{reset}");
+    assert!(response.ends_with("local_rate_limited"), "{response}");
+    // Each distinct x-user has its own bucket, and does not take from the default one.
+    for user in ["alice", "bob"] {
+        let user_header = format!("x-user: {user}");
+        let statuses: Vec<u16> =
+            futures_statuses(&["-H", &on("limited"), "-H", &user_header, &url], 3).await;
+        assert_eq!(statuses, [200, 200, 429], "{user}");
+    }
+
+    // 50 a second, fixed windows: over ~3 s of load, 3 to 5 windows' worth get through.
+    let output = tokio::process::Command::new("wrk")
+        .args(["-t1", "-c4", "-d3s", "-H", &on("busy"), &url])
+        .output()
+        .await
+        .expect("wrk is installed (scripts/install-test-deps)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let total = wrk_number(&report, " requests in ");
+    let refused = wrk_number(&report, "Non-2xx or 3xx responses: ");
+    let allowed = total - refused;
+    // (A run a little over 3 s can touch a fifth window.)
+    assert!(
+        (150..=250).contains(&allowed),
+        "{allowed} allowed of {total}:\n{report}"
+    );
+    assert!(refused > 0, "{report}");
+
+    // Fault injection: the delay, then the abort.
+    let started = Instant::now();
+    let (status, response) = curl(&["-H", &on("teapot"), &url]).await;
+    assert_eq!(status, 418, "{response}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(response.ends_with("fault filter abort"), "{response}");
+    let mut aborted = 0;
+    for _ in 0..200 {
+        if curl(&["-H", &on("flaky"), &url]).await.0 == 503 {
+            aborted += 1;
+        }
+    }
+    assert!(
+        (60..=140).contains(&aborted),
+        "{aborted} of 200 aborted at 50 %"
+    );
+
+    // The circuit breaker fails fast: one request in flight, the others refused at once.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let host = on("narrow");
+        let url = url.clone();
+        calls.spawn(async move { curl(&["-H", &host, &url]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = calls.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let overflow: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!((ok, overflow.len()), (1, 3), "{answers:?}");
+    assert!(
+        overflow
+            .iter()
+            .all(|r| header(r, "x-envoy-overloaded") == Some("true"))
+    );
+
+    // The request timeout answers 504.
+    let (status, _) = curl(&["-H", &on("impatient"), &url]).await;
+    assert_eq!(status, 504);
+
+    // Status: accepted policies, and the one asking for what is not enforced yet.
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    let status = echoed(&status);
+    let condition = |name: &str| {
+        let policy = status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "BackendTrafficPolicy" && r["object"]["name"] == name)
+            .unwrap_or_else(|| panic!("BackendTrafficPolicy {name} in {status}"))
+            .clone();
+        let first = &policy["ancestors"][0];
+        (
+            first["parentRef"].as_str().unwrap().to_owned(),
+            first["conditions"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            first["conditions"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    assert_eq!(condition("limited").1, "Accepted");
+    assert_eq!(condition("limited").0, "default/gw/http");
+    let (_, reason, message) = condition("balanced");
+    assert_eq!(reason, "Invalid");
+    assert!(message.contains("spec.loadBalancer"), "{message}");
+}
+
+/// The statuses of `count` sequential curls.
+async fn futures_statuses(args: &[&str], count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        statuses.push(curl(args).await.0);
+    }
+    statuses
+}
+
+/// The number after `label` in a wrk report.
+fn wrk_number(report: &str, label: &str) -> u64 {
+    let Some(at) = report.find(label) else {
+        return 0;
+    };
+    if label.starts_with(' ') {
+        // "  1234 requests in 3.00s": the number is before the label.
+        let before = &report[..at];
+        return before
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
+    report[at + label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
