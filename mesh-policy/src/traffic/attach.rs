@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
 use routing::loader::parse_foreign;
 use routing::model::{Config, ForeignObject, GATEWAY_GROUP, ObjectKey};
@@ -27,6 +26,7 @@ use serde_yaml_ng::Value;
 
 use super::compile::{CompiledBackendTraffic, CompiledClientTraffic, RouteTraffic};
 use super::model::{BackendTrafficPolicy, BackendTrafficPolicySpec, ClientTrafficPolicy};
+use super::rate_limit::clock::Epoch;
 use crate::policy_status::{PolicyRecord, TargetOutcome};
 use crate::security::attach::{ENVOY_GATEWAY_GROUP, raw_targets, selected_targets};
 use crate::security::model::PolicyTargetReference;
@@ -77,7 +77,7 @@ struct BackendEntry {
 }
 
 /// The traffic policies of one configuration, by target.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TrafficPolicies {
     client: HashMap<(ObjectKey, Section), Arc<CompiledClientTraffic>>,
     gateways: HashMap<(ObjectKey, Section), BackendEntry>,
@@ -88,22 +88,7 @@ pub struct TrafficPolicies {
     merged: HashMap<(ObjectKey, ObjectKey), Arc<CompiledBackendTraffic>>,
     problems: Vec<String>,
     statuses: Vec<ObjectStatus>,
-    start: Instant,
-}
-
-impl Default for TrafficPolicies {
-    fn default() -> Self {
-        TrafficPolicies {
-            client: HashMap::new(),
-            gateways: HashMap::new(),
-            routes: HashMap::new(),
-            parents: HashMap::new(),
-            merged: HashMap::new(),
-            problems: Vec::new(),
-            statuses: Vec::new(),
-            start: Instant::now(),
-        }
-    }
+    epoch: Epoch,
 }
 
 fn oldest_first<'a>(config: &'a Config, kind: &str) -> Vec<&'a ForeignObject> {
@@ -240,7 +225,7 @@ impl TrafficPolicies {
                     config,
                 ));
                 let merge = policy.spec.merge_type.is_some();
-                (policy.spec.compile(&key, self.start), targets, merge)
+                (policy.spec.compile(&key), targets, merge)
             }
             Err(error) => (Err(error.to_string()), raw_targets(object), false),
         };
@@ -443,7 +428,7 @@ impl TrafficPolicies {
                 if !parents.contains(gateway) || self.merged.contains_key(&pair) {
                     continue;
                 }
-                match merged(parent, own, self.start) {
+                match merged(parent, own) {
                     Ok(compiled) => {
                         self.merged.insert(pair, Arc::new(compiled));
                     }
@@ -581,11 +566,7 @@ fn merge_patch(base: &mut Value, patch: &Value) {
 }
 
 /// The route policy `own` merged into the Gateway policy `parent` (named as `own`).
-fn merged(
-    parent: &BackendEntry,
-    own: &BackendEntry,
-    start: Instant,
-) -> Result<CompiledBackendTraffic, String> {
+fn merged(parent: &BackendEntry, own: &BackendEntry) -> Result<CompiledBackendTraffic, String> {
     let mut spec = parent.spec.clone();
     merge_patch(&mut spec, &own.spec);
     if let Value::Mapping(map) = &mut spec {
@@ -595,7 +576,7 @@ fn merged(
     }
     let spec: BackendTrafficPolicySpec =
         serde_yaml_ng::from_value(spec).map_err(|e| e.to_string())?;
-    spec.compile(&own.compiled.policy, start)
+    spec.compile(&own.compiled.policy)
 }
 
 impl PolicyCompiler for TrafficPolicies {
@@ -624,7 +605,7 @@ impl PolicyCompiler for TrafficPolicies {
             .map(|(gateway, listener, compiled)| ScopedTraffic {
                 gateway,
                 listener,
-                traffic: compiled.for_route(self.start),
+                traffic: compiled.for_route(&self.epoch),
             })
             .collect();
         if !scoped.is_empty() {

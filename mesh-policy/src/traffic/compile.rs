@@ -3,7 +3,7 @@
 //! its status, and is attached nowhere.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{Method, StatusCode};
@@ -18,6 +18,7 @@ use super::model::{
 };
 use super::normalize::{Normalization, Underscores};
 use super::path::{EscapedSlashes, PathNormalization};
+use super::rate_limit::clock::Epoch;
 use super::rate_limit::local::{LocalRateLimit, RateLimitRule, RuleBuckets};
 use super::rate_limit::rules::{
     ClientSelector, PathCondition, SourceCondition, ValueCondition, ValueMatch, whole_match,
@@ -183,12 +184,8 @@ fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {
 }
 
 impl BackendTrafficPolicySpec {
-    /// Compiles the spec of policy `key` (buckets of `shared` rules start at `start`).
-    pub fn compile(
-        &self,
-        key: &ObjectKey,
-        start: Instant,
-    ) -> Result<CompiledBackendTraffic, String> {
+    /// Compiles the spec of policy `key`.
+    pub fn compile(&self, key: &ObjectKey) -> Result<CompiledBackendTraffic, String> {
         not_yet(self.unsupported())?;
         if let Some(merge) = self.merge_type.as_deref()
             && !matches!(merge, "StrategicMerge" | "JSONMerge")
@@ -227,7 +224,7 @@ impl BackendTrafficPolicySpec {
             .flatten()
             .enumerate()
             .filter(|(_, rule)| rule.shared)
-            .map(|(index, rule)| (index, Arc::new(RuleBuckets::new(rule.clone(), start))))
+            .map(|(index, rule)| (index, Arc::new(RuleBuckets::new(rule.clone()))))
             .collect();
         let fault = match &self.fault_injection {
             None => None,
@@ -471,14 +468,14 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
 impl CompiledBackendTraffic {
     /// The state of one route covered by this policy: its own buckets (the `shared` rules'
     /// are the policy's) and circuit breaker.
-    pub fn for_route(self: &Arc<Self>, start: Instant) -> RouteTraffic {
+    pub fn for_route(self: &Arc<Self>, epoch: &Epoch) -> RouteTraffic {
         let rate_limit = self.rate_limit.as_ref().and_then(|rules| {
-            LocalRateLimit::new(rules, start, &mut |index, rule| {
+            LocalRateLimit::new(rules, epoch, &mut |index, rule| {
                 self.shared_buckets
                     .iter()
                     .find(|(i, _)| *i == index)
                     .map(|(_, buckets)| Arc::clone(buckets))
-                    .unwrap_or_else(|| Arc::new(RuleBuckets::new(rule.clone(), start)))
+                    .unwrap_or_else(|| Arc::new(RuleBuckets::new(rule.clone())))
             })
             .ok()
         });

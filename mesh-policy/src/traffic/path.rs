@@ -68,8 +68,8 @@ pub enum PathError {
     /// `%2F` or `%5C` with `RejectRequest`.
     #[error("the path has an escaped slash")]
     EscapedSlash,
-    /// `%00`, or an escape that is not two hex digits after a decoded `%`.
-    #[error("the path has an escaped NUL")]
+    /// `%00` or a raw NUL byte.
+    #[error("the path has a NUL")]
     EscapedNul,
     /// The path does not start with `/`.
     #[error("the path is not absolute")]
@@ -186,6 +186,7 @@ fn canonical_segments(path: &[u8], unescape_slashes: bool) -> Result<String, Pat
             continue;
         }
         match byte {
+            0 => return Err(PathError::EscapedNul),
             b'\\' => out.push('/'),
             safe if path_safe(safe) => out.push(char::from(safe)),
             other => push_escaped(&mut out, other),
@@ -313,6 +314,11 @@ mod tests {
     fn nul_and_relative_paths_are_refused() {
         let settings = PathNormalization::default();
         assert_eq!(settings.normalize("/a%00b"), Err(PathError::EscapedNul));
+        assert_eq!(
+            settings.normalize("/a\0b"),
+            Err(PathError::EscapedNul),
+            "raw, as escaped"
+        );
         assert_eq!(settings.normalize("a/b"), Err(PathError::NotAbsolute));
         assert_eq!(
             settings.normalize("/plain/path?x"),

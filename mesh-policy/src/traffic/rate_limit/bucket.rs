@@ -3,14 +3,13 @@
 //! word holds the window and the tokens taken in it, so a check is one compare-and-swap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A fixed-window token bucket.
 #[derive(Debug)]
 pub struct TokenBucket {
     limit: u32,
-    window: Duration,
-    start: Instant,
+    window_nanos: u64,
     /// Window index (high 32 bits) and tokens taken in it (low 32 bits).
     state: AtomicU64,
 }
@@ -24,18 +23,25 @@ pub struct BucketCheck {
     pub limit: u32,
     /// Tokens left in this window (`x-ratelimit-remaining`).
     pub remaining: u32,
+    /// Nanoseconds until the bucket refills.
+    pub reset_nanos: u64,
+}
+
+impl BucketCheck {
     /// Time until the bucket refills (`x-ratelimit-reset`).
-    pub reset: Duration,
+    pub fn reset(&self) -> Duration {
+        Duration::from_nanos(self.reset_nanos)
+    }
 }
 
 impl TokenBucket {
-    /// `limit` tokens every `window` (at least a millisecond), the first window starting at
-    /// `start`.
-    pub fn new(limit: u32, window: Duration, start: Instant) -> Self {
+    /// `limit` tokens every `window` (at least a millisecond); windows are counted from the
+    /// caller's epoch.
+    pub fn new(limit: u32, window: Duration) -> Self {
         TokenBucket {
             limit,
-            window: window.max(Duration::from_millis(1)),
-            start,
+            window_nanos: u64::try_from(window.max(Duration::from_millis(1)).as_nanos())
+                .unwrap_or(u64::MAX),
             state: AtomicU64::new(0),
         }
     }
@@ -45,16 +51,22 @@ impl TokenBucket {
         self.limit
     }
 
-    /// Takes `cost` tokens at `now` (0 checks without taking); refused when fewer are left.
-    pub fn take(&self, cost: u32, now: Instant) -> BucketCheck {
-        let elapsed = now.saturating_duration_since(self.start);
-        let window_nanos = self.window.as_nanos();
-        let index = elapsed.as_nanos() / window_nanos;
-        let into = elapsed.as_nanos() % window_nanos;
-        let reset = Duration::from_nanos(u64::try_from(window_nanos - into).unwrap_or(u64::MAX));
-        // Window indexes wrap after 2^32 windows; only equality with the stored one matters.
-        let window = (index & u128::from(u32::MAX)) as u64;
+    /// Takes `cost` tokens `elapsed` nanoseconds after the epoch (0 checks without taking);
+    /// refused when fewer are left.
+    #[inline]
+    pub fn take(&self, cost: u32, elapsed: u64) -> BucketCheck {
         let mut current = self.state.load(Ordering::Relaxed);
+        // The stored window, when `elapsed` is still in it, spares a division; window indexes
+        // wrap after 2^32 windows, and a wrapped one simply fails this check.
+        let stored_start = (current >> 32).wrapping_mul(self.window_nanos);
+        let (window, into) = match elapsed.checked_sub(stored_start) {
+            Some(into) if into < self.window_nanos => (current >> 32, into),
+            _ => (
+                (elapsed / self.window_nanos) & u64::from(u32::MAX),
+                elapsed % self.window_nanos,
+            ),
+        };
+        let reset_nanos = self.window_nanos - into;
         loop {
             let taken = if current >> 32 == window {
                 current & u64::from(u32::MAX)
@@ -68,7 +80,7 @@ impl TokenBucket {
                     allowed: false,
                     limit: self.limit,
                     remaining: u32::try_from(left).unwrap_or(u32::MAX),
-                    reset,
+                    reset_nanos,
                 };
             }
             let next = (window << 32) | wanted;
@@ -84,7 +96,7 @@ impl TokenBucket {
                         limit: self.limit,
                         remaining: u32::try_from(u64::from(self.limit) - wanted)
                             .unwrap_or(u32::MAX),
-                        reset,
+                        reset_nanos,
                     };
                 }
                 Err(seen) => current = seen,
@@ -99,14 +111,13 @@ mod tests {
 
     #[test]
     fn the_bucket_empties_and_refills_at_once_each_window() {
-        let start = Instant::now();
-        let bucket = TokenBucket::new(3, Duration::from_secs(1), start);
-        let at = |ms| start + Duration::from_millis(ms);
+        let bucket = TokenBucket::new(3, Duration::from_secs(1));
+        let at = |ms: u64| ms * 1_000_000;
         assert_eq!(bucket.take(1, at(0)).remaining, 2);
         assert!(bucket.take(1, at(100)).allowed);
         let last = bucket.take(1, at(900));
         assert_eq!((last.allowed, last.remaining), (true, 0));
-        assert_eq!(last.reset, Duration::from_millis(100));
+        assert_eq!(last.reset(), Duration::from_millis(100));
         assert!(!bucket.take(1, at(999)).allowed);
         let refilled = bucket.take(1, at(1000));
         assert_eq!((refilled.allowed, refilled.remaining), (true, 2));
@@ -119,30 +130,21 @@ mod tests {
 
     #[test]
     fn a_zero_limit_refuses_everything_and_zero_cost_only_looks() {
-        let start = Instant::now();
-        let closed = TokenBucket::new(0, Duration::from_secs(1), start);
-        assert!(!closed.take(1, start).allowed);
-        let open = TokenBucket::new(1, Duration::from_secs(1), start);
-        assert!(open.take(0, start).allowed);
-        assert!(open.take(0, start).allowed);
-        assert_eq!(open.take(1, start).remaining, 0);
+        let closed = TokenBucket::new(0, Duration::from_secs(1));
+        assert!(!closed.take(1, 0).allowed);
+        let open = TokenBucket::new(1, Duration::from_secs(1));
+        assert!(open.take(0, 0).allowed);
+        assert!(open.take(0, 0).allowed);
+        assert_eq!(open.take(1, 0).remaining, 0);
     }
 
     #[test]
     fn concurrent_takers_never_exceed_the_limit() {
-        let bucket = std::sync::Arc::new(TokenBucket::new(
-            1000,
-            Duration::from_secs(3600),
-            Instant::now(),
-        ));
+        let bucket = std::sync::Arc::new(TokenBucket::new(1000, Duration::from_secs(3600)));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let bucket = std::sync::Arc::clone(&bucket);
-                std::thread::spawn(move || {
-                    (0..500)
-                        .filter(|_| bucket.take(1, Instant::now()).allowed)
-                        .count()
-                })
+                std::thread::spawn(move || (0..500).filter(|n| bucket.take(1, *n).allowed).count())
             })
             .collect();
         let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();

@@ -4,15 +4,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use std::time::{Duration, Instant};
+//! use std::time::Duration;
 //! use mesh_policy::traffic::rate_limit::{LocalRateLimit, LocalRateLimitLayer, RateLimitRule};
 //! let rule = RateLimitRule {
 //!     selectors: vec![], requests: 10, unit: Duration::from_secs(1), cost: 1,
 //!     shadow: false, shared: false, headers: true,
 //! };
-//! let start = Instant::now();
-//! let limit = LocalRateLimit::new(&[rule], start, &mut |_, r| {
-//!     Arc::new(mesh_policy::traffic::rate_limit::local::RuleBuckets::new(r.clone(), start))
+//! let epoch = mesh_policy::traffic::rate_limit::clock::Epoch::now();
+//! let limit = LocalRateLimit::new(&[rule], &epoch, &mut |_, r| {
+//!     Arc::new(mesh_policy::traffic::rate_limit::local::RuleBuckets::new(r.clone()))
 //! }).unwrap();
 //! let layer = LocalRateLimitLayer::new("ten per second", limit);
 //! # let _ = layer;
@@ -33,7 +33,7 @@ use crate::traffic::future::AddHeaders;
 /// `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-reset` (whole seconds, up).
 pub fn rate_limit_headers(check: &BucketCheck) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(3);
-    let reset = check.reset.as_secs() + u64::from(check.reset.subsec_nanos() > 0);
+    let reset = check.reset_nanos.div_ceil(1_000_000_000);
     headers.insert(LIMIT, HeaderValue::from(check.limit));
     headers.insert(REMAINING, HeaderValue::from(check.remaining));
     headers.insert(RESET, HeaderValue::from(reset));

@@ -11,14 +11,16 @@
 //! - `Distinct` values get their own buckets, at most 10 000 per rule (least recently used
 //!   evicted first).
 
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lru::LruCache;
 
 use super::bucket::{BucketCheck, TokenBucket};
-use super::rules::{BucketKey, ClientSelector, RequestFacts};
+use super::clock::Epoch;
+use super::rules::{ClientSelector, HashedValues, RequestFacts};
 
 /// How many distinct buckets a rule keeps (Envoy Gateway's `max_dynamic_descriptors`).
 pub const MAX_DISTINCT_BUCKETS: usize = 10_000;
@@ -55,28 +57,53 @@ impl RateLimitRule {
     }
 }
 
+/// Buckets by the hash of their distinct values, least recently used evicted first.
+type DistinctBuckets = LruCache<u64, Arc<TokenBucket>, BuildHasherDefault<KeyHasher>>;
+
 /// The buckets of one rule.
 #[derive(Debug)]
 pub struct RuleBuckets {
     rule: RateLimitRule,
     single: TokenBucket,
-    distinct: Option<Mutex<LruCache<BucketKey, Arc<TokenBucket>>>>,
-    start: Instant,
+    distinct: Option<Mutex<DistinctBuckets>>,
+    /// Keys the hash of a request's distinct values (random per rule).
+    keys: RandomState,
+}
+
+/// Hashes the (already keyed-hashed) bucket keys by passing them through.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 impl RuleBuckets {
-    /// Empty buckets for `rule`, windows starting at `start`.
-    pub fn new(rule: RateLimitRule, start: Instant) -> Self {
+    /// Empty buckets for `rule`.
+    pub fn new(rule: RateLimitRule) -> Self {
         let distinct = rule.distinct().then(|| {
-            Mutex::new(LruCache::new(
+            Mutex::new(LruCache::with_hasher(
                 NonZeroUsize::new(MAX_DISTINCT_BUCKETS).unwrap_or(NonZeroUsize::MIN),
+                BuildHasherDefault::default(),
             ))
         });
         RuleBuckets {
-            single: TokenBucket::new(rule.requests, rule.unit, start),
+            single: TokenBucket::new(rule.requests, rule.unit),
             rule,
             distinct,
-            start,
+            keys: RandomState::new(),
         }
     }
 
@@ -86,7 +113,7 @@ impl RuleBuckets {
     }
 
     /// Takes the rule's cost from the bucket of `key`.
-    fn take(&self, key: BucketKey, now: Instant) -> BucketCheck {
+    fn take(&self, key: u64, now: u64) -> BucketCheck {
         let Some(distinct) = &self.distinct else {
             return self.single.take(self.rule.cost, now);
         };
@@ -96,11 +123,7 @@ impl RuleBuckets {
                 Err(poisoned) => poisoned.into_inner(),
             };
             Arc::clone(buckets.get_or_insert(key, || {
-                Arc::new(TokenBucket::new(
-                    self.rule.requests,
-                    self.rule.unit,
-                    self.start,
-                ))
+                Arc::new(TokenBucket::new(self.rule.requests, self.rule.unit))
             }))
         };
         bucket.take(self.rule.cost, now)
@@ -129,6 +152,7 @@ pub struct RateLimitOutcome {
 pub struct LocalRateLimit {
     selected: Vec<Arc<RuleBuckets>>,
     default: Arc<RuleBuckets>,
+    epoch: Epoch,
 }
 
 /// Why rules cannot form a local rate limit.
@@ -144,11 +168,11 @@ pub enum LocalRateLimitError {
 }
 
 impl LocalRateLimit {
-    /// Buckets for `rules`; `shared` supplies (and keeps) the buckets of `shared` rules, by
-    /// rule index, so that every route gets the same ones.
+    /// Buckets for `rules`, their windows counted from `epoch`; `shared` supplies (and keeps)
+    /// the buckets of `shared` rules, by rule index, so that every route gets the same ones.
     pub fn new(
         rules: &[RateLimitRule],
-        start: Instant,
+        epoch: &Epoch,
         shared: &mut dyn FnMut(usize, &RateLimitRule) -> Arc<RuleBuckets>,
     ) -> Result<Self, LocalRateLimitError> {
         Self::check(rules)?;
@@ -158,7 +182,7 @@ impl LocalRateLimit {
             let buckets = if rule.shared {
                 shared(index, rule)
             } else {
-                Arc::new(RuleBuckets::new(rule.clone(), start))
+                Arc::new(RuleBuckets::new(rule.clone()))
             };
             if rule.selectors.is_empty() {
                 default = Some(buckets);
@@ -167,20 +191,21 @@ impl LocalRateLimit {
             }
         }
         let default = default.unwrap_or_else(|| {
-            Arc::new(RuleBuckets::new(
-                RateLimitRule {
-                    selectors: Vec::new(),
-                    requests: u32::MAX,
-                    unit: Duration::from_secs(1),
-                    cost: 1,
-                    shadow: false,
-                    shared: false,
-                    headers: true,
-                },
-                start,
-            ))
+            Arc::new(RuleBuckets::new(RateLimitRule {
+                selectors: Vec::new(),
+                requests: u32::MAX,
+                unit: Duration::from_secs(1),
+                cost: 1,
+                shadow: false,
+                shared: false,
+                headers: true,
+            }))
         });
-        Ok(LocalRateLimit { selected, default })
+        Ok(LocalRateLimit {
+            selected,
+            default,
+            epoch: epoch.clone(),
+        })
     }
 
     /// Whether `rules` can form a local rate limit.
@@ -199,13 +224,13 @@ impl LocalRateLimit {
         Ok(())
     }
 
-    /// Checks (and counts) a request at `now`.
-    pub fn check_at(&self, facts: &RequestFacts<'_>, now: Instant) -> RateLimitOutcome {
+    /// Checks (and counts) a request `now` nanoseconds after the epoch.
+    pub fn check_at(&self, facts: &RequestFacts<'_>, now: u64) -> RateLimitOutcome {
         let mut matched = false;
         let mut allowed = true;
         let mut report: Option<(bool, BucketCheck)> = None;
         for buckets in &self.selected {
-            let mut key = Vec::new();
+            let mut key = HashedValues(buckets.keys.build_hasher());
             if !buckets
                 .rule
                 .selectors
@@ -215,7 +240,7 @@ impl LocalRateLimit {
                 continue;
             }
             matched = true;
-            let check = buckets.take(key, now);
+            let check = buckets.take(key.0.finish(), now);
             let refuses = !check.allowed && !buckets.rule.shadow;
             allowed &= !refuses;
             if buckets.rule.headers {
@@ -230,7 +255,7 @@ impl LocalRateLimit {
             }
         }
         if !matched {
-            let check = self.default.take(Vec::new(), now);
+            let check = self.default.take(0, now);
             allowed = check.allowed || self.default.rule.shadow;
             report = self.default.rule.headers.then_some((!allowed, check));
         }
@@ -242,7 +267,7 @@ impl LocalRateLimit {
 
     /// Checks (and counts) a request now.
     pub fn check_request(&self, facts: &RequestFacts<'_>) -> RateLimitOutcome {
-        self.check_at(facts, Instant::now())
+        self.check_at(facts, self.epoch.elapsed_nanos())
     }
 }
 
@@ -277,9 +302,8 @@ mod tests {
     }
 
     fn limit(rules: &[RateLimitRule]) -> LocalRateLimit {
-        let start = Instant::now();
-        LocalRateLimit::new(rules, start, &mut |_, r| {
-            Arc::new(RuleBuckets::new(r.clone(), start))
+        LocalRateLimit::new(rules, &Epoch::now(), &mut |_, r| {
+            Arc::new(RuleBuckets::new(r.clone()))
         })
         .unwrap()
     }

@@ -3,6 +3,7 @@
 //! ([`LocalRateLimitLayer`]) answering 429 with the `x-ratelimit-*` headers.
 
 pub mod bucket;
+pub mod clock;
 pub mod layer;
 pub mod local;
 pub mod rules;

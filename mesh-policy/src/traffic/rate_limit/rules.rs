@@ -2,7 +2,7 @@
 //! A rule matches when every client selector matches; a selector matches when all its
 //! conditions hold (headers and query parameters ANDed, methods ORed). `Distinct` conditions
 //! give each distinct value (a header's, a query parameter's, the client's address within a
-//! block) its own bucket, named by the values in the rule's [`BucketKey`].
+//! block) its own bucket, named by the values a request brings ([`DistinctValues`]).
 
 use std::net::IpAddr;
 
@@ -85,12 +85,35 @@ pub struct RequestFacts<'a> {
     pub client: Option<IpAddr>,
 }
 
-/// The distinct values a request brought to a rule (empty without `Distinct` conditions).
-pub type BucketKey = Vec<String>;
+/// Receives the distinct values a request brings to a rule, in the rule's order (none
+/// without `Distinct` conditions).
+pub trait DistinctValues {
+    /// One value.
+    fn value(&mut self, value: &[u8]);
+}
+
+/// The values as text, in order (for tests and logs).
+impl DistinctValues for Vec<String> {
+    fn value(&mut self, value: &[u8]) {
+        self.push(String::from_utf8_lossy(value).into_owned());
+    }
+}
+
+/// The values hashed into one key (a keyed hash: clients cannot aim at another's bucket).
+#[derive(Debug)]
+pub struct HashedValues<H>(pub H);
+
+impl<H: std::hash::Hasher> DistinctValues for HashedValues<H> {
+    fn value(&mut self, value: &[u8]) {
+        self.0.write(value);
+        // 0xFF never occurs in UTF-8 text nor ends an address: values cannot run together.
+        self.0.write_u8(0xFF);
+    }
+}
 
 impl ClientSelector {
     /// Whether the selector matches; the distinct values it keyed on are pushed onto `key`.
-    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut BucketKey) -> bool {
+    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut dyn DistinctValues) -> bool {
         for condition in &self.headers {
             let value = facts
                 .headers
@@ -126,7 +149,10 @@ impl ClientSelector {
                 return false;
             }
             if source.distinct {
-                key.push(client.to_string());
+                match client {
+                    IpAddr::V4(v4) => key.value(&v4.octets()),
+                    IpAddr::V6(v6) => key.value(&v6.octets()),
+                }
             }
         }
         true
@@ -134,10 +160,10 @@ impl ClientSelector {
 }
 
 impl ValueCondition {
-    fn holds(&self, value: Option<&str>, key: &mut BucketKey) -> bool {
+    fn holds(&self, value: Option<&str>, key: &mut dyn DistinctValues) -> bool {
         match (&self.matcher, value) {
             (ValueMatch::Distinct, Some(value)) => {
-                key.push(value.to_owned());
+                key.value(value.as_bytes());
                 true
             }
             (ValueMatch::Distinct, None) => false,
@@ -224,11 +250,19 @@ mod tests {
             }),
             ..ClientSelector::default()
         };
-        let mut key = Vec::new();
+        let mut key: Vec<String> = Vec::new();
         assert!(selector.matches(&facts(&Method::GET, "/", &headers), &mut key));
-        assert_eq!(key, vec!["alice".to_owned(), "192.0.2.7".to_owned()]);
+        assert_eq!(key[0], "alice");
+        assert_eq!(
+            key[1],
+            String::from_utf8_lossy(&[192, 0, 2, 7]),
+            "the address's octets"
+        );
         headers.insert("x-plan", "freemium".parse().unwrap());
-        assert!(!selector.matches(&facts(&Method::GET, "/", &headers), &mut Vec::new()));
+        assert!(!selector.matches(
+            &facts(&Method::GET, "/", &headers),
+            &mut Vec::<String>::new()
+        ));
     }
 
     #[test]
@@ -238,8 +272,14 @@ mod tests {
             methods: Some((vec![Method::POST, Method::DELETE], false)),
             ..ClientSelector::default()
         };
-        assert!(writes.matches(&facts(&Method::DELETE, "/", &headers), &mut Vec::new()));
-        assert!(!writes.matches(&facts(&Method::GET, "/", &headers), &mut Vec::new()));
+        assert!(writes.matches(
+            &facts(&Method::DELETE, "/", &headers),
+            &mut Vec::<String>::new()
+        ));
+        assert!(!writes.matches(
+            &facts(&Method::GET, "/", &headers),
+            &mut Vec::<String>::new()
+        ));
         let not_admin = ClientSelector {
             path: Some((PathCondition::Prefix("/admin".into()), true)),
             headers: vec![ValueCondition {
@@ -249,7 +289,13 @@ mod tests {
             }],
             ..ClientSelector::default()
         };
-        assert!(not_admin.matches(&facts(&Method::GET, "/shop", &headers), &mut Vec::new()));
-        assert!(!not_admin.matches(&facts(&Method::GET, "/admin/x", &headers), &mut Vec::new()));
+        assert!(not_admin.matches(
+            &facts(&Method::GET, "/shop", &headers),
+            &mut Vec::<String>::new()
+        ));
+        assert!(!not_admin.matches(
+            &facts(&Method::GET, "/admin/x", &headers),
+            &mut Vec::<String>::new()
+        ));
     }
 }
