@@ -182,6 +182,21 @@ async fn client_traffic_defaults_refuse_underscore_headers_without_a_policy() {
         echoed(&response)["headers"]["x-forwarded-for"][0],
         "127.0.0.1"
     );
+
+    // Two Host headers: 400 (RFC 9112 §3.2), whichever comes first.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: open.example\r\nHost: other.example\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
 
 const BACKEND_POLICIES: &str = r#"
@@ -299,7 +314,8 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
 
     // 50 a second, fixed windows: over ~3 s of load, 3 to 5 windows' worth get through.
     let output = tokio::process::Command::new("wrk")
-        .args(["-t1", "-c4", "-d3s", "-H", &on("busy"), &url])
+        // `Host` capitalised: wrk adds its own unless it sees exactly that name.
+        .args(["-t1", "-c4", "-d3s", "-H", "Host: busy.example", &url])
         .output()
         .await
         .expect("wrk is installed (scripts/install-test-deps)");

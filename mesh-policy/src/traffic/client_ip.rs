@@ -129,7 +129,8 @@ impl ClientIpDetection {
 
 /// Appends `ip` to the request's `X-Forwarded-For` (all its lines joined into one).
 pub fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
-    let mut joined = Vec::new();
+    use std::io::Write;
+    let mut joined = Vec::with_capacity(64);
     for value in headers.get_all(&X_FORWARDED_FOR) {
         if !joined.is_empty() {
             joined.extend_from_slice(b", ");
@@ -139,8 +140,8 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     if !joined.is_empty() {
         joined.extend_from_slice(b", ");
     }
-    joined.extend_from_slice(ip.to_string().as_bytes());
-    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+    let _ = write!(joined, "{ip}");
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -159,13 +160,26 @@ fn from_xff(trust: &XffTrust, headers: &HeaderMap, peer: Option<IpAddr>) -> Opti
     match trust {
         XffTrust::Hops(0) => peer,
         XffTrust::Hops(hops) => {
-            let entries = xff_entries(headers);
             let from_right = usize::try_from(*hops).ok()?;
-            let chosen = entries
-                .len()
-                .checked_sub(from_right)
-                .and_then(|index| entries.get(index));
-            chosen.and_then(|entry| parse_ip(entry)).or(peer)
+            let mut lines = headers.get_all(&X_FORWARDED_FOR).iter();
+            let chosen = match (lines.next(), lines.next()) {
+                (None, _) => None,
+                // One line (the common case): read it from the right, without collecting.
+                (Some(line), None) => line
+                    .as_bytes()
+                    .rsplit(|b| *b == b',')
+                    .nth(from_right - 1)
+                    .and_then(parse_ip),
+                (Some(_), Some(_)) => {
+                    let entries = xff_entries(headers);
+                    entries
+                        .len()
+                        .checked_sub(from_right)
+                        .and_then(|index| entries.get(index))
+                        .and_then(|entry| parse_ip(entry))
+                }
+            };
+            chosen.or(peer)
         }
         XffTrust::Cidrs(trusted) => {
             let is_trusted = |ip: IpAddr| trusted.iter().any(|block| block.contains(ip));

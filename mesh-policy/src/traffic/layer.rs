@@ -3,7 +3,8 @@
 //! - [`ClientTrafficFromListener`], before route selection: the ClientTrafficPolicy of the
 //!   listener the request belongs to (by TLS server name, else `Host`) — or, without one,
 //!   Envoy Gateway's defaults — detects the client's address, normalises the path and
-//!   headers, and answers the listener's health-check path;
+//!   headers, and answers the listener's health-check path (a request with two `Host`
+//!   headers is refused first, 400);
 //! - [`FaultFromRoute`], right after route selection (before authentication, as Envoy's
 //!   filter order has it): the matched rule's fault injection;
 //! - [`BackendTrafficFromRoute`], after authorization and before the rule's filters: the
@@ -17,14 +18,14 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use routing::http_route::RequestView;
 use routing::router::{ListenerSet, MatchedRoute, RouteError, TlsServerName};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
 use super::compile::{CompiledClientTraffic, RouteTraffic};
+use super::facts::with_facts;
 use super::fault::FaultPlan;
 use super::future::AddHeaders;
 use super::normalize::{NormalizeOutcome, redirect};
-use super::rate_limit::layer::limit_request;
 
 /// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
 /// inner service (route selection).
@@ -72,7 +73,7 @@ pub fn apply_client_policy<B, RB: Default>(
     policy: &CompiledClientTraffic,
     request: &mut Request<B>,
 ) -> Result<Option<Response<RB>>, RouteError> {
-    let name = format!("ClientTrafficPolicy {}", policy.policy);
+    let name = PolicyName(&policy.policy);
     policy
         .detection
         .apply(request)
@@ -106,6 +107,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // RFC 9112 §3.2: a request with more than one Host is answered 400 (a proxy and its
+        // backend could each route on another one).
+        let mut hosts = request.headers().get_all(http::header::HOST).iter();
+        if hosts.next().is_some() && hosts.next().is_some() {
+            return AddHeaders::Early(Some(Err(RouteError::BadRequest {
+                policy: "HTTP/1.1".to_owned(),
+                reason: "more than one Host header".to_owned(),
+            })));
+        }
         let policy = client_policy(&self.listeners, &request).unwrap_or(&self.defaults);
         match apply_client_policy(policy, &mut request) {
             Ok(None) => AddHeaders::Inner {
@@ -115,6 +125,15 @@ where
             Ok(Some(answer)) => AddHeaders::Early(Some(Ok(answer))),
             Err(refusal) => AddHeaders::Early(Some(Err(refusal))),
         }
+    }
+}
+
+/// `ClientTrafficPolicy namespace/name`, written only into a refusal.
+struct PolicyName<'a>(&'a routing::model::ObjectKey);
+
+impl std::fmt::Display for PolicyName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientTrafficPolicy {}", self.0)
     }
 }
 
@@ -222,19 +241,78 @@ impl<S> BackendTrafficFromRoute<S> {
     }
 }
 
+/// The inner future within the rule's request timeout, holding the request's place in the
+/// circuit breaker; the rate limiter's headers go onto the response.
+#[pin_project::pin_project(project = BackendTrafficProjection)]
+#[derive(Debug)]
+pub enum BackendTrafficFuture<F, RB> {
+    /// Refused before the inner service.
+    Refused(Option<RouteError>),
+    /// In flight.
+    Inner {
+        /// The inner future.
+        #[pin]
+        inner: F,
+        /// The request timeout.
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+        /// The place in the circuit breaker, given back when the future ends.
+        place: Option<super::circuit_breaker::InFlight>,
+        /// What the rate-limit headers report.
+        report: Option<super::rate_limit::bucket::BucketCheck>,
+        /// The response body type.
+        body: std::marker::PhantomData<fn() -> RB>,
+    },
+}
+
+impl<F, RB> Future for BackendTrafficFuture<F, RB>
+where
+    F: Future<Output = Result<Response<RB>, RouteError>>,
+{
+    type Output = Result<Response<RB>, RouteError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            BackendTrafficProjection::Refused(error) => Poll::Ready(Err(error
+                .take()
+                .unwrap_or(RouteError::Misassembled("a finished future")))),
+            BackendTrafficProjection::Inner {
+                inner,
+                deadline,
+                place,
+                report,
+                ..
+            } => {
+                let outcome = match inner.poll(cx) {
+                    Poll::Ready(outcome) => outcome,
+                    Poll::Pending => match deadline.as_pin_mut().map(|d| d.poll(cx)) {
+                        Some(Poll::Ready(())) => Err(RouteError::RequestTimeout),
+                        _ => return Poll::Pending,
+                    },
+                };
+                place.take();
+                let mut response = outcome?;
+                if let Some(check) = report.take() {
+                    let headers = super::rate_limit::rate_limit_headers(&check);
+                    for (name, value) in headers {
+                        if let Some(name) = name {
+                            response.headers_mut().append(name, value);
+                        }
+                    }
+                }
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}
+
 impl<S, B, RB> Service<Request<B>> for BackendTrafficFromRoute<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = RouteError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-    RB: Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = futures_either::Either<
-        AddHeaders<S::Future, RB>,
-        Pin<Box<dyn Future<Output = Result<Response<RB>, RouteError>> + Send>>,
-    >;
+    type Future = BackendTrafficFuture<S::Future, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -242,18 +320,30 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(traffic) = route_traffic(&request) else {
-            return futures_either::Either::Left(AddHeaders::Inner {
+            return BackendTrafficFuture::Inner {
                 inner: self.inner.call(request),
-                headers: None,
-            });
+                deadline: None,
+                place: None,
+                report: None,
+                body: std::marker::PhantomData,
+            };
         };
-        let headers = match &traffic.rate_limit {
-            Some(limit) => match limit_request(limit, &traffic.name, &request) {
-                Ok(headers) => headers,
-                Err(refusal) => {
-                    return futures_either::Either::Left(AddHeaders::Early(Some(Err(refusal))));
+        let report = match &traffic.rate_limit {
+            Some(limit) => {
+                let outcome = with_facts(&request, |facts| limit.check_request(facts));
+                if !outcome.allowed {
+                    let headers = outcome
+                        .report
+                        .as_ref()
+                        .map(super::rate_limit::rate_limit_headers)
+                        .unwrap_or_default();
+                    return BackendTrafficFuture::Refused(Some(RouteError::RateLimited {
+                        policy: traffic.name.to_string(),
+                        headers,
+                    }));
                 }
-            },
+                outcome.report
+            }
             None => None,
         };
         let place = match &traffic.breaker {
@@ -261,7 +351,7 @@ where
                 Some(place) => Some(place),
                 None => {
                     let refusal = super::circuit_breaker::CircuitBreaker::refusal(&traffic.name);
-                    return futures_either::Either::Left(AddHeaders::Early(Some(Err(refusal))));
+                    return BackendTrafficFuture::Refused(Some(refusal));
                 }
             },
             None => None,
@@ -273,27 +363,12 @@ where
                 .get::<MatchedRoute>()
                 .is_none_or(|m| m.rule.timeouts.request.is_none())
         });
-        if place.is_none() && timeout.is_none() {
-            return futures_either::Either::Left(AddHeaders::Inner {
-                inner: self.inner.call(request),
-                headers,
-            });
+        BackendTrafficFuture::Inner {
+            inner: self.inner.call(request),
+            deadline: timeout.map(tokio::time::sleep),
+            place,
+            report,
+            body: std::marker::PhantomData,
         }
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
-        futures_either::Either::Right(Box::pin(async move {
-            let call = AddHeaders::Inner {
-                inner: ready.oneshot(request),
-                headers,
-            };
-            let outcome = match timeout {
-                Some(limit) => tokio::time::timeout(limit, call)
-                    .await
-                    .unwrap_or(Err(RouteError::RequestTimeout)),
-                None => call.await,
-            };
-            drop(place);
-            outcome
-        }))
     }
 }

@@ -53,14 +53,15 @@ pub enum NormalizeOutcome {
 }
 
 impl Normalization {
-    /// Normalises `request` in place; `policy` names the policy in refusals.
+    /// Normalises `request` in place; `policy` names the policy in refusals (written only
+    /// for one).
     pub fn apply<B>(
         &self,
         request: &mut Request<B>,
-        policy: &str,
+        policy: &dyn std::fmt::Display,
     ) -> Result<NormalizeOutcome, RouteError> {
         let bad = |reason: String| RouteError::BadRequest {
-            policy: policy.to_owned(),
+            policy: policy.to_string(),
             reason,
         };
         if self.underscores != Underscores::Allow {
@@ -158,7 +159,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.normalization.apply(&mut request, "path normalization") {
+        match self
+            .normalization
+            .apply(&mut request, &"path normalization")
+        {
             Ok(NormalizeOutcome::Continue) => AddHeaders::Inner {
                 inner: self.inner.call(request),
                 headers: None,
@@ -182,18 +186,18 @@ mod tests {
     #[test]
     fn the_forwarded_request_carries_the_normal_path() {
         let mut r = request("/a/../admin//x?q=/..");
-        let outcome = Normalization::default().apply(&mut r, "p").unwrap();
+        let outcome = Normalization::default().apply(&mut r, &"p").unwrap();
         assert!(matches!(outcome, NormalizeOutcome::Continue));
         assert_eq!(r.uri().path_and_query().unwrap().as_str(), "/admin/x?q=/..");
         let mut absolute = request("http://shop.example/x/./y");
-        Normalization::default().apply(&mut absolute, "p").unwrap();
+        Normalization::default().apply(&mut absolute, &"p").unwrap();
         assert_eq!(absolute.uri().to_string(), "http://shop.example/x/y");
     }
 
     #[test]
     fn escaped_slashes_redirect_by_default() {
         let mut r = request("/a%2Fb");
-        match Normalization::default().apply(&mut r, "p").unwrap() {
+        match Normalization::default().apply(&mut r, &"p").unwrap() {
             NormalizeOutcome::Redirect(location) => assert_eq!(location, "/a/b"),
             other => panic!("{other:?}"),
         }
@@ -208,13 +212,13 @@ mod tests {
         let mut r = request("/");
         r.headers_mut().insert("x_user", "a".parse().unwrap());
         assert!(matches!(
-            with(Underscores::Reject).apply(&mut r.clone_parts(), "p"),
+            with(Underscores::Reject).apply(&mut r.clone_parts(), &"p"),
             Err(RouteError::BadRequest { .. })
         ));
         let mut dropped = r.clone_parts();
-        with(Underscores::Drop).apply(&mut dropped, "p").unwrap();
+        with(Underscores::Drop).apply(&mut dropped, &"p").unwrap();
         assert!(dropped.headers().get("x_user").is_none());
-        with(Underscores::Allow).apply(&mut r, "p").unwrap();
+        with(Underscores::Allow).apply(&mut r, &"p").unwrap();
         assert!(r.headers().get("x_user").is_some());
     }
 

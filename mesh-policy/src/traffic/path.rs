@@ -86,6 +86,9 @@ impl PathNormalization {
         if !path.starts_with('/') {
             return Err(PathError::NotAbsolute);
         }
+        if self.already_normal(path.as_bytes()) {
+            return Ok(Normalized::Unchanged);
+        }
         let has_escaped_slash = contains_escaped_slash(path.as_bytes());
         let unescape = match (self.escaped_slashes, has_escaped_slash) {
             (_, false) | (EscapedSlashes::Keep, true) => false,
@@ -108,6 +111,32 @@ impl PathNormalization {
         } else {
             Ok(Normalized::Forward(full))
         }
+    }
+}
+
+impl PathNormalization {
+    /// Whether `path` is normal as it is (the common case, decided in one pass without
+    /// allocating): only safe bytes, no escapes, no dot segment, no `//` when merging.
+    fn already_normal(&self, path: &[u8]) -> bool {
+        let mut previous = b'/';
+        let mut segment_start = 0;
+        for (index, byte) in path.iter().copied().enumerate() {
+            if byte == b'/' {
+                let segment = &path[segment_start..index];
+                if (self.merge_slashes && index > 0 && previous == b'/')
+                    || segment == b"."
+                    || segment == b".."
+                {
+                    return false;
+                }
+                segment_start = index + 1;
+            } else if byte == b'%' || !path_safe(byte) {
+                return false;
+            }
+            previous = byte;
+        }
+        let last = &path[segment_start..];
+        last != b"." && last != b".."
     }
 }
 
