@@ -721,3 +721,50 @@ async fn custom_policies_ask_the_meshconfig_authorizer() {
         ("403", "RBAC: access denied")
     );
 }
+
+#[tokio::test]
+async fn backend_traffic_policy_applies_to_gamma_routes_in_the_waypoint() {
+    let dir = scratch("waypoint-btp");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let (server_ip, waypoint_ip) = ("127.0.0.91", "127.0.0.92");
+    let policy = r#"
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: echo-limit, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}]
+  rateLimit:
+    local:
+      rules: [{limit: {requests: 2, unit: Minute}}]
+"#;
+    let mesh = hbone_mesh(
+        &dir,
+        ("127.0.0.90", server_ip, waypoint_ip),
+        &format!("{}{policy}", mesh_config(server_ip)),
+        &[],
+    )
+    .await;
+    let url = "http://echo.default.svc.cluster.local/api/items";
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (ok, status) = curl_status(&mesh.client.socks5(), url).await;
+        assert!(ok);
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        ["200", "200", "429"],
+        "2 a minute on the GAMMA route"
+    );
+    let output = tokio::process::Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "--socks5-hostname"])
+        .arg(mesh.client.socks5())
+        .arg(url)
+        .output()
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout).to_lowercase();
+    assert!(answer.contains("x-ratelimit-limit: 2"), "{answer}");
+    assert!(answer.ends_with("local_rate_limited"), "{answer}");
+}

@@ -22,12 +22,13 @@ use hbone::proxy_protocol::{AcceptorConfig, read_proxy_header};
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
 use hbone::tls::{HboneTls, TlsConfigError, WorkloadCertificate};
 use http::{Method, Request, StatusCode};
+use mesh_policy::traffic::{BackendTrafficFromRoute, FaultFromRoute};
 use prometheus_client::registry::Registry;
 use routing::backends::BackendChoice;
 use routing::loader::LoadError;
 use routing::model::ObjectKey;
 use routing::resolve::ResolveOptions;
-use routing::router::{MeshDestination, MeshRouter};
+use routing::router::{Dispatch, MeshDestination, RuleFilters, Select};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -160,7 +161,11 @@ pub async fn run_mesh_waypoint(
     events: &dyn GatewayEvents,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MeshWaypointError> {
-    let resolve_options = ResolveOptions::default();
+    // BackendTrafficPolicies on the mesh's routes fill their rule slots.
+    let resolve_options = ResolveOptions {
+        policies: Some(Arc::new(mesh_policy::traffic::TrafficPolicies::default())),
+        ..ResolveOptions::default()
+    };
     let loaded = options.source.fingerprint();
     let snapshot = options.source.load(&resolve_options, 1)?;
     let jwks = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
@@ -430,9 +435,13 @@ where
                 lane.state.metrics.clone(),
                 connection_labels(&peer, &mesh_destination.service),
             ));
-            let router = Respond::new(IstioAuthorization::new(MeshRouter::new(
+            // Istio's policies, route selection, the rule's BackendTrafficPolicy (faults, then
+            // rate limit, circuit breaker and request timeout), its filters, dispatch.
+            let router = Respond::new(IstioAuthorization::new(Select::new(
                 routes,
-                lane.forwarder.clone(),
+                FaultFromRoute::new(BackendTrafficFromRoute::new(RuleFilters::new(
+                    Dispatch::new(lane.forwarder.clone()),
+                ))),
             )));
             let http = tower::service_fn(move |request: Request<ResponseBody>| {
                 let started = Instant::now();
