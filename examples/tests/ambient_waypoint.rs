@@ -736,7 +736,10 @@ spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}]
   rateLimit:
     local:
-      rules: [{limit: {requests: 2, unit: Minute}}]
+      rules:
+      # Beyond Envoy Gateway: one bucket per calling workload, by its mTLS identity.
+      - clientSelectors: [{sourcePrincipal: {type: Distinct}}]
+        limit: {requests: 2, unit: Minute}
 "#;
     let mesh = hbone_mesh(
         &dir,

@@ -121,6 +121,7 @@ fn main() {
             query: None,
             headers,
             client: None,
+            principal: None,
         };
         // Warm both with every key (and, for "refused", empty every bucket).
         for headers in &headers {

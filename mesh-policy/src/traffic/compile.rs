@@ -365,6 +365,7 @@ fn compile_selector(spec: &ClientSelectorSpec) -> Result<ClientSelector, String>
         && spec.path.is_none()
         && spec.source_cidr.is_none()
         && spec.query_params.is_empty()
+        && spec.source_principal.is_none()
     {
         return Err("a selector needs at least one condition".into());
     }
@@ -429,12 +430,27 @@ fn compile_selector(spec: &ClientSelectorSpec) -> Result<ClientSelector, String>
     if source.is_some_and(|s| s.distinct && s.invert) {
         return Err("sourceCIDR: Distinct cannot be inverted".into());
     }
+    let principal = match &spec.source_principal {
+        None => None,
+        Some(principal) => {
+            let as_value = ValueMatchSpec {
+                name: "sourcePrincipal".into(),
+                kind: principal.kind.clone(),
+                value: principal.value.clone(),
+                invert: principal.invert,
+            };
+            let condition =
+                compile_value(&as_value, false).map_err(|e| format!("sourcePrincipal.{e}"))?;
+            Some((condition.matcher, condition.invert))
+        }
+    };
     Ok(ClientSelector {
         headers,
         query_params,
         methods,
         path,
         source,
+        principal,
     })
 }
 

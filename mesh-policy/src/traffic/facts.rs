@@ -1,5 +1,5 @@
-//! What the traffic rules read of a request: method, path, query, headers and the client's
-//! address (detected, else the connection's peer).
+//! What the traffic rules read of a request: method, path, query, headers, the client's
+//! address (detected, else the connection's peer) and the peer's authenticated identity.
 
 use std::net::IpAddr;
 
@@ -30,6 +30,11 @@ pub fn with_facts<B, T>(request: &Request<B>, f: impl FnOnce(&RequestFacts<'_>) 
         query: request.uri().query(),
         headers: request.headers(),
         client: client_address(request),
+        principal: request
+            .extensions()
+            .get::<hbone::peer::Peer>()
+            .and_then(|peer| peer.identity.as_ref())
+            .map(|id| id.as_str().trim_start_matches("spiffe://")),
     };
     f(&facts)
 }

@@ -391,6 +391,25 @@ pub struct ClientSelectorSpec {
     /// Query parameter conditions, ANDed.
     #[serde(default)]
     pub query_params: Vec<ValueMatchSpec>,
+    /// The authenticated peer's SPIFFE identity, in Istio's form (beyond Envoy Gateway: a
+    /// waypoint's per-workload limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_principal: Option<PrincipalMatchSpec>,
+}
+
+/// `sourcePrincipal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrincipalMatchSpec {
+    /// `Exact` (default), `RegularExpression` or `Distinct` (one bucket per workload).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The identity (`cluster.local/ns/shop/sa/web`), or an expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Match other peers (not with `Distinct`).
+    #[serde(default)]
+    pub invert: bool,
 }
 
 /// A header or query parameter condition.

@@ -49,6 +49,7 @@ impl RateLimitRule {
         use super::rules::ValueMatch;
         self.selectors.iter().any(|s| {
             s.source.is_some_and(|c| c.distinct)
+                || matches!(s.principal, Some((ValueMatch::Distinct, _)))
                 || s.headers
                     .iter()
                     .chain(&s.query_params)
@@ -319,6 +320,7 @@ mod tests {
             query: None,
             headers: &headers,
             client: None,
+            principal: None,
         })
     }
 

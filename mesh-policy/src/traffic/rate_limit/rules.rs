@@ -68,6 +68,10 @@ pub struct ClientSelector {
     pub path: Option<(PathCondition, bool)>,
     /// The client's address.
     pub source: Option<SourceCondition>,
+    /// The peer's SPIFFE identity (Istio's form, `trust-domain/ns/…/sa/…`), as the mesh
+    /// authenticated it (`sourcePrincipal`, beyond Envoy Gateway: per-workload limits in a
+    /// waypoint). A request without an authenticated peer does not match.
+    pub principal: Option<(ValueMatch, bool)>,
 }
 
 /// What a request offers the rules.
@@ -83,6 +87,8 @@ pub struct RequestFacts<'a> {
     pub headers: &'a HeaderMap,
     /// The detected client address.
     pub client: Option<IpAddr>,
+    /// The authenticated peer's identity (`trust-domain/ns/…/sa/…`).
+    pub principal: Option<&'a str>,
 }
 
 /// Receives the distinct values a request brings to a rule, in the rule's order (none
@@ -140,6 +146,22 @@ impl ClientSelector {
             && path.matches(facts.path) == *invert
         {
             return false;
+        }
+        if let Some((matcher, invert)) = &self.principal {
+            let Some(principal) = facts.principal else {
+                return false;
+            };
+            let holds = match matcher {
+                ValueMatch::Exact(expected) => principal == expected,
+                ValueMatch::Regex(regex) => regex.is_match(principal),
+                ValueMatch::Distinct => {
+                    key.value(principal.as_bytes());
+                    true
+                }
+            };
+            if holds == *invert {
+                return false;
+            }
         }
         if let Some(source) = &self.source {
             let Some(client) = facts.client else {
@@ -208,6 +230,7 @@ mod tests {
             query: Some("tenant=acme&x=1"),
             headers,
             client: Some("192.0.2.7".parse().unwrap()),
+            principal: Some("cluster.local/ns/shop/sa/web"),
         }
     }
 
@@ -260,6 +283,34 @@ mod tests {
         );
         headers.insert("x-plan", "freemium".parse().unwrap());
         assert!(!selector.matches(
+            &facts(&Method::GET, "/", &headers),
+            &mut Vec::<String>::new()
+        ));
+    }
+
+    #[test]
+    fn peers_are_keyed_by_their_identity() {
+        let headers = HeaderMap::new();
+        let per_workload = ClientSelector {
+            principal: Some((ValueMatch::Distinct, false)),
+            ..ClientSelector::default()
+        };
+        let mut key: Vec<String> = Vec::new();
+        assert!(per_workload.matches(&facts(&Method::GET, "/", &headers), &mut key));
+        assert_eq!(key, ["cluster.local/ns/shop/sa/web"]);
+        let anonymous = RequestFacts {
+            principal: None,
+            ..facts(&Method::GET, "/", &headers)
+        };
+        assert!(!per_workload.matches(&anonymous, &mut Vec::<String>::new()));
+        let not_web = ClientSelector {
+            principal: Some((
+                ValueMatch::Exact("cluster.local/ns/shop/sa/web".into()),
+                true,
+            )),
+            ..ClientSelector::default()
+        };
+        assert!(!not_web.matches(
             &facts(&Method::GET, "/", &headers),
             &mut Vec::<String>::new()
         ));
