@@ -1,6 +1,8 @@
 //! The single-layer examples, run as a newcomer would: `axum_routing` (route selection, two
-//! filters and CORS in an axum app) and `hbone_http` (HTTP inside HBONE tunnels through the
-//! gateway's request path), driven with curl and `hbonecat connect`.
+//! filters and CORS in an axum app), `axum_traffic` (client IP detection, path normalisation,
+//! a local rate limit, a circuit breaker and fault injection in an axum app) and `hbone_http`
+//! (HTTP inside HBONE tunnels through the gateway's request path), driven with curl and
+//! `hbonecat connect`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -185,4 +187,41 @@ async fn hbone_tunnels_carry_http_through_the_gateway_request_path() {
     );
     assert_eq!(seen["headers"]["x-client-identity"][0], client, "{seen}");
     assert_eq!(seen["path"], "/hello", "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_app_detects_clients_normalises_paths_limits_and_injects_faults() {
+    let (_app, address) = start(
+        env!("CARGO_BIN_EXE_axum_traffic"),
+        &["--listen", "127.0.0.1:0", "--abort-percent", "100"],
+    )
+    .await;
+    let url = |path: &str| format!("http://{address}{path}");
+
+    let (status, response) = curl(&[
+        "--path-as-is",
+        "-H",
+        "x-forwarded-for: 203.0.113.9, 10.0.0.1",
+        &url("/a/../b//c"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let answer = echoed(&response);
+    assert_eq!(answer["client"], "203.0.113.9", "two trusted hops");
+    assert_eq!(answer["path"], "/b/c", "normalised before the handler");
+    let (status, response) = curl(&[&url("/a%2Fb")]).await;
+    assert_eq!(status, 307, "{response}");
+    assert!(response.contains("location: /a/b"), "{response}");
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(curl(&["-H", "x-user: ann", &url("/")]).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    let (status, response) = curl(&["-H", "x-user: bob", &url("/")]).await;
+    assert_eq!(status, 200, "bob has his own bucket");
+    assert!(response.contains("x-ratelimit-remaining: 4"), "{response}");
+
+    let (status, _) = curl(&[&url("/teapot")]).await;
+    assert_eq!(status, 418, "--abort-percent 100");
 }
