@@ -37,6 +37,39 @@ async fn slow_backend(delay: Duration) -> u16 {
     port
 }
 
+/// A backend answering 503 to its first `failures` requests, then 200; and its request count.
+async fn failing_backend(failures: u32) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let mut response = http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"answer\n"),
+                        ));
+                        if n < failures {
+                            *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
 fn route(name: &str, host: &str, backend: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
@@ -253,6 +286,16 @@ spec:
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
+metadata: {name: persistent}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: retried}]
+  retry:
+    numRetries: 2
+    retryOn: {triggers: [retriable-status-codes], httpStatusCodes: [503]}
+    perRetry: {backOff: {baseInterval: 10ms}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
 metadata: {name: balanced}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
@@ -264,6 +307,8 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     let port = free_port();
     let backend = echo("echo-0").await;
     let slow = slow_backend(Duration::from_millis(800)).await;
+    let (failing, failing_seen) = failing_backend(2).await;
+    let (unretried, unretried_seen) = failing_backend(2).await;
     let dir = scratch("backend-traffic");
     let mut config = format!(
         "{}{}{}",
@@ -271,6 +316,8 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
         service("echo", backend),
         service("slow", slow)
     );
+    config.push_str(&service("failing", failing));
+    config.push_str(&service("unretried", unretried));
     for (name, backend) in [
         ("limited", "echo"),
         ("busy", "echo"),
@@ -278,6 +325,8 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
         ("flaky", "echo"),
         ("narrow", "slow"),
         ("impatient", "slow"),
+        ("retried", "failing"),
+        ("plain", "unretried"),
     ] {
         config.push_str(&route(name, &format!("{name}.example"), backend));
     }
@@ -371,6 +420,14 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
             .iter()
             .all(|r| header(r, "x-envoy-overloaded") == Some("true"))
     );
+
+    // Retries: two 503s, then the answer — the client sees one 200; without the policy, 503.
+    let (status, response) = curl(&["-H", &on("retried"), &url]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(failing_seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let (status, _) = curl(&["-H", &on("plain"), &url]).await;
+    assert_eq!(status, 503);
+    assert_eq!(unretried_seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // The request timeout answers 504.
     let (status, _) = curl(&["-H", &on("impatient"), &url]).await;

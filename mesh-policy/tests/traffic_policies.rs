@@ -387,3 +387,32 @@ spec:
         "{everywhere:?}"
     );
 }
+
+#[test]
+fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let compile = |yaml: &str| {
+        let spec: BackendTrafficPolicySpec = serde_yaml_ng::from_str(yaml).unwrap();
+        spec.compile(&ObjectKey::new("default", "p"))
+    };
+    let defaults = compile("retry: {}").unwrap().retry.unwrap();
+    assert_eq!(defaults.retry.codes, [503]);
+    assert_eq!(defaults.retry.attempts, 2);
+    assert_eq!(defaults.retry.backoff, std::time::Duration::from_millis(25));
+    assert_eq!(defaults.per_try_timeout, None);
+    let gateway_errors = compile(
+        "retry: {numRetries: 5, retryOn: {triggers: [gateway-error, retriable-4xx]}, perRetry: {timeout: 250ms, backOff: {baseInterval: 100ms}}}",
+    )
+    .unwrap()
+    .retry
+    .unwrap();
+    assert_eq!(gateway_errors.retry.codes, [409, 502, 503, 504]);
+    assert_eq!(gateway_errors.retry.attempts, 5);
+    assert_eq!(
+        gateway_errors.per_try_timeout,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let grpc = compile("retry: {retryOn: {triggers: [unavailable]}}").unwrap_err();
+    assert!(grpc.contains("not enforced"), "{grpc}");
+    assert!(compile("retry: {retryOn: {triggers: [sometimes]}}").is_err());
+}

@@ -54,6 +54,8 @@ pub struct CompiledBackendTraffic {
     pub max_parallel_requests: Option<u32>,
     /// `timeout.http.requestTimeout` (`Some(None)`: `0s`, no limit).
     pub request_timeout: Option<Option<Duration>>,
+    /// `retry`, for the route's one retry loop.
+    pub retry: Option<routing::router::PolicyRetry>,
 }
 
 impl ClientTrafficPolicySpec {
@@ -276,7 +278,9 @@ impl BackendTrafficPolicySpec {
                 Some((!timeout.is_zero()).then_some(timeout))
             }
         };
+        let retry = self.retry.as_ref().map(compile_retry).transpose()?;
         Ok(CompiledBackendTraffic {
+            retry,
             policy: key.clone(),
             rate_limit,
             shared_buckets,
@@ -288,6 +292,87 @@ impl BackendTrafficPolicySpec {
             request_timeout,
         })
     }
+}
+
+/// Envoy Gateway's `retry` as the route's retry loop runs it: triggers become the statuses
+/// retried (`5xx`, `gateway-error` 502–504, `retriable-4xx` 409, `retriable-status-codes`);
+/// connection failures, resets and refused streams are always retried by the loop. Without
+/// `retryOn`: Envoy Gateway's default, 503 and the connection failures. The wait between tries
+/// is `backOff.baseInterval` (25 ms by default).
+fn compile_retry(spec: &super::model::RetrySpec) -> Result<routing::router::PolicyRetry, String> {
+    const GRPC: [&str; 5] = [
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
+    ];
+    let mut codes: Vec<u16> = Vec::new();
+    let on = spec.retry_on.clone().unwrap_or_default();
+    let triggers: Vec<&str> = if on.triggers.is_empty() {
+        vec![
+            "connect-failure",
+            "refused-stream",
+            "retriable-status-codes",
+        ]
+    } else {
+        on.triggers.iter().map(String::as_str).collect()
+    };
+    for trigger in triggers {
+        match trigger {
+            "5xx" => codes.extend(500..=599),
+            "gateway-error" => codes.extend([502, 503, 504]),
+            "retriable-4xx" => codes.push(409),
+            "retriable-status-codes" if on.http_status_codes.is_empty() => codes.push(503),
+            "retriable-status-codes" => codes.extend(on.http_status_codes.iter().copied()),
+            "reset" | "reset-before-request" | "connect-failure" | "refused-stream" => {}
+            grpc if GRPC.contains(&grpc) => {
+                return Err(format!(
+                    "spec.retry.retryOn.triggers: {grpc} (gRPC statuses) is not enforced by this data plane yet"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "spec.retry.retryOn.triggers: unsupported value {other:?}"
+                ));
+            }
+        }
+    }
+    if on
+        .http_status_codes
+        .iter()
+        .any(|c| !(100..=599).contains(c))
+    {
+        return Err("spec.retry.retryOn.httpStatusCodes: within 100–599".into());
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    let duration = |text: &Option<String>, field: &str| -> Result<Option<Duration>, String> {
+        text.as_deref()
+            .map(|t| {
+                parse_duration(t)
+                    .ok_or_else(|| format!("spec.retry.perRetry.{field}: {t:?} is not a duration"))
+            })
+            .transpose()
+    };
+    let per_retry = spec.per_retry.clone().unwrap_or_default();
+    let per_try_timeout = duration(&per_retry.timeout, "timeout")?;
+    let backoff = duration(
+        &per_retry
+            .back_off
+            .as_ref()
+            .and_then(|b| b.base_interval.clone()),
+        "backOff.baseInterval",
+    )?
+    .unwrap_or(Duration::from_millis(25));
+    Ok(routing::router::PolicyRetry {
+        retry: routing::compiled::RetryPolicy {
+            codes,
+            attempts: spec.num_retries.unwrap_or(2),
+            backoff,
+        },
+        per_try_timeout,
+    })
 }
 
 fn percentage(value: Option<f64>, what: &str) -> Result<f64, String> {

@@ -318,7 +318,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let Some(traffic) = route_traffic(&request) else {
             return BackendTrafficFuture::Inner {
                 inner: self.inner.call(request),
@@ -363,6 +363,11 @@ where
                 .get::<MatchedRoute>()
                 .is_none_or(|m| m.rule.timeouts.request.is_none())
         });
+        // Retries run in the route's one retry loop (which prefers the route's own `retry`).
+        let retry = traffic.policy.retry.clone();
+        if let Some(retry) = retry {
+            request.extensions_mut().insert(retry);
+        }
         BackendTrafficFuture::Inner {
             inner: self.inner.call(request),
             deadline: timeout.map(tokio::time::sleep),

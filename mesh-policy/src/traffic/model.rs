@@ -229,9 +229,9 @@ pub struct BackendTrafficPolicySpec {
     /// Timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<BackendTimeoutSpec>,
-    /// Not enforced yet.
+    /// Retries (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: NotYet,
+    pub retry: Option<RetrySpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: NotYet,
@@ -283,6 +283,61 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_control: NotYet,
+}
+
+/// `retry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Retries after the first try (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_attempts_per_priority: NotYet,
+    /// What is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<RetryOnSpec>,
+    /// Each try's timeout and the wait between tries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_retry: Option<PerRetrySpec>,
+}
+
+/// `retry.retryOn`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryOnSpec {
+    /// `5xx`, `gateway-error`, `reset`, `reset-before-request`, `connect-failure`,
+    /// `retriable-4xx`, `refused-stream`, `retriable-status-codes`, and gRPC's.
+    #[serde(default)]
+    pub triggers: Vec<String>,
+    /// The codes `retriable-status-codes` retries.
+    #[serde(default)]
+    pub http_status_codes: Vec<u16>,
+}
+
+/// `retry.perRetry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerRetrySpec {
+    /// Each try's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The wait between tries.
+    #[serde(default, rename = "backOff", skip_serializing_if = "Option::is_none")]
+    pub back_off: Option<BackOffSpec>,
+}
+
+/// `retry.perRetry.backOff`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackOffSpec {
+    /// The first wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_interval: Option<String>,
+    /// The longest wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<String>,
 }
 
 /// `rateLimit`.
@@ -638,7 +693,13 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
 impl UnsupportedFields for BackendTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        set(&mut found, &self.retry, "spec.retry");
+        if let Some(retry) = &self.retry {
+            set(
+                &mut found,
+                &retry.num_attempts_per_priority,
+                "spec.retry.numAttemptsPerPriority",
+            );
+        }
         set(&mut found, &self.load_balancer, "spec.loadBalancer");
         set(&mut found, &self.health_check, "spec.healthCheck");
         set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");

@@ -19,6 +19,17 @@ use super::{MatchedRoute, PendingMirrors, RouteError, SelectedBackend, UpstreamE
 use crate::backends::BackendChoice;
 use crate::compiled::RetryPolicy;
 
+/// A retry policy from a policy attached to the route (Envoy Gateway's BackendTrafficPolicy
+/// `retry`), as a request extension set before [`Dispatch`]: used when the rule has no `retry`
+/// of its own, with its per-try timeout when the rule has no `timeouts.backendRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRetry {
+    /// The retries.
+    pub retry: RetryPolicy,
+    /// The limit on each try.
+    pub per_try_timeout: Option<Duration>,
+}
+
 /// What [`Dispatch`] forwards through: a cloneable service answering requests with responses
 /// or typed [`UpstreamError`]s (implemented for every such service).
 pub trait UpstreamService<B, RB>:
@@ -160,16 +171,24 @@ impl<S> Attempt<S> {
         B: http_body::Body + Default + Send + 'static,
         RB: Default + Send + 'static,
     {
+        let from_policy = request.extensions().get::<PolicyRetry>();
+        let per_try = self
+            .matched
+            .rule
+            .timeouts
+            .backend_request
+            .or(from_policy.and_then(|p| p.per_try_timeout));
         let retry = self
             .matched
             .rule
             .retry
             .clone()
+            .or_else(|| from_policy.map(|p| p.retry.clone()))
             .filter(|_| request.body().is_end_stream());
         if let Some(retry) = retry {
             for _ in 0..retry.attempts {
                 let copy = copy_without_body(&request);
-                let outcome = self.one_try(copy).await;
+                let outcome = self.one_try(copy, per_try).await;
                 if !retriable(&outcome, &retry) {
                     return outcome;
                 }
@@ -178,14 +197,16 @@ impl<S> Attempt<S> {
                 }
             }
         }
-        self.one_try(request).await
+        self.one_try(request, per_try).await
     }
 
-    /// One try: a Service chosen by weight, its filters, the call within
-    /// `timeouts.backendRequest`, the backend's response edits.
+    /// One try: a Service chosen by weight, its filters, the call within `per_try` (the
+    /// rule's `timeouts.backendRequest`, else a policy's per-try timeout), the backend's
+    /// response edits.
     fn one_try<B, RB>(
         &self,
         mut request: Request<B>,
+        per_try: Option<Duration>,
     ) -> impl Future<Output = Result<Response<RB>, RouteError>> + Send + 'static
     where
         S: UpstreamService<B, RB>,
@@ -221,7 +242,7 @@ impl<S> Attempt<S> {
             request.extensions_mut().insert(SelectedBackend(backend));
             poll_fn(|cx| upstream.poll_ready(cx)).await?;
             let call = upstream.call(request);
-            let mut response = match rule.timeouts.backend_request {
+            let mut response = match per_try {
                 None => call.await?,
                 Some(limit) => tokio::time::timeout(limit, call)
                     .await

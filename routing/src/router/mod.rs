@@ -36,7 +36,7 @@ use std::task::{Context, Poll};
 
 use http::Request;
 
-pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, UpstreamService};
+pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, PolicyRetry, UpstreamService};
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;
 pub use listener_set::ListenerSet;
