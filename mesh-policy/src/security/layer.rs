@@ -426,16 +426,7 @@ fn authorization<B>(
     request: &Request<B>,
 ) -> Option<RouteError> {
     if let Some(rules) = &checks.authorization {
-        let client_ip = request
-            .extensions()
-            .get::<ClientAddress>()
-            .map(|c| c.0)
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<hbone::peer::Peer>()
-                    .map(|p| p.address.ip())
-            });
+        let client_ip = crate::traffic::facts::client_address(request);
         let facts = RequestFacts {
             method: request.method(),
             path: request.uri().path(),
