@@ -129,7 +129,6 @@ impl ClientIpDetection {
 
 /// Appends `ip` to the request's `X-Forwarded-For` (all its lines joined into one).
 pub fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
-    use std::io::Write;
     let mut joined = Vec::with_capacity(64);
     for value in headers.get_all(&X_FORWARDED_FOR) {
         if !joined.is_empty() {
@@ -140,9 +139,30 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     if !joined.is_empty() {
         joined.extend_from_slice(b", ");
     }
-    let _ = write!(joined, "{ip}");
+    push_ip(&mut joined, ip);
     if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
         headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// Writes `ip` as text (IPv4 digit by digit: this runs per request).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
     }
 }
 
@@ -382,6 +402,22 @@ mod tests {
             closed.detect(&headers, peer),
             Err(ClientIpError::HeaderMissing(name))
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_text() {
+        for text in [
+            "0.0.0.0",
+            "10.0.0.7",
+            "192.168.100.255",
+            "203.0.113.99",
+            "::1",
+            "2001:db8::5",
+        ] {
+            let mut out = Vec::new();
+            push_ip(&mut out, ip(text));
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
     }
 
     #[test]

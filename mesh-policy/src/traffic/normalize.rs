@@ -64,7 +64,13 @@ impl Normalization {
             policy: policy.to_string(),
             reason,
         };
-        if self.underscores != Underscores::Allow {
+        let has_underscore = |request: &Request<B>| {
+            request
+                .headers()
+                .keys()
+                .any(|name| name.as_str().contains('_'))
+        };
+        if self.underscores != Underscores::Allow && has_underscore(request) {
             let named: Vec<header::HeaderName> = request
                 .headers()
                 .keys()
