@@ -1,4 +1,5 @@
-//! [`AddHeaders`]: the inner service's future, with headers added to its response.
+//! [`AddHeaders`]: the inner service's future, with headers added to its response (the local
+//! rate limit's `x-ratelimit-*`).
 
 use std::future::Future;
 use std::pin::Pin;

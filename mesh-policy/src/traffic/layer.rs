@@ -24,7 +24,6 @@ use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
 use super::compile::{CompiledClientTraffic, RouteTraffic};
 use super::facts::with_facts;
 use super::fault::FaultPlan;
-use super::future::AddHeaders;
 use super::normalize::{NormalizeOutcome, redirect};
 
 /// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
@@ -100,7 +99,7 @@ where
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = AddHeaders<S::Future, RB>;
+    type Future = routing::router::EarlyOrInner<S::Future, Response<RB>, RouteError>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -111,19 +110,16 @@ where
         // backend could each route on another one).
         let mut hosts = request.headers().get_all(http::header::HOST).iter();
         if hosts.next().is_some() && hosts.next().is_some() {
-            return AddHeaders::Early(Some(Err(RouteError::BadRequest {
+            return routing::router::EarlyOrInner::Early(Some(Err(RouteError::BadRequest {
                 policy: "HTTP/1.1".to_owned(),
                 reason: "more than one Host header".to_owned(),
             })));
         }
         let policy = client_policy(&self.listeners, &request).unwrap_or(&self.defaults);
         match apply_client_policy(policy, &mut request) {
-            Ok(None) => AddHeaders::Inner {
-                inner: self.inner.call(request),
-                headers: None,
-            },
-            Ok(Some(answer)) => AddHeaders::Early(Some(Ok(answer))),
-            Err(refusal) => AddHeaders::Early(Some(Err(refusal))),
+            Ok(None) => routing::router::EarlyOrInner::Inner(self.inner.call(request)),
+            Ok(Some(answer)) => routing::router::EarlyOrInner::Early(Some(Ok(answer))),
+            Err(refusal) => routing::router::EarlyOrInner::Early(Some(Err(refusal))),
         }
     }
 }

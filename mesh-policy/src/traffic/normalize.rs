@@ -19,7 +19,6 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use routing::router::RouteError;
 use tower::{Layer, Service};
 
-use super::future::AddHeaders;
 use super::path::{Normalized, PathNormalization};
 
 /// What to do with request headers whose names contain `_` (`withUnderscoresAction`).
@@ -158,7 +157,7 @@ where
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = AddHeaders<S::Future, RB>;
+    type Future = routing::router::EarlyOrInner<S::Future, Response<RB>, RouteError>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -169,14 +168,13 @@ where
             .normalization
             .apply(&mut request, &"path normalization")
         {
-            Ok(NormalizeOutcome::Continue) => AddHeaders::Inner {
-                inner: self.inner.call(request),
-                headers: None,
-            },
-            Ok(NormalizeOutcome::Redirect(location)) => {
-                AddHeaders::Early(Some(Ok(redirect(location))))
+            Ok(NormalizeOutcome::Continue) => {
+                routing::router::EarlyOrInner::Inner(self.inner.call(request))
             }
-            Err(refusal) => AddHeaders::Early(Some(Err(refusal))),
+            Ok(NormalizeOutcome::Redirect(location)) => {
+                routing::router::EarlyOrInner::Early(Some(Ok(redirect(location))))
+            }
+            Err(refusal) => routing::router::EarlyOrInner::Early(Some(Err(refusal))),
         }
     }
 }
