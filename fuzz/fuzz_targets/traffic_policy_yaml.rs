@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 index,
                 name,
                 mesh: false,
+                backends: &routing::backends::WeightedBackends::new(Vec::new()),
             },
             &mut slot,
         );

@@ -84,6 +84,7 @@ fn rule_policy(
         index,
         name,
         mesh: false,
+        backends: &routing::backends::WeightedBackends::new(Vec::new()),
     };
     let mut slot = PolicySlot::default();
     policies.rule(&target, &mut slot);
@@ -180,6 +181,7 @@ spec:
             index: 1,
             name: None,
             mesh: false,
+            backends: &routing::backends::WeightedBackends::new(Vec::new()),
         },
         &mut slot,
     );

@@ -92,6 +92,8 @@ pub struct RuleTarget<'a> {
     pub name: Option<&'a str>,
     /// Whether the rule is compiled for a mesh Service parent (GAMMA) rather than a Gateway.
     pub mesh: bool,
+    /// The rule's backends, as compiled (a load balancer keeps state for their endpoints).
+    pub backends: &'a crate::backends::WeightedBackends<std::sync::Arc<crate::compiled::Backend>>,
 }
 
 /// A backend (Service port) being compiled.
@@ -229,6 +231,7 @@ mod tests {
             index: 0,
             name: None,
             mesh: false,
+            backends: &crate::backends::WeightedBackends::new(Vec::new()),
         };
         let mut slot = PolicySlot::default();
         built.rule(&target, &mut slot);

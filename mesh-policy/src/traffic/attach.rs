@@ -605,7 +605,8 @@ impl PolicyCompiler for TrafficPolicies {
             .map(|(gateway, listener, compiled)| ScopedTraffic {
                 gateway,
                 listener,
-                traffic: compiled.for_route(&self.epoch),
+                traffic: compiled
+                    .for_route(&self.epoch, rule.backends.ready().map(|backend| &**backend)),
             })
             .collect();
         if !scoped.is_empty() {

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use http::{Method, StatusCode};
+use routing::compiled::Backend;
 use routing::model::ObjectKey;
 use routing::resolve::parse_duration;
+use routing::router::PolicyBalancer;
 
+use super::balance::Balancer;
 use super::client_ip::{ClientIpDetection, XffTrust};
 use super::fault::{Abort, FaultInjection};
 use super::model::{
@@ -56,6 +59,8 @@ pub struct CompiledBackendTraffic {
     pub request_timeout: Option<Option<Duration>>,
     /// `retry`, for the route's one retry loop.
     pub retry: Option<routing::router::PolicyRetry>,
+    /// `loadBalancer`.
+    pub load_balancing: Option<super::balance::LoadBalancing>,
 }
 
 impl ClientTrafficPolicySpec {
@@ -279,8 +284,14 @@ impl BackendTrafficPolicySpec {
             }
         };
         let retry = self.retry.as_ref().map(compile_retry).transpose()?;
+        let load_balancing = self
+            .load_balancer
+            .as_ref()
+            .map(|spec| spec.compile())
+            .transpose()?;
         Ok(CompiledBackendTraffic {
             retry,
+            load_balancing,
             policy: key.clone(),
             rate_limit,
             shared_buckets,
@@ -567,9 +578,13 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
 }
 
 impl CompiledBackendTraffic {
-    /// The state of one route covered by this policy: its own buckets (the `shared` rules'
-    /// are the policy's) and circuit breaker.
-    pub fn for_route(self: &Arc<Self>, epoch: &Epoch) -> RouteTraffic {
+    /// The state of one route rule covered by this policy: its own buckets (the `shared`
+    /// rules' are the policy's), circuit breaker and load balancer over its `backends`.
+    pub fn for_route<'a>(
+        self: &Arc<Self>,
+        epoch: &Epoch,
+        backends: impl IntoIterator<Item = &'a Backend>,
+    ) -> RouteTraffic {
         let rate_limit = self.rate_limit.as_ref().and_then(|rules| {
             LocalRateLimit::new(rules, epoch, &mut |index, rule| {
                 self.shared_buckets
@@ -588,6 +603,10 @@ impl CompiledBackendTraffic {
                 .max_parallel_requests
                 .map(|limit| Arc::new(super::circuit_breaker::CircuitBreaker::new(limit))),
             dice: Arc::new(super::fault::Dice::from_clock()),
+            balancer: self
+                .load_balancing
+                .as_ref()
+                .map(|policy| PolicyBalancer(Arc::new(Balancer::new(policy.clone(), backends)))),
         }
     }
 }
@@ -605,4 +624,6 @@ pub struct RouteTraffic {
     pub breaker: Option<Arc<super::circuit_breaker::CircuitBreaker>>,
     /// Draws for fault percentages.
     pub dice: Arc<super::fault::Dice>,
+    /// The rule's load balancer.
+    pub balancer: Option<PolicyBalancer>,
 }

@@ -10,16 +10,16 @@ use super::rate_limit::rules::RequestFacts;
 
 /// The client's address: the detected one, else the connection's peer.
 pub fn client_address<B>(request: &Request<B>) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ClientAddress>()
-        .map(|c| c.0)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<hbone::peer::Peer>()
-                .map(|p| p.address.ip())
-        })
+    client_address_in(request.extensions())
+}
+
+/// The client's address from a request's extensions: the detected one, else the peer.
+pub fn client_address_in(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientAddress>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<hbone::peer::Peer>()
+            .map(|p| p.address.ip())
+    })
 }
 
 /// Calls `f` with the facts of `request`.

@@ -359,10 +359,15 @@ where
                 .get::<MatchedRoute>()
                 .is_none_or(|m| m.rule.timeouts.request.is_none())
         });
-        // Retries run in the route's one retry loop (which prefers the route's own `retry`).
+        // Retries run in the route's one retry loop (which prefers the route's own `retry`),
+        // which asks the rule's balancer for each try's endpoint.
         let retry = traffic.policy.retry.clone();
+        let balancer = traffic.balancer.clone();
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
+        }
+        if let Some(balancer) = balancer {
+            request.extensions_mut().insert(balancer);
         }
         BackendTrafficFuture::Inner {
             inner: self.inner.call(request),

@@ -1,12 +1,14 @@
 //! Envoy Gateway's ClientTrafficPolicy and BackendTrafficPolicy (policy.md §1–§2) as sans-IO
 //! engines and tower layers: client IP detection ([`client_ip`]), path and header
 //! normalisation ([`path`], [`normalize`]), local rate limits ([`rate_limit`]), fault
-//! injection ([`fault`]) and circuit breaking ([`circuit_breaker`]) — each a `Layer` with
+//! injection ([`fault`]), circuit breaking ([`circuit_breaker`]) and load balancing
+//! ([`balance`], a picker any forwarder can call) — each a `Layer` with
 //! plain-data parameters usable in any tower stack. The policies are read from Kubernetes
 //! YAML ([`model`]), compiled ([`compile`]), attached to listeners and route rules
 //! ([`attach`]) and applied on a gateway's request path from the policy slots ([`layer`]).
 
 pub mod attach;
+pub mod balance;
 pub mod circuit_breaker;
 pub mod client_ip;
 pub mod compile;

@@ -232,9 +232,9 @@ pub struct BackendTrafficPolicySpec {
     /// Retries (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySpec>,
-    /// Not enforced yet.
+    /// Load balancing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer: NotYet,
+    pub load_balancer: Option<super::balance::spec::LoadBalancerSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: NotYet,
@@ -700,7 +700,9 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 "spec.retry.numAttemptsPerPriority",
             );
         }
-        set(&mut found, &self.load_balancer, "spec.loadBalancer");
+        if let Some(balancer) = &self.load_balancer {
+            found.extend(balancer.unsupported());
+        }
         set(&mut found, &self.health_check, "spec.healthCheck");
         set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
         set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");

@@ -160,6 +160,7 @@ impl CompiledRule {
             index: rule.index,
             name: rule.name.as_deref(),
             mesh,
+            backends: &rule.backends,
         };
         let mut slot = PolicySlot::default();
         policies.rule(&target, &mut slot);

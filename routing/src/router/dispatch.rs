@@ -2,7 +2,8 @@
 //! (the only place it is), its backend filters run, and the upstream service is called within
 //! `timeouts.backendRequest`; retries follow the rule's `retry` on typed upstream errors,
 //! backend timeouts, Services without endpoints and the listed status codes; the whole within
-//! `timeouts.request`; mirror copies go out through the bounded mirror sender.
+//! `timeouts.request`; mirror copies go out through the bounded mirror sender. A route policy's
+//! [`PolicyBalancer`] picks each try's endpoint and hears how the try ended.
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::apply::{FilterEffects, apply_filters};
+use super::balance::{PolicyBalancer, RequestHead, SelectedEndpoint, TryOutcome};
 use super::mirror::{MirrorLimits, Mirrors, copy_without_body};
 use super::{MatchedRoute, PendingMirrors, RouteError, SelectedBackend, UpstreamError};
 use crate::backends::BackendChoice;
@@ -215,7 +217,12 @@ impl<S> Attempt<S> {
     {
         let rule = Arc::clone(&self.matched.rule);
         let mut effects = FilterEffects::default();
-        let chosen = match rule.backends.choose(rand::random()) {
+        let balancer = request.extensions().get::<PolicyBalancer>().cloned();
+        let seed = balancer
+            .as_ref()
+            .and_then(|b| b.0.backend_seed(&RequestHead::of(&request)))
+            .unwrap_or_else(rand::random);
+        let chosen = match rule.backends.choose(seed) {
             BackendChoice::Forward(backend) => Ok(Arc::clone(backend)),
             BackendChoice::NoEndpoints => Err(RouteError::NoEndpoints),
             BackendChoice::Invalid => Err(RouteError::InvalidBackend),
@@ -233,6 +240,22 @@ impl<S> Attempt<S> {
             }
             Ok(Ok(backend))
         });
+        // The policy's balancer picks the endpoint now, while the request is at hand.
+        let pick = match (&early, &balancer) {
+            (Ok(Ok(backend)), Some(balancer)) => {
+                match balancer.0.pick(backend, &RequestHead::of(&request)) {
+                    Some(pick) => {
+                        request.extensions_mut().insert(SelectedEndpoint {
+                            endpoints: Arc::clone(&backend.endpoints),
+                            index: pick.endpoint,
+                        });
+                        Ok(Some(pick))
+                    }
+                    None => Err(RouteError::NoEndpoints),
+                }
+            }
+            _ => Ok(None),
+        };
         let mut upstream = self.upstream.clone();
         async move {
             let backend = match early? {
@@ -240,15 +263,32 @@ impl<S> Attempt<S> {
                 Err(answer) => return Ok(answer),
             };
             request.extensions_mut().insert(SelectedBackend(backend));
-            poll_fn(|cx| upstream.poll_ready(cx)).await?;
-            let call = upstream.call(request);
-            let mut response = match per_try {
-                None => call.await?,
-                Some(limit) => tokio::time::timeout(limit, call)
-                    .await
-                    .map_err(|_elapsed| RouteError::BackendTimeout)??,
+            let (ticket, set_cookie) = match pick? {
+                Some(pick) => (pick.ticket, pick.set_cookie),
+                None => (None, None),
             };
+            let outcome = async {
+                poll_fn(|cx| upstream.poll_ready(cx)).await?;
+                let call = upstream.call(request);
+                match per_try {
+                    None => Ok(call.await?),
+                    Some(limit) => tokio::time::timeout(limit, call)
+                        .await
+                        .map_err(|_elapsed| RouteError::BackendTimeout)?
+                        .map_err(RouteError::from),
+                }
+            }
+            .await;
+            if let Some(ticket) = ticket {
+                ticket.finish(TryOutcome::of(&outcome));
+            }
+            let mut response = outcome?;
             effects.decorate(response.headers_mut());
+            if let Some(cookie) = set_cookie {
+                response
+                    .headers_mut()
+                    .append(http::header::SET_COOKIE, cookie);
+            }
             Ok(response)
         }
     }

@@ -21,6 +21,7 @@
 //! [`Router`] and [`MeshRouter`] are the three layers assembled.
 
 mod apply;
+mod balance;
 mod dispatch;
 mod error;
 mod future;
@@ -36,6 +37,10 @@ use std::task::{Context, Poll};
 
 use http::Request;
 
+pub use balance::{
+    BalanceEndpoints, EndpointPick, LocalFailure, ObserveTries, PolicyBalancer, RequestHead,
+    SelectedEndpoint, TryOutcome, TryTicket,
+};
 pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, PolicyRetry, UpstreamService};
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;

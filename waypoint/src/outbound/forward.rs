@@ -18,7 +18,9 @@ use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
-use routing::router::{MatchedRoute, SelectedBackend, UpstreamError, UpstreamErrorKind};
+use routing::router::{
+    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamError, UpstreamErrorKind,
+};
 
 use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
@@ -150,7 +152,12 @@ impl<C: Connect> Forwarder<C> {
         let Some(backend) = request.extensions_mut().remove::<SelectedBackend>() else {
             return Err(unroutable("no backend was selected for the request"));
         };
-        let Some(endpoint) = self.inner.endpoints.pick(&backend) else {
+        // A route policy's balancer may have chosen the endpoint already.
+        let chosen = request
+            .extensions()
+            .get::<SelectedEndpoint>()
+            .and_then(|selected| selected.of(&backend));
+        let Some(endpoint) = chosen.or_else(|| self.inner.endpoints.pick(&backend)) else {
             return Err(UpstreamError::new(UpstreamErrorKind::Refused));
         };
         // Keep the authority the client sent as the Host header (HTTP/2 clients send

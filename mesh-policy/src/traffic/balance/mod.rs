@@ -1,0 +1,347 @@
+//! Load balancing (policy.md §2.3, BackendTrafficPolicy `loadBalancer`): which endpoint of the
+//! chosen backend takes each try — round robin, random, least request (the better of two random
+//! endpoints by requests in flight, as Envoy does with equal weights) or a consistent hash
+//! ([`hash_key`]) over a [`maglev`] table. A [`Balancer`] keeps the state of one route rule's
+//! backends and is usable by any forwarder: call [`BalanceEndpoints::pick`] with the backend
+//! and the request head; on a gateway, the route's policy hands it to `routing`'s dispatch loop
+//! as a [`PolicyBalancer`](routing::router::PolicyBalancer).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mesh_policy::traffic::balance::{Balancer, LoadBalancing};
+//! use routing::compiled::{Backend, BackendProtocol, Endpoint};
+//! use routing::router::{BalanceEndpoints, RequestHead};
+//!
+//! let backend = Backend {
+//!     service: routing::model::ObjectKey::new("shop", "cart"),
+//!     port: 80,
+//!     endpoints: vec![
+//!         Endpoint { address: ([10, 0, 0, 1], 8080).into(), pod: None },
+//!         Endpoint { address: ([10, 0, 0, 2], 8080).into(), pod: None },
+//!     ]
+//!     .into(),
+//!     protocol: BackendProtocol::Http1,
+//!     tls: None,
+//!     filters: Vec::new(),
+//!     policy: Default::default(),
+//! };
+//! let balancer = Balancer::new(LoadBalancing::RoundRobin, [&backend]);
+//! let request = http::Request::new(());
+//! let first = balancer.pick(&backend, &RequestHead::of(&request)).unwrap().endpoint;
+//! let second = balancer.pick(&backend, &RequestHead::of(&request)).unwrap().endpoint;
+//! assert_ne!(first, second);
+//! ```
+
+pub mod hash_key;
+pub mod maglev;
+pub mod ring;
+pub mod spec;
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use routing::compiled::{Backend, Endpoint};
+use routing::router::{
+    BalanceEndpoints, EndpointPick, ObserveTries, RequestHead, TryOutcome, TryTicket,
+};
+
+pub use hash_key::{HashKey, SessionCookie};
+pub use maglev::{MaglevEntry, MaglevTable};
+
+use super::fault::Dice;
+
+/// How endpoints are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadBalancing {
+    /// In turn.
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// The one with fewer requests in flight of two chosen at random (Envoy's default).
+    LeastRequest,
+    /// By a hash of the request over a Maglev table of `table_size` slots (a prime).
+    ConsistentHash {
+        /// What is hashed.
+        key: HashKey,
+        /// The Maglev table's size.
+        table_size: u32,
+    },
+}
+
+/// The state of one backend's endpoints: whose turn it is, requests in flight, the Maglev
+/// table (built on first use).
+#[derive(Debug)]
+pub struct BackendEndpoints {
+    endpoints: Arc<[Endpoint]>,
+    turn: AtomicUsize,
+    in_flight: Box<[AtomicU32]>,
+    maglev: OnceLock<Option<MaglevTable>>,
+}
+
+impl BackendEndpoints {
+    fn new(endpoints: &Arc<[Endpoint]>) -> Self {
+        BackendEndpoints {
+            endpoints: Arc::clone(endpoints),
+            turn: AtomicUsize::new(0),
+            in_flight: endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
+            maglev: OnceLock::new(),
+        }
+    }
+
+    /// Requests in flight on endpoint `index` (least-request balancing only counts them).
+    pub fn in_flight(&self, index: usize) -> u32 {
+        self.in_flight
+            .get(index)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    fn maglev(&self, size: u32) -> Option<&MaglevTable> {
+        self.maglev
+            .get_or_init(|| {
+                let names: Vec<String> = self
+                    .endpoints
+                    .iter()
+                    .map(|e| e.address.to_string())
+                    .collect();
+                let entries: Vec<MaglevEntry<'_>> = names
+                    .iter()
+                    .map(|name| MaglevEntry {
+                        name: name.as_bytes(),
+                        weight: 1,
+                    })
+                    .collect();
+                MaglevTable::build(&entries, size).ok()
+            })
+            .as_ref()
+    }
+}
+
+impl ObserveTries for BackendEndpoints {
+    fn finished(&self, endpoint: usize, _outcome: Option<TryOutcome>) {
+        if let Some(count) = self.in_flight.get(endpoint) {
+            // Never below zero, whatever the order of reports.
+            let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+}
+
+/// A load balancer over one route rule's backends.
+#[derive(Debug)]
+pub struct Balancer {
+    policy: LoadBalancing,
+    dice: Dice,
+    backends: Vec<Arc<BackendEndpoints>>,
+}
+
+impl Balancer {
+    /// A balancer choosing endpoints of `backends` by `policy`.
+    pub fn new<'a>(policy: LoadBalancing, backends: impl IntoIterator<Item = &'a Backend>) -> Self {
+        Balancer {
+            policy,
+            dice: Dice::from_clock(),
+            backends: backends
+                .into_iter()
+                .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints)))
+                .collect(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &LoadBalancing {
+        &self.policy
+    }
+
+    /// The state kept for `backend`'s endpoints.
+    pub fn state_of(&self, backend: &Backend) -> Option<&Arc<BackendEndpoints>> {
+        self.backends
+            .iter()
+            .find(|state| Arc::ptr_eq(&state.endpoints, &backend.endpoints))
+    }
+
+    fn random_index(&self, count: usize) -> usize {
+        (self.dice.next() % count as u64) as usize
+    }
+}
+
+impl BalanceEndpoints for Balancer {
+    fn backend_seed(&self, request: &RequestHead<'_>) -> Option<u64> {
+        match &self.policy {
+            LoadBalancing::ConsistentHash { key, .. } => key.hash(request).hash,
+            _ => None,
+        }
+    }
+
+    fn pick(&self, backend: &Backend, request: &RequestHead<'_>) -> Option<EndpointPick> {
+        let count = backend.endpoints.len();
+        if count == 0 {
+            return None;
+        }
+        let Some(state) = self.state_of(backend) else {
+            // A backend this balancer was not built for: spread at random.
+            return Some(EndpointPick {
+                endpoint: self.random_index(count),
+                set_cookie: None,
+                ticket: None,
+            });
+        };
+        let mut set_cookie = None;
+        let mut ticket = None;
+        let endpoint = match &self.policy {
+            LoadBalancing::RoundRobin => state.turn.fetch_add(1, Ordering::Relaxed) % count,
+            LoadBalancing::Random => self.random_index(count),
+            LoadBalancing::LeastRequest => {
+                let first = self.random_index(count);
+                let chosen = if count == 1 {
+                    first
+                } else {
+                    // A second, different endpoint.
+                    let second = (first + 1 + self.random_index(count - 1)) % count;
+                    if state.in_flight(second) < state.in_flight(first) {
+                        second
+                    } else {
+                        first
+                    }
+                };
+                if let Some(counter) = state.in_flight.get(chosen) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                let observer: Arc<dyn ObserveTries> = state.clone();
+                ticket = Some(TryTicket::new(observer, chosen));
+                chosen
+            }
+            LoadBalancing::ConsistentHash { key, table_size } => {
+                let hashed = key.hash(request);
+                set_cookie = hashed.set_cookie;
+                let hash = hashed.hash.unwrap_or_else(|| self.dice.next());
+                match state.maglev(*table_size).and_then(|t| t.lookup(hash)) {
+                    Some(index) => index,
+                    None => (hash % count as u64) as usize,
+                }
+            }
+        };
+        Some(EndpointPick {
+            endpoint,
+            set_cookie,
+            ticket,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use routing::compiled::BackendProtocol;
+    use routing::model::ObjectKey;
+
+    use super::*;
+    use crate::traffic::client_ip::ClientAddress;
+
+    fn backend(count: u8) -> Backend {
+        Backend {
+            service: ObjectKey::new("ns", "svc"),
+            port: 80,
+            endpoints: (0..count)
+                .map(|i| Endpoint {
+                    address: ([10, 0, 0, i], 80).into(),
+                    pod: None,
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            protocol: BackendProtocol::Http1,
+            tls: None,
+            filters: Vec::new(),
+            policy: Default::default(),
+        }
+    }
+
+    fn picks(
+        balancer: &Balancer,
+        backend: &Backend,
+        request: &http::Request<()>,
+        n: usize,
+    ) -> Vec<usize> {
+        (0..n)
+            .map(|_| {
+                balancer
+                    .pick(backend, &RequestHead::of(request))
+                    .unwrap()
+                    .endpoint
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_takes_turns_and_random_spreads() {
+        let three = backend(3);
+        let balancer = Balancer::new(LoadBalancing::RoundRobin, [&three]);
+        let request = http::Request::new(());
+        assert_eq!(picks(&balancer, &three, &request, 6), [0, 1, 2, 0, 1, 2]);
+        let balancer = Balancer::new(LoadBalancing::Random, [&three]);
+        let mut counts = [0usize; 3];
+        for pick in picks(&balancer, &three, &request, 3_000) {
+            counts[pick] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (850..1150).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn least_request_avoids_the_busy_endpoint() {
+        let two = backend(2);
+        let balancer = Balancer::new(LoadBalancing::LeastRequest, [&two]);
+        let request = http::Request::new(());
+        // Hold one try on whichever endpoint is picked first: every later pick avoids it.
+        let held = balancer.pick(&two, &RequestHead::of(&request)).unwrap();
+        let busy = held.endpoint;
+        let state = balancer.state_of(&two).unwrap();
+        assert_eq!(state.in_flight(busy), 1);
+        for _ in 0..20 {
+            let pick = balancer.pick(&two, &RequestHead::of(&request)).unwrap();
+            assert_ne!(pick.endpoint, busy);
+            pick.ticket.unwrap().finish(Some(TryOutcome::Answered(200)));
+        }
+        drop(held);
+        assert_eq!(state.in_flight(busy), 0);
+        assert_eq!(state.in_flight(1 - busy), 0);
+    }
+
+    #[test]
+    fn consistent_hash_keeps_a_client_on_one_endpoint() {
+        let many = backend(10);
+        let balancer = Balancer::new(
+            LoadBalancing::ConsistentHash {
+                key: HashKey::SourceIp,
+                table_size: 251,
+            },
+            [&many],
+        );
+        let mut seen = std::collections::HashSet::new();
+        for client in 0..50u8 {
+            let mut request = http::Request::new(());
+            request
+                .extensions_mut()
+                .insert(ClientAddress([192, 168, 0, client].into()));
+            let chosen = picks(&balancer, &many, &request, 5);
+            assert!(chosen.windows(2).all(|w| w[0] == w[1]), "{chosen:?}");
+            assert_eq!(
+                balancer.backend_seed(&RequestHead::of(&request)),
+                balancer.backend_seed(&RequestHead::of(&request))
+            );
+            seen.insert(chosen[0]);
+        }
+        assert!(seen.len() >= 8, "50 clients reached only {seen:?}");
+        // An unknown backend still gets an endpoint; an empty one none.
+        let other = backend(2);
+        assert!(
+            balancer
+                .pick(&other, &RequestHead::of(&http::Request::new(())))
+                .is_some()
+        );
+        assert!(
+            balancer
+                .pick(&backend(0), &RequestHead::of(&http::Request::new(())))
+                .is_none()
+        );
+    }
+}

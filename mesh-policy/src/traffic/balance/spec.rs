@@ -1,0 +1,320 @@
+//! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
+//! validation rules (a consistent hash needs its key's field; the table size is a prime up to
+//! 5 000 011). Fields not enforced yet (`slowStart`, `zoneAware`, `endpointOverride`,
+//! `backendUtilization`) make the policy invalid.
+
+use std::collections::BTreeMap;
+
+use http::header::HeaderName;
+use routing::resolve::parse_duration;
+use serde::{Deserialize, Serialize};
+
+use super::LoadBalancing;
+use super::hash_key::{HashKey, SessionCookie};
+use super::maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, is_prime};
+use crate::traffic::model::NotYet;
+
+/// `loadBalancer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerSpec {
+    /// `RoundRobin`, `Random`, `LeastRequest` or `ConsistentHash` (required).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The consistent hash's key and table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_hash: Option<ConsistentHashSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_aware: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_override: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_utilization: NotYet,
+}
+
+/// `loadBalancer.consistentHash`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsistentHashSpec {
+    /// `SourceIP`, `Header`, `Headers`, `Cookie` or `QueryParams`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The header of `Header` (deprecated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<NamedSpec>,
+    /// The headers of `Headers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<NamedSpec>,
+    /// The cookie of `Cookie`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<CookieSpec>,
+    /// The parameters of `QueryParams`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<NamedSpec>,
+    /// The Maglev table's size (a prime; default 65537).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_size: Option<u32>,
+}
+
+/// `{name: …}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedSpec {
+    /// The name.
+    pub name: String,
+}
+
+/// `consistentHash.cookie`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CookieSpec {
+    /// The cookie's name.
+    pub name: String,
+    /// The generated cookie's lifetime; without it no cookie is generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Attributes of the generated cookie.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl LoadBalancerSpec {
+    /// The `spec.loadBalancer.…` paths set but not enforced yet.
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        [
+            (&self.slow_start, "spec.loadBalancer.slowStart"),
+            (&self.zone_aware, "spec.loadBalancer.zoneAware"),
+            (
+                &self.endpoint_override,
+                "spec.loadBalancer.endpointOverride",
+            ),
+            (
+                &self.backend_utilization,
+                "spec.loadBalancer.backendUtilization",
+            ),
+        ]
+        .into_iter()
+        .filter(|(field, _)| field.is_some())
+        .map(|(_, path)| path)
+        .collect()
+    }
+
+    /// Compiles the spec (errors name the field).
+    pub fn compile(&self) -> Result<LoadBalancing, String> {
+        let at = |e: String| format!("spec.loadBalancer.{e}");
+        let policy = match self.kind.as_str() {
+            "RoundRobin" => LoadBalancing::RoundRobin,
+            "Random" => LoadBalancing::Random,
+            "LeastRequest" => LoadBalancing::LeastRequest,
+            "ConsistentHash" => {
+                let hash = self.consistent_hash.as_ref().ok_or_else(|| {
+                    at("consistentHash: required when type is ConsistentHash".into())
+                })?;
+                hash.compile()
+                    .map_err(|e| at(format!("consistentHash.{e}")))?
+            }
+            "BackendUtilization" => {
+                return Err(at(
+                    "type: BackendUtilization is not enforced by this data plane yet".into(),
+                ));
+            }
+            other => return Err(at(format!("type: unsupported value {other:?}"))),
+        };
+        if self.consistent_hash.is_some() && !matches!(policy, LoadBalancing::ConsistentHash { .. })
+        {
+            return Err(at("consistentHash: only with type ConsistentHash".into()));
+        }
+        Ok(policy)
+    }
+}
+
+fn header_name(name: &str, field: &str) -> Result<HeaderName, String> {
+    HeaderName::try_from(name.to_ascii_lowercase())
+        .map_err(|_| format!("{field}: {name:?} is not a header name"))
+}
+
+impl ConsistentHashSpec {
+    fn compile(&self) -> Result<LoadBalancing, String> {
+        let table_size = self.table_size.unwrap_or(DEFAULT_TABLE_SIZE);
+        if !is_prime(table_size) || table_size > MAX_TABLE_SIZE {
+            return Err(format!(
+                "tableSize: {table_size} must be a prime no larger than {MAX_TABLE_SIZE}"
+            ));
+        }
+        let key = match self.kind.as_str() {
+            "SourceIP" => HashKey::SourceIp,
+            "Header" => {
+                let header = self
+                    .header
+                    .as_ref()
+                    .ok_or("header: required when type is Header")?;
+                HashKey::Headers(vec![header_name(&header.name, "header.name")?])
+            }
+            "Headers" => {
+                if self.headers.is_empty() {
+                    return Err("headers: required when type is Headers".into());
+                }
+                HashKey::Headers(
+                    self.headers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, h)| header_name(&h.name, &format!("headers[{i}].name")))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            "Cookie" => {
+                let cookie = self
+                    .cookie
+                    .as_ref()
+                    .ok_or("cookie: required when type is Cookie")?;
+                let token = |text: &str| {
+                    !text.is_empty()
+                        && text
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+                };
+                if !token(&cookie.name) {
+                    return Err(format!(
+                        "cookie.name: {:?} is not a cookie name",
+                        cookie.name
+                    ));
+                }
+                let ttl = match &cookie.ttl {
+                    None => None,
+                    Some(text) => Some(
+                        parse_duration(text)
+                            .ok_or_else(|| format!("cookie.ttl: {text:?} is not a duration"))?,
+                    ),
+                };
+                let mut attributes = Vec::new();
+                for (name, value) in &cookie.attributes {
+                    if !token(name) || value.bytes().any(|b| b == b';' || b.is_ascii_control()) {
+                        return Err(format!(
+                            "cookie.attributes: {name:?}={value:?} is not a cookie attribute"
+                        ));
+                    }
+                    attributes.push((name.clone(), value.clone()));
+                }
+                HashKey::Cookie(SessionCookie {
+                    name: cookie.name.clone(),
+                    ttl,
+                    attributes,
+                })
+            }
+            "QueryParams" => {
+                if self.query_params.is_empty() {
+                    return Err("queryParams: required when type is QueryParams".into());
+                }
+                HashKey::QueryParams(self.query_params.iter().map(|q| q.name.clone()).collect())
+            }
+            other => return Err(format!("type: unsupported value {other:?}")),
+        };
+        Ok(LoadBalancing::ConsistentHash { key, table_size })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn compile(yaml: &str) -> Result<LoadBalancing, String> {
+        serde_yaml_ng::from_str::<LoadBalancerSpec>(yaml)
+            .map_err(|e| e.to_string())?
+            .compile()
+    }
+
+    #[test]
+    fn every_type_compiles_and_the_crd_rules_hold() {
+        assert_eq!(compile("type: RoundRobin"), Ok(LoadBalancing::RoundRobin));
+        assert_eq!(compile("type: Random"), Ok(LoadBalancing::Random));
+        assert_eq!(
+            compile("type: LeastRequest"),
+            Ok(LoadBalancing::LeastRequest)
+        );
+        assert_eq!(
+            compile("type: ConsistentHash\nconsistentHash: {type: SourceIP}"),
+            Ok(LoadBalancing::ConsistentHash {
+                key: HashKey::SourceIp,
+                table_size: 65_537
+            })
+        );
+        assert_eq!(
+            compile(
+                "type: ConsistentHash\nconsistentHash: {type: Header, header: {name: X-User}, tableSize: 251}"
+            ),
+            Ok(LoadBalancing::ConsistentHash {
+                key: HashKey::Headers(vec![HeaderName::from_static("x-user")]),
+                table_size: 251
+            })
+        );
+        assert_eq!(
+            compile(
+                "type: ConsistentHash\nconsistentHash:\n  type: Cookie\n  cookie: {name: s, ttl: 60s, attributes: {SameSite: Strict}}"
+            ),
+            Ok(LoadBalancing::ConsistentHash {
+                key: HashKey::Cookie(SessionCookie {
+                    name: "s".into(),
+                    ttl: Some(Duration::from_secs(60)),
+                    attributes: vec![("SameSite".into(), "Strict".into())],
+                }),
+                table_size: 65_537
+            })
+        );
+        for (yaml, expected) in [
+            ("type: ConsistentHash", "consistentHash: required"),
+            (
+                "type: RoundRobin\nconsistentHash: {type: SourceIP}",
+                "only with type ConsistentHash",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: SourceIP, tableSize: 65536}",
+                "tableSize: 65536",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: SourceIP, tableSize: 5000081}",
+                "tableSize",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: Header}",
+                "header: required",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: Headers}",
+                "headers: required",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: Cookie}",
+                "cookie: required",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: Cookie, cookie: {name: 'a b'}}",
+                "cookie.name",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: QueryParams}",
+                "queryParams: required",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: Body}",
+                "unsupported value \"Body\"",
+            ),
+            ("type: Fastest", "unsupported value \"Fastest\""),
+            ("type: BackendUtilization", "not enforced"),
+        ] {
+            let error = compile(yaml).unwrap_err();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
+        assert!(compile("type: RoundRobin\nbogus: 1").is_err());
+        let spec: LoadBalancerSpec =
+            serde_yaml_ng::from_str("type: RoundRobin\nslowStart: {window: 5s}").unwrap();
+        assert_eq!(spec.unsupported(), vec!["spec.loadBalancer.slowStart"]);
+    }
+}
