@@ -8,15 +8,26 @@ mod gateway_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use examples_support::echo::{EchoIdentity, serve_echo};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use gateway_support::*;
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
 const PODS: u8 = 4;
 
-/// Four echo pods listening on 127.0.0.11–14 at one port; returns the port.
-async fn echo_pods() -> u16 {
+/// What a test pod answers: `/healthz` 200 while `healthy` (else 503); every other path
+/// `{"pod": …}` with 200, or 500 while `failing`.
+#[derive(Debug, Default)]
+struct PodState {
+    sick: AtomicBool,
+    failing: AtomicBool,
+}
+
+/// Four pods listening on 127.0.0.11–14 at one port; returns the port and their states.
+async fn controlled_pods() -> (u16, Vec<Arc<PodState>>) {
     'port: loop {
         let first = TcpListener::bind("127.0.0.11:0").await.unwrap();
         let port = first.local_addr().unwrap().port();
@@ -27,15 +38,55 @@ async fn echo_pods() -> u16 {
                 Err(_) => continue 'port,
             }
         }
+        let mut states = Vec::new();
         for (index, listener) in listeners.into_iter().enumerate() {
-            let identity = EchoIdentity {
-                namespace: "default".into(),
-                pod: format!("pod-{}", index + 1),
-            };
-            tokio::spawn(serve_echo(listener, identity));
+            let state = Arc::new(PodState::default());
+            states.push(Arc::clone(&state));
+            tokio::spawn(serve_pod(listener, format!("pod-{}", index + 1), state));
         }
-        return port;
+        return (port, states);
     }
+}
+
+async fn serve_pod(listener: TcpListener, name: String, state: Arc<PodState>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    while let Ok((stream, _)) = listener.accept().await {
+        let name = name.clone();
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                let (status, body) = if request.uri().path() == "/healthz" {
+                    if state.sick.load(Ordering::SeqCst) {
+                        (503, "sick".to_owned())
+                    } else {
+                        (200, "ok".to_owned())
+                    }
+                } else {
+                    let status = if state.failing.load(Ordering::SeqCst) {
+                        500
+                    } else {
+                        200
+                    };
+                    (
+                        status,
+                        format!("{{\"pod\": \"{name}\", \"status\": {status}}}\n"),
+                    )
+                };
+                let mut response =
+                    http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Four echo-like pods that always answer.
+async fn echo_pods() -> u16 {
+    controlled_pods().await.0
 }
 
 /// The Service `pods` with the four endpoints.
@@ -52,6 +103,19 @@ fn pods_service(port: u16) -> String {
     )
 }
 
+/// A route `name` for host `name.example` to the pods, and a BackendTrafficPolicy with `spec`
+/// (YAML flow-style fields) on it.
+fn route_policy(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+         rules: [{{backendRefs: [{{name: pods, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+         {spec}\n---\n"
+    )
+}
+
 /// A route `name` for host `name.example` to the pods, and a BackendTrafficPolicy on it.
 fn balanced(name: &str, load_balancer: &str) -> String {
     format!(
@@ -64,20 +128,30 @@ fn balanced(name: &str, load_balancer: &str) -> String {
     )
 }
 
-/// The pods that answered `count` requests sent on one curl connection with `args`.
+/// The pods that answered `count` requests sent on one curl connection with `args` (`pod-2!`:
+/// pod-2 answered 500; `503`: the gateway answered 503 itself).
 async fn pods_answering(args: &[&str], url: &str, count: usize) -> Vec<String> {
     let mut command = Command::new("curl");
-    command.args(["-s", "-S", "--max-time", "20"]).args(args);
+    command
+        .args(["-s", "-S", "--max-time", "20", "-w", "\n"])
+        .args(args);
     for _ in 0..count {
         command.arg(url);
     }
     let output = command.output().await.unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
+        .filter(|line| !line.is_empty())
         .map(|line| {
+            if line == "no healthy upstream" {
+                return "503".to_owned();
+            }
             let body: serde_json::Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-            body["pod"].as_str().unwrap().to_owned()
+            match body["status"].as_u64() {
+                Some(500) => format!("{}!", body["pod"].as_str().unwrap()),
+                _ => body["pod"].as_str().unwrap().to_owned(),
+            }
         })
         .collect()
 }
@@ -254,4 +328,137 @@ async fn an_invalid_load_balancer_is_reported_and_not_applied() {
     let url = format!("http://127.0.0.1:{port}/");
     let answered = pods_answering(&["-H", "host: bad.example"], &url, 8).await;
     assert_eq!(answered.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_endpoint_is_ejected_and_comes_back() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-outliers");
+    let mut config = gateway_yaml(port) + &pods_service(pods);
+    config.push_str(&route_policy(
+        "ejecting",
+        "loadBalancer: {type: RoundRobin}\n  healthCheck:\n    passive: {consecutive5XxErrors: 3, baseEjectionTime: 2s, interval: 1s, maxEjectionPercent: 50}",
+    ));
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let on = ["-H", "host: ejecting.example"];
+
+    // pod-2 fails: its third 500 in a row ejects it, and then it gets nothing.
+    states[1].failing.store(true, Ordering::SeqCst);
+    let answered = pods_answering(&on, &url, 40).await;
+    assert_eq!(answered.len(), 40);
+    let failures = answered.iter().filter(|pod| *pod == "pod-2!").count();
+    assert_eq!(failures, 3, "{answered:?}");
+    let last_failure = answered.iter().rposition(|pod| pod == "pod-2!").unwrap();
+    assert!(last_failure < 12, "{answered:?}");
+    // It recovers; after its ejection (2 s) it is back in turn.
+    states[1].failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let answered = pods_answering(&on, &url, 40).await;
+    let split = counts(&answered);
+    assert_eq!(split.get("pod-2"), Some(&10), "{split:?}");
+    assert!(
+        answered.iter().all(|pod| !pod.ends_with('!')),
+        "{answered:?}"
+    );
+    // The ejection cap: with three failing, at most half (two) are out at once.
+    for state in &states[..3] {
+        state.failing.store(true, Ordering::SeqCst);
+    }
+    let answered = pods_answering(&on, &url, 60).await;
+    let tail = counts(&answered[40..]);
+    assert!(tail.contains_key("pod-4"), "{tail:?}");
+    assert_eq!(
+        tail.keys().filter(|pod| pod.ends_with('!')).count(),
+        1,
+        "one failing pod stays in: {tail:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_checks_take_endpoints_out_and_the_panic_threshold_brings_them_back() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-active");
+    let mut config = gateway_yaml(port) + &pods_service(pods);
+    let active = "active: {type: HTTP, interval: 100ms, timeout: 500ms, unhealthyThreshold: 2, healthyThreshold: 1, http: {path: /healthz, expectedStatuses: [200]}}";
+    config.push_str(&route_policy(
+        "strict",
+        &format!("loadBalancer: {{type: RoundRobin}}\n  healthCheck:\n    panicThreshold: 0\n    {active}"),
+    ));
+    config.push_str(&route_policy(
+        "panicky",
+        &format!("loadBalancer: {{type: RoundRobin}}\n  healthCheck:\n    panicThreshold: 50\n    {active}"),
+    ));
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let strict = ["-H", "host: strict.example"];
+    let panicky = ["-H", "host: panicky.example"];
+
+    let answered = pods_answering(&strict, &url, 8).await;
+    assert_eq!(counts(&answered).len(), 4, "{answered:?}");
+    // pod-3's health endpoint turns 503: after two failed probes it gets no traffic.
+    states[2].sick.store(true, Ordering::SeqCst);
+    let url_ = url.clone();
+    wait_until("pod-3 is out", || {
+        let url = url_.clone();
+        async move {
+            let answered = pods_answering(&strict, &url, 8).await;
+            !answered.iter().any(|pod| pod == "pod-3")
+        }
+    })
+    .await;
+    let answered = pods_answering(&strict, &url, 30).await;
+    let split = counts(&answered);
+    assert_eq!(split.len(), 3, "{split:?}");
+    assert_eq!(split.values().copied().collect::<Vec<_>>(), vec![10; 3]);
+    // Three of four out: panic threshold 0 routes to the one left, 50 % ignores health.
+    states[0].sick.store(true, Ordering::SeqCst);
+    states[1].sick.store(true, Ordering::SeqCst);
+    let url_ = url.clone();
+    wait_until("only pod-4 is in", || {
+        let url = url_.clone();
+        async move {
+            let answered = pods_answering(&strict, &url, 8).await;
+            answered.iter().all(|pod| pod == "pod-4")
+        }
+    })
+    .await;
+    let answered = pods_answering(&panicky, &url, 8).await;
+    assert_eq!(
+        counts(&answered).len(),
+        4,
+        "panic mode uses every pod: {answered:?}"
+    );
+    // All out: 503 without panic mode; every pod with it.
+    states[3].sick.store(true, Ordering::SeqCst);
+    let url_ = url.clone();
+    wait_until("no pod is in", || {
+        let url = url_.clone();
+        async move {
+            let answered = pods_answering(&strict, &url, 4).await;
+            answered.iter().all(|pod| pod == "503")
+        }
+    })
+    .await;
+    let (status, body) = curl(&["-H", "host: strict.example", &url]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.ends_with("no healthy upstream"), "{body}");
+    let answered = pods_answering(&panicky, &url, 8).await;
+    assert_eq!(counts(&answered).len(), 4, "{answered:?}");
+    // Healthy again: back in after one good probe.
+    for state in &states {
+        state.sick.store(false, Ordering::SeqCst);
+    }
+    let url_ = url.clone();
+    wait_until("every pod is back", || {
+        let url = url_.clone();
+        async move { counts(&pods_answering(&strict, &url, 8).await).len() == 4 }
+    })
+    .await;
 }

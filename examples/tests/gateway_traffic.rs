@@ -296,10 +296,10 @@ spec:
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
-metadata: {name: balanced}
+metadata: {name: dns-tuned}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
-  loadBalancer: {type: RoundRobin}
+  dns: {dnsRefreshRate: 5s}
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -459,9 +459,9 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     };
     assert_eq!(condition("limited").1, "Accepted");
     assert_eq!(condition("limited").0, "default/gw/http");
-    let (_, reason, message) = condition("balanced");
+    let (_, reason, message) = condition("dns-tuned");
     assert_eq!(reason, "Invalid");
-    assert!(message.contains("spec.loadBalancer"), "{message}");
+    assert!(message.contains("spec.dns"), "{message}");
 }
 
 /// The statuses of `count` sequential curls.

@@ -89,7 +89,9 @@ fn main() {
     let ring_big_keys = spread_of(|h| ring_big.lookup(h));
     let ring_small_keys = spread_of(|h| ring_small.lookup(h));
 
-    println!("| over {ENDPOINTS} endpoints | Maglev 65 537 | ring 65 536 (baseline) | Maglev / ring 65 536 | ring 1 024 | Maglev / ring 1 024 |");
+    println!(
+        "| over {ENDPOINTS} endpoints | Maglev 65 537 | ring 65 536 (baseline) | Maglev / ring 65 536 | ring 1 024 | Maglev / ring 1 024 |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| build | {:.2} ms | {:.2} ms | {:.2}× | {:.3} ms | {:.2}× |",

@@ -248,6 +248,7 @@ metadata: {name: not-yet}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: blog}]
   loadBalancer: {type: RoundRobin}
+  dns: {dnsRefreshRate: 5s}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
@@ -306,7 +307,8 @@ spec:
         not_yet
             .iter()
             .any(|(_, reason, message)| *reason == "Invalid"
-                && message.contains("spec.loadBalancer")),
+                && message.contains("spec.dns")
+                && !message.contains("loadBalancer")),
         "{not_yet:?}"
     );
     let impossible = conditions(status(&statuses, "impossible"));

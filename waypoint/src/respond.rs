@@ -8,7 +8,7 @@
 //! | `NoRoute` | 404 | UNIMPLEMENTED (12) |
 //! | `Misdirected` | 421 | UNAVAILABLE (14) |
 //! | `InvalidFilter`, `InvalidBackend`, `Misassembled` | 500 | UNAVAILABLE (14) |
-//! | `NoEndpoints` | 503 | UNAVAILABLE (14) |
+//! | `NoEndpoints` (none ready, or none healthy outside panic mode) | 503 `no healthy upstream` | UNAVAILABLE (14) |
 //! | `Upstream` (refused, reset, connect timeout, TLS, protocol, overloaded) | 503 | UNAVAILABLE (14) |
 //! | `BackendTimeout`, `RequestTimeout` (the route's timeouts) | 504 | DEADLINE_EXCEEDED (4) |
 //! | `Denied` (an authorization policy) | 403 `RBAC: access denied` | PERMISSION_DENIED (7) |
@@ -209,6 +209,7 @@ fn local_reply_text(error: &RouteError) -> Option<&'static str> {
         RouteError::Unauthenticated { text, .. } | RouteError::Forbidden { text, .. } => Some(text),
         RouteError::RateLimited { .. } => Some("local_rate_limited"),
         RouteError::FaultAbort { .. } => Some("fault filter abort"),
+        RouteError::NoEndpoints => Some("no healthy upstream"),
         RouteError::Overloaded { .. } => Some(
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
         ),

@@ -18,6 +18,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::balance::ProbeEndpoints;
+
 use routing::loader::parse_foreign;
 use routing::model::{Config, ForeignObject, GATEWAY_GROUP, ObjectKey};
 use routing::resolve::{Condition, ObjectStatus};
@@ -89,6 +91,8 @@ pub struct TrafficPolicies {
     problems: Vec<String>,
     statuses: Vec<ObjectStatus>,
     epoch: Epoch,
+    /// Probes endpoints for active health checks (none: active checks are not run).
+    prober: Option<Arc<dyn ProbeEndpoints>>,
 }
 
 fn oldest_first<'a>(config: &'a Config, kind: &str) -> Vec<&'a ForeignObject> {
@@ -111,6 +115,16 @@ fn served_group(target: &PolicyTargetReference) -> bool {
 }
 
 impl TrafficPolicies {
+    /// A compiler whose policies' active health checks probe endpoints with `prober` (pass it
+    /// as [`ResolveOptions::policies`](routing::resolve::ResolveOptions); each configuration's
+    /// policies are built from it).
+    pub fn with_prober(prober: Arc<dyn ProbeEndpoints>) -> Self {
+        TrafficPolicies {
+            prober: Some(prober),
+            ..TrafficPolicies::default()
+        }
+    }
+
     /// Reads, compiles and attaches every ClientTrafficPolicy and BackendTrafficPolicy of
     /// `config`. A policy that cannot be read is reported, as invalid, wherever its
     /// `targetRefs` can be made out, and attached nowhere.
@@ -581,7 +595,9 @@ fn merged(parent: &BackendEntry, own: &BackendEntry) -> Result<CompiledBackendTr
 
 impl PolicyCompiler for TrafficPolicies {
     fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
-        Some(Arc::new(TrafficPolicies::build(config)))
+        let mut built = TrafficPolicies::build(config);
+        built.prober = self.prober.clone();
+        Some(Arc::new(built))
     }
 
     fn problems(&self) -> Vec<String> {
@@ -605,8 +621,11 @@ impl PolicyCompiler for TrafficPolicies {
             .map(|(gateway, listener, compiled)| ScopedTraffic {
                 gateway,
                 listener,
-                traffic: compiled
-                    .for_route(&self.epoch, rule.backends.ready().map(|backend| &**backend)),
+                traffic: compiled.for_route(
+                    &self.epoch,
+                    self.prober.as_ref(),
+                    rule.backends.ready().map(|backend| &**backend),
+                ),
             })
             .collect();
         if !scoped.is_empty() {

@@ -12,7 +12,7 @@ use routing::model::ObjectKey;
 use routing::resolve::parse_duration;
 use routing::router::PolicyBalancer;
 
-use super::balance::Balancer;
+use super::balance::{Balancer, LoadBalancing, ProbeEndpoints};
 use super::client_ip::{ClientIpDetection, XffTrust};
 use super::fault::{Abort, FaultInjection};
 use super::model::{
@@ -61,6 +61,8 @@ pub struct CompiledBackendTraffic {
     pub retry: Option<routing::router::PolicyRetry>,
     /// `loadBalancer`.
     pub load_balancing: Option<super::balance::LoadBalancing>,
+    /// `healthCheck`.
+    pub health: Option<super::balance::HealthPolicy>,
 }
 
 impl ClientTrafficPolicySpec {
@@ -289,9 +291,15 @@ impl BackendTrafficPolicySpec {
             .as_ref()
             .map(|spec| spec.compile())
             .transpose()?;
+        let health = self
+            .health_check
+            .as_ref()
+            .map(|spec| spec.compile())
+            .transpose()?;
         Ok(CompiledBackendTraffic {
             retry,
             load_balancing,
+            health,
             policy: key.clone(),
             rate_limit,
             shared_buckets,
@@ -580,9 +588,12 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
 impl CompiledBackendTraffic {
     /// The state of one route rule covered by this policy: its own buckets (the `shared`
     /// rules' are the policy's), circuit breaker and load balancer over its `backends`.
+    /// With health checks but no `loadBalancer`, endpoints are balanced by Envoy Gateway's
+    /// default, least request; `prober` runs the active checks.
     pub fn for_route<'a>(
         self: &Arc<Self>,
         epoch: &Epoch,
+        prober: Option<&Arc<dyn ProbeEndpoints>>,
         backends: impl IntoIterator<Item = &'a Backend>,
     ) -> RouteTraffic {
         let rate_limit = self.rate_limit.as_ref().and_then(|rules| {
@@ -603,10 +614,18 @@ impl CompiledBackendTraffic {
                 .max_parallel_requests
                 .map(|limit| Arc::new(super::circuit_breaker::CircuitBreaker::new(limit))),
             dice: Arc::new(super::fault::Dice::from_clock()),
-            balancer: self
-                .load_balancing
-                .as_ref()
-                .map(|policy| PolicyBalancer(Arc::new(Balancer::new(policy.clone(), backends)))),
+            balancer: (self.load_balancing.is_some() || self.health.is_some()).then(|| {
+                let policy = self
+                    .load_balancing
+                    .clone()
+                    .unwrap_or(LoadBalancing::LeastRequest);
+                PolicyBalancer(Arc::new(Balancer::with_health(
+                    policy,
+                    self.health.as_ref(),
+                    prober,
+                    backends,
+                )))
+            }),
         }
     }
 }

@@ -235,9 +235,9 @@ pub struct BackendTrafficPolicySpec {
     /// Load balancing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<super::balance::spec::LoadBalancerSpec>,
-    /// Not enforced yet.
+    /// Active and passive health checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: NotYet,
+    pub health_check: Option<super::balance::health_spec::HealthCheckSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: NotYet,
@@ -703,7 +703,9 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(balancer) = &self.load_balancer {
             found.extend(balancer.unsupported());
         }
-        set(&mut found, &self.health_check, "spec.healthCheck");
+        if let Some(health) = &self.health_check {
+            found.extend(health.unsupported());
+        }
         set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
         set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
         set(&mut found, &self.connection, "spec.connection");

@@ -105,7 +105,12 @@ pub async fn run_gateway(
         // Envoy Gateway's SecurityPolicies, ClientTrafficPolicies and BackendTrafficPolicies
         // of each configuration fill the listener and rule slots.
         policies: Some(Arc::new(routing::slot::PolicyCompilers(vec![
-            Arc::new(mesh_policy::traffic::TrafficPolicies::default()),
+            // Active health checks probe over plain TCP, as the forwarder connects.
+            Arc::new(mesh_policy::traffic::TrafficPolicies::with_prober(
+                Arc::new(crate::outbound::EndpointProber::new(
+                    crate::outbound::TcpConnect::default(),
+                )),
+            )),
             Arc::new(mesh_policy::security::SecurityPolicies::with_runtime(
                 mesh_policy::security::SecurityRuntime {
                     remote_jwks: Some(Arc::clone(&jwks_registry)),

@@ -42,7 +42,7 @@ use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
 use crate::inbound::{HttpLimits, serve_with_peer};
 use crate::outbound::{
-    Connect, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
+    Connect, EndpointProber, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
 use crate::respond::{PolicyRefusal, Respond, is_grpc, with_local_reply_body};
 use hbone::metrics::{Reporter, TrafficLabels};
@@ -161,9 +161,27 @@ pub async fn run_mesh_waypoint(
     events: &dyn GatewayEvents,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MeshWaypointError> {
-    // BackendTrafficPolicies on the mesh's routes fill their rule slots.
+    // The identities expected of each endpoint, filled once the configuration is read (the
+    // HBONE connector and the health checks' prober need them first).
+    let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::default()));
+    let hbone_connect = match options.hbone_listen {
+        Some(_) => Some(HboneConnect::new(
+            HboneConnector::new(options.tls.clone()),
+            Arc::clone(&options.certificate),
+            expected_identities(Arc::clone(&identities)),
+        )?),
+        None => None,
+    };
+    // BackendTrafficPolicies on the mesh's routes fill their rule slots; active health checks
+    // probe through HBONE, as requests are forwarded (over TCP for a sandwiched waypoint).
+    let prober: Arc<dyn mesh_policy::traffic::balance::ProbeEndpoints> = match &hbone_connect {
+        Some(connect) => Arc::new(EndpointProber::new(connect.clone())),
+        None => Arc::new(EndpointProber::new(TcpConnect::default())),
+    };
     let resolve_options = ResolveOptions {
-        policies: Some(Arc::new(mesh_policy::traffic::TrafficPolicies::default())),
+        policies: Some(Arc::new(
+            mesh_policy::traffic::TrafficPolicies::with_prober(prober),
+        )),
         ..ResolveOptions::default()
     };
     let loaded = options.source.fingerprint();
@@ -178,7 +196,7 @@ pub async fn run_mesh_waypoint(
     let policies = WaypointPolicies::build_with(&snapshot.config, &options.gateway, &security)?;
     let mut registry = options.registry;
     let metrics = RequestMetrics::register(&mut registry);
-    let identities = Arc::new(ArcSwap::from_pointee(EndpointIdentityMap::build(
+    identities.store(Arc::new(EndpointIdentityMap::build(
         &snapshot.config,
         &options.trust_domain,
     )));
@@ -203,13 +221,8 @@ pub async fn run_mesh_waypoint(
         Arc::clone(&options.crypto),
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    if let Some(address) = options.hbone_listen {
+    if let (Some(address), Some(connect)) = (options.hbone_listen, hbone_connect) {
         let listener = bind("HBONE", address).await?;
-        let connect = HboneConnect::new(
-            HboneConnector::new(options.tls.clone()),
-            Arc::clone(&options.certificate),
-            expected_identities(Arc::clone(&identities)),
-        )?;
         let lane = Lane {
             state: Arc::clone(&state),
             forwarder: Forwarder::with_connector(

@@ -1,7 +1,7 @@
 //! Outbound: from a routed request (or an accepted stream) to an endpoint of the chosen
 //! backend — the [`Forwarder`] (lean HTTP/1.1 pool, h2c, backend TLS, upgrades) generic over
 //! a [`Connect`] ([`TcpConnect`], or [`HboneConnect`] for HBONE tunnels), the one
-//! [`EndpointPicker`], and typed [`UpstreamError`](routing::router::UpstreamError)s for
+//! [`EndpointPicker`], the active health checks' [`EndpointProber`], and typed [`UpstreamError`](routing::router::UpstreamError)s for
 //! every failure.
 
 mod backend_tls;
@@ -11,6 +11,7 @@ mod connect;
 mod endpoints;
 mod forward;
 mod hbone_connect;
+mod health_probe;
 mod http1_pool;
 mod idle_timeout;
 
@@ -19,5 +20,6 @@ pub use connect::{Connect, TcpConnect};
 pub use endpoints::EndpointPicker;
 pub use forward::{Forwarder, ForwarderLimits, ResponseBody};
 pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
+pub use health_probe::EndpointProber;
 pub use http1_pool::PoolLimits;
 pub use idle_timeout::{BodyIdleTimeout, IdleTimeoutBody};

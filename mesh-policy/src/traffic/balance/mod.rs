@@ -1,10 +1,12 @@
 //! Load balancing (policy.md §2.3, BackendTrafficPolicy `loadBalancer`): which endpoint of the
 //! chosen backend takes each try — round robin, random, least request (the better of two random
 //! endpoints by requests in flight, as Envoy does with equal weights) or a consistent hash
-//! ([`hash_key`]) over a [`maglev`] table. A [`Balancer`] keeps the state of one route rule's
-//! backends and is usable by any forwarder: call [`BalanceEndpoints::pick`] with the backend
-//! and the request head; on a gateway, the route's policy hands it to `routing`'s dispatch loop
-//! as a [`PolicyBalancer`](routing::router::PolicyBalancer).
+//! ([`hash_key`]) over a [`maglev`] table — among the endpoints that are healthy ([`health`]:
+//! outlier detection, active checks, the panic threshold). A [`Balancer`] keeps the state of
+//! one route rule's backends and is usable by any forwarder: call [`BalanceEndpoints::pick`]
+//! with the backend and the request head, and report the try's outcome through the pick's
+//! ticket; on a gateway, the route's policy hands it to `routing`'s dispatch loop as a
+//! [`PolicyBalancer`](routing::router::PolicyBalancer).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,8 +34,12 @@
 //! assert_ne!(first, second);
 //! ```
 
+pub mod active;
 pub mod hash_key;
+pub mod health;
+pub mod health_spec;
 pub mod maglev;
+pub mod outlier;
 pub mod ring;
 pub mod spec;
 
@@ -45,7 +51,9 @@ use routing::router::{
     BalanceEndpoints, EndpointPick, ObserveTries, RequestHead, TryOutcome, TryTicket,
 };
 
+pub use active::{ActiveCheck, ProbeEndpoints};
 pub use hash_key::{HashKey, SessionCookie};
+pub use health::{Eligible, EndpointHealth, HealthPolicy};
 pub use maglev::{MaglevEntry, MaglevTable};
 
 use super::fault::Dice;
@@ -69,22 +77,25 @@ pub enum LoadBalancing {
 }
 
 /// The state of one backend's endpoints: whose turn it is, requests in flight, the Maglev
-/// table (built on first use).
+/// table (built on first use), their health.
 #[derive(Debug)]
 pub struct BackendEndpoints {
     endpoints: Arc<[Endpoint]>,
     turn: AtomicUsize,
     in_flight: Box<[AtomicU32]>,
     maglev: OnceLock<Option<MaglevTable>>,
+    /// Health, when the policy checks it.
+    pub health: Option<EndpointHealth>,
 }
 
 impl BackendEndpoints {
-    fn new(endpoints: &Arc<[Endpoint]>) -> Self {
+    fn new(endpoints: &Arc<[Endpoint]>, health: Option<&HealthPolicy>) -> Self {
         BackendEndpoints {
             endpoints: Arc::clone(endpoints),
             turn: AtomicUsize::new(0),
             in_flight: endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
             maglev: OnceLock::new(),
+            health: health.map(|policy| EndpointHealth::new(policy, endpoints.len())),
         }
     }
 
@@ -117,10 +128,44 @@ impl BackendEndpoints {
 }
 
 impl ObserveTries for BackendEndpoints {
-    fn finished(&self, endpoint: usize, _outcome: Option<TryOutcome>) {
+    fn finished(&self, endpoint: usize, outcome: Option<TryOutcome>) {
         if let Some(count) = self.in_flight.get(endpoint) {
             // Never below zero, whatever the order of reports.
             let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        if let (Some(health), Some(outcome)) = (&self.health, outcome) {
+            health.report(endpoint, outcome);
+        }
+    }
+}
+
+/// The endpoints a try may go to: all of them, or the healthy ones.
+#[derive(Debug, Clone, Copy)]
+enum Candidates<'a> {
+    All(usize),
+    Only(&'a [usize]),
+}
+
+impl Candidates<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Candidates::All(count) => *count,
+            Candidates::Only(list) => list.len(),
+        }
+    }
+
+    /// The `i`-th candidate's endpoint index.
+    fn nth(&self, i: usize) -> usize {
+        match self {
+            Candidates::All(_) => i,
+            Candidates::Only(list) => list.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    fn contains(&self, endpoint: usize) -> bool {
+        match self {
+            Candidates::All(count) => endpoint < *count,
+            Candidates::Only(list) => list.contains(&endpoint),
         }
     }
 }
@@ -136,13 +181,42 @@ pub struct Balancer {
 impl Balancer {
     /// A balancer choosing endpoints of `backends` by `policy`.
     pub fn new<'a>(policy: LoadBalancing, backends: impl IntoIterator<Item = &'a Backend>) -> Self {
+        Balancer::with_health(policy, None, None, backends)
+    }
+
+    /// A balancer choosing healthy endpoints of `backends` by `policy`; with active checks,
+    /// `prober` probes every endpoint on the current tokio runtime until the balancer is
+    /// dropped.
+    pub fn with_health<'a>(
+        policy: LoadBalancing,
+        health: Option<&HealthPolicy>,
+        prober: Option<&Arc<dyn ProbeEndpoints>>,
+        backends: impl IntoIterator<Item = &'a Backend>,
+    ) -> Self {
+        let dice = Dice::from_clock();
+        let backends: Vec<Arc<BackendEndpoints>> = backends
+            .into_iter()
+            .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints, health)))
+            .collect();
+        if let (Some(check), Some(prober)) = (health.and_then(|h| h.active.as_ref()), prober) {
+            for state in &backends {
+                if let Some(verdicts) = state.health.as_ref().and_then(|h| h.active.as_ref()) {
+                    let addresses: Vec<std::net::SocketAddr> =
+                        state.endpoints.iter().map(|e| e.address).collect();
+                    active::start_checks(
+                        Arc::clone(check),
+                        Arc::clone(prober),
+                        &addresses,
+                        verdicts,
+                        dice.next(),
+                    );
+                }
+            }
+        }
         Balancer {
             policy,
-            dice: Dice::from_clock(),
-            backends: backends
-                .into_iter()
-                .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints)))
-                .collect(),
+            dice,
+            backends,
         }
     }
 
@@ -184,46 +258,84 @@ impl BalanceEndpoints for Balancer {
                 ticket: None,
             });
         };
+        let eligible = match &state.health {
+            Some(health) => health.eligible(count),
+            None => Eligible::All,
+        };
+        let candidates = match &eligible {
+            Eligible::All => Candidates::All(count),
+            Eligible::Only(list) => Candidates::Only(list),
+            Eligible::None => return None,
+        };
         let mut set_cookie = None;
-        let mut ticket = None;
         let endpoint = match &self.policy {
-            LoadBalancing::RoundRobin => state.turn.fetch_add(1, Ordering::Relaxed) % count,
-            LoadBalancing::Random => self.random_index(count),
+            LoadBalancing::RoundRobin => {
+                candidates.nth(state.turn.fetch_add(1, Ordering::Relaxed) % candidates.len())
+            }
+            LoadBalancing::Random => candidates.nth(self.random_index(candidates.len())),
             LoadBalancing::LeastRequest => {
-                let first = self.random_index(count);
-                let chosen = if count == 1 {
+                let eligible = candidates.len();
+                let first = self.random_index(eligible);
+                let chosen = if eligible == 1 {
                     first
                 } else {
-                    // A second, different endpoint.
-                    let second = (first + 1 + self.random_index(count - 1)) % count;
-                    if state.in_flight(second) < state.in_flight(first) {
+                    // A second, different candidate.
+                    let second = (first + 1 + self.random_index(eligible - 1)) % eligible;
+                    if state.in_flight(candidates.nth(second))
+                        < state.in_flight(candidates.nth(first))
+                    {
                         second
                     } else {
                         first
                     }
                 };
-                if let Some(counter) = state.in_flight.get(chosen) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                let observer: Arc<dyn ObserveTries> = state.clone();
-                ticket = Some(TryTicket::new(observer, chosen));
-                chosen
+                candidates.nth(chosen)
             }
             LoadBalancing::ConsistentHash { key, table_size } => {
                 let hashed = key.hash(request);
                 set_cookie = hashed.set_cookie;
                 let hash = hashed.hash.unwrap_or_else(|| self.dice.next());
-                match state.maglev(*table_size).and_then(|t| t.lookup(hash)) {
-                    Some(index) => index,
-                    None => (hash % count as u64) as usize,
-                }
+                self.hashed(state, *table_size, hash, candidates)
             }
         };
+        // Least request counts tries in flight; outlier detection counts how they end.
+        let tracked = matches!(self.policy, LoadBalancing::LeastRequest)
+            || state
+                .health
+                .as_ref()
+                .is_some_and(EndpointHealth::counts_outcomes);
+        let ticket = tracked.then(|| {
+            if let Some(counter) = state.in_flight.get(endpoint) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            let observer: Arc<dyn ObserveTries> = state.clone();
+            TryTicket::new(observer, endpoint)
+        });
         Some(EndpointPick {
             endpoint,
             set_cookie,
             ticket,
         })
+    }
+}
+
+impl Balancer {
+    /// The endpoint of `hash` in the Maglev table; when that one is unhealthy, the next slots'
+    /// (healthy keys keep their endpoint).
+    fn hashed(
+        &self,
+        state: &BackendEndpoints,
+        size: u32,
+        hash: u64,
+        candidates: Candidates<'_>,
+    ) -> usize {
+        let Some(table) = state.maglev(size) else {
+            return candidates.nth((hash % candidates.len() as u64) as usize);
+        };
+        (0..table.size() as u64)
+            .filter_map(|step| table.lookup(hash.wrapping_add(step)))
+            .find(|&endpoint| candidates.contains(endpoint))
+            .unwrap_or_else(|| candidates.nth(0))
     }
 }
 

@@ -1,0 +1,283 @@
+//! Active health checking (policy.md §2.5, BackendTrafficPolicy `healthCheck.active`): every
+//! `interval`, each endpoint of a backend is probed — an HTTP request whose status (and
+//! optionally body) must be as expected, or a TCP exchange — within `timeout`.
+//! `unhealthyThreshold` failures in a row take an endpoint out, `healthyThreshold` successes in
+//! a row bring it back. The probes themselves are the embedder's ([`ProbeEndpoints`]: the
+//! gateway probes through the same connector it forwards with); this module schedules them and
+//! keeps the verdicts.
+//!
+//! An endpoint counts as healthy until its first verdict (so that a configuration reload does
+//! not take every endpoint out while the new checks start); Envoy instead holds a new cluster
+//! back until its first round of checks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::Method;
+
+/// What one probe sends and expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// An HTTP/1.1 request.
+    Http(HttpProbe),
+    /// A TCP connection, optionally with an exchange.
+    Tcp(TcpProbe),
+}
+
+/// `healthCheck.active.http`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    /// The path requested.
+    pub path: String,
+    /// The `Host` sent (default: the endpoint's address).
+    pub hostname: Option<String>,
+    /// The method (GET by default).
+    pub method: Method,
+    /// Statuses that pass (200 by default).
+    pub expected_statuses: Vec<u16>,
+    /// Bytes the first 1 024 bytes of the body must contain.
+    pub expected_body: Option<Vec<u8>>,
+    /// The request's body (`requestBody`, with POST or PUT).
+    pub request_body: Option<Vec<u8>>,
+}
+
+/// `healthCheck.active.tcp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TcpProbe {
+    /// Bytes sent once connected.
+    pub send: Option<Vec<u8>>,
+    /// Bytes the answer must contain.
+    pub receive: Option<Vec<u8>>,
+}
+
+/// The first bytes of an HTTP probe's body that are searched (Envoy's `response_buffer_size`).
+pub const RESPONSE_BUFFER_SIZE: usize = 1024;
+
+/// `healthCheck.active`, with Envoy Gateway's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCheck {
+    /// A probe's time limit (1 s).
+    pub timeout: Duration,
+    /// Time between probes of one endpoint (3 s).
+    pub interval: Duration,
+    /// The first probe waits a random time up to this.
+    pub initial_jitter: Duration,
+    /// Failures in a row that take an endpoint out (3).
+    pub unhealthy_threshold: u32,
+    /// Successes in a row that bring it back (1).
+    pub healthy_threshold: u32,
+    /// Probe this port instead of the endpoint's (`overrides.port`).
+    pub port: Option<u16>,
+    /// The probe.
+    pub probe: Probe,
+}
+
+/// A probe in flight: whether the endpoint passed.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Probes endpoints (the embedder's I/O).
+pub trait ProbeEndpoints: Send + Sync + std::fmt::Debug {
+    /// Probes `address` as `check` says; the future is given `check.timeout` by the caller.
+    fn probe(&self, address: SocketAddr, check: Arc<ActiveCheck>) -> ProbeFuture;
+}
+
+/// The verdicts of one backend's active checks, one per endpoint.
+#[derive(Debug)]
+pub struct ActiveVerdicts {
+    failing: Box<[AtomicBool]>,
+}
+
+impl ActiveVerdicts {
+    /// Verdicts for `endpoints` endpoints, all passing.
+    pub fn new(endpoints: usize) -> Self {
+        ActiveVerdicts {
+            failing: (0..endpoints).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Whether `endpoint` failed its checks.
+    pub fn failing(&self, endpoint: usize) -> bool {
+        self.failing
+            .get(endpoint)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, endpoint: usize, failing: bool) {
+        if let Some(flag) = self.failing.get(endpoint) {
+            flag.store(failing, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One endpoint's run of results, turned into verdicts by the thresholds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streak {
+    passes: u32,
+    failures: u32,
+}
+
+impl Streak {
+    /// Counts one result; returns the new verdict when the thresholds give one
+    /// (`Some(true)`: failing).
+    pub fn record(&mut self, passed: bool, check: &ActiveCheck) -> Option<bool> {
+        if passed {
+            self.failures = 0;
+            self.passes = self.passes.saturating_add(1);
+            (self.passes >= check.healthy_threshold.max(1)).then_some(false)
+        } else {
+            self.passes = 0;
+            self.failures = self.failures.saturating_add(1);
+            (self.failures >= check.unhealthy_threshold.max(1)).then_some(true)
+        }
+    }
+}
+
+/// Starts probing every endpoint of `endpoints` on the current tokio runtime, one task each;
+/// the tasks end when `verdicts` is dropped. Without a runtime nothing is probed.
+pub fn start_checks(
+    check: Arc<ActiveCheck>,
+    prober: Arc<dyn ProbeEndpoints>,
+    endpoints: &[SocketAddr],
+    verdicts: &Arc<ActiveVerdicts>,
+    jitter_seed: u64,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        let mut address = *endpoint;
+        if let Some(port) = check.port {
+            address.set_port(port);
+        }
+        let jitter_nanos = check.initial_jitter.as_nanos() as u64;
+        let jitter = if jitter_nanos == 0 {
+            Duration::ZERO
+        } else {
+            let spread = jitter_seed.wrapping_mul(index as u64 + 1) ^ (index as u64) << 17;
+            Duration::from_nanos(spread % jitter_nanos)
+        };
+        runtime.spawn(check_endpoint(
+            Arc::clone(&check),
+            Arc::clone(&prober),
+            address,
+            index,
+            Arc::downgrade(verdicts),
+            jitter,
+        ));
+    }
+}
+
+async fn check_endpoint(
+    check: Arc<ActiveCheck>,
+    prober: Arc<dyn ProbeEndpoints>,
+    address: SocketAddr,
+    index: usize,
+    verdicts: Weak<ActiveVerdicts>,
+    jitter: Duration,
+) {
+    tokio::time::sleep(jitter).await;
+    let mut streak = Streak::default();
+    loop {
+        if verdicts.strong_count() == 0 {
+            return;
+        }
+        let probe = prober.probe(address, Arc::clone(&check));
+        let passed = tokio::time::timeout(check.timeout, probe)
+            .await
+            .unwrap_or(false);
+        let Some(verdicts) = verdicts.upgrade() else {
+            return;
+        };
+        if let Some(failing) = streak.record(passed, &check) {
+            verdicts.set(index, failing);
+        }
+        drop(verdicts);
+        tokio::time::sleep(check.interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn check(unhealthy: u32, healthy: u32) -> ActiveCheck {
+        ActiveCheck {
+            timeout: Duration::from_millis(100),
+            interval: Duration::from_millis(10),
+            initial_jitter: Duration::ZERO,
+            unhealthy_threshold: unhealthy,
+            healthy_threshold: healthy,
+            port: None,
+            probe: Probe::Tcp(TcpProbe::default()),
+        }
+    }
+
+    #[test]
+    fn thresholds_turn_runs_into_verdicts() {
+        let check = check(3, 2);
+        let mut streak = Streak::default();
+        assert_eq!(streak.record(false, &check), None);
+        assert_eq!(streak.record(false, &check), None);
+        assert_eq!(streak.record(true, &check), None);
+        assert_eq!(streak.record(false, &check), None);
+        assert_eq!(streak.record(false, &check), None);
+        assert_eq!(streak.record(false, &check), Some(true));
+        assert_eq!(streak.record(true, &check), None);
+        assert_eq!(streak.record(true, &check), Some(false));
+    }
+
+    /// A prober whose answers the test sets, counting probes per address.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        down: Mutex<Vec<SocketAddr>>,
+        probed: Mutex<Vec<SocketAddr>>,
+    }
+
+    impl ProbeEndpoints for Scripted {
+        fn probe(&self, address: SocketAddr, _check: Arc<ActiveCheck>) -> ProbeFuture {
+            self.probed.lock().unwrap().push(address);
+            let up = !self.down.lock().unwrap().contains(&address);
+            Box::pin(async move { up })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn endpoints_go_out_and_come_back_and_probing_stops_with_the_verdicts() {
+        let prober = Arc::new(Scripted::default());
+        let endpoints: Vec<SocketAddr> = vec![
+            "10.0.0.1:80".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        ];
+        let verdicts = Arc::new(ActiveVerdicts::new(2));
+        let mut check = check(2, 1);
+        check.port = Some(8081);
+        start_checks(Arc::new(check), prober.clone(), &endpoints, &verdicts, 7);
+        let second: SocketAddr = "10.0.0.2:8081".parse().unwrap();
+        prober.down.lock().unwrap().push(second);
+        tokio::time::sleep(Duration::from_millis(35)).await;
+        assert!(!verdicts.failing(0));
+        assert!(verdicts.failing(1));
+        prober.down.lock().unwrap().clear();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        assert!(!verdicts.failing(1));
+        assert!(
+            prober.probed.lock().unwrap().contains(&second),
+            "the override port is probed"
+        );
+        drop(verdicts);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let count = prober.probed.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            prober.probed.lock().unwrap().len(),
+            count,
+            "no probe after the drop"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The health of one backend's endpoints as the balancer sees it: ejected by outlier detection
+//! ([`outlier`](super::outlier)) or failing active checks ([`active`](super::active)) — and
+//! Envoy's panic threshold (`healthCheck.panicThreshold`, 50 % by default): when fewer than
+//! that share of the endpoints is healthy, health is ignored and every endpoint takes traffic;
+//! with 0, a backend whose endpoints are all unhealthy answers 503.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use routing::router::TryOutcome;
+
+use super::active::{ActiveCheck, ActiveVerdicts};
+use super::outlier::{OutlierDetection, Outliers};
+use crate::traffic::rate_limit::clock::Epoch;
+
+/// `healthCheck`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Below this healthy percentage, health is ignored (50; 0 disables panic mode).
+    pub panic_threshold: u32,
+    /// Outlier detection.
+    pub passive: Option<OutlierDetection>,
+    /// Active checks.
+    pub active: Option<Arc<ActiveCheck>>,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            panic_threshold: 50,
+            passive: None,
+            active: None,
+        }
+    }
+}
+
+/// Which endpoints may take a try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligible {
+    /// Every endpoint (all healthy, or panic mode).
+    All,
+    /// Only these.
+    Only(Vec<usize>),
+    /// None: the try is answered 503.
+    None,
+}
+
+/// One backend's endpoint health.
+#[derive(Debug)]
+pub struct EndpointHealth {
+    panic_threshold: u32,
+    epoch: Epoch,
+    outliers: Option<Mutex<Outliers>>,
+    /// Each endpoint's ejection end (nanoseconds on `epoch`), readable without the lock.
+    ejected_until: Box<[AtomicU64]>,
+    /// The active checks' verdicts.
+    pub active: Option<Arc<ActiveVerdicts>>,
+}
+
+impl EndpointHealth {
+    /// Health state for `endpoints` endpoints under `policy` (active verdicts start passing;
+    /// the checks are started by the balancer).
+    pub fn new(policy: &HealthPolicy, endpoints: usize) -> Self {
+        let epoch = Epoch::now();
+        EndpointHealth {
+            panic_threshold: policy.panic_threshold,
+            outliers: policy
+                .passive
+                .clone()
+                .map(|settings| Mutex::new(Outliers::new(settings, endpoints, 0))),
+            epoch,
+            ejected_until: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
+            active: policy
+                .active
+                .as_ref()
+                .map(|_| Arc::new(ActiveVerdicts::new(endpoints))),
+        }
+    }
+
+    /// Whether outlier detection wants to hear how tries end.
+    pub fn counts_outcomes(&self) -> bool {
+        self.outliers.is_some()
+    }
+
+    fn healthy(&self, endpoint: usize, now: u64) -> bool {
+        let ejected = self
+            .ejected_until
+            .get(endpoint)
+            .is_some_and(|until| until.load(Ordering::Relaxed) > now);
+        let failing = self.active.as_ref().is_some_and(|a| a.failing(endpoint));
+        !ejected && !failing
+    }
+
+    /// The endpoints that may take a try now, of `count`.
+    pub fn eligible(&self, count: usize) -> Eligible {
+        let now = self.epoch.elapsed_nanos();
+        if (0..count).all(|e| self.healthy(e, now)) {
+            return Eligible::All;
+        }
+        let healthy: Vec<usize> = (0..count).filter(|&e| self.healthy(e, now)).collect();
+        // Panic mode: too few healthy endpoints, so health is ignored.
+        if (healthy.len() as u64) * 100 < u64::from(self.panic_threshold) * count as u64 {
+            return Eligible::All;
+        }
+        if healthy.is_empty() {
+            Eligible::None
+        } else {
+            Eligible::Only(healthy)
+        }
+    }
+
+    /// Counts how a try on `endpoint` ended.
+    pub fn report(&self, endpoint: usize, outcome: TryOutcome) {
+        let Some(outliers) = &self.outliers else {
+            return;
+        };
+        let now = self.epoch.elapsed_nanos();
+        let Ok(mut outliers) = outliers.lock() else {
+            return;
+        };
+        for ejected in outliers.report(endpoint, outcome, now) {
+            if let (Some(slot), Some(record)) =
+                (self.ejected_until.get(ejected), outliers.record(ejected))
+            {
+                slot.store(record.ejected_until, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ejecting() -> HealthPolicy {
+        HealthPolicy {
+            panic_threshold: 50,
+            passive: Some(OutlierDetection {
+                consecutive_5xx: Some(1),
+                max_ejection_percent: 100,
+                ..OutlierDetection::default()
+            }),
+            active: None,
+        }
+    }
+
+    #[test]
+    fn ejected_endpoints_leave_until_panic_mode_brings_all_back() {
+        let health = EndpointHealth::new(&ejecting(), 4);
+        assert!(health.counts_outcomes());
+        assert_eq!(health.eligible(4), Eligible::All);
+        health.report(1, TryOutcome::Answered(503));
+        assert_eq!(health.eligible(4), Eligible::Only(vec![0, 2, 3]));
+        health.report(2, TryOutcome::Answered(500));
+        assert_eq!(health.eligible(4), Eligible::Only(vec![0, 3]));
+        // One healthy of four is under 50 %: panic, everyone takes traffic.
+        health.report(3, TryOutcome::Answered(500));
+        assert_eq!(health.eligible(4), Eligible::All);
+    }
+
+    #[test]
+    fn without_panic_mode_an_all_unhealthy_backend_has_no_endpoint() {
+        let policy = HealthPolicy {
+            panic_threshold: 0,
+            ..ejecting()
+        };
+        let health = EndpointHealth::new(&policy, 2);
+        health.report(0, TryOutcome::Answered(500));
+        assert_eq!(health.eligible(2), Eligible::Only(vec![1]));
+        health.report(1, TryOutcome::Answered(500));
+        assert_eq!(health.eligible(2), Eligible::None);
+        let quiet = EndpointHealth::new(&HealthPolicy::default(), 2);
+        assert!(!quiet.counts_outcomes());
+        quiet.report(0, TryOutcome::Answered(500));
+        assert_eq!(quiet.eligible(2), Eligible::All);
+    }
+}

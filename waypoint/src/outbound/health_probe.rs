@@ -1,0 +1,257 @@
+//! [`EndpointProber`]: the active health checks' probes (BackendTrafficPolicy
+//! `healthCheck.active`), opened through the same [`Connect`] the forwarder uses — so a mesh
+//! waypoint probes through HBONE as it forwards. HTTP probes are one HTTP/1.1 request
+//! (`User-Agent: Envoy/HC`, `Connection: close`) whose status must be expected and whose
+//! first 1 024 body bytes must contain the expected payload; TCP probes connect, send the
+//! payload and read (at most 64 KiB) until the expected answer is found.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, HeaderValue, USER_AGENT};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use mesh_policy::traffic::balance::active::{
+    ActiveCheck, HttpProbe, Probe, ProbeEndpoints, ProbeFuture, RESPONSE_BUFFER_SIZE, TcpProbe,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::connect::Connect;
+
+/// The most a TCP probe reads looking for its answer.
+const TCP_RECEIVE_LIMIT: usize = 64 * 1024;
+
+/// Probes endpoints through a connector (the caller bounds each probe with the check's
+/// timeout).
+#[derive(Clone)]
+pub struct EndpointProber<C> {
+    connector: C,
+}
+
+impl<C> std::fmt::Debug for EndpointProber<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointProber").finish_non_exhaustive()
+    }
+}
+
+impl<C: Connect> EndpointProber<C> {
+    /// A prober connecting with `connector`.
+    pub fn new(connector: C) -> Self {
+        EndpointProber { connector }
+    }
+}
+
+impl<C: Connect> ProbeEndpoints for EndpointProber<C> {
+    fn probe(&self, address: SocketAddr, check: Arc<ActiveCheck>) -> ProbeFuture {
+        let connector = self.connector.clone();
+        Box::pin(async move {
+            let Ok(io) = connector.connect(address).await else {
+                return false;
+            };
+            match &check.probe {
+                Probe::Http(http) => probe_http(io, address, http).await,
+                Probe::Tcp(tcp) => probe_tcp(io, tcp).await,
+            }
+        })
+    }
+}
+
+async fn probe_http<IO>(io: IO, address: SocketAddr, probe: &HttpProbe) -> bool
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake(TokioIo::new(io)).await
+    else {
+        return false;
+    };
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let host = probe
+        .hostname
+        .clone()
+        .unwrap_or_else(|| address.to_string());
+    let Ok(uri) = probe.path.parse::<Uri>() else {
+        return false;
+    };
+    let body = Full::new(Bytes::from(probe.request_body.clone().unwrap_or_default()));
+    let mut request = Request::new(body);
+    *request.method_mut() = probe.method.clone();
+    *request.uri_mut() = uri;
+    let Ok(host) = HeaderValue::try_from(host) else {
+        return false;
+    };
+    let headers = request.headers_mut();
+    headers.insert(HOST, host);
+    headers.insert(USER_AGENT, HeaderValue::from_static("Envoy/HC"));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    let Ok(response) = sender.send_request(request).await else {
+        return false;
+    };
+    if !probe
+        .expected_statuses
+        .contains(&response.status().as_u16())
+    {
+        return false;
+    }
+    let Some(expected) = &probe.expected_body else {
+        return true;
+    };
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    while seen.len() < RESPONSE_BUFFER_SIZE {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = RESPONSE_BUFFER_SIZE - seen.len();
+                    seen.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            Some(Err(_)) => return false,
+            None => break,
+        }
+    }
+    contains(&seen, expected)
+}
+
+async fn probe_tcp<IO>(mut io: IO, probe: &TcpProbe) -> bool
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(send) = &probe.send
+        && io.write_all(send).await.is_err()
+    {
+        return false;
+    }
+    let Some(expected) = &probe.receive else {
+        return true;
+    };
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while seen.len() < TCP_RECEIVE_LIMIT {
+        match io.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => {
+                seen.extend_from_slice(&buffer[..read]);
+                if contains(&seen, expected) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::outbound::TcpConnect;
+
+    fn check(probe: Probe) -> Arc<ActiveCheck> {
+        Arc::new(ActiveCheck {
+            timeout: Duration::from_secs(1),
+            interval: Duration::from_secs(1),
+            initial_jitter: Duration::ZERO,
+            unhealthy_threshold: 1,
+            healthy_threshold: 1,
+            port: None,
+            probe,
+        })
+    }
+
+    /// A server answering each connection with `answer` once it has read a request head.
+    async fn answering(answer: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !contains(&request, b"\r\n\r\n") && !contains(&request, b"PING") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let _ = stream.write_all(answer).await;
+                });
+            }
+        });
+        address
+    }
+
+    fn http(statuses: Vec<u16>, body: Option<&[u8]>) -> Probe {
+        Probe::Http(HttpProbe {
+            path: "/healthz".into(),
+            hostname: Some("health.example".into()),
+            method: Method::GET,
+            expected_statuses: statuses,
+            expected_body: body.map(<[u8]>::to_vec),
+            request_body: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn http_probes_judge_status_and_body() {
+        let prober = EndpointProber::new(TcpConnect::default());
+        let ok = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nstatus:up").await;
+        let down =
+            answering(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
+        assert!(prober.probe(ok, check(http(vec![200], None))).await);
+        assert!(prober.probe(ok, check(http(vec![200], Some(b"up")))).await);
+        assert!(
+            !prober
+                .probe(ok, check(http(vec![200], Some(b"down"))))
+                .await
+        );
+        assert!(!prober.probe(ok, check(http(vec![204], None))).await);
+        assert!(!prober.probe(down, check(http(vec![200], None))).await);
+        assert!(prober.probe(down, check(http(vec![200, 503], None))).await);
+        // Nothing listening.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(!prober.probe(closed, check(http(vec![200], None))).await);
+    }
+
+    #[tokio::test]
+    async fn tcp_probes_connect_send_and_expect() {
+        let prober = EndpointProber::new(TcpConnect::default());
+        let pong = answering(b"+PONG\r\n").await;
+        let tcp = |send: Option<&[u8]>, receive: Option<&[u8]>| {
+            check(Probe::Tcp(TcpProbe {
+                send: send.map(<[u8]>::to_vec),
+                receive: receive.map(<[u8]>::to_vec),
+            }))
+        };
+        assert!(prober.probe(pong, tcp(None, None)).await);
+        assert!(
+            prober
+                .probe(pong, tcp(Some(b"PING\r\n"), Some(b"PONG")))
+                .await
+        );
+        assert!(
+            !prober
+                .probe(pong, tcp(Some(b"PING\r\n"), Some(b"NOPE")))
+                .await
+        );
+    }
+}
