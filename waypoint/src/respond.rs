@@ -19,6 +19,8 @@
 //! | `AuthorizerFailed` (no answer from an external authorizer) | the policy's `statusOnError` (403) | from that status |
 //! | `BodyTooLarge` (a policy buffers the body) | 413 | UNAVAILABLE (14) |
 //! | `RateLimited` (local rate limit) | 429 `local_rate_limited` with `x-ratelimit-*` | UNAVAILABLE (14) |
+//! | `GloballyRateLimited` (global rate limit) | 429 with `x-ratelimit-*` and `x-envoy-ratelimited: true` | UNAVAILABLE (14) |
+//! | `RateLimitBackendFailed` (Redis down, failing closed) | 500 | UNAVAILABLE (14) |
 //! | `Overloaded` (circuit breaker) | 503 with `x-envoy-overloaded: true` | UNAVAILABLE (14) |
 //! | `FaultAbort` (fault injection) | the fault's status, `fault filter abort` | the fault's `grpcStatus`, else from the status |
 //! | `BadRequest` (path or header normalisation refused it) | 400 | UNAVAILABLE (14) |
@@ -54,7 +56,10 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::ExternallyDenied(relayed) => relayed.status,
         RouteError::AuthorizerFailed { status, .. } => *status,
         RouteError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        RouteError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        RouteError::RateLimited { .. } | RouteError::GloballyRateLimited { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        RouteError::RateLimitBackendFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         RouteError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         RouteError::FaultAbort { status, .. } => *status,
         RouteError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -106,6 +111,12 @@ pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     }
     match error {
         RouteError::RateLimited { headers, .. } => response.headers_mut().extend(headers.clone()),
+        RouteError::GloballyRateLimited { headers, .. } => {
+            response.headers_mut().extend((**headers).clone());
+            response
+                .headers_mut()
+                .insert("x-envoy-ratelimited", HeaderValue::from_static("true"));
+        }
         RouteError::Overloaded { .. } => {
             response
                 .headers_mut()
@@ -189,7 +200,12 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
             ),
         ),
         RouteError::BodyTooLarge { policy } => ("body_too_large", policy.clone()),
-        RouteError::RateLimited { policy, .. } => ("rate_limited", policy.clone()),
+        RouteError::RateLimited { policy, .. } | RouteError::GloballyRateLimited { policy, .. } => {
+            ("rate_limited", policy.clone())
+        }
+        RouteError::RateLimitBackendFailed { policy } => {
+            ("rate_limit_service_error", policy.clone())
+        }
         RouteError::Overloaded { policy } => ("overflow", policy.clone()),
         RouteError::FaultAbort { policy, .. } => ("fault_injected", policy.clone()),
         RouteError::BadRequest { policy, .. } => ("bad_request", policy.clone()),

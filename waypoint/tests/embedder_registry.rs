@@ -52,6 +52,7 @@ async fn metrics_are_registered_in_the_embedders_registry() {
         crypto: Arc::new(rustls::crypto::ring::default_provider()),
         registry,
         denial_log: None,
+        rate_limit: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

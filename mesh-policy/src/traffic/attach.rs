@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::balance::ProbeEndpoints;
+use super::compile::TrafficRuntime;
 
 use routing::loader::parse_foreign;
 use routing::model::{Config, ForeignObject, GATEWAY_GROUP, ObjectKey};
@@ -91,8 +91,8 @@ pub struct TrafficPolicies {
     problems: Vec<String>,
     statuses: Vec<ObjectStatus>,
     epoch: Epoch,
-    /// Probes endpoints for active health checks (none: active checks are not run).
-    prober: Option<Arc<dyn ProbeEndpoints>>,
+    /// The process's prober and shared counters.
+    runtime: TrafficRuntime,
 }
 
 fn oldest_first<'a>(config: &'a Config, kind: &str) -> Vec<&'a ForeignObject> {
@@ -115,12 +115,13 @@ fn served_group(target: &PolicyTargetReference) -> bool {
 }
 
 impl TrafficPolicies {
-    /// A compiler whose policies' active health checks probe endpoints with `prober` (pass it
-    /// as [`ResolveOptions::policies`](routing::resolve::ResolveOptions); each configuration's
+    /// A compiler whose policies use `runtime`: active health checks probe with its prober,
+    /// global rate limits count in its shared counters (pass it as
+    /// [`ResolveOptions::policies`](routing::resolve::ResolveOptions); each configuration's
     /// policies are built from it).
-    pub fn with_prober(prober: Arc<dyn ProbeEndpoints>) -> Self {
+    pub fn with_runtime(runtime: TrafficRuntime) -> Self {
         TrafficPolicies {
-            prober: Some(prober),
+            runtime,
             ..TrafficPolicies::default()
         }
     }
@@ -129,7 +130,15 @@ impl TrafficPolicies {
     /// `config`. A policy that cannot be read is reported, as invalid, wherever its
     /// `targetRefs` can be made out, and attached nowhere.
     pub fn build(config: &Config) -> Self {
-        let mut policies = TrafficPolicies::default();
+        TrafficPolicies::build_with(config, &TrafficRuntime::default())
+    }
+
+    /// The same, for a process with `runtime`.
+    pub fn build_with(config: &Config, runtime: &TrafficRuntime) -> Self {
+        let mut policies = TrafficPolicies {
+            runtime: runtime.clone(),
+            ..TrafficPolicies::default()
+        };
         for route in &config.http_routes {
             policies.add_parents("HTTPRoute", &route.metadata, &route.spec.parent_refs);
         }
@@ -239,7 +248,14 @@ impl TrafficPolicies {
                     config,
                 ));
                 let merge = policy.spec.merge_type.is_some();
-                (policy.spec.compile(&key), targets, merge)
+                let compiled = policy.spec.compile(&key).and_then(|compiled| {
+                    if compiled.global.is_some() && self.runtime.counters.is_none() {
+                        Err("spec.rateLimit.global: no rate-limit backend is configured (the gateway's --rate-limit-redis)".into())
+                    } else {
+                        Ok(compiled)
+                    }
+                });
+                (compiled, targets, merge)
             }
             Err(error) => (Err(error.to_string()), raw_targets(object), false),
         };
@@ -595,9 +611,7 @@ fn merged(parent: &BackendEntry, own: &BackendEntry) -> Result<CompiledBackendTr
 
 impl PolicyCompiler for TrafficPolicies {
     fn for_config(&self, config: &Config) -> Option<Arc<dyn PolicyCompiler>> {
-        let mut built = TrafficPolicies::build(config);
-        built.prober = self.prober.clone();
-        Some(Arc::new(built))
+        Some(Arc::new(TrafficPolicies::build_with(config, &self.runtime)))
     }
 
     fn problems(&self) -> Vec<String> {
@@ -623,7 +637,8 @@ impl PolicyCompiler for TrafficPolicies {
                 listener,
                 traffic: compiled.for_route(
                     &self.epoch,
-                    self.prober.as_ref(),
+                    &self.runtime,
+                    &format!("{}/{}/{}", rule.kind, rule.route, rule.index),
                     rule.backends.ready().map(|backend| &**backend),
                 ),
             })

@@ -22,6 +22,7 @@ use super::model::{
 use super::normalize::{Normalization, Underscores};
 use super::path::{EscapedSlashes, PathNormalization};
 use super::rate_limit::clock::Epoch;
+use super::rate_limit::global::{GlobalRateLimit, GlobalRule, SharedCounters};
 use super::rate_limit::local::{LocalRateLimit, RateLimitRule, RuleBuckets};
 use super::rate_limit::rules::{
     ClientSelector, PathCondition, SourceCondition, ValueCondition, ValueMatch, whole_match,
@@ -63,6 +64,8 @@ pub struct CompiledBackendTraffic {
     pub load_balancing: Option<super::balance::LoadBalancing>,
     /// `healthCheck`.
     pub health: Option<super::balance::HealthPolicy>,
+    /// `rateLimit.global` rules.
+    pub global: Option<Vec<GlobalRule>>,
 }
 
 impl ClientTrafficPolicySpec {
@@ -212,7 +215,8 @@ impl BackendTrafficPolicySpec {
                     .iter()
                     .enumerate()
                     .map(|(index, rule)| {
-                        compile_rule(rule)
+                        compile_rule(rule, false)
+                            .map(|(rule, _)| rule)
                             .map_err(|e| format!("spec.rateLimit.local.rules[{index}].{e}"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -222,12 +226,32 @@ impl BackendTrafficPolicySpec {
             }
         };
         if let Some(kind) = self.rate_limit.as_ref().and_then(|r| r.kind.as_deref())
-            && kind != "Local"
+            && !matches!(kind, "Local" | "Global")
         {
-            return Err(format!(
-                "spec.rateLimit.type: {kind} is not enforced by this data plane yet"
-            ));
+            return Err(format!("spec.rateLimit.type: unsupported value {kind:?}"));
         }
+        let global = match self.rate_limit.as_ref().and_then(|r| r.global.as_ref()) {
+            None => None,
+            Some(global) => {
+                if global.rules.len() > 256 {
+                    return Err("spec.rateLimit.global.rules: at most 256 rules".into());
+                }
+                let rules = global
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(index, rule)| {
+                        compile_rule(rule, true)
+                            .map(|(rule, response_cost)| GlobalRule {
+                                rule,
+                                response_cost,
+                            })
+                            .map_err(|e| format!("spec.rateLimit.global.rules[{index}].{e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(rules)
+            }
+        };
         let shared_buckets = rate_limit
             .iter()
             .flatten()
@@ -297,6 +321,7 @@ impl BackendTrafficPolicySpec {
             .map(|spec| spec.compile())
             .transpose()?;
         Ok(CompiledBackendTraffic {
+            global,
             retry,
             load_balancing,
             health,
@@ -420,7 +445,8 @@ fn unit(name: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
-fn compile_rule(rule: &RateLimitRuleSpec) -> Result<RateLimitRule, String> {
+/// A rule, and (for a global rule) its response cost.
+fn compile_rule(rule: &RateLimitRuleSpec, global: bool) -> Result<(RateLimitRule, u32), String> {
     if rule.client_selectors.len() > 8 {
         return Err("clientSelectors: at most 8".into());
     }
@@ -432,19 +458,31 @@ fn compile_rule(rule: &RateLimitRuleSpec) -> Result<RateLimitRule, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let unit = unit(&rule.limit.unit)
         .ok_or_else(|| format!("limit.unit: unsupported value {:?}", rule.limit.unit))?;
-    let cost = match rule.cost.as_ref() {
-        None => 1,
+    let number = |spec: &super::model::CostSpecifier, field: &str| -> Result<u32, String> {
+        if spec.from == "Number" && spec.metadata.is_none() {
+            spec.number
+                .ok_or_else(|| format!("cost.{field}.number: required with from: Number"))
+        } else {
+            Err(format!("cost.{field}: only from: Number is enforced"))
+        }
+    };
+    let (cost, response_cost) = match rule.cost.as_ref() {
+        None => (1, 0),
         Some(cost) => {
-            if cost.response.is_some() {
+            if cost.response.is_some() && !global {
                 return Err("cost.response: only global rate limits have response costs".into());
             }
-            match &cost.request {
-                None => 1,
-                Some(request) if request.from == "Number" && request.metadata.is_none() => request
-                    .number
-                    .ok_or("cost.request.number: required with from: Number")?,
-                Some(_) => return Err("cost.request: only from: Number is enforced".into()),
-            }
+            let request = cost
+                .request
+                .as_ref()
+                .map(|r| number(r, "request"))
+                .transpose()?;
+            let response = cost
+                .response
+                .as_ref()
+                .map(|r| number(r, "response"))
+                .transpose()?;
+            (request.unwrap_or(1), response.unwrap_or(0))
         }
     };
     let headers = match rule.x_rate_limit_headers.as_deref() {
@@ -452,15 +490,18 @@ fn compile_rule(rule: &RateLimitRuleSpec) -> Result<RateLimitRule, String> {
         Some("Off") => false,
         Some(other) => return Err(format!("xRateLimitHeaders: unsupported value {other:?}")),
     };
-    Ok(RateLimitRule {
-        selectors,
-        requests: rule.limit.requests,
-        unit,
-        cost,
-        shadow: rule.shadow_mode,
-        shared: rule.shared,
-        headers,
-    })
+    Ok((
+        RateLimitRule {
+            selectors,
+            requests: rule.limit.requests,
+            unit,
+            cost,
+            shadow: rule.shadow_mode,
+            shared: rule.shared,
+            headers,
+        },
+        response_cost,
+    ))
 }
 
 fn compile_selector(spec: &ClientSelectorSpec) -> Result<ClientSelector, String> {
@@ -589,13 +630,16 @@ impl CompiledBackendTraffic {
     /// The state of one route rule covered by this policy: its own buckets (the `shared`
     /// rules' are the policy's), circuit breaker and load balancer over its `backends`.
     /// With health checks but no `loadBalancer`, endpoints are balanced by Envoy Gateway's
-    /// default, least request; `prober` runs the active checks.
+    /// default, least request; the runtime's prober runs the active checks, and its shared
+    /// counters count the global limit (counted per `route`, a stable name of the rule).
     pub fn for_route<'a>(
         self: &Arc<Self>,
         epoch: &Epoch,
-        prober: Option<&Arc<dyn ProbeEndpoints>>,
+        runtime: &TrafficRuntime,
+        route: &str,
         backends: impl IntoIterator<Item = &'a Backend>,
     ) -> RouteTraffic {
+        let prober = runtime.prober.as_ref();
         let rate_limit = self.rate_limit.as_ref().and_then(|rules| {
             LocalRateLimit::new(rules, epoch, &mut |index, rule| {
                 self.shared_buckets
@@ -614,6 +658,17 @@ impl CompiledBackendTraffic {
                 .max_parallel_requests
                 .map(|limit| Arc::new(super::circuit_breaker::CircuitBreaker::new(limit))),
             dice: Arc::new(super::fault::Dice::from_clock()),
+            global: match (&self.global, &runtime.counters) {
+                (Some(rules), Some(counters)) => Some(GlobalLimit {
+                    limit: Arc::new(GlobalRateLimit::new(
+                        rules.clone(),
+                        &self.policy.to_string(),
+                        route,
+                    )),
+                    counters: Arc::clone(counters),
+                }),
+                _ => None,
+            },
             balancer: (self.load_balancing.is_some() || self.health.is_some()).then(|| {
                 let policy = self
                     .load_balancing
@@ -645,4 +700,25 @@ pub struct RouteTraffic {
     pub dice: Arc<super::fault::Dice>,
     /// The rule's load balancer.
     pub balancer: Option<PolicyBalancer>,
+    /// The rule's global rate limit and the counters it is counted in.
+    pub global: Option<GlobalLimit>,
+}
+
+/// A global rate limit with its shared counters.
+#[derive(Debug, Clone)]
+pub struct GlobalLimit {
+    /// The limit.
+    pub limit: Arc<GlobalRateLimit>,
+    /// Where it is counted.
+    pub counters: Arc<dyn SharedCounters>,
+}
+
+/// What the traffic policies need of the process running them.
+#[derive(Debug, Clone, Default)]
+pub struct TrafficRuntime {
+    /// Probes endpoints for active health checks (none: active checks are not run).
+    pub prober: Option<Arc<dyn ProbeEndpoints>>,
+    /// The shared counters of global rate limits (none: a policy with a global limit is
+    /// invalid, as in Envoy Gateway without a rate-limit backend).
+    pub counters: Option<Arc<dyn SharedCounters>>,
 }

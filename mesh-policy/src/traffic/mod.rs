@@ -15,6 +15,7 @@ pub mod compile;
 pub mod facts;
 pub mod fault;
 pub mod future;
+pub mod global_layer;
 pub mod layer;
 pub mod model;
 pub mod normalize;
@@ -25,6 +26,7 @@ pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies}
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use client_ip::{ClientAddress, ClientAddressLayer, ClientIpDetection};
 pub use fault::{FaultInjection, FaultInjectionLayer};
+pub use global_layer::GlobalRateLimitFromRoute;
 pub use layer::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
 pub use normalize::{Normalization, PathNormalizationLayer};
 pub use rate_limit::{LocalRateLimit, LocalRateLimitLayer};

@@ -350,9 +350,18 @@ pub struct RateLimitSpec {
     /// Per-proxy limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalRateLimitSpec>,
-    /// Not enforced yet.
+    /// Limits shared by every gateway through the rate-limit backend (Redis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub global: NotYet,
+    pub global: Option<GlobalRateLimitSpec>,
+}
+
+/// `rateLimit.global`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GlobalRateLimitSpec {
+    /// At most 256 rules.
+    #[serde(default)]
+    pub rules: Vec<RateLimitRuleSpec>,
 }
 
 /// `rateLimit.local`.
@@ -404,9 +413,9 @@ pub struct RateLimitCost {
     /// Taken when the request arrives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<CostSpecifier>,
-    /// Not enforced (global limits only).
+    /// Charged when the response arrives (global limits only): later requests pay it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response: NotYet,
+    pub response: Option<CostSpecifier>,
 }
 
 /// `cost.request`.
@@ -725,9 +734,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.routing_type, "spec.routingType");
         set(&mut found, &self.bandwidth_limit, "spec.bandwidthLimit");
         set(&mut found, &self.admission_control, "spec.admissionControl");
-        if let Some(limit) = &self.rate_limit {
-            set(&mut found, &limit.global, "spec.rateLimit.global");
-        }
         if let Some(breaker) = &self.circuit_breaker {
             set(
                 &mut found,

@@ -89,6 +89,21 @@ pub enum RouteError {
         /// Headers for the answer.
         headers: http::HeaderMap,
     },
+    /// A global rate limit refused the request: 429 with these (`x-ratelimit-*`) headers
+    /// and `x-envoy-ratelimited: true`, without a body (Envoy's rate-limit filter).
+    #[error("rate limited by a global limit ({policy})")]
+    GloballyRateLimited {
+        /// The policy whose limit was reached.
+        policy: String,
+        /// Headers for the answer (boxed: the error stays small).
+        headers: Box<http::HeaderMap>,
+    },
+    /// The global rate limit's backend failed and the gateway fails closed: 500.
+    #[error("the rate-limit backend failed ({policy})")]
+    RateLimitBackendFailed {
+        /// The policy whose limit could not be counted.
+        policy: String,
+    },
     /// A circuit breaker's limit was reached: 503 with `x-envoy-overloaded: true`.
     #[error("circuit breaker open ({policy})")]
     Overloaded {

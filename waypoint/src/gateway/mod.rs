@@ -8,10 +8,12 @@
 mod authorizer;
 mod fetch;
 mod identity_provider;
+mod redis_counters;
 pub(crate) mod remote_jwks;
 
 pub use authorizer::PooledAuthorizers;
 pub use identity_provider::ProviderClient;
+pub use redis_counters::{RateLimitBackend, RedisCounters};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +56,9 @@ pub struct GatewayOptions {
     /// Told one line per request a policy refuses (method, host, path, status, response
     /// flag, the deciding policy and rule); `None`: refusals are only counted.
     pub denial_log: Option<crate::inbound::DenialLog>,
+    /// Where global rate limits are counted; `None`: policies with a global limit are
+    /// invalid.
+    pub rate_limit: Option<RateLimitBackend>,
 }
 
 /// Why the gateway could not start.
@@ -105,11 +110,22 @@ pub async fn run_gateway(
         // Envoy Gateway's SecurityPolicies, ClientTrafficPolicies and BackendTrafficPolicies
         // of each configuration fill the listener and rule slots.
         policies: Some(Arc::new(routing::slot::PolicyCompilers(vec![
-            // Active health checks probe over plain TCP, as the forwarder connects.
-            Arc::new(mesh_policy::traffic::TrafficPolicies::with_prober(
-                Arc::new(crate::outbound::EndpointProber::new(
-                    crate::outbound::TcpConnect::default(),
-                )),
+            // Active health checks probe over plain TCP, as the forwarder connects; global
+            // rate limits count in Redis.
+            Arc::new(mesh_policy::traffic::TrafficPolicies::with_runtime(
+                mesh_policy::traffic::compile::TrafficRuntime {
+                    prober: Some(Arc::new(crate::outbound::EndpointProber::new(
+                        crate::outbound::TcpConnect::default(),
+                    ))),
+                    counters: match &options.rate_limit {
+                        None => None,
+                        Some(backend) => {
+                            Some(Arc::new(RedisCounters::new(backend).map_err(|e| {
+                                GatewayError::Setup(format!("--rate-limit-redis: {e}"))
+                            })?))
+                        }
+                    },
+                },
             )),
             Arc::new(mesh_policy::security::SecurityPolicies::with_runtime(
                 mesh_policy::security::SecurityRuntime {

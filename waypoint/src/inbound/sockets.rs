@@ -15,7 +15,9 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
-use mesh_policy::traffic::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
+use mesh_policy::traffic::{
+    BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
+};
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
 };
@@ -374,15 +376,18 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
 /// The gateway's request path: the listener's ClientTrafficPolicy (client address, path and
 /// header normalisation, health check), route selection, the rule's fault injection, the
 /// Istio policies targeting the listener's Gateway, the SecurityPolicy covering the matched
-/// rule or listener, the rule's BackendTrafficPolicy (rate limit, circuit breaker, request
-/// timeout), the rule's filters, then dispatch to the forwarder.
+/// rule or listener, the rule's BackendTrafficPolicy (local rate limit, circuit breaker,
+/// request timeout, then the global rate limit), the rule's filters, then dispatch to the
+/// forwarder (whose endpoint the policy's balancer picks).
 pub type GatewayRequestPath = ClientTrafficFromListener<
     SelectRoute<
         FaultFromRoute<
             IstioFromListener<
                 IstioAuthorization<
                     SecurityPolicyService<
-                        BackendTrafficFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                        BackendTrafficFromRoute<
+                            GlobalRateLimitFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                        >,
                     >,
                 >,
             >,
@@ -400,9 +405,9 @@ pub fn gateway_request_path(
         SelectRoute::new(
             listeners,
             FaultFromRoute::new(IstioFromListener::new(IstioAuthorization::new(
-                SecurityPolicyService::new(BackendTrafficFromRoute::new(RuleFilters::new(
-                    Dispatch::new(forwarder),
-                ))),
+                SecurityPolicyService::new(BackendTrafficFromRoute::new(
+                    GlobalRateLimitFromRoute::new(RuleFilters::new(Dispatch::new(forwarder))),
+                )),
             ))),
         ),
     )

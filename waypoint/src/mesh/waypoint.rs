@@ -180,7 +180,12 @@ pub async fn run_mesh_waypoint(
     };
     let resolve_options = ResolveOptions {
         policies: Some(Arc::new(
-            mesh_policy::traffic::TrafficPolicies::with_prober(prober),
+            mesh_policy::traffic::TrafficPolicies::with_runtime(
+                mesh_policy::traffic::compile::TrafficRuntime {
+                    prober: Some(prober),
+                    counters: None,
+                },
+            ),
         )),
         ..ResolveOptions::default()
     };

@@ -3,6 +3,7 @@
 //! ```text
 //! gateway                                  # quick start: embedded config, echo backends, :8080
 //! gateway --config DIR_OR_FILE [--config …] [--admin 127.0.0.1:15000] [--gateway-class NAME]
+//!         [--rate-limit-redis redis://127.0.0.1:6379 [--rate-limit-timeout-ms 20] [--rate-limit-fail-closed]]
 //! ```
 //!
 //! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
@@ -48,6 +49,23 @@ struct Args {
     /// response flag, and the policy and rule that decided.
     #[arg(long)]
     log_denials: bool,
+    /// Count BackendTrafficPolicy global rate limits in this Redis (`redis://host:port`);
+    /// gateways given the same Redis share the limits. Without it, policies with a global
+    /// limit are invalid.
+    #[arg(long, value_name = "URL")]
+    rate_limit_redis: Option<String>,
+    /// How long a request waits for Redis before the failure mode applies, in milliseconds
+    /// (Envoy Gateway's default, 20).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 20,
+        requires = "rate_limit_redis"
+    )]
+    rate_limit_timeout_ms: u64,
+    /// When Redis fails, answer 500 instead of letting requests pass (the default).
+    #[arg(long, requires = "rate_limit_redis")]
+    rate_limit_fail_closed: bool,
 }
 
 fn main() -> ExitCode {
@@ -107,6 +125,13 @@ async fn run(args: Args) -> Result<(), String> {
                 eprintln!("gateway: {line}")
             }))
         }),
+        rate_limit: args
+            .rate_limit_redis
+            .map(|url| waypoint::gateway::RateLimitBackend {
+                url,
+                timeout: Duration::from_millis(args.rate_limit_timeout_ms.max(1)),
+                fail_closed: args.rate_limit_fail_closed,
+            }),
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)

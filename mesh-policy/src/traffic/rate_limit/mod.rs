@@ -1,9 +1,11 @@
 //! Rate limiting (policy.md §2.1): the rules' matching ([`rules`]), Envoy's fixed-window
-//! bucket ([`bucket`]), a route's local limit ([`local`]) and the tower layer
-//! ([`LocalRateLimitLayer`]) answering 429 with the `x-ratelimit-*` headers.
+//! bucket ([`bucket`]), a route's local limit ([`local`]), global limits counted in counters
+//! every gateway shares ([`global`]) and the tower layer ([`LocalRateLimitLayer`]) answering
+//! 429 with the `x-ratelimit-*` headers.
 
 pub mod bucket;
 pub mod clock;
+pub mod global;
 pub mod layer;
 pub mod local;
 pub mod rules;
