@@ -40,6 +40,17 @@ pub struct CompiledClientTraffic {
     pub normalization: Normalization,
     /// The path the listener answers 200 itself.
     pub health_check_path: Option<String>,
+    /// Whether connections start with a PROXY header.
+    pub proxy_protocol: Option<ProxyProtocolMode>,
+}
+
+/// How a listener reads PROXY headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolMode {
+    /// Every connection must start with one; others are closed.
+    Required,
+    /// A connection may start with one.
+    Optional,
 }
 
 /// A compiled BackendTrafficPolicy (shared by every route it covers; each route's state is a
@@ -175,11 +186,19 @@ impl ClientTrafficPolicySpec {
                 );
             }
         };
+        let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
+            (Some(settings), _) if settings.optional == Some(true) => {
+                Some(ProxyProtocolMode::Optional)
+            }
+            (Some(_), _) | (None, Some(true)) => Some(ProxyProtocolMode::Required),
+            (None, _) => None,
+        };
         Ok(CompiledClientTraffic {
             policy: key.clone(),
             detection,
             normalization,
             health_check_path,
+            proxy_protocol,
         })
     }
 }

@@ -45,6 +45,7 @@ impl<S> ClientTrafficFromListener<S> {
                 detection: Default::default(),
                 normalization: Default::default(),
                 health_check_path: None,
+                proxy_protocol: None,
             }),
             inner,
         }

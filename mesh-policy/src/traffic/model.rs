@@ -65,12 +65,12 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_keepalive: NotYet,
-    /// Not enforced yet.
+    /// Require a PROXY header on every connection (deprecated for `proxyProtocol`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_proxy_protocol: NotYet,
-    /// Not enforced yet.
+    pub enable_proxy_protocol: Option<bool>,
+    /// Read a PROXY v1 or v2 header before anything else on every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_protocol: NotYet,
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: NotYet,
@@ -628,6 +628,15 @@ pub struct BackendHttpTimeoutSpec {
     pub stream_idle_timeout: NotYet,
 }
 
+/// ClientTrafficPolicy `proxyProtocol`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyProtocolSettings {
+    /// Also accept connections without a header (default false: they are closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
 /// The fields of a spec that are set but not enforced yet, by their YAML path.
 pub trait UnsupportedFields {
     /// `spec.…` paths of set, unenforced fields.
@@ -644,12 +653,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
         set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
-        set(
-            &mut found,
-            &self.enable_proxy_protocol,
-            "spec.enableProxyProtocol",
-        );
-        set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
         set(&mut found, &self.tls, "spec.tls");
         set(&mut found, &self.timeout, "spec.timeout");
         set(&mut found, &self.connection, "spec.connection");

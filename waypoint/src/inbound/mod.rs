@@ -16,7 +16,7 @@ mod tunnels;
 mod udp;
 
 pub use http::{HttpLimits, serve_http};
-pub use proxy::serve_proxied_http;
+pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{
     ApplyReport, DenialLog, GatewayRequestPath, SocketKey, Sockets, UnavailableSocket,
     gateway_request_path, group_listeners,

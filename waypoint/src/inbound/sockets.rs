@@ -15,8 +15,10 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
+use mesh_policy::traffic::compile::ProxyProtocolMode;
 use mesh_policy::traffic::{
-    BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
+    AttachedClientTraffic, BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute,
+    GlobalRateLimitFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -33,6 +35,7 @@ use tower::ServiceExt;
 use hbone::peer::{Peer, PeerTransport};
 
 use super::http::{HttpLimits, serve_http};
+use super::proxy::accept_proxy_header;
 use super::streams::{passthrough, tcp};
 use super::tls::{Terminators, TlsSetupError, server_config, terminators};
 use super::tunnels::wait_for_true;
@@ -123,6 +126,9 @@ struct SocketState {
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
     router: Respond<GatewayRequestPath>,
+    /// Whether connections start with a PROXY header (a ClientTrafficPolicy's
+    /// `proxyProtocol` on one of the listeners).
+    proxy_protocol: Option<ProxyProtocolMode>,
 }
 
 /// The bound sockets.
@@ -212,6 +218,7 @@ impl Sockets {
                         Arc::clone(&listeners),
                         self.forwarder.clone(),
                     ));
+                    let proxy_protocol = proxy_protocol_of(&listeners);
                     states.insert(
                         key,
                         SocketState {
@@ -220,6 +227,7 @@ impl Sockets {
                             tls,
                             terminators: Arc::new(terminators),
                             router,
+                            proxy_protocol,
                         },
                     );
                 }
@@ -339,9 +347,33 @@ async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
     }
 }
 
-async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: ConnectionContext) {
+/// How the socket's connections carry PROXY headers: required if a listener's
+/// ClientTrafficPolicy requires one, else optional if one allows one.
+fn proxy_protocol_of(listeners: &ListenerSet) -> Option<ProxyProtocolMode> {
+    listeners
+        .listeners()
+        .iter()
+        .filter_map(|l| l.policy.get::<AttachedClientTraffic>())
+        .filter_map(|attached| attached.0.proxy_protocol)
+        .max_by_key(|mode| *mode == ProxyProtocolMode::Required)
+}
+
+async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: ConnectionContext) {
     context.metrics.connection_opened();
     let state = context.state.load_full();
+    // The PROXY header's source is the client from here on; its TLVs (an Istio identity) are
+    // not trusted at a gateway.
+    let mut proxied = None;
+    if let Some(mode) = state.proxy_protocol {
+        match accept_proxy_header(&mut stream, mode).await {
+            Ok(header) => proxied = header.and_then(|h| h.addresses.source()),
+            Err(_) => {
+                context.metrics.connection_closed();
+                return;
+            }
+        }
+    }
+    let client = proxied.unwrap_or(peer);
     match (state.protocol, state.tls.clone()) {
         (ListenerProtocol::Tls, _) => {
             let endpoints = context.forwarder.endpoints();
@@ -356,11 +388,11 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, context: Connect
             tcp(stream, Arc::clone(&state.listeners), endpoints, connector).await;
         }
         (_, None) => {
-            let peer = Peer::tcp(peer, stream.local_addr().ok());
+            let peer = Peer::tcp(client, stream.local_addr().ok());
             serve_http_routed(stream, peer, None, &context).await;
         }
         (_, Some(acceptor)) => {
-            let mut peer = Peer::tcp(peer, stream.local_addr().ok());
+            let mut peer = Peer::tcp(client, stream.local_addr().ok());
             peer.transport = PeerTransport::Tls;
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await

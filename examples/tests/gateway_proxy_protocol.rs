@@ -1,0 +1,132 @@
+//! ClientTrafficPolicy `proxyProtocol` through the `gateway` binary: HAProxy in front sends
+//! PROXY v2 and the gateway takes its source as the client (appended to X-Forwarded-For, seen
+//! by an authorization rule); a required header that is missing or malformed closes the
+//! connection unanswered; an optional one serves connections with and without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::time::Duration;
+
+use gateway_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn config(required: u16, optional: u16, echo_port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: behind-lb}}\nspec:\n  \
+         gatewayClassName: test\n  listeners: [{{name: http, port: {required}, protocol: HTTP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: mixed}}\nspec:\n  \
+         gatewayClassName: test\n  listeners: [{{name: http, port: {optional}, protocol: HTTP}}]\n---\n\
+         {}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
+         parentRefs: [{{name: behind-lb}}, {{name: mixed}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: behind-lb}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: behind-lb}}]\n  proxyProtocol: {{}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: mixed}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: mixed}}]\n  proxyProtocol: {{optional: true}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata: {{name: office}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}}]\n  \
+         authorization:\n    defaultAction: Deny\n    rules:\n    - action: Allow\n      principal: {{clientCIDRs: [127.0.0.0/24, 203.0.113.0/24]}}\n---\n",
+        service("echo", echo_port)
+    )
+}
+
+/// Sends `bytes` on a new connection to `port` and reads the answer until the gateway closes
+/// it (`Connection: close` in the request) or 5 s pass.
+async fn raw(port: u16, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+const REQUEST: &str = "GET /who HTTP/1.1\r\nhost: any\r\nconnection: close\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_headers_name_the_client_behind_a_load_balancer() {
+    let (required, optional, front) = (free_port(), free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("proxy-protocol");
+    std::fs::write(dir.join("config.yaml"), config(required, optional, echo_port)).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // HAProxy in front sends PROXY v2 with the client's address (curl binds 127.0.0.77).
+    let haproxy_config = dir.join("haproxy.cfg");
+    std::fs::write(
+        &haproxy_config,
+        format!(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             listen front\n  bind 127.0.0.1:{front}\n  server gateway 127.0.0.1:{required} send-proxy-v2\n"
+        ),
+    )
+    .unwrap();
+    let _haproxy = tokio::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&haproxy_config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy is installed (scripts/install-test-deps)");
+    let through = format!("http://127.0.0.1:{front}/through/haproxy");
+    let url = through.clone();
+    wait_until("HAProxy forwards", || {
+        let url = url.clone();
+        async move { curl(&["--interface", "127.0.0.77", &url]).await.0 == 200 }
+    })
+    .await;
+    let (status, response) = curl(&["--interface", "127.0.0.77", &through]).await;
+    assert_eq!(status, 200, "{response}");
+    let headers = &echoed(&response)["headers"];
+    assert_eq!(headers["x-forwarded-for"][0], "127.0.0.77", "{response}");
+
+    // A header written by hand: its source is the client the authorization rule judges.
+    let allowed = raw(
+        required,
+        format!("PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),
+    )
+    .await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(allowed.contains("203.0.113.9"), "{allowed}");
+    let denied = raw(
+        required,
+        format!("PROXY TCP4 198.51.100.9 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),
+    )
+    .await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+
+    // Required: no header, or a malformed one, and the connection closes unanswered.
+    assert_eq!(raw(required, REQUEST.as_bytes()).await, "");
+    assert_eq!(
+        raw(required, format!("PROXY TCP4 203.0.113.9\r\n{REQUEST}").as_bytes()).await,
+        ""
+    );
+    assert_eq!(
+        raw(
+            required,
+            format!("PROXY TCP4 999.0.113.9 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes()
+        )
+        .await,
+        ""
+    );
+
+    // Optional: both are served; with the header, its source is the client.
+    let plain = raw(optional, REQUEST.as_bytes()).await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    assert!(plain.contains("\"x-forwarded-for\":[\"127.0.0.1\"]"), "{plain}");
+    let proxied = raw(
+        optional,
+        format!("PROXY TCP4 203.0.113.10 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),
+    )
+    .await;
+    assert!(proxied.contains("\"x-forwarded-for\":[\"203.0.113.10\"]"), "{proxied}");
+    let spoofed = raw(
+        optional,
+        format!("PROXY TCP4 198.51.100.10 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),
+    )
+    .await;
+    assert!(spoofed.starts_with("HTTP/1.1 403"), "{spoofed}");
+}
