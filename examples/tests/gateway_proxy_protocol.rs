@@ -49,7 +49,11 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
     let (required, optional, front) = (free_port(), free_port(), free_port());
     let echo_port = echo("echo-0").await;
     let dir = scratch("proxy-protocol");
-    std::fs::write(dir.join("config.yaml"), config(required, optional, echo_port)).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        config(required, optional, echo_port),
+    )
+    .unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
 
@@ -101,7 +105,11 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
     // Required: no header, or a malformed one, and the connection closes unanswered.
     assert_eq!(raw(required, REQUEST.as_bytes()).await, "");
     assert_eq!(
-        raw(required, format!("PROXY TCP4 203.0.113.9\r\n{REQUEST}").as_bytes()).await,
+        raw(
+            required,
+            format!("PROXY TCP4 203.0.113.9\r\n{REQUEST}").as_bytes()
+        )
+        .await,
         ""
     );
     assert_eq!(
@@ -116,13 +124,19 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
     // Optional: both are served; with the header, its source is the client.
     let plain = raw(optional, REQUEST.as_bytes()).await;
     assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
-    assert!(plain.contains("\"x-forwarded-for\":[\"127.0.0.1\"]"), "{plain}");
+    assert!(
+        plain.contains("\"x-forwarded-for\":[\"127.0.0.1\"]"),
+        "{plain}"
+    );
     let proxied = raw(
         optional,
         format!("PROXY TCP4 203.0.113.10 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),
     )
     .await;
-    assert!(proxied.contains("\"x-forwarded-for\":[\"203.0.113.10\"]"), "{proxied}");
+    assert!(
+        proxied.contains("\"x-forwarded-for\":[\"203.0.113.10\"]"),
+        "{proxied}"
+    );
     let spoofed = raw(
         optional,
         format!("PROXY TCP4 198.51.100.10 127.0.0.1 40000 80\r\n{REQUEST}").as_bytes(),

@@ -420,3 +420,81 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
     assert!(grpc.contains("not enforced"), "{grpc}");
     assert!(compile("retry: {retryOn: {triggers: [sometimes]}}").is_err());
 }
+
+#[test]
+fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
+    use mesh_policy::traffic::compile::ProxyProtocolMode;
+    use mesh_policy::traffic::headers::RequestIdPolicy;
+    use mesh_policy::traffic::model::ClientTrafficPolicySpec;
+    let key = ObjectKey::new("default", "edge");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<ClientTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key))
+    };
+    let defaults = compile("{}").unwrap();
+    assert_eq!(defaults.request_id, RequestIdPolicy::Generate);
+    assert!(defaults.rate_limit_headers && defaults.early_request_headers.is_empty());
+    assert_eq!(defaults.proxy_protocol, None);
+    for (yaml, expected) in [
+        (
+            "headers: {preserveXRequestID: true}",
+            RequestIdPolicy::PreserveOrGenerate,
+        ),
+        ("headers: {requestID: Preserve}", RequestIdPolicy::Preserve),
+        ("headers: {requestID: Disable}", RequestIdPolicy::Disable),
+        (
+            "headers: {requestID: PreserveOrGenerate}",
+            RequestIdPolicy::PreserveOrGenerate,
+        ),
+    ] {
+        assert_eq!(compile(yaml).unwrap().request_id, expected, "{yaml}");
+    }
+    for (yaml, expected) in [
+        ("headers: {requestID: Always}", "unsupported value"),
+        (
+            "headers: {requestID: Generate, preserveXRequestID: true}",
+            "contradicts",
+        ),
+        (
+            "headers: {earlyRequestHeaders: {set: [{name: 'a b', value: x}]}}",
+            "earlyRequestHeaders.set",
+        ),
+        (
+            "headers: {earlyRequestHeaders: {removeOnMatch: [{exact: x}]}}",
+            "removeOnMatch",
+        ),
+        (
+            "headers: {earlyRequestHeaders: {replace: []}}",
+            "unknown field",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+    assert!(
+        !compile("headers: {disableRateLimitHeaders: true}")
+            .unwrap()
+            .rate_limit_headers
+    );
+    assert_eq!(
+        compile("proxyProtocol: {}").unwrap().proxy_protocol,
+        Some(ProxyProtocolMode::Required)
+    );
+    assert_eq!(
+        compile("enableProxyProtocol: true").unwrap().proxy_protocol,
+        Some(ProxyProtocolMode::Required)
+    );
+    assert_eq!(
+        compile("proxyProtocol: {optional: true}")
+            .unwrap()
+            .proxy_protocol,
+        Some(ProxyProtocolMode::Optional)
+    );
+    assert_eq!(
+        compile("enableProxyProtocol: false")
+            .unwrap()
+            .proxy_protocol,
+        None
+    );
+}

@@ -15,6 +15,7 @@ use routing::router::PolicyBalancer;
 use super::balance::{Balancer, LoadBalancing, ProbeEndpoints};
 use super::client_ip::{ClientIpDetection, XffTrust};
 use super::fault::{Abort, FaultInjection};
+use super::headers::{HeaderEdits, RequestIdPolicy};
 use super::model::{
     BackendTrafficPolicySpec, ClientSelectorSpec, ClientTrafficPolicySpec, RateLimitRuleSpec,
     UnsupportedFields, ValueMatchSpec,
@@ -42,6 +43,12 @@ pub struct CompiledClientTraffic {
     pub health_check_path: Option<String>,
     /// Whether connections start with a PROXY header.
     pub proxy_protocol: Option<ProxyProtocolMode>,
+    /// `x-request-id` handling.
+    pub request_id: RequestIdPolicy,
+    /// `earlyRequestHeaders`.
+    pub early_request_headers: HeaderEdits,
+    /// `disableRateLimitHeaders`.
+    pub rate_limit_headers: bool,
 }
 
 /// How a listener reads PROXY headers.
@@ -77,6 +84,8 @@ pub struct CompiledBackendTraffic {
     pub health: Option<super::balance::HealthPolicy>,
     /// `rateLimit.global` rules.
     pub global: Option<Vec<GlobalRule>>,
+    /// `useClientProtocol`.
+    pub use_client_protocol: bool,
 }
 
 impl ClientTrafficPolicySpec {
@@ -186,6 +195,31 @@ impl ClientTrafficPolicySpec {
                 );
             }
         };
+        let headers = self.headers.clone().unwrap_or_default();
+        let request_id = match (headers.request_id.as_deref(), headers.preserve_x_request_id) {
+            (None | Some("Generate"), None | Some(false)) => RequestIdPolicy::Generate,
+            (None, Some(true)) | (Some("PreserveOrGenerate"), _) => {
+                RequestIdPolicy::PreserveOrGenerate
+            }
+            (Some("Preserve"), _) => RequestIdPolicy::Preserve,
+            (Some("Disable"), _) => RequestIdPolicy::Disable,
+            (Some("Generate"), Some(true)) => {
+                return Err(
+                    "spec.headers: requestID Generate contradicts preserveXRequestID".into(),
+                );
+            }
+            (Some(other), _) => {
+                return Err(format!(
+                    "spec.headers.requestID: unsupported value {other:?}"
+                ));
+            }
+        };
+        let early_request_headers = match &headers.early_request_headers {
+            None => HeaderEdits::default(),
+            Some(spec) => {
+                header_edits(spec).map_err(|e| format!("spec.headers.earlyRequestHeaders.{e}"))?
+            }
+        };
         let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
             (Some(settings), _) if settings.optional == Some(true) => {
                 Some(ProxyProtocolMode::Optional)
@@ -199,8 +233,45 @@ impl ClientTrafficPolicySpec {
             normalization,
             health_check_path,
             proxy_protocol,
+            request_id,
+            early_request_headers,
+            rate_limit_headers: headers.disable_rate_limit_headers != Some(true),
         })
     }
+}
+
+/// Envoy Gateway's header filter, validated (at most 64 entries per list).
+fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<HeaderEdits, String> {
+    let pairs = |list: &[routing::model::HttpHeader], field: &str| {
+        if list.len() > 64 {
+            return Err(format!("{field}: at most 64 entries"));
+        }
+        list.iter()
+            .map(|header| {
+                let name = HeaderName::try_from(header.name.to_ascii_lowercase())
+                    .map_err(|_| format!("{field}: {:?} is not a header name", header.name))?;
+                let value = http::HeaderValue::try_from(header.value.as_str())
+                    .map_err(|_| format!("{field}: the value of {:?} is not valid", header.name))?;
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
+    if spec.remove.len() > 64 {
+        return Err("remove: at most 64 entries".into());
+    }
+    Ok(HeaderEdits {
+        set: pairs(&spec.set, "set")?,
+        add: pairs(&spec.add, "add")?,
+        add_if_absent: pairs(&spec.add_if_absent, "addIfAbsent")?,
+        remove: spec
+            .remove
+            .iter()
+            .map(|name| {
+                HeaderName::try_from(name.to_ascii_lowercase())
+                    .map_err(|_| format!("remove: {name:?} is not a header name"))
+            })
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {
@@ -340,6 +411,7 @@ impl BackendTrafficPolicySpec {
             .map(|spec| spec.compile())
             .transpose()?;
         Ok(CompiledBackendTraffic {
+            use_client_protocol: self.use_client_protocol == Some(true),
             global,
             retry,
             load_balancing,

@@ -16,7 +16,7 @@ use routing::router::RouteError;
 use tower::Service;
 
 use super::facts::with_facts;
-use super::layer::route_traffic;
+use super::layer::{RateLimitHeadersOff, route_traffic};
 
 /// Applies the matched rule's global rate limit.
 #[derive(Debug, Clone)]
@@ -89,6 +89,7 @@ where
             return GlobalRateLimitFuture::Inner(self.inner.call(request));
         }
         let policy = traffic.name.to_string();
+        let quiet = request.extensions().get::<RateLimitHeadersOff>().is_some();
         // The ready service goes with the request; a fresh clone stays for the next one.
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
@@ -96,13 +97,18 @@ where
             let headers = match global.counters.add(charged.hits.clone()).await {
                 Ok(counts) => {
                     let verdict = global.limit.decide(&charged, &counts);
+                    let headers = if quiet {
+                        http::HeaderMap::new()
+                    } else {
+                        verdict.headers
+                    };
                     if !verdict.allowed {
                         return Err(RouteError::GloballyRateLimited {
                             policy,
-                            headers: Box::new(verdict.headers),
+                            headers: Box::new(headers),
                         });
                     }
-                    verdict.headers
+                    headers
                 }
                 Err(_) if global.counters.fail_closed() => {
                     return Err(RouteError::RateLimitBackendFailed { policy });

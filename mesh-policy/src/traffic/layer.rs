@@ -23,7 +23,8 @@ use tower::Service;
 use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
 use super::compile::{CompiledClientTraffic, RouteTraffic};
 use super::facts::with_facts;
-use super::fault::FaultPlan;
+use super::fault::{Dice, FaultPlan};
+use super::headers::apply_request_id;
 use super::normalize::{NormalizeOutcome, redirect};
 
 /// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
@@ -32,6 +33,8 @@ use super::normalize::{NormalizeOutcome, redirect};
 pub struct ClientTrafficFromListener<S> {
     listeners: Arc<ListenerSet>,
     defaults: Arc<CompiledClientTraffic>,
+    /// Draws request ids.
+    dice: Arc<Dice>,
     inner: S,
 }
 
@@ -46,7 +49,11 @@ impl<S> ClientTrafficFromListener<S> {
                 normalization: Default::default(),
                 health_check_path: None,
                 proxy_protocol: None,
+                request_id: Default::default(),
+                early_request_headers: Default::default(),
+                rate_limit_headers: true,
             }),
+            dice: Arc::new(Dice::from_clock()),
             inner,
         }
     }
@@ -67,13 +74,26 @@ pub fn client_policy<'a, B>(
         .map(|attached| &attached.0)
 }
 
+/// Marks a request whose answers carry no `x-ratelimit-*` headers (the listener's
+/// ClientTrafficPolicy `disableRateLimitHeaders`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitHeadersOff;
+
 /// Applies `policy` to `request`: an early answer (the health check, a redirect), a refusal,
-/// or nothing (go on).
+/// or nothing (go on). New request ids are drawn from `dice`.
 pub fn apply_client_policy<B, RB: Default>(
     policy: &CompiledClientTraffic,
     request: &mut Request<B>,
+    dice: &Dice,
 ) -> Result<Option<Response<RB>>, RouteError> {
     let name = PolicyName(&policy.policy);
+    if !policy.early_request_headers.is_empty() {
+        policy.early_request_headers.apply(request.headers_mut());
+    }
+    apply_request_id(policy.request_id, request.headers_mut(), dice);
+    if !policy.rate_limit_headers {
+        request.extensions_mut().insert(RateLimitHeadersOff);
+    }
     policy
         .detection
         .apply(request)
@@ -117,7 +137,7 @@ where
             })));
         }
         let policy = client_policy(&self.listeners, &request).unwrap_or(&self.defaults);
-        match apply_client_policy(policy, &mut request) {
+        match apply_client_policy(policy, &mut request, &self.dice) {
             Ok(None) => routing::router::EarlyOrInner::Inner(self.inner.call(request)),
             Ok(Some(answer)) => routing::router::EarlyOrInner::Early(Some(Ok(answer))),
             Err(refusal) => routing::router::EarlyOrInner::Early(Some(Err(refusal))),
@@ -325,6 +345,7 @@ where
                 body: std::marker::PhantomData,
             };
         };
+        let quiet = request.extensions().get::<RateLimitHeadersOff>().is_some();
         let report = match &traffic.rate_limit {
             Some(limit) => {
                 let outcome = with_facts(&request, |facts| limit.check_request(facts));
@@ -332,6 +353,7 @@ where
                     let headers = outcome
                         .report
                         .as_ref()
+                        .filter(|_| !quiet)
                         .map(super::rate_limit::rate_limit_headers)
                         .unwrap_or_default();
                     return BackendTrafficFuture::Refused(Some(RouteError::RateLimited {
@@ -339,7 +361,7 @@ where
                         headers,
                     }));
                 }
-                outcome.report
+                outcome.report.filter(|_| !quiet)
             }
             None => None,
         };
@@ -364,11 +386,17 @@ where
         // which asks the rule's balancer for each try's endpoint.
         let retry = traffic.policy.retry.clone();
         let balancer = traffic.balancer.clone();
+        let client_protocol = traffic.policy.use_client_protocol;
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
         }
         if let Some(balancer) = balancer {
             request.extensions_mut().insert(balancer);
+        }
+        if client_protocol {
+            request
+                .extensions_mut()
+                .insert(routing::router::UseClientProtocol);
         }
         BackendTrafficFuture::Inner {
             inner: self.inner.call(request),

@@ -16,6 +16,7 @@ pub mod facts;
 pub mod fault;
 pub mod future;
 pub mod global_layer;
+pub mod headers;
 pub mod layer;
 pub mod model;
 pub mod normalize;

@@ -163,28 +163,28 @@ pub struct HeaderSettings {
     /// `Allow`, `RejectRequest` (the default) or `DropHeader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_underscores_action: Option<String>,
-    /// Not enforced yet.
+    /// Keep the client's `x-request-id` (deprecated for `requestID`).
     #[serde(
         default,
         rename = "preserveXRequestID",
         skip_serializing_if = "Option::is_none"
     )]
-    pub preserve_x_request_id: NotYet,
-    /// Not enforced yet.
+    pub preserve_x_request_id: Option<bool>,
+    /// `Generate` (the default), `PreserveOrGenerate`, `Preserve` or `Disable`.
     #[serde(default, rename = "requestID", skip_serializing_if = "Option::is_none")]
-    pub request_id: NotYet,
-    /// Not enforced yet.
+    pub request_id: Option<String>,
+    /// Edits made before anything else reads the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_request_headers: NotYet,
+    pub early_request_headers: Option<HeaderFilterSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_response_headers: NotYet,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_envoy_headers: NotYet,
-    /// Not enforced yet.
+    /// Send no `x-ratelimit-*` headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disable_rate_limit_headers: NotYet,
+    pub disable_rate_limit_headers: Option<bool>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_forwarded_client_cert: NotYet,
@@ -253,9 +253,9 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: NotYet,
-    /// Not enforced yet.
+    /// Speak the client's protocol (HTTP/1.1 or HTTP/2) to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub use_client_protocol: NotYet,
+    pub use_client_protocol: Option<bool>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: NotYet,
@@ -628,6 +628,27 @@ pub struct BackendHttpTimeoutSpec {
     pub stream_idle_timeout: NotYet,
 }
 
+/// Envoy Gateway's `HTTPHeaderFilter` (at most 64 entries per list).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderFilterSpec {
+    /// Overwrite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<routing::model::HttpHeader>,
+    /// Append.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<routing::model::HttpHeader>,
+    /// Set when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_if_absent: Vec<routing::model::HttpHeader>,
+    /// Delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_on_match: NotYet,
+}
+
 /// ClientTrafficPolicy `proxyProtocol`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -661,17 +682,13 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
         if let Some(h) = &self.headers {
-            set(
-                &mut found,
-                &h.preserve_x_request_id,
-                "spec.headers.preserveXRequestID",
-            );
-            set(&mut found, &h.request_id, "spec.headers.requestID");
-            set(
-                &mut found,
-                &h.early_request_headers,
-                "spec.headers.earlyRequestHeaders",
-            );
+            if let Some(early) = &h.early_request_headers {
+                set(
+                    &mut found,
+                    &early.remove_on_match,
+                    "spec.headers.earlyRequestHeaders.removeOnMatch",
+                );
+            }
             set(
                 &mut found,
                 &h.late_response_headers,
@@ -681,11 +698,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &mut found,
                 &h.enable_envoy_headers,
                 "spec.headers.enableEnvoyHeaders",
-            );
-            set(
-                &mut found,
-                &h.disable_rate_limit_headers,
-                "spec.headers.disableRateLimitHeaders",
             );
             set(
                 &mut found,
@@ -723,11 +735,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.http2, "spec.http2");
-        set(
-            &mut found,
-            &self.use_client_protocol,
-            "spec.useClientProtocol",
-        );
         set(&mut found, &self.compression, "spec.compression");
         set(&mut found, &self.compressor, "spec.compressor");
         set(&mut found, &self.response_override, "spec.responseOverride");

@@ -75,6 +75,12 @@ impl std::ops::Deref for SelectedBackend {
     }
 }
 
+/// Asks the upstream service to speak the client's protocol to the backend (HTTP/2 for an
+/// HTTP/2 request, HTTP/1.1 otherwise) instead of the backend's `appProtocol` (Envoy Gateway's
+/// BackendTrafficPolicy `useClientProtocol`), as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UseClientProtocol;
+
 /// Gateway routing assembled: [`SelectRoute`] → [`RuleFilters`] → [`Dispatch`] → `upstream`.
 #[derive(Debug, Clone)]
 pub struct Router<S> {

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
     MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamError, UpstreamErrorKind,
+    UseClientProtocol,
 };
 
 use super::body_error::BodyError;
@@ -183,8 +184,16 @@ impl<C: Connect> Forwarder<C> {
         // The path and query move over unchanged (never re-parsed or normalized): in origin
         // form on the lean pool, which writes the URI as the request target; in absolute form
         // (the endpoint's address) for hyper-util's clients, which connect by it.
-        let legacy_client =
-            backend.tls.is_some() || upgrading || backend.protocol == BackendProtocol::H2c;
+        // The backend's appProtocol, unless a policy asks for the client's protocol.
+        let protocol = match (
+            request.extensions().get::<UseClientProtocol>(),
+            request.version(),
+        ) {
+            (Some(_), http::Version::HTTP_2) => BackendProtocol::H2c,
+            (Some(_), _) if backend.protocol == BackendProtocol::H2c => BackendProtocol::Http1,
+            _ => backend.protocol,
+        };
+        let legacy_client = backend.tls.is_some() || upgrading || protocol == BackendProtocol::H2c;
         let target = if legacy_client {
             absolute_form(request.uri(), endpoint.address)
         } else {
@@ -196,7 +205,7 @@ impl<C: Connect> Forwarder<C> {
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
         let idle = self.inner.limits.pool.response_idle_timeout;
-        let sent = match (&backend.tls, backend.protocol) {
+        let sent = match (&backend.tls, protocol) {
             (Some(policy), protocol) => {
                 // HTTPS to the backend: gRPC and HTTP/2 backends get h2 in ALPN, the others
                 // (and upgrades) http/1.1.

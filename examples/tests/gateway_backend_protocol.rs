@@ -1,0 +1,76 @@
+//! BackendTrafficPolicy `useClientProtocol` through the `gateway` binary: the echo backend
+//! (HTTP/1.1 and h2c) reports the protocol it was spoken to — the client's with the policy
+//! (HTTP/2 for an h2c client, HTTP/1.1 for an HTTP/1.1 one, even to an `h2c` Service), the
+//! Service's `appProtocol` without it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use gateway_support::*;
+
+fn h2c_service(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  \
+         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: http, port: {port}, appProtocol: kubernetes.io/h2c}}]\n---\n"
+    )
+}
+
+fn route(name: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+         rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n---\n"
+    )
+}
+
+fn client_protocol(route: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {route}}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]\n  \
+         useClientProtocol: true\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn use_client_protocol_speaks_the_clients_protocol_upstream() {
+    let port = free_port();
+    let backend = echo("echo-0").await;
+    let dir = scratch("backend-protocol");
+    let config = gateway_yaml(port)
+        + &service("echo", backend)
+        + &h2c_service("grpcish", backend)
+        + &route("same", "echo")
+        + &route("plain", "echo")
+        + &route("h2same", "grpcish")
+        + &route("h2plain", "grpcish")
+        + &client_protocol("same")
+        + &client_protocol("h2same");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let proto = |response: String| echoed(&response)["proto"].as_str().unwrap().to_owned();
+    for (host, h2, expected) in [
+        ("same", true, "HTTP/2.0"),
+        ("same", false, "HTTP/1.1"),
+        ("plain", true, "HTTP/1.1"),
+        ("plain", false, "HTTP/1.1"),
+        ("h2same", false, "HTTP/1.1"),
+        ("h2same", true, "HTTP/2.0"),
+        ("h2plain", false, "HTTP/2.0"),
+    ] {
+        let host_header = format!("host: {host}.example");
+        let mut args = vec!["-H", host_header.as_str()];
+        if h2 {
+            args.push("--http2-prior-knowledge");
+        }
+        args.push(&url);
+        let (status, response) = curl(&args).await;
+        assert_eq!(status, 200, "{host} h2={h2}: {response}");
+        assert_eq!(proto(response), expected, "{host} h2={h2}");
+    }
+}

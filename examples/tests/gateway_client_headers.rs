@@ -1,0 +1,120 @@
+//! ClientTrafficPolicy `headers` through the `gateway` binary: Envoy Gateway's default request
+//! id (a fresh UUIDv4 replacing the client's), `requestID: PreserveOrGenerate`,
+//! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
+//! is selected), and `disableRateLimitHeaders`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use gateway_support::*;
+
+fn config(default_port: u16, tuned_port: u16, echo_port: u16, prod_port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: plain}}\nspec:\n  \
+         gatewayClassName: test\n  listeners: [{{name: http, port: {default_port}, protocol: HTTP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tuned}}\nspec:\n  \
+         gatewayClassName: test\n  listeners: [{{name: http, port: {tuned_port}, protocol: HTTP}}]\n---\n\
+         {}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
+         parentRefs: [{{name: plain}}, {{name: tuned}}]\n  rules:\n  \
+         - backendRefs: [{{name: echo, port: 80}}]\n  \
+         - matches: [{{headers: [{{name: x-env, value: prod}}]}}]\n    backendRefs: [{{name: prod, port: 80}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: tuned}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tuned}}]\n  headers:\n    \
+         requestID: PreserveOrGenerate\n    disableRateLimitHeaders: true\n    earlyRequestHeaders:\n      \
+         set: [{{name: X-Env, value: prod}}]\n      add: [{{name: x-tag, value: edge}}]\n      \
+         addIfAbsent: [{{name: x-tenant, value: default}}]\n      remove: [x-debug]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: limited}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}}]\n  \
+         rateLimit: {{local: {{rules: [{{limit: {{requests: 100, unit: Hour}}}}]}}}}\n---\n",
+        service("echo", echo_port),
+        service("prod", prod_port),
+    )
+}
+
+fn is_uuid_v4(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+        && bytes[14] == b'4'
+        && matches!(bytes[19], b'8' | b'9' | b'a' | b'b')
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_and_early_headers_are_set_before_routing() {
+    let (default_port, tuned_port) = (free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let prod_port = echo("prod-0").await;
+    let dir = scratch("client-headers");
+    std::fs::write(
+        dir.join("config.yaml"),
+        config(default_port, tuned_port, echo_port, prod_port),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let plain = format!("http://127.0.0.1:{default_port}/");
+    let tuned = format!("http://127.0.0.1:{tuned_port}/");
+
+    // Envoy Gateway's default: a new id on every request, the client's replaced.
+    let (status, response) = curl(&["-H", "x-request-id: client-chosen", &plain]).await;
+    assert_eq!(status, 200, "{response}");
+    let first = echoed(&response)["headers"]["x-request-id"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(is_uuid_v4(&first), "{first}");
+    let (_, response) = curl(&[&plain]).await;
+    let second = echoed(&response)["headers"]["x-request-id"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(is_uuid_v4(&second) && second != first, "{second}");
+    assert_eq!(header(&response, "x-ratelimit-limit"), Some("100"));
+
+    // PreserveOrGenerate keeps the client's id and makes one when missing.
+    let (_, response) = curl(&["-H", "x-request-id: client-chosen", &tuned]).await;
+    let echoed_headers = &echoed(&response)["headers"];
+    assert_eq!(echoed_headers["x-request-id"][0], "client-chosen");
+    let (_, response) = curl(&[&tuned]).await;
+    assert!(is_uuid_v4(
+        echoed(&response)["headers"]["x-request-id"][0]
+            .as_str()
+            .unwrap()
+    ));
+
+    // The early edits happen before routing: `x-env: prod` selects the second rule (the
+    // prod Service), the client's `x-debug` is gone, `x-tag` appended, `x-tenant` kept.
+    let (status, response) = curl(&[
+        "-H",
+        "x-debug: 1",
+        "-H",
+        "x-tag: client",
+        "-H",
+        "x-tenant: acme",
+        &tuned,
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    let body = echoed(&response);
+    assert_eq!(body["pod"], "prod-0", "{response}");
+    let headers = &body["headers"];
+    assert_eq!(headers["x-env"][0], "prod");
+    assert!(headers.get("x-debug").is_none(), "{response}");
+    assert_eq!(headers["x-tag"], serde_json::json!(["client", "edge"]));
+    assert_eq!(headers["x-tenant"][0], "acme");
+    let (_, response) = curl(&[&tuned]).await;
+    assert_eq!(echoed(&response)["headers"]["x-tenant"][0], "default");
+    // The plain listener routes the same request to the first rule, its header untouched.
+    let (_, response) = curl(&["-H", "x-env: dev", &plain]).await;
+    assert_eq!(echoed(&response)["headers"]["x-env"][0], "dev");
+    assert_eq!(echoed(&response)["pod"], "echo-0");
+
+    // disableRateLimitHeaders: the limit still counts, its headers are not sent.
+    let (status, response) = curl(&[&tuned]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&response, "x-ratelimit-limit"), None, "{response}");
+}
