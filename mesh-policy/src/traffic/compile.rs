@@ -49,6 +49,30 @@ pub struct CompiledClientTraffic {
     pub early_request_headers: HeaderEdits,
     /// `disableRateLimitHeaders`.
     pub rate_limit_headers: bool,
+    /// `tcpKeepalive` on accepted connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `connection.connectionLimit`.
+    pub connection_limit: Option<ConnectionLimit>,
+}
+
+/// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Unanswered probes before the connection is dropped.
+    pub probes: u32,
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+}
+
+/// How many connections a listener holds open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    /// The most open connections.
+    pub max: u64,
+    /// How long a connection over the limit is held before it is closed.
+    pub close_delay: Duration,
 }
 
 /// How a listener reads PROXY headers.
@@ -220,6 +244,44 @@ impl ClientTrafficPolicySpec {
                 header_edits(spec).map_err(|e| format!("spec.headers.earlyRequestHeaders.{e}"))?
             }
         };
+        let seconds = |text: &Option<String>, field: &str, default: u64| match text {
+            None => Ok(Duration::from_secs(default)),
+            Some(text) => parse_duration(text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("{field}: {text:?} is not a positive duration")),
+        };
+        let tcp_keepalive = match &self.tcp_keepalive {
+            None => None,
+            Some(spec) => Some(TcpKeepalive {
+                probes: spec.probes.unwrap_or(9).max(1),
+                idle: seconds(&spec.idle_time, "spec.tcpKeepalive.idleTime", 7200)?,
+                interval: seconds(&spec.interval, "spec.tcpKeepalive.interval", 75)?,
+            }),
+        };
+        let connection_limit = match self
+            .connection
+            .as_ref()
+            .and_then(|c| c.connection_limit.as_ref())
+        {
+            None => None,
+            Some(limit) => {
+                if limit.value < 1 {
+                    return Err("spec.connection.connectionLimit.value: at least 1".into());
+                }
+                let close_delay = match &limit.close_delay {
+                    None => Duration::ZERO,
+                    Some(text) => parse_duration(text).ok_or_else(|| {
+                        format!(
+                            "spec.connection.connectionLimit.closeDelay: {text:?} is not a duration"
+                        )
+                    })?,
+                };
+                Some(ConnectionLimit {
+                    max: limit.value,
+                    close_delay,
+                })
+            }
+        };
         let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
             (Some(settings), _) if settings.optional == Some(true) => {
                 Some(ProxyProtocolMode::Optional)
@@ -236,6 +298,8 @@ impl ClientTrafficPolicySpec {
             request_id,
             early_request_headers,
             rate_limit_headers: headers.disable_rate_limit_headers != Some(true),
+            tcp_keepalive,
+            connection_limit,
         })
     }
 }

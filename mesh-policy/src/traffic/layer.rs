@@ -52,6 +52,8 @@ impl<S> ClientTrafficFromListener<S> {
                 request_id: Default::default(),
                 early_request_headers: Default::default(),
                 rate_limit_headers: true,
+                tcp_keepalive: None,
+                connection_limit: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

@@ -62,9 +62,9 @@ pub struct ClientTrafficPolicySpec {
     /// The health-check path the listener answers itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckSettings>,
-    /// Not enforced yet.
+    /// TCP keepalive on accepted connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_keepalive: NotYet,
+    pub tcp_keepalive: Option<TcpKeepaliveSpec>,
     /// Require a PROXY header on every connection (deprecated for `proxyProtocol`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_proxy_protocol: Option<bool>,
@@ -77,9 +77,9 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: NotYet,
-    /// Not enforced yet.
+    /// Connection limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: NotYet,
+    pub connection: Option<ClientConnectionSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http1: NotYet,
@@ -649,6 +649,59 @@ pub struct HeaderFilterSpec {
     pub remove_on_match: NotYet,
 }
 
+/// `tcpKeepalive`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpKeepaliveSpec {
+    /// Unanswered probes before the connection is dropped (default 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<u32>,
+    /// Idle time before the first probe (default 7200s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time: Option<String>,
+    /// Time between probes (default 75s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+/// ClientTrafficPolicy `connection`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientConnectionSpec {
+    /// Concurrent connections per listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<ConnectionLimitSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_limit: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_buffer_limit: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_accept_per_socket_event: NotYet,
+}
+
+/// `connection.connectionLimit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionLimitSpec {
+    /// The most connections open at once (at least 1).
+    pub value: u64,
+    /// How long a refused connection is held before it is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_delay: Option<String>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connection_duration: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: NotYet,
+}
+
 /// ClientTrafficPolicy `proxyProtocol`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -673,10 +726,42 @@ fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
 impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
         set(&mut found, &self.tls, "spec.tls");
         set(&mut found, &self.timeout, "spec.timeout");
-        set(&mut found, &self.connection, "spec.connection");
+        if let Some(connection) = &self.connection {
+            set(
+                &mut found,
+                &connection.buffer_limit,
+                "spec.connection.bufferLimit",
+            );
+            set(
+                &mut found,
+                &connection.socket_buffer_limit,
+                "spec.connection.socketBufferLimit",
+            );
+            set(
+                &mut found,
+                &connection.max_accept_per_socket_event,
+                "spec.connection.maxAcceptPerSocketEvent",
+            );
+            if let Some(limit) = &connection.connection_limit {
+                set(
+                    &mut found,
+                    &limit.max_connection_duration,
+                    "spec.connection.connectionLimit.maxConnectionDuration",
+                );
+                set(
+                    &mut found,
+                    &limit.max_requests_per_connection,
+                    "spec.connection.connectionLimit.maxRequestsPerConnection",
+                );
+                set(
+                    &mut found,
+                    &limit.max_stream_duration,
+                    "spec.connection.connectionLimit.maxStreamDuration",
+                );
+            }
+        }
         set(&mut found, &self.http1, "spec.http1");
         set(&mut found, &self.http2, "spec.http2");
         set(&mut found, &self.http3, "spec.http3");

@@ -4,6 +4,7 @@
 //! ([`serve_proxied_http`]), each putting the connection's [`Peer`](hbone::peer::Peer) into
 //! every request.
 
+mod admission;
 pub mod client_hello;
 mod http;
 pub(crate) mod prefixed;

@@ -9,16 +9,15 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
-use mesh_policy::traffic::compile::ProxyProtocolMode;
 use mesh_policy::traffic::{
-    AttachedClientTraffic, BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute,
-    GlobalRateLimitFromRoute,
+    BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -34,6 +33,7 @@ use tower::ServiceExt;
 
 use hbone::peer::{Peer, PeerTransport};
 
+use super::admission::{Admission, OpenConnection};
 use super::http::{HttpLimits, serve_http};
 use super::proxy::accept_proxy_header;
 use super::streams::{passthrough, tcp};
@@ -126,9 +126,8 @@ struct SocketState {
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
     router: Respond<GatewayRequestPath>,
-    /// Whether connections start with a PROXY header (a ClientTrafficPolicy's
-    /// `proxyProtocol` on one of the listeners).
-    proxy_protocol: Option<ProxyProtocolMode>,
+    /// How connections are admitted (the listeners' ClientTrafficPolicies).
+    admission: Admission,
 }
 
 /// The bound sockets.
@@ -218,7 +217,7 @@ impl Sockets {
                         Arc::clone(&listeners),
                         self.forwarder.clone(),
                     ));
-                    let proxy_protocol = proxy_protocol_of(&listeners);
+                    let admission = Admission::of(&listeners);
                     states.insert(
                         key,
                         SocketState {
@@ -227,7 +226,7 @@ impl Sockets {
                             tls,
                             terminators: Arc::new(terminators),
                             router,
-                            proxy_protocol,
+                            admission,
                         },
                     );
                 }
@@ -259,6 +258,7 @@ impl Sockets {
                             metrics: Arc::clone(&self.metrics),
                             draining: self.draining.subscribe(),
                             denial_log: self.denial_log.clone(),
+                            open: Arc::new(AtomicU64::new(0)),
                         },
                     )),
                     Bound::Udp(udp) => tokio::spawn(udp_socket_loop(
@@ -333,6 +333,8 @@ struct ConnectionContext {
     metrics: Arc<GatewayMetrics>,
     draining: watch::Receiver<bool>,
     denial_log: Option<DenialLog>,
+    /// Connections open on this socket (across reloads).
+    open: Arc<AtomicU64>,
 }
 
 async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
@@ -342,20 +344,23 @@ async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(handle_connection(stream, peer, context.clone()));
+        let admission = context.state.load().admission;
+        // Over the listener's limit: held for the close delay, then closed unanswered.
+        if let Some(delay) = admission.refusal(&context.open) {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                drop(stream);
+            });
+            continue;
+        }
+        admission.prepare(&stream);
+        let counted = OpenConnection::count(&context.open);
+        let context = context.clone();
+        tokio::spawn(async move {
+            let _counted = counted;
+            handle_connection(stream, peer, context).await;
+        });
     }
-}
-
-/// How the socket's connections carry PROXY headers: required if a listener's
-/// ClientTrafficPolicy requires one, else optional if one allows one.
-fn proxy_protocol_of(listeners: &ListenerSet) -> Option<ProxyProtocolMode> {
-    listeners
-        .listeners()
-        .iter()
-        .filter_map(|l| l.policy.get::<AttachedClientTraffic>())
-        .filter_map(|attached| attached.0.proxy_protocol)
-        .max_by_key(|mode| *mode == ProxyProtocolMode::Required)
 }
 
 async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: ConnectionContext) {
@@ -364,7 +369,7 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
     // The PROXY header's source is the client from here on; its TLVs (an Istio identity) are
     // not trusted at a gateway.
     let mut proxied = None;
-    if let Some(mode) = state.proxy_protocol {
+    if let Some(mode) = state.admission.proxy_protocol {
         match accept_proxy_header(&mut stream, mode).await {
             Ok(header) => proxied = header.and_then(|h| h.addresses.source()),
             Err(_) => {

@@ -1,0 +1,113 @@
+//! ClientTrafficPolicy `connection.connectionLimit` and `tcpKeepalive` through the `gateway`
+//! binary: over the limit a connection is closed unanswered (after `closeDelay`) until one of
+//! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
+//! `ss` reports it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use std::time::{Duration, Instant};
+
+use gateway_support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn config(port: u16, echo_port: u16) -> String {
+    format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: limits}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
+         connection: {{connectionLimit: {{value: 2, closeDelay: 300ms}}}}\n  \
+         tcpKeepalive: {{idleTime: 600s, interval: 10s, probes: 3}}\n---\n",
+        gateway_yaml(port),
+        service("echo", echo_port)
+    )
+}
+
+/// A connection that has been answered once and stays open.
+async fn served(port: u16) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    stream
+        .get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nhost: any\r\n\r\n")
+        .await
+        .unwrap();
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_line(&mut status))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
+    stream
+}
+
+/// Whether a new connection is closed without an answer, and how long that took.
+async fn refused(port: u16) -> (bool, Duration) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let _ = stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: any\r\nconnection: close\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    (answer.is_empty(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_the_limit_are_closed_and_sockets_keep_alive() {
+    let port = free_port();
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-connections");
+    std::fs::write(dir.join("config.yaml"), config(port, echo_port)).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let first = served(port).await;
+    let second = served(port).await;
+    let (closed, took) = refused(port).await;
+    assert!(closed, "a third connection is refused");
+    assert!(
+        took >= Duration::from_millis(300),
+        "after the close delay: {took:?}"
+    );
+
+    // The accepted sockets have keepalive armed with the policy's idle time.
+    let output = tokio::process::Command::new("ss")
+        .args([
+            "-tnoH",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .await
+        .expect("ss is installed (iproute2)");
+    let sockets = String::from_utf8_lossy(&output.stdout);
+    let armed: Vec<&str> = sockets
+        .lines()
+        .filter(|line| line.contains("timer:(keepalive"))
+        .collect();
+    assert_eq!(armed.len(), 2, "{sockets}");
+    for line in armed {
+        // `timer:(keepalive,9min59sec,0)`: counting down from 10 minutes.
+        assert!(
+            line.contains("timer:(keepalive,9min") || line.contains("timer:(keepalive,10min"),
+            "{line}"
+        );
+    }
+
+    // One closes: a new connection is served again.
+    drop(first);
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_until("a slot frees", || {
+        let url = url.clone();
+        async move { curl(&[&url]).await.0 == 200 }
+    })
+    .await;
+    drop(second);
+}

@@ -1,0 +1,108 @@
+//! How a gateway socket admits connections, from its listeners' ClientTrafficPolicies: the
+//! connection limit (`connection.connectionLimit`: over it, a connection is held for the close
+//! delay and closed unanswered), TCP keepalive (`tcpKeepalive`) and whether a PROXY header
+//! comes first (`proxyProtocol`). Listeners sharing a socket share one connection manager (as
+//! in Envoy), so the strictest settings of their policies apply to the socket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mesh_policy::traffic::AttachedClientTraffic;
+use mesh_policy::traffic::compile::{ConnectionLimit, ProxyProtocolMode, TcpKeepalive};
+use routing::router::ListenerSet;
+use tokio::net::TcpStream;
+
+/// A socket's admission settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Admission {
+    /// Whether connections start with a PROXY header.
+    pub(super) proxy_protocol: Option<ProxyProtocolMode>,
+    /// TCP keepalive on accepted connections.
+    pub(super) tcp_keepalive: Option<TcpKeepalive>,
+    /// The most connections open at once.
+    pub(super) connection_limit: Option<ConnectionLimit>,
+}
+
+impl Admission {
+    /// The settings of `listeners`' policies: PROXY required if one requires it (else
+    /// optional if one allows it), the first keepalive, the smallest limit.
+    pub(super) fn of(listeners: &ListenerSet) -> Self {
+        let policies = || {
+            listeners
+                .listeners()
+                .iter()
+                .filter_map(|l| l.policy.get::<AttachedClientTraffic>())
+                .map(|attached| &attached.0)
+        };
+        Admission {
+            proxy_protocol: policies()
+                .filter_map(|policy| policy.proxy_protocol)
+                .max_by_key(|mode| *mode == ProxyProtocolMode::Required),
+            tcp_keepalive: policies().find_map(|policy| policy.tcp_keepalive),
+            connection_limit: policies()
+                .filter_map(|policy| policy.connection_limit)
+                .min_by_key(|limit| limit.max),
+        }
+    }
+
+    /// With `open` connections already, the close delay of a new one over the limit, or `None`
+    /// when it is admitted.
+    pub(super) fn refusal(&self, open: &AtomicU64) -> Option<Duration> {
+        let limit = self.connection_limit?;
+        (open.load(Ordering::Relaxed) >= limit.max).then_some(limit.close_delay)
+    }
+
+    /// Sets the accepted socket's options.
+    pub(super) fn prepare(&self, stream: &TcpStream) {
+        let _ = stream.set_nodelay(true);
+        if let Some(keepalive) = self.tcp_keepalive {
+            let settings = socket2::TcpKeepalive::new()
+                .with_time(keepalive.idle)
+                .with_interval(keepalive.interval)
+                .with_retries(keepalive.probes);
+            let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&settings);
+        }
+    }
+}
+
+/// One open connection, counted in its socket's total until dropped.
+pub(super) struct OpenConnection(Arc<AtomicU64>);
+
+impl OpenConnection {
+    /// Counts one more connection in `open`.
+    pub(super) fn count(open: &Arc<AtomicU64>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_counts_open_connections() {
+        let admission = Admission {
+            connection_limit: Some(ConnectionLimit {
+                max: 2,
+                close_delay: Duration::from_millis(5),
+            }),
+            ..Admission::default()
+        };
+        let open = Arc::new(AtomicU64::new(0));
+        let first = OpenConnection::count(&open);
+        assert_eq!(admission.refusal(&open), None);
+        let _second = OpenConnection::count(&open);
+        assert_eq!(admission.refusal(&open), Some(Duration::from_millis(5)));
+        drop(first);
+        assert_eq!(admission.refusal(&open), None);
+        assert_eq!(Admission::default().refusal(&open), None);
+    }
+}
