@@ -498,3 +498,52 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
         None
     );
 }
+
+#[test]
+fn compressors_compile_with_their_minimum_length() {
+    use mesh_policy::traffic::compile::{Compression, quantity};
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "zip");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key))
+            .map(|compiled| compiled.compression)
+    };
+    assert_eq!(
+        compile("compressor: [{type: Gzip}, {type: Zstd, minContentLength: 1Ki}]").unwrap(),
+        Some(Compression {
+            gzip: true,
+            brotli: false,
+            zstd: true,
+            min_length: 1024
+        })
+    );
+    assert_eq!(
+        compile("compression: [{type: Brotli}]")
+            .unwrap()
+            .map(|c| c.brotli),
+        Some(true)
+    );
+    assert_eq!(compile("{}").unwrap(), None);
+    for (yaml, expected) in [
+        ("compressor: [{type: Lz4}]", "unsupported value"),
+        (
+            "compressor: [{type: Gzip, minContentLength: 10}]",
+            "at least 30",
+        ),
+        (
+            "compressor: [{type: Gzip, minContentLength: lots}]",
+            "not a quantity",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+    let q = |text: &str| quantity(&serde_yaml_ng::Value::String(text.into()));
+    assert_eq!(q("30"), Some(30));
+    assert_eq!(q("2Mi"), Some(2 << 20));
+    assert_eq!(q("1k"), Some(1000));
+    assert_eq!(q("1Ti"), None);
+    assert_eq!(q("99999999999999999999Gi"), None);
+}

@@ -110,6 +110,21 @@ pub struct CompiledBackendTraffic {
     pub global: Option<Vec<GlobalRule>>,
     /// `useClientProtocol`.
     pub use_client_protocol: bool,
+    /// `compressor` (or the deprecated `compression`).
+    pub compression: Option<Compression>,
+}
+
+/// Response compression: the encodings offered and the smallest body compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// gzip offered.
+    pub gzip: bool,
+    /// Brotli offered.
+    pub brotli: bool,
+    /// zstd offered.
+    pub zstd: bool,
+    /// Bodies shorter than this (by `content-length`) are sent as they are.
+    pub min_length: u64,
 }
 
 impl ClientTrafficPolicySpec {
@@ -474,7 +489,12 @@ impl BackendTrafficPolicySpec {
             .as_ref()
             .map(|spec| spec.compile())
             .transpose()?;
+        let compressors = self.compressor.as_ref().or(self.compression.as_ref());
+        let compression = compressors
+            .map(|list| compile_compression(list))
+            .transpose()?;
         Ok(CompiledBackendTraffic {
+            compression,
             use_client_protocol: self.use_client_protocol == Some(true),
             global,
             retry,
@@ -491,6 +511,58 @@ impl BackendTrafficPolicySpec {
             request_timeout,
         })
     }
+}
+
+/// `compressor[]`: the encodings, and the largest `minContentLength` (at least 30 bytes).
+fn compile_compression(list: &[super::model::CompressorSpec]) -> Result<Compression, String> {
+    let mut compression = Compression {
+        gzip: false,
+        brotli: false,
+        zstd: false,
+        min_length: 30,
+    };
+    for (index, spec) in list.iter().enumerate() {
+        let at = |e: String| format!("spec.compressor[{index}].{e}");
+        match spec.kind.as_str() {
+            "Gzip" => compression.gzip = true,
+            "Brotli" => compression.brotli = true,
+            "Zstd" => compression.zstd = true,
+            other => return Err(at(format!("type: unsupported value {other:?}"))),
+        }
+        if let Some(value) = &spec.min_content_length {
+            let bytes = quantity(value)
+                .ok_or_else(|| at(format!("minContentLength: {value:?} is not a quantity")))?;
+            if bytes < 30 {
+                return Err(at("minContentLength: at least 30 bytes".into()));
+            }
+            compression.min_length = compression.min_length.max(bytes);
+        }
+    }
+    Ok(compression)
+}
+
+/// A Kubernetes quantity in bytes (`30`, `1Ki`, `2Mi`, `1k`, `1M`).
+pub fn quantity(value: &serde_yaml_ng::Value) -> Option<u64> {
+    if let Some(number) = value.as_u64() {
+        return Some(number);
+    }
+    let text = value.as_str()?.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: u64 = digits.parse().ok()?;
+    let factor: u64 = match suffix {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 /// Envoy Gateway's `retry` as the route's retry loop runs it: triggers become the statuses

@@ -256,12 +256,12 @@ pub struct BackendTrafficPolicySpec {
     /// Speak the client's protocol (HTTP/1.1 or HTTP/2) to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_client_protocol: Option<bool>,
-    /// Not enforced yet.
+    /// Response compression (deprecated for `compressor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: NotYet,
-    /// Not enforced yet.
+    pub compression: Option<Vec<CompressorSpec>>,
+    /// Response compression, in order of preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compressor: NotYet,
+    pub compressor: Option<Vec<CompressorSpec>>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_override: NotYet,
@@ -649,6 +649,27 @@ pub struct HeaderFilterSpec {
     pub remove_on_match: NotYet,
 }
 
+/// `compressor[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompressorSpec {
+    /// `Gzip`, `Brotli` or `Zstd`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Gzip settings (none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<serde_yaml_ng::Mapping>,
+    /// Brotli settings (none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brotli: Option<serde_yaml_ng::Mapping>,
+    /// Zstd settings (none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zstd: Option<serde_yaml_ng::Mapping>,
+    /// Smallest response compressed (a quantity; default 30 bytes, at least 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_content_length: Option<serde_yaml_ng::Value>,
+}
+
 /// `tcpKeepalive`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -820,8 +841,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.http2, "spec.http2");
-        set(&mut found, &self.compression, "spec.compression");
-        set(&mut found, &self.compressor, "spec.compressor");
         set(&mut found, &self.response_override, "spec.responseOverride");
         set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
         set(&mut found, &self.request_buffer, "spec.requestBuffer");

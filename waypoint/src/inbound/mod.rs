@@ -6,6 +6,7 @@
 
 mod admission;
 pub mod client_hello;
+mod compression;
 mod http;
 pub(crate) mod prefixed;
 mod proxy;
@@ -16,6 +17,7 @@ mod tls;
 mod tunnels;
 mod udp;
 
+pub use compression::{CompressFromRoute, CompressFuture, MaybeCompressed};
 pub use http::{HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{

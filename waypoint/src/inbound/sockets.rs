@@ -34,6 +34,7 @@ use tower::ServiceExt;
 use hbone::peer::{Peer, PeerTransport};
 
 use super::admission::{Admission, OpenConnection};
+use super::compression::CompressFromRoute;
 use super::http::{HttpLimits, serve_http};
 use super::proxy::accept_proxy_header;
 use super::streams::{passthrough, tcp};
@@ -423,7 +424,9 @@ pub type GatewayRequestPath = ClientTrafficFromListener<
                 IstioAuthorization<
                     SecurityPolicyService<
                         BackendTrafficFromRoute<
-                            GlobalRateLimitFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                            GlobalRateLimitFromRoute<
+                                CompressFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                            >,
                         >,
                     >,
                 >,
@@ -443,7 +446,9 @@ pub fn gateway_request_path(
             listeners,
             FaultFromRoute::new(IstioFromListener::new(IstioAuthorization::new(
                 SecurityPolicyService::new(BackendTrafficFromRoute::new(
-                    GlobalRateLimitFromRoute::new(RuleFilters::new(Dispatch::new(forwarder))),
+                    GlobalRateLimitFromRoute::new(CompressFromRoute::new(RuleFilters::new(
+                        Dispatch::new(forwarder),
+                    ))),
                 )),
             ))),
         ),
