@@ -112,6 +112,8 @@ pub struct CompiledBackendTraffic {
     pub use_client_protocol: bool,
     /// `compressor` (or the deprecated `compression`).
     pub compression: Option<Compression>,
+    /// `requestBuffer.limit`, in bytes.
+    pub request_buffer: Option<usize>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -493,7 +495,21 @@ impl BackendTrafficPolicySpec {
         let compression = compressors
             .map(|list| compile_compression(list))
             .transpose()?;
+        let request_buffer = match &self.request_buffer {
+            None => None,
+            Some(spec) => Some(
+                quantity(&spec.limit)
+                    .and_then(|bytes| usize::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "spec.requestBuffer.limit: {:?} is not a quantity",
+                            spec.limit
+                        )
+                    })?,
+            ),
+        };
         Ok(CompiledBackendTraffic {
+            request_buffer,
             compression,
             use_client_protocol: self.use_client_protocol == Some(true),
             global,

@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod balance;
+pub mod buffer;
 pub mod circuit_breaker;
 pub mod client_ip;
 pub mod compile;
@@ -24,6 +25,7 @@ pub mod path;
 pub mod rate_limit;
 
 pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies};
+pub use buffer::RequestBufferFromRoute;
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
 pub use client_ip::{ClientAddress, ClientAddressLayer, ClientIpDetection};
 pub use fault::{FaultInjection, FaultInjectionLayer};

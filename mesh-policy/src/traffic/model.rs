@@ -268,9 +268,9 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_upgrade: NotYet,
-    /// Not enforced yet.
+    /// Buffer whole requests (up to `limit`) before forwarding them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_buffer: NotYet,
+    pub request_buffer: Option<RequestBufferSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: NotYet,
@@ -670,6 +670,14 @@ pub struct CompressorSpec {
     pub min_content_length: Option<serde_yaml_ng::Value>,
 }
 
+/// `requestBuffer`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestBufferSpec {
+    /// The largest body buffered (a quantity); larger requests are answered 413.
+    pub limit: serde_yaml_ng::Value,
+}
+
 /// `tcpKeepalive`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -843,7 +851,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.http2, "spec.http2");
         set(&mut found, &self.response_override, "spec.responseOverride");
         set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
-        set(&mut found, &self.request_buffer, "spec.requestBuffer");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.routing_type, "spec.routingType");
         set(&mut found, &self.bandwidth_limit, "spec.bandwidthLimit");

@@ -18,6 +18,7 @@ use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
+    RequestBufferFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -415,8 +416,8 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
 /// header normalisation, health check), route selection, the rule's fault injection, the
 /// Istio policies targeting the listener's Gateway, the SecurityPolicy covering the matched
 /// rule or listener, the rule's BackendTrafficPolicy (local rate limit, circuit breaker,
-/// request timeout, then the global rate limit), the rule's filters, then dispatch to the
-/// forwarder (whose endpoint the policy's balancer picks).
+/// request timeout, then the global rate limit, the request buffer and compression), the
+/// rule's filters, then dispatch to the forwarder (whose endpoint the policy's balancer picks).
 pub type GatewayRequestPath = ClientTrafficFromListener<
     SelectRoute<
         FaultFromRoute<
@@ -425,7 +426,9 @@ pub type GatewayRequestPath = ClientTrafficFromListener<
                     SecurityPolicyService<
                         BackendTrafficFromRoute<
                             GlobalRateLimitFromRoute<
-                                CompressFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                                RequestBufferFromRoute<
+                                    CompressFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                                >,
                             >,
                         >,
                     >,
@@ -446,9 +449,9 @@ pub fn gateway_request_path(
             listeners,
             FaultFromRoute::new(IstioFromListener::new(IstioAuthorization::new(
                 SecurityPolicyService::new(BackendTrafficFromRoute::new(
-                    GlobalRateLimitFromRoute::new(CompressFromRoute::new(RuleFilters::new(
-                        Dispatch::new(forwarder),
-                    ))),
+                    GlobalRateLimitFromRoute::new(RequestBufferFromRoute::new(
+                        CompressFromRoute::new(RuleFilters::new(Dispatch::new(forwarder))),
+                    )),
                 )),
             ))),
         ),

@@ -22,7 +22,7 @@ use hbone::proxy_protocol::{AcceptorConfig, read_proxy_header};
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
 use hbone::tls::{HboneTls, TlsConfigError, WorkloadCertificate};
 use http::{Method, Request, StatusCode};
-use mesh_policy::traffic::{BackendTrafficFromRoute, FaultFromRoute};
+use mesh_policy::traffic::{BackendTrafficFromRoute, FaultFromRoute, RequestBufferFromRoute};
 use prometheus_client::registry::Registry;
 use routing::backends::BackendChoice;
 use routing::loader::LoadError;
@@ -40,7 +40,7 @@ use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers
 use crate::config::{ConfigSource, LastReloadError, ReloadTicker, Snapshot};
 use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
-use crate::inbound::{HttpLimits, serve_with_peer};
+use crate::inbound::{CompressFromRoute, HttpLimits, serve_with_peer};
 use crate::outbound::{
     Connect, EndpointProber, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
@@ -454,11 +454,12 @@ where
                 connection_labels(&peer, &mesh_destination.service),
             ));
             // Istio's policies, route selection, the rule's BackendTrafficPolicy (faults, then
-            // rate limit, circuit breaker and request timeout), its filters, dispatch.
+            // rate limit, circuit breaker, request timeout, request buffer, compression), its
+            // filters, dispatch.
             let router = Respond::new(IstioAuthorization::new(Select::new(
                 routes,
-                FaultFromRoute::new(BackendTrafficFromRoute::new(RuleFilters::new(
-                    Dispatch::new(lane.forwarder.clone()),
+                FaultFromRoute::new(BackendTrafficFromRoute::new(RequestBufferFromRoute::new(
+                    CompressFromRoute::new(RuleFilters::new(Dispatch::new(lane.forwarder.clone()))),
                 ))),
             )));
             let http = tower::service_fn(move |request: Request<ResponseBody>| {
