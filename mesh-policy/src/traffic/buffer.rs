@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use routing::router::RouteError;
 use tower::Service;
 
-use super::layer::route_traffic;
+use super::layer::later_route_traffic;
 use crate::security::ext_auth::BufferedBody;
 
 /// Buffers the request body of rules whose BackendTrafficPolicy asks for it.
@@ -101,8 +101,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some((limit, policy)) =
-            route_traffic(&request).and_then(|t| Some((t.policy.request_buffer?, t.name.clone())))
+        let Some((limit, policy)) = later_route_traffic(&request)
+            .and_then(|t| Some((t.policy.request_buffer?, t.name.clone())))
         else {
             return BufferFuture::Inner(self.inner.call(request));
         };

@@ -16,7 +16,7 @@ use routing::router::RouteError;
 use tower::Service;
 
 use super::facts::with_facts;
-use super::layer::{RateLimitHeadersOff, route_traffic};
+use super::layer::{RateLimitHeadersOff, later_route_traffic};
 
 /// Applies the matched rule's global rate limit.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(traffic) = route_traffic(&request) else {
+        let Some(traffic) = later_route_traffic(&request) else {
             return GlobalRateLimitFuture::Inner(self.inner.call(request));
         };
         let Some(global) = traffic.global.clone() else {

@@ -167,6 +167,19 @@ pub fn route_traffic<B>(request: &Request<B>) -> Option<&RouteTraffic> {
     attached.for_listener(listener)
 }
 
+/// Marks a request whose rule's BackendTrafficPolicy has work for the layers after
+/// [`BackendTrafficFromRoute`] (a global limit, a request buffer, compression); without it
+/// they pass the request on after one extension lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaterTrafficWork;
+
+/// The matched rule's BackendTrafficPolicy state, when [`BackendTrafficFromRoute`] marked the
+/// request with [`LaterTrafficWork`].
+pub fn later_route_traffic<B>(request: &Request<B>) -> Option<&RouteTraffic> {
+    request.extensions().get::<LaterTrafficWork>()?;
+    route_traffic(request)
+}
+
 /// Injects the matched rule's faults.
 #[derive(Debug, Clone)]
 pub struct FaultFromRoute<S> {
@@ -389,11 +402,17 @@ where
         let retry = traffic.policy.retry.clone();
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
+        let later = traffic.global.is_some()
+            || traffic.policy.request_buffer.is_some()
+            || traffic.policy.compression.is_some();
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
         }
         if let Some(balancer) = balancer {
             request.extensions_mut().insert(balancer);
+        }
+        if later {
+            request.extensions_mut().insert(LaterTrafficWork);
         }
         if client_protocol {
             request

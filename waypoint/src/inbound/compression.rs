@@ -15,7 +15,7 @@ use http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use mesh_policy::traffic::compile::Compression;
-use mesh_policy::traffic::layer::route_traffic;
+use mesh_policy::traffic::layer::later_route_traffic;
 use routing::router::RouteError;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::compression::CompressionLayer;
@@ -124,7 +124,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(settings) = route_traffic(&request).and_then(|t| t.policy.compression) else {
+        let Some(settings) = later_route_traffic(&request).and_then(|t| t.policy.compression)
+        else {
             return MaybeCompressed::Plain(self.inner.call(request));
         };
         // The ready service goes with the request; a fresh clone stays for the next one.
