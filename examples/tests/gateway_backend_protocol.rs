@@ -19,14 +19,6 @@ fn h2c_service(name: &str, port: u16) -> String {
     )
 }
 
-fn route(name: &str, service: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
-         rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n---\n"
-    )
-}
-
 fn client_protocol(route: &str) -> String {
     format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {route}}}\nspec:\n  \
@@ -43,10 +35,10 @@ async fn use_client_protocol_speaks_the_clients_protocol_upstream() {
     let config = gateway_yaml(port)
         + &service("echo", backend)
         + &h2c_service("grpcish", backend)
-        + &route("same", "echo")
-        + &route("plain", "echo")
-        + &route("h2same", "grpcish")
-        + &route("h2plain", "grpcish")
+        + &host_route("same", "echo")
+        + &host_route("plain", "echo")
+        + &host_route("h2same", "grpcish")
+        + &host_route("h2plain", "grpcish")
         + &client_protocol("same")
         + &client_protocol("h2same");
     std::fs::write(dir.join("config.yaml"), config).unwrap();

@@ -8,20 +8,12 @@ mod gateway_support;
 
 use gateway_support::*;
 
-fn route(name: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
-         rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n"
-    )
-}
-
 fn compressed(name: &str, compressor: &str) -> String {
     format!(
         "{}apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
          targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
          compressor: {compressor}\n---\n",
-        route(name)
+        host_route(name, "echo")
     )
 }
 
@@ -34,7 +26,7 @@ async fn answers_are_compressed_as_the_client_accepts() {
         + &service("echo", backend)
         + &compressed("zipped", "[{type: Brotli}, {type: Gzip}]")
         + &compressed("large-only", "[{type: Gzip, minContentLength: 10Ki}]")
-        + &route("plain");
+        + &host_route("plain", "echo");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;

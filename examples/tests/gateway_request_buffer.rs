@@ -7,14 +7,6 @@ mod gateway_support;
 
 use gateway_support::*;
 
-fn route(name: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
-         rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_are_buffered_up_to_the_limit() {
     let port = free_port();
@@ -22,8 +14,8 @@ async fn uploads_are_buffered_up_to_the_limit() {
     let dir = scratch("request-buffer");
     let config = gateway_yaml(port)
         + &service("echo", backend)
-        + &route("buffered")
-        + &route("streamed")
+        + &host_route("buffered", "echo")
+        + &host_route("streamed", "echo")
         + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: buffered}\nspec:\n  \
            targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: buffered}]\n  \
            requestBuffer: {limit: 1Ki}\n---\n";

@@ -103,6 +103,16 @@ pub fn service(name: &str, port: u16) -> String {
     )
 }
 
+/// An HTTPRoute `name` on the `http` listener of `gw` for host `name.example`, to port 80 of
+/// the Service `service`.
+pub fn host_route(name: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+         rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n---\n"
+    )
+}
+
 pub fn gateway_yaml(port: u16) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
