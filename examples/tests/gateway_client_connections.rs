@@ -1,7 +1,8 @@
 //! ClientTrafficPolicy `connection.connectionLimit` and `tcpKeepalive` through the `gateway`
 //! binary: over the limit a connection is closed unanswered (after `closeDelay`) until one of
 //! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
-//! `ss` reports it.
+//! `ss` reports it. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
+//! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -110,4 +111,46 @@ async fn connections_over_the_limit_are_closed_and_sockets_keep_alive() {
     })
     .await;
     drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_heads_are_limited_in_size_and_time() {
+    let port = free_port();
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-heads");
+    let config = format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: heads}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
+         headers: {{maxRequestHeaderLimit: 2}}\n  \
+         timeout: {{http: {{requestHeadersReceivedTimeout: 500ms}}}}\n---\n",
+        gateway_yaml(port),
+        service("echo", echo_port)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+
+    let (status, response) = curl(&["-H", &format!("x-small: {}", "s".repeat(512)), &url]).await;
+    assert_eq!(status, 200, "{response}");
+    let (status, response) = curl(&["-H", &format!("x-large: {}", "l".repeat(4096)), &url]).await;
+    assert_eq!(status, 431, "{response}");
+
+    // Half a head, then nothing: closed after the policy's half second, not the default 10 s.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: any\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut answer)).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
 }

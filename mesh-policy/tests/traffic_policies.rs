@@ -468,6 +468,18 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
             "headers: {earlyRequestHeaders: {replace: []}}",
             "unknown field",
         ),
+        (
+            "headers: {maxRequestHeaderLimit: 9000}",
+            "maxRequestHeaderLimit",
+        ),
+        (
+            "timeout: {http: {requestHeadersReceivedTimeout: 0s}}",
+            "positive duration",
+        ),
+        (
+            "timeout: {http: {idleTimeout: 5s}}",
+            "spec.timeout.http.idleTimeout",
+        ),
     ] {
         let error = compile(yaml).unwrap_err();
         assert!(error.contains(expected), "{yaml}: {error}");
@@ -476,6 +488,15 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
         !compile("headers: {disableRateLimitHeaders: true}")
             .unwrap()
             .rate_limit_headers
+    );
+    let limits = compile(
+        "headers: {maxRequestHeaderLimit: 2}\ntimeout: {http: {requestHeadersReceivedTimeout: 2s}}",
+    )
+    .unwrap();
+    assert_eq!(limits.max_request_header_bytes, Some(2048));
+    assert_eq!(
+        limits.request_headers_timeout,
+        Some(std::time::Duration::from_secs(2))
     );
     assert_eq!(
         compile("proxyProtocol: {}").unwrap().proxy_protocol,

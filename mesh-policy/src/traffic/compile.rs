@@ -53,6 +53,10 @@ pub struct CompiledClientTraffic {
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// `connection.connectionLimit`.
     pub connection_limit: Option<ConnectionLimit>,
+    /// `headers.maxRequestHeaderLimit`, in bytes.
+    pub max_request_header_bytes: Option<usize>,
+    /// `timeout.http.requestHeadersReceivedTimeout`.
+    pub request_headers_timeout: Option<Duration>,
 }
 
 /// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
@@ -299,6 +303,28 @@ impl ClientTrafficPolicySpec {
                 })
             }
         };
+        let max_request_header_bytes = match headers.max_request_header_limit {
+            None => None,
+            Some(kib) if (1..=8192).contains(&kib) => Some(kib as usize * 1024),
+            Some(_) => {
+                return Err("spec.headers.maxRequestHeaderLimit: within 1–8192 (KiB)".into());
+            }
+        };
+        let request_headers_timeout = match self
+            .timeout
+            .as_ref()
+            .and_then(|t| t.http.as_ref())
+            .and_then(|h| h.request_headers_received_timeout.as_deref())
+        {
+            None => None,
+            Some(text) => Some(parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(
+                || {
+                    format!(
+                        "spec.timeout.http.requestHeadersReceivedTimeout: {text:?} is not a positive duration"
+                    )
+                },
+            )?),
+        };
         let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
             (Some(settings), _) if settings.optional == Some(true) => {
                 Some(ProxyProtocolMode::Optional)
@@ -317,6 +343,8 @@ impl ClientTrafficPolicySpec {
             rate_limit_headers: headers.disable_rate_limit_headers != Some(true),
             tcp_keepalive,
             connection_limit,
+            max_request_header_bytes,
+            request_headers_timeout,
         })
     }
 }

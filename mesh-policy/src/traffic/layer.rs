@@ -54,6 +54,8 @@ impl<S> ClientTrafficFromListener<S> {
                 rate_limit_headers: true,
                 tcp_keepalive: None,
                 connection_limit: None,
+                max_request_header_bytes: None,
+                request_headers_timeout: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

@@ -74,9 +74,9 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: NotYet,
-    /// Not enforced yet.
+    /// Client-side timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: NotYet,
+    pub timeout: Option<ClientTimeoutSpec>,
     /// Connection limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ClientConnectionSpec>,
@@ -188,9 +188,9 @@ pub struct HeaderSettings {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x_forwarded_client_cert: NotYet,
-    /// Not enforced yet.
+    /// The largest request head, in KiB (default 60, at most 8192); larger ones get 431.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_request_header_limit: NotYet,
+    pub max_request_header_limit: Option<u32>,
 }
 
 /// `healthCheck` (ClientTrafficPolicy).
@@ -649,6 +649,36 @@ pub struct HeaderFilterSpec {
     pub remove_on_match: NotYet,
 }
 
+/// ClientTrafficPolicy `timeout`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTimeoutSpec {
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: NotYet,
+    /// HTTP timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<ClientHttpTimeoutSpec>,
+}
+
+/// ClientTrafficPolicy `timeout.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientHttpTimeoutSpec {
+    /// How long a client may take to send a request's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers_received_timeout: Option<String>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_received_timeout: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: NotYet,
+}
+
 /// `compressor[]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -756,7 +786,26 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
         set(&mut found, &self.tls, "spec.tls");
-        set(&mut found, &self.timeout, "spec.timeout");
+        if let Some(timeout) = &self.timeout {
+            set(&mut found, &timeout.tcp, "spec.timeout.tcp");
+            if let Some(http) = &timeout.http {
+                set(
+                    &mut found,
+                    &http.request_received_timeout,
+                    "spec.timeout.http.requestReceivedTimeout",
+                );
+                set(
+                    &mut found,
+                    &http.idle_timeout,
+                    "spec.timeout.http.idleTimeout",
+                );
+                set(
+                    &mut found,
+                    &http.stream_idle_timeout,
+                    "spec.timeout.http.streamIdleTimeout",
+                );
+            }
+        }
         if let Some(connection) = &self.connection {
             set(
                 &mut found,
@@ -817,11 +866,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &mut found,
                 &h.x_forwarded_client_cert,
                 "spec.headers.xForwardedClientCert",
-            );
-            set(
-                &mut found,
-                &h.max_request_header_limit,
-                "spec.headers.maxRequestHeaderLimit",
             );
         }
         found

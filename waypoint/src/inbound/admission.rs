@@ -1,7 +1,9 @@
 //! How a gateway socket admits connections, from its listeners' ClientTrafficPolicies: the
 //! connection limit (`connection.connectionLimit`: over it, a connection is held for the close
-//! delay and closed unanswered), TCP keepalive (`tcpKeepalive`) and whether a PROXY header
-//! comes first (`proxyProtocol`). Listeners sharing a socket share one connection manager (as
+//! delay and closed unanswered), TCP keepalive (`tcpKeepalive`), whether a PROXY header
+//! comes first (`proxyProtocol`), and the HTTP limits (`headers.maxRequestHeaderLimit`: larger
+//! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
+//! connection). Listeners sharing a socket share one connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
 
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use mesh_policy::traffic::compile::{ConnectionLimit, ProxyProtocolMode, TcpKeepa
 use routing::router::ListenerSet;
 use tokio::net::TcpStream;
 
+use super::http::HttpLimits;
+
 /// A socket's admission settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Admission {
@@ -22,6 +26,8 @@ pub(super) struct Admission {
     pub(super) tcp_keepalive: Option<TcpKeepalive>,
     /// The most connections open at once.
     pub(super) connection_limit: Option<ConnectionLimit>,
+    /// Limits on each HTTP connection.
+    pub(super) http: HttpLimits,
 }
 
 impl Admission {
@@ -43,6 +49,19 @@ impl Admission {
             connection_limit: policies()
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
+            http: {
+                let defaults = HttpLimits::default();
+                HttpLimits {
+                    max_header_bytes: policies()
+                        .filter_map(|policy| policy.max_request_header_bytes)
+                        .min()
+                        .unwrap_or(defaults.max_header_bytes),
+                    header_read_timeout: policies()
+                        .filter_map(|policy| policy.request_headers_timeout)
+                        .min()
+                        .unwrap_or(defaults.header_read_timeout),
+                }
+            },
         }
     }
 

@@ -50,16 +50,31 @@ pub async fn serve_http<IO, S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    // hyper's HTTP/1 buffer cannot be smaller than 8 KiB: smaller limits are checked here.
+    let checked_limit =
+        (limits.max_header_bytes < H1_MINIMUM_BUFFER).then_some(limits.max_header_bytes);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
-        tower::Service::call(&mut service, request.map(boxed_body))
+        let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
+        let call =
+            (!too_large).then(|| tower::Service::call(&mut service, request.map(boxed_body)));
+        async move {
+            match call {
+                Some(call) => call.await,
+                None => {
+                    let mut answer = Response::new(ResponseBody::default());
+                    *answer.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                    Ok(answer)
+                }
+            }
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(H1_MINIMUM_BUFFER))
         // A client may shut its sending side after the request (common through tunnels)
         // and still expect the answer.
         .half_close(true);
@@ -77,6 +92,17 @@ pub async fn serve_http<IO, S>(
             let _ = connection.await;
         }
     }
+}
+
+/// The smallest read buffer hyper's HTTP/1 server accepts.
+const H1_MINIMUM_BUFFER: usize = 8192;
+
+/// The size of a request's head as sent: the request line and every header line.
+fn head_bytes<B>(request: &Request<B>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    request.headers().iter().fold(line, |total, (name, value)| {
+        total + name.as_str().len() + value.len() + 4
+    })
 }
 
 /// A request body boxed with the forwarder's error type.

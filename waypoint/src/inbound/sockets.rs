@@ -36,7 +36,7 @@ use hbone::peer::{Peer, PeerTransport};
 
 use super::admission::{Admission, OpenConnection};
 use super::compression::CompressFromRoute;
-use super::http::{HttpLimits, serve_http};
+use super::http::serve_http;
 use super::proxy::accept_proxy_header;
 use super::streams::{passthrough, tcp};
 use super::tls::{Terminators, TlsSetupError, server_config, terminators};
@@ -509,7 +509,8 @@ async fn serve_http_routed<IO>(
     });
     let mut draining = context.draining.clone();
     let drain = async move { wait_for_true(&mut draining).await };
-    serve_http(io, service, HttpLimits::default(), drain).await;
+    let limits = context.state.load().admission.http;
+    serve_http(io, service, limits, drain).await;
 }
 
 /// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped).
