@@ -21,7 +21,8 @@ mod bench_support;
 use std::io::Write;
 
 use bench_support::http_load::{
-    DURATION_SECS, load, nginx, one_route_gateway_yaml, saturate, saturate_with, wait_for_port,
+    DURATION_SECS, load, nginx, ok_backend, one_route_gateway_yaml, saturate, saturate_with,
+    wait_for_port,
 };
 use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
 use std::path::{Path, PathBuf};
@@ -165,15 +166,7 @@ fn main() {
         require(tool);
     }
     let scratch: PathBuf = std::env::temp_dir().join(format!("gateway-rps-{}", std::process::id()));
-    let backend_port = free_port();
-    let (_backend, _) = nginx(
-        &scratch.join("backend"),
-        0,
-        &format!(
-            "server {{ listen 127.0.0.1:{backend_port} reuseport; keepalive_requests 1000000;\n\
-             location / {{ return 200 \"ok\\n\"; }} }}"
-        ),
-    );
+    let (_backend, backend_port) = ok_backend(&scratch.join("backend"));
     let (nginx_port, nginx_h2c_port) = (free_port(), free_port());
     let (_proxy, nginx_pid) = nginx(
         &scratch.join("proxy"),

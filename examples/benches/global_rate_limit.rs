@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Instant;
 
-use bench_support::http_load::{nginx, one_route_gateway_yaml, wait_for_port};
+use bench_support::http_load::{ok_backend, one_route_gateway_yaml, wait_for_port};
 use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
@@ -76,15 +76,7 @@ fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let tries = if quick { 500 } else { 5_000 };
     let scratch = std::env::temp_dir().join(format!("global-rate-limit-{}", std::process::id()));
-    let backend = free_port();
-    let (_backend, _) = nginx(
-        &scratch.join("backend"),
-        0,
-        &format!(
-            "server {{ listen 127.0.0.1:{backend} reuseport; keepalive_requests 1000000;\n\
-             location / {{ return 200 \"ok\\n\"; }} }}"
-        ),
-    );
+    let (_backend, backend) = ok_backend(&scratch.join("backend"));
     let redis_port = free_port();
     let mut redis = Command::new("taskset");
     redis.args(["-c", "0", "redis-server", "--port", &redis_port.to_string()]);

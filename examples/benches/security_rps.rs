@@ -16,7 +16,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use bench_support::http_load::{
-    DURATION_SECS, nginx, one_route_gateway_yaml, saturate_with, wait_for_port,
+    DURATION_SECS, ok_backend, one_route_gateway_yaml, saturate_with, wait_for_port,
 };
 use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
 use ring::rand::SystemRandom;
@@ -91,15 +91,7 @@ fn main() {
         require(tool);
     }
     let scratch = std::env::temp_dir().join(format!("security-rps-{}", std::process::id()));
-    let backend = free_port();
-    let (_backend, _) = nginx(
-        &scratch.join("backend"),
-        0,
-        &format!(
-            "server {{ listen 127.0.0.1:{backend} reuseport; keepalive_requests 1000000;\n\
-             location / {{ return 200 \"ok\\n\"; }} }}"
-        ),
-    );
+    let (_backend, backend) = ok_backend(&scratch.join("backend"));
     let (token, jwks) = token_and_jwks();
     let (plain_port, guarded_port) = (free_port(), free_port());
     let (_plain, plain_pid) = gateway(&scratch.join("plain"), &config(plain_port, backend, None));

@@ -111,6 +111,21 @@ pub fn saturate_with(
     (rps, cpu)
 }
 
+/// The backend every HTTP benchmark proxies to: nginx on CPU 0 answering `200 ok` on a free
+/// loopback port (returned), kept alive for a million requests per connection.
+pub fn ok_backend(dir: &Path) -> (Running, u16) {
+    let port = super::free_port();
+    let (running, _) = nginx(
+        dir,
+        0,
+        &format!(
+            "server {{ listen 127.0.0.1:{port} reuseport; keepalive_requests 1000000;\n\
+             location / {{ return 200 \"ok\\n\"; }} }}"
+        ),
+    );
+    (running, port)
+}
+
 /// A Gateway `gw` with one HTTP listener on `port` and one HTTPRoute `main` (its rule last, so
 /// callers may append to it) to the Service `backend`, whose one endpoint is
 /// `127.0.0.1:backend`.

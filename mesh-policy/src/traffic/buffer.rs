@@ -3,8 +3,7 @@
 //! larger one is answered 413 (`BodyTooLarge`) — and forwarded with its `content-length`, so
 //! a slow client never holds a backend connection. Other rules' requests stream as before.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use http_body_util::{BodyExt, Limited};
 use routing::router::RouteError;
 use tower::Service;
 
+use super::future::{InnerOrBoxed, take_ready};
 use super::layer::later_route_traffic;
 use crate::security::ext_auth::BufferedBody;
 
@@ -28,29 +28,6 @@ impl<S> RequestBufferFromRoute<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
         RequestBufferFromRoute { inner }
-    }
-}
-
-/// The future of [`RequestBufferFromRoute`]: the inner one, or buffering first (boxed).
-#[pin_project::pin_project(project = BufferProjection)]
-pub enum BufferFuture<F, R> {
-    /// Streamed.
-    Inner(#[pin] F),
-    /// Buffered first.
-    Buffered(Pin<Box<dyn Future<Output = Result<R, RouteError>> + Send>>),
-}
-
-impl<F, R> Future for BufferFuture<F, R>
-where
-    F: Future<Output = Result<R, RouteError>>,
-{
-    type Output = Result<R, RouteError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            BufferProjection::Inner(future) => future.poll(cx),
-            BufferProjection::Buffered(future) => future.as_mut().poll(cx),
-        }
     }
 }
 
@@ -94,7 +71,7 @@ where
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = BufferFuture<S::Future, Response<RB>>;
+    type Future = InnerOrBoxed<S::Future, Response<RB>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -104,12 +81,10 @@ where
         let Some((limit, policy)) = later_route_traffic(&request)
             .and_then(|t| Some((t.policy.request_buffer?, t.name.clone())))
         else {
-            return BufferFuture::Inner(self.inner.call(request));
+            return InnerOrBoxed::Inner(self.inner.call(request));
         };
-        // The ready service goes with the request; a fresh clone stays for the next one.
-        let fresh = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, fresh);
-        BufferFuture::Buffered(Box::pin(async move {
+        let mut ready = take_ready(&mut self.inner);
+        InnerOrBoxed::Boxed(Box::pin(async move {
             let request = buffer_request(request, limit, &policy).await?;
             poll_fn(|cx| ready.poll_ready(cx)).await?;
             ready.call(request).await

@@ -6,8 +6,7 @@
 //! draft-03 `x-ratelimit-*` headers; response costs are charged once the response arrives.
 //! Requests of routes without a global limit cost one slot lookup.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +15,7 @@ use routing::router::RouteError;
 use tower::Service;
 
 use super::facts::with_facts;
+use super::future::{InnerOrBoxed, take_ready};
 use super::layer::{RateLimitHeadersOff, later_route_traffic};
 
 /// Applies the matched rule's global rate limit.
@@ -28,29 +28,6 @@ impl<S> GlobalRateLimitFromRoute<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
         GlobalRateLimitFromRoute { inner }
-    }
-}
-
-/// The future of [`GlobalRateLimitFromRoute`]: the inner future, or the counted path boxed.
-#[pin_project::pin_project(project = GlobalFutureProjection)]
-pub enum GlobalRateLimitFuture<F, R> {
-    /// No global limit applies.
-    Inner(#[pin] F),
-    /// Counting, then the inner service.
-    Counted(Pin<Box<dyn Future<Output = Result<R, RouteError>> + Send>>),
-}
-
-impl<F, R> Future for GlobalRateLimitFuture<F, R>
-where
-    F: Future<Output = Result<R, RouteError>>,
-{
-    type Output = Result<R, RouteError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            GlobalFutureProjection::Inner(future) => future.poll(cx),
-            GlobalFutureProjection::Counted(future) => future.as_mut().poll(cx),
-        }
     }
 }
 
@@ -69,7 +46,7 @@ where
 {
     type Response = Response<RB>;
     type Error = RouteError;
-    type Future = GlobalRateLimitFuture<S::Future, Response<RB>>;
+    type Future = InnerOrBoxed<S::Future, Response<RB>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -77,24 +54,26 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(traffic) = later_route_traffic(&request) else {
-            return GlobalRateLimitFuture::Inner(self.inner.call(request));
+            return InnerOrBoxed::Inner(self.inner.call(request));
         };
         let Some(global) = traffic.global.clone() else {
-            return GlobalRateLimitFuture::Inner(self.inner.call(request));
+            return InnerOrBoxed::Inner(self.inner.call(request));
         };
-        let charged = with_facts(&request, |facts| {
+        let mut charged = with_facts(&request, |facts| {
             global.limit.hits(facts, since_unix_epoch())
         });
         if charged.hits.is_empty() {
-            return GlobalRateLimitFuture::Inner(self.inner.call(request));
+            return InnerOrBoxed::Inner(self.inner.call(request));
         }
         let policy = traffic.name.to_string();
         let quiet = request.extensions().get::<RateLimitHeadersOff>().is_some();
-        // The ready service goes with the request; a fresh clone stays for the next one.
-        let fresh = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, fresh);
-        GlobalRateLimitFuture::Counted(Box::pin(async move {
-            let headers = match global.counters.add(charged.hits.clone()).await {
+        let mut ready = take_ready(&mut self.inner);
+        InnerOrBoxed::Boxed(Box::pin(async move {
+            // What the response will cost is taken now; the counters' keys then move to the
+            // backend (the verdict reads only the rules and windows).
+            let later = global.limit.response_hits(&charged);
+            let hits = std::mem::take(&mut charged.hits);
+            let headers = match global.counters.add(hits).await {
                 Ok(counts) => {
                     let verdict = global.limit.decide(&charged, &counts);
                     let headers = if quiet {
@@ -118,7 +97,6 @@ where
             poll_fn(|cx| ready.poll_ready(cx)).await?;
             let mut response = ready.call(request).await?;
             response.headers_mut().extend(headers);
-            let later = global.limit.response_hits(&charged);
             if !later.is_empty() {
                 // Charged in the background: the response does not wait for it.
                 let counters = std::sync::Arc::clone(&global.counters);

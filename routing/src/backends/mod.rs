@@ -84,6 +84,16 @@ impl<B> WeightedBackends<B> {
             })
     }
 
+    /// How many backends the rule names (ready or not).
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// Whether the rule names no backend.
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
     /// The sum of the weights.
     pub fn total_weight(&self) -> u64 {
         self.cumulative.last().copied().unwrap_or(0)

@@ -218,8 +218,11 @@ impl<S> Attempt<S> {
         let rule = Arc::clone(&self.matched.rule);
         let mut effects = FilterEffects::default();
         let balancer = request.extensions().get::<PolicyBalancer>().cloned();
+        // A consistent hash seeds the choice only when there is one to make (the balancer
+        // hashes the request again for the endpoint).
         let seed = balancer
             .as_ref()
+            .filter(|_| rule.backends.len() > 1)
             .and_then(|b| b.0.backend_seed(&RequestHead::of(&request)))
             .unwrap_or_else(rand::random);
         let chosen = match rule.backends.choose(seed) {

@@ -85,6 +85,23 @@ impl Admission {
     }
 }
 
+/// The most refused connections held open for their close delay at once, per socket; past it
+/// a refused connection is closed at once (a flood over the limit cannot pile up sockets).
+pub(super) const MAX_HELD_REFUSALS: u64 = 1024;
+
+/// Closes a connection refused by the limit: after `delay`, unless `held` already counts
+/// [`MAX_HELD_REFUSALS`] connections waiting so (then at once).
+pub(super) fn close_refused(stream: TcpStream, delay: Duration, held: &Arc<AtomicU64>) {
+    if delay.is_zero() || held.load(Ordering::Relaxed) >= MAX_HELD_REFUSALS {
+        return;
+    }
+    let waiting = OpenConnection::count(held);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        drop((stream, waiting));
+    });
+}
+
 /// One open connection, counted in its socket's total until dropped.
 pub(super) struct OpenConnection(Arc<AtomicU64>);
 
@@ -123,5 +140,31 @@ mod tests {
         drop(first);
         assert_eq!(admission.refusal(&open), None);
         assert_eq!(Admission::default().refusal(&open), None);
+    }
+
+    #[tokio::test]
+    async fn refused_connections_held_for_their_delay_are_capped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let held = Arc::new(AtomicU64::new(MAX_HELD_REFUSALS - 1));
+        let client = TcpStream::connect(address).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        close_refused(accepted, Duration::from_secs(60), &held);
+        assert_eq!(held.load(Ordering::Relaxed), MAX_HELD_REFUSALS);
+        // At the cap: the next one is closed at once, not held.
+        let mut second = TcpStream::connect(address).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        close_refused(accepted, Duration::from_secs(60), &held);
+        assert_eq!(held.load(Ordering::Relaxed), MAX_HELD_REFUSALS);
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut second, &mut byte),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(read, 0, "closed at once");
+        drop(client);
     }
 }

@@ -7,14 +7,13 @@
 //! encoded and does not forbid it (`cache-control: no-transform`). Other rules' answers pass
 //! through untouched.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use mesh_policy::traffic::compile::Compression;
+use mesh_policy::traffic::future::{InnerOrBoxed, take_ready};
 use mesh_policy::traffic::layer::later_route_traffic;
 use routing::router::RouteError;
 use tower::{Layer, Service, ServiceExt};
@@ -70,33 +69,6 @@ impl<S> CompressFromRoute<S> {
     }
 }
 
-/// The future of [`CompressFromRoute`].
-pub type CompressFuture =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, RouteError>> + Send>>;
-
-/// The future: the inner one untouched, or the compressing path boxed.
-#[pin_project::pin_project(project = CompressProjection)]
-pub enum MaybeCompressed<F> {
-    /// No compression for this rule.
-    Plain(#[pin] F),
-    /// Compressed.
-    Compressed(CompressFuture),
-}
-
-impl<F> Future for MaybeCompressed<F>
-where
-    F: Future<Output = Result<Response<ResponseBody>, RouteError>>,
-{
-    type Output = Result<Response<ResponseBody>, RouteError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            CompressProjection::Plain(future) => future.poll(cx),
-            CompressProjection::Compressed(future) => future.as_mut().poll(cx),
-        }
-    }
-}
-
 fn layer_for(settings: Compression) -> CompressionLayer<impl Predicate> {
     let layer = CompressionLayer::new()
         .gzip(settings.gzip)
@@ -117,7 +89,7 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = RouteError;
-    type Future = MaybeCompressed<S::Future>;
+    type Future = InnerOrBoxed<S::Future, Response<ResponseBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RouteError>> {
         self.inner.poll_ready(cx)
@@ -126,18 +98,16 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(settings) = later_route_traffic(&request).and_then(|t| t.policy.compression)
         else {
-            return MaybeCompressed::Plain(self.inner.call(request));
+            return InnerOrBoxed::Inner(self.inner.call(request));
         };
-        // The ready service goes with the request; a fresh clone stays for the next one.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
+        let ready = take_ready(&mut self.inner);
         // The backend never sees the client's Accept-Encoding (tower-http reads it first).
         let stripped = tower::util::MapRequest::new(ready, |mut request: Request<B>| {
             request.headers_mut().remove(ACCEPT_ENCODING);
             request
         });
         let compressing = layer_for(settings).layer(stripped);
-        MaybeCompressed::Compressed(Box::pin(async move {
+        InnerOrBoxed::Boxed(Box::pin(async move {
             let response = compressing.oneshot(request).await?;
             Ok(response.map(|body| body.map_err(BodyError::new).boxed()))
         }))

@@ -17,7 +17,7 @@ mod tls;
 mod tunnels;
 mod udp;
 
-pub use compression::{CompressFromRoute, CompressFuture, MaybeCompressed};
+pub use compression::CompressFromRoute;
 pub use http::{HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{

@@ -34,7 +34,7 @@ use tower::ServiceExt;
 
 use hbone::peer::{Peer, PeerTransport};
 
-use super::admission::{Admission, OpenConnection};
+use super::admission::{Admission, OpenConnection, close_refused};
 use super::compression::CompressFromRoute;
 use super::http::serve_http;
 use super::proxy::accept_proxy_header;
@@ -261,6 +261,7 @@ impl Sockets {
                             draining: self.draining.subscribe(),
                             denial_log: self.denial_log.clone(),
                             open: Arc::new(AtomicU64::new(0)),
+                            held: Arc::new(AtomicU64::new(0)),
                         },
                     )),
                     Bound::Udp(udp) => tokio::spawn(udp_socket_loop(
@@ -337,6 +338,8 @@ struct ConnectionContext {
     denial_log: Option<DenialLog>,
     /// Connections open on this socket (across reloads).
     open: Arc<AtomicU64>,
+    /// Refused connections waiting out their close delay.
+    held: Arc<AtomicU64>,
 }
 
 async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
@@ -349,10 +352,7 @@ async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
         let admission = context.state.load().admission;
         // Over the listener's limit: held for the close delay, then closed unanswered.
         if let Some(delay) = admission.refusal(&context.open) {
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                drop(stream);
-            });
+            close_refused(stream, delay, &context.held);
             continue;
         }
         admission.prepare(&stream);

@@ -28,6 +28,20 @@ pub struct BucketCheck {
 }
 
 impl BucketCheck {
+    /// Whether this check (of a rule that `refuses` the request, or not) is the one to report
+    /// in the headers rather than `seen`: a refusing rule first, then the one with the fewest
+    /// tokens left (local and global limits alike).
+    pub fn reports_before(
+        refuses: bool,
+        check: &BucketCheck,
+        seen: Option<&(bool, BucketCheck)>,
+    ) -> bool {
+        seen.is_none_or(|(refused, seen)| {
+            (refuses, std::cmp::Reverse(check.remaining))
+                > (*refused, std::cmp::Reverse(seen.remaining))
+        })
+    }
+
     /// Time until the bucket refills (`x-ratelimit-reset`).
     pub fn reset(&self) -> Duration {
         Duration::from_nanos(self.reset_nanos)

@@ -115,12 +115,7 @@ impl GlobalRateLimit {
         for (index, global) in self.rules.iter().enumerate() {
             // A stable hash (not a per-process key): every gateway must build the same key.
             let mut values = HashedValues(XxHash64::with_seed(0));
-            if !global
-                .rule
-                .selectors
-                .iter()
-                .all(|s| s.matches(facts, &mut values))
-            {
+            if !global.rule.matches(facts, &mut values) {
                 continue;
             }
             let unit = global.rule.unit.as_secs().max(1);
@@ -145,7 +140,8 @@ impl GlobalRateLimit {
         charged
     }
 
-    /// The verdict on `charged` given the counts after charging.
+    /// The verdict on `charged` given the counts after charging (only the rules and windows
+    /// are read: the hits may have moved to the backend).
     pub fn decide(&self, charged: &Charged, counts: &[u64]) -> GlobalVerdict {
         let mut allowed = true;
         let mut report: Option<(bool, BucketCheck, u64)> = None;
@@ -164,11 +160,8 @@ impl GlobalRateLimit {
                     remaining: u64::from(limit).saturating_sub(*count) as u32,
                     reset_nanos: reset.saturating_mul(1_000_000_000),
                 };
-                let better = report.as_ref().is_none_or(|(refused, seen, _)| {
-                    (refuses, std::cmp::Reverse(check.remaining))
-                        > (*refused, std::cmp::Reverse(seen.remaining))
-                });
-                if better {
+                let seen = report.as_ref().map(|(refused, seen, _)| (*refused, *seen));
+                if BucketCheck::reports_before(refuses, &check, seen.as_ref()) {
                     report = Some((refuses, check, global.rule.unit.as_secs().max(1)));
                 }
             }

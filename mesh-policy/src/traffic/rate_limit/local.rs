@@ -20,7 +20,7 @@ use lru::LruCache;
 
 use super::bucket::{BucketCheck, TokenBucket};
 use super::clock::Epoch;
-use super::rules::{ClientSelector, HashedValues, RequestFacts};
+use super::rules::{ClientSelector, DistinctValues, HashedValues, RequestFacts};
 
 /// How many distinct buckets a rule keeps (Envoy Gateway's `max_dynamic_descriptors`).
 pub const MAX_DISTINCT_BUCKETS: usize = 10_000;
@@ -45,6 +45,12 @@ pub struct RateLimitRule {
 }
 
 impl RateLimitRule {
+    /// Whether every selector matches `facts` (a rule without selectors matches all); the
+    /// distinct values keyed on are pushed onto `key`.
+    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut dyn DistinctValues) -> bool {
+        self.selectors.iter().all(|s| s.matches(facts, key))
+    }
+
     fn distinct(&self) -> bool {
         use super::rules::ValueMatch;
         self.selectors.iter().any(|s| {
@@ -232,27 +238,16 @@ impl LocalRateLimit {
         let mut report: Option<(bool, BucketCheck)> = None;
         for buckets in &self.selected {
             let mut key = HashedValues(buckets.keys.build_hasher());
-            if !buckets
-                .rule
-                .selectors
-                .iter()
-                .all(|s| s.matches(facts, &mut key))
-            {
+            if !buckets.rule.matches(facts, &mut key) {
                 continue;
             }
             matched = true;
             let check = buckets.take(key.0.finish(), now);
             let refuses = !check.allowed && !buckets.rule.shadow;
             allowed &= !refuses;
-            if buckets.rule.headers {
-                // A refusing rule is reported first, then the one with the fewest tokens left.
-                let better = report.is_none_or(|(refused, seen)| {
-                    (refuses, std::cmp::Reverse(check.remaining))
-                        > (refused, std::cmp::Reverse(seen.remaining))
-                });
-                if better {
-                    report = Some((refuses, check));
-                }
+            if buckets.rule.headers && BucketCheck::reports_before(refuses, &check, report.as_ref())
+            {
+                report = Some((refuses, check));
             }
         }
         if !matched {
