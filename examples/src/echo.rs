@@ -1,7 +1,9 @@
 //! An echo backend: answers every request with a JSON description of the request it saw —
 //! `path` (the raw target, query included), `host` (the raw `Host`, port included), `method`,
 //! `proto`, `headers` (name → values), `namespace` and `pod` — the shape the Gateway API
-//! conformance backends use. Serves HTTP/1.1 and h2c.
+//! conformance backends use. Serves HTTP/1.1 and h2c. A request with an `x-echo-status`
+//! header is answered with that status (for tests of what a proxy does with a backend's
+//! errors).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -83,6 +85,14 @@ where
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let body = describe(&request, &identity).to_string() + "\n";
         let mut response = Response::new(Full::new(Bytes::from(body)));
+        if let Some(status) = request
+            .headers()
+            .get("x-echo-status")
+            .and_then(|value| value.to_str().ok()?.parse::<u16>().ok())
+            .and_then(|code| http::StatusCode::from_u16(code).ok())
+        {
+            *response.status_mut() = status;
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),

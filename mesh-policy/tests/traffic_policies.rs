@@ -7,7 +7,7 @@ use mesh_policy::traffic::attach::AttachedBackendTraffic;
 use mesh_policy::traffic::client_ip::{ClientIpDetection, XffTrust};
 use mesh_policy::traffic::path::EscapedSlashes;
 use routing::loader::load_str;
-use routing::model::ObjectKey;
+use routing::model::{Config, ObjectKey};
 use routing::resolve::ObjectStatus;
 use routing::slot::{PolicyCompiler, PolicySlot, RuleTarget};
 
@@ -397,7 +397,7 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
     use mesh_policy::traffic::model::BackendTrafficPolicySpec;
     let compile = |yaml: &str| {
         let spec: BackendTrafficPolicySpec = serde_yaml_ng::from_str(yaml).unwrap();
-        spec.compile(&ObjectKey::new("default", "p"))
+        spec.compile(&ObjectKey::new("default", "p"), &Config::default())
     };
     let defaults = compile("retry: {}").unwrap().retry.unwrap();
     assert_eq!(defaults.retry.codes, [503]);
@@ -528,7 +528,7 @@ fn compressors_compile_with_their_minimum_length() {
     let compile = |yaml: &str| {
         serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
             .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key))
+            .and_then(|spec| spec.compile(&key, &Config::default()))
             .map(|compiled| compiled.compression)
     };
     assert_eq!(
@@ -567,4 +567,68 @@ fn compressors_compile_with_their_minimum_length() {
     assert_eq!(q("1k"), Some(1000));
     assert_eq!(q("1Ti"), None);
     assert_eq!(q("99999999999999999999Gi"), None);
+}
+
+#[test]
+fn response_overrides_compile_with_the_crd_rules() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    use mesh_policy::traffic::response_override::ResponseSource;
+    let key = ObjectKey::new("shop", "pages");
+    let config = load_str(
+        "pages.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pages, namespace: shop}\n\
+         data: {response.body: sorry}\n",
+    )
+    .unwrap()
+    .config;
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &config))
+            .map(|compiled| compiled.response_override)
+    };
+    let rules = compile(
+        "responseOverride:\n\
+         - match: {statusCodes: [{value: 404}, {type: Range, range: {start: 500, end: 599}}]}\n  \
+           source: Local\n  \
+           response: {body: {type: ValueRef, valueRef: {kind: ConfigMap, name: pages}}}",
+    )
+    .unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].source, ResponseSource::Local);
+    assert_eq!(rules[0].edits.body.as_deref(), Some(&b"sorry"[..]));
+    assert!(compile("{}").unwrap().is_empty());
+    for (yaml, expected) in [
+        (
+            "responseOverride: [{match: {statusCodes: []}, response: {statusCode: 200}}]",
+            "spec.responseOverride[0].match.statusCodes: at least one",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{type: Range, range: {start: 504, end: 500}}]}, response: {}}]",
+            "start after end",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{value: 700}]}, response: {}}]",
+            "700 is not an HTTP status",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{value: 404}]}, source: Elsewhere, response: {}}]",
+            "source: unsupported value",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{value: 404}]}, response: {body: {type: ValueRef, valueRef: {kind: ConfigMap, name: missing}}}}]",
+            "ConfigMap shop/missing not found",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{value: 404}]}, redirect: {hostname: x.example}}]",
+            "redirect: not enforced",
+        ),
+        (
+            "responseOverride: [{match: {statusCodes: [{value: 404}]}, response: {body: {inline: a, valueRef: {kind: ConfigMap, name: pages}}}}]",
+            "type Inline needs inline (and no valueRef)",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
 }

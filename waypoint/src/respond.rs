@@ -31,7 +31,9 @@
 //! Answers have an empty body, except those with Envoy's local-reply text (403
 //! `RBAC: access denied`) and relayed authorizer answers: [`Respond`] marks such answers with
 //! a [`LocalReply`] extension, and [`with_local_reply_body`] writes the body into the
-//! runtime's own body type. [`Respond`] is
+//! runtime's own body type. Every answer made here carries
+//! [`LocalAnswer`](routing::router::LocalAnswer), so that a response override outside this
+//! layer can tell the proxy's answers from a backend's. [`Respond`] is
 //! the layer that applies this table to an inner
 //! service whose error is a [`RouteError`], making it infallible for hyper or axum.
 
@@ -41,7 +43,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use routing::router::RouteError;
+use routing::router::{LocalAnswer, RouteError};
 use tower::{Layer, Service};
 
 /// The HTTP status for `error`.
@@ -97,6 +99,7 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// `grpc-status` and `grpc-message`.
 pub fn answer<B: Default>(error: &RouteError, grpc: bool) -> Response<B> {
     let mut response = Response::new(B::default());
+    response.extensions_mut().insert(LocalAnswer);
     if let Some(refusal) = policy_refusal(error) {
         response.extensions_mut().insert(refusal);
     }

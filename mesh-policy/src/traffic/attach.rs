@@ -152,7 +152,7 @@ impl TrafficPolicies {
         for object in oldest_first(config, "BackendTrafficPolicy") {
             records.push(policies.read_backend(object, config));
         }
-        policies.merge_route_policies();
+        policies.merge_route_policies(config);
         for record in &mut records {
             record.extra = policies.overrides(record);
         }
@@ -248,7 +248,7 @@ impl TrafficPolicies {
                     config,
                 ));
                 let merge = policy.spec.merge_type.is_some();
-                let compiled = policy.spec.compile(&key).and_then(|compiled| {
+                let compiled = policy.spec.compile(&key, config).and_then(|compiled| {
                     if compiled.global.is_some() && self.runtime.counters.is_none() {
                         Err("spec.rateLimit.global: no rate-limit backend is configured (the gateway's --rate-limit-redis)".into())
                     } else {
@@ -445,7 +445,7 @@ impl TrafficPolicies {
     /// Merges every route policy with a `mergeType` into the policies of its route's
     /// Gateways (a merge that does not compile is reported; the route policy then applies
     /// alone on that Gateway).
-    fn merge_route_policies(&mut self) {
+    fn merge_route_policies(&mut self, config: &Config) {
         for ((kind, route, _), own) in &self.routes {
             if !own.merge {
                 continue;
@@ -458,7 +458,7 @@ impl TrafficPolicies {
                 if !parents.contains(gateway) || self.merged.contains_key(&pair) {
                     continue;
                 }
-                match merged(parent, own) {
+                match merged(parent, own, config) {
                     Ok(compiled) => {
                         self.merged.insert(pair, Arc::new(compiled));
                     }
@@ -596,7 +596,11 @@ fn merge_patch(base: &mut Value, patch: &Value) {
 }
 
 /// The route policy `own` merged into the Gateway policy `parent` (named as `own`).
-fn merged(parent: &BackendEntry, own: &BackendEntry) -> Result<CompiledBackendTraffic, String> {
+fn merged(
+    parent: &BackendEntry,
+    own: &BackendEntry,
+    config: &Config,
+) -> Result<CompiledBackendTraffic, String> {
     let mut spec = parent.spec.clone();
     merge_patch(&mut spec, &own.spec);
     if let Value::Mapping(map) = &mut spec {
@@ -606,7 +610,7 @@ fn merged(parent: &BackendEntry, own: &BackendEntry) -> Result<CompiledBackendTr
     }
     let spec: BackendTrafficPolicySpec =
         serde_yaml_ng::from_value(spec).map_err(|e| e.to_string())?;
-    spec.compile(&own.compiled.policy)
+    spec.compile(&own.compiled.policy, config)
 }
 
 impl PolicyCompiler for TrafficPolicies {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 use http::{Method, StatusCode};
 use routing::compiled::Backend;
-use routing::model::ObjectKey;
+use routing::model::{Config, ObjectKey};
 use routing::resolve::parse_duration;
 use routing::router::PolicyBalancer;
 
@@ -118,6 +118,8 @@ pub struct CompiledBackendTraffic {
     pub compression: Option<Compression>,
     /// `requestBuffer.limit`, in bytes.
     pub request_buffer: Option<usize>,
+    /// `responseOverride` (empty: none).
+    pub response_override: Vec<super::response_override::OverrideRule>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -350,7 +352,7 @@ impl ClientTrafficPolicySpec {
 }
 
 /// Envoy Gateway's header filter, validated (at most 64 entries per list).
-fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<HeaderEdits, String> {
+pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<HeaderEdits, String> {
     let pairs = |list: &[routing::model::HttpHeader], field: &str| {
         if list.len() > 64 {
             return Err(format!("{field}: at most 64 entries"));
@@ -395,8 +397,12 @@ fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {
 }
 
 impl BackendTrafficPolicySpec {
-    /// Compiles the spec of policy `key`.
-    pub fn compile(&self, key: &ObjectKey) -> Result<CompiledBackendTraffic, String> {
+    /// Compiles the spec of policy `key` (its ConfigMap references resolved in `config`).
+    pub fn compile(
+        &self,
+        key: &ObjectKey,
+        config: &Config,
+    ) -> Result<CompiledBackendTraffic, String> {
         not_yet(self.unsupported())?;
         if let Some(merge) = self.merge_type.as_deref()
             && !matches!(merge, "StrategicMerge" | "JSONMerge")
@@ -536,7 +542,14 @@ impl BackendTrafficPolicySpec {
                     })?,
             ),
         };
+        let response_override = match &self.response_override {
+            None => Vec::new(),
+            Some(specs) => {
+                super::response_override::spec::compile_overrides(specs, &key.namespace, config)?
+            }
+        };
         Ok(CompiledBackendTraffic {
+            response_override,
             request_buffer,
             compression,
             use_client_protocol: self.use_client_protocol == Some(true),

@@ -160,7 +160,11 @@ impl std::fmt::Display for PolicyName<'_> {
 
 /// The BackendTrafficPolicy state of the request's matched rule on its listener.
 pub fn route_traffic<B>(request: &Request<B>) -> Option<&RouteTraffic> {
-    let matched = request.extensions().get::<MatchedRoute>()?;
+    traffic_of(request.extensions().get::<MatchedRoute>()?)
+}
+
+/// The BackendTrafficPolicy state of `matched`'s rule on its listener.
+pub fn traffic_of(matched: &MatchedRoute) -> Option<&RouteTraffic> {
     let attached = matched.rule.policy.get::<AttachedBackendTraffic>()?;
     let listener = matched
         .listener

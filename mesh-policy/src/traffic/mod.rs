@@ -23,6 +23,7 @@ pub mod model;
 pub mod normalize;
 pub mod path;
 pub mod rate_limit;
+pub mod response_override;
 
 pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies};
 pub use buffer::RequestBufferFromRoute;
@@ -33,3 +34,4 @@ pub use global_layer::GlobalRateLimitFromRoute;
 pub use layer::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
 pub use normalize::{Normalization, PathNormalizationLayer};
 pub use rate_limit::{LocalRateLimit, LocalRateLimitLayer};
+pub use response_override::OverrideResponses;

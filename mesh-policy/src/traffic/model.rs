@@ -262,9 +262,9 @@ pub struct BackendTrafficPolicySpec {
     /// Response compression, in order of preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compressor: Option<Vec<CompressorSpec>>,
-    /// Not enforced yet.
+    /// Responses replaced by status (and headers), first match wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_override: NotYet,
+    pub response_override: Option<Vec<super::response_override::spec::ResponseOverrideSpec>>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_upgrade: NotYet,
@@ -893,7 +893,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.http2, "spec.http2");
-        set(&mut found, &self.response_override, "spec.responseOverride");
         set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.routing_type, "spec.routingType");

@@ -102,6 +102,17 @@ impl MeshRoutes {
     }
 }
 
+impl MeshPort {
+    /// Every rule of the port: its producer and consumer routes' and the implicit one.
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<HttpRule>> {
+        self.producer
+            .iter()
+            .chain(self.consumers.values())
+            .flat_map(|table| table.targets())
+            .chain(std::iter::once(&self.default_rule))
+    }
+}
+
 impl MeshService {
     /// The port numbered `port`.
     pub fn port(&self, port: u16) -> Option<&MeshPort> {

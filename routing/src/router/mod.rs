@@ -20,6 +20,7 @@
 //!
 //! [`Router`] and [`MeshRouter`] are the three layers assembled.
 
+mod answer_seam;
 mod apply;
 mod balance;
 mod dispatch;
@@ -37,6 +38,7 @@ use std::task::{Context, Poll};
 
 use http::Request;
 
+pub use answer_seam::{LocalAnswer, MatchedRouteSlot};
 pub use balance::{
     BalanceEndpoints, EndpointPick, LocalFailure, ObserveTries, PolicyBalancer, RequestHead,
     SelectedEndpoint, TryOutcome, TryTicket,

@@ -10,7 +10,7 @@ use http::header::{self, HeaderValue};
 use tower::{Layer, Service};
 
 use super::future::EarlyOrInner;
-use super::{ListenerSet, MatchedRoute, RouteError, TlsServerName};
+use super::{ListenerSet, MatchedRoute, MatchedRouteSlot, RouteError, TlsServerName};
 use crate::compiled::{CompiledListener, ListenerRoutes};
 use crate::http_route::RequestView;
 
@@ -99,6 +99,9 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         match self.selector.select_route(&mut request) {
             Ok(matched) => {
+                if let Some(slot) = request.extensions().get::<MatchedRouteSlot>() {
+                    slot.fill(&matched);
+                }
                 request.extensions_mut().insert(matched);
                 EarlyOrInner::Inner(self.inner.call(request))
             }
@@ -155,6 +158,9 @@ pub fn reselect<B>(request: &mut Request<B>) -> Result<(), RouteError> {
         Arc::clone(&table.select(&view).ok_or(RouteError::NoRoute)?.target)
     };
     let matched = MatchedRoute::on_listener(Arc::clone(&listener), target);
+    if let Some(slot) = request.extensions().get::<MatchedRouteSlot>() {
+        slot.fill(&matched);
+    }
     request.extensions_mut().insert(matched);
     Ok(())
 }

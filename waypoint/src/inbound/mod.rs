@@ -21,8 +21,8 @@ pub use compression::CompressFromRoute;
 pub use http::{HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{
-    ApplyReport, DenialLog, GatewayRequestPath, SocketKey, Sockets, UnavailableSocket,
-    gateway_request_path, group_listeners,
+    AnsweredRequestPath, ApplyReport, DenialLog, GatewayRequestPath, SocketKey, Sockets,
+    UnavailableSocket, answered_request_path, gateway_request_path, group_listeners,
 };
 pub use tls::TlsSetupError;
 pub use tunnels::{HttpInTunnels, serve_with_peer};

@@ -13,12 +13,12 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request, Response};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
-    RequestBufferFromRoute,
+    OverrideResponses, RequestBufferFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tower::util::MapResponse;
 
 use hbone::peer::{Peer, PeerTransport};
 
@@ -43,7 +44,7 @@ use super::tls::{Terminators, TlsSetupError, server_config, terminators};
 use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
-use crate::outbound::{Forwarder, ResponseBody};
+use crate::outbound::{Forwarder, ResponseBody, full_body};
 use crate::respond::{PolicyRefusal, Respond, with_local_reply_body};
 
 /// How long a client may take to complete the TLS handshake.
@@ -127,7 +128,7 @@ struct SocketState {
     /// Acceptors of the TLS listeners in Terminate mode.
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
-    router: Respond<GatewayRequestPath>,
+    router: AnsweredRequestPath,
     /// How connections are admitted (the listeners' ClientTrafficPolicies).
     admission: Admission,
 }
@@ -215,10 +216,7 @@ impl Sockets {
                         new_sockets.insert(key, socket);
                     }
                     let tls = tls.map(TlsAcceptor::from);
-                    let router = Respond::new(gateway_request_path(
-                        Arc::clone(&listeners),
-                        self.forwarder.clone(),
-                    ));
+                    let router = answered_request_path(&listeners, self.forwarder.clone());
                     let admission = Admission::of(&listeners);
                     states.insert(
                         key,
@@ -458,6 +456,23 @@ pub fn gateway_request_path(
     )
 }
 
+/// [`GatewayRequestPath`] with its errors answered ([`Respond`], local-reply bodies written)
+/// and the answers overridden by the matched rule's BackendTrafficPolicy `responseOverride`.
+pub type AnsweredRequestPath = OverrideResponses<
+    MapResponse<Respond<GatewayRequestPath>, fn(Response<ResponseBody>) -> Response<ResponseBody>>,
+    ResponseBody,
+>;
+
+/// [`AnsweredRequestPath`] over `listeners`, forwarding through `forwarder`.
+pub fn answered_request_path(
+    listeners: &Arc<ListenerSet>,
+    forwarder: Forwarder,
+) -> AnsweredRequestPath {
+    let respond = Respond::new(gateway_request_path(Arc::clone(listeners), forwarder));
+    let with_bodies: fn(Response<ResponseBody>) -> Response<ResponseBody> = with_local_reply_body;
+    OverrideResponses::for_listeners(listeners, MapResponse::new(respond, with_bodies), full_body)
+}
+
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
 /// the gateway drains: each request tagged (SNI, [`Peer`], forwarded headers) and routed through
 /// `Respond` → [`GatewayRequestPath`] over the socket's current listeners → the forwarder.
@@ -490,8 +505,9 @@ async fn serve_http_routed<IO>(
         // What the denial line names, taken before the request moves (only when asked for).
         let described = denial_log.as_ref().map(|_| describe_request(&request));
         async move {
-            // Local replies (401, 403) carry Envoy's text, as the mesh waypoint's do.
-            let response = router.oneshot(request).await.map(with_local_reply_body);
+            // Local replies (401, 403) carry Envoy's text, as the mesh waypoint's do, unless
+            // a response override replaced them.
+            let response = router.oneshot(request).await;
             if let Ok(response) = &response {
                 metrics.request_served(response.status().as_u16());
                 if let Some(refusal) = response.extensions().get::<PolicyRefusal>() {

@@ -21,8 +21,11 @@ use hbone::peer::Peer;
 use hbone::proxy_protocol::{AcceptorConfig, read_proxy_header};
 use hbone::server::{ConnectDecision, ConnectRequest, HboneServer};
 use hbone::tls::{HboneTls, TlsConfigError, WorkloadCertificate};
-use http::{Method, Request, StatusCode};
-use mesh_policy::traffic::{BackendTrafficFromRoute, FaultFromRoute, RequestBufferFromRoute};
+use http::{Method, Request, Response, StatusCode};
+use mesh_policy::traffic::response_override::has_overrides;
+use mesh_policy::traffic::{
+    BackendTrafficFromRoute, FaultFromRoute, OverrideResponses, RequestBufferFromRoute,
+};
 use prometheus_client::registry::Registry;
 use routing::backends::BackendChoice;
 use routing::loader::LoadError;
@@ -32,6 +35,7 @@ use routing::router::{Dispatch, MeshDestination, RuleFilters, Select};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+use tower::util::MapResponse;
 
 use super::identities::{EndpointIdentityMap, expected_identities};
 use super::metrics::{ByteCount, ConnectionSeries, CountedBody, RequestMetrics};
@@ -426,6 +430,9 @@ where
     let service: Option<ObjectKey> = routes
         .by_address(destination)
         .map(|(service, _)| service.service.clone());
+    let overrides = routes
+        .by_address(destination)
+        .is_some_and(|(_, port)| port.rules().any(|rule| has_overrides(rule)));
     let waypoint_policies = lane.state.policies.load_full();
     let policies = match &service {
         Some(service) => Arc::clone(waypoint_policies.for_service(service)),
@@ -456,12 +463,23 @@ where
             // Istio's policies, route selection, the rule's BackendTrafficPolicy (faults, then
             // rate limit, circuit breaker, request timeout, request buffer, compression), its
             // filters, dispatch.
-            let router = Respond::new(IstioAuthorization::new(Select::new(
+            let respond = Respond::new(IstioAuthorization::new(Select::new(
                 routes,
                 FaultFromRoute::new(BackendTrafficFromRoute::new(RequestBufferFromRoute::new(
                     CompressFromRoute::new(RuleFilters::new(Dispatch::new(lane.forwarder.clone()))),
                 ))),
             )));
+            // Local-reply bodies written, then the rule's responseOverride (when a rule of
+            // this port has one).
+            let with_bodies: fn(Response<ResponseBody>) -> Response<ResponseBody> =
+                with_local_reply_body;
+            let mut router = OverrideResponses::new(
+                MapResponse::new(respond, with_bodies),
+                crate::outbound::full_body,
+            );
+            if !overrides {
+                router = router.disabled();
+            }
             let http = tower::service_fn(move |request: Request<ResponseBody>| {
                 let started = Instant::now();
                 let received = ByteCount::default();
@@ -488,7 +506,7 @@ where
                 let answered = router.clone().oneshot(request);
                 let series = Arc::clone(&series);
                 async move {
-                    let response = with_local_reply_body(answered.await?);
+                    let response = answered.await?;
                     if let (Some(log), Some(described), Some(refusal)) = (
                         &denial_log,
                         &described,

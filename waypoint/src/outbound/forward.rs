@@ -35,6 +35,13 @@ use super::idle_timeout::IdleTimeoutBody;
 /// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, BodyError>;
 
+/// A [`ResponseBody`] of `bytes`.
+pub fn full_body(bytes: Bytes) -> ResponseBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 7] = [
     "connection",

@@ -1,0 +1,38 @@
+//! What a layer outside the error-to-answer step needs to adjust an answer after the fact
+//! (a response override, late response headers): which rule the request matched, and whether
+//! the answer was made locally rather than relayed from a backend.
+
+use std::sync::{Arc, Mutex};
+
+use super::MatchedRoute;
+
+/// A request extension through which route selection reports the rule it matched to a layer
+/// outside it. The outer layer inserts an empty slot; [`Select`](super::Select) and
+/// [`reselect`](super::reselect) fill it; the outer layer reads it once the answer is made —
+/// including an answer to an error, when no response carries the route any more.
+#[derive(Debug, Clone, Default)]
+pub struct MatchedRouteSlot(Arc<Mutex<Option<MatchedRoute>>>);
+
+impl MatchedRouteSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        MatchedRouteSlot::default()
+    }
+
+    /// Records `matched` (the latest selection wins).
+    pub fn fill(&self, matched: &MatchedRoute) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(matched.clone());
+        }
+    }
+
+    /// The route recorded, if selection got that far.
+    pub fn take(&self) -> Option<MatchedRoute> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Marks a response the proxy made itself (the answer to a [`RouteError`](super::RouteError):
+/// a refusal, a rate limit, an unreachable backend), as opposed to one relayed from a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalAnswer;
