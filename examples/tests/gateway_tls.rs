@@ -355,18 +355,6 @@ async fn grpc_backends_under_tls_are_offered_h2_and_spoken_to_in_http2() {
     );
 }
 
-/// A ConfigMap `name` holding the PEM file `ca` as `ca.crt`.
-fn ca_config_map(name: &str, ca: &std::path::Path) -> String {
-    let indented: String = std::fs::read_to_string(ca)
-        .unwrap()
-        .lines()
-        .map(|l| format!("    {l}\n"))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  ca.crt: |\n{indented}---\n"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn frontend_client_certificates_are_validated_by_default_and_per_port() {
     let (strict, fallback) = (free_port(), free_port());

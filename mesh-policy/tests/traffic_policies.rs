@@ -430,7 +430,7 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
     let compile = |yaml: &str| {
         serde_yaml_ng::from_str::<ClientTrafficPolicySpec>(yaml)
             .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key))
+            .and_then(|spec| spec.compile(&key, &Config::default()))
     };
     let defaults = compile("{}").unwrap();
     assert_eq!(defaults.request_id, RequestIdPolicy::Generate);

@@ -83,6 +83,18 @@ pub fn tls_secret(name: &str, (cert, key): &(String, String)) -> String {
     )
 }
 
+/// A ConfigMap `name` whose `ca.crt` is the PEM file `ca`.
+pub fn ca_config_map(name: &str, ca: &Path) -> String {
+    let indented: String = std::fs::read_to_string(ca)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  ca.crt: |\n{indented}---\n"
+    )
+}
+
 /// An `openssl s_server -www` on 127.0.0.1:`port` with the certificate `stem` in `dir`.
 pub async fn openssl_server(dir: &Path, stem: &str, port: u16) -> Child {
     let child = Command::new("openssl")

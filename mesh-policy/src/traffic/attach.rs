@@ -194,7 +194,7 @@ impl TrafficPolicies {
                     &policy.spec.target_selectors,
                     config,
                 ));
-                (policy.spec.compile(&key), targets)
+                (policy.spec.compile(&key, config), targets)
             }
             Err(error) => (Err(error.to_string()), raw_targets(object)),
         };

@@ -57,6 +57,8 @@ pub struct CompiledClientTraffic {
     pub max_request_header_bytes: Option<usize>,
     /// `timeout.http.requestHeadersReceivedTimeout`.
     pub request_headers_timeout: Option<Duration>,
+    /// `tls`.
+    pub tls: Option<Arc<super::client_tls::ClientTls>>,
 }
 
 /// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
@@ -136,9 +138,23 @@ pub struct Compression {
 }
 
 impl ClientTrafficPolicySpec {
-    /// Compiles the spec of policy `key`.
-    pub fn compile(&self, key: &ObjectKey) -> Result<CompiledClientTraffic, String> {
+    /// Compiles the spec of policy `key` (its Secret and ConfigMap references resolved in
+    /// `config`).
+    pub fn compile(
+        &self,
+        key: &ObjectKey,
+        config: &Config,
+    ) -> Result<CompiledClientTraffic, String> {
         not_yet(self.unsupported())?;
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|spec| {
+                spec.compile(&key.namespace, config)
+                    .map(Arc::new)
+                    .map_err(|e| format!("spec.tls.{e}"))
+            })
+            .transpose()?;
         let detection = match &self.client_ip_detection {
             None => ClientIpDetection::Peer,
             Some(spec) => {
@@ -347,6 +363,7 @@ impl ClientTrafficPolicySpec {
             connection_limit,
             max_request_header_bytes,
             request_headers_timeout,
+            tls,
         })
     }
 }

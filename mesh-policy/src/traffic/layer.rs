@@ -56,6 +56,7 @@ impl<S> ClientTrafficFromListener<S> {
                 connection_limit: None,
                 max_request_header_bytes: None,
                 request_headers_timeout: None,
+                tls: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

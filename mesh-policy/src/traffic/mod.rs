@@ -12,6 +12,7 @@ pub mod balance;
 pub mod buffer;
 pub mod circuit_breaker;
 pub mod client_ip;
+pub mod client_tls;
 pub mod compile;
 pub mod facts;
 pub mod fault;

@@ -71,9 +71,9 @@ pub struct ClientTrafficPolicySpec {
     /// Read a PROXY v1 or v2 header before anything else on every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocolSettings>,
-    /// Not enforced yet.
+    /// TLS versions, ciphers, ALPN, resumption and client certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: NotYet,
+    pub tls: Option<super::client_tls::ClientTlsSpec>,
     /// Client-side timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<ClientTimeoutSpec>,
@@ -785,7 +785,6 @@ fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
 impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        set(&mut found, &self.tls, "spec.tls");
         if let Some(timeout) = &self.timeout {
             set(&mut found, &timeout.tcp, "spec.timeout.tcp");
             if let Some(http) = &timeout.http {

@@ -5,6 +5,7 @@
 //! every request.
 
 mod admission;
+mod client_cert;
 pub mod client_hello;
 mod compression;
 mod http;

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tower::ServiceExt;
 use tower::util::MapResponse;
 
@@ -40,7 +40,7 @@ use super::compression::CompressFromRoute;
 use super::http::serve_http;
 use super::proxy::accept_proxy_header;
 use super::streams::{passthrough, tcp};
-use super::tls::{Terminators, TlsSetupError, server_config, terminators};
+use super::tls::{SniConfigs, Terminators, TlsSetupError, server_configs, terminators};
 use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
@@ -124,7 +124,8 @@ pub fn group_listeners(
 struct SocketState {
     protocol: ListenerProtocol,
     listeners: Arc<ListenerSet>,
-    tls: Option<TlsAcceptor>,
+    /// The HTTPS listeners' TLS configurations, chosen by SNI.
+    tls: Option<Arc<SniConfigs>>,
     /// Acceptors of the TLS listeners in Terminate mode.
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
@@ -199,7 +200,7 @@ impl Sockets {
                 .map(|l| (l.gateway.clone(), l.name.clone()))
                 .collect();
             let listeners = Arc::new(ListenerSet::new(listeners));
-            let prepared = server_config(listeners.listeners(), &self.crypto)
+            let prepared = server_configs(listeners.listeners(), &self.crypto)
                 .and_then(|tls| Ok((tls, terminators(listeners.listeners(), &self.crypto)?)))
                 .map_err(|error: TlsSetupError| error.to_string())
                 .and_then(|(tls, terminators)| {
@@ -215,7 +216,7 @@ impl Sockets {
                     if let Some(socket) = socket {
                         new_sockets.insert(key, socket);
                     }
-                    let tls = tls.map(TlsAcceptor::from);
+                    let tls = tls.map(Arc::new);
                     let router = answered_request_path(&listeners, self.forwarder.clone());
                     let admission = Admission::of(&listeners);
                     states.insert(
@@ -396,11 +397,11 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
             let peer = Peer::tcp(client, stream.local_addr().ok());
             serve_http_routed(stream, peer, None, &context).await;
         }
-        (_, Some(acceptor)) => {
+        (_, Some(configs)) => {
             let mut peer = Peer::tcp(client, stream.local_addr().ok());
             peer.transport = PeerTransport::Tls;
             if let Ok(Ok(tls)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &configs)).await
             {
                 let server_name = tls.get_ref().1.server_name().map(str::to_owned);
                 serve_http_routed(tls, peer, server_name, &context).await;
@@ -408,6 +409,19 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
         }
     }
     context.metrics.connection_closed();
+}
+
+/// Completes a TLS handshake with the configuration of the listener the ClientHello's SNI
+/// names.
+async fn handshake(
+    stream: TcpStream,
+    configs: &SniConfigs,
+) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+    let config = configs
+        .choose(start.client_hello().server_name())
+        .ok_or_else(|| io::Error::other("no certificate for this server name"))?;
+    start.into_stream(config).await
 }
 
 /// The gateway's request path: the listener's ClientTrafficPolicy (client address, path and

@@ -1,27 +1,30 @@
-//! TLS termination for HTTPS listeners: one rustls configuration per socket whose certificate
-//! is chosen by SNI — the certificate of the listener the server name belongs to (exact
-//! hostname, then the longest wildcard, then the listener without a hostname) — and, for TLS
-//! listeners in Terminate mode, one acceptor per listener.
+//! TLS termination for HTTPS listeners: one rustls configuration per listener, chosen by the
+//! SNI of each ClientHello — the listener the server name belongs to (exact hostname, then
+//! the longest wildcard, then the listener without a hostname) — with the listener's
+//! certificate and ClientTrafficPolicy `tls` settings; and, for TLS listeners in Terminate
+//! mode, one acceptor per listener.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use mesh_policy::traffic::AttachedClientTraffic;
+use mesh_policy::traffic::client_tls::{ClientTls, KxGroup, Tls12Cipher, TlsVersion};
 use routing::compiled::{ClientValidation, CompiledListener, ListenerProtocol};
 use routing::model::ObjectKey;
 use routing::resolve::hostname_covers;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
-use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{
+    ClientHello, NoServerSessionStorage, ResolvesServerCert, ServerSessionMemoryCache,
+    WebPkiClientVerifier,
 };
+use rustls::sign::CertifiedKey;
+use rustls::{CipherSuite, NamedGroup, ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
+
+use super::client_cert::{InsecureFallback, policy_verifier, root_store};
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -68,41 +71,164 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The server configuration of a socket's HTTPS listeners (given most specific first), offering
-/// ALPN `h2` and `http/1.1`; `None` when none is HTTPS.
-pub(crate) fn server_config(
+/// The server configurations of a socket's HTTPS listeners, most specific hostname first; a
+/// connection's configuration is chosen by the SNI of its ClientHello.
+#[derive(Debug)]
+pub(crate) struct SniConfigs {
+    entries: Vec<(Option<String>, Arc<ServerConfig>)>,
+}
+
+impl SniConfigs {
+    /// The configuration for a ClientHello naming `server_name`: the listener the name
+    /// belongs to (exact hostname, then the longest wildcard, then the listener without a
+    /// hostname), else the first.
+    pub(crate) fn choose(&self, server_name: Option<&str>) -> Option<Arc<ServerConfig>> {
+        let name = server_name.map(str::to_ascii_lowercase);
+        self.entries
+            .iter()
+            .find(|(hostname, _)| match (hostname, &name) {
+                (None, _) => true,
+                (Some(pattern), Some(name)) => hostname_covers(pattern, name),
+                (Some(_), None) => false,
+            })
+            .or_else(|| self.entries.first())
+            .map(|(_, config)| Arc::clone(config))
+    }
+}
+
+/// The server configurations of a socket's HTTPS listeners (given most specific first), one
+/// per listener: its certificate, its ClientTrafficPolicy's `tls` (versions, ciphers, groups,
+/// ALPN — by default `h2` and `http/1.1` —, resumption, client validation) or else the
+/// Gateway's `tls.frontend` client validation; `None` when none is HTTPS.
+pub(crate) fn server_configs(
     listeners: &[Arc<CompiledListener>],
     provider: &Arc<CryptoProvider>,
-) -> Result<Option<Arc<ServerConfig>>, TlsSetupError> {
+) -> Result<Option<SniConfigs>, TlsSetupError> {
     let mut entries = Vec::new();
     for listener in listeners {
         if listener.protocol != ListenerProtocol::Https {
             continue;
         }
         if let Some(key) = certified_key(listener, provider)? {
-            entries.push((listener.hostname.clone(), key));
+            let config = listener_config(listener, key, provider)?;
+            entries.push((listener.hostname.clone(), config));
         }
     }
-    if entries.is_empty() {
-        return Ok(None);
-    }
-    // Listeners sharing a port share its client validation (the Gateway's `tls.frontend`
-    // for that port); the most specific listener's applies.
-    let validation = listeners
-        .iter()
-        .find(|listener| listener.protocol == ListenerProtocol::Https)
-        .and_then(|listener| listener.client_validation.as_ref());
-    let builder = ServerConfig::builder_with_provider(Arc::clone(provider))
-        .with_safe_default_protocol_versions()?;
-    let builder = match validation {
-        None => builder.with_no_client_auth(),
-        Some(validation) => {
-            builder.with_client_cert_verifier(client_verifier(validation, provider)?)
-        }
+    Ok((!entries.is_empty()).then_some(SniConfigs { entries }))
+}
+
+/// One HTTPS listener's server configuration.
+fn listener_config(
+    listener: &CompiledListener,
+    key: Arc<CertifiedKey>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let policy = listener
+        .policy
+        .get::<AttachedClientTraffic>()
+        .and_then(|attached| attached.0.tls.clone());
+    let provider = match &policy {
+        Some(tls) => Arc::new(restricted_provider(provider, tls)),
+        None => Arc::clone(provider),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { entries }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(config)))
+    let versions: &[&'static SupportedProtocolVersion] = match policy
+        .as_ref()
+        .map(|tls| (tls.min_version, tls.max_version))
+    {
+        Some((TlsVersion::Tls12, TlsVersion::Tls12)) => &[&rustls::version::TLS12],
+        Some((TlsVersion::Tls13, _)) => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)?;
+    let verifier = match (
+        policy
+            .as_ref()
+            .and_then(|tls| tls.client_validation.as_ref()),
+        &listener.client_validation,
+    ) {
+        (Some(validation), _) => Some(policy_verifier(validation, &provider)?),
+        (None, Some(validation)) => Some(gateway_verifier(validation, &provider)?),
+        (None, None) => None,
+    };
+    let builder = match verifier {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver {
+        entries: vec![(None, key)],
+    }));
+    config.alpn_protocols = match policy.as_ref().and_then(|tls| tls.alpn.as_ref()) {
+        Some(protocols) => protocols.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        None => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
+    if let Some(tls) = &policy {
+        // Envoy Gateway's default: no resumption unless the policy asks for it.
+        config.session_storage = if tls.stateful_resumption {
+            ServerSessionMemoryCache::new(SESSION_CACHE_SIZE)
+        } else {
+            Arc::new(NoServerSessionStorage {})
+        };
+    }
+    Ok(Arc::new(config))
+}
+
+/// Sessions remembered per listener for stateful resumption.
+const SESSION_CACHE_SIZE: usize = 4096;
+
+/// `provider` offering only the policy's TLS 1.2 suites (TLS 1.3 suites are not chosen by
+/// the policy, as in Envoy) and key-exchange groups, in its order.
+fn restricted_provider(provider: &CryptoProvider, tls: &ClientTls) -> CryptoProvider {
+    let mut restricted = provider.clone();
+    if let Some(ciphers) = &tls.ciphers {
+        let tls13 = provider
+            .cipher_suites
+            .iter()
+            .filter(|suite| suite.version() == &rustls::version::TLS13);
+        let tls12 = ciphers.iter().filter_map(|cipher| {
+            let wanted = cipher_suite(*cipher);
+            provider.cipher_suites.iter().find(|s| s.suite() == wanted)
+        });
+        restricted.cipher_suites = tls13.chain(tls12).copied().collect();
+    }
+    if let Some(groups) = &tls.kx_groups {
+        restricted.kx_groups = groups
+            .iter()
+            .filter_map(|group| {
+                let wanted = named_group(*group);
+                provider.kx_groups.iter().find(|g| g.name() == wanted)
+            })
+            .copied()
+            .collect();
+    }
+    restricted
+}
+
+fn cipher_suite(cipher: Tls12Cipher) -> CipherSuite {
+    match cipher {
+        Tls12Cipher::EcdheEcdsaAes128GcmSha256 => {
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        }
+        Tls12Cipher::EcdheRsaAes128GcmSha256 => CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        Tls12Cipher::EcdheEcdsaAes256GcmSha384 => {
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        }
+        Tls12Cipher::EcdheRsaAes256GcmSha384 => CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        Tls12Cipher::EcdheEcdsaChacha20Poly1305 => {
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+        Tls12Cipher::EcdheRsaChacha20Poly1305 => {
+            CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+        }
+    }
+}
+
+fn named_group(group: KxGroup) -> NamedGroup {
+    match group {
+        KxGroup::X25519 => NamedGroup::X25519,
+        KxGroup::P256 => NamedGroup::secp256r1,
+        KxGroup::P384 => NamedGroup::secp384r1,
+    }
 }
 
 /// TLS acceptors of a socket's TLS listeners in Terminate mode, by (Gateway, listener).
@@ -167,18 +293,14 @@ fn certified_key(
     Ok(Some(Arc::new(CertifiedKey::new(chain, signing_key))))
 }
 
-/// The verifier of client certificates for `validation`: chained to its CAs, or — in
-/// `AllowInsecureFallback` mode — anything, including no certificate.
-fn client_verifier(
+/// The verifier of the Gateway's `tls.frontend` client validation: chained to its CAs, or —
+/// in `AllowInsecureFallback` mode — anything, including no certificate.
+fn gateway_verifier(
     validation: &ClientValidation,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsSetupError> {
     let invalid = |e: &dyn std::fmt::Display| TlsSetupError::ClientValidation(e.to_string());
-    let mut roots = RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(&validation.roots_pem) {
-        let certificate = certificate.map_err(|e| invalid(&e))?;
-        roots.add(certificate).map_err(|e| invalid(&e))?;
-    }
+    let roots = root_store(&validation.roots_pem)?;
     let builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
     if validation.allow_insecure_fallback {
@@ -189,57 +311,5 @@ fn client_verifier(
         Ok(Arc::new(InsecureFallback(lenient)))
     } else {
         builder.build().map_err(|e| invalid(&e))
-    }
-}
-
-/// `AllowInsecureFallback`: asks for a client certificate and serves the client whatever it
-/// presents (a valid one, an invalid one, none).
-#[derive(Debug)]
-struct InsecureFallback(Arc<dyn ClientCertVerifier>);
-
-impl ClientCertVerifier for InsecureFallback {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        // The result is not enforced: that is what the fallback mode means.
-        let _ = self.0.verify_client_cert(end_entity, intermediates, now);
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }

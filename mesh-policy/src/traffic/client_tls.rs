@@ -1,0 +1,830 @@
+//! ClientTrafficPolicy `tls` (policy.md §1.5), read from YAML and compiled with the CRD's
+//! rules into plain data a TLS stack applies: the versions (this data plane speaks TLS 1.2
+//! and 1.3; a `minVersion` below 1.2 serves from 1.2, a `maxVersion` below 1.2 is refused),
+//! the TLS 1.2 cipher suites by OpenSSL or IANA name (Envoy's `[a|b]` groups flattened in
+//! order), the key-exchange groups, ALPN, stateful session resumption (off unless asked for,
+//! as in Envoy Gateway; tickets are not offered yet), and client certificate
+//! validation: the mode, the CA bundles (`ca.crt` of Secrets or ConfigMaps), CRLs (`ca.crl`),
+//! and the pins — SHA-256 of the certificate or of its public key, subject alternative names —
+//! that [`CertificatePins::admit`] checks against a presented certificate's facts.
+
+use regex::Regex;
+use routing::model::{Config, SecretObjectReference};
+use serde::{Deserialize, Serialize};
+
+use super::model::NotYet;
+
+/// `tls`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTlsSpec {
+    /// `Auto`, `1.0`–`1.3` (default 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// `Auto`, `1.0`–`1.3` (default 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    /// TLS 1.2 cipher suites, in preference order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ciphers: Vec<String>,
+    /// Key-exchange groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecdh_curves: Vec<String>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_algorithms: NotYet,
+    /// ALPN protocols offered (empty list: no ALPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn_protocols: Option<Vec<String>>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: NotYet,
+    /// Client certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidationSpec>,
+    /// Session resumption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionSpec>,
+}
+
+/// `tls.clientValidation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientValidationSpec {
+    /// Deprecated: `true` is `VerifyIfGiven`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// `Request`, `RequireAny`, `VerifyIfGiven` or `RequireAndVerify` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// CA bundles (key `ca.crt`), at most 8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificate_refs: Vec<SecretObjectReference>,
+    /// Base64 SHA-256 digests of accepted public keys (SPKI).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spki_hashes: Vec<String>,
+    /// Hex SHA-256 digests of accepted certificates (DER), colons allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_hashes: Vec<String>,
+    /// Accepted subject alternative names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_alt_names: Option<SubjectAltNamesSpec>,
+    /// Certificate revocation lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<CrlSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_expired_certificate: NotYet,
+}
+
+/// `clientValidation.subjectAltNames`: a certificate is accepted if one of its names matches
+/// one of these.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubjectAltNamesSpec {
+    /// DNS names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<StringMatchSpec>,
+    /// Email addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_addresses: Vec<StringMatchSpec>,
+    /// IP addresses (as text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<StringMatchSpec>,
+    /// URIs (a SPIFFE ID, for instance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<StringMatchSpec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_names: NotYet,
+}
+
+/// Envoy Gateway's `StringMatch`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StringMatchSpec {
+    /// `Exact` (default), `Prefix`, `Suffix` or `RegularExpression`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value.
+    pub value: String,
+}
+
+/// `clientValidation.crl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrlSpec {
+    /// Secrets or ConfigMaps with a PEM `ca.crl`.
+    #[serde(default)]
+    pub refs: Vec<SecretObjectReference>,
+    /// Check only the client's own certificate, not its issuers.
+    #[serde(default)]
+    pub only_verify_leaf_certificate: bool,
+}
+
+/// `tls.session`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionSpec {
+    /// How sessions resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumption: Option<ResumptionSpec>,
+}
+
+/// `tls.session.resumption`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResumptionSpec {
+    /// Tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateless: Option<serde_yaml_ng::Mapping>,
+    /// Session ids kept by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<serde_yaml_ng::Mapping>,
+}
+
+/// A TLS version this data plane speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// A TLS 1.2 cipher suite this data plane offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls12Cipher {
+    /// ECDHE-ECDSA-AES128-GCM-SHA256.
+    EcdheEcdsaAes128GcmSha256,
+    /// ECDHE-RSA-AES128-GCM-SHA256.
+    EcdheRsaAes128GcmSha256,
+    /// ECDHE-ECDSA-AES256-GCM-SHA384.
+    EcdheEcdsaAes256GcmSha384,
+    /// ECDHE-RSA-AES256-GCM-SHA384.
+    EcdheRsaAes256GcmSha384,
+    /// ECDHE-ECDSA-CHACHA20-POLY1305.
+    EcdheEcdsaChacha20Poly1305,
+    /// ECDHE-RSA-CHACHA20-POLY1305.
+    EcdheRsaChacha20Poly1305,
+}
+
+/// (OpenSSL name, IANA name, suite).
+const CIPHERS: [(&str, &str, Tls12Cipher); 6] = [
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        Tls12Cipher::EcdheEcdsaAes128GcmSha256,
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        Tls12Cipher::EcdheRsaAes128GcmSha256,
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        Tls12Cipher::EcdheEcdsaAes256GcmSha384,
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        Tls12Cipher::EcdheRsaAes256GcmSha384,
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        Tls12Cipher::EcdheEcdsaChacha20Poly1305,
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        Tls12Cipher::EcdheRsaChacha20Poly1305,
+    ),
+];
+
+/// A key-exchange group this data plane offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KxGroup {
+    /// X25519.
+    X25519,
+    /// P-256 (secp256r1).
+    P256,
+    /// P-384 (secp384r1).
+    P384,
+}
+
+/// How client certificates are asked for and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertMode {
+    /// Asked for; anything (or nothing) is accepted.
+    Request,
+    /// Required; any certificate is accepted, trusted or not.
+    RequireAny,
+    /// Optional; one given must chain to the CAs and pass the pins.
+    VerifyIfGiven,
+    /// Required; it must chain to the CAs and pass the pins.
+    RequireAndVerify,
+}
+
+impl ClientCertMode {
+    /// Whether a certificate is checked against the CAs and pins.
+    pub fn verifies(self) -> bool {
+        matches!(
+            self,
+            ClientCertMode::VerifyIfGiven | ClientCertMode::RequireAndVerify
+        )
+    }
+
+    /// Whether a client without a certificate is refused.
+    pub fn requires(self) -> bool {
+        matches!(
+            self,
+            ClientCertMode::RequireAny | ClientCertMode::RequireAndVerify
+        )
+    }
+}
+
+/// A compiled `StringMatch`.
+#[derive(Debug, Clone)]
+pub enum NameMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// Ends with.
+    Suffix(String),
+    /// Wholly matched.
+    Regex(Regex),
+}
+
+impl PartialEq for NameMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (NameMatch::Exact(a), NameMatch::Exact(b))
+            | (NameMatch::Prefix(a), NameMatch::Prefix(b))
+            | (NameMatch::Suffix(a), NameMatch::Suffix(b)) => a == b,
+            (NameMatch::Regex(a), NameMatch::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl NameMatch {
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NameMatch::Exact(value) => name == value,
+            NameMatch::Prefix(value) => name.starts_with(value.as_str()),
+            NameMatch::Suffix(value) => name.ends_with(value.as_str()),
+            NameMatch::Regex(regex) => regex.is_match(name),
+        }
+    }
+}
+
+/// What a presented certificate is checked for, beyond its chain.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CertificatePins {
+    /// SHA-256 digests of accepted certificates.
+    pub certificate_sha256: Vec<[u8; 32]>,
+    /// SHA-256 digests of accepted public keys.
+    pub spki_sha256: Vec<[u8; 32]>,
+    /// Accepted DNS names.
+    pub dns_names: Vec<NameMatch>,
+    /// Accepted email addresses.
+    pub emails: Vec<NameMatch>,
+    /// Accepted IP addresses.
+    pub ip_addresses: Vec<NameMatch>,
+    /// Accepted URIs.
+    pub uris: Vec<NameMatch>,
+}
+
+/// What the pins look at in a certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// SHA-256 of the certificate's DER.
+    pub certificate_sha256: [u8; 32],
+    /// SHA-256 of its SubjectPublicKeyInfo's DER.
+    pub spki_sha256: [u8; 32],
+    /// Its DNS names.
+    pub dns_names: Vec<String>,
+    /// Its email addresses.
+    pub emails: Vec<String>,
+    /// Its IP addresses, as text.
+    pub ip_addresses: Vec<String>,
+    /// Its URIs.
+    pub uris: Vec<String>,
+}
+
+/// A certificate's names, as its subject alternative name extension lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateNames {
+    /// DNS names.
+    pub dns_names: Vec<String>,
+    /// Email addresses.
+    pub emails: Vec<String>,
+    /// IP addresses, as text.
+    pub ip_addresses: Vec<String>,
+    /// URIs.
+    pub uris: Vec<String>,
+}
+
+impl CertificateFacts {
+    /// The facts of a certificate (`der`) whose SubjectPublicKeyInfo is `spki_der`.
+    pub fn new(der: &[u8], spki_der: &[u8], names: CertificateNames) -> Self {
+        let sha256 = |bytes: &[u8]| {
+            let mut digest = [0u8; 32];
+            digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+            digest
+        };
+        CertificateFacts {
+            certificate_sha256: sha256(der),
+            spki_sha256: sha256(spki_der),
+            dns_names: names.dns_names,
+            emails: names.emails,
+            ip_addresses: names.ip_addresses,
+            uris: names.uris,
+        }
+    }
+}
+
+impl CertificatePins {
+    /// Whether there is nothing to check.
+    pub fn is_empty(&self) -> bool {
+        self.certificate_sha256.is_empty() && self.spki_sha256.is_empty() && self.san_count() == 0
+    }
+
+    fn san_count(&self) -> usize {
+        self.dns_names.len() + self.emails.len() + self.ip_addresses.len() + self.uris.len()
+    }
+
+    /// Whether a certificate with `facts` passes, as Envoy checks: with hash pins, its
+    /// digest or its key's digest is one of them; with name pins, one of its names of a
+    /// pinned kind matches one of that kind's pins.
+    pub fn admit(&self, facts: &CertificateFacts) -> bool {
+        let hashes = self.certificate_sha256.is_empty() && self.spki_sha256.is_empty()
+            || self.certificate_sha256.contains(&facts.certificate_sha256)
+            || self.spki_sha256.contains(&facts.spki_sha256);
+        let any = |pins: &[NameMatch], names: &[String]| {
+            pins.iter()
+                .any(|pin| names.iter().any(|name| pin.matches(name)))
+        };
+        let names = self.san_count() == 0
+            || any(&self.dns_names, &facts.dns_names)
+            || any(&self.emails, &facts.emails)
+            || any(&self.ip_addresses, &facts.ip_addresses)
+            || any(&self.uris, &facts.uris);
+        hashes && names
+    }
+}
+
+/// Compiled `tls.clientValidation`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCertValidation {
+    /// The mode.
+    pub mode: ClientCertMode,
+    /// PEM CA certificates a verified certificate must chain to.
+    pub roots_pem: Vec<u8>,
+    /// PEM CRLs.
+    pub crls_pem: Vec<u8>,
+    /// Revocation checked for the client's certificate only.
+    pub crl_leaf_only: bool,
+    /// The pins.
+    pub pins: CertificatePins,
+}
+
+/// Compiled `tls`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientTls {
+    /// The lowest version served.
+    pub min_version: TlsVersion,
+    /// The highest version served.
+    pub max_version: TlsVersion,
+    /// TLS 1.2 suites in preference order (`None`: the defaults).
+    pub ciphers: Option<Vec<Tls12Cipher>>,
+    /// Key-exchange groups in preference order (`None`: the defaults).
+    pub kx_groups: Option<Vec<KxGroup>>,
+    /// ALPN protocols (`None`: `h2`, `http/1.1`; empty: no ALPN).
+    pub alpn: Option<Vec<String>>,
+    /// Session ids remembered.
+    pub stateful_resumption: bool,
+    /// Client certificates.
+    pub client_validation: Option<ClientCertValidation>,
+}
+
+impl ClientTlsSpec {
+    /// Compiles `tls` of a policy in `namespace` (errors name the field under `spec.tls`).
+    pub fn compile(&self, namespace: &str, config: &Config) -> Result<ClientTls, String> {
+        let unsupported = [
+            (self.signature_algorithms.is_some(), "signatureAlgorithms"),
+            (self.fingerprints.is_some(), "fingerprints"),
+        ];
+        if let Some((_, field)) = unsupported.iter().find(|(set, _)| *set) {
+            return Err(format!("{field}: not enforced by this data plane yet"));
+        }
+        let min = version(self.min_version.as_deref(), "minVersion")?;
+        let max = version(self.max_version.as_deref(), "maxVersion")?;
+        let min_version = match min {
+            Some(v) if v >= 12 => to_version(v),
+            _ => TlsVersion::Tls12,
+        };
+        let max_version = match max {
+            None => TlsVersion::Tls13,
+            Some(v) if v >= 12 => to_version(v),
+            Some(_) => {
+                return Err("maxVersion: this data plane speaks TLS 1.2 and 1.3 only".into());
+            }
+        };
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            return Err("minVersion must not be higher than maxVersion".into());
+        }
+        let ciphers = if self.ciphers.is_empty() {
+            None
+        } else {
+            if min_version == TlsVersion::Tls13 {
+                return Err(
+                    "ciphers: only TLS 1.2 suites are chosen, and minVersion is 1.3".into(),
+                );
+            }
+            Some(cipher_list(&self.ciphers)?)
+        };
+        let kx_groups = if self.ecdh_curves.is_empty() {
+            None
+        } else {
+            Some(
+                self.ecdh_curves
+                    .iter()
+                    .map(|name| match name.as_str() {
+                        "X25519" => Ok(KxGroup::X25519),
+                        "P-256" | "prime256v1" | "secp256r1" => Ok(KxGroup::P256),
+                        "P-384" | "secp384r1" => Ok(KxGroup::P384),
+                        other => Err(format!("ecdhCurves: {other:?} is not offered by this data plane (X25519, P-256, P-384)")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        let alpn = self
+            .alpn_protocols
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .map(|p| match p.as_str() {
+                        "h2" | "http/1.1" | "http/1.0" => Ok(p.clone()),
+                        other => Err(format!("alpnProtocols: unsupported value {other:?}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let resumption = self.session.as_ref().and_then(|s| s.resumption.as_ref());
+        if resumption.is_some_and(|r| r.stateless.is_some()) {
+            return Err("session.resumption.stateless: not enforced by this data plane yet".into());
+        }
+        Ok(ClientTls {
+            min_version,
+            max_version,
+            ciphers,
+            kx_groups,
+            alpn,
+            stateful_resumption: resumption.is_some_and(|r| r.stateful.is_some()),
+            client_validation: self
+                .client_validation
+                .as_ref()
+                .map(|v| {
+                    compile_validation(v, namespace, config)
+                        .map_err(|e| format!("clientValidation.{e}"))
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// `1.0` → 10 … `1.3` → 13; `Auto` and absent → `None`.
+fn version(text: Option<&str>, field: &str) -> Result<Option<u8>, String> {
+    match text {
+        None | Some("Auto") => Ok(None),
+        Some("1.0") => Ok(Some(10)),
+        Some("1.1") => Ok(Some(11)),
+        Some("1.2") => Ok(Some(12)),
+        Some("1.3") => Ok(Some(13)),
+        Some(other) => Err(format!("{field}: unsupported value {other:?}")),
+    }
+}
+
+fn to_version(v: u8) -> TlsVersion {
+    if v >= 13 {
+        TlsVersion::Tls13
+    } else {
+        TlsVersion::Tls12
+    }
+}
+
+/// The suites of `names` in order (`[a|b]` groups flattened), each once.
+fn cipher_list(names: &[String]) -> Result<Vec<Tls12Cipher>, String> {
+    let mut suites = Vec::new();
+    for entry in names {
+        let inner = entry
+            .strip_prefix('[')
+            .and_then(|e| e.strip_suffix(']'))
+            .unwrap_or(entry);
+        for name in inner.split('|') {
+            let suite = CIPHERS
+                .iter()
+                .find(|(openssl, iana, _)| name == *openssl || name == *iana)
+                .map(|(_, _, suite)| *suite)
+                .ok_or_else(|| {
+                    format!("ciphers: {name:?} is not a TLS 1.2 suite this data plane offers (ECDHE with AES-GCM or ChaCha20-Poly1305)")
+                })?;
+            if !suites.contains(&suite) {
+                suites.push(suite);
+            }
+        }
+    }
+    Ok(suites)
+}
+
+fn compile_validation(
+    spec: &ClientValidationSpec,
+    namespace: &str,
+    config: &Config,
+) -> Result<ClientCertValidation, String> {
+    if spec.allow_expired_certificate.is_some() {
+        return Err("allowExpiredCertificate: not enforced by this data plane yet".into());
+    }
+    if spec
+        .subject_alt_names
+        .as_ref()
+        .is_some_and(|s| s.other_names.is_some())
+    {
+        return Err("subjectAltNames.otherNames: not enforced by this data plane yet".into());
+    }
+    let mode = match (spec.mode.as_deref(), spec.optional) {
+        (None, Some(true)) => ClientCertMode::VerifyIfGiven,
+        (None, _) | (Some("RequireAndVerify"), _) => ClientCertMode::RequireAndVerify,
+        (Some("VerifyIfGiven"), _) => ClientCertMode::VerifyIfGiven,
+        (Some("RequireAny"), _) => ClientCertMode::RequireAny,
+        (Some("Request"), _) => ClientCertMode::Request,
+        (Some(other), _) => return Err(format!("mode: unsupported value {other:?}")),
+    };
+    if spec.ca_certificate_refs.len() > 8 {
+        return Err("caCertificateRefs: at most 8".into());
+    }
+    let mut roots_pem = Vec::new();
+    for (index, reference) in spec.ca_certificate_refs.iter().enumerate() {
+        let pem = referenced_value(reference, "ca.crt", namespace, config)
+            .map_err(|e| format!("caCertificateRefs[{index}]: {e}"))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "caCertificateRefs[{index}]: ca.crt holds no PEM certificate"
+            ));
+        }
+        roots_pem.extend_from_slice(&pem);
+        roots_pem.push(b'\n');
+    }
+    if mode.verifies() && roots_pem.is_empty() {
+        return Err("caCertificateRefs: a verifying mode needs at least one CA".into());
+    }
+    let mut crls_pem = Vec::new();
+    if let Some(crl) = &spec.crl {
+        for (index, reference) in crl.refs.iter().enumerate() {
+            let pem = referenced_value(reference, "ca.crl", namespace, config)
+                .map_err(|e| format!("crl.refs[{index}]: {e}"))?;
+            crls_pem.extend_from_slice(&pem);
+            crls_pem.push(b'\n');
+        }
+    }
+    let names = spec.subject_alt_names.clone().unwrap_or_default();
+    let matches = |list: &[StringMatchSpec], field: &str| {
+        list.iter()
+            .map(|m| name_match(m).map_err(|e| format!("subjectAltNames.{field}: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let pins = CertificatePins {
+        certificate_sha256: spec
+            .certificate_hashes
+            .iter()
+            .map(|h| {
+                hex_digest(h)
+                    .ok_or_else(|| format!("certificateHashes: {h:?} is not a hex SHA-256 digest"))
+            })
+            .collect::<Result<_, _>>()?,
+        spki_sha256: spec
+            .spki_hashes
+            .iter()
+            .map(|h| {
+                base64_digest(h)
+                    .ok_or_else(|| format!("spkiHashes: {h:?} is not a base64 SHA-256 digest"))
+            })
+            .collect::<Result<_, _>>()?,
+        dns_names: matches(&names.dns_names, "dnsNames")?,
+        emails: matches(&names.email_addresses, "emailAddresses")?,
+        ip_addresses: matches(&names.ip_addresses, "ipAddresses")?,
+        uris: matches(&names.uris, "uris")?,
+    };
+    Ok(ClientCertValidation {
+        mode,
+        roots_pem,
+        crls_pem,
+        crl_leaf_only: spec
+            .crl
+            .as_ref()
+            .is_some_and(|c| c.only_verify_leaf_certificate),
+        pins,
+    })
+}
+
+/// The value under `key` of the Secret or ConfigMap `reference` names, in the policy's
+/// namespace or — with a ReferenceGrant for ClientTrafficPolicies — another.
+fn referenced_value(
+    reference: &SecretObjectReference,
+    key: &str,
+    namespace: &str,
+    config: &Config,
+) -> Result<Vec<u8>, String> {
+    let target = reference.namespace.as_deref().unwrap_or(namespace);
+    let name = &reference.name;
+    if !reference.group.is_empty() || !matches!(reference.kind.as_str(), "Secret" | "ConfigMap") {
+        return Err(format!(
+            "kind {} is neither a Secret nor a ConfigMap",
+            reference.kind
+        ));
+    }
+    if !routing::resolve::reference_permitted(
+        config,
+        (
+            crate::security::attach::ENVOY_GATEWAY_GROUP,
+            "ClientTrafficPolicy",
+            namespace,
+        ),
+        ("", reference.kind.as_str(), target, name),
+    ) {
+        return Err(format!(
+            "{} {target}/{name} in another namespace needs a ReferenceGrant",
+            reference.kind
+        ));
+    }
+    let value = if reference.kind == "Secret" {
+        config
+            .secrets
+            .iter()
+            .find(|s| s.metadata.namespace == target && s.metadata.name == *name)
+            .ok_or_else(|| format!("Secret {target}/{name} not found"))?
+            .value(key)
+    } else {
+        config
+            .config_maps
+            .iter()
+            .find(|m| m.metadata.namespace == target && m.metadata.name == *name)
+            .ok_or_else(|| format!("ConfigMap {target}/{name} not found"))?
+            .data
+            .get(key)
+            .map(|text| text.as_bytes().to_vec())
+    };
+    value.ok_or_else(|| format!("{} {target}/{name} has no {key} key", reference.kind))
+}
+
+fn name_match(spec: &StringMatchSpec) -> Result<NameMatch, String> {
+    let value = spec.value.clone();
+    match spec.kind.as_deref().unwrap_or("Exact") {
+        "Exact" => Ok(NameMatch::Exact(value)),
+        "Prefix" => Ok(NameMatch::Prefix(value)),
+        "Suffix" => Ok(NameMatch::Suffix(value)),
+        "RegularExpression" => Regex::new(&format!("^(?:{value})$"))
+            .map(NameMatch::Regex)
+            .map_err(|e| e.to_string()),
+        other => Err(format!("type: unsupported value {other:?}")),
+    }
+}
+
+/// A SHA-256 digest written in hex, with or without colons.
+fn hex_digest(text: &str) -> Option<[u8; 32]> {
+    let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(digits.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(digest)
+}
+
+/// A SHA-256 digest written in base64.
+fn base64_digest(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(yaml: &str) -> Result<ClientTls, String> {
+        serde_yaml_ng::from_str::<ClientTlsSpec>(yaml)
+            .map_err(|e| e.to_string())?
+            .compile("default", &Config::default())
+    }
+
+    #[test]
+    fn versions_ciphers_and_curves_follow_the_crd() {
+        let tls = compile("{}").unwrap();
+        assert_eq!(
+            (tls.min_version, tls.max_version),
+            (TlsVersion::Tls12, TlsVersion::Tls13)
+        );
+        assert_eq!(tls.ciphers, None);
+        let tls = compile("minVersion: '1.0'\nmaxVersion: '1.2'\nciphers: ['[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]', TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\necdhCurves: [P-256]").unwrap();
+        assert_eq!(
+            (tls.min_version, tls.max_version),
+            (TlsVersion::Tls12, TlsVersion::Tls12)
+        );
+        assert_eq!(
+            tls.ciphers,
+            Some(vec![
+                Tls12Cipher::EcdheEcdsaAes128GcmSha256,
+                Tls12Cipher::EcdheEcdsaChacha20Poly1305,
+                Tls12Cipher::EcdheRsaAes256GcmSha384
+            ])
+        );
+        assert_eq!(tls.kx_groups, Some(vec![KxGroup::P256]));
+        for (yaml, expected) in [
+            ("maxVersion: '1.1'", "TLS 1.2 and 1.3 only"),
+            ("minVersion: '1.3'\nmaxVersion: '1.2'", "must not be higher"),
+            (
+                "minVersion: '1.3'\nciphers: [ECDHE-RSA-AES128-GCM-SHA256]",
+                "minVersion is 1.3",
+            ),
+            (
+                "ciphers: [AES128-SHA]",
+                "\"AES128-SHA\" is not a TLS 1.2 suite",
+            ),
+            ("ecdhCurves: [P-521]", "not offered"),
+            ("alpnProtocols: [spdy/3]", "unsupported value"),
+            ("minVersion: '2.0'", "minVersion: unsupported"),
+            (
+                "signatureAlgorithms: [ecdsa_secp256r1_sha256]",
+                "signatureAlgorithms: not enforced",
+            ),
+            (
+                "clientValidation: {caCertificateRefs: [{name: missing}]}",
+                "Secret default/missing not found",
+            ),
+            (
+                "clientValidation: {mode: RequireAndVerify}",
+                "needs at least one CA",
+            ),
+            ("clientValidation: {mode: Sometimes}", "mode: unsupported"),
+        ] {
+            let error = compile(yaml).unwrap_err();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
+        assert_eq!(compile("alpnProtocols: []").unwrap().alpn, Some(vec![]));
+        let any = compile("clientValidation: {mode: RequireAny}").unwrap();
+        assert_eq!(
+            any.client_validation.unwrap().mode,
+            ClientCertMode::RequireAny
+        );
+    }
+
+    #[test]
+    fn pins_admit_by_either_hash_and_by_any_name() {
+        let facts = CertificateFacts {
+            certificate_sha256: [1; 32],
+            spki_sha256: [2; 32],
+            dns_names: vec!["client.shop.example".into()],
+            uris: vec!["spiffe://cluster.local/ns/shop/sa/web".into()],
+            ..CertificateFacts::default()
+        };
+        assert!(CertificatePins::default().admit(&facts));
+        let by_key = CertificatePins {
+            certificate_sha256: vec![[9; 32]],
+            spki_sha256: vec![[2; 32]],
+            ..CertificatePins::default()
+        };
+        assert!(by_key.admit(&facts));
+        let neither = CertificatePins {
+            certificate_sha256: vec![[9; 32]],
+            ..CertificatePins::default()
+        };
+        assert!(!neither.admit(&facts));
+        let by_uri = CertificatePins {
+            dns_names: vec![NameMatch::Exact("other.example".into())],
+            uris: vec![NameMatch::Prefix("spiffe://cluster.local/ns/shop/".into())],
+            ..CertificatePins::default()
+        };
+        assert!(by_uri.admit(&facts));
+        let wrong_names = CertificatePins {
+            dns_names: vec![NameMatch::Suffix(".bank.example".into())],
+            ..CertificatePins::default()
+        };
+        assert!(!wrong_names.admit(&facts));
+        assert_eq!(hex_digest(&"ab:".repeat(32)[..95]), Some([0xab; 32]));
+        assert_eq!(hex_digest("abc"), None);
+    }
+}

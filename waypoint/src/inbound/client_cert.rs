@@ -1,0 +1,285 @@
+//! Client certificate verifiers for HTTPS listeners, one per ClientTrafficPolicy
+//! `tls.clientValidation` mode (or the Gateway's `tls.frontend` validation):
+//!
+//! - chained to the CAs (`RequireAndVerify`; `VerifyIfGiven` also serves clients without a
+//!   certificate), with the CRLs, then the policy's pins — certificate or public-key digests,
+//!   subject alternative names — checked on the client's certificate ([`Pinned`]);
+//! - any certificate, trusted or not, required (`RequireAny`) or not (`Request`)
+//!   ([`AnyCertificate`]): the client must still prove it holds the key;
+//! - the Gateway API's `AllowInsecureFallback` ([`InsecureFallback`]).
+
+use std::sync::Arc;
+
+use mesh_policy::traffic::client_tls::{
+    CertificateFacts, CertificateNames, CertificatePins, ClientCertMode, ClientCertValidation,
+};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    SignatureScheme,
+};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::tls::TlsSetupError;
+
+/// The verifier of a ClientTrafficPolicy's `clientValidation`.
+pub(super) fn policy_verifier(
+    validation: &ClientCertValidation,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsSetupError> {
+    if !validation.mode.verifies() {
+        return Ok(Arc::new(AnyCertificate {
+            mandatory: validation.mode.requires(),
+            provider: Arc::clone(provider),
+        }));
+    }
+    let invalid = |e: &dyn std::fmt::Display| TlsSetupError::ClientValidation(e.to_string());
+    let roots = root_store(&validation.roots_pem)?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&validation.crls_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&e))?;
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+            .with_crls(crls);
+    if validation.crl_leaf_only {
+        builder = builder.only_check_end_entity_revocation();
+    }
+    if validation.mode == ClientCertMode::VerifyIfGiven {
+        builder = builder.allow_unauthenticated();
+    }
+    let chained = builder.build().map_err(|e| invalid(&e))?;
+    if validation.pins.is_empty() {
+        return Ok(chained);
+    }
+    Ok(Arc::new(Pinned {
+        chained,
+        pins: validation.pins.clone(),
+    }))
+}
+
+/// The CA certificates of `pem`.
+pub(super) fn root_store(pem: &[u8]) -> Result<RootCertStore, TlsSetupError> {
+    let invalid = |e: &dyn std::fmt::Display| TlsSetupError::ClientValidation(e.to_string());
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate = certificate.map_err(|e| invalid(&e))?;
+        roots.add(certificate).map_err(|e| invalid(&e))?;
+    }
+    Ok(roots)
+}
+
+/// The facts the pins look at in a DER certificate (`None` when it cannot be read).
+pub(super) fn certificate_facts(der: &[u8]) -> Option<CertificateFacts> {
+    let (_, parsed) = X509Certificate::from_der(der).ok()?;
+    let mut names = CertificateNames::default();
+    if let Ok(Some(sans)) = parsed.subject_alternative_name() {
+        for name in &sans.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.dns_names.push((*dns).to_owned()),
+                GeneralName::RFC822Name(email) => names.emails.push((*email).to_owned()),
+                GeneralName::URI(uri) => names.uris.push((*uri).to_owned()),
+                GeneralName::IPAddress(bytes) => {
+                    if let Some(ip) = ip_text(bytes) {
+                        names.ip_addresses.push(ip);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let spki = parsed.tbs_certificate.subject_pki.raw;
+    Some(CertificateFacts::new(der, spki, names))
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        return Some(std::net::Ipv4Addr::from(v4).to_string());
+    }
+    <[u8; 16]>::try_from(bytes)
+        .ok()
+        .map(|v6| std::net::Ipv6Addr::from(v6).to_string())
+}
+
+/// A chain verifier whose accepted certificates must also pass the policy's pins.
+#[derive(Debug)]
+struct Pinned {
+    chained: Arc<dyn ClientCertVerifier>,
+    pins: CertificatePins,
+}
+
+impl ClientCertVerifier for Pinned {
+    fn offer_client_auth(&self) -> bool {
+        self.chained.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.chained.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.chained.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let verified = self
+            .chained
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match certificate_facts(end_entity) {
+            Some(facts) if self.pins.admit(&facts) => Ok(verified),
+            Some(_) => Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+            None => Err(Error::InvalidCertificate(CertificateError::BadEncoding)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.chained.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.chained.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chained.supported_verify_schemes()
+    }
+}
+
+/// Asks for a certificate and accepts any (required or not); the handshake signature is
+/// still checked, so the client holds the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate {
+    mandatory: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `AllowInsecureFallback`: asks for a client certificate and serves the client whatever it
+/// presents (a valid one, an invalid one, none).
+#[derive(Debug)]
+pub(super) struct InsecureFallback(pub(super) Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for InsecureFallback {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        // The result is not enforced: that is what the fallback mode means.
+        let _ = self.0.verify_client_cert(end_entity, intermediates, now);
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
