@@ -186,3 +186,136 @@ async fn tls_settings_and_client_certificates_follow_the_policy() {
     assert_eq!(get(&stranger, "anycert").await.0, 200);
     assert_eq!(get(&[], "anycert").await.0, 0);
 }
+
+/// Hex SHA-256 of the certificate `cert` (DER), by the openssl CLI.
+fn certificate_sha256(cert: &std::path::Path) -> String {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in '{}' -outform der | openssl dgst -sha256 -r",
+            cert.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()[..64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_forwarded_client_cert_is_sanitized_set_or_forwarded() {
+    let names = ["set", "forward"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let plain = free_port();
+    let dir = scratch("xfcc");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "alice");
+    let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
+    let backend = echo("echo-0").await;
+    let listeners: String = names
+        .iter()
+        .zip(&ports)
+        .map(|(n, p)| listener(n, *p))
+        .collect();
+    let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
+    let xfcc_policy = |name: &str, tls: &str, xfcc: &str| {
+        policy(name, tls).replace(
+            "\n---\n",
+            &format!("\n  headers: {{xForwardedClientCert: {xfcc}}}\n---\n"),
+        )
+    };
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}  \
+         - {{name: plain, port: {plain}, protocol: HTTP}}\n---\n\
+         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}{}",
+        tls_secret("gw-cert", &server),
+        ca_config_map("client-ca", &client_ca),
+        service("echo", backend),
+        xfcc_policy(
+            "set",
+            &format!("{{clientValidation: {{{ca_ref}}}}}"),
+            "{mode: SanitizeSet, certDetailsToAdd: [Subject, URI, Cert]}",
+        ),
+        xfcc_policy(
+            "forward",
+            &format!("{{clientValidation: {{mode: VerifyIfGiven, {ca_ref}}}}}"),
+            "{mode: ForwardOnly}",
+        ),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+
+    let spoofed = "x-forwarded-client-cert: Hash=0000;URI=spiffe://cluster.local/ns/admin/sa/root";
+    let (cert, key) = (client_cert.to_str().unwrap(), client_key.to_str().unwrap());
+    let seen = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, response) = curl(&args).await;
+        assert_eq!(status, 200, "{response}");
+        echoed(&response)["headers"]["x-forwarded-client-cert"]
+            .as_array()
+            .map(|values| values[0].as_str().unwrap().to_owned())
+    };
+    let https = |port: u16, with_cert: bool| {
+        let mut args: Vec<String> = vec!["-k".into(), "-H".into(), spoofed.into()];
+        if with_cert {
+            args.extend(["--cert".into(), cert.into(), "--key".into(), key.into()]);
+        }
+        args.push(format!("https://127.0.0.1:{port}/"));
+        args
+    };
+
+    // SanitizeSet: the client's own element replaces the spoofed one.
+    let element = seen(https(ports[0], true)).await.expect("set");
+    let hash = certificate_sha256(&client_cert);
+    assert!(element.starts_with(&format!("Hash={hash};")), "{element}");
+    assert!(element.contains(";Subject=\"CN=alice\";"), "{element}");
+    assert!(
+        element.contains(";URI=spiffe://cluster.local/ns/default/sa/backend"),
+        "{element}"
+    );
+    let pem = std::fs::read_to_string(&client_cert).unwrap();
+    let cert_value = element
+        .split(";Cert=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let decoded = percent_decode(cert_value);
+    assert_eq!(
+        decoded.trim(),
+        pem.trim(),
+        "the URL-encoded PEM of the client's certificate"
+    );
+    assert!(!element.contains("admin"), "{element}");
+
+    // ForwardOnly: kept for an mTLS client, removed for another.
+    assert_eq!(
+        seen(https(ports[1], true)).await.as_deref(),
+        Some(&spoofed["x-forwarded-client-cert: ".len()..])
+    );
+    assert_eq!(seen(https(ports[1], false)).await, None);
+
+    // No policy (Envoy Gateway's Sanitize): removed.
+    let url = format!("http://127.0.0.1:{plain}/");
+    assert_eq!(seen(vec!["-H".into(), spoofed.into(), url]).await, None);
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}

@@ -59,6 +59,8 @@ pub struct CompiledClientTraffic {
     pub request_headers_timeout: Option<Duration>,
     /// `tls`.
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
+    /// `headers.xForwardedClientCert`.
+    pub xfcc: super::xfcc::Xfcc,
 }
 
 /// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
@@ -277,6 +279,15 @@ impl ClientTrafficPolicySpec {
                 ));
             }
         };
+        let xfcc = headers
+            .x_forwarded_client_cert
+            .as_ref()
+            .map(|spec| {
+                spec.compile()
+                    .map_err(|e| format!("spec.headers.xForwardedClientCert.{e}"))
+            })
+            .transpose()?
+            .unwrap_or_default();
         let early_request_headers = match &headers.early_request_headers {
             None => HeaderEdits::default(),
             Some(spec) => {
@@ -364,6 +375,7 @@ impl ClientTrafficPolicySpec {
             max_request_header_bytes,
             request_headers_timeout,
             tls,
+            xfcc,
         })
     }
 }

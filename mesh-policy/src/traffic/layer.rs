@@ -26,6 +26,7 @@ use super::facts::with_facts;
 use super::fault::{Dice, FaultPlan};
 use super::headers::apply_request_id;
 use super::normalize::{NormalizeOutcome, redirect};
+use super::xfcc::ClientCertDetails;
 
 /// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
 /// inner service (route selection).
@@ -57,6 +58,7 @@ impl<S> ClientTrafficFromListener<S> {
                 max_request_header_bytes: None,
                 request_headers_timeout: None,
                 tls: None,
+                xfcc: Default::default(),
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,
@@ -95,6 +97,13 @@ pub fn apply_client_policy<B, RB: Default>(
     if !policy.early_request_headers.is_empty() {
         policy.early_request_headers.apply(request.headers_mut());
     }
+    let client_cert = request
+        .extensions()
+        .get::<Arc<ClientCertDetails>>()
+        .cloned();
+    policy
+        .xfcc
+        .apply(request.headers_mut(), client_cert.as_deref());
     apply_request_id(policy.request_id, request.headers_mut(), dice);
     if !policy.rate_limit_headers {
         request.extensions_mut().insert(RateLimitHeadersOff);

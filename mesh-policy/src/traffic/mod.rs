@@ -25,6 +25,7 @@ pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 pub mod response_override;
+pub mod xfcc;
 
 pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies};
 pub use buffer::RequestBufferFromRoute;

@@ -185,9 +185,9 @@ pub struct HeaderSettings {
     /// Send no `x-ratelimit-*` headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_rate_limit_headers: Option<bool>,
-    /// Not enforced yet.
+    /// What happens to `X-Forwarded-Client-Cert` (default: removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub x_forwarded_client_cert: NotYet,
+    pub x_forwarded_client_cert: Option<super::xfcc::XfccSpec>,
     /// The largest request head, in KiB (default 60, at most 8192); larger ones get 431.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_header_limit: Option<u32>,
@@ -860,11 +860,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &mut found,
                 &h.enable_envoy_headers,
                 "spec.headers.enableEnvoyHeaders",
-            );
-            set(
-                &mut found,
-                &h.x_forwarded_client_cert,
-                "spec.headers.xForwardedClientCert",
             );
         }
         found

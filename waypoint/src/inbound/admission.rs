@@ -28,6 +28,9 @@ pub(super) struct Admission {
     pub(super) connection_limit: Option<ConnectionLimit>,
     /// Limits on each HTTP connection.
     pub(super) http: HttpLimits,
+    /// Whether a policy's `X-Forwarded-Client-Cert` handling needs each TLS client's
+    /// certificate described.
+    pub(super) client_certificates: bool,
 }
 
 impl Admission {
@@ -49,6 +52,7 @@ impl Admission {
             connection_limit: policies()
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
+            client_certificates: policies().any(|policy| policy.xfcc.needs_client()),
             http: {
                 let defaults = HttpLimits::default();
                 HttpLimits {

@@ -7,12 +7,16 @@
 //! - any certificate, trusted or not, required (`RequireAny`) or not (`Request`)
 //!   ([`AnyCertificate`]): the client must still prove it holds the key;
 //! - the Gateway API's `AllowInsecureFallback` ([`InsecureFallback`]).
+//!
+//! It also describes a client's certificate for `X-Forwarded-Client-Cert`
+//! ([`client_cert_details`]).
 
 use std::sync::Arc;
 
 use mesh_policy::traffic::client_tls::{
     CertificateFacts, CertificateNames, CertificatePins, ClientCertMode, ClientCertValidation,
 };
+use mesh_policy::traffic::xfcc::ClientCertDetails;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
@@ -95,6 +99,71 @@ pub(super) fn certificate_facts(der: &[u8]) -> Option<CertificateFacts> {
     }
     let spki = parsed.tbs_certificate.subject_pki.raw;
     Some(CertificateFacts::new(der, spki, names))
+}
+
+/// The X-Forwarded-Client-Cert details of a client whose chain is `chain` (its certificate
+/// first), for a listener whose certificate's URI SAN is `by`.
+pub(super) fn client_cert_details(
+    chain: &[CertificateDer<'_>],
+    by: Option<String>,
+) -> Option<ClientCertDetails> {
+    let leaf = chain.first()?;
+    let (_, parsed) = X509Certificate::from_der(leaf).ok()?;
+    let (mut dns, mut uris) = (Vec::new(), Vec::new());
+    if let Ok(Some(sans)) = parsed.subject_alternative_name() {
+        for name in &sans.value.general_names {
+            match name {
+                GeneralName::DNSName(name) => dns.push((*name).to_owned()),
+                GeneralName::URI(uri) => uris.push((*uri).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    let ders: Vec<&[u8]> = chain.iter().map(|der| der.as_ref()).collect();
+    ClientCertDetails::new(&ders, rfc2253(parsed.subject()), dns, uris, by)
+}
+
+/// The first URI SAN of a DER certificate.
+pub(super) fn first_uri_san(der: &[u8]) -> Option<String> {
+    certificate_facts(der)?.uris.into_iter().next()
+}
+
+/// A distinguished name as RFC 2253 writes it: the last RDN first, `,` between RDNs, `+`
+/// within one, special characters escaped.
+fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attribute| {
+                    let key = x509_parser::objects::oid2abbrev(attribute.attr_type(), registry)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|_| attribute.attr_type().to_id_string());
+                    let value = attribute.as_str().unwrap_or_default();
+                    format!("{key}={}", escape_dn_value(value))
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// RFC 2253 §2.4 escaping of an attribute value.
+fn escape_dn_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (index, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (index == 0 && (c == '#' || c == ' '))
+            || (index == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn ip_text(bytes: &[u8]) -> Option<String> {

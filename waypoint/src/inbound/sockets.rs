@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
+use mesh_policy::traffic::xfcc::ClientCertDetails;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
     OverrideResponses, RequestBufferFromRoute,
@@ -36,6 +37,7 @@ use tower::util::MapResponse;
 use hbone::peer::{Peer, PeerTransport};
 
 use super::admission::{Admission, OpenConnection, close_refused};
+use super::client_cert::client_cert_details;
 use super::compression::CompressFromRoute;
 use super::http::serve_http;
 use super::proxy::accept_proxy_header;
@@ -395,16 +397,25 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
         }
         (_, None) => {
             let peer = Peer::tcp(client, stream.local_addr().ok());
-            serve_http_routed(stream, peer, None, &context).await;
+            serve_http_routed(stream, peer, None, None, &context).await;
         }
         (_, Some(configs)) => {
             let mut peer = Peer::tcp(client, stream.local_addr().ok());
             peer.transport = PeerTransport::Tls;
-            if let Ok(Ok(tls)) =
+            if let Ok(Ok((tls, uri_san))) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &configs)).await
             {
-                let server_name = tls.get_ref().1.server_name().map(str::to_owned);
-                serve_http_routed(tls, peer, server_name, &context).await;
+                let connection = tls.get_ref().1;
+                let server_name = connection.server_name().map(str::to_owned);
+                // Described once per connection, for X-Forwarded-Client-Cert.
+                let client_cert = state
+                    .admission
+                    .client_certificates
+                    .then(|| connection.peer_certificates())
+                    .flatten()
+                    .and_then(|chain| client_cert_details(chain, uri_san))
+                    .map(Arc::new);
+                serve_http_routed(tls, peer, server_name, client_cert, &context).await;
             }
         }
     }
@@ -412,16 +423,18 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
 }
 
 /// Completes a TLS handshake with the configuration of the listener the ClientHello's SNI
-/// names.
+/// names; returns the stream and the URI SAN of the certificate presented.
 async fn handshake(
     stream: TcpStream,
     configs: &SniConfigs,
-) -> io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> io::Result<(tokio_rustls::server::TlsStream<TcpStream>, Option<String>)> {
     let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
-    let config = configs
+    let listener = configs
         .choose(start.client_hello().server_name())
-        .ok_or_else(|| io::Error::other("no certificate for this server name"))?;
-    start.into_stream(config).await
+        .ok_or_else(|| io::Error::other("no certificate for this server name"))?
+        .clone();
+    let stream = start.into_stream(listener.config).await?;
+    Ok((stream, listener.uri_san))
 }
 
 /// The gateway's request path: the listener's ClientTrafficPolicy (client address, path and
@@ -494,6 +507,7 @@ async fn serve_http_routed<IO>(
     io: IO,
     peer: Peer,
     server_name: Option<String>,
+    client_cert: Option<Arc<ClientCertDetails>>,
     context: &ConnectionContext,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -508,6 +522,9 @@ async fn serve_http_routed<IO>(
         request.extensions_mut().insert(peer.clone());
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
+        }
+        if let Some(details) = &client_cert {
+            request.extensions_mut().insert(Arc::clone(details));
         }
         // X-Forwarded-For is extended by client IP detection (ClientTrafficPolicy).
         request

@@ -24,7 +24,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{CipherSuite, NamedGroup, ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
-use super::client_cert::{InsecureFallback, policy_verifier, root_store};
+use super::client_cert::{InsecureFallback, first_uri_san, policy_verifier, root_store};
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +75,24 @@ impl ResolvesServerCert for SniResolver {
 /// connection's configuration is chosen by the SNI of its ClientHello.
 #[derive(Debug)]
 pub(crate) struct SniConfigs {
-    entries: Vec<(Option<String>, Arc<ServerConfig>)>,
+    entries: Vec<(Option<String>, ListenerTls)>,
+}
+
+/// One listener's TLS configuration, and the URI SAN of its certificate (the `By` of
+/// `X-Forwarded-Client-Cert`).
+#[derive(Debug, Clone)]
+pub(crate) struct ListenerTls {
+    /// The server configuration.
+    pub(crate) config: Arc<ServerConfig>,
+    /// The certificate's first URI SAN.
+    pub(crate) uri_san: Option<String>,
 }
 
 impl SniConfigs {
     /// The configuration for a ClientHello naming `server_name`: the listener the name
     /// belongs to (exact hostname, then the longest wildcard, then the listener without a
     /// hostname), else the first.
-    pub(crate) fn choose(&self, server_name: Option<&str>) -> Option<Arc<ServerConfig>> {
+    pub(crate) fn choose(&self, server_name: Option<&str>) -> Option<&ListenerTls> {
         let name = server_name.map(str::to_ascii_lowercase);
         self.entries
             .iter()
@@ -92,7 +102,7 @@ impl SniConfigs {
                 (Some(_), None) => false,
             })
             .or_else(|| self.entries.first())
-            .map(|(_, config)| Arc::clone(config))
+            .map(|(_, listener)| listener)
     }
 }
 
@@ -110,8 +120,9 @@ pub(crate) fn server_configs(
             continue;
         }
         if let Some(key) = certified_key(listener, provider)? {
+            let uri_san = key.cert.first().and_then(|leaf| first_uri_san(leaf));
             let config = listener_config(listener, key, provider)?;
-            entries.push((listener.hostname.clone(), config));
+            entries.push((listener.hostname.clone(), ListenerTls { config, uri_san }));
         }
     }
     Ok((!entries.is_empty()).then_some(SniConfigs { entries }))
