@@ -3,7 +3,7 @@
 //! `proto`, `headers` (name → values), `namespace` and `pod` — the shape the Gateway API
 //! conformance backends use. Serves HTTP/1.1 and h2c. A request with an `x-echo-status`
 //! header is answered with that status (for tests of what a proxy does with a backend's
-//! errors).
+//! errors). The answer comes once the request's body has been read.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -97,7 +97,14 @@ where
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
-        async move { Ok::<_, Infallible>(response) }
+        async move {
+            // The answer follows the whole request, as most servers' do (a stalled upload is
+            // never answered early); bodies are read and dropped, at most 64 MiB.
+            let _ = http_body_util::Limited::new(request.into_body(), 64 << 20)
+                .collect()
+                .await;
+            Ok::<_, Infallible>(response)
+        }
     });
     let _ = auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(io), service)

@@ -2,7 +2,9 @@
 //! binary: over the limit a connection is closed unanswered (after `closeDelay`) until one of
 //! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
 //! `ss` reports it. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
-//! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection).
+//! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
+//! timeouts: `idleTimeout` (an unused connection is closed) and `requestReceivedTimeout` (a
+//! request whose body stalls is answered 408).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -153,4 +155,76 @@ async fn request_heads_are_limited_in_size_and_time() {
         waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_close_and_slow_requests_get_408() {
+    let port = free_port();
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-timeouts");
+    let config = format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: timeouts}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
+         timeout: {{http: {{idleTimeout: 700ms, requestReceivedTimeout: 600ms}}}}\n---\n",
+        gateway_yaml(port),
+        service("echo", echo_port)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // Answered once, then idle: closed after the policy's 700 ms.
+    let mut stream = served(port).await;
+    let idle_from = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut rest)).await;
+    let waited = idle_from.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+
+    // A body that never arrives whole: 408 after 600 ms.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: any\r\ncontent-length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+
+    // A whole request is answered as usual, on a connection used again before it idles.
+    let mut stream = served(port).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+        .get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nhost: any\r\n\r\n")
+        .await
+        .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        if line.starts_with("HTTP/1.1") {
+            break;
+        }
+    }
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
 }

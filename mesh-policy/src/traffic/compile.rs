@@ -57,6 +57,10 @@ pub struct CompiledClientTraffic {
     pub max_request_header_bytes: Option<usize>,
     /// `timeout.http.requestHeadersReceivedTimeout`.
     pub request_headers_timeout: Option<Duration>,
+    /// `timeout.http.requestReceivedTimeout` (`0s`: none).
+    pub request_received_timeout: Option<Duration>,
+    /// `timeout.http.idleTimeout` (`None`: unset; `Some(None)`: `0s`, no limit).
+    pub idle_timeout: Option<Option<Duration>>,
     /// `tls`.
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
     /// `headers.xForwardedClientCert`.
@@ -354,6 +358,26 @@ impl ClientTrafficPolicySpec {
                 },
             )?),
         };
+        let http_timeouts = self.timeout.as_ref().and_then(|t| t.http.as_ref());
+        let duration_or_off = |text: Option<&String>,
+                               field: &str|
+         -> Result<Option<Option<Duration>>, String> {
+            text.map(|text| {
+                parse_duration(text)
+                    .map(|d| (!d.is_zero()).then_some(d))
+                    .ok_or_else(|| format!("spec.timeout.http.{field}: {text:?} is not a duration"))
+            })
+            .transpose()
+        };
+        let request_received_timeout = duration_or_off(
+            http_timeouts.and_then(|h| h.request_received_timeout.as_ref()),
+            "requestReceivedTimeout",
+        )?
+        .flatten();
+        let idle_timeout = duration_or_off(
+            http_timeouts.and_then(|h| h.idle_timeout.as_ref()),
+            "idleTimeout",
+        )?;
         let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
             (Some(settings), _) if settings.optional == Some(true) => {
                 Some(ProxyProtocolMode::Optional)
@@ -374,6 +398,8 @@ impl ClientTrafficPolicySpec {
             connection_limit,
             max_request_header_bytes,
             request_headers_timeout,
+            request_received_timeout,
+            idle_timeout,
             tls,
             xfcc,
         })

@@ -57,6 +57,8 @@ impl<S> ClientTrafficFromListener<S> {
                 connection_limit: None,
                 max_request_header_bytes: None,
                 request_headers_timeout: None,
+                request_received_timeout: None,
+                idle_timeout: None,
                 tls: None,
                 xfcc: Default::default(),
             }),

@@ -668,12 +668,14 @@ pub struct ClientHttpTimeoutSpec {
     /// How long a client may take to send a request's headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_headers_received_timeout: Option<String>,
-    /// Not enforced yet.
+    /// How long a client may take to send a whole request (`0s`: no limit); slower ones
+    /// get 408.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_received_timeout: NotYet,
-    /// Not enforced yet.
+    pub request_received_timeout: Option<String>,
+    /// How long a connection without requests in flight stays open (default 1 h; `0s`: no
+    /// limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_timeout: NotYet,
+    pub idle_timeout: Option<String>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_idle_timeout: NotYet,
@@ -788,16 +790,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
         if let Some(timeout) = &self.timeout {
             set(&mut found, &timeout.tcp, "spec.timeout.tcp");
             if let Some(http) = &timeout.http {
-                set(
-                    &mut found,
-                    &http.request_received_timeout,
-                    "spec.timeout.http.requestReceivedTimeout",
-                );
-                set(
-                    &mut found,
-                    &http.idle_timeout,
-                    "spec.timeout.http.idleTimeout",
-                );
                 set(
                     &mut found,
                     &http.stream_idle_timeout,

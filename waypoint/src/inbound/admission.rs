@@ -3,7 +3,9 @@
 //! delay and closed unanswered), TCP keepalive (`tcpKeepalive`), whether a PROXY header
 //! comes first (`proxyProtocol`), and the HTTP limits (`headers.maxRequestHeaderLimit`: larger
 //! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
-//! connection). Listeners sharing a socket share one connection manager (as
+//! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
+//! requests not received whole in time get 408). Listeners sharing a socket share one
+//! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
 
 use std::sync::Arc;
@@ -64,6 +66,17 @@ impl Admission {
                         .filter_map(|policy| policy.request_headers_timeout)
                         .min()
                         .unwrap_or(defaults.header_read_timeout),
+                    idle_timeout: {
+                        let explicit = || policies().filter_map(|policy| policy.idle_timeout);
+                        match explicit().flatten().min() {
+                            Some(timeout) => Some(timeout),
+                            None if explicit().next().is_some() => None,
+                            None => defaults.idle_timeout,
+                        }
+                    },
+                    request_timeout: policies()
+                        .filter_map(|policy| policy.request_received_timeout)
+                        .min(),
                 }
             },
         }

@@ -2,10 +2,14 @@
 //! connection, an HBONE tunnel, a PROXY-terminated stream — with the limits every inbound
 //! connection gets: request headers at most 64 KiB (larger HTTP/1.1 requests get 431, larger
 //! HTTP/2 header lists are refused), 10 s to send HTTP/1.1 headers, upgrades passed through,
-//! half-closed HTTP/1.1 clients still answered.
+//! half-closed HTTP/1.1 clients still answered; a connection without requests in flight for
+//! the idle timeout (1 h by default, as in Envoy) is closed gracefully; with a request timeout,
+//! a request not received whole in time is answered 408.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -24,13 +28,24 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// How long an HTTP/1.1 client may take to send a request's headers (default 10 s).
     pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight stays open (default 1 h; `None`: no
+    /// limit).
+    pub idle_timeout: Option<Duration>,
+    /// How long a client may take to send a whole request, body included (default: no
+    /// limit); slower requests are answered 408 if no response has started.
+    pub request_timeout: Option<Duration>,
 }
+
+/// Envoy's default idle timeout of downstream connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            request_timeout: None,
         }
     }
 }
@@ -53,19 +68,36 @@ pub async fn serve_http<IO, S>(
     // hyper's HTTP/1 buffer cannot be smaller than 8 KiB: smaller limits are checked here.
     let checked_limit =
         (limits.max_header_bytes < H1_MINIMUM_BUFFER).then_some(limits.max_header_bytes);
+    let activity = Activity::default();
+    let in_flight = activity.clone();
+    let request_timeout = limits.request_timeout;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
+        let busy = in_flight.start();
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
-        let call =
-            (!too_large).then(|| tower::Service::call(&mut service, request.map(boxed_body)));
+        let (request, received) = match request_timeout {
+            None => (request.map(boxed_body), None),
+            Some(_) => {
+                let received = Arc::new(AtomicBool::new(false));
+                let watched = Arc::clone(&received);
+                let request =
+                    request.map(|body| ReceivedBody::new(boxed_body(body), watched).boxed());
+                (request, Some(received))
+            }
+        };
+        let call = (!too_large).then(|| tower::Service::call(&mut service, request));
         async move {
-            match call {
-                Some(call) => call.await,
-                None => {
-                    let mut answer = Response::new(ResponseBody::default());
-                    *answer.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-                    Ok(answer)
+            let _busy = busy;
+            let Some(call) = call else {
+                return Ok(status_answer(
+                    http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ));
+            };
+            match (request_timeout, received) {
+                (Some(timeout), Some(received)) => {
+                    within_request_timeout(call, timeout, &received).await
                 }
+                _ => call.await,
             }
         }
     });
@@ -85,11 +117,160 @@ pub async fn serve_http<IO, S>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::pin!(drain);
+    let idle = activity.idle_for(limits.idle_timeout);
+    tokio::pin!(idle);
     tokio::select! {
         _ = connection.as_mut() => {}
         () = &mut drain => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
+        }
+        () = &mut idle => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// The answer `status` with an empty body.
+fn status_answer(status: http::StatusCode) -> Response<ResponseBody> {
+    let mut answer = Response::new(ResponseBody::default());
+    *answer.status_mut() = status;
+    answer
+}
+
+/// `call`'s response, unless the request is not received whole within `timeout` before it
+/// comes: then 408 (`request timeout`, as Envoy answers) and the call is dropped.
+async fn within_request_timeout<F>(
+    call: F,
+    timeout: Duration,
+    received: &AtomicBool,
+) -> Result<Response<ResponseBody>, Infallible>
+where
+    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
+{
+    tokio::pin!(call);
+    tokio::select! {
+        response = call.as_mut() => response,
+        () = tokio::time::sleep(timeout) => {
+            if received.load(Ordering::Acquire) {
+                call.await
+            } else {
+                let mut answer = status_answer(http::StatusCode::REQUEST_TIMEOUT);
+                *answer.body_mut() = crate::outbound::full_body(bytes::Bytes::from_static(b"request timeout"));
+                answer.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain"),
+                );
+                Ok(answer)
+            }
+        }
+    }
+}
+
+/// A request body that records when it has been read to its end.
+#[pin_project::pin_project]
+struct ReceivedBody {
+    #[pin]
+    inner: ResponseBody,
+    received: Arc<AtomicBool>,
+}
+
+impl ReceivedBody {
+    fn new(inner: ResponseBody, received: Arc<AtomicBool>) -> Self {
+        if http_body::Body::is_end_stream(&inner) {
+            received.store(true, Ordering::Release);
+        }
+        ReceivedBody { inner, received }
+    }
+}
+
+impl http_body::Body for ReceivedBody {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BodyError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            this.received.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The requests in flight on one connection, and when that count last changed.
+#[derive(Clone)]
+struct Activity(Arc<ActivityState>);
+
+struct ActivityState {
+    /// When the connection was opened: `last_change` counts from here.
+    opened: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `opened` to the last start or end of a request.
+    last_change: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity(Arc::new(ActivityState {
+            opened: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_change: AtomicU64::new(0),
+        }))
+    }
+}
+
+/// One request in flight, until dropped.
+struct Busy(Activity);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+impl Activity {
+    fn start(&self) -> Busy {
+        self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    fn touch(&self) {
+        let since = u64::try_from(self.0.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.last_change.store(since, Ordering::Release);
+    }
+
+    /// Resolves once no request has been in flight, nor started or finished, for `timeout`
+    /// (never without a timeout).
+    async fn idle_for(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last =
+                self.0.opened + Duration::from_nanos(self.0.last_change.load(Ordering::Acquire));
+            let due = last + timeout;
+            if self.0.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(timeout).await;
+            } else if tokio::time::Instant::now() >= due {
+                return;
+            } else {
+                tokio::time::sleep_until(due).await;
+            }
         }
     }
 }
@@ -108,4 +289,31 @@ fn head_bytes<B>(request: &Request<B>) -> usize {
 /// A request body boxed with the forwarder's error type.
 fn boxed_body(body: Incoming) -> ResponseBody {
     body.map_err(BodyError::new).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_without_requests_for_the_timeout() {
+        let activity = Activity::default();
+        let timeout = Some(Duration::from_secs(60));
+        let started = tokio::time::Instant::now();
+        let busy = activity.start();
+        let watcher = activity.clone();
+        let idle = tokio::spawn(async move { watcher.idle_for(timeout).await });
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert!(!idle.is_finished(), "a request in flight keeps it open");
+        drop(busy);
+        let after_last = tokio::time::Instant::now();
+        idle.await.unwrap();
+        let closed = tokio::time::Instant::now();
+        assert!(closed - after_last >= Duration::from_secs(60));
+        assert!(
+            closed - after_last < Duration::from_secs(61),
+            "{:?}",
+            closed - started
+        );
+    }
 }

@@ -19,7 +19,7 @@ mod tunnels;
 mod udp;
 
 pub use compression::CompressFromRoute;
-pub use http::{HttpLimits, serve_http};
+pub use http::{DEFAULT_IDLE_TIMEOUT, HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{
     AnsweredRequestPath, ApplyReport, DenialLog, GatewayRequestPath, SocketKey, Sockets,
