@@ -279,6 +279,23 @@ spec:
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
+metadata: {name: queued}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: queued}]
+  circuitBreaker: {maxConnections: 1, maxPendingRequests: 1}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: no-retries}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: no-retries}]
+  retry:
+    numRetries: 2
+    retryOn: {triggers: [retriable-status-codes], httpStatusCodes: [503]}
+  circuitBreaker: {maxParallelRetries: 0}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
 metadata: {name: impatient}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: impatient}]
@@ -309,6 +326,7 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     let slow = slow_backend(Duration::from_millis(800)).await;
     let (failing, failing_seen) = failing_backend(2).await;
     let (unretried, unretried_seen) = failing_backend(2).await;
+    let (budgeted, budgeted_seen) = failing_backend(2).await;
     let dir = scratch("backend-traffic");
     let mut config = format!(
         "{}{}{}",
@@ -318,13 +336,16 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     );
     config.push_str(&service("failing", failing));
     config.push_str(&service("unretried", unretried));
+    config.push_str(&service("budgeted", budgeted));
     for (name, backend) in [
         ("limited", "echo"),
         ("busy", "echo"),
         ("teapot", "echo"),
         ("flaky", "echo"),
         ("narrow", "slow"),
+        ("queued", "slow"),
         ("impatient", "slow"),
+        ("no-retries", "budgeted"),
         ("retried", "failing"),
         ("plain", "unretried"),
     ] {
@@ -397,17 +418,7 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     );
 
     // The circuit breaker fails fast: one request in flight, the others refused at once.
-    let mut calls = tokio::task::JoinSet::new();
-    for _ in 0..4 {
-        let host = on("narrow");
-        let url = url.clone();
-        calls.spawn(async move { curl(&["-H", &host, &url]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut answers = Vec::new();
-    while let Some(answer) = calls.join_next().await {
-        answers.push(answer.unwrap());
-    }
+    let answers = concurrent_answers(&on("narrow"), &url, 4).await;
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     let overflow: Vec<&String> = answers
         .iter()
@@ -420,6 +431,18 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
             .iter()
             .all(|r| header(r, "x-envoy-overloaded") == Some("true"))
     );
+
+    // One connection and one pending place: the first request goes, the second waits for
+    // it and is answered too, the others are refused at once.
+    let answers = concurrent_answers(&on("queued"), &url, 4).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let overflow = answers.iter().filter(|(s, _)| *s == 503).count();
+    assert_eq!((ok, overflow), (2, 2), "{answers:?}");
+
+    // No retry places: the first 503 stands, and the backend saw one request.
+    let (status, _) = curl(&["-H", &on("no-retries"), &url]).await;
+    assert_eq!(status, 503);
+    assert_eq!(budgeted_seen.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // Retries: two 503s, then the answer — the client sees one 200; without the policy, 503.
     let (status, response) = curl(&["-H", &on("retried"), &url]).await;
@@ -462,6 +485,21 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     let (_, reason, message) = condition("dns-tuned");
     assert_eq!(reason, "Invalid");
     assert!(message.contains("spec.dns"), "{message}");
+}
+
+/// The answers of `count` curls to `host`, started 50 ms apart.
+async fn concurrent_answers(host: &str, url: &str, count: usize) -> Vec<(u16, String)> {
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (host, url) = (host.to_owned(), url.to_owned());
+        calls.spawn(async move { curl(&["-H", &host, &url]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = calls.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    answers
 }
 
 /// The statuses of `count` sequential curls.

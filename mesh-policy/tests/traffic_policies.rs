@@ -196,7 +196,13 @@ spec:
         traffic.rate_limit.is_some(),
         "the Gateway's rate limit is kept"
     );
-    assert_eq!(traffic.policy.max_parallel_requests, Some(3));
+    assert_eq!(
+        traffic
+            .policy
+            .circuit_breaker
+            .map(|c| c.max_parallel_requests),
+        Some(3)
+    );
     let statuses = policies.statuses();
     let merged = conditions(status(&statuses, "shop-merged"));
     assert!(
@@ -477,8 +483,12 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
             "positive duration",
         ),
         (
-            "timeout: {http: {idleTimeout: 5s}}",
-            "spec.timeout.http.idleTimeout",
+            "timeout: {http: {streamIdleTimeout: 5s}}",
+            "spec.timeout.http.streamIdleTimeout",
+        ),
+        (
+            "timeout: {http: {idleTimeout: later}}",
+            "spec.timeout.http.idleTimeout: \"later\" is not a duration",
         ),
     ] {
         let error = compile(yaml).unwrap_err();

@@ -108,8 +108,8 @@ pub struct CompiledBackendTraffic {
     shared_buckets: Vec<(usize, Arc<RuleBuckets>)>,
     /// Fault injection.
     pub fault: Option<FaultInjection>,
-    /// `circuitBreaker.maxParallelRequests`.
-    pub max_parallel_requests: Option<u32>,
+    /// `circuitBreaker`.
+    pub circuit_breaker: Option<super::circuit_breaker::Limits>,
     /// `timeout.http.requestTimeout` (`Some(None)`: `0s`, no limit).
     pub request_timeout: Option<Option<Duration>>,
     /// `retry`, for the route's one retry loop.
@@ -616,10 +616,25 @@ impl BackendTrafficPolicySpec {
             rate_limit,
             shared_buckets,
             fault,
-            max_parallel_requests: self
-                .circuit_breaker
-                .as_ref()
-                .and_then(|c| c.max_parallel_requests),
+            circuit_breaker: self.circuit_breaker.as_ref().map(|c| {
+                let defaults = super::circuit_breaker::Limits {
+                    // Envoy Gateway's default (Envoy's own is 3).
+                    max_parallel_retries: super::circuit_breaker::DEFAULT_LIMIT,
+                    ..Default::default()
+                };
+                super::circuit_breaker::Limits {
+                    max_parallel_requests: c
+                        .max_parallel_requests
+                        .unwrap_or(defaults.max_parallel_requests),
+                    max_connections: c.max_connections.unwrap_or(defaults.max_connections),
+                    max_pending_requests: c
+                        .max_pending_requests
+                        .unwrap_or(defaults.max_pending_requests),
+                    max_parallel_retries: c
+                        .max_parallel_retries
+                        .unwrap_or(defaults.max_parallel_retries),
+                }
+            }),
             request_timeout,
         })
     }
@@ -993,9 +1008,9 @@ impl CompiledBackendTraffic {
             policy: Arc::clone(self),
             name: format!("BackendTrafficPolicy {}", self.policy).into(),
             rate_limit,
-            breaker: self
-                .max_parallel_requests
-                .map(|limit| Arc::new(super::circuit_breaker::CircuitBreaker::new(limit))),
+            breaker: self.circuit_breaker.map(|limits| {
+                Arc::new(super::circuit_breaker::CircuitBreaker::with_limits(limits))
+            }),
             dice: Arc::new(super::fault::Dice::from_clock()),
             global: match (&self.global, &runtime.counters) {
                 (Some(rules), Some(counters)) => Some(GlobalLimit {

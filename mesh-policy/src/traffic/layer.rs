@@ -17,7 +17,11 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use routing::http_route::RequestView;
-use routing::router::{ListenerSet, MatchedRoute, RouteError, TlsServerName};
+use routing::router::{
+    ListenerSet, MatchedRoute, RetryBudget, RetryGate, RouteError, TlsServerName,
+};
+
+use super::circuit_breaker::Admitted;
 use tower::Service;
 
 use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
@@ -294,10 +298,11 @@ impl<S> BackendTrafficFromRoute<S> {
 /// The inner future within the rule's request timeout, holding the request's place in the
 /// circuit breaker; the rate limiter's headers go onto the response.
 #[pin_project::pin_project(project = BackendTrafficProjection)]
-#[derive(Debug)]
 pub enum BackendTrafficFuture<F, RB> {
     /// Refused before the inner service.
     Refused(Option<RouteError>),
+    /// Waiting for a place in the circuit breaker's connections, then in flight.
+    Queued(super::future::BoxedRouteFuture<Response<RB>>),
     /// In flight.
     Inner {
         /// The inner future.
@@ -326,6 +331,7 @@ where
             BackendTrafficProjection::Refused(error) => Poll::Ready(Err(error
                 .take()
                 .unwrap_or(RouteError::Misassembled("a finished future")))),
+            BackendTrafficProjection::Queued(queued) => queued.as_mut().poll(cx),
             BackendTrafficProjection::Inner {
                 inner,
                 deadline,
@@ -358,7 +364,10 @@ where
 
 impl<S, B, RB> Service<Request<B>> for BackendTrafficFromRoute<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: Send + 'static,
 {
     type Response = Response<RB>;
     type Error = RouteError;
@@ -398,11 +407,12 @@ where
             }
             None => None,
         };
-        let place = match &traffic.breaker {
-            Some(breaker) => match breaker.try_enter() {
-                Some(place) => Some(place),
-                None => {
-                    let refusal = super::circuit_breaker::CircuitBreaker::refusal(&traffic.name);
+        let admitted = match &traffic.breaker {
+            Some(breaker) => match breaker.admit() {
+                Ok(admitted) => Some(admitted),
+                Err(limit) => {
+                    let refusal =
+                        super::circuit_breaker::CircuitBreaker::overflow(&traffic.name, limit);
                     return BackendTrafficFuture::Refused(Some(refusal));
                 }
             },
@@ -423,8 +433,15 @@ where
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
+        let retry_gate = traffic
+            .breaker
+            .as_ref()
+            .map(|breaker| RetryGate(Arc::new(BreakerRetries(Arc::clone(breaker)))));
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
+        }
+        if let Some(gate) = retry_gate {
+            request.extensions_mut().insert(gate);
         }
         if let Some(balancer) = balancer {
             request.extensions_mut().insert(balancer);
@@ -437,12 +454,71 @@ where
                 .extensions_mut()
                 .insert(routing::router::UseClientProtocol);
         }
+        let deadline = timeout.map(tokio::time::sleep);
+        let place = match admitted {
+            None => None,
+            Some(Admitted::Now(place)) => Some(place),
+            Some(Admitted::Queued(pending)) => {
+                // Waits for a connection place (within the request timeout), then goes on.
+                let mut ready = super::future::take_ready(&mut self.inner);
+                return BackendTrafficFuture::Queued(Box::pin(async move {
+                    let Some(deadline) = deadline else {
+                        let place = pending.connected().await;
+                        return call_holding(&mut ready, request, place, report).await;
+                    };
+                    tokio::pin!(deadline);
+                    tokio::select! {
+                        place = pending.connected() => {
+                            tokio::select! {
+                                outcome = call_holding(&mut ready, request, place, report) => outcome,
+                                () = &mut deadline => Err(RouteError::RequestTimeout),
+                            }
+                        }
+                        () = &mut deadline => Err(RouteError::RequestTimeout),
+                    }
+                }));
+            }
+        };
         BackendTrafficFuture::Inner {
             inner: self.inner.call(request),
-            deadline: timeout.map(tokio::time::sleep),
+            deadline,
             place,
             report,
             body: std::marker::PhantomData,
         }
+    }
+}
+
+/// Calls `service` once it is ready, holding `place` until the response, with the rate
+/// limiter's `report` on it.
+async fn call_holding<S, B, RB>(
+    service: &mut S,
+    request: Request<B>,
+    place: super::circuit_breaker::InFlight,
+    report: Option<super::rate_limit::bucket::BucketCheck>,
+) -> Result<Response<RB>, RouteError>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
+{
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+    BackendTrafficFuture::Inner {
+        inner: service.call(request),
+        deadline: None,
+        place: Some(place),
+        report,
+        body: std::marker::PhantomData,
+    }
+    .await
+}
+
+/// A circuit breaker's retry limit, as the route's retry loop asks for it.
+#[derive(Debug)]
+struct BreakerRetries(Arc<super::circuit_breaker::CircuitBreaker>);
+
+impl RetryBudget for BreakerRetries {
+    fn try_retry(&self) -> Option<Box<dyn Send + Sync>> {
+        self.0
+            .try_retry()
+            .map(|place| Box::new(place) as Box<dyn Send + Sync>)
     }
 }

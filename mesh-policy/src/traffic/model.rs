@@ -578,15 +578,15 @@ pub struct CircuitBreakerSpec {
     /// Requests in flight (default 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel_requests: Option<u32>,
-    /// Not enforced yet.
+    /// Requests talking to the backends at once (default 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connections: NotYet,
-    /// Not enforced yet.
+    pub max_connections: Option<u32>,
+    /// Requests waiting for one of those places (default 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_pending_requests: NotYet,
-    /// Not enforced yet.
+    pub max_pending_requests: Option<u32>,
+    /// Retries at once (default 1024 in Envoy Gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_parallel_retries: NotYet,
+    pub max_parallel_retries: Option<u32>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_connection: NotYet,
@@ -885,21 +885,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.bandwidth_limit, "spec.bandwidthLimit");
         set(&mut found, &self.admission_control, "spec.admissionControl");
         if let Some(breaker) = &self.circuit_breaker {
-            set(
-                &mut found,
-                &breaker.max_connections,
-                "spec.circuitBreaker.maxConnections",
-            );
-            set(
-                &mut found,
-                &breaker.max_pending_requests,
-                "spec.circuitBreaker.maxPendingRequests",
-            );
-            set(
-                &mut found,
-                &breaker.max_parallel_retries,
-                "spec.circuitBreaker.maxParallelRetries",
-            );
             set(
                 &mut found,
                 &breaker.max_requests_per_connection,

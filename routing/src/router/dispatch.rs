@@ -32,6 +32,18 @@ pub struct PolicyRetry {
     pub per_try_timeout: Option<Duration>,
 }
 
+/// Retries of a cluster under way at once, bounded (Envoy's `max_retries` circuit breaker):
+/// a request extension set before [`Dispatch`]; a retry refused a place is not made, and the
+/// try's own answer stands.
+pub trait RetryBudget: Send + Sync + std::fmt::Debug {
+    /// A place for one more retry, held until the retry ends; `None` at the limit.
+    fn try_retry(&self) -> Option<Box<dyn Send + Sync>>;
+}
+
+/// The [`RetryBudget`] of the request's cluster, as a request extension.
+#[derive(Debug, Clone)]
+pub struct RetryGate(pub Arc<dyn RetryBudget>);
+
 /// What [`Dispatch`] forwards through: a cloneable service answering requests with responses
 /// or typed [`UpstreamError`]s (implemented for every such service).
 pub trait UpstreamService<B, RB>:
@@ -187,19 +199,31 @@ impl<S> Attempt<S> {
             .clone()
             .or_else(|| from_policy.map(|p| p.retry.clone()))
             .filter(|_| request.body().is_end_stream());
+        let gate = request.extensions().get::<RetryGate>().cloned();
+        // The place of the retry under way, held through its try.
+        let mut retry_place = None;
         if let Some(retry) = retry {
             for _ in 0..retry.attempts {
                 let copy = copy_without_body(&request);
                 let outcome = self.one_try(copy, per_try).await;
+                retry_place = None;
                 if !retriable(&outcome, &retry) {
                     return outcome;
+                }
+                if let Some(RetryGate(budget)) = &gate {
+                    match budget.try_retry() {
+                        Some(place) => retry_place = Some(place),
+                        None => return outcome,
+                    }
                 }
                 if retry.backoff > Duration::ZERO {
                     tokio::time::sleep(retry.backoff).await;
                 }
             }
         }
-        self.one_try(request, per_try).await
+        let outcome = self.one_try(request, per_try).await;
+        drop(retry_place);
+        outcome
     }
 
     /// One try: a Service chosen by weight, its filters, the call within `per_try` (the

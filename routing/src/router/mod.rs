@@ -43,7 +43,9 @@ pub use balance::{
     BalanceEndpoints, EndpointPick, LocalFailure, ObserveTries, PolicyBalancer, RequestHead,
     SelectedEndpoint, TryOutcome, TryTicket,
 };
-pub use dispatch::{Dispatch, DispatchFuture, DispatchLayer, PolicyRetry, UpstreamService};
+pub use dispatch::{
+    Dispatch, DispatchFuture, DispatchLayer, PolicyRetry, RetryBudget, RetryGate, UpstreamService,
+};
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;
 pub use listener_set::ListenerSet;
