@@ -129,6 +129,19 @@ impl Drop for RetryPlace {
     }
 }
 
+/// A circuit breaker's retry limit, as the route's retry loop asks for it
+/// ([`routing::router::RetryGate`]).
+#[derive(Debug)]
+pub struct BreakerRetries(pub Arc<CircuitBreaker>);
+
+impl routing::router::RetryBudget for BreakerRetries {
+    fn try_retry(&self) -> Option<Box<dyn Send + Sync>> {
+        self.0
+            .try_retry()
+            .map(|place| Box::new(place) as Box<dyn Send + Sync>)
+    }
+}
+
 /// Adds one to `counter` unless it is at `limit`.
 fn increment_below(counter: &AtomicU32, limit: u32) -> bool {
     let mut current = counter.load(Ordering::Acquire);

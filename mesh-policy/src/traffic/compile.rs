@@ -1004,13 +1004,19 @@ impl CompiledBackendTraffic {
             })
             .ok()
         });
+        let breaker = self
+            .circuit_breaker
+            .map(|limits| Arc::new(super::circuit_breaker::CircuitBreaker::with_limits(limits)));
         RouteTraffic {
             policy: Arc::clone(self),
             name: format!("BackendTrafficPolicy {}", self.policy).into(),
             rate_limit,
-            breaker: self.circuit_breaker.map(|limits| {
-                Arc::new(super::circuit_breaker::CircuitBreaker::with_limits(limits))
+            retry_gate: breaker.as_ref().map(|breaker| {
+                routing::router::RetryGate(Arc::new(super::circuit_breaker::BreakerRetries(
+                    Arc::clone(breaker),
+                )))
             }),
+            breaker,
             dice: Arc::new(super::fault::Dice::from_clock()),
             global: match (&self.global, &runtime.counters) {
                 (Some(rules), Some(counters)) => Some(GlobalLimit {
@@ -1050,6 +1056,8 @@ pub struct RouteTraffic {
     pub rate_limit: Option<LocalRateLimit>,
     /// The route's circuit breaker.
     pub breaker: Option<Arc<super::circuit_breaker::CircuitBreaker>>,
+    /// The breaker's retry limit, handed to the route's retry loop.
+    pub retry_gate: Option<routing::router::RetryGate>,
     /// Draws for fault percentages.
     pub dice: Arc<super::fault::Dice>,
     /// The rule's load balancer.

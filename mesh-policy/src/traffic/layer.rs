@@ -17,9 +17,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 use routing::http_route::RequestView;
-use routing::router::{
-    ListenerSet, MatchedRoute, RetryBudget, RetryGate, RouteError, TlsServerName,
-};
+use routing::router::{ListenerSet, MatchedRoute, RouteError, TlsServerName};
 
 use super::circuit_breaker::Admitted;
 use tower::Service;
@@ -433,10 +431,7 @@ where
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
-        let retry_gate = traffic
-            .breaker
-            .as_ref()
-            .map(|breaker| RetryGate(Arc::new(BreakerRetries(Arc::clone(breaker)))));
+        let retry_gate = traffic.retry_gate.clone();
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
         }
@@ -509,16 +504,4 @@ where
         body: std::marker::PhantomData,
     }
     .await
-}
-
-/// A circuit breaker's retry limit, as the route's retry loop asks for it.
-#[derive(Debug)]
-struct BreakerRetries(Arc<super::circuit_breaker::CircuitBreaker>);
-
-impl RetryBudget for BreakerRetries {
-    fn try_retry(&self) -> Option<Box<dyn Send + Sync>> {
-        self.0
-            .try_retry()
-            .map(|place| Box::new(place) as Box<dyn Send + Sync>)
-    }
 }
