@@ -228,3 +228,56 @@ async fn idle_connections_close_and_slow_requests_get_408() {
     }
     assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
 }
+
+/// The HTTP/2 settings the gateway at `port` announces, as read by python `h2`.
+fn announced_h2_settings(port: u16) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/h2_settings.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .output()
+        .expect("python3 with h2 (scripts/install-test-deps)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_settings_are_announced_as_the_policy_says() {
+    let (tuned, plain) = (free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-http2");
+    let gateway = |name: &str, port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+             listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n"
+        )
+    };
+    let config = format!(
+        "{}{}{}\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: h2}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tuned}}]\n  \
+         http2: {{initialStreamWindowSize: 128Ki, initialConnectionWindowSize: 2Mi, maxConcurrentStreams: 7}}\n---\n",
+        gateway("tuned", tuned),
+        gateway("plain", plain),
+        service("echo", echo_port)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let announced = announced_h2_settings(tuned);
+    assert_eq!(announced["max_concurrent_streams"], 7, "{announced}");
+    assert_eq!(announced["initial_window_size"], 131_072, "{announced}");
+    assert_eq!(
+        announced["connection_window"],
+        2 * 1024 * 1024,
+        "{announced}"
+    );
+    let defaults = announced_h2_settings(plain);
+    assert_ne!(defaults["max_concurrent_streams"], 7, "{defaults}");
+}

@@ -1,7 +1,7 @@
 //! ClientTrafficPolicy `headers` through the `gateway` binary: Envoy Gateway's default request
 //! id (a fresh UUIDv4 replacing the client's), `requestID: PreserveOrGenerate`,
 //! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
-//! is selected), and `disableRateLimitHeaders`.
+//! is selected), `disableRateLimitHeaders`, and `lateResponseHeaders` (on every answer).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -23,7 +23,8 @@ fn config(default_port: u16, tuned_port: u16, echo_port: u16, prod_port: u16) ->
          targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tuned}}]\n  headers:\n    \
          requestID: PreserveOrGenerate\n    disableRateLimitHeaders: true\n    earlyRequestHeaders:\n      \
          set: [{{name: X-Env, value: prod}}]\n      add: [{{name: x-tag, value: edge}}]\n      \
-         addIfAbsent: [{{name: x-tenant, value: default}}]\n      remove: [x-debug]\n---\n\
+         addIfAbsent: [{{name: x-tenant, value: default}}]\n      remove: [x-debug]\n    \
+         lateResponseHeaders: {{set: [{{name: x-served-by, value: tuned}}], remove: [x-echo-note]}}\n---\n\
          apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: limited}}\nspec:\n  \
          targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}}]\n  \
          rateLimit: {{local: {{rules: [{{limit: {{requests: 100, unit: Hour}}}}]}}}}\n---\n",
@@ -117,4 +118,26 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
     let (status, response) = curl(&[&tuned]).await;
     assert_eq!(status, 200);
     assert_eq!(header(&response, "x-ratelimit-limit"), None, "{response}");
+
+    // lateResponseHeaders: on the backend's answers and on the gateway's own (a 400 for a
+    // request with two Host headers), not on the other listener's.
+    assert_eq!(
+        header(&response, "x-served-by"),
+        Some("tuned"),
+        "{response}"
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", tuned_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(header(&answer, "x-served-by"), Some("tuned"), "{answer}");
+    let (_, response) = curl(&[&plain]).await;
+    assert_eq!(header(&response, "x-served-by"), None, "{response}");
 }

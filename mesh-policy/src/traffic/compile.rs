@@ -65,6 +65,10 @@ pub struct CompiledClientTraffic {
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
     /// `headers.xForwardedClientCert`.
     pub xfcc: super::xfcc::Xfcc,
+    /// `http2`.
+    pub http2: super::http2_settings::Http2Settings,
+    /// `headers.lateResponseHeaders`.
+    pub late_response_headers: HeaderEdits,
 }
 
 /// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
@@ -292,6 +296,12 @@ impl ClientTrafficPolicySpec {
             })
             .transpose()?
             .unwrap_or_default();
+        let late_response_headers = match &headers.late_response_headers {
+            None => HeaderEdits::default(),
+            Some(spec) => {
+                header_edits(spec).map_err(|e| format!("spec.headers.lateResponseHeaders.{e}"))?
+            }
+        };
         let early_request_headers = match &headers.early_request_headers {
             None => HeaderEdits::default(),
             Some(spec) => {
@@ -378,6 +388,12 @@ impl ClientTrafficPolicySpec {
             http_timeouts.and_then(|h| h.idle_timeout.as_ref()),
             "idleTimeout",
         )?;
+        let http2 = self
+            .http2
+            .as_ref()
+            .map(|spec| spec.compile().map_err(|e| format!("spec.http2.{e}")))
+            .transpose()?
+            .unwrap_or_default();
         let proxy_protocol = match (&self.proxy_protocol, self.enable_proxy_protocol) {
             (Some(settings), _) if settings.optional == Some(true) => {
                 Some(ProxyProtocolMode::Optional)
@@ -402,6 +418,8 @@ impl ClientTrafficPolicySpec {
             idle_timeout,
             tls,
             xfcc,
+            http2,
+            late_response_headers,
         })
     }
 }

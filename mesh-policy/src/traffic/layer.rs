@@ -63,6 +63,8 @@ impl<S> ClientTrafficFromListener<S> {
                 idle_timeout: None,
                 tls: None,
                 xfcc: Default::default(),
+                http2: Default::default(),
+                late_response_headers: Default::default(),
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

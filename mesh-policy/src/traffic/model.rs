@@ -83,9 +83,9 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http1: NotYet,
-    /// Not enforced yet.
+    /// HTTP/2 settings announced to clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http2: NotYet,
+    pub http2: Option<super::http2_settings::Http2Spec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http3: NotYet,
@@ -176,9 +176,9 @@ pub struct HeaderSettings {
     /// Edits made before anything else reads the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_request_headers: Option<HeaderFilterSpec>,
-    /// Not enforced yet.
+    /// Edits made to every response last of all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub late_response_headers: NotYet,
+    pub late_response_headers: Option<HeaderFilterSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_envoy_headers: NotYet,
@@ -832,7 +832,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
             }
         }
         set(&mut found, &self.http1, "spec.http1");
-        set(&mut found, &self.http2, "spec.http2");
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
         if let Some(h) = &self.headers {
@@ -843,11 +842,13 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                     "spec.headers.earlyRequestHeaders.removeOnMatch",
                 );
             }
-            set(
-                &mut found,
-                &h.late_response_headers,
-                "spec.headers.lateResponseHeaders",
-            );
+            if let Some(late) = &h.late_response_headers {
+                set(
+                    &mut found,
+                    &late.remove_on_match,
+                    "spec.headers.lateResponseHeaders.removeOnMatch",
+                );
+            }
             set(
                 &mut found,
                 &h.enable_envoy_headers,

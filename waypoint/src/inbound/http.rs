@@ -34,6 +34,12 @@ pub struct HttpLimits {
     /// How long a client may take to send a whole request, body included (default: no
     /// limit); slower requests are answered 408 if no response has started.
     pub request_timeout: Option<Duration>,
+    /// HTTP/2: each stream's initial flow-control window (default: hyper's).
+    pub h2_stream_window: Option<u32>,
+    /// HTTP/2: the connection's initial flow-control window (default: hyper's).
+    pub h2_connection_window: Option<u32>,
+    /// HTTP/2: the most streams a client may open at once (default: hyper's, 200).
+    pub h2_max_concurrent_streams: Option<u32>,
 }
 
 /// Envoy's default idle timeout of downstream connections.
@@ -46,6 +52,9 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             request_timeout: None,
+            h2_stream_window: None,
+            h2_connection_window: None,
+            h2_max_concurrent_streams: None,
         }
     }
 }
@@ -110,10 +119,19 @@ pub async fn serve_http<IO, S>(
         // A client may shut its sending side after the request (common through tunnels)
         // and still expect the answer.
         .half_close(true);
-    builder
-        .http2()
+    let mut http2 = builder.http2();
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    if let Some(window) = limits.h2_stream_window {
+        http2.initial_stream_window_size(window);
+    }
+    if let Some(window) = limits.h2_connection_window {
+        http2.initial_connection_window_size(window);
+    }
+    if let Some(streams) = limits.h2_max_concurrent_streams {
+        http2.max_concurrent_streams(streams);
+    }
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::pin!(drain);

@@ -19,7 +19,7 @@ use mesh_policy::security::SecurityPolicyService;
 use mesh_policy::traffic::xfcc::ClientCertDetails;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
-    OverrideResponses, RequestBufferFromRoute,
+    LateResponseHeaders, OverrideResponses, RequestBufferFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -483,11 +483,17 @@ pub fn gateway_request_path(
     )
 }
 
-/// [`GatewayRequestPath`] with its errors answered ([`Respond`], local-reply bodies written)
-/// and the answers overridden by the matched rule's BackendTrafficPolicy `responseOverride`.
-pub type AnsweredRequestPath = OverrideResponses<
-    MapResponse<Respond<GatewayRequestPath>, fn(Response<ResponseBody>) -> Response<ResponseBody>>,
-    ResponseBody,
+/// [`GatewayRequestPath`] with its errors answered ([`Respond`], local-reply bodies written),
+/// the answers overridden by the matched rule's BackendTrafficPolicy `responseOverride`, and
+/// the listener's ClientTrafficPolicy `lateResponseHeaders` edits made last.
+pub type AnsweredRequestPath = LateResponseHeaders<
+    OverrideResponses<
+        MapResponse<
+            Respond<GatewayRequestPath>,
+            fn(Response<ResponseBody>) -> Response<ResponseBody>,
+        >,
+        ResponseBody,
+    >,
 >;
 
 /// [`AnsweredRequestPath`] over `listeners`, forwarding through `forwarder`.
@@ -497,7 +503,12 @@ pub fn answered_request_path(
 ) -> AnsweredRequestPath {
     let respond = Respond::new(gateway_request_path(Arc::clone(listeners), forwarder));
     let with_bodies: fn(Response<ResponseBody>) -> Response<ResponseBody> = with_local_reply_body;
-    OverrideResponses::for_listeners(listeners, MapResponse::new(respond, with_bodies), full_body)
+    let overridden = OverrideResponses::for_listeners(
+        listeners,
+        MapResponse::new(respond, with_bodies),
+        full_body,
+    );
+    LateResponseHeaders::new(listeners, overridden)
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or

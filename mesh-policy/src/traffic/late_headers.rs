@@ -1,0 +1,93 @@
+//! ClientTrafficPolicy `headers.lateResponseHeaders`: header edits made to every response of
+//! a listener last of all — after the route's filters, the policies' and the proxy's own
+//! answers (local replies, response overrides). [`LateResponseHeaders`] sits outermost and
+//! finds the listener's policy the way [`ClientTrafficFromListener`](super::ClientTrafficFromListener)
+//! does (by TLS server name, else `Host`); without a policy with such edits on the socket it
+//! passes requests through untouched.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{Request, Response};
+use routing::router::ListenerSet;
+use tower::Service;
+
+use super::compile::CompiledClientTraffic;
+use super::layer::client_policy;
+
+/// Applies the listener's `lateResponseHeaders` to each response of the inner service.
+#[derive(Debug, Clone)]
+pub struct LateResponseHeaders<S> {
+    /// `None` when no listener of the socket has late edits.
+    listeners: Option<Arc<ListenerSet>>,
+    inner: S,
+}
+
+impl<S> LateResponseHeaders<S> {
+    /// Over the listeners of one socket.
+    pub fn new(listeners: &Arc<ListenerSet>, inner: S) -> Self {
+        let any = listeners.listeners().iter().any(|listener| {
+            listener
+                .policy
+                .get::<super::AttachedClientTraffic>()
+                .is_some_and(|attached| !attached.0.late_response_headers.is_empty())
+        });
+        LateResponseHeaders {
+            listeners: any.then(|| Arc::clone(listeners)),
+            inner,
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for LateResponseHeaders<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = LateHeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let policy = self
+            .listeners
+            .as_ref()
+            .and_then(|listeners| client_policy(listeners, &request))
+            .filter(|policy| !policy.late_response_headers.is_empty())
+            .cloned();
+        LateHeadersFuture {
+            inner: self.inner.call(request),
+            policy,
+        }
+    }
+}
+
+/// The future of [`LateResponseHeaders`].
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct LateHeadersFuture<F> {
+    #[pin]
+    inner: F,
+    policy: Option<Arc<CompiledClientTraffic>>,
+}
+
+impl<F, RB, E> Future for LateHeadersFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(policy) = this.policy.take() {
+            policy.late_response_headers.apply(response.headers_mut());
+        }
+        Poll::Ready(Ok(response))
+    }
+}
