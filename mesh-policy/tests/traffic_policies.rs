@@ -642,3 +642,22 @@ fn response_overrides_compile_with_the_crd_rules() {
         assert!(error.contains(expected), "{yaml}: {error}");
     }
 }
+
+#[test]
+fn connect_timeouts_compile_as_positive_durations() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "tcp");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.connect_timeout)
+    };
+    assert_eq!(
+        compile("timeout: {tcp: {connectTimeout: 250ms}}").unwrap(),
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(compile("timeout: {http: {requestTimeout: 1s}}").unwrap(), None);
+    let error = compile("timeout: {tcp: {connectTimeout: 0s}}").unwrap_err();
+    assert!(error.contains("spec.timeout.tcp.connectTimeout"), "{error}");
+}

@@ -132,6 +132,8 @@ pub struct CompiledBackendTraffic {
     pub request_buffer: Option<usize>,
     /// `responseOverride` (empty: none).
     pub response_override: Vec<super::response_override::OverrideRule>,
+    /// `timeout.tcp.connectTimeout`.
+    pub connect_timeout: Option<Duration>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -621,7 +623,24 @@ impl BackendTrafficPolicySpec {
                 super::response_override::spec::compile_overrides(specs, &key.namespace, config)?
             }
         };
+        let connect_timeout =
+            match self
+                .timeout
+                .as_ref()
+                .and_then(|t| t.tcp.as_ref())
+                .and_then(|t| t.connect_timeout.as_deref())
+            {
+                None => None,
+                Some(text) => Some(parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(
+                    || {
+                        format!(
+                            "spec.timeout.tcp.connectTimeout: {text:?} is not a positive duration"
+                        )
+                    },
+                )?),
+            };
         Ok(CompiledBackendTraffic {
+            connect_timeout,
             response_override,
             request_buffer,
             compression,

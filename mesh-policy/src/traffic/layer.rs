@@ -430,6 +430,7 @@ where
         let retry = traffic.policy.retry.clone();
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
+        let connect_timeout = traffic.policy.connect_timeout;
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
@@ -450,6 +451,11 @@ where
             request
                 .extensions_mut()
                 .insert(routing::router::UseClientProtocol);
+        }
+        if let Some(timeout) = connect_timeout {
+            request
+                .extensions_mut()
+                .insert(routing::router::UpstreamConnectTimeout(timeout));
         }
         let deadline = timeout.map(tokio::time::sleep);
         let place = match admitted {

@@ -602,9 +602,18 @@ pub struct BackendTimeoutSpec {
     /// HTTP timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<BackendHttpTimeoutSpec>,
-    /// Not enforced yet.
+    /// TCP timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp: NotYet,
+    pub tcp: Option<BackendTcpTimeoutSpec>,
+}
+
+/// `timeout.tcp` (BackendTrafficPolicy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTcpTimeoutSpec {
+    /// How long opening a connection to a backend may take (default 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
 }
 
 /// `timeout.http`.
@@ -918,9 +927,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 &http.stream_idle_timeout,
                 "spec.timeout.http.streamIdleTimeout",
             );
-        }
-        if let Some(timeout) = &self.timeout {
-            set(&mut found, &timeout.tcp, "spec.timeout.tcp");
         }
         found
     }

@@ -85,6 +85,12 @@ impl std::ops::Deref for SelectedBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseClientProtocol;
 
+/// How long the upstream service may take to open a new connection for this request (Envoy
+/// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`), as a request extension; a
+/// connection not open in time is a typed `Timeout` upstream error (503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamConnectTimeout(pub std::time::Duration);
+
 /// Gateway routing assembled: [`SelectRoute`] → [`RuleFilters`] → [`Dispatch`] → `upstream`.
 #[derive(Debug, Clone)]
 pub struct Router<S> {

@@ -26,6 +26,20 @@ pub trait Connect: Clone + Send + Sync + 'static {
         &self,
         endpoint: SocketAddr,
     ) -> impl Future<Output = Result<Self::Io, UpstreamError>> + Send;
+
+    /// Opens a stream to `endpoint` within `timeout` instead of the connector's own limit
+    /// (by default: the connector's connect, cut at `timeout`).
+    fn connect_within(
+        &self,
+        endpoint: SocketAddr,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Io, UpstreamError>> + Send {
+        async move {
+            tokio::time::timeout(timeout, self.connect(endpoint))
+                .await
+                .unwrap_or_else(|_| Err(UpstreamError::new(UpstreamErrorKind::Timeout)))
+        }
+    }
 }
 
 /// Plain TCP with `TCP_NODELAY`, a connect timeout and, optionally, a firewall mark on the
@@ -71,7 +85,15 @@ impl Connect for TcpConnect {
     type Io = TcpStream;
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<TcpStream, UpstreamError> {
-        match tokio::time::timeout(self.timeout, self.open(endpoint)).await {
+        self.connect_within(endpoint, self.timeout).await
+    }
+
+    async fn connect_within(
+        &self,
+        endpoint: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpStream, UpstreamError> {
+        match tokio::time::timeout(timeout, self.open(endpoint)).await {
             Err(_) => Err(UpstreamError::new(UpstreamErrorKind::Timeout)),
             Ok(Err(error)) => Err(UpstreamError::with_source(io_kind(&error), error)),
             Ok(Ok(stream)) => Ok(stream),

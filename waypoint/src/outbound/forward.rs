@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
-    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamError, UpstreamErrorKind,
-    UseClientProtocol,
+    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnectTimeout, UpstreamError,
+    UpstreamErrorKind, UseClientProtocol,
 };
 
 use super::body_error::BodyError;
@@ -246,9 +246,13 @@ impl<C: Connect> Forwarder<C> {
             (None, _) => {
                 // The common case: HTTP/1.1 on the lean pool.
                 *request.version_mut() = http::Version::HTTP_11;
+                let connect_timeout = request
+                    .extensions()
+                    .get::<UpstreamConnectTimeout>()
+                    .map(|t| t.0);
                 self.inner
                     .plain
-                    .send(endpoint.address, request)
+                    .send(endpoint.address, request, connect_timeout)
                     .await
                     .map_err(|error| match error {
                         Http1PoolError::Connect(typed) => typed,

@@ -114,11 +114,13 @@ impl<C: Connect> Http1Pool<C> {
         }
     }
 
-    /// Sends `request` to `endpoint` on a pooled or new connection.
+    /// Sends `request` to `endpoint` on a pooled or new connection (a new one opened within
+    /// `connect_timeout`, else the connector's own limit).
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut request: Request<ResponseBody>,
+        connect_timeout: Option<Duration>,
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
         self.start_reaper();
         while let Some(mut sender) = self.checkout(endpoint) {
@@ -131,11 +133,11 @@ impl<C: Connect> Http1Pool<C> {
             }
         }
         let place = self.reserve(endpoint)?;
-        let io = self
-            .connector
-            .connect(endpoint)
-            .await
-            .map_err(Http1PoolError::Connect)?;
+        let io = match connect_timeout {
+            Some(timeout) => self.connector.connect_within(endpoint, timeout).await,
+            None => self.connector.connect(endpoint).await,
+        }
+        .map_err(Http1PoolError::Connect)?;
         let mut sender = handshake(io, place).await?;
         let response = sender.send_request(request).await?;
         Ok(self.track(endpoint, sender, response))
@@ -371,7 +373,7 @@ mod tests {
             .header("host", "backend")
             .body(ResponseBody::default())
             .unwrap();
-        let response = pool.send(address, request).await.unwrap();
+        let response = pool.send(address, request, None).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(body.to_vec()).unwrap()
     }
@@ -395,7 +397,7 @@ mod tests {
         let pool = tcp_pool(PoolLimits::default());
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         assert!(matches!(
-            pool.send(address, request).await,
+            pool.send(address, request, None).await,
             Err(Http1PoolError::Connect(_))
         ));
     }
@@ -456,7 +458,7 @@ mod tests {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move {
                 let request = Request::get("/").body(ResponseBody::default()).unwrap();
-                let _ = pool.send(address, request).await;
+                let _ = pool.send(address, request, None).await;
             });
         }
         eventually("two open connections", || {
@@ -466,7 +468,7 @@ mod tests {
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(address, request).await,
+            pool.send(address, request, None).await,
             Err(Http1PoolError::Overloaded(2))
         ));
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -481,7 +483,7 @@ mod tests {
             ..PoolLimits::default()
         });
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
-        let response = pool.send(address, request).await.unwrap();
+        let response = pool.send(address, request, None).await.unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(pool.idle_connections(address), 1);
         eventually("the idle connection evicted", || {
@@ -496,7 +498,7 @@ mod tests {
         let pool = tcp_pool(PoolLimits::default());
         for address in [kept, removed] {
             let request = Request::get("/").body(ResponseBody::default()).unwrap();
-            let response = pool.send(address, request).await.unwrap();
+            let response = pool.send(address, request, None).await.unwrap();
             response.into_body().collect().await.unwrap();
         }
         pool.retain_endpoints(&HashSet::from([kept]));
