@@ -657,7 +657,10 @@ fn connect_timeouts_compile_as_positive_durations() {
         compile("timeout: {tcp: {connectTimeout: 250ms}}").unwrap(),
         Some(std::time::Duration::from_millis(250))
     );
-    assert_eq!(compile("timeout: {http: {requestTimeout: 1s}}").unwrap(), None);
+    assert_eq!(
+        compile("timeout: {http: {requestTimeout: 1s}}").unwrap(),
+        None
+    );
     let error = compile("timeout: {tcp: {connectTimeout: 0s}}").unwrap_err();
     assert!(error.contains("spec.timeout.tcp.connectTimeout"), "{error}");
 }
