@@ -144,3 +144,71 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
     .await;
     assert!(spoofed.starts_with("HTTP/1.1 403"), "{spoofed}");
 }
+
+/// HAProxy as a backend accepting PROXY headers (`accept-proxy`, v1 and v2) and answering
+/// with the source and destination they named; returns its port.
+async fn haproxy_reporting_backend(dir: &std::path::Path) -> (u16, tokio::process::Child) {
+    let port = free_port();
+    let config = dir.join("haproxy-backend.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend reporter\n  bind 127.0.0.1:{port} accept-proxy\n  \
+             http-request return status 200 content-type text/plain lf-string \"src=%[src] dst=%[dst]:%[dst_port]\"\n"
+        ),
+    )
+    .unwrap();
+    let child = tokio::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy is installed (scripts/install-test-deps)");
+    (port, child)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_headers_name_the_client_to_backends() {
+    let port = free_port();
+    let dir = scratch("upstream-proxy-protocol");
+    let (backend, _haproxy) = haproxy_reporting_backend(&dir).await;
+    let policy = |name: &str, version: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+             proxyProtocol: {{version: {version}}}\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service("reporter", backend)
+        + &host_route("v1", "reporter")
+        + &host_route("v2", "reporter")
+        + &policy("v1", "V1")
+        + &policy("v2", "V2");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_until("HAProxy answers", || {
+        let url = url.clone();
+        async move { curl(&["-H", "host: v2.example", &url]).await.0 == 200 }
+    })
+    .await;
+
+    // curl binds 127.0.0.66: the backend sees that client and the gateway's listener, not the
+    // gateway's own connection; each connection is the request's own.
+    for version in ["v1", "v2"] {
+        for _ in 0..2 {
+            let host = format!("host: {version}.example");
+            let (status, response) = curl(&["--interface", "127.0.0.66", "-H", &host, &url]).await;
+            assert_eq!(status, 200, "{response}");
+            assert!(
+                response.ends_with(&format!("src=127.0.0.66 dst=127.0.0.1:{port}")),
+                "{version}: {response}"
+            );
+        }
+    }
+}

@@ -644,7 +644,7 @@ fn response_overrides_compile_with_the_crd_rules() {
 }
 
 #[test]
-fn connect_timeouts_compile_as_positive_durations() {
+fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
     use mesh_policy::traffic::model::BackendTrafficPolicySpec;
     let key = ObjectKey::new("default", "tcp");
     let compile = |yaml: &str| {
@@ -663,4 +663,16 @@ fn connect_timeouts_compile_as_positive_durations() {
     );
     let error = compile("timeout: {tcp: {connectTimeout: 0s}}").unwrap_err();
     assert!(error.contains("spec.timeout.tcp.connectTimeout"), "{error}");
+    let proxy = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.proxy_protocol)
+    };
+    assert_eq!(
+        proxy("proxyProtocol: {version: V1}").unwrap(),
+        Some(routing::router::UpstreamProxyProtocol::V1)
+    );
+    let error = proxy("proxyProtocol: {version: V3}").unwrap_err();
+    assert!(error.contains("spec.proxyProtocol.version"), "{error}");
 }

@@ -32,7 +32,7 @@
 //! `RBAC: access denied`) and relayed authorizer answers: [`Respond`] marks such answers with
 //! a [`LocalReply`] extension, and [`with_local_reply_body`] writes the body into the
 //! runtime's own body type. Every answer made here carries
-//! [`LocalAnswer`](routing::router::LocalAnswer), so that a response override outside this
+//! [`LocalAnswer`], so that a response override outside this
 //! layer can tell the proxy's answers from a backend's. [`Respond`] is
 //! the layer that applies this table to an inner
 //! service whose error is a [`RouteError`], making it infallible for hyper or axum.

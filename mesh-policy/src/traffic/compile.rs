@@ -134,6 +134,8 @@ pub struct CompiledBackendTraffic {
     pub response_override: Vec<super::response_override::OverrideRule>,
     /// `timeout.tcp.connectTimeout`.
     pub connect_timeout: Option<Duration>,
+    /// `proxyProtocol`.
+    pub proxy_protocol: Option<routing::router::UpstreamProxyProtocol>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -639,7 +641,18 @@ impl BackendTrafficPolicySpec {
                     },
                 )?),
             };
+        let proxy_protocol = match self.proxy_protocol.as_ref().map(|p| p.version.as_str()) {
+            None => None,
+            Some("V1") => Some(routing::router::UpstreamProxyProtocol::V1),
+            Some("V2") => Some(routing::router::UpstreamProxyProtocol::V2),
+            Some(other) => {
+                return Err(format!(
+                    "spec.proxyProtocol.version: unsupported value {other:?}"
+                ));
+            }
+        };
         Ok(CompiledBackendTraffic {
+            proxy_protocol,
             connect_timeout,
             response_override,
             request_buffer,

@@ -431,6 +431,7 @@ where
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
         let connect_timeout = traffic.policy.connect_timeout;
+        let proxy_protocol = traffic.policy.proxy_protocol;
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
@@ -451,6 +452,9 @@ where
             request
                 .extensions_mut()
                 .insert(routing::router::UseClientProtocol);
+        }
+        if let Some(version) = proxy_protocol {
+            request.extensions_mut().insert(version);
         }
         if let Some(timeout) = connect_timeout {
             request

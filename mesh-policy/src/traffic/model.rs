@@ -238,9 +238,9 @@ pub struct BackendTrafficPolicySpec {
     /// Active and passive health checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<super::balance::health_spec::HealthCheckSpec>,
-    /// Not enforced yet.
+    /// A PROXY header on each connection to the backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_protocol: NotYet,
+    pub proxy_protocol: Option<UpstreamProxyProtocolSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_keepalive: NotYet,
@@ -283,6 +283,14 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_control: NotYet,
+}
+
+/// BackendTrafficPolicy `proxyProtocol`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamProxyProtocolSpec {
+    /// `V1` or `V2`.
+    pub version: String,
 }
 
 /// `retry`.
@@ -884,7 +892,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(health) = &self.health_check {
             found.extend(health.unsupported());
         }
-        set(&mut found, &self.proxy_protocol, "spec.proxyProtocol");
         set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");

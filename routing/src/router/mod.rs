@@ -91,6 +91,17 @@ pub struct UseClientProtocol;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamConnectTimeout(pub std::time::Duration);
 
+/// Asks the upstream service to open a connection of its own for this request and send a
+/// PROXY protocol header first, naming the client and the address it connected to (Envoy
+/// Gateway's BackendTrafficPolicy `proxyProtocol`), as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProxyProtocol {
+    /// The text form.
+    V1,
+    /// The binary form.
+    V2,
+}
+
 /// Gateway routing assembled: [`SelectRoute`] → [`RuleFilters`] → [`Dispatch`] → `upstream`.
 #[derive(Debug, Clone)]
 pub struct Router<S> {

@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hbone::peer::Peer;
+use hbone::proxy_protocol::{ProxyHeader, Version as ProxyVersion};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
@@ -20,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
     MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnectTimeout, UpstreamError,
-    UpstreamErrorKind, UseClientProtocol,
+    UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
 };
 
 use super::body_error::BodyError;
@@ -212,6 +214,14 @@ impl<C: Connect> Forwarder<C> {
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
         let idle = self.inner.limits.pool.response_idle_timeout;
+        let proxy_protocol = request.extensions().get::<UpstreamProxyProtocol>().copied();
+        if proxy_protocol.is_some() && legacy_client {
+            // A PROXY header goes on a connection of the request's own, which only the lean
+            // HTTP/1.1 path opens (not the TLS, h2c and upgrade clients).
+            return Err(unroutable(
+                "a PROXY header is sent to plain HTTP/1.1 backends only",
+            ));
+        }
         let sent = match (&backend.tls, protocol) {
             (Some(policy), protocol) => {
                 // HTTPS to the backend: gRPC and HTTP/2 backends get h2 in ALPN, the others
@@ -250,14 +260,20 @@ impl<C: Connect> Forwarder<C> {
                     .extensions()
                     .get::<UpstreamConnectTimeout>()
                     .map(|t| t.0);
-                self.inner
-                    .plain
-                    .send(endpoint.address, request, connect_timeout)
-                    .await
-                    .map_err(|error| match error {
-                        Http1PoolError::Connect(typed) => typed,
-                        other => upstream_error(other, false),
-                    })
+                let plain = &self.inner.plain;
+                match proxy_protocol {
+                    None => plain.send(endpoint.address, request, connect_timeout).await,
+                    Some(version) => {
+                        let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
+                        plain
+                            .send_once(endpoint.address, request, connect_timeout, &preface)
+                            .await
+                    }
+                }
+                .map_err(|error| match error {
+                    Http1PoolError::Connect(typed) => typed,
+                    other => upstream_error(other, false),
+                })
             }
         };
         let mut response = sent?;
@@ -270,6 +286,39 @@ impl<C: Connect> Forwarder<C> {
         remove_hop_by_hop(response.headers_mut());
         Ok(response)
     }
+}
+
+/// The PROXY header naming `peer` — the client and the address it connected to — in
+/// `version` (without a peer, or with mixed address families: `UNKNOWN` / `UNSPEC`).
+fn proxy_preface(
+    version: UpstreamProxyProtocol,
+    peer: Option<&Peer>,
+) -> Result<Vec<u8>, UpstreamError> {
+    let addresses = match peer {
+        Some(peer) => {
+            let destination = peer.destination.unwrap_or_else(|| {
+                let unspecified: std::net::IpAddr = match peer.address {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                };
+                SocketAddr::new(unspecified, 0)
+            });
+            (peer.address, destination)
+        }
+        None => {
+            let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+            (unspecified, unspecified)
+        }
+    };
+    let mut header = ProxyHeader::proxied_stream(addresses.0, addresses.1);
+    if version == UpstreamProxyProtocol::V1 {
+        header.version = ProxyVersion::V1;
+    }
+    let mut preface = Vec::with_capacity(64);
+    header
+        .encode(&mut preface)
+        .map_err(|error| UpstreamError::with_source(UpstreamErrorKind::Protocol, error))?;
+    Ok(preface)
 }
 
 /// `/path?query` of `uri` (`/` when it has none).

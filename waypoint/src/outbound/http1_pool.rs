@@ -143,6 +143,35 @@ impl<C: Connect> Http1Pool<C> {
         Ok(self.track(endpoint, sender, response))
     }
 
+    /// Sends `request` to `endpoint` on a connection of its own, opened for it (within
+    /// `connect_timeout`) and closed after it, whose first bytes are `preface` — a PROXY header:
+    /// a connection that names one client is never shared with another.
+    pub(crate) async fn send_once(
+        self: &Arc<Self>,
+        endpoint: SocketAddr,
+        request: Request<ResponseBody>,
+        connect_timeout: Option<Duration>,
+        preface: &[u8],
+    ) -> Result<Response<ResponseBody>, Http1PoolError> {
+        let place = self.reserve(endpoint)?;
+        let mut io = match connect_timeout {
+            Some(timeout) => self.connector.connect_within(endpoint, timeout).await,
+            None => self.connector.connect(endpoint).await,
+        }
+        .map_err(Http1PoolError::Connect)?;
+        tokio::io::AsyncWriteExt::write_all(&mut io, preface)
+            .await
+            .map_err(|error| {
+                Http1PoolError::Connect(UpstreamError::with_source(
+                    super::connect::io_kind(&error),
+                    error,
+                ))
+            })?;
+        let mut sender = handshake(io, place).await?;
+        let response = sender.send_request(request).await?;
+        Ok(self.track_connection(endpoint, sender, response, false))
+    }
+
     /// Open connections to `endpoint` now (busy and idle).
     pub(crate) fn open_connections(&self, endpoint: SocketAddr) -> usize {
         self.endpoints.lock().map_or(0, |endpoints| {
@@ -260,6 +289,18 @@ impl<C: Connect> Http1Pool<C> {
         sender: SendRequest<ResponseBody>,
         response: Response<Incoming>,
     ) -> Response<ResponseBody> {
+        self.track_connection(endpoint, sender, response, true)
+    }
+
+    /// The response, whose body gives the connection back (if `reusable`) or closes it when it
+    /// ends.
+    fn track_connection(
+        self: &Arc<Self>,
+        endpoint: SocketAddr,
+        sender: SendRequest<ResponseBody>,
+        response: Response<Incoming>,
+        reusable: bool,
+    ) -> Response<ResponseBody> {
         let idle = self.limits.response_idle_timeout;
         response.map(|body| {
             let returning = ReturningBody {
@@ -267,6 +308,7 @@ impl<C: Connect> Http1Pool<C> {
                 sender: Some(sender),
                 pool: Arc::clone(self),
                 endpoint,
+                reusable,
             };
             IdleTimeoutBody::new(returning, idle).boxed()
         })
@@ -295,11 +337,15 @@ struct ReturningBody<C> {
     sender: Option<SendRequest<ResponseBody>>,
     pool: Arc<Http1Pool<C>>,
     endpoint: SocketAddr,
+    /// Whether the connection may serve other requests (else it closes after this one).
+    reusable: bool,
 }
 
 impl<C: Connect> ReturningBody<C> {
     fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take() {
+        if let Some(sender) = self.sender.take()
+            && self.reusable
+        {
             self.pool.checkin(self.endpoint, sender);
         }
     }
