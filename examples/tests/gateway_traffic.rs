@@ -37,6 +37,42 @@ async fn slow_backend(delay: Duration) -> u16 {
     port
 }
 
+/// A backend answering its first `failures` requests as a gRPC server in trouble (200 with a
+/// trailers-only `grpc-status: 14`), then `grpc-status: 0`; and its request count.
+async fn grpc_unavailable_backend(
+    failures: u32,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let status = if n < failures { "14" } else { "0" };
+                        let response = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", status)
+                            .body(http_body_util::Full::new(bytes::Bytes::new()))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
 /// A backend answering 503 to its first `failures` requests, then 200; and its request count.
 async fn failing_backend(failures: u32) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -296,6 +332,16 @@ spec:
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
+metadata: {name: grpc-retried}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: grpc-retried}]
+  retry:
+    numRetries: 3
+    retryOn: {triggers: [unavailable]}
+    perRetry: {backOff: {baseInterval: 10ms}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
 metadata: {name: impatient}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: impatient}]
@@ -327,6 +373,7 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     let (failing, failing_seen) = failing_backend(2).await;
     let (unretried, unretried_seen) = failing_backend(2).await;
     let (budgeted, budgeted_seen) = failing_backend(2).await;
+    let (grpc, grpc_seen) = grpc_unavailable_backend(2).await;
     let dir = scratch("backend-traffic");
     let mut config = format!(
         "{}{}{}",
@@ -337,6 +384,7 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     config.push_str(&service("failing", failing));
     config.push_str(&service("unretried", unretried));
     config.push_str(&service("budgeted", budgeted));
+    config.push_str(&service("grpc", grpc));
     for (name, backend) in [
         ("limited", "echo"),
         ("busy", "echo"),
@@ -346,6 +394,7 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
         ("queued", "slow"),
         ("impatient", "slow"),
         ("no-retries", "budgeted"),
+        ("grpc-retried", "grpc"),
         ("retried", "failing"),
         ("plain", "unretried"),
     ] {
@@ -438,6 +487,12 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     let overflow = answers.iter().filter(|(s, _)| *s == 503).count();
     assert_eq!((ok, overflow), (2, 2), "{answers:?}");
+
+    // gRPC triggers: two trailers-only UNAVAILABLE answers retried, the third try's OK sent.
+    let (status, response) = curl(&["-H", &on("grpc-retried"), &url]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(header(&response, "grpc-status"), Some("0"), "{response}");
+    assert_eq!(grpc_seen.load(std::sync::atomic::Ordering::SeqCst), 3);
 
     // No retry places: the first 503 stands, and the backend saw one request.
     let (status, _) = curl(&["-H", &on("no-retries"), &url]).await;

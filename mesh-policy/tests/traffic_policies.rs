@@ -422,8 +422,12 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
         gateway_errors.per_try_timeout,
         Some(std::time::Duration::from_millis(250))
     );
-    let grpc = compile("retry: {retryOn: {triggers: [unavailable]}}").unwrap_err();
-    assert!(grpc.contains("not enforced"), "{grpc}");
+    let grpc = compile("retry: {retryOn: {triggers: [unavailable, cancelled, 5xx]}}")
+        .unwrap()
+        .retry
+        .unwrap();
+    assert_eq!(grpc.retry.grpc_statuses, [14, 1]);
+    assert_eq!(grpc.retry.codes.len(), 100);
     assert!(compile("retry: {retryOn: {triggers: [sometimes]}}").is_err());
 }
 

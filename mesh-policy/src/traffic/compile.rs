@@ -743,19 +743,23 @@ pub fn quantity(value: &serde_yaml_ng::Value) -> Option<u64> {
 }
 
 /// Envoy Gateway's `retry` as the route's retry loop runs it: triggers become the statuses
-/// retried (`5xx`, `gateway-error` 502–504, `retriable-4xx` 409, `retriable-status-codes`);
-/// connection failures, resets and refused streams are always retried by the loop. Without
+/// retried (`5xx`, `gateway-error` 502–504, `retriable-4xx` 409, `retriable-status-codes`),
+/// and the gRPC triggers the `grpc-status` values retried in trailers-only answers
+/// (`cancelled` 1, `deadline-exceeded` 4, `resource-exhausted` 8, `internal` 13,
+/// `unavailable` 14); connection failures, resets and refused streams are always retried by the loop. Without
 /// `retryOn`: Envoy Gateway's default, 503 and the connection failures. The wait between tries
 /// is `backOff.baseInterval` (25 ms by default).
 fn compile_retry(spec: &super::model::RetrySpec) -> Result<routing::router::PolicyRetry, String> {
-    const GRPC: [&str; 5] = [
-        "cancelled",
-        "deadline-exceeded",
-        "internal",
-        "resource-exhausted",
-        "unavailable",
+    /// Envoy's gRPC triggers and the statuses they name.
+    const GRPC: [(&str, u8); 5] = [
+        ("cancelled", 1),
+        ("deadline-exceeded", 4),
+        ("internal", 13),
+        ("resource-exhausted", 8),
+        ("unavailable", 14),
     ];
     let mut codes: Vec<u16> = Vec::new();
+    let mut grpc_statuses: Vec<u8> = Vec::new();
     let on = spec.retry_on.clone().unwrap_or_default();
     let triggers: Vec<&str> = if on.triggers.is_empty() {
         vec![
@@ -774,10 +778,12 @@ fn compile_retry(spec: &super::model::RetrySpec) -> Result<routing::router::Poli
             "retriable-status-codes" if on.http_status_codes.is_empty() => codes.push(503),
             "retriable-status-codes" => codes.extend(on.http_status_codes.iter().copied()),
             "reset" | "reset-before-request" | "connect-failure" | "refused-stream" => {}
-            grpc if GRPC.contains(&grpc) => {
-                return Err(format!(
-                    "spec.retry.retryOn.triggers: {grpc} (gRPC statuses) is not enforced by this data plane yet"
-                ));
+            grpc if GRPC.iter().any(|(name, _)| *name == grpc) => {
+                grpc_statuses.extend(
+                    GRPC.iter()
+                        .filter(|(name, _)| *name == grpc)
+                        .map(|(_, status)| *status),
+                );
             }
             other => {
                 return Err(format!(
@@ -816,6 +822,7 @@ fn compile_retry(spec: &super::model::RetrySpec) -> Result<routing::router::Poli
     Ok(routing::router::PolicyRetry {
         retry: routing::compiled::RetryPolicy {
             codes,
+            grpc_statuses,
             attempts: spec.num_retries.unwrap_or(2),
             backoff,
         },

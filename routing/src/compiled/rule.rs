@@ -55,6 +55,9 @@ pub struct RouteTimeouts {
 pub struct RetryPolicy {
     /// Statuses that trigger a retry.
     pub codes: Vec<u16>,
+    /// gRPC statuses that trigger a retry, read from a trailers-only answer's `grpc-status`
+    /// (Envoy's gRPC retry triggers).
+    pub grpc_statuses: Vec<u8>,
     /// Retries after the first try.
     pub attempts: u32,
     /// Wait before each retry.

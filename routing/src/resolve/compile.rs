@@ -123,6 +123,7 @@ pub(crate) fn compile_http_rule(
         None => None,
         Some(retry) => Some(RetryPolicy {
             codes: retry.codes.clone(),
+            grpc_statuses: Vec::new(),
             attempts: retry.attempts.unwrap_or(1),
             backoff: match &retry.backoff {
                 None => std::time::Duration::ZERO,

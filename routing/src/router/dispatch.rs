@@ -324,7 +324,15 @@ impl<S> Attempt<S> {
 /// Whether a try's outcome may be retried under `retry`.
 fn retriable<RB>(outcome: &Result<Response<RB>, RouteError>, retry: &RetryPolicy) -> bool {
     match outcome {
-        Ok(response) => retry.codes.contains(&response.status().as_u16()),
+        Ok(response) => {
+            retry.codes.contains(&response.status().as_u16())
+                || (!retry.grpc_statuses.is_empty()
+                    && response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|value| value.to_str().ok()?.parse::<u8>().ok())
+                        .is_some_and(|status| retry.grpc_statuses.contains(&status)))
+        }
         Err(RouteError::Upstream(error)) => error.is_retriable(),
         Err(RouteError::BackendTimeout | RouteError::NoEndpoints) => true,
         Err(_) => false,
