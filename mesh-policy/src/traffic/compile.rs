@@ -136,6 +136,8 @@ pub struct CompiledBackendTraffic {
     pub connect_timeout: Option<Duration>,
     /// `proxyProtocol`.
     pub proxy_protocol: Option<routing::router::UpstreamProxyProtocol>,
+    /// `tcpKeepalive` on connections to the backends.
+    pub tcp_keepalive: Option<routing::router::UpstreamTcpKeepalive>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -312,20 +314,11 @@ impl ClientTrafficPolicySpec {
                 header_edits(spec).map_err(|e| format!("spec.headers.earlyRequestHeaders.{e}"))?
             }
         };
-        let seconds = |text: &Option<String>, field: &str, default: u64| match text {
-            None => Ok(Duration::from_secs(default)),
-            Some(text) => parse_duration(text)
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("{field}: {text:?} is not a positive duration")),
-        };
-        let tcp_keepalive = match &self.tcp_keepalive {
-            None => None,
-            Some(spec) => Some(TcpKeepalive {
-                probes: spec.probes.unwrap_or(9).max(1),
-                idle: seconds(&spec.idle_time, "spec.tcpKeepalive.idleTime", 7200)?,
-                interval: seconds(&spec.interval, "spec.tcpKeepalive.interval", 75)?,
-            }),
-        };
+        let tcp_keepalive = self
+            .tcp_keepalive
+            .as_ref()
+            .map(compile_keepalive)
+            .transpose()?;
         let connection_limit = match self
             .connection
             .as_ref()
@@ -426,6 +419,22 @@ impl ClientTrafficPolicySpec {
             late_response_headers,
         })
     }
+}
+
+/// `tcpKeepalive` (either policy kind) with Linux's defaults: 9 probes, 7200 s idle, 75 s
+/// between probes.
+fn compile_keepalive(spec: &super::model::TcpKeepaliveSpec) -> Result<TcpKeepalive, String> {
+    let seconds = |text: &Option<String>, field: &str, default: u64| match text {
+        None => Ok(Duration::from_secs(default)),
+        Some(text) => parse_duration(text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{field}: {text:?} is not a positive duration")),
+    };
+    Ok(TcpKeepalive {
+        probes: spec.probes.unwrap_or(9).max(1),
+        idle: seconds(&spec.idle_time, "spec.tcpKeepalive.idleTime", 7200)?,
+        interval: seconds(&spec.interval, "spec.tcpKeepalive.interval", 75)?,
+    })
 }
 
 /// Envoy Gateway's header filter, validated (at most 64 entries per list).
@@ -651,7 +660,18 @@ impl BackendTrafficPolicySpec {
                 ));
             }
         };
+        let tcp_keepalive = self
+            .tcp_keepalive
+            .as_ref()
+            .map(compile_keepalive)
+            .transpose()?
+            .map(|k| routing::router::UpstreamTcpKeepalive {
+                probes: k.probes,
+                idle: k.idle,
+                interval: k.interval,
+            });
         Ok(CompiledBackendTraffic {
+            tcp_keepalive,
             proxy_protocol,
             connect_timeout,
             response_override,

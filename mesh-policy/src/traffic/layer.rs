@@ -432,6 +432,7 @@ where
         let client_protocol = traffic.policy.use_client_protocol;
         let connect_timeout = traffic.policy.connect_timeout;
         let proxy_protocol = traffic.policy.proxy_protocol;
+        let tcp_keepalive = traffic.policy.tcp_keepalive;
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
@@ -455,6 +456,9 @@ where
         }
         if let Some(version) = proxy_protocol {
             request.extensions_mut().insert(version);
+        }
+        if let Some(keepalive) = tcp_keepalive {
+            request.extensions_mut().insert(keepalive);
         }
         if let Some(timeout) = connect_timeout {
             request

@@ -241,9 +241,9 @@ pub struct BackendTrafficPolicySpec {
     /// A PROXY header on each connection to the backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<UpstreamProxyProtocolSpec>,
-    /// Not enforced yet.
+    /// TCP keepalive on connections to the backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_keepalive: NotYet,
+    pub tcp_keepalive: Option<TcpKeepaliveSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: NotYet,
@@ -892,7 +892,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(health) = &self.health_check {
             found.extend(health.unsupported());
         }
-        set(&mut found, &self.tcp_keepalive, "spec.tcpKeepalive");
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.http2, "spec.http2");

@@ -91,6 +91,18 @@ pub struct UseClientProtocol;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamConnectTimeout(pub std::time::Duration);
 
+/// TCP keepalive on the connections the upstream service opens for this request (Envoy
+/// Gateway's BackendTrafficPolicy `tcpKeepalive`), as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTcpKeepalive {
+    /// Unanswered probes before the connection is dropped.
+    pub probes: u32,
+    /// Idle time before the first probe.
+    pub idle: std::time::Duration,
+    /// Time between probes.
+    pub interval: std::time::Duration,
+}
+
 /// Asks the upstream service to open a connection of its own for this request and send a
 /// PROXY protocol header first, naming the client and the address it connected to (Envoy
 /// Gateway's BackendTrafficPolicy `proxyProtocol`), as a request extension.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use routing::router::{UpstreamError, UpstreamErrorKind};
+use routing::router::{UpstreamError, UpstreamErrorKind, UpstreamTcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -27,18 +27,37 @@ pub trait Connect: Clone + Send + Sync + 'static {
         endpoint: SocketAddr,
     ) -> impl Future<Output = Result<Self::Io, UpstreamError>> + Send;
 
-    /// Opens a stream to `endpoint` within `timeout` instead of the connector's own limit
-    /// (by default: the connector's connect, cut at `timeout`).
-    fn connect_within(
+    /// Opens a stream to `endpoint` with a request's `options` (by default: the connector's
+    /// connect, cut at the options' timeout; keepalive applies to TCP connectors only).
+    fn connect_with(
         &self,
         endpoint: SocketAddr,
-        timeout: Duration,
+        options: ConnectOptions,
     ) -> impl Future<Output = Result<Self::Io, UpstreamError>> + Send {
         async move {
-            tokio::time::timeout(timeout, self.connect(endpoint))
-                .await
-                .unwrap_or_else(|_| Err(UpstreamError::new(UpstreamErrorKind::Timeout)))
+            match options.timeout {
+                None => self.connect(endpoint).await,
+                Some(timeout) => tokio::time::timeout(timeout, self.connect(endpoint))
+                    .await
+                    .unwrap_or_else(|_| Err(UpstreamError::new(UpstreamErrorKind::Timeout))),
+            }
         }
+    }
+}
+
+/// What a request's policy asks of the connections opened for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectOptions {
+    /// The connect timeout, instead of the connector's own.
+    pub timeout: Option<Duration>,
+    /// TCP keepalive on the socket.
+    pub keepalive: Option<UpstreamTcpKeepalive>,
+}
+
+impl ConnectOptions {
+    /// Whether nothing is asked.
+    pub fn is_empty(&self) -> bool {
+        self.timeout.is_none() && self.keepalive.is_none()
     }
 }
 
@@ -85,19 +104,30 @@ impl Connect for TcpConnect {
     type Io = TcpStream;
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<TcpStream, UpstreamError> {
-        self.connect_within(endpoint, self.timeout).await
+        self.connect_with(endpoint, ConnectOptions::default()).await
     }
 
-    async fn connect_within(
+    async fn connect_with(
         &self,
         endpoint: SocketAddr,
-        timeout: Duration,
+        options: ConnectOptions,
     ) -> Result<TcpStream, UpstreamError> {
-        match tokio::time::timeout(timeout, self.open(endpoint)).await {
-            Err(_) => Err(UpstreamError::new(UpstreamErrorKind::Timeout)),
-            Ok(Err(error)) => Err(UpstreamError::with_source(io_kind(&error), error)),
-            Ok(Ok(stream)) => Ok(stream),
+        let timeout = options.timeout.unwrap_or(self.timeout);
+        let stream = match tokio::time::timeout(timeout, self.open(endpoint)).await {
+            Err(_) => return Err(UpstreamError::new(UpstreamErrorKind::Timeout)),
+            Ok(Err(error)) => return Err(UpstreamError::with_source(io_kind(&error), error)),
+            Ok(Ok(stream)) => stream,
+        };
+        if let Some(keepalive) = options.keepalive {
+            let settings = socket2::TcpKeepalive::new()
+                .with_time(keepalive.idle)
+                .with_interval(keepalive.interval)
+                .with_retries(keepalive.probes);
+            socket2::SockRef::from(&stream)
+                .set_tcp_keepalive(&settings)
+                .map_err(|error| UpstreamError::with_source(io_kind(&error), error))?;
         }
+        Ok(stream)
     }
 }
 

@@ -22,8 +22,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
     MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnectTimeout, UpstreamError,
-    UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
+    UpstreamErrorKind, UpstreamProxyProtocol, UpstreamTcpKeepalive, UseClientProtocol,
 };
+
+use super::connect::ConnectOptions;
 
 use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
@@ -256,17 +258,20 @@ impl<C: Connect> Forwarder<C> {
             (None, _) => {
                 // The common case: HTTP/1.1 on the lean pool.
                 *request.version_mut() = http::Version::HTTP_11;
-                let connect_timeout = request
-                    .extensions()
-                    .get::<UpstreamConnectTimeout>()
-                    .map(|t| t.0);
+                let options = ConnectOptions {
+                    timeout: request
+                        .extensions()
+                        .get::<UpstreamConnectTimeout>()
+                        .map(|t| t.0),
+                    keepalive: request.extensions().get::<UpstreamTcpKeepalive>().copied(),
+                };
                 let plain = &self.inner.plain;
                 match proxy_protocol {
-                    None => plain.send(endpoint.address, request, connect_timeout).await,
+                    None => plain.send(endpoint.address, request, options).await,
                     Some(version) => {
                         let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
                         plain
-                            .send_once(endpoint.address, request, connect_timeout, &preface)
+                            .send_once(endpoint.address, request, options, &preface)
                             .await
                     }
                 }

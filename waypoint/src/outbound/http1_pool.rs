@@ -28,6 +28,8 @@ use tokio::time::Instant;
 
 use routing::router::UpstreamError;
 
+use super::connect::ConnectOptions;
+
 use super::body_error::BodyError;
 use super::connect::Connect;
 use super::forward::ResponseBody;
@@ -114,13 +116,13 @@ impl<C: Connect> Http1Pool<C> {
         }
     }
 
-    /// Sends `request` to `endpoint` on a pooled or new connection (a new one opened within
-    /// `connect_timeout`, else the connector's own limit).
+    /// Sends `request` to `endpoint` on a pooled or new connection (a new one opened with the
+    /// request's connect `options`).
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut request: Request<ResponseBody>,
-        connect_timeout: Option<Duration>,
+        options: ConnectOptions,
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
         self.start_reaper();
         while let Some(mut sender) = self.checkout(endpoint) {
@@ -133,32 +135,32 @@ impl<C: Connect> Http1Pool<C> {
             }
         }
         let place = self.reserve(endpoint)?;
-        let io = match connect_timeout {
-            Some(timeout) => self.connector.connect_within(endpoint, timeout).await,
-            None => self.connector.connect(endpoint).await,
-        }
-        .map_err(Http1PoolError::Connect)?;
+        let io = self
+            .connector
+            .connect_with(endpoint, options)
+            .await
+            .map_err(Http1PoolError::Connect)?;
         let mut sender = handshake(io, place).await?;
         let response = sender.send_request(request).await?;
         Ok(self.track(endpoint, sender, response))
     }
 
-    /// Sends `request` to `endpoint` on a connection of its own, opened for it (within
-    /// `connect_timeout`) and closed after it, whose first bytes are `preface` — a PROXY header:
+    /// Sends `request` to `endpoint` on a connection of its own, opened for it (with `options`)
+    /// and closed after it, whose first bytes are `preface` — a PROXY header:
     /// a connection that names one client is never shared with another.
     pub(crate) async fn send_once(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         request: Request<ResponseBody>,
-        connect_timeout: Option<Duration>,
+        options: ConnectOptions,
         preface: &[u8],
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
         let place = self.reserve(endpoint)?;
-        let mut io = match connect_timeout {
-            Some(timeout) => self.connector.connect_within(endpoint, timeout).await,
-            None => self.connector.connect(endpoint).await,
-        }
-        .map_err(Http1PoolError::Connect)?;
+        let mut io = self
+            .connector
+            .connect_with(endpoint, options)
+            .await
+            .map_err(Http1PoolError::Connect)?;
         tokio::io::AsyncWriteExt::write_all(&mut io, preface)
             .await
             .map_err(|error| {
@@ -419,7 +421,10 @@ mod tests {
             .header("host", "backend")
             .body(ResponseBody::default())
             .unwrap();
-        let response = pool.send(address, request, None).await.unwrap();
+        let response = pool
+            .send(address, request, ConnectOptions::default())
+            .await
+            .unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(body.to_vec()).unwrap()
     }
@@ -443,7 +448,7 @@ mod tests {
         let pool = tcp_pool(PoolLimits::default());
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         assert!(matches!(
-            pool.send(address, request, None).await,
+            pool.send(address, request, ConnectOptions::default()).await,
             Err(Http1PoolError::Connect(_))
         ));
     }
@@ -504,7 +509,7 @@ mod tests {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move {
                 let request = Request::get("/").body(ResponseBody::default()).unwrap();
-                let _ = pool.send(address, request, None).await;
+                let _ = pool.send(address, request, ConnectOptions::default()).await;
             });
         }
         eventually("two open connections", || {
@@ -514,7 +519,7 @@ mod tests {
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(address, request, None).await,
+            pool.send(address, request, ConnectOptions::default()).await,
             Err(Http1PoolError::Overloaded(2))
         ));
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -529,7 +534,10 @@ mod tests {
             ..PoolLimits::default()
         });
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
-        let response = pool.send(address, request, None).await.unwrap();
+        let response = pool
+            .send(address, request, ConnectOptions::default())
+            .await
+            .unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(pool.idle_connections(address), 1);
         eventually("the idle connection evicted", || {
@@ -544,7 +552,10 @@ mod tests {
         let pool = tcp_pool(PoolLimits::default());
         for address in [kept, removed] {
             let request = Request::get("/").body(ResponseBody::default()).unwrap();
-            let response = pool.send(address, request, None).await.unwrap();
+            let response = pool
+                .send(address, request, ConnectOptions::default())
+                .await
+                .unwrap();
             response.into_body().collect().await.unwrap();
         }
         pool.retain_endpoints(&HashSet::from([kept]));

@@ -16,7 +16,7 @@ mod http1_pool;
 mod idle_timeout;
 
 pub use body_error::BodyError;
-pub use connect::{Connect, TcpConnect};
+pub use connect::{Connect, ConnectOptions, TcpConnect};
 pub use endpoints::EndpointPicker;
 pub use forward::{Forwarder, ForwarderLimits, ResponseBody, full_body};
 pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
