@@ -37,9 +37,11 @@ async fn slow_backend(delay: Duration) -> u16 {
     port
 }
 
-/// A backend answering its first `failures` requests as a gRPC server in trouble (200 with a
-/// trailers-only `grpc-status: 14`), then `grpc-status: 0`; and its request count.
-async fn grpc_unavailable_backend(
+type Answer = http::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// A backend answering its `n`-th request (from 0) with `answer(n)`; and its request count.
+async fn counting_backend(
+    answer: fn(u32, u32) -> Answer,
     failures: u32,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -54,15 +56,7 @@ async fn grpc_unavailable_backend(
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_request| {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        let status = if n < failures { "14" } else { "0" };
-                        let response = http::Response::builder()
-                            .header("content-type", "application/grpc")
-                            .header("grpc-status", status)
-                            .body(http_body_util::Full::new(bytes::Bytes::new()))
-                            .unwrap();
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
+                    async move { Ok::<_, std::convert::Infallible>(answer(n, failures)) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -73,37 +67,39 @@ async fn grpc_unavailable_backend(
     (port, seen)
 }
 
+/// A backend answering its first `failures` requests as a gRPC server in trouble (200 with a
+/// trailers-only `grpc-status: 14`), then `grpc-status: 0`; and its request count.
+async fn grpc_unavailable_backend(
+    failures: u32,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    counting_backend(
+        |n, failures| {
+            http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", if n < failures { "14" } else { "0" })
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap()
+        },
+        failures,
+    )
+    .await
+}
+
 /// A backend answering 503 to its first `failures` requests, then 200; and its request count.
 async fn failing_backend(failures: u32) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use std::sync::atomic::Ordering;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = std::sync::Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let counter = std::sync::Arc::clone(&counter);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    let n = counter.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        let mut response = http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from_static(b"answer\n"),
-                        ));
-                        if n < failures {
-                            *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-                        }
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (port, seen)
+    counting_backend(
+        |n, failures| {
+            let mut response = http::Response::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"answer\n"),
+            ));
+            if n < failures {
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            }
+            response
+        },
+        failures,
+    )
+    .await
 }
 
 fn route(name: &str, host: &str, backend: &str) -> String {
