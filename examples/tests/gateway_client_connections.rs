@@ -3,8 +3,9 @@
 //! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
 //! `ss` reports it. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
 //! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
-//! timeouts: `idleTimeout` (an unused connection is closed) and `requestReceivedTimeout` (a
-//! request whose body stalls is answered 408).
+//! timeouts: `idleTimeout` (an unused connection is closed), `requestReceivedTimeout` (a
+//! request whose body stalls is answered 408) and `streamIdleTimeout` (a response body that
+//! stalls is cut); and the `http2` settings announced.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -280,4 +281,63 @@ async fn http2_settings_are_announced_as_the_policy_says() {
     );
     let defaults = announced_h2_settings(plain);
     assert_ne!(defaults["max_concurrent_streams"], 7, "{defaults}");
+}
+
+/// A backend that sends its answer's head and 3 of its 10 body bytes, then nothing for 3 s.
+async fn stalling_backend() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = stream.write_all(b"defghij").await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_response_body_is_cut_after_the_stream_idle_timeout() {
+    let port = free_port();
+    let backend = stalling_backend().await;
+    let dir = scratch("client-stream-idle");
+    let config = format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: stalling}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: stalling, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: streams}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
+         timeout: {{http: {{streamIdleTimeout: 500ms}}}}\n---\n",
+        gateway_yaml(port),
+        service("stalling", backend)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let started = Instant::now();
+    let (status, response) = curl(&[&format!("http://127.0.0.1:{port}/")]).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.ends_with("\r\n\r\nabc"),
+        "only what came before the stall: {response:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_millis(2500),
+        "cut after the policy's 500 ms, not the backend's 3 s: {waited:?}"
+    );
 }

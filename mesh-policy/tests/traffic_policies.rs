@@ -487,9 +487,10 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
             "positive duration",
         ),
         (
-            "timeout: {http: {streamIdleTimeout: 5s}}",
+            "timeout: {http: {streamIdleTimeout: soon}}",
             "spec.timeout.http.streamIdleTimeout",
         ),
+        ("timeout: {tcp: {idleTimeout: 5s}}", "spec.timeout.tcp"),
         (
             "timeout: {http: {idleTimeout: later}}",
             "spec.timeout.http.idleTimeout: \"later\" is not a duration",

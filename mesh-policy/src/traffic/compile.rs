@@ -61,6 +61,8 @@ pub struct CompiledClientTraffic {
     pub request_received_timeout: Option<Duration>,
     /// `timeout.http.idleTimeout` (`None`: unset; `Some(None)`: `0s`, no limit).
     pub idle_timeout: Option<Option<Duration>>,
+    /// `timeout.http.streamIdleTimeout` (`0s`: none).
+    pub stream_idle_timeout: Option<Duration>,
     /// `tls`.
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
     /// `headers.xForwardedClientCert`.
@@ -385,6 +387,11 @@ impl ClientTrafficPolicySpec {
             http_timeouts.and_then(|h| h.idle_timeout.as_ref()),
             "idleTimeout",
         )?;
+        let stream_idle_timeout = duration_or_off(
+            http_timeouts.and_then(|h| h.stream_idle_timeout.as_ref()),
+            "streamIdleTimeout",
+        )?
+        .flatten();
         let http2 = self
             .http2
             .as_ref()
@@ -413,6 +420,7 @@ impl ClientTrafficPolicySpec {
             request_headers_timeout,
             request_received_timeout,
             idle_timeout,
+            stream_idle_timeout,
             tls,
             xfcc,
             http2,

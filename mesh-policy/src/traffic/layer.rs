@@ -61,6 +61,7 @@ impl<S> ClientTrafficFromListener<S> {
                 request_headers_timeout: None,
                 request_received_timeout: None,
                 idle_timeout: None,
+                stream_idle_timeout: None,
                 tls: None,
                 xfcc: Default::default(),
                 http2: Default::default(),

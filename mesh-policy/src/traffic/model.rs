@@ -693,9 +693,9 @@ pub struct ClientHttpTimeoutSpec {
     /// limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
-    /// Not enforced yet.
+    /// How long a stream's body may go without a frame either way (`0s`: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_idle_timeout: NotYet,
+    pub stream_idle_timeout: Option<String>,
 }
 
 /// `compressor[]`.
@@ -806,13 +806,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
         let mut found = Vec::new();
         if let Some(timeout) = &self.timeout {
             set(&mut found, &timeout.tcp, "spec.timeout.tcp");
-            if let Some(http) = &timeout.http {
-                set(
-                    &mut found,
-                    &http.stream_idle_timeout,
-                    "spec.timeout.http.streamIdleTimeout",
-                );
-            }
         }
         if let Some(connection) = &self.connection {
             set(

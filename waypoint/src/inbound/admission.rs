@@ -4,8 +4,8 @@
 //! comes first (`proxyProtocol`), and the HTTP limits (`headers.maxRequestHeaderLimit`: larger
 //! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
 //! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
-//! requests not received whole in time get 408; `http2`: the windows and stream limit
-//! announced). Listeners sharing a socket share one
+//! requests not received whole in time get 408; `streamIdleTimeout`: bodies that stall are
+//! cut; `http2`: the windows and stream limit announced). Listeners sharing a socket share one
 //! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
 
@@ -77,6 +77,9 @@ impl Admission {
                     },
                     request_timeout: policies()
                         .filter_map(|policy| policy.request_received_timeout)
+                        .min(),
+                    stream_idle_timeout: policies()
+                        .filter_map(|policy| policy.stream_idle_timeout)
                         .min(),
                     h2_stream_window: policies().find_map(|p| p.http2.initial_stream_window),
                     h2_connection_window: policies()

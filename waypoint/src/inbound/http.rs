@@ -4,7 +4,8 @@
 //! HTTP/2 header lists are refused), 10 s to send HTTP/1.1 headers, upgrades passed through,
 //! half-closed HTTP/1.1 clients still answered; a connection without requests in flight for
 //! the idle timeout (1 h by default, as in Envoy) is closed gracefully; with a request timeout,
-//! a request not received whole in time is answered 408.
+//! a request not received whole in time is answered 408; with a stream idle timeout, a request
+//! or response body that goes that long without a frame is cut.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::outbound::{BodyError, ResponseBody};
+use crate::outbound::{BodyError, IdleTimeoutBody, ResponseBody};
 
 /// Limits on one inbound HTTP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub struct HttpLimits {
     /// How long a client may take to send a whole request, body included (default: no
     /// limit); slower requests are answered 408 if no response has started.
     pub request_timeout: Option<Duration>,
+    /// How long a request's or response's body may go without a frame (default: none here;
+    /// the forwarder cuts a backend's silent response body after 5 min).
+    pub stream_idle_timeout: Option<Duration>,
     /// HTTP/2: each stream's initial flow-control window (default: hyper's).
     pub h2_stream_window: Option<u32>,
     /// HTTP/2: the connection's initial flow-control window (default: hyper's).
@@ -52,6 +56,7 @@ impl Default for HttpLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             request_timeout: None,
+            stream_idle_timeout: None,
             h2_stream_window: None,
             h2_connection_window: None,
             h2_max_concurrent_streams: None,
@@ -80,17 +85,21 @@ pub async fn serve_http<IO, S>(
     let activity = Activity::default();
     let in_flight = activity.clone();
     let request_timeout = limits.request_timeout;
+    let stream_idle = limits.stream_idle_timeout;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start();
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
+        let request = match stream_idle {
+            None => request.map(boxed_body),
+            Some(idle) => request.map(|body| IdleTimeoutBody::new(boxed_body(body), idle).boxed()),
+        };
         let (request, received) = match request_timeout {
-            None => (request.map(boxed_body), None),
+            None => (request, None),
             Some(_) => {
                 let received = Arc::new(AtomicBool::new(false));
                 let watched = Arc::clone(&received);
-                let request =
-                    request.map(|body| ReceivedBody::new(boxed_body(body), watched).boxed());
+                let request = request.map(|body| ReceivedBody::new(body, watched).boxed());
                 (request, Some(received))
             }
         };
@@ -102,11 +111,17 @@ pub async fn serve_http<IO, S>(
                     http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 ));
             };
-            match (request_timeout, received) {
+            let response = match (request_timeout, received) {
                 (Some(timeout), Some(received)) => {
                     within_request_timeout(call, timeout, &received).await
                 }
                 _ => call.await,
+            };
+            // The response's body, too, must keep moving.
+            match stream_idle {
+                None => response,
+                Some(idle) => response
+                    .map(|response| response.map(|body| IdleTimeoutBody::new(body, idle).boxed())),
             }
         }
     });
