@@ -67,7 +67,9 @@ pub struct CircuitBreaker {
     active: AtomicU32,
     pending: AtomicU32,
     retries: AtomicU32,
-    connections: Arc<Semaphore>,
+    /// The connection places; `None` when the parallel limit already bounds them (no request
+    /// can then wait for one).
+    connections: Option<Arc<Semaphore>>,
 }
 
 /// A request's place in the counts, given back on drop.
@@ -93,7 +95,10 @@ impl Pending {
     /// Waits for a connection place.
     pub async fn connected(self) -> InFlight {
         let breaker = Arc::clone(&self.place.breaker);
-        let permit = Arc::clone(&breaker.connections).acquire_owned().await.ok();
+        let permit = match &breaker.connections {
+            Some(connections) => Arc::clone(connections).acquire_owned().await.ok(),
+            None => None,
+        };
         breaker.pending.fetch_sub(1, Ordering::AcqRel);
         let mut place = self.place;
         place._connection = permit;
@@ -177,7 +182,8 @@ impl CircuitBreaker {
             active: AtomicU32::new(0),
             pending: AtomicU32::new(0),
             retries: AtomicU32::new(0),
-            connections: Arc::new(Semaphore::new(limits.max_connections as usize)),
+            connections: (limits.max_connections < limits.max_parallel_requests)
+                .then(|| Arc::new(Semaphore::new(limits.max_connections as usize))),
         }
     }
 
@@ -214,7 +220,10 @@ impl CircuitBreaker {
             breaker: Arc::clone(self),
             _connection: None,
         };
-        if let Ok(permit) = Arc::clone(&self.connections).try_acquire_owned() {
+        let Some(connections) = &self.connections else {
+            return Ok(Admitted::Now(place));
+        };
+        if let Ok(permit) = Arc::clone(connections).try_acquire_owned() {
             place._connection = Some(permit);
             return Ok(Admitted::Now(place));
         }

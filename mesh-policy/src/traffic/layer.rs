@@ -437,7 +437,13 @@ where
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
-        let retry_gate = traffic.retry_gate.clone();
+        // The retry loop asks the gate only when the rule retries.
+        let retries = retry.is_some()
+            || request
+                .extensions()
+                .get::<MatchedRoute>()
+                .is_some_and(|m| m.rule.retry.is_some());
+        let retry_gate = traffic.retry_gate.clone().filter(|_| retries);
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
         }
