@@ -723,7 +723,7 @@ async fn custom_policies_ask_the_meshconfig_authorizer() {
 }
 
 #[tokio::test]
-async fn backend_traffic_policy_applies_to_gamma_routes_in_the_waypoint() {
+async fn backend_traffic_policy_limits_and_overrides_answers_on_gamma_routes_in_the_waypoint() {
     let dir = scratch("waypoint-btp");
     dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
     let (server_ip, waypoint_ip) = ("127.0.0.91", "127.0.0.92");
@@ -740,6 +740,11 @@ spec:
       # Beyond Envoy Gateway: one bucket per calling workload, by its mTLS identity.
       - clientSelectors: [{sourcePrincipal: {type: Distinct}}]
         limit: {requests: 2, unit: Minute}
+  # The waypoint's own 429 gets the policy's page; the backend's answers are untouched.
+  responseOverride:
+  - match: {statusCodes: [{value: 429}]}
+    source: Local
+    response: {contentType: text/plain, body: {inline: 'slow down (%RESPONSE_CODE%)'}}
 "#;
     let mesh = hbone_mesh(
         &dir,
@@ -769,5 +774,6 @@ spec:
         .unwrap();
     let answer = String::from_utf8_lossy(&output.stdout).to_lowercase();
     assert!(answer.contains("x-ratelimit-limit: 2"), "{answer}");
-    assert!(answer.ends_with("local_rate_limited"), "{answer}");
+    assert!(answer.contains("content-type: text/plain"), "{answer}");
+    assert!(answer.ends_with("slow down (429)"), "{answer}");
 }
