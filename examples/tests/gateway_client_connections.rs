@@ -1,7 +1,8 @@
 //! ClientTrafficPolicy `connection.connectionLimit` and `tcpKeepalive` through the `gateway`
 //! binary: over the limit a connection is closed unanswered (after `closeDelay`) until one of
 //! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
-//! `ss` reports it. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
+//! `ss` reports it; `maxRequestsPerConnection` and `maxConnectionDuration` close connections
+//! gracefully. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
 //! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
 //! timeouts: `idleTimeout` (an unused connection is closed), `requestReceivedTimeout` (a
 //! request whose body stalls is answered 408) and `streamIdleTimeout` (a response body that
@@ -339,5 +340,83 @@ async fn a_stalled_response_body_is_cut_after_the_stream_idle_timeout() {
     assert!(
         waited >= Duration::from_millis(450) && waited < Duration::from_millis(2500),
         "cut after the policy's 500 ms, not the backend's 3 s: {waited:?}"
+    );
+}
+
+/// Reads one HTTP/1.1 answer (head and `content-length` body) from `stream`; returns its head.
+async fn read_answer(stream: &mut BufReader<TcpStream>) -> String {
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read > 0, "closed before an answer: {head}");
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_close_after_their_requests_or_their_lifetime() {
+    let (budget, aging) = (free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-connection-lifetime");
+    let gateway = |name: &str, port: u16, limit: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+             listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
+             apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {name}}}]\n  \
+             connection: {{connectionLimit: {limit}}}\n---\n"
+        )
+    };
+    let config = gateway("budget", budget, "{maxRequestsPerConnection: 2}")
+        + &gateway("aging", aging, "{maxConnectionDuration: 800ms}")
+        + &service("echo", echo_port);
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+
+    // Two requests answered on one connection, then it is closed.
+    let stream = TcpStream::connect(("127.0.0.1", budget)).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    for _ in 0..2 {
+        stream
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nhost: any\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_answer(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+
+    // A connection used once, then kept: closed when its 800 ms are up.
+    let started = Instant::now();
+    let mut stream = served(aging).await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut rest)).await;
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(700) && lived < Duration::from_secs(4),
+        "{lived:?}"
     );
 }

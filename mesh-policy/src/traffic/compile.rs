@@ -63,6 +63,10 @@ pub struct CompiledClientTraffic {
     pub idle_timeout: Option<Option<Duration>>,
     /// `timeout.http.streamIdleTimeout` (`0s`: none).
     pub stream_idle_timeout: Option<Duration>,
+    /// `connection.connectionLimit.maxConnectionDuration`.
+    pub max_connection_duration: Option<Duration>,
+    /// `connection.connectionLimit.maxRequestsPerConnection`.
+    pub max_requests_per_connection: Option<u64>,
     /// `tls`.
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
     /// `headers.xForwardedClientCert`.
@@ -321,14 +325,33 @@ impl ClientTrafficPolicySpec {
             .as_ref()
             .map(compile_keepalive)
             .transpose()?;
-        let connection_limit = match self
+        let limits = self
             .connection
             .as_ref()
-            .and_then(|c| c.connection_limit.as_ref())
+            .and_then(|c| c.connection_limit.as_ref());
+        let max_connection_duration = match limits.and_then(|l| l.max_connection_duration.as_ref())
         {
             None => None,
-            Some(limit) => {
-                if limit.value < 1 {
+            Some(text) => Some(parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(
+                || {
+                    format!(
+                        "spec.connection.connectionLimit.maxConnectionDuration: {text:?} is not a positive duration"
+                    )
+                },
+            )?),
+        };
+        let max_requests_per_connection = match limits.and_then(|l| l.max_requests_per_connection) {
+            Some(0) => {
+                return Err(
+                    "spec.connection.connectionLimit.maxRequestsPerConnection: at least 1".into(),
+                );
+            }
+            other => other,
+        };
+        let connection_limit = match limits.and_then(|l| l.value.map(|value| (value, l))) {
+            None => None,
+            Some((value, limit)) => {
+                if value < 1 {
                     return Err("spec.connection.connectionLimit.value: at least 1".into());
                 }
                 let close_delay = match &limit.close_delay {
@@ -340,7 +363,7 @@ impl ClientTrafficPolicySpec {
                     })?,
                 };
                 Some(ConnectionLimit {
-                    max: limit.value,
+                    max: value,
                     close_delay,
                 })
             }
@@ -421,6 +444,8 @@ impl ClientTrafficPolicySpec {
             request_received_timeout,
             idle_timeout,
             stream_idle_timeout,
+            max_connection_duration,
+            max_requests_per_connection,
             tls,
             xfcc,
             http2,

@@ -764,17 +764,18 @@ pub struct ClientConnectionSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionLimitSpec {
-    /// The most connections open at once (at least 1).
-    pub value: u64,
+    /// The most connections open at once (at least 1; absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<u64>,
     /// How long a refused connection is held before it is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_delay: Option<String>,
-    /// Not enforced yet.
+    /// How long a connection may live; then it is closed gracefully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connection_duration: NotYet,
-    /// Not enforced yet.
+    pub max_connection_duration: Option<String>,
+    /// How many requests a connection may carry; then it is closed gracefully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_requests_per_connection: NotYet,
+    pub max_requests_per_connection: Option<u64>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_stream_duration: NotYet,
@@ -824,16 +825,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 "spec.connection.maxAcceptPerSocketEvent",
             );
             if let Some(limit) = &connection.connection_limit {
-                set(
-                    &mut found,
-                    &limit.max_connection_duration,
-                    "spec.connection.connectionLimit.maxConnectionDuration",
-                );
-                set(
-                    &mut found,
-                    &limit.max_requests_per_connection,
-                    "spec.connection.connectionLimit.maxRequestsPerConnection",
-                );
                 set(
                     &mut found,
                     &limit.max_stream_duration,

@@ -5,7 +5,9 @@
 //! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
 //! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
 //! requests not received whole in time get 408; `streamIdleTimeout`: bodies that stall are
-//! cut; `http2`: the windows and stream limit announced). Listeners sharing a socket share one
+//! cut; `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
+//! is closed gracefully when either is used up; `http2`: the windows and stream limit
+//! announced). Listeners sharing a socket share one
 //! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
 
@@ -80,6 +82,12 @@ impl Admission {
                         .min(),
                     stream_idle_timeout: policies()
                         .filter_map(|policy| policy.stream_idle_timeout)
+                        .min(),
+                    max_connection_duration: policies()
+                        .filter_map(|policy| policy.max_connection_duration)
+                        .min(),
+                    max_requests_per_connection: policies()
+                        .filter_map(|policy| policy.max_requests_per_connection)
                         .min(),
                     h2_stream_window: policies().find_map(|p| p.http2.initial_stream_window),
                     h2_connection_window: policies()

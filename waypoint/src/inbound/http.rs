@@ -35,6 +35,11 @@ pub struct HttpLimits {
     /// How long a client may take to send a whole request, body included (default: no
     /// limit); slower requests are answered 408 if no response has started.
     pub request_timeout: Option<Duration>,
+    /// How long a connection may live before it is closed gracefully (default: no limit).
+    pub max_connection_duration: Option<Duration>,
+    /// How many requests a connection may carry before it is closed gracefully (default: no
+    /// limit).
+    pub max_requests_per_connection: Option<u64>,
     /// How long a request's or response's body may go without a frame (default: none here;
     /// the forwarder cuts a backend's silent response body after 5 min).
     pub stream_idle_timeout: Option<Duration>,
@@ -57,6 +62,8 @@ impl Default for HttpLimits {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             request_timeout: None,
             stream_idle_timeout: None,
+            max_connection_duration: None,
+            max_requests_per_connection: None,
             h2_stream_window: None,
             h2_connection_window: None,
             h2_max_concurrent_streams: None,
@@ -86,9 +93,10 @@ pub async fn serve_http<IO, S>(
     let in_flight = activity.clone();
     let request_timeout = limits.request_timeout;
     let stream_idle = limits.stream_idle_timeout;
+    let request_budget = limits.max_requests_per_connection;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
-        let busy = in_flight.start();
+        let busy = in_flight.start(request_budget);
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
         let request = match stream_idle {
             None => request.map(boxed_body),
@@ -152,6 +160,8 @@ pub async fn serve_http<IO, S>(
     tokio::pin!(drain);
     let idle = activity.idle_for(limits.idle_timeout);
     tokio::pin!(idle);
+    let spent = activity.spent(limits.max_connection_duration);
+    tokio::pin!(spent);
     tokio::select! {
         _ = connection.as_mut() => {}
         () = &mut drain => {
@@ -159,6 +169,12 @@ pub async fn serve_http<IO, S>(
             let _ = connection.await;
         }
         () = &mut idle => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+        // The connection's time or requests are used up: its requests in flight are answered,
+        // then it closes.
+        () = &mut spent => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
@@ -253,6 +269,10 @@ struct ActivityState {
     in_flight: AtomicUsize,
     /// Nanoseconds from `opened` to the last start or end of a request.
     last_change: AtomicU64,
+    /// Requests started.
+    started: AtomicU64,
+    /// Told when the requests a connection may carry have all started.
+    budget_spent: tokio::sync::Notify,
 }
 
 impl Default for Activity {
@@ -261,6 +281,8 @@ impl Default for Activity {
             opened: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_change: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            budget_spent: tokio::sync::Notify::new(),
         }))
     }
 }
@@ -276,10 +298,30 @@ impl Drop for Busy {
 }
 
 impl Activity {
-    fn start(&self) -> Busy {
+    /// One more request; the `budget`-th one announces the budget spent.
+    fn start(&self, budget: Option<u64>) -> Busy {
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+        let started = self.0.started.fetch_add(1, Ordering::AcqRel) + 1;
+        if budget.is_some_and(|budget| started >= budget) {
+            self.0.budget_spent.notify_one();
+        }
         self.touch();
         Busy(self.clone())
+    }
+
+    /// Resolves once the connection has lived `lifetime`, or its request budget is spent
+    /// (never without either).
+    async fn spent(&self, lifetime: Option<Duration>) {
+        let aged = async {
+            match lifetime {
+                Some(lifetime) => tokio::time::sleep_until(self.0.opened + lifetime).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = aged => {}
+            () = self.0.budget_spent.notified() => {}
+        }
     }
 
     fn touch(&self) {
@@ -333,7 +375,7 @@ mod tests {
         let activity = Activity::default();
         let timeout = Some(Duration::from_secs(60));
         let started = tokio::time::Instant::now();
-        let busy = activity.start();
+        let busy = activity.start(None);
         let watcher = activity.clone();
         let idle = tokio::spawn(async move { watcher.idle_for(timeout).await });
         tokio::time::sleep(Duration::from_secs(90)).await;
