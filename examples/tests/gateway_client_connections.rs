@@ -2,7 +2,8 @@
 //! binary: over the limit a connection is closed unanswered (after `closeDelay`) until one of
 //! the open ones closes; accepted sockets carry TCP keepalive with the policy's idle time, as
 //! `ss` reports it; `maxRequestsPerConnection` and `maxConnectionDuration` close connections
-//! gracefully. And the HTTP limits: `headers.maxRequestHeaderLimit` (431 over it) and
+//! gracefully, `maxStreamDuration` bounds each request (408, or its body cut). And the HTTP
+//! limits: `headers.maxRequestHeaderLimit` (431 over it) and
 //! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
 //! timeouts: `idleTimeout` (an unused connection is closed), `requestReceivedTimeout` (a
 //! request whose body stalls is answered 408) and `streamIdleTimeout` (a response body that
@@ -419,4 +420,55 @@ async fn connections_close_after_their_requests_or_their_lifetime() {
         lived >= Duration::from_millis(700) && lived < Duration::from_secs(4),
         "{lived:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_are_bounded_by_their_maximum_duration() {
+    let port = free_port();
+    let backend = stalling_backend().await;
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-stream-duration");
+    let config = format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: stalling}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: stalling, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: streams}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
+         connection: {{connectionLimit: {{maxStreamDuration: 600ms}}}}\n---\n{}{}",
+        gateway_yaml(port),
+        service("stalling", backend),
+        service("echo", echo_port),
+        host_route("upload", "echo"),
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // Answered at once, then the body stalls: cut when the stream's 600 ms are up.
+    let started = Instant::now();
+    let (status, response) = curl(&[&format!("http://127.0.0.1:{port}/")]).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{response}");
+    assert!(response.ends_with("\r\n\r\nabc"), "{response:?}");
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+
+    // A request whose body never arrives (to a backend that answers once it has it): 408
+    // when the 600 ms are up.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: upload.example\r\ncontent-length: 10\r\n\r\nab")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

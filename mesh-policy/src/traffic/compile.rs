@@ -67,6 +67,8 @@ pub struct CompiledClientTraffic {
     pub max_connection_duration: Option<Duration>,
     /// `connection.connectionLimit.maxRequestsPerConnection`.
     pub max_requests_per_connection: Option<u64>,
+    /// `connection.connectionLimit.maxStreamDuration`.
+    pub max_stream_duration: Option<Duration>,
     /// `tls`.
     pub tls: Option<Arc<super::client_tls::ClientTls>>,
     /// `headers.xForwardedClientCert`.
@@ -340,6 +342,16 @@ impl ClientTrafficPolicySpec {
                 },
             )?),
         };
+        let max_stream_duration = match limits.and_then(|l| l.max_stream_duration.as_ref()) {
+            None => None,
+            Some(text) => Some(parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(
+                || {
+                    format!(
+                        "spec.connection.connectionLimit.maxStreamDuration: {text:?} is not a positive duration"
+                    )
+                },
+            )?),
+        };
         let max_requests_per_connection = match limits.and_then(|l| l.max_requests_per_connection) {
             Some(0) => {
                 return Err(
@@ -446,6 +458,7 @@ impl ClientTrafficPolicySpec {
             stream_idle_timeout,
             max_connection_duration,
             max_requests_per_connection,
+            max_stream_duration,
             tls,
             xfcc,
             http2,

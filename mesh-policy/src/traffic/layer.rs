@@ -64,6 +64,7 @@ impl<S> ClientTrafficFromListener<S> {
                 stream_idle_timeout: None,
                 max_connection_duration: None,
                 max_requests_per_connection: None,
+                max_stream_duration: None,
                 tls: None,
                 xfcc: Default::default(),
                 http2: Default::default(),

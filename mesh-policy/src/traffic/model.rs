@@ -776,9 +776,10 @@ pub struct ConnectionLimitSpec {
     /// How many requests a connection may carry; then it is closed gracefully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_connection: Option<u64>,
-    /// Not enforced yet.
+    /// How long one request and its response may take (408 before the answer, the body cut
+    /// after).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_stream_duration: NotYet,
+    pub max_stream_duration: Option<String>,
 }
 
 /// ClientTrafficPolicy `proxyProtocol`.
@@ -824,13 +825,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &connection.max_accept_per_socket_event,
                 "spec.connection.maxAcceptPerSocketEvent",
             );
-            if let Some(limit) = &connection.connection_limit {
-                set(
-                    &mut found,
-                    &limit.max_stream_duration,
-                    "spec.connection.connectionLimit.maxStreamDuration",
-                );
-            }
         }
         set(&mut found, &self.http1, "spec.http1");
         set(&mut found, &self.http3, "spec.http3");

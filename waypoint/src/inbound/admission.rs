@@ -6,7 +6,8 @@
 //! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
 //! requests not received whole in time get 408; `streamIdleTimeout`: bodies that stall are
 //! cut; `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
-//! is closed gracefully when either is used up; `http2`: the windows and stream limit
+//! is closed gracefully when either is used up; `maxStreamDuration`: a request past it gets
+//! 408, or its response body is cut; `http2`: the windows and stream limit
 //! announced). Listeners sharing a socket share one
 //! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
@@ -88,6 +89,9 @@ impl Admission {
                         .min(),
                     max_requests_per_connection: policies()
                         .filter_map(|policy| policy.max_requests_per_connection)
+                        .min(),
+                    max_stream_duration: policies()
+                        .filter_map(|policy| policy.max_stream_duration)
                         .min(),
                     h2_stream_window: policies().find_map(|p| p.http2.initial_stream_window),
                     h2_connection_window: policies()

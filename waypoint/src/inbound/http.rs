@@ -40,6 +40,9 @@ pub struct HttpLimits {
     /// How many requests a connection may carry before it is closed gracefully (default: no
     /// limit).
     pub max_requests_per_connection: Option<u64>,
+    /// How long one request and its response may take in all (default: no limit): past it, a
+    /// request not yet answered gets 408, a response body is cut.
+    pub max_stream_duration: Option<Duration>,
     /// How long a request's or response's body may go without a frame (default: none here;
     /// the forwarder cuts a backend's silent response body after 5 min).
     pub stream_idle_timeout: Option<Duration>,
@@ -62,6 +65,7 @@ impl Default for HttpLimits {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             request_timeout: None,
             stream_idle_timeout: None,
+            max_stream_duration: None,
             max_connection_duration: None,
             max_requests_per_connection: None,
             h2_stream_window: None,
@@ -94,9 +98,11 @@ pub async fn serve_http<IO, S>(
     let request_timeout = limits.request_timeout;
     let stream_idle = limits.stream_idle_timeout;
     let request_budget = limits.max_requests_per_connection;
+    let stream_limit = limits.max_stream_duration;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start(request_budget);
+        let stream_deadline = stream_limit.map(|limit| tokio::time::Instant::now() + limit);
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
         let request = match stream_idle {
             None => request.map(boxed_body),
@@ -119,11 +125,22 @@ pub async fn serve_http<IO, S>(
                     http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 ));
             };
-            let response = match (request_timeout, received) {
-                (Some(timeout), Some(received)) => {
-                    within_request_timeout(call, timeout, &received).await
+            let answered = async {
+                match (request_timeout, received) {
+                    (Some(timeout), Some(received)) => {
+                        within_request_timeout(call, timeout, &received).await
+                    }
+                    _ => call.await,
                 }
-                _ => call.await,
+            };
+            let response = match stream_deadline {
+                None => answered.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, answered).await {
+                    Ok(response) => response.map(|response| {
+                        response.map(|body| DeadlineBody::new(body, deadline).boxed())
+                    }),
+                    Err(_) => Ok(request_timeout_answer()),
+                },
             };
             // The response's body, too, must keep moving.
             match stream_idle {
@@ -205,15 +222,70 @@ where
             if received.load(Ordering::Acquire) {
                 call.await
             } else {
-                let mut answer = status_answer(http::StatusCode::REQUEST_TIMEOUT);
-                *answer.body_mut() = crate::outbound::full_body(bytes::Bytes::from_static(b"request timeout"));
-                answer.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain"),
-                );
-                Ok(answer)
+                Ok(request_timeout_answer())
             }
         }
+    }
+}
+
+/// 408 `request timeout`, as Envoy answers a request that ran out of time before its answer.
+fn request_timeout_answer() -> Response<ResponseBody> {
+    let mut answer = status_answer(http::StatusCode::REQUEST_TIMEOUT);
+    *answer.body_mut() = crate::outbound::full_body(bytes::Bytes::from_static(b"request timeout"));
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    answer
+}
+
+/// A response body cut at a deadline (the stream's maximum duration).
+#[pin_project::pin_project]
+struct DeadlineBody {
+    #[pin]
+    inner: ResponseBody,
+    #[pin]
+    deadline: tokio::time::Sleep,
+}
+
+impl DeadlineBody {
+    fn new(inner: ResponseBody, deadline: tokio::time::Instant) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: tokio::time::sleep_until(deadline),
+        }
+    }
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BodyError>>> {
+        let this = self.project();
+        if let std::task::Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return std::task::Poll::Ready(frame);
+        }
+        match this.deadline.poll(cx) {
+            std::task::Poll::Ready(()) => {
+                std::task::Poll::Ready(Some(Err(BodyError::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the stream's maximum duration",
+                )))))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
