@@ -1,7 +1,8 @@
 //! ClientTrafficPolicy `headers` through the `gateway` binary: Envoy Gateway's default request
 //! id (a fresh UUIDv4 replacing the client's), `requestID: PreserveOrGenerate`,
 //! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
-//! is selected), `disableRateLimitHeaders`, and `lateResponseHeaders` (on every answer).
+//! is selected), `disableRateLimitHeaders`, `lateResponseHeaders` (on every answer), and
+//! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -140,4 +141,70 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
     assert_eq!(header(&answer, "x-served-by"), Some("tuned"), "{answer}");
     let (_, response) = curl(&[&plain]).await;
     assert_eq!(header(&response, "x-served-by"), None, "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http10_is_refused_unless_the_policy_accepts_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (legacy, plain) = (free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-http10");
+    let gateway = |name: &str, port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+             listeners: [{{name: http, port: {port}, protocol: HTTP, hostname: {name}.example}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n"
+        )
+    };
+    let config = gateway("legacy", legacy)
+        + &gateway("plain", plain)
+        + &service("echo", echo_port)
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: legacy}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: legacy}]\n  \
+           http1: {http10: {useDefaultHost: true}}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let raw = |port: u16, request: &'static [u8]| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+
+    // Envoy's default: HTTP/1.0 is refused with 426; HTTP/1.1 is served.
+    let (status, response) = curl(&[
+        "--http1.0",
+        "-H",
+        "host: plain.example",
+        &format!("http://127.0.0.1:{plain}/"),
+    ])
+    .await;
+    assert_eq!(status, 426, "{response}");
+    let (status, _) = curl(&[
+        "-H",
+        "host: plain.example",
+        &format!("http://127.0.0.1:{plain}/"),
+    ])
+    .await;
+    assert_eq!(status, 200);
+
+    // Accepted, and a request without Host is given the listener's hostname.
+    let answer = raw(legacy, b"GET /old HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echoed["host"], "legacy.example", "{answer}");
 }

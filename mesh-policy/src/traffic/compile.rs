@@ -77,6 +77,15 @@ pub struct CompiledClientTraffic {
     pub http2: super::http2_settings::Http2Settings,
     /// `headers.lateResponseHeaders`.
     pub late_response_headers: HeaderEdits,
+    /// `http1.http10` (`None`: HTTP/1.0 refused, as in Envoy).
+    pub http10: Option<Http10>,
+}
+
+/// `http1.http10`: HTTP/1.0 accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http10 {
+    /// A request without `Host` gets the listener's hostname.
+    pub use_default_host: bool,
 }
 
 /// TCP keepalive settings (`SO_KEEPALIVE` with Linux's idle, interval and probe count).
@@ -427,6 +436,13 @@ impl ClientTrafficPolicySpec {
             "streamIdleTimeout",
         )?
         .flatten();
+        let http10 = self
+            .http1
+            .as_ref()
+            .and_then(|h| h.http10.as_ref())
+            .map(|h| Http10 {
+                use_default_host: h.use_default_host == Some(true),
+            });
         let http2 = self
             .http2
             .as_ref()
@@ -463,6 +479,7 @@ impl ClientTrafficPolicySpec {
             xfcc,
             http2,
             late_response_headers,
+            http10,
         })
     }
 }

@@ -69,6 +69,7 @@ impl<S> ClientTrafficFromListener<S> {
                 xfcc: Default::default(),
                 http2: Default::default(),
                 late_response_headers: Default::default(),
+                http10: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,
@@ -76,19 +77,66 @@ impl<S> ClientTrafficFromListener<S> {
     }
 }
 
+/// The listener `request` belongs to: by TLS server name, else `Host`.
+pub fn request_listener<'a, B>(
+    listeners: &'a ListenerSet,
+    request: &Request<B>,
+) -> Option<&'a Arc<routing::compiled::CompiledListener>> {
+    let host = match request.extensions().get::<TlsServerName>() {
+        Some(TlsServerName(sni)) => sni.as_str(),
+        None => RequestView::of(request).host_without_port(),
+    };
+    listeners.for_host(host)
+}
+
 /// The ClientTrafficPolicy of the listener `request` belongs to.
 pub fn client_policy<'a, B>(
     listeners: &'a ListenerSet,
     request: &Request<B>,
 ) -> Option<&'a Arc<CompiledClientTraffic>> {
-    let host = match request.extensions().get::<TlsServerName>() {
-        Some(TlsServerName(sni)) => sni.as_str(),
-        None => RequestView::of(request).host_without_port(),
-    };
-    listeners
-        .for_host(host)
+    request_listener(listeners, request)
         .and_then(|l| l.policy.get::<AttachedClientTraffic>())
         .map(|attached| &attached.0)
+}
+
+/// What becomes of an HTTP/1.0 request on a listener, as Envoy has it: refused with 426
+/// unless the listener's policy accepts HTTP/1.0 (`http1.http10`); one without `Host` is
+/// given the listener's hostname (`useDefaultHost`), or refused with 400.
+fn admit_http10<B, RB: Default>(
+    listeners: &ListenerSet,
+    defaults: &CompiledClientTraffic,
+    request: &mut Request<B>,
+) -> Result<(), Result<Response<RB>, RouteError>> {
+    // Without Host, the socket's only listener is the one (else the one without hostname).
+    let listener = request_listener(listeners, request).or_else(|| {
+        let all = listeners.listeners();
+        (all.len() == 1).then(|| &all[0])
+    });
+    let policy = listener
+        .and_then(|l| l.policy.get::<AttachedClientTraffic>())
+        .map_or(defaults, |attached| &attached.0);
+    let Some(http10) = policy.http10 else {
+        let mut refused = Response::new(RB::default());
+        *refused.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        return Err(Ok(refused));
+    };
+    if request.headers().contains_key(http::header::HOST) {
+        return Ok(());
+    }
+    let default_host = listener
+        .and_then(|l| l.hostname.as_deref())
+        .filter(|host| http10.use_default_host && !host.starts_with('*'))
+        .and_then(|host| http::HeaderValue::from_str(host).ok());
+    match default_host {
+        Some(host) => {
+            request.headers_mut().insert(http::header::HOST, host);
+            Ok(())
+        }
+        None => Err(Err(RouteError::BadRequest {
+            policy: format!("{} http1.http10", PolicyName(&policy.policy)),
+            reason: "an HTTP/1.0 request without Host".to_owned(),
+        })),
+    }
 }
 
 /// Marks a request whose answers carry no `x-ratelimit-*` headers (the listener's
@@ -159,6 +207,11 @@ where
                 policy: "HTTP/1.1".to_owned(),
                 reason: "more than one Host header".to_owned(),
             })));
+        }
+        if request.version() == http::Version::HTTP_10
+            && let Err(answer) = admit_http10(&self.listeners, &self.defaults, &mut request)
+        {
+            return routing::router::EarlyOrInner::Early(Some(answer));
         }
         let policy = client_policy(&self.listeners, &request).unwrap_or(&self.defaults);
         match apply_client_policy(policy, &mut request, &self.dice) {

@@ -80,9 +80,9 @@ pub struct ClientTrafficPolicySpec {
     /// Connection limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ClientConnectionSpec>,
-    /// Not enforced yet.
+    /// HTTP/1 settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http1: NotYet,
+    pub http1: Option<Http1Spec>,
     /// HTTP/2 settings announced to clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<super::http2_settings::Http2Spec>,
@@ -92,6 +92,30 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: NotYet,
+}
+
+/// ClientTrafficPolicy `http1`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http1Spec {
+    /// Accept HTTP/1.0 (without it, HTTP/1.0 requests get 426).
+    #[serde(default, rename = "http10", skip_serializing_if = "Option::is_none")]
+    pub http10: Option<Http10Spec>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_trailers: NotYet,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_header_case: NotYet,
+}
+
+/// `http1.http10`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http10Spec {
+    /// Give a request without `Host` the listener's hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_default_host: Option<bool>,
 }
 
 /// `clientIPDetection`: at most one of its fields.
@@ -826,7 +850,18 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 "spec.connection.maxAcceptPerSocketEvent",
             );
         }
-        set(&mut found, &self.http1, "spec.http1");
+        if let Some(http1) = &self.http1 {
+            set(
+                &mut found,
+                &http1.enable_trailers,
+                "spec.http1.enableTrailers",
+            );
+            set(
+                &mut found,
+                &http1.preserve_header_case,
+                "spec.http1.preserveHeaderCase",
+            );
+        }
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
         if let Some(h) = &self.headers {
