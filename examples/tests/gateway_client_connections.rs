@@ -7,7 +7,8 @@
 //! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
 //! timeouts: `idleTimeout` (an unused connection is closed), `requestReceivedTimeout` (a
 //! request whose body stalls is answered 408) and `streamIdleTimeout` (a response body that
-//! stalls is cut); and the `http2` settings announced.
+//! stalls is cut); `timeout.tcp.idleTimeout` (a relayed TCP stream ends after that silence);
+//! and the `http2` settings announced.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -471,4 +472,62 @@ async fn streams_are_bounded_by_their_maximum_duration() {
         .unwrap();
     assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// A TCP backend that echoes what it reads.
+async fn tcp_echo() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.into_split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relayed_tcp_streams_end_after_the_tcp_idle_timeout() {
+    let port = free_port();
+    let backend = tcp_echo().await;
+    let dir = scratch("client-tcp-idle");
+    let config = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tcp}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: tcp, port: {port}, protocol: TCP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {{name: t}}\n\
+         spec: {{parentRefs: [{{name: tcp}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: tcp}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tcp}}]\n  \
+         timeout: {{tcp: {{idleTimeout: 700ms}}}}\n---\n{}",
+        service("echo", backend)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // Traffic keeps the relay open past the timeout...
+    for _ in 0..3 {
+        stream.write_all(b"ping").await.unwrap();
+        let mut echoed = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&echoed, b"ping");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // ...and 700 ms of silence ends it.
+    let quiet = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut rest)).await;
+    let waited = quiet.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "closed after {waited:?} of silence"
+    );
 }

@@ -490,7 +490,10 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
             "timeout: {http: {streamIdleTimeout: soon}}",
             "spec.timeout.http.streamIdleTimeout",
         ),
-        ("timeout: {tcp: {idleTimeout: 5s}}", "spec.timeout.tcp"),
+        (
+            "timeout: {tcp: {idleTimeout: forever}}",
+            "spec.timeout.tcp.idleTimeout",
+        ),
         (
             "timeout: {http: {idleTimeout: later}}",
             "spec.timeout.http.idleTimeout: \"later\" is not a duration",

@@ -63,6 +63,8 @@ pub struct CompiledClientTraffic {
     pub idle_timeout: Option<Option<Duration>>,
     /// `timeout.http.streamIdleTimeout` (`0s`: none).
     pub stream_idle_timeout: Option<Duration>,
+    /// `timeout.tcp.idleTimeout` (`None`: unset; `Some(None)`: `0s`, no limit).
+    pub tcp_idle_timeout: Option<Option<Duration>>,
     /// `connection.connectionLimit.maxConnectionDuration`.
     pub max_connection_duration: Option<Duration>,
     /// `connection.connectionLimit.maxRequestsPerConnection`.
@@ -431,6 +433,19 @@ impl ClientTrafficPolicySpec {
             http_timeouts.and_then(|h| h.idle_timeout.as_ref()),
             "idleTimeout",
         )?;
+        let tcp_idle_timeout = self
+            .timeout
+            .as_ref()
+            .and_then(|t| t.tcp.as_ref())
+            .and_then(|t| t.idle_timeout.as_ref())
+            .map(|text| {
+                parse_duration(text)
+                    .map(|d| (!d.is_zero()).then_some(d))
+                    .ok_or_else(|| {
+                        format!("spec.timeout.tcp.idleTimeout: {text:?} is not a duration")
+                    })
+            })
+            .transpose()?;
         let stream_idle_timeout = duration_or_off(
             http_timeouts.and_then(|h| h.stream_idle_timeout.as_ref()),
             "streamIdleTimeout",
@@ -472,6 +487,7 @@ impl ClientTrafficPolicySpec {
             request_received_timeout,
             idle_timeout,
             stream_idle_timeout,
+            tcp_idle_timeout,
             max_connection_duration,
             max_requests_per_connection,
             max_stream_duration,

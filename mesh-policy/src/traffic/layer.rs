@@ -62,6 +62,7 @@ impl<S> ClientTrafficFromListener<S> {
                 request_received_timeout: None,
                 idle_timeout: None,
                 stream_idle_timeout: None,
+                tcp_idle_timeout: None,
                 max_connection_duration: None,
                 max_requests_per_connection: None,
                 max_stream_duration: None,

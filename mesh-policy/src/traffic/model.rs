@@ -694,12 +694,22 @@ pub struct HeaderFilterSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientTimeoutSpec {
-    /// Not enforced yet.
+    /// TCP timeouts (TCP and TLS listeners' relayed streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp: NotYet,
+    pub tcp: Option<ClientTcpTimeoutSpec>,
     /// HTTP timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<ClientHttpTimeoutSpec>,
+}
+
+/// ClientTrafficPolicy `timeout.tcp`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTcpTimeoutSpec {
+    /// How long a relayed stream may go without a byte either way (default 1 h; `0s`: no
+    /// limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 /// ClientTrafficPolicy `timeout.http`.
@@ -830,9 +840,6 @@ fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
 impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        if let Some(timeout) = &self.timeout {
-            set(&mut found, &timeout.tcp, "spec.timeout.tcp");
-        }
         if let Some(connection) = &self.connection {
             set(
                 &mut found,

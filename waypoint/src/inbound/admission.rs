@@ -5,7 +5,8 @@
 //! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
 //! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
 //! requests not received whole in time get 408; `streamIdleTimeout`: bodies that stall are
-//! cut; `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
+//! cut; `timeout.tcp.idleTimeout`: relayed TCP and TLS streams end after that long without a
+//! byte (1 h by default); `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
 //! is closed gracefully when either is used up; `maxStreamDuration`: a request past it gets
 //! 408, or its response body is cut; `http2`: the windows and stream limit
 //! announced). Listeners sharing a socket share one
@@ -37,6 +38,8 @@ pub(super) struct Admission {
     /// Whether a policy's `X-Forwarded-Client-Cert` handling needs each TLS client's
     /// certificate described.
     pub(super) client_certificates: bool,
+    /// How long a relayed TCP or TLS stream may go without a byte either way.
+    pub(super) tcp_idle_timeout: Option<Duration>,
 }
 
 impl Admission {
@@ -59,6 +62,14 @@ impl Admission {
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
             client_certificates: policies().any(|policy| policy.xfcc.needs_client()),
+            tcp_idle_timeout: {
+                let explicit = || policies().filter_map(|policy| policy.tcp_idle_timeout);
+                match explicit().flatten().min() {
+                    Some(timeout) => Some(timeout),
+                    None if explicit().next().is_some() => None,
+                    None => Some(super::stream_idle::DEFAULT_TCP_IDLE_TIMEOUT),
+                }
+            },
             http: {
                 let defaults = HttpLimits::default();
                 HttpLimits {

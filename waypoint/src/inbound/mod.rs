@@ -13,6 +13,7 @@ pub(crate) mod prefixed;
 mod proxy;
 mod sockets;
 pub mod socks5;
+mod stream_idle;
 mod streams;
 mod tls;
 mod tunnels;

@@ -388,12 +388,21 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
             let connector = context.forwarder.connector();
             let terminators = &state.terminators;
             let listeners = Arc::clone(&state.listeners);
-            passthrough(stream, listeners, endpoints, connector, terminators).await;
+            let idle = state.admission.tcp_idle_timeout;
+            passthrough(stream, listeners, endpoints, connector, terminators, idle).await;
         }
         (ListenerProtocol::Tcp, _) => {
             let endpoints = context.forwarder.endpoints();
             let connector = context.forwarder.connector();
-            tcp(stream, Arc::clone(&state.listeners), endpoints, connector).await;
+            let idle = state.admission.tcp_idle_timeout;
+            tcp(
+                stream,
+                Arc::clone(&state.listeners),
+                endpoints,
+                connector,
+                idle,
+            )
+            .await;
         }
         (_, None) => {
             let peer = Peer::tcp(client, stream.local_addr().ok());

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name};
 use super::prefixed::PrefixedStream;
+use super::stream_idle::StreamActivity;
 use super::tls::Terminators;
 use crate::outbound::{Connect, EndpointPicker};
 
@@ -30,6 +31,7 @@ pub(crate) async fn passthrough<C: Connect>(
     endpoints: &EndpointPicker,
     connector: &C,
     terminators: &Terminators,
+    idle: Option<Duration>,
 ) {
     let mut hello = Vec::with_capacity(2048);
     let name = match tokio::time::timeout(SETUP_TIMEOUT, read_server_name(&mut client, &mut hello))
@@ -51,7 +53,7 @@ pub(crate) async fn passthrough<C: Connect>(
         return;
     };
     if !listener.tls_terminate {
-        forward(client, backends, &hello, endpoints, connector).await;
+        forward(client, backends, &hello, endpoints, connector, idle).await;
         return;
     }
     let key = (
@@ -64,7 +66,7 @@ pub(crate) async fn passthrough<C: Connect>(
     };
     let replayed = PrefixedStream::new(hello, client);
     if let Ok(Ok(tls)) = tokio::time::timeout(SETUP_TIMEOUT, acceptor.accept(replayed)).await {
-        forward(tls, backends, &[], endpoints, connector).await;
+        forward(tls, backends, &[], endpoints, connector, idle).await;
     }
 }
 
@@ -74,6 +76,7 @@ pub(crate) async fn tcp<C: Connect>(
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
     connector: &C,
+    idle: Option<Duration>,
 ) {
     let backends = listeners
         .listeners()
@@ -83,7 +86,7 @@ pub(crate) async fn tcp<C: Connect>(
             _ => None,
         });
     if let Some(backends) = backends {
-        forward(client, &backends, &[], endpoints, connector).await;
+        forward(client, &backends, &[], endpoints, connector, idle).await;
     }
 }
 
@@ -110,13 +113,14 @@ async fn read_server_name(
 }
 
 /// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
-/// sides close.
+/// sides close, or nothing has moved either way for `idle`.
 async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
-    mut client: S,
+    client: S,
     backends: &L4Backends,
     already_read: &[u8],
     endpoints: &EndpointPicker,
     connector: &C,
+    idle: Option<Duration>,
 ) {
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return;
@@ -127,7 +131,13 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
     if upstream.write_all(already_read).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let activity = StreamActivity::new();
+    let mut client = activity.watch(client);
+    let mut upstream = activity.watch(upstream);
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        () = activity.idle_for(idle) => {}
+    }
 }
 
 async fn connect<C: Connect>(
