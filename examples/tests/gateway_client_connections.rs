@@ -33,6 +33,21 @@ fn config(port: u16, echo_port: u16) -> String {
     )
 }
 
+/// The test Gateway on `port` whose routes all go to the Service `backend` (one endpoint at
+/// `backend_port`), under a Gateway-wide ClientTrafficPolicy with `spec` (YAML lines at two
+/// spaces of indentation).
+fn gateway_with_client_policy(port: u16, backend: &str, backend_port: u16, spec: &str) -> String {
+    format!(
+        "{}{}\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {backend}}}\nspec:\n  \
+         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: client}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n{spec}---\n",
+        gateway_yaml(port),
+        service(backend, backend_port)
+    )
+}
+
 /// A connection that has been answered once and stays open.
 async fn served(port: u16) -> BufReader<TcpStream> {
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -124,16 +139,11 @@ async fn request_heads_are_limited_in_size_and_time() {
     let port = free_port();
     let echo_port = echo("echo-0").await;
     let dir = scratch("client-heads");
-    let config = format!(
-        "{}{}\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
-         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
-         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: heads}}\nspec:\n  \
-         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
-         headers: {{maxRequestHeaderLimit: 2}}\n  \
-         timeout: {{http: {{requestHeadersReceivedTimeout: 500ms}}}}\n---\n",
-        gateway_yaml(port),
-        service("echo", echo_port)
+    let config = gateway_with_client_policy(
+        port,
+        "echo",
+        echo_port,
+        "  headers: {maxRequestHeaderLimit: 2}\n  timeout: {http: {requestHeadersReceivedTimeout: 500ms}}\n",
     );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
@@ -166,15 +176,11 @@ async fn idle_connections_close_and_slow_requests_get_408() {
     let port = free_port();
     let echo_port = echo("echo-0").await;
     let dir = scratch("client-timeouts");
-    let config = format!(
-        "{}{}\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: echo}}\nspec:\n  \
-         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
-         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: timeouts}}\nspec:\n  \
-         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
-         timeout: {{http: {{idleTimeout: 700ms, requestReceivedTimeout: 600ms}}}}\n---\n",
-        gateway_yaml(port),
-        service("echo", echo_port)
+    let config = gateway_with_client_policy(
+        port,
+        "echo",
+        echo_port,
+        "  timeout: {http: {idleTimeout: 700ms, requestReceivedTimeout: 600ms}}\n",
     );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
@@ -317,15 +323,11 @@ async fn a_stalled_response_body_is_cut_after_the_stream_idle_timeout() {
     let port = free_port();
     let backend = stalling_backend().await;
     let dir = scratch("client-stream-idle");
-    let config = format!(
-        "{}{}\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: stalling}}\nspec:\n  \
-         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: stalling, port: 80}}]}}]\n---\n\
-         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: streams}}\nspec:\n  \
-         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
-         timeout: {{http: {{streamIdleTimeout: 500ms}}}}\n---\n",
-        gateway_yaml(port),
-        service("stalling", backend)
+    let config = gateway_with_client_policy(
+        port,
+        "stalling",
+        backend,
+        "  timeout: {http: {streamIdleTimeout: 500ms}}\n",
     );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
@@ -429,18 +431,13 @@ async fn streams_are_bounded_by_their_maximum_duration() {
     let backend = stalling_backend().await;
     let echo_port = echo("echo-0").await;
     let dir = scratch("client-stream-duration");
-    let config = format!(
-        "{}{}\
-         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: stalling}}\nspec:\n  \
-         parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: stalling, port: 80}}]}}]\n---\n\
-         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: streams}}\nspec:\n  \
-         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
-         connection: {{connectionLimit: {{maxStreamDuration: 600ms}}}}\n---\n{}{}",
-        gateway_yaml(port),
-        service("stalling", backend),
-        service("echo", echo_port),
-        host_route("upload", "echo"),
-    );
+    let config = gateway_with_client_policy(
+        port,
+        "stalling",
+        backend,
+        "  connection: {connectionLimit: {maxStreamDuration: 600ms}}\n",
+    ) + &service("echo", echo_port)
+        + &host_route("upload", "echo");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;

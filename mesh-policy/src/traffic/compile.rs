@@ -1137,6 +1137,17 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
 }
 
 impl CompiledBackendTraffic {
+    /// How the upstream service connects for this policy's requests, when it asks for
+    /// anything (a connect timeout, keepalive, a PROXY header).
+    pub fn upstream_connection(&self) -> Option<routing::router::UpstreamConnection> {
+        let connection = routing::router::UpstreamConnection {
+            connect_timeout: self.connect_timeout,
+            keepalive: self.tcp_keepalive,
+            proxy_protocol: self.proxy_protocol,
+        };
+        (connection != routing::router::UpstreamConnection::default()).then_some(connection)
+    }
+
     /// The state of one route rule covered by this policy: its own buckets (the `shared`
     /// rules' are the policy's), circuit breaker and load balancer over its `backends`.
     /// With health checks but no `loadBalancer`, endpoints are balanced by Envoy Gateway's

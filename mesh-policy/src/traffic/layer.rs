@@ -488,19 +488,22 @@ where
         let retry = traffic.policy.retry.clone();
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
-        let connect_timeout = traffic.policy.connect_timeout;
-        let proxy_protocol = traffic.policy.proxy_protocol;
-        let tcp_keepalive = traffic.policy.tcp_keepalive;
+        let upstream = traffic.policy.upstream_connection();
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some();
         // The retry loop asks the gate only when the rule retries.
-        let retries = retry.is_some()
-            || request
-                .extensions()
-                .get::<MatchedRoute>()
-                .is_some_and(|m| m.rule.retry.is_some());
-        let retry_gate = traffic.retry_gate.clone().filter(|_| retries);
+        let retry_gate = traffic
+            .retry_gate
+            .as_ref()
+            .filter(|_| {
+                retry.is_some()
+                    || request
+                        .extensions()
+                        .get::<MatchedRoute>()
+                        .is_some_and(|m| m.rule.retry.is_some())
+            })
+            .cloned();
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
         }
@@ -518,16 +521,8 @@ where
                 .extensions_mut()
                 .insert(routing::router::UseClientProtocol);
         }
-        if let Some(version) = proxy_protocol {
-            request.extensions_mut().insert(version);
-        }
-        if let Some(keepalive) = tcp_keepalive {
-            request.extensions_mut().insert(keepalive);
-        }
-        if let Some(timeout) = connect_timeout {
-            request
-                .extensions_mut()
-                .insert(routing::router::UpstreamConnectTimeout(timeout));
+        if let Some(upstream) = upstream {
+            request.extensions_mut().insert(upstream);
         }
         let deadline = timeout.map(tokio::time::sleep);
         let place = match admitted {

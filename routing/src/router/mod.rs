@@ -85,14 +85,22 @@ impl std::ops::Deref for SelectedBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseClientProtocol;
 
-/// How long the upstream service may take to open a new connection for this request (Envoy
-/// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`), as a request extension; a
-/// connection not open in time is a typed `Timeout` upstream error (503).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpstreamConnectTimeout(pub std::time::Duration);
+/// How the upstream service opens connections for this request (Envoy Gateway's
+/// BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive` and `proxyProtocol`), as
+/// one request extension, present only when a policy asks for one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpstreamConnection {
+    /// The connect timeout; a connection not open in time is a typed `Timeout` upstream
+    /// error (503).
+    pub connect_timeout: Option<std::time::Duration>,
+    /// TCP keepalive on the sockets.
+    pub keepalive: Option<UpstreamTcpKeepalive>,
+    /// A connection of the request's own, opened with a PROXY header.
+    pub proxy_protocol: Option<UpstreamProxyProtocol>,
+}
 
-/// TCP keepalive on the connections the upstream service opens for this request (Envoy
-/// Gateway's BackendTrafficPolicy `tcpKeepalive`), as a request extension.
+/// TCP keepalive on the connections the upstream service opens for a request (Envoy
+/// Gateway's BackendTrafficPolicy `tcpKeepalive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamTcpKeepalive {
     /// Unanswered probes before the connection is dropped.
@@ -103,9 +111,9 @@ pub struct UpstreamTcpKeepalive {
     pub interval: std::time::Duration,
 }
 
-/// Asks the upstream service to open a connection of its own for this request and send a
-/// PROXY protocol header first, naming the client and the address it connected to (Envoy
-/// Gateway's BackendTrafficPolicy `proxyProtocol`), as a request extension.
+/// The PROXY protocol header the upstream service sends first on a connection of the
+/// request's own, naming the client and the address it connected to (Envoy Gateway's
+/// BackendTrafficPolicy `proxyProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProxyProtocol {
     /// The text form.

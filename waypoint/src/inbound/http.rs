@@ -174,24 +174,18 @@ pub async fn serve_http<IO, S>(
     }
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
-    tokio::pin!(drain);
-    let idle = activity.idle_for(limits.idle_timeout);
-    tokio::pin!(idle);
-    let spent = activity.spent(limits.max_connection_duration);
-    tokio::pin!(spent);
+    // The gateway drains, the connection idles, or its time or requests are used up: the
+    // requests in flight are answered, then it closes.
+    let closing = async {
+        tokio::select! {
+            () = drain => {}
+            () = activity.idle_for(limits.idle_timeout) => {}
+            () = activity.spent(limits.max_connection_duration) => {}
+        }
+    };
     tokio::select! {
         _ = connection.as_mut() => {}
-        () = &mut drain => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-        () = &mut idle => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-        // The connection's time or requests are used up: its requests in flight are answered,
-        // then it closes.
-        () = &mut spent => {
+        () = closing => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
@@ -339,7 +333,7 @@ struct ActivityState {
     /// When the connection was opened: `last_change` counts from here.
     opened: tokio::time::Instant,
     in_flight: AtomicUsize,
-    /// Nanoseconds from `opened` to the last start or end of a request.
+    /// Nanoseconds from `opened` to the last end of a request.
     last_change: AtomicU64,
     /// Requests started.
     started: AtomicU64,
@@ -370,14 +364,14 @@ impl Drop for Busy {
 }
 
 impl Activity {
-    /// One more request; the `budget`-th one announces the budget spent.
+    /// One more request; the `budget`-th one announces the budget spent. (Only the end of a
+    /// request is timed: while one is in flight the connection is not idle anyway.)
     fn start(&self, budget: Option<u64>) -> Busy {
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
         let started = self.0.started.fetch_add(1, Ordering::AcqRel) + 1;
         if budget.is_some_and(|budget| started >= budget) {
             self.0.budget_spent.notify_one();
         }
-        self.touch();
         Busy(self.clone())
     }
 

@@ -21,8 +21,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
-    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnectTimeout, UpstreamError,
-    UpstreamErrorKind, UpstreamProxyProtocol, UpstreamTcpKeepalive, UseClientProtocol,
+    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnection, UpstreamError,
+    UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
 };
 
 use super::connect::ConnectOptions;
@@ -216,7 +216,12 @@ impl<C: Connect> Forwarder<C> {
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
         let idle = self.inner.limits.pool.response_idle_timeout;
-        let proxy_protocol = request.extensions().get::<UpstreamProxyProtocol>().copied();
+        let upstream = request
+            .extensions()
+            .get::<UpstreamConnection>()
+            .copied()
+            .unwrap_or_default();
+        let proxy_protocol = upstream.proxy_protocol;
         if proxy_protocol.is_some() && legacy_client {
             // A PROXY header goes on a connection of the request's own, which only the lean
             // HTTP/1.1 path opens (not the TLS, h2c and upgrade clients).
@@ -259,11 +264,8 @@ impl<C: Connect> Forwarder<C> {
                 // The common case: HTTP/1.1 on the lean pool.
                 *request.version_mut() = http::Version::HTTP_11;
                 let options = ConnectOptions {
-                    timeout: request
-                        .extensions()
-                        .get::<UpstreamConnectTimeout>()
-                        .map(|t| t.0),
-                    keepalive: request.extensions().get::<UpstreamTcpKeepalive>().copied(),
+                    timeout: upstream.connect_timeout,
+                    keepalive: upstream.keepalive,
                 };
                 let plain = &self.inner.plain;
                 match proxy_protocol {
