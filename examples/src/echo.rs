@@ -3,7 +3,8 @@
 //! `proto`, `headers` (name → values), `namespace` and `pod` — the shape the Gateway API
 //! conformance backends use. Serves HTTP/1.1 and h2c. A request with an `x-echo-status`
 //! header is answered with that status (for tests of what a proxy does with a backend's
-//! errors). The answer comes once the request's body has been read.
+//! errors); one with `x-echo-delay-ms: N` is answered N ms late (a slow backend). The answer
+//! comes once the request's body has been read.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -97,7 +98,16 @@ where
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        // `x-echo-delay-ms: N` holds the answer back N ms (at most a minute): a slow backend.
+        let delay = request
+            .headers()
+            .get("x-echo-delay-ms")
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .map(|ms| std::time::Duration::from_millis(ms.min(60_000)));
         async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
             // The answer follows the whole request, as most servers' do (a stalled upload is
             // never answered early); bodies are read and dropped, at most 64 MiB.
             let _ = http_body_util::Limited::new(request.into_body(), 64 << 20)

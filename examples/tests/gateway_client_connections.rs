@@ -6,7 +6,7 @@
 //! limits: `headers.maxRequestHeaderLimit` (431 over it) and
 //! `timeout.http.requestHeadersReceivedTimeout` (a stalled head closes the connection); and the
 //! timeouts: `idleTimeout` (an unused connection is closed), `requestReceivedTimeout` (a
-//! request whose body stalls is answered 408) and `streamIdleTimeout` (a response body that
+//! request whose body stalls is answered 408, one whose answer is late 504) and `streamIdleTimeout` (a response body that
 //! stalls is cut); `timeout.tcp.idleTimeout` (a relayed TCP stream ends after that silence);
 //! and the `http2` settings announced.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -214,6 +214,27 @@ async fn idle_connections_close_and_slow_requests_get_408() {
     assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
     assert!(
         waited >= Duration::from_millis(550) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+
+    // A whole request whose answer is slower than the timeout: 504, as Envoy answers once the
+    // request has arrived (EG's ClientTimeout expectation), after the same 600 ms.
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: any\r\nx-echo-delay-ms: 3000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(status.starts_with("HTTP/1.1 504"), "{status:?}");
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_millis(2500),
         "{waited:?}"
     );
 

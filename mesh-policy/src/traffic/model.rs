@@ -719,8 +719,8 @@ pub struct ClientHttpTimeoutSpec {
     /// How long a client may take to send a request's headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_headers_received_timeout: Option<String>,
-    /// How long a client may take to send a whole request (`0s`: no limit); slower ones
-    /// get 408.
+    /// How long a request may wait for its response to start (`0s`: no limit): then 408 if
+    /// its body had not all arrived, else 504 (Envoy's `request_timeout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_received_timeout: Option<String>,
     /// How long a connection without requests in flight stays open (default 1 h; `0s`: no
@@ -810,8 +810,8 @@ pub struct ConnectionLimitSpec {
     /// How many requests a connection may carry; then it is closed gracefully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_connection: Option<u64>,
-    /// How long one request and its response may take (408 before the answer, the body cut
-    /// after).
+    /// How long one request and its response may take (408, or 504 once the request arrived
+    /// whole, before the answer; the body cut after).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_stream_duration: Option<String>,
 }

@@ -4,11 +4,11 @@
 //! comes first (`proxyProtocol`), and the HTTP limits (`headers.maxRequestHeaderLimit`: larger
 //! heads get 431; `timeout.http.requestHeadersReceivedTimeout`: slower heads close the
 //! connection; `idleTimeout`: connections without requests close; `requestReceivedTimeout`:
-//! requests not received whole in time get 408; `streamIdleTimeout`: bodies that stall are
+//! requests not answered in time get 408 (504 once received whole); `streamIdleTimeout`: bodies that stall are
 //! cut; `timeout.tcp.idleTimeout`: relayed TCP and TLS streams end after that long without a
 //! byte (1 h by default); `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
 //! is closed gracefully when either is used up; `maxStreamDuration`: a request past it gets
-//! 408, or its response body is cut; `http2`: the windows and stream limit
+//! 408 (504 once received whole), or its response body is cut; `http2`: the windows and stream limit
 //! announced). Listeners sharing a socket share one
 //! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.

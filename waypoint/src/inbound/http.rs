@@ -3,9 +3,10 @@
 //! connection gets: request headers at most 64 KiB (larger HTTP/1.1 requests get 431, larger
 //! HTTP/2 header lists are refused), 10 s to send HTTP/1.1 headers, upgrades passed through,
 //! half-closed HTTP/1.1 clients still answered; a connection without requests in flight for
-//! the idle timeout (1 h by default, as in Envoy) is closed gracefully; with a request timeout,
-//! a request not received whole in time is answered 408; with a stream idle timeout, a request
-//! or response body that goes that long without a frame is cut.
+//! the idle timeout (1 h by default, as in Envoy) is closed gracefully; with a request timeout
+//! or a maximum stream duration, a request not answered in time is answered as Envoy does —
+//! 408 while its body is still arriving, 504 once it has arrived whole; with a stream idle
+//! timeout, a request or response body that goes that long without a frame is cut.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,8 +33,9 @@ pub struct HttpLimits {
     /// How long a connection with no request in flight stays open (default 1 h; `None`: no
     /// limit).
     pub idle_timeout: Option<Duration>,
-    /// How long a client may take to send a whole request, body included (default: no
-    /// limit); slower requests are answered 408 if no response has started.
+    /// How long a request may go without its response starting (default: no limit): then
+    /// it is answered 408 if its body has not arrived whole, else 504 (Envoy's
+    /// `request_timeout`, which only a response disarms once the router has the request).
     pub request_timeout: Option<Duration>,
     /// How long a connection may live before it is closed gracefully (default: no limit).
     pub max_connection_duration: Option<Duration>,
@@ -41,7 +43,7 @@ pub struct HttpLimits {
     /// limit).
     pub max_requests_per_connection: Option<u64>,
     /// How long one request and its response may take in all (default: no limit): past it, a
-    /// request not yet answered gets 408, a response body is cut.
+    /// request not yet answered gets 408 (504 once received whole), a response body is cut.
     pub max_stream_duration: Option<Duration>,
     /// How long a request's or response's body may go without a frame (default: none here;
     /// the forwarder cuts a backend's silent response body after 5 min).
@@ -108,14 +110,13 @@ pub async fn serve_http<IO, S>(
             None => request.map(boxed_body),
             Some(idle) => request.map(|body| IdleTimeoutBody::new(boxed_body(body), idle).boxed()),
         };
-        let (request, received) = match request_timeout {
-            None => (request, None),
-            Some(_) => {
-                let received = Arc::new(AtomicBool::new(false));
-                let watched = Arc::clone(&received);
-                let request = request.map(|body| ReceivedBody::new(body, watched).boxed());
-                (request, Some(received))
-            }
+        let (request, received) = if request_timeout.is_some() || stream_limit.is_some() {
+            let received = Arc::new(AtomicBool::new(false));
+            let watched = Arc::clone(&received);
+            let request = request.map(|body| ReceivedBody::new(body, watched).boxed());
+            (request, Some(received))
+        } else {
+            (request, None)
         };
         let call = (!too_large).then(|| tower::Service::call(&mut service, request));
         async move {
@@ -125,12 +126,18 @@ pub async fn serve_http<IO, S>(
                     http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 ));
             };
+            let received_whole = || {
+                received
+                    .as_ref()
+                    .is_some_and(|received| received.load(Ordering::Acquire))
+            };
             let answered = async {
-                match (request_timeout, received) {
-                    (Some(timeout), Some(received)) => {
-                        within_request_timeout(call, timeout, &received).await
-                    }
-                    _ => call.await,
+                match request_timeout {
+                    Some(timeout) => match tokio::time::timeout(timeout, call).await {
+                        Ok(response) => response,
+                        Err(_) => Ok(request_timeout_answer(received_whole())),
+                    },
+                    None => call.await,
                 }
             };
             let response = match stream_deadline {
@@ -139,7 +146,7 @@ pub async fn serve_http<IO, S>(
                     Ok(response) => response.map(|response| {
                         response.map(|body| DeadlineBody::new(body, deadline).boxed())
                     }),
-                    Err(_) => Ok(request_timeout_answer()),
+                    Err(_) => Ok(request_timeout_answer(received_whole())),
                 },
             };
             // The response's body, too, must keep moving.
@@ -199,32 +206,16 @@ fn status_answer(status: http::StatusCode) -> Response<ResponseBody> {
     answer
 }
 
-/// `call`'s response, unless the request is not received whole within `timeout` before it
-/// comes: then 408 (`request timeout`, as Envoy answers) and the call is dropped.
-async fn within_request_timeout<F>(
-    call: F,
-    timeout: Duration,
-    received: &AtomicBool,
-) -> Result<Response<ResponseBody>, Infallible>
-where
-    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
-{
-    tokio::pin!(call);
-    tokio::select! {
-        response = call.as_mut() => response,
-        () = tokio::time::sleep(timeout) => {
-            if received.load(Ordering::Acquire) {
-                call.await
-            } else {
-                Ok(request_timeout_answer())
-            }
-        }
-    }
-}
-
-/// 408 `request timeout`, as Envoy answers a request that ran out of time before its answer.
-fn request_timeout_answer() -> Response<ResponseBody> {
-    let mut answer = status_answer(http::StatusCode::REQUEST_TIMEOUT);
+/// Envoy's answer to a request that ran out of time before its response started: 408
+/// `request timeout` while its body was still arriving, 504 once it had arrived whole (the
+/// gateway, not the client, was then too slow).
+fn request_timeout_answer(received_whole: bool) -> Response<ResponseBody> {
+    let status = if received_whole {
+        http::StatusCode::GATEWAY_TIMEOUT
+    } else {
+        http::StatusCode::REQUEST_TIMEOUT
+    };
+    let mut answer = status_answer(status);
     *answer.body_mut() = crate::outbound::full_body(bytes::Bytes::from_static(b"request timeout"));
     answer.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -308,9 +299,14 @@ impl http_body::Body for ReceivedBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BodyError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let std::task::Poll::Ready(None) = polled {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let ended = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
             this.received.store(true, Ordering::Release);
         }
         polled
