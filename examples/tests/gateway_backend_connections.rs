@@ -3,7 +3,11 @@
 //! attempts (the kernel ignores their SYNs), so connecting hangs; with the policy the gateway
 //! gives up after its 300 ms and answers 503, without it after the forwarder's own 5 s — and
 //! `tcpKeepalive` — the gateway's connections to the backend carry keepalive with the policy's
-//! idle time, as `ss` reports it; those of a route without the policy do not.
+//! idle time, as `ss` reports it; those of a route without the policy do not — and connection
+//! reuse: `circuitBreaker.maxRequestsPerConnection`, `timeout.http.connectionIdleTimeout` and
+//! `maxConnectionDuration` (a backend numbering its connections shows which request used
+//! which), each policy route's connections pooled apart; and `timeout.http.streamIdleTimeout`
+//! (a stalled response body is cut).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -123,4 +127,138 @@ async fn backend_connections_carry_the_policy_keepalive() {
         "the pooled connection is open: {sockets}"
     );
     assert!(!sockets.contains("keepalive"), "{sockets}");
+}
+
+/// A keep-alive HTTP/1.1 backend that numbers its connections and answers each request with
+/// `x-connection: N`; `/stall` is answered with 2 of 10 body bytes, then nothing.
+async fn numbering_backend() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut accepted = 0u32;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            accepted += 1;
+            let number = accepted;
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                    pending.drain(..end + 4);
+                    if head.starts_with("GET /stall") {
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab")
+                            .await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nx-connection: {number}\r\ncontent-length: 2\r\n\r\nok"
+                    );
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_connections_are_reused_within_the_policy_limits() {
+    let port = free_port();
+    let backend = numbering_backend().await;
+    let dir = scratch("backend-connection-reuse");
+    let policy = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  {spec}\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service("numbered", backend)
+        + &host_route("plain", "numbered")
+        + &host_route("budget", "numbered")
+        + &host_route("idle", "numbered")
+        + &host_route("aged", "numbered")
+        + &policy("budget", "circuitBreaker: {maxRequestsPerConnection: 2}")
+        + &policy(
+            "idle",
+            "timeout: {http: {connectionIdleTimeout: 400ms, streamIdleTimeout: 300ms}}",
+        )
+        + &policy("aged", "timeout: {http: {maxConnectionDuration: 700ms}}");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let connection = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, response) = curl(&["-H", &format!("host: {host}.example"), &url]).await;
+            assert_eq!(status, 200, "{response}");
+            header(&response, "x-connection").unwrap().to_owned()
+        }
+    };
+
+    // maxRequestsPerConnection 2: each connection carries two requests, then closes.
+    let mut budget = Vec::new();
+    for _ in 0..6 {
+        budget.push(connection("budget").await);
+    }
+    assert!(
+        budget[0] == budget[1] && budget[2] == budget[3] && budget[4] == budget[5],
+        "{budget:?}"
+    );
+    assert!(
+        budget[1] != budget[2] && budget[3] != budget[4] && budget[1] != budget[4],
+        "{budget:?}"
+    );
+
+    // Without a policy: one connection, still reused after 900 ms unused (and apart from the
+    // policy routes' connections).
+    let plain = connection("plain").await;
+    assert!(!budget.contains(&plain), "{budget:?} {plain}");
+    assert_eq!(connection("plain").await, plain);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(connection("plain").await, plain);
+
+    // connectionIdleTimeout 400 ms: reused at once, replaced after 900 ms unused.
+    let idle = connection("idle").await;
+    assert_eq!(connection("idle").await, idle);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let after = connection("idle").await;
+    assert_ne!(after, idle);
+
+    // maxConnectionDuration 700 ms: a connection used every 150 ms is replaced once old.
+    let started = Instant::now();
+    let mut aged = Vec::new();
+    while started.elapsed() < Duration::from_millis(1600) {
+        aged.push((started.elapsed(), connection("aged").await));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let first = &aged[0].1;
+    assert!(aged.iter().any(|(_, c)| c != first), "{aged:?}");
+    for (at, c) in &aged {
+        if c == first {
+            assert!(*at < Duration::from_millis(900), "{aged:?}");
+        }
+    }
+
+    // streamIdleTimeout 300 ms: a response body that stalls is cut.
+    let started = Instant::now();
+    let (_, response) = curl(&["-H", "host: idle.example", &format!("{url}stall")]).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?} {response}"
+    );
 }

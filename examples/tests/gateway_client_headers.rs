@@ -2,7 +2,8 @@
 //! id (a fresh UUIDv4 replacing the client's), `requestID: PreserveOrGenerate`,
 //! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
 //! is selected), `disableRateLimitHeaders`, `lateResponseHeaders` (on every answer), and
-//! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does).
+//! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does) and
+//! `http1.preserveHeaderCase` (header names keep their case both ways).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -207,4 +208,86 @@ async fn http10_is_refused_unless_the_policy_accepts_it() {
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(echoed["host"], "legacy.example", "{answer}");
+}
+
+/// A backend that answers each request with its raw head as the body, and a header whose
+/// name is in mixed case; one request per connection.
+async fn raw_head_backend() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nReSpOnSeHeAdEr: yes\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    head.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.write_all(&head).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_case_is_kept_both_ways_only_where_the_policy_asks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (kept, plain) = (free_port(), free_port());
+    let backend = raw_head_backend().await;
+    let dir = scratch("client-header-case");
+    let gateway = |name: &str, port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: raw, port: 80}}]}}]\n---\n"
+        )
+    };
+    let config = gateway("kept", kept)
+        + &gateway("plain", plain)
+        + &service("raw", backend)
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: kept}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: kept}]\n  \
+           http1: {preserveHeaderCase: true}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let exchange = |port: u16| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /preserve HTTP/1.1\r\nHost: any\r\nSpEcIaL: Header\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+
+    // EG's PreserveCase expectation: the backend sees the client's case, the client the
+    // backend's.
+    let answer = exchange(kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\nSpEcIaL: Header\r\n"), "{answer}");
+    assert!(answer.contains("\r\nReSpOnSeHeAdEr: yes\r\n"), "{answer}");
+    // Without the policy, names travel in lower case, as HTTP/2 has them.
+    let answer = exchange(plain).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\nspecial: Header\r\n"), "{answer}");
+    assert!(answer.contains("\r\nresponseheader: yes\r\n"), "{answer}");
 }

@@ -659,7 +659,7 @@ fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
         serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
             .map_err(|e| e.to_string())
             .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.connect_timeout)
+            .map(|compiled| compiled.upstream.connect_timeout)
     };
     assert_eq!(
         compile("timeout: {tcp: {connectTimeout: 250ms}}").unwrap(),
@@ -675,7 +675,7 @@ fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
         serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
             .map_err(|e| e.to_string())
             .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.proxy_protocol)
+            .map(|compiled| compiled.upstream.proxy_protocol)
     };
     assert_eq!(
         proxy("proxyProtocol: {version: V1}").unwrap(),
@@ -683,4 +683,57 @@ fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
     );
     let error = proxy("proxyProtocol: {version: V3}").unwrap_err();
     assert!(error.contains("spec.proxyProtocol.version"), "{error}");
+}
+
+#[test]
+fn connection_reuse_limits_compile_into_the_upstream_connection() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "reuse");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+    };
+    let compiled = compile(
+        "timeout: {http: {connectionIdleTimeout: 2s, maxConnectionDuration: 1m, streamIdleTimeout: 5s}}\n\
+         circuitBreaker: {maxRequestsPerConnection: 3}",
+    )
+    .unwrap();
+    let upstream = compiled.upstream_connection().unwrap();
+    assert_eq!(
+        upstream.idle_timeout,
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(
+        upstream.max_lifetime,
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(
+        upstream.stream_idle_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(upstream.max_requests, Some(3));
+    assert!(
+        compile("retry: {numRetries: 1}")
+            .unwrap()
+            .upstream_connection()
+            .is_none()
+    );
+    for (yaml, field) in [
+        (
+            "circuitBreaker: {maxRequestsPerConnection: 0}",
+            "spec.circuitBreaker.maxRequestsPerConnection",
+        ),
+        (
+            "timeout: {http: {connectionIdleTimeout: 0s}}",
+            "spec.timeout.http.connectionIdleTimeout",
+        ),
+        (
+            "timeout: {http: {maxConnectionDuration: soon}}",
+            "spec.timeout.http.maxConnectionDuration",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(field), "{yaml}: {error}");
+    }
 }

@@ -81,6 +81,8 @@ pub struct CompiledClientTraffic {
     pub late_response_headers: HeaderEdits,
     /// `http1.http10` (`None`: HTTP/1.0 refused, as in Envoy).
     pub http10: Option<Http10>,
+    /// `http1.preserveHeaderCase`.
+    pub preserve_header_case: bool,
 }
 
 /// `http1.http10`: HTTP/1.0 accepted.
@@ -151,12 +153,10 @@ pub struct CompiledBackendTraffic {
     pub request_buffer: Option<usize>,
     /// `responseOverride` (empty: none).
     pub response_override: Vec<super::response_override::OverrideRule>,
-    /// `timeout.tcp.connectTimeout`.
-    pub connect_timeout: Option<Duration>,
-    /// `proxyProtocol`.
-    pub proxy_protocol: Option<routing::router::UpstreamProxyProtocol>,
-    /// `tcpKeepalive` on connections to the backends.
-    pub tcp_keepalive: Option<routing::router::UpstreamTcpKeepalive>,
+    /// How requests use connections to the backends: `timeout.tcp.connectTimeout`,
+    /// `tcpKeepalive`, `proxyProtocol`, `timeout.http.connectionIdleTimeout`,
+    /// `maxConnectionDuration`, `streamIdleTimeout`, `circuitBreaker.maxRequestsPerConnection`.
+    pub upstream: routing::router::UpstreamConnection,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -496,13 +496,17 @@ impl ClientTrafficPolicySpec {
             http2,
             late_response_headers,
             http10,
+            preserve_header_case: self.http1.as_ref().and_then(|h| h.preserve_header_case)
+                == Some(true),
         })
     }
 }
 
 /// `tcpKeepalive` (either policy kind) with Linux's defaults: 9 probes, 7200 s idle, 75 s
 /// between probes.
-fn compile_keepalive(spec: &super::model::TcpKeepaliveSpec) -> Result<TcpKeepalive, String> {
+pub(super) fn compile_keepalive(
+    spec: &super::model::TcpKeepaliveSpec,
+) -> Result<TcpKeepalive, String> {
     let seconds = |text: &Option<String>, field: &str, default: u64| match text {
         None => Ok(Duration::from_secs(default)),
         Some(text) => parse_duration(text)
@@ -713,46 +717,9 @@ impl BackendTrafficPolicySpec {
                 super::response_override::spec::compile_overrides(specs, &key.namespace, config)?
             }
         };
-        let connect_timeout =
-            match self
-                .timeout
-                .as_ref()
-                .and_then(|t| t.tcp.as_ref())
-                .and_then(|t| t.connect_timeout.as_deref())
-            {
-                None => None,
-                Some(text) => Some(parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(
-                    || {
-                        format!(
-                            "spec.timeout.tcp.connectTimeout: {text:?} is not a positive duration"
-                        )
-                    },
-                )?),
-            };
-        let proxy_protocol = match self.proxy_protocol.as_ref().map(|p| p.version.as_str()) {
-            None => None,
-            Some("V1") => Some(routing::router::UpstreamProxyProtocol::V1),
-            Some("V2") => Some(routing::router::UpstreamProxyProtocol::V2),
-            Some(other) => {
-                return Err(format!(
-                    "spec.proxyProtocol.version: unsupported value {other:?}"
-                ));
-            }
-        };
-        let tcp_keepalive = self
-            .tcp_keepalive
-            .as_ref()
-            .map(compile_keepalive)
-            .transpose()?
-            .map(|k| routing::router::UpstreamTcpKeepalive {
-                probes: k.probes,
-                idle: k.idle,
-                interval: k.interval,
-            });
+        let upstream = super::upstream::compile_upstream(self)?;
         Ok(CompiledBackendTraffic {
-            tcp_keepalive,
-            proxy_protocol,
-            connect_timeout,
+            upstream,
             response_override,
             request_buffer,
             compression,
@@ -1138,14 +1105,9 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
 
 impl CompiledBackendTraffic {
     /// How the upstream service connects for this policy's requests, when it asks for
-    /// anything (a connect timeout, keepalive, a PROXY header).
+    /// anything (a connect timeout, keepalive, a PROXY header, connection reuse limits).
     pub fn upstream_connection(&self) -> Option<routing::router::UpstreamConnection> {
-        let connection = routing::router::UpstreamConnection {
-            connect_timeout: self.connect_timeout,
-            keepalive: self.tcp_keepalive,
-            proxy_protocol: self.proxy_protocol,
-        };
-        (connection != routing::router::UpstreamConnection::default()).then_some(connection)
+        (self.upstream != routing::router::UpstreamConnection::default()).then_some(self.upstream)
     }
 
     /// The state of one route rule covered by this policy: its own buckets (the `shared`

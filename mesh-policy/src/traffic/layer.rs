@@ -71,6 +71,7 @@ impl<S> ClientTrafficFromListener<S> {
                 http2: Default::default(),
                 late_response_headers: Default::default(),
                 http10: None,
+                preserve_header_case: false,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

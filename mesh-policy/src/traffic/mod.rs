@@ -27,6 +27,7 @@ pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 pub mod response_override;
+mod upstream;
 pub mod xfcc;
 
 pub use attach::{AttachedBackendTraffic, AttachedClientTraffic, TrafficPolicies};

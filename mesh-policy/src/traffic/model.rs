@@ -104,9 +104,9 @@ pub struct Http1Spec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_trailers: NotYet,
-    /// Not enforced yet.
+    /// Keep the case of header names on HTTP/1.1, to the backend and back (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preserve_header_case: NotYet,
+    pub preserve_header_case: Option<bool>,
 }
 
 /// `http1.http10`.
@@ -619,9 +619,9 @@ pub struct CircuitBreakerSpec {
     /// Retries at once (default 1024 in Envoy Gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel_retries: Option<u32>,
-    /// Not enforced yet.
+    /// Requests each connection to a backend may carry before it closes (default no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_requests_per_connection: NotYet,
+    pub max_requests_per_connection: Option<u32>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_endpoint: NotYet,
@@ -655,18 +655,18 @@ pub struct BackendHttpTimeoutSpec {
     /// The whole response must arrive within this (`0s`: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<String>,
-    /// Not enforced yet.
+    /// How long a connection to a backend may stay unused before it closes (default 1 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_idle_timeout: NotYet,
-    /// Not enforced yet.
+    pub connection_idle_timeout: Option<String>,
+    /// How long a connection to a backend may live (default no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connection_duration: NotYet,
+    pub max_connection_duration: Option<String>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_stream_duration: NotYet,
-    /// Not enforced yet.
+    /// How long a response body may go without a frame (default: the forwarder's 5 min).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_idle_timeout: NotYet,
+    pub stream_idle_timeout: Option<String>,
 }
 
 /// Envoy Gateway's `HTTPHeaderFilter` (at most 64 entries per list).
@@ -863,11 +863,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &http1.enable_trailers,
                 "spec.http1.enableTrailers",
             );
-            set(
-                &mut found,
-                &http1.preserve_header_case,
-                "spec.http1.preserveHeaderCase",
-            );
         }
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
@@ -923,11 +918,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(breaker) = &self.circuit_breaker {
             set(
                 &mut found,
-                &breaker.max_requests_per_connection,
-                "spec.circuitBreaker.maxRequestsPerConnection",
-            );
-            set(
-                &mut found,
                 &breaker.per_endpoint,
                 "spec.circuitBreaker.perEndpoint",
             );
@@ -935,23 +925,8 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(http) = self.timeout.as_ref().and_then(|t| t.http.as_ref()) {
             set(
                 &mut found,
-                &http.connection_idle_timeout,
-                "spec.timeout.http.connectionIdleTimeout",
-            );
-            set(
-                &mut found,
-                &http.max_connection_duration,
-                "spec.timeout.http.maxConnectionDuration",
-            );
-            set(
-                &mut found,
                 &http.max_stream_duration,
                 "spec.timeout.http.maxStreamDuration",
-            );
-            set(
-                &mut found,
-                &http.stream_idle_timeout,
-                "spec.timeout.http.streamIdleTimeout",
             );
         }
         found

@@ -85,10 +85,13 @@ impl std::ops::Deref for SelectedBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseClientProtocol;
 
-/// How the upstream service opens connections for this request (Envoy Gateway's
-/// BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive` and `proxyProtocol`), as
-/// one request extension, present only when a policy asks for one of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the upstream service opens, keeps and reuses connections for this request (Envoy
+/// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive`,
+/// `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `maxConnectionDuration`,
+/// `streamIdleTimeout` and `circuitBreaker.maxRequestsPerConnection`), as one request
+/// extension, present only when a policy asks for one of them. Connections opened for
+/// different settings are pooled apart, as Envoy keeps one pool per cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct UpstreamConnection {
     /// The connect timeout; a connection not open in time is a typed `Timeout` upstream
     /// error (503).
@@ -97,11 +100,19 @@ pub struct UpstreamConnection {
     pub keepalive: Option<UpstreamTcpKeepalive>,
     /// A connection of the request's own, opened with a PROXY header.
     pub proxy_protocol: Option<UpstreamProxyProtocol>,
+    /// How long a pooled connection may stay unused before it is closed.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// How long a connection may live: past it, it takes no new request and closes.
+    pub max_lifetime: Option<std::time::Duration>,
+    /// How many requests a connection may carry before it closes.
+    pub max_requests: Option<u32>,
+    /// How long the response's body may go without a frame before it is cut.
+    pub stream_idle_timeout: Option<std::time::Duration>,
 }
 
 /// TCP keepalive on the connections the upstream service opens for a request (Envoy
 /// Gateway's BackendTrafficPolicy `tcpKeepalive`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UpstreamTcpKeepalive {
     /// Unanswered probes before the connection is dropped.
     pub probes: u32,
@@ -114,7 +125,7 @@ pub struct UpstreamTcpKeepalive {
 /// The PROXY protocol header the upstream service sends first on a connection of the
 /// request's own, naming the client and the address it connected to (Envoy Gateway's
 /// BackendTrafficPolicy `proxyProtocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UpstreamProxyProtocol {
     /// The text form.
     V1,

@@ -54,6 +54,9 @@ pub struct HttpLimits {
     pub h2_connection_window: Option<u32>,
     /// HTTP/2: the most streams a client may open at once (default: hyper's, 200).
     pub h2_max_concurrent_streams: Option<u32>,
+    /// HTTP/1.1: header names keep the case they arrived in, to the backend and back
+    /// (default false: lower case, as HTTP/2 has them).
+    pub preserve_header_case: bool,
 }
 
 /// Envoy's default idle timeout of downstream connections.
@@ -73,6 +76,7 @@ impl Default for HttpLimits {
             h2_stream_window: None,
             h2_connection_window: None,
             h2_max_concurrent_streams: None,
+            preserve_header_case: false,
         }
     }
 }
@@ -101,11 +105,18 @@ pub async fn serve_http<IO, S>(
     let stream_idle = limits.stream_idle_timeout;
     let request_budget = limits.max_requests_per_connection;
     let stream_limit = limits.max_stream_duration;
+    let preserve_header_case = limits.preserve_header_case;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start(request_budget);
         let stream_deadline = stream_limit.map(|limit| tokio::time::Instant::now() + limit);
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
+        let mut request = request;
+        if preserve_header_case {
+            request
+                .extensions_mut()
+                .insert(crate::outbound::PreserveHeaderCase);
+        }
         let request = match stream_idle {
             None => request.map(boxed_body),
             Some(idle) => request.map(|body| IdleTimeoutBody::new(boxed_body(body), idle).boxed()),
@@ -162,6 +173,7 @@ pub async fn serve_http<IO, S>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .preserve_header_case(limits.preserve_header_case)
         .max_buf_size(limits.max_header_bytes.max(H1_MINIMUM_BUFFER))
         // A client may shut its sending side after the request (common through tunnels)
         // and still expect the answer.

@@ -25,16 +25,20 @@ use routing::router::{
     UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
 };
 
-use super::connect::ConnectOptions;
-
 use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
 use super::connect::{Connect, TcpConnect, UriConnector};
 use super::endpoints::EndpointPicker;
-use super::http1_pool::{Http1Pool, Http1PoolError, PoolLimits};
+use super::http1_pool::{Http1Pool, Http1PoolError, PoolClass, PoolLimits};
 use super::idle_timeout::IdleTimeoutBody;
+
+/// Asks the forwarder to keep the case of header names on HTTP/1.1 both ways — the request's
+/// to the backend, the backend's response's to the client — as a request extension (set by
+/// the inbound side for listeners whose ClientTrafficPolicy has `http1.preserveHeaderCase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreserveHeaderCase;
 
 /// The body of every request and response the gateway forwards.
 pub type ResponseBody = BoxBody<Bytes, BodyError>;
@@ -215,12 +219,14 @@ impl<C: Connect> Forwarder<C> {
         };
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
-        let idle = self.inner.limits.pool.response_idle_timeout;
         let upstream = request
             .extensions()
             .get::<UpstreamConnection>()
             .copied()
             .unwrap_or_default();
+        let idle = upstream
+            .stream_idle_timeout
+            .unwrap_or(self.inner.limits.pool.response_idle_timeout);
         let proxy_protocol = upstream.proxy_protocol;
         if proxy_protocol.is_some() && legacy_client {
             // A PROXY header goes on a connection of the request's own, which only the lean
@@ -263,20 +269,26 @@ impl<C: Connect> Forwarder<C> {
             (None, _) => {
                 // The common case: HTTP/1.1 on the lean pool.
                 *request.version_mut() = http::Version::HTTP_11;
-                let options = ConnectOptions {
-                    timeout: upstream.connect_timeout,
-                    keepalive: upstream.keepalive,
-                };
+                let class = PoolClass::of(
+                    &upstream,
+                    request.extensions().get::<PreserveHeaderCase>().is_some(),
+                );
+                let timeout = upstream.connect_timeout;
                 let plain = &self.inner.plain;
                 match proxy_protocol {
-                    None => plain.send(endpoint.address, request, options).await,
+                    None => plain.send(endpoint.address, request, class, timeout).await,
                     Some(version) => {
                         let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
                         plain
-                            .send_once(endpoint.address, request, options, &preface)
+                            .send_once(endpoint.address, request, class, timeout, &preface)
                             .await
                     }
                 }
+                .map(|response| match upstream.stream_idle_timeout {
+                    // The pool's own cut is the default; a policy's comes on top.
+                    Some(idle) => response.map(|body| IdleTimeoutBody::new(body, idle).boxed()),
+                    None => response,
+                })
                 .map_err(|error| match error {
                     Http1PoolError::Connect(typed) => typed,
                     other => upstream_error(other, false),

@@ -3,16 +3,21 @@
 //! A pooled connection the backend closed in the meantime hands the request back (it was
 //! never written), and the next connection is tried.
 //!
+//! Connections are pooled per endpoint *and* [`PoolClass`] — the settings a policy asks of
+//! them (keepalive, idle timeout, lifetime, requests per connection, header case) — as Envoy
+//! keeps one pool per cluster: a connection is only reused by requests asking the same.
+//!
 //! Bounded: at most [`PoolLimits::max_connections_per_endpoint`] open connections per endpoint
-//! (a request beyond it fails at once as overloaded, like Envoy's circuit breaker), at most
-//! [`PoolLimits::max_idle_per_endpoint`] idle ones, each closed after
-//! [`PoolLimits::idle_timeout`] unused; endpoints that leave the configuration lose their idle
-//! connections at the next reload ([`Http1Pool::retain_endpoints`]).
+//! and class (a request beyond it fails at once as overloaded, like Envoy's circuit breaker),
+//! at most [`PoolLimits::max_idle_per_endpoint`] idle ones, each closed after its class's idle
+//! timeout (else [`PoolLimits::idle_timeout`]) unused, or once its class's lifetime or request
+//! budget is spent; endpoints that leave the configuration lose their idle connections at the
+//! next reload ([`Http1Pool::retain_endpoints`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,7 +31,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use routing::router::UpstreamError;
+use routing::router::{UpstreamConnection, UpstreamError, UpstreamTcpKeepalive};
 
 use super::connect::ConnectOptions;
 
@@ -79,21 +84,73 @@ pub(crate) enum Http1PoolError {
     Overloaded(usize),
 }
 
-/// The connections of one endpoint.
+/// What a policy asks of the connections its requests use; connections are pooled apart
+/// by it (the default: no policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct PoolClass {
+    /// TCP keepalive on the socket.
+    pub(crate) keepalive: Option<UpstreamTcpKeepalive>,
+    /// How long the connection may stay idle (else the pool's idle timeout).
+    pub(crate) idle_timeout: Option<Duration>,
+    /// How long the connection may live.
+    pub(crate) max_lifetime: Option<Duration>,
+    /// How many requests the connection may carry.
+    pub(crate) max_requests: Option<u32>,
+    /// Whether header names keep the case they arrived in (HTTP/1.1 both ways).
+    pub(crate) preserve_header_case: bool,
+}
+
+impl PoolClass {
+    /// The class a request asks for with `upstream` (a policy's connection settings).
+    pub(crate) fn of(upstream: &UpstreamConnection, preserve_header_case: bool) -> Self {
+        PoolClass {
+            keepalive: upstream.keepalive,
+            idle_timeout: upstream.idle_timeout,
+            max_lifetime: upstream.max_lifetime,
+            max_requests: upstream.max_requests,
+            preserve_header_case,
+        }
+    }
+
+    /// Whether a connection opened at `opened` that has carried `served` requests may carry
+    /// another at `now`.
+    fn usable(&self, opened: Instant, served: u32, now: Instant) -> bool {
+        self.max_requests.is_none_or(|max| served < max)
+            && self.max_lifetime.is_none_or(|life| now - opened < life)
+    }
+}
+
+/// A connection, checked out or idle, with what it has done so far.
+struct Lease {
+    sender: SendRequest<ResponseBody>,
+    /// When it was opened.
+    opened: Instant,
+    /// Requests it has carried, the one in flight included.
+    served: u32,
+}
+
+/// The pool's key: an endpoint and what the connections to it were opened for.
+type PoolKey = (SocketAddr, PoolClass);
+
+/// The connections of one endpoint and class.
 #[derive(Default)]
 struct EndpointConnections {
-    /// Idle senders with the time they became idle, oldest first.
-    idle: Vec<(SendRequest<ResponseBody>, Instant)>,
+    /// Idle connections with the time they became idle, oldest first.
+    idle: Vec<(Lease, Instant)>,
     /// Open connections (busy and idle); each connection task holds one count.
     open: Arc<AtomicUsize>,
 }
 
-/// Connections by endpoint, opened through the connector `C`.
+/// Connections by endpoint and class, opened through the connector `C`.
 pub(crate) struct Http1Pool<C> {
     limits: PoolLimits,
     connector: C,
-    endpoints: Mutex<HashMap<SocketAddr, EndpointConnections>>,
+    endpoints: Mutex<HashMap<PoolKey, EndpointConnections>>,
     reaper_started: AtomicBool,
+    /// The reaper's period in milliseconds: half the shortest idle timeout or lifetime seen.
+    reaper_period_ms: AtomicU64,
+    /// Wakes the reaper when a class with a shorter period appears.
+    reaper_wake: Arc<tokio::sync::Notify>,
 }
 
 /// One open connection's place in its endpoint's count, released when the connection ends.
@@ -113,36 +170,48 @@ impl<C: Connect> Http1Pool<C> {
             connector,
             endpoints: Mutex::default(),
             reaper_started: AtomicBool::new(false),
+            reaper_period_ms: AtomicU64::new(reaper_period(limits.idle_timeout)),
+            reaper_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
-    /// Sends `request` to `endpoint` on a pooled or new connection (a new one opened with the
-    /// request's connect `options`).
+    /// Sends `request` to `endpoint` on a pooled connection of `class`, or a new one opened
+    /// for it (within `connect_timeout`, else the connector's own).
     pub(crate) async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut request: Request<ResponseBody>,
-        options: ConnectOptions,
+        class: PoolClass,
+        connect_timeout: Option<Duration>,
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
         self.start_reaper();
-        while let Some(mut sender) = self.checkout(endpoint) {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.track(endpoint, sender, response)),
+        let key = (endpoint, class);
+        while let Some(mut lease) = self.checkout(&key) {
+            match lease.sender.try_send_request(request).await {
+                Ok(response) => {
+                    lease.served += 1;
+                    return Ok(self.track(key, lease, response, true));
+                }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(error.into_error().into()),
                 },
             }
         }
-        let place = self.reserve(endpoint)?;
+        let place = self.reserve(&key)?;
+        let options = ConnectOptions {
+            timeout: connect_timeout,
+            keepalive: class.keepalive,
+        };
         let io = self
             .connector
             .connect_with(endpoint, options)
             .await
             .map_err(Http1PoolError::Connect)?;
-        let mut sender = handshake(io, place).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.track(endpoint, sender, response))
+        let mut lease = handshake(io, place, &class).await?;
+        let response = lease.sender.send_request(request).await?;
+        lease.served = 1;
+        Ok(self.track(key, lease, response, true))
     }
 
     /// Sends `request` to `endpoint` on a connection of its own, opened for it (with `options`)
@@ -152,10 +221,16 @@ impl<C: Connect> Http1Pool<C> {
         self: &Arc<Self>,
         endpoint: SocketAddr,
         request: Request<ResponseBody>,
-        options: ConnectOptions,
+        class: PoolClass,
+        connect_timeout: Option<Duration>,
         preface: &[u8],
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
-        let place = self.reserve(endpoint)?;
+        let key = (endpoint, class);
+        let place = self.reserve(&key)?;
+        let options = ConnectOptions {
+            timeout: connect_timeout,
+            keepalive: class.keepalive,
+        };
         let mut io = self
             .connector
             .connect_with(endpoint, options)
@@ -169,24 +244,31 @@ impl<C: Connect> Http1Pool<C> {
                     error,
                 ))
             })?;
-        let mut sender = handshake(io, place).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.track_connection(endpoint, sender, response, false))
+        let mut lease = handshake(io, place, &class).await?;
+        let response = lease.sender.send_request(request).await?;
+        lease.served = 1;
+        Ok(self.track(key, lease, response, false))
     }
 
-    /// Open connections to `endpoint` now (busy and idle).
+    /// Open connections to `endpoint` now (busy and idle), of every class.
     pub(crate) fn open_connections(&self, endpoint: SocketAddr) -> usize {
         self.endpoints.lock().map_or(0, |endpoints| {
             endpoints
-                .get(&endpoint)
-                .map_or(0, |e| e.open.load(Ordering::Acquire))
+                .iter()
+                .filter(|((address, _), _)| *address == endpoint)
+                .map(|(_, e)| e.open.load(Ordering::Acquire))
+                .sum()
         })
     }
 
-    /// Idle connections to `endpoint` now.
+    /// Idle connections to `endpoint` now, of every class.
     pub(crate) fn idle_connections(&self, endpoint: SocketAddr) -> usize {
         self.endpoints.lock().map_or(0, |endpoints| {
-            endpoints.get(&endpoint).map_or(0, |e| e.idle.len())
+            endpoints
+                .iter()
+                .filter(|((address, _), _)| *address == endpoint)
+                .map(|(_, e)| e.idle.len())
+                .sum()
         })
     }
 
@@ -194,27 +276,31 @@ impl<C: Connect> Http1Pool<C> {
     /// endpoints once their busy connections end.
     pub(crate) fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
         if let Ok(mut endpoints) = self.endpoints.lock() {
-            for (endpoint, connections) in endpoints.iter_mut() {
+            for ((endpoint, _), connections) in endpoints.iter_mut() {
                 if !live.contains(endpoint) {
                     connections.idle.clear();
                 }
             }
-            endpoints.retain(|endpoint, connections| {
+            endpoints.retain(|(endpoint, _), connections| {
                 live.contains(endpoint) || connections.open.load(Ordering::Acquire) > 0
             });
         }
     }
 
-    /// Closes connections idle for longer than the idle timeout (or closed by the backend)
-    /// and forgets endpoints without connections.
+    /// Closes connections idle for longer than their idle timeout, past their lifetime, or
+    /// closed by the backend, and forgets endpoints without connections.
     pub(crate) fn evict_idle(&self) {
         let now = Instant::now();
-        let timeout = self.limits.idle_timeout;
         if let Ok(mut endpoints) = self.endpoints.lock() {
-            for connections in endpoints.values_mut() {
-                connections
-                    .idle
-                    .retain(|(sender, since)| sender.is_ready() && now - *since < timeout);
+            for ((_, class), connections) in endpoints.iter_mut() {
+                let timeout = class.idle_timeout.unwrap_or(self.limits.idle_timeout);
+                connections.idle.retain(|(lease, since)| {
+                    lease.sender.is_ready()
+                        && now - *since < timeout
+                        && class
+                            .max_lifetime
+                            .is_none_or(|life| now - lease.opened < life)
+                });
             }
             endpoints.retain(|_, connections| {
                 !connections.idle.is_empty() || connections.open.load(Ordering::Acquire) > 0
@@ -233,11 +319,20 @@ impl<C: Connect> Http1Pool<C> {
             return;
         };
         let pool: Weak<Http1Pool<C>> = Arc::downgrade(self);
-        let period = (self.limits.idle_timeout / 2).max(Duration::from_millis(10));
+        let wake = Arc::clone(&self.reaper_wake);
         runtime.spawn(async move {
-            let mut ticker = tokio::time::interval(period);
             loop {
-                ticker.tick().await;
+                // Only a weak hold while asleep: the task ends with the pool.
+                let Some(period) = pool
+                    .upgrade()
+                    .map(|pool| pool.reaper_period_ms.load(Ordering::Acquire))
+                else {
+                    return;
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(period)) => {}
+                    () = wake.notified() => {}
+                }
                 match pool.upgrade() {
                     Some(pool) => pool.evict_idle(),
                     None => return,
@@ -246,60 +341,73 @@ impl<C: Connect> Http1Pool<C> {
         });
     }
 
-    /// A place for one more connection to `endpoint`, unless it has as many as allowed.
-    fn reserve(&self, endpoint: SocketAddr) -> Result<OpenConnection, Http1PoolError> {
+    /// Makes the reaper run at least as often as half of `class`'s idle timeout or lifetime.
+    fn reap_for(&self, class: &PoolClass) {
+        let shortest = [class.idle_timeout, class.max_lifetime]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(shortest) = shortest {
+            let period = reaper_period(shortest);
+            if self.reaper_period_ms.fetch_min(period, Ordering::AcqRel) > period {
+                self.reaper_wake.notify_one();
+            }
+        }
+    }
+
+    /// A place for one more connection to `key`'s endpoint and class, unless it has as many
+    /// as allowed.
+    fn reserve(&self, key: &PoolKey) -> Result<OpenConnection, Http1PoolError> {
         let max = self.limits.max_connections_per_endpoint;
         let open = match self.endpoints.lock() {
-            Ok(mut endpoints) => Arc::clone(&endpoints.entry(endpoint).or_default().open),
+            Ok(mut endpoints) => Arc::clone(&endpoints.entry(*key).or_default().open),
             Err(_) => Arc::default(),
         };
         open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
         .map_err(Http1PoolError::Overloaded)?;
+        self.reap_for(&key.1);
         Ok(OpenConnection(open))
     }
 
-    fn checkout(&self, endpoint: SocketAddr) -> Option<SendRequest<ResponseBody>> {
+    fn checkout(&self, key: &PoolKey) -> Option<Lease> {
         let mut endpoints = self.endpoints.lock().ok()?;
-        let idle = &mut endpoints.get_mut(&endpoint)?.idle;
+        let idle = &mut endpoints.get_mut(key)?.idle;
+        let class = &key.1;
+        let timeout = class.idle_timeout.unwrap_or(self.limits.idle_timeout);
         let now = Instant::now();
-        while let Some((sender, since)) = idle.pop() {
-            if sender.is_ready() && now - since < self.limits.idle_timeout {
-                return Some(sender);
+        while let Some((lease, since)) = idle.pop() {
+            if lease.sender.is_ready()
+                && now - since < timeout
+                && class.usable(lease.opened, lease.served, now)
+            {
+                return Some(lease);
             }
         }
         None
     }
 
-    fn checkin(&self, endpoint: SocketAddr, sender: SendRequest<ResponseBody>) {
-        if !sender.is_ready() {
+    /// Pools `lease` again, unless its connection is closed, used up or the pool is full.
+    fn checkin(&self, key: &PoolKey, lease: Lease) {
+        let now = Instant::now();
+        if !lease.sender.is_ready() || !key.1.usable(lease.opened, lease.served, now) {
             return;
         }
         if let Ok(mut endpoints) = self.endpoints.lock()
-            && let Some(connections) = endpoints.get_mut(&endpoint)
+            && let Some(connections) = endpoints.get_mut(key)
             && connections.idle.len() < self.limits.max_idle_per_endpoint
         {
-            connections.idle.push((sender, Instant::now()));
+            connections.idle.push((lease, now));
         }
-    }
-
-    /// The response, whose body returns the connection to the pool when it ends.
-    fn track(
-        self: &Arc<Self>,
-        endpoint: SocketAddr,
-        sender: SendRequest<ResponseBody>,
-        response: Response<Incoming>,
-    ) -> Response<ResponseBody> {
-        self.track_connection(endpoint, sender, response, true)
     }
 
     /// The response, whose body gives the connection back (if `reusable`) or closes it when it
     /// ends.
-    fn track_connection(
+    fn track(
         self: &Arc<Self>,
-        endpoint: SocketAddr,
-        sender: SendRequest<ResponseBody>,
+        key: PoolKey,
+        lease: Lease,
         response: Response<Incoming>,
         reusable: bool,
     ) -> Response<ResponseBody> {
@@ -307,9 +415,9 @@ impl<C: Connect> Http1Pool<C> {
         response.map(|body| {
             let returning = ReturningBody {
                 body,
-                sender: Some(sender),
+                lease: Some(lease),
                 pool: Arc::clone(self),
-                endpoint,
+                key,
                 reusable,
             };
             IdleTimeoutBody::new(returning, idle).boxed()
@@ -317,38 +425,54 @@ impl<C: Connect> Http1Pool<C> {
     }
 }
 
-/// HTTP/1.1 on a freshly opened stream; the connection task holds its place in the count.
+/// Half of `timeout` in milliseconds (at least 10), the reaper's period for it.
+fn reaper_period(timeout: Duration) -> u64 {
+    u64::try_from((timeout / 2).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(10)
+}
+
+/// HTTP/1.1 on a freshly opened stream (keeping header case if `class` asks); the connection
+/// task holds its place in the count.
 async fn handshake<IO>(
     io: IO,
     place: OpenConnection,
-) -> Result<SendRequest<ResponseBody>, Http1PoolError>
+    class: &PoolClass,
+) -> Result<Lease, Http1PoolError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+    let (sender, connection) = http1::Builder::new()
+        .preserve_header_case(class.preserve_header_case)
+        .handshake(TokioIo::new(io))
+        .await?;
     tokio::spawn(async move {
         let _place = place;
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Lease {
+        sender,
+        opened: Instant::now(),
+        served: 0,
+    })
 }
 
 /// A response body that gives its connection back to the pool once fully read.
 struct ReturningBody<C> {
     body: Incoming,
-    sender: Option<SendRequest<ResponseBody>>,
+    lease: Option<Lease>,
     pool: Arc<Http1Pool<C>>,
-    endpoint: SocketAddr,
+    key: PoolKey,
     /// Whether the connection may serve other requests (else it closes after this one).
     reusable: bool,
 }
 
 impl<C: Connect> ReturningBody<C> {
     fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take()
+        if let Some(lease) = self.lease.take()
             && self.reusable
         {
-            self.pool.checkin(self.endpoint, sender);
+            self.pool.checkin(&self.key, lease);
         }
     }
 }
@@ -366,7 +490,7 @@ impl<C: Connect> Body for ReturningBody<C> {
         match &polled {
             Poll::Ready(None) => this.give_back(),
             Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.sender = None,
+            Poll::Ready(Some(Err(_))) => this.lease = None,
             _ => {}
         }
         polled.map_err(BodyError::new)
@@ -422,7 +546,7 @@ mod tests {
             .body(ResponseBody::default())
             .unwrap();
         let response = pool
-            .send(address, request, ConnectOptions::default())
+            .send(address, request, PoolClass::default(), None)
             .await
             .unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -448,7 +572,8 @@ mod tests {
         let pool = tcp_pool(PoolLimits::default());
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         assert!(matches!(
-            pool.send(address, request, ConnectOptions::default()).await,
+            pool.send(address, request, PoolClass::default(), None)
+                .await,
             Err(Http1PoolError::Connect(_))
         ));
     }
@@ -509,7 +634,9 @@ mod tests {
             let pool = Arc::clone(&pool);
             tokio::spawn(async move {
                 let request = Request::get("/").body(ResponseBody::default()).unwrap();
-                let _ = pool.send(address, request, ConnectOptions::default()).await;
+                let _ = pool
+                    .send(address, request, PoolClass::default(), None)
+                    .await;
             });
         }
         eventually("two open connections", || {
@@ -519,7 +646,8 @@ mod tests {
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         let started = std::time::Instant::now();
         assert!(matches!(
-            pool.send(address, request, ConnectOptions::default()).await,
+            pool.send(address, request, PoolClass::default(), None)
+                .await,
             Err(Http1PoolError::Overloaded(2))
         ));
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -535,7 +663,7 @@ mod tests {
         });
         let request = Request::get("/").body(ResponseBody::default()).unwrap();
         let response = pool
-            .send(address, request, ConnectOptions::default())
+            .send(address, request, PoolClass::default(), None)
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -553,7 +681,7 @@ mod tests {
         for address in [kept, removed] {
             let request = Request::get("/").body(ResponseBody::default()).unwrap();
             let response = pool
-                .send(address, request, ConnectOptions::default())
+                .send(address, request, PoolClass::default(), None)
                 .await
                 .unwrap();
             response.into_body().collect().await.unwrap();

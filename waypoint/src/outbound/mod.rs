@@ -18,7 +18,7 @@ mod idle_timeout;
 pub use body_error::BodyError;
 pub use connect::{Connect, ConnectOptions, TcpConnect};
 pub use endpoints::EndpointPicker;
-pub use forward::{Forwarder, ForwarderLimits, ResponseBody, full_body};
+pub use forward::{Forwarder, ForwarderLimits, PreserveHeaderCase, ResponseBody, full_body};
 pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
 pub use health_probe::EndpointProber;
 pub use http1_pool::PoolLimits;

@@ -1,0 +1,86 @@
+//! How a BackendTrafficPolicy's requests use connections to the backends, compiled into
+//! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
+//! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
+//! `timeout.http.streamIdleTimeout` and `circuitBreaker.maxRequestsPerConnection`.
+
+use std::time::Duration;
+
+use routing::resolve::parse_duration;
+use routing::router::{UpstreamConnection, UpstreamProxyProtocol, UpstreamTcpKeepalive};
+
+use super::model::BackendTrafficPolicySpec;
+
+/// The connection settings of `spec`, checked as the CRD does (durations positive, a
+/// known PROXY version, at least one request per connection).
+pub(crate) fn compile_upstream(
+    spec: &BackendTrafficPolicySpec,
+) -> Result<UpstreamConnection, String> {
+    let http = spec.timeout.as_ref().and_then(|t| t.http.as_ref());
+    let connect_timeout = positive(
+        spec.timeout
+            .as_ref()
+            .and_then(|t| t.tcp.as_ref())
+            .and_then(|t| t.connect_timeout.as_deref()),
+        "spec.timeout.tcp.connectTimeout",
+    )?;
+    let proxy_protocol = match spec.proxy_protocol.as_ref().map(|p| p.version.as_str()) {
+        None => None,
+        Some("V1") => Some(UpstreamProxyProtocol::V1),
+        Some("V2") => Some(UpstreamProxyProtocol::V2),
+        Some(other) => {
+            return Err(format!(
+                "spec.proxyProtocol.version: unsupported value {other:?}"
+            ));
+        }
+    };
+    let keepalive = spec
+        .tcp_keepalive
+        .as_ref()
+        .map(super::compile::compile_keepalive)
+        .transpose()?
+        .map(|k| UpstreamTcpKeepalive {
+            probes: k.probes,
+            idle: k.idle,
+            interval: k.interval,
+        });
+    let max_requests = match spec
+        .circuit_breaker
+        .as_ref()
+        .and_then(|c| c.max_requests_per_connection)
+    {
+        Some(0) => {
+            return Err(
+                "spec.circuitBreaker.maxRequestsPerConnection: must be at least 1".to_owned(),
+            );
+        }
+        other => other,
+    };
+    Ok(UpstreamConnection {
+        connect_timeout,
+        keepalive,
+        proxy_protocol,
+        idle_timeout: positive(
+            http.and_then(|h| h.connection_idle_timeout.as_deref()),
+            "spec.timeout.http.connectionIdleTimeout",
+        )?,
+        max_lifetime: positive(
+            http.and_then(|h| h.max_connection_duration.as_deref()),
+            "spec.timeout.http.maxConnectionDuration",
+        )?,
+        max_requests,
+        stream_idle_timeout: positive(
+            http.and_then(|h| h.stream_idle_timeout.as_deref()),
+            "spec.timeout.http.streamIdleTimeout",
+        )?,
+    })
+}
+
+/// `text` as a positive duration (`None` when absent), else an error naming `field`.
+fn positive(text: Option<&str>, field: &str) -> Result<Option<Duration>, String> {
+    text.map(|text| {
+        parse_duration(text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{field}: {text:?} is not a positive duration"))
+    })
+    .transpose()
+}
