@@ -157,6 +157,8 @@ pub struct CompiledBackendTraffic {
     /// `tcpKeepalive`, `proxyProtocol`, `timeout.http.connectionIdleTimeout`,
     /// `maxConnectionDuration`, `streamIdleTimeout`, `circuitBreaker.maxRequestsPerConnection`.
     pub upstream: routing::router::UpstreamConnection,
+    /// `bandwidthLimit`.
+    pub bandwidth: Option<super::bandwidth::BandwidthLimit>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -718,8 +720,14 @@ impl BackendTrafficPolicySpec {
             }
         };
         let upstream = super::upstream::compile_upstream(self)?;
+        let bandwidth = self
+            .bandwidth_limit
+            .as_ref()
+            .map(super::bandwidth::spec::compile_bandwidth)
+            .transpose()?;
         Ok(CompiledBackendTraffic {
             upstream,
+            bandwidth,
             response_override,
             request_buffer,
             compression,
@@ -1146,6 +1154,10 @@ impl CompiledBackendTraffic {
                 )))
             }),
             breaker,
+            bandwidth: self
+                .bandwidth
+                .as_ref()
+                .map(super::bandwidth::RouteBandwidth::new),
             dice: Arc::new(super::fault::Dice::from_clock()),
             global: match (&self.global, &runtime.counters) {
                 (Some(rules), Some(counters)) => Some(GlobalLimit {
@@ -1193,6 +1205,8 @@ pub struct RouteTraffic {
     pub balancer: Option<PolicyBalancer>,
     /// The rule's global rate limit and the counters it is counted in.
     pub global: Option<GlobalLimit>,
+    /// The rule's bandwidth buckets.
+    pub bandwidth: Option<super::bandwidth::RouteBandwidth>,
 }
 
 /// A global rate limit with its shared counters.

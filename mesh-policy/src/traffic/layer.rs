@@ -249,7 +249,8 @@ pub fn traffic_of(matched: &MatchedRoute) -> Option<&RouteTraffic> {
 }
 
 /// Marks a request whose rule's BackendTrafficPolicy has work for the layers after
-/// [`BackendTrafficFromRoute`] (a global limit, a request buffer, compression); without it
+/// [`BackendTrafficFromRoute`] (a global limit, a request buffer, a bandwidth limit,
+/// compression); without it
 /// they pass the request on after one extension lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaterTrafficWork;
@@ -492,7 +493,8 @@ where
         let upstream = traffic.policy.upstream_connection();
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
-            || traffic.policy.compression.is_some();
+            || traffic.policy.compression.is_some()
+            || traffic.bandwidth.is_some();
         // The retry loop asks the gate only when the rule retries.
         let retry_gate = traffic
             .retry_gate

@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod balance;
+pub mod bandwidth;
 pub mod buffer;
 pub mod circuit_breaker;
 pub mod client_ip;

@@ -301,9 +301,9 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_type: NotYet,
-    /// Not enforced yet.
+    /// Paces request and response bodies to bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bandwidth_limit: NotYet,
+    pub bandwidth_limit: Option<BandwidthLimitSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_control: NotYet,
@@ -627,6 +627,47 @@ pub struct CircuitBreakerSpec {
     pub per_endpoint: NotYet,
 }
 
+/// `bandwidthLimit`: at least one direction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BandwidthLimitSpec {
+    /// Request bodies, client → backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<BandwidthRequestSpec>,
+    /// Response bodies, backend → client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<BandwidthResponseSpec>,
+}
+
+/// `bandwidthLimit.request`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BandwidthRequestSpec {
+    /// Bytes per second: a quantity (`1Ki`), or `{value, unit}` with the unit `Second`,
+    /// `Minute` or `Hour`.
+    pub limit: serde_yaml_ng::Value,
+}
+
+/// `bandwidthLimit.response`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BandwidthResponseSpec {
+    /// As for requests.
+    pub limit: serde_yaml_ng::Value,
+    /// The delay trailers added to responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_trailers: Option<BandwidthTrailersSpec>,
+}
+
+/// `bandwidthLimit.response.responseTrailers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BandwidthTrailersSpec {
+    /// Put before each trailer's name (`x-eg` → `x-eg-bandwidth-request-delay-ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
 /// `timeout` (BackendTrafficPolicy).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -913,7 +954,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.routing_type, "spec.routingType");
-        set(&mut found, &self.bandwidth_limit, "spec.bandwidthLimit");
         set(&mut found, &self.admission_control, "spec.admissionControl");
         if let Some(breaker) = &self.circuit_breaker {
             set(

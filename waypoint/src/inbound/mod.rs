@@ -5,6 +5,7 @@
 //! every request.
 
 mod admission;
+mod bandwidth;
 mod client_cert;
 pub mod client_hello;
 mod compression;
@@ -19,6 +20,7 @@ mod tls;
 mod tunnels;
 mod udp;
 
+pub use bandwidth::BandwidthFromRoute;
 pub use compression::CompressFromRoute;
 pub use http::{DEFAULT_IDLE_TIMEOUT, HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};

@@ -37,6 +37,7 @@ use tower::util::MapResponse;
 use hbone::peer::{Peer, PeerTransport};
 
 use super::admission::{Admission, OpenConnection, close_refused};
+use super::bandwidth::BandwidthFromRoute;
 use super::client_cert::client_cert_details;
 use super::compression::CompressFromRoute;
 use super::http::serve_http;
@@ -450,7 +451,8 @@ async fn handshake(
 /// header normalisation, health check), route selection, the rule's fault injection, the
 /// Istio policies targeting the listener's Gateway, the SecurityPolicy covering the matched
 /// rule or listener, the rule's BackendTrafficPolicy (local rate limit, circuit breaker,
-/// request timeout, then the global rate limit, the request buffer and compression), the
+/// request timeout, then the global rate limit, the request buffer, the bandwidth limit and
+/// compression), the
 /// rule's filters, then dispatch to the forwarder (whose endpoint the policy's balancer picks).
 pub type GatewayRequestPath = ClientTrafficFromListener<
     SelectRoute<
@@ -461,7 +463,9 @@ pub type GatewayRequestPath = ClientTrafficFromListener<
                         BackendTrafficFromRoute<
                             GlobalRateLimitFromRoute<
                                 RequestBufferFromRoute<
-                                    CompressFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                                    BandwidthFromRoute<
+                                        CompressFromRoute<RuleFilters<Dispatch<Forwarder>>>,
+                                    >,
                                 >,
                             >,
                         >,
@@ -484,7 +488,9 @@ pub fn gateway_request_path(
             FaultFromRoute::new(IstioFromListener::new(IstioAuthorization::new(
                 SecurityPolicyService::new(BackendTrafficFromRoute::new(
                     GlobalRateLimitFromRoute::new(RequestBufferFromRoute::new(
-                        CompressFromRoute::new(RuleFilters::new(Dispatch::new(forwarder))),
+                        BandwidthFromRoute::new(CompressFromRoute::new(RuleFilters::new(
+                            Dispatch::new(forwarder),
+                        ))),
                     )),
                 )),
             ))),

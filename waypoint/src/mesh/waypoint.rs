@@ -44,7 +44,7 @@ use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers
 use crate::config::{ConfigSource, LastReloadError, ReloadTicker, Snapshot};
 use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
-use crate::inbound::{CompressFromRoute, HttpLimits, serve_with_peer};
+use crate::inbound::{BandwidthFromRoute, CompressFromRoute, HttpLimits, serve_with_peer};
 use crate::outbound::{
     Connect, EndpointProber, Forwarder, ForwarderLimits, HboneConnect, ResponseBody, TcpConnect,
 };
@@ -466,7 +466,9 @@ where
             let respond = Respond::new(IstioAuthorization::new(Select::new(
                 routes,
                 FaultFromRoute::new(BackendTrafficFromRoute::new(RequestBufferFromRoute::new(
-                    CompressFromRoute::new(RuleFilters::new(Dispatch::new(lane.forwarder.clone()))),
+                    BandwidthFromRoute::new(CompressFromRoute::new(RuleFilters::new(
+                        Dispatch::new(lane.forwarder.clone()),
+                    ))),
                 ))),
             )));
             // Local-reply bodies written, then the rule's responseOverride (when a rule of
