@@ -3,7 +3,9 @@
 //! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
 //! is selected), `disableRateLimitHeaders`, `lateResponseHeaders` (on every answer), and
 //! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does) and
-//! `http1.preserveHeaderCase` (header names keep their case both ways).
+//! `http1.preserveHeaderCase` (header names keep their case both ways) and
+//! `http1.enableTrailers` (HTTP/1 trailers proxied both ways; dropped by default, as Envoy
+//! does).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -290,4 +292,100 @@ async fn header_case_is_kept_both_ways_only_where_the_policy_asks() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\r\nspecial: Header\r\n"), "{answer}");
     assert!(answer.contains("\r\nresponseheader: yes\r\n"), "{answer}");
+}
+
+/// A backend that reads one chunked request whole and answers with its raw bytes as a
+/// chunked body that ends with the trailer `x-backend-trailer: t`.
+async fn trailing_backend() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 4096];
+                let complete = |seen: &[u8]| {
+                    let text = String::from_utf8_lossy(seen);
+                    text.split_once("\r\n\r\n").is_some_and(|(_, body)| {
+                        (body.starts_with("0\r\n") || body.contains("\r\n0\r\n"))
+                            && body.ends_with("\r\n\r\n")
+                    })
+                };
+                while !complete(&seen) {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-backend-trailer\r\nconnection: close\r\n\r\n";
+                let chunk = format!("{:x}\r\n", seen.len());
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(chunk.as_bytes()).await;
+                let _ = stream.write_all(&seen).await;
+                let _ = stream
+                    .write_all(b"\r\n0\r\nx-backend-trailer: t\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http1_trailers_pass_only_where_the_policy_enables_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (trailing, plain) = (free_port(), free_port());
+    let backend = trailing_backend().await;
+    let dir = scratch("client-trailers");
+    let gateway = |name: &str, port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+             gatewayClassName: test\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: raw, port: 80}}]}}]\n---\n"
+        )
+    };
+    let config = gateway("trailing", trailing)
+        + &gateway("plain", plain)
+        + &service("raw", backend)
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: trailing}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: trailing}]\n  \
+           http1: {enableTrailers: true}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let exchange = |port: u16| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(
+                b"POST /upload HTTP/1.1\r\nHost: any\r\nTE: trailers\r\nTrailer: x-client-trailer\r\n\
+                  Transfer-Encoding: chunked\r\n\
+                  Connection: close\r\n\r\n5\r\nhello\r\n0\r\nx-client-trailer: c\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).to_ascii_lowercase()
+    };
+
+    // Enabled: the client's trailer reaches the backend, the backend's the client.
+    let answer = exchange(trailing).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("hello"), "{answer}");
+    assert!(answer.contains("x-client-trailer: c"), "{answer}");
+    assert!(answer.contains("\r\nx-backend-trailer: t\r\n"), "{answer}");
+    // Envoy's default: HTTP/1 trailers are dropped both ways; the body still passes.
+    let answer = exchange(plain).await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("hello"), "{answer}");
+    assert!(!answer.contains("x-client-trailer: c"), "{answer}");
+    assert!(!answer.contains("x-backend-trailer: t"), "{answer}");
 }

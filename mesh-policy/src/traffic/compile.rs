@@ -83,6 +83,8 @@ pub struct CompiledClientTraffic {
     pub http10: Option<Http10>,
     /// `http1.preserveHeaderCase`.
     pub preserve_header_case: bool,
+    /// `http1.enableTrailers`.
+    pub enable_trailers: bool,
 }
 
 /// `http1.http10`: HTTP/1.0 accepted.
@@ -500,6 +502,7 @@ impl ClientTrafficPolicySpec {
             http10,
             preserve_header_case: self.http1.as_ref().and_then(|h| h.preserve_header_case)
                 == Some(true),
+            enable_trailers: self.http1.as_ref().and_then(|h| h.enable_trailers) == Some(true),
         })
     }
 }

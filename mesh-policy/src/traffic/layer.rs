@@ -72,6 +72,7 @@ impl<S> ClientTrafficFromListener<S> {
                 late_response_headers: Default::default(),
                 http10: None,
                 preserve_header_case: false,
+                enable_trailers: false,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

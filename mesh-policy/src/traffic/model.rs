@@ -101,9 +101,9 @@ pub struct Http1Spec {
     /// Accept HTTP/1.0 (without it, HTTP/1.0 requests get 426).
     #[serde(default, rename = "http10", skip_serializing_if = "Option::is_none")]
     pub http10: Option<Http10Spec>,
-    /// Not enforced yet.
+    /// Proxy HTTP/1 trailers (default false: dropped both ways, as Envoy does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_trailers: NotYet,
+    pub enable_trailers: Option<bool>,
     /// Keep the case of header names on HTTP/1.1, to the backend and back (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_header_case: Option<bool>,
@@ -896,13 +896,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
                 &mut found,
                 &connection.max_accept_per_socket_event,
                 "spec.connection.maxAcceptPerSocketEvent",
-            );
-        }
-        if let Some(http1) = &self.http1 {
-            set(
-                &mut found,
-                &http1.enable_trailers,
-                "spec.http1.enableTrailers",
             );
         }
         set(&mut found, &self.http3, "spec.http3");

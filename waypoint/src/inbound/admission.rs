@@ -9,7 +9,8 @@
 //! byte (1 h by default); `connectionLimit.maxConnectionDuration` and `maxRequestsPerConnection`: a connection
 //! is closed gracefully when either is used up; `maxStreamDuration`: a request past it gets
 //! 408 (504 once received whole), or its response body is cut; `http2`: the windows and stream limit
-//! announced; `http1.preserveHeaderCase`: header names keep their case). Listeners sharing a socket share one
+//! announced; `http1.preserveHeaderCase`: header names keep their case; `http1.enableTrailers`: HTTP/1
+//! trailers proxied, else dropped). Listeners sharing a socket share one
 //! connection manager (as
 //! in Envoy), so the strictest settings of their policies apply to the socket.
 
@@ -111,6 +112,7 @@ impl Admission {
                         .filter_map(|p| p.http2.max_concurrent_streams)
                         .min(),
                     preserve_header_case: policies().any(|p| p.preserve_header_case),
+                    http1_trailers: policies().any(|p| p.enable_trailers),
                 }
             },
         }

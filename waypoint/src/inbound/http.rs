@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::trailers::{TrailerlessBody, offers_trailers};
 use crate::outbound::{BodyError, IdleTimeoutBody, ResponseBody};
 
 /// Limits on one inbound HTTP connection.
@@ -57,6 +58,8 @@ pub struct HttpLimits {
     /// HTTP/1.1: header names keep the case they arrived in, to the backend and back
     /// (default false: lower case, as HTTP/2 has them).
     pub preserve_header_case: bool,
+    /// HTTP/1: trailers are proxied (default false: dropped both ways, as Envoy does).
+    pub http1_trailers: bool,
 }
 
 /// Envoy's default idle timeout of downstream connections.
@@ -77,6 +80,7 @@ impl Default for HttpLimits {
             h2_connection_window: None,
             h2_max_concurrent_streams: None,
             preserve_header_case: false,
+            http1_trailers: false,
         }
     }
 }
@@ -106,6 +110,7 @@ pub async fn serve_http<IO, S>(
     let request_budget = limits.max_requests_per_connection;
     let stream_limit = limits.max_stream_duration;
     let preserve_header_case = limits.preserve_header_case;
+    let http1_trailers = limits.http1_trailers;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start(request_budget);
@@ -117,9 +122,14 @@ pub async fn serve_http<IO, S>(
                 .extensions_mut()
                 .insert(crate::outbound::PreserveHeaderCase);
         }
+        // HTTP/1 trailers go only where a policy enables them (Envoy's HTTP/1 codec drops
+        // them); the answer may carry some only if the client offered `TE: trailers`.
+        let drop_trailers = !http1_trailers && request.version() < http::Version::HTTP_2;
+        let trailerless_answer = drop_trailers && offers_trailers(request.headers());
         let request = match stream_idle {
-            None => request.map(boxed_body),
-            Some(idle) => request.map(|body| IdleTimeoutBody::new(boxed_body(body), idle).boxed()),
+            None => request.map(|body| boxed_body(body, drop_trailers)),
+            Some(idle) => request
+                .map(|body| IdleTimeoutBody::new(boxed_body(body, drop_trailers), idle).boxed()),
         };
         let (request, received) = if request_timeout.is_some() || stream_limit.is_some() {
             let received = Arc::new(AtomicBool::new(false));
@@ -159,6 +169,11 @@ pub async fn serve_http<IO, S>(
                     }),
                     Err(_) => Ok(request_timeout_answer(received_whole())),
                 },
+            };
+            let response = match trailerless_answer {
+                false => response,
+                true => response
+                    .map(|response| response.map(|body| TrailerlessBody::new(body, true).boxed())),
             };
             // The response's body, too, must keep moving.
             match stream_idle {
@@ -435,9 +450,12 @@ fn head_bytes<B>(request: &Request<B>) -> usize {
     })
 }
 
-/// A request body boxed with the forwarder's error type.
-fn boxed_body(body: Incoming) -> ResponseBody {
-    body.map_err(BodyError::new).boxed()
+/// A request body boxed with the forwarder's error type, its trailers dropped if
+/// `drop_trailers`.
+fn boxed_body(body: Incoming, drop_trailers: bool) -> ResponseBody {
+    TrailerlessBody::new(body, drop_trailers)
+        .map_err(BodyError::new)
+        .boxed()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod socks5;
 mod stream_idle;
 mod streams;
 mod tls;
+mod trailers;
 mod tunnels;
 mod udp;
 

@@ -50,13 +50,13 @@ pub fn full_body(bytes: Bytes) -> ResponseBody {
         .boxed()
 }
 
-/// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 7] = [
+/// Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1; `Trailer`
+/// is end to end: it declares the trailers hyper's HTTP/1 encoder may write).
+const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];
