@@ -7,7 +7,9 @@
 //! reuse: `circuitBreaker.maxRequestsPerConnection`, `timeout.http.connectionIdleTimeout` and
 //! `maxConnectionDuration` (a backend numbering its connections shows which request used
 //! which), each policy route's connections pooled apart; and `timeout.http.streamIdleTimeout`
-//! (a stalled response body is cut).
+//! (a stalled response body is cut); and `http2`: the flow-control windows the gateway's
+//! client announces to an h2c backend, as the independent python `h2` server reads them
+//! (which also checks that `:authority` is the client's host, with no Host against it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -261,4 +263,57 @@ async fn backend_connections_are_reused_within_the_policy_limits() {
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
         "{waited:?} {response}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_backends_get_the_policy_windows() {
+    let port = free_port();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/h2_settings_server.py"
+    );
+    let mut command = tokio::process::Command::new("python3");
+    command.arg(script);
+    let (_server, line) = spawn_peer(command, "the python h2 server").await;
+    let backend: u16 = line.trim().parse().unwrap();
+    let dir = scratch("backend-http2");
+    let h2c_service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: h2}}\nspec:\n  \
+         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: h2-1, labels: {{kubernetes.io/service-name: h2}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: http, port: {backend}, appProtocol: kubernetes.io/h2c}}]\n---\n"
+    );
+    let config = gateway_yaml(port)
+        + &h2c_service
+        + &host_route("tuned", "h2")
+        + &host_route("plain", "h2")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: tuned}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: tuned}]\n  \
+           http2: {initialStreamWindowSize: 256Ki, initialConnectionWindowSize: 512Ki}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let announced = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, response) = curl(&["-H", host, &url]).await;
+            assert_eq!(status, 200, "{response}");
+            echoed(&response)
+        }
+    };
+
+    // The python h2 server saw the policy's windows from the gateway's client…
+    let tuned = announced("host: tuned.example").await;
+    assert_eq!(tuned["initial_window_size"], 256 * 1024, "{tuned}");
+    assert_eq!(tuned["connection_window"], 512 * 1024, "{tuned}");
+    // The client's authority travels as `:authority`, as Envoy sends it (and no Host that
+    // disagrees, which the python server would refuse).
+    assert_eq!(tuned["authority"], "tuned.example", "{tuned}");
+    // …and hyper's own on the other route's connection.
+    let plain = announced("host: plain.example").await;
+    assert_ne!(plain["initial_window_size"], 256 * 1024, "{plain}");
+    assert_ne!(plain["connection_window"], 512 * 1024, "{plain}");
 }

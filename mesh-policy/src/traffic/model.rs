@@ -274,9 +274,9 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: NotYet,
-    /// Not enforced yet.
+    /// HTTP/2 flow-control windows announced to backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http2: NotYet,
+    pub http2: Option<super::http2_settings::Http2Spec>,
     /// Speak the client's protocol (HTTP/1.1 or HTTP/2) to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_client_protocol: Option<bool>,
@@ -943,7 +943,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         }
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
-        set(&mut found, &self.http2, "spec.http2");
         set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.routing_type, "spec.routingType");

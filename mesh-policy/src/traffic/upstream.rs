@@ -1,12 +1,16 @@
 //! How a BackendTrafficPolicy's requests use connections to the backends, compiled into
 //! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
-//! `timeout.http.streamIdleTimeout` and `circuitBreaker.maxRequestsPerConnection`.
+//! `timeout.http.streamIdleTimeout`, `circuitBreaker.maxRequestsPerConnection` and `http2`
+//! (the windows announced to HTTP/2 backends; `maxConcurrentStreams` is not enforced towards
+//! backends yet: hyper's client has no per-connection stream cap of its own).
 
 use std::time::Duration;
 
 use routing::resolve::parse_duration;
-use routing::router::{UpstreamConnection, UpstreamProxyProtocol, UpstreamTcpKeepalive};
+use routing::router::{
+    UpstreamConnection, UpstreamHttp2, UpstreamProxyProtocol, UpstreamTcpKeepalive,
+};
 
 use super::model::BackendTrafficPolicySpec;
 
@@ -55,7 +59,23 @@ pub(crate) fn compile_upstream(
         }
         other => other,
     };
+    let http2 = match &spec.http2 {
+        None => None,
+        Some(http2) => {
+            let settings = http2.compile().map_err(|e| format!("spec.http2.{e}"))?;
+            if settings.max_concurrent_streams.is_some() {
+                return Err(
+                    "spec.http2.maxConcurrentStreams: not enforced towards backends yet".into(),
+                );
+            }
+            Some(UpstreamHttp2 {
+                initial_stream_window: settings.initial_stream_window,
+                initial_connection_window: settings.initial_connection_window,
+            })
+        }
+    };
     Ok(UpstreamConnection {
+        http2,
         connect_timeout,
         keepalive,
         proxy_protocol,

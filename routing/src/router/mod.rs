@@ -88,7 +88,7 @@ pub struct UseClientProtocol;
 /// How the upstream service opens, keeps and reuses connections for this request (Envoy
 /// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 /// `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `maxConnectionDuration`,
-/// `streamIdleTimeout` and `circuitBreaker.maxRequestsPerConnection`), as one request
+/// `streamIdleTimeout`, `http2` and `circuitBreaker.maxRequestsPerConnection`), as one request
 /// extension, present only when a policy asks for one of them. Connections opened for
 /// different settings are pooled apart, as Envoy keeps one pool per cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -108,6 +108,18 @@ pub struct UpstreamConnection {
     pub max_requests: Option<u32>,
     /// How long the response's body may go without a frame before it is cut.
     pub stream_idle_timeout: Option<std::time::Duration>,
+    /// The flow-control windows announced on HTTP/2 connections to the backends.
+    pub http2: Option<UpstreamHttp2>,
+}
+
+/// The flow-control windows the upstream service announces on the HTTP/2 connections it
+/// opens for a request (Envoy Gateway's BackendTrafficPolicy `http2`); `None`: hyper's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct UpstreamHttp2 {
+    /// `SETTINGS_INITIAL_WINDOW_SIZE`.
+    pub initial_stream_window: Option<u32>,
+    /// The connection window, opened by a `WINDOW_UPDATE` on stream 0.
+    pub initial_connection_window: Option<u32>,
 }
 
 /// TCP keepalive on the connections the upstream service opens for a request (Envoy

@@ -12,7 +12,7 @@ use http::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use routing::compiled::{BackendTls, Certificate, TlsRoots};
-use routing::router::{UpstreamError, UpstreamErrorKind};
+use routing::router::{UpstreamError, UpstreamErrorKind, UpstreamHttp2};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -35,9 +35,14 @@ pub(crate) struct BackendTlsClients<C> {
     clients: Mutex<HashMap<ClientKey, TlsClient<C>>>,
 }
 
-/// What makes two clients differ: the backend's TLS settings, HTTP/2 or not, and the client
-/// certificate presented (the Gateway's `tls.backend`).
-type ClientKey = (BackendTls, bool, Option<Arc<Certificate>>);
+/// What makes two clients differ: the backend's TLS settings, HTTP/2 or not, the client
+/// certificate presented (the Gateway's `tls.backend`) and the HTTP/2 windows announced.
+type ClientKey = (
+    BackendTls,
+    bool,
+    Option<Arc<Certificate>>,
+    Option<UpstreamHttp2>,
+);
 
 impl<C: Connect> BackendTlsClients<C> {
     /// No clients yet; those made will connect through `connector`.
@@ -52,19 +57,21 @@ impl<C: Connect> BackendTlsClients<C> {
     /// The client for `tls`, made on first use; `None` when its settings cannot make a TLS
     /// configuration (no usable root, an invalid server name). An `h2_only` client offers
     /// `h2` in ALPN and speaks HTTP/2 (gRPC and HTTP/2 backends); the others offer and speak
-    /// `http/1.1`.
+    /// `http/1.1`; HTTP/2 ones announce `windows` (a policy's `http2`).
     pub(crate) fn client(
         &self,
         tls: &BackendTls,
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
+        windows: Option<UpstreamHttp2>,
     ) -> Option<TlsClient<C>> {
         let mut clients = self.clients.lock().ok()?;
-        let key = (tls.clone(), h2_only, client_certificate.cloned());
+        let windows = windows.filter(|_| h2_only);
+        let key = (tls.clone(), h2_only, client_certificate.cloned(), windows);
         if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let client = self.make(tls, h2_only, client_certificate)?;
+        let client = self.make(tls, h2_only, client_certificate, windows)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
@@ -77,6 +84,7 @@ impl<C: Connect> BackendTlsClients<C> {
         tls: &BackendTls,
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
+        windows: Option<UpstreamHttp2>,
     ) -> Option<TlsClient<C>> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
@@ -122,6 +130,7 @@ impl<C: Connect> BackendTlsClients<C> {
         };
         let mut builder = Client::builder(TokioExecutor::new());
         builder.http2_only(h2_only);
+        super::h2_pool::announce(&mut builder, windows);
         Some(builder.build(connect))
     }
 }

@@ -29,8 +29,10 @@ use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
 
 use super::backend_tls::BackendTlsClients;
+use super::connect::ConnectOptions;
 use super::connect::{Connect, TcpConnect, UriConnector};
 use super::endpoints::EndpointPicker;
+use super::h2_pool::{H2Pool, H2PoolError};
 use super::http1_pool::{Http1Pool, Http1PoolError, PoolClass, PoolLimits};
 use super::idle_timeout::IdleTimeoutBody;
 
@@ -89,7 +91,7 @@ struct Pools<C> {
     limits: ForwarderLimits,
     connector: C,
     http1: Client<UriConnector<C>, ResponseBody>,
-    h2c: Client<UriConnector<C>, ResponseBody>,
+    h2c: H2Pool<C>,
     tls: BackendTlsClients<C>,
     plain: Arc<Http1Pool<C>>,
     endpoints: EndpointPicker,
@@ -119,10 +121,8 @@ impl<C: Connect> Forwarder<C> {
         limits: ForwarderLimits,
     ) -> Self {
         let uri_connector = UriConnector::new(connector.clone());
-        let http1 = Client::builder(TokioExecutor::new()).build(uri_connector.clone());
-        let h2c = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(uri_connector);
+        let http1 = Client::builder(TokioExecutor::new()).build(uri_connector);
+        let h2c = H2Pool::new(connector.clone());
         Forwarder {
             inner: Arc::new(Pools {
                 limits,
@@ -144,6 +144,7 @@ impl<C: Connect> Forwarder<C> {
     /// Closes idle HTTP/1.1 connections to endpoints not in `live` (called on reload).
     pub fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
         self.inner.plain.retain_endpoints(live);
+        self.inner.h2c.retain_endpoints(live);
     }
 
     /// Open HTTP/1.1 connections (busy and idle) to `endpoint` in the lean pool.
@@ -208,8 +209,19 @@ impl<C: Connect> Forwarder<C> {
             (Some(_), _) if backend.protocol == BackendProtocol::H2c => BackendProtocol::Http1,
             _ => backend.protocol,
         };
+        let h2c = backend.tls.is_none() && protocol == BackendProtocol::H2c && !upgrading;
         let legacy_client = backend.tls.is_some() || upgrading || protocol == BackendProtocol::H2c;
-        let target = if legacy_client {
+        let target = if h2c {
+            // The client's authority as `:authority`; no `Host` beside it (RFC 9113 §8.3.1).
+            let authority = request
+                .headers_mut()
+                .remove(header::HOST)
+                .and_then(|host| Authority::try_from(host.as_bytes()).ok());
+            match authority {
+                Some(authority) => with_authority(request.uri(), authority),
+                None => absolute_form(request.uri(), endpoint.address),
+            }
+        } else if legacy_client {
             absolute_form(request.uri(), endpoint.address)
         } else {
             origin_form(request.uri())
@@ -252,7 +264,9 @@ impl<C: Connect> Forwarder<C> {
                     .and_then(|matched| matched.listener.as_ref())
                     .and_then(|listener| listener.backend_client_certificate.clone());
                 let clients = &self.inner.tls;
-                let Some(client) = clients.client(policy, h2_only, client_certificate.as_ref())
+                let windows = upstream.http2;
+                let Some(client) =
+                    clients.client(policy, h2_only, client_certificate.as_ref(), windows)
                 else {
                     return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
@@ -260,7 +274,20 @@ impl<C: Connect> Forwarder<C> {
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
-                boxed(self.inner.h2c.request(request).await, tls, idle)
+                let options = ConnectOptions {
+                    timeout: upstream.connect_timeout,
+                    keepalive: upstream.keepalive,
+                };
+                let sent = self
+                    .inner
+                    .h2c
+                    .send(endpoint.address, request, upstream.http2, options)
+                    .await;
+                match sent {
+                    Err(H2PoolError::Connect(typed)) => Err(typed),
+                    Err(H2PoolError::Http(error)) => Err(upstream_error(error, false)),
+                    Ok(response) => boxed(Ok::<_, hyper::Error>(response), tls, idle),
+                }
             }
             (None, _) if upgrading => {
                 *request.version_mut() = http::Version::HTTP_11;
@@ -352,6 +379,15 @@ fn absolute_form(uri: &Uri, endpoint: SocketAddr) -> Option<Uri> {
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(Authority::try_from(endpoint.to_string()).ok()?);
+    parts.path_and_query = Some(path_and_query(uri));
+    Uri::from_parts(parts).ok()
+}
+
+/// `uri` in absolute form with `authority` (the client's, for HTTP/2's `:authority`).
+fn with_authority(uri: &Uri, authority: Authority) -> Option<Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
     parts.path_and_query = Some(path_and_query(uri));
     Uri::from_parts(parts).ok()
 }

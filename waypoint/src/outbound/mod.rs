@@ -10,6 +10,7 @@ mod body_error;
 mod connect;
 mod endpoints;
 mod forward;
+mod h2_pool;
 mod hbone_connect;
 mod health_probe;
 mod http1_pool;

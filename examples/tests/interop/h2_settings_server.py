@@ -1,0 +1,59 @@
+"""An h2c (prior-knowledge) server on 127.0.0.1 that answers every request with, as JSON, the
+HTTP/2 settings its client announced on that connection: the SETTINGS_INITIAL_WINDOW_SIZE and
+the connection window opened by WINDOW_UPDATEs on stream 0, and the request's :authority.
+Prints its port first. Uses the independent python `h2` implementation, which refuses a
+request whose Host disagrees with its :authority (RFC 9113 section 8.3.1)."""
+import json
+import socket
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+
+def serve(sock):
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    seen = {"initial_window_size": None, "connection_window": 65535}
+    authorities = {}
+    while True:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RemoteSettingsChanged):
+                code = int(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE)
+                for changed, change in event.changed_settings.items():
+                    if int(changed) == code:
+                        seen["initial_window_size"] = change.new_value
+            elif isinstance(event, h2.events.WindowUpdated) and event.stream_id == 0:
+                seen["connection_window"] += event.delta
+            elif isinstance(event, h2.events.RequestReceived):
+                headers = {bytes(k): bytes(v) for k, v in event.headers}
+                authorities[event.stream_id] = headers.get(b":authority", b"").decode()
+            elif isinstance(event, h2.events.StreamEnded):
+                answer = dict(seen, authority=authorities.pop(event.stream_id, None))
+                body = json.dumps(answer).encode()
+                conn.send_headers(event.stream_id, [
+                    (":status", "200"),
+                    ("content-type", "application/json"),
+                    ("content-length", str(len(body))),
+                ])
+                conn.send_data(event.stream_id, body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+
+
+listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(listener.getsockname()[1], flush=True)
+while True:
+    client, _ = listener.accept()
+    threading.Thread(target=serve, args=(client,), daemon=True).start()
