@@ -1,7 +1,9 @@
 //! BackendTrafficPolicy `loadBalancer` through the `gateway` binary, against four echo pods of
 //! one Service (127.0.0.11–14): round robin splits evenly, random and least request spread
 //! within statistical tolerance, and a consistent hash — by source address, header, query
-//! parameter or a generated session cookie — keeps each key on one pod while spreading keys.
+//! parameter or a generated session cookie — keeps each key on one pod while spreading keys;
+//! an `endpointOverride` header pins a request to the pod it names, unless that pod is not
+//! the Service's or not healthy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -461,4 +463,54 @@ async fn active_checks_take_endpoints_out_and_the_panic_threshold_brings_them_ba
         async move { counts(&pods_answering(&strict, &url, 8).await).len() == 4 }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_override_header_pins_the_pod_or_falls_back() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-override");
+    let config = gateway_yaml(port)
+        + &pods_service(pods)
+        + &route_policy(
+            "pinned",
+            "loadBalancer: {type: RoundRobin, endpointOverride: {extractFrom: [{header: x-custom-host}]}}\n  \
+             healthCheck: {passive: {consecutive5XxErrors: 1, interval: 100ms, baseEjectionTime: 60s, maxEjectionPercent: 100}}",
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let host = "host: pinned.example";
+
+    // EG's EndpointOverride expectations: a valid pod address pins every request to it…
+    let pinned = format!("x-custom-host: 127.0.0.13:{pods}");
+    let answered = pods_answering(&["-H", host, "-H", &pinned], &url, 10).await;
+    assert_eq!(answered, vec!["pod-3"; 10]);
+    // …the first usable address of a list is taken…
+    let listed = format!("x-custom-host: 192.168.99.99:8080, 127.0.0.12:{pods}");
+    let answered = pods_answering(&["-H", host, "-H", &listed], &url, 4).await;
+    assert_eq!(answered, vec!["pod-2"; 4]);
+    // …and an address that is not one of the Service's falls back to the round robin.
+    let invalid = "x-custom-host: 192.168.99.99:8080";
+    let answered = pods_answering(&["-H", host, "-H", invalid], &url, 8).await;
+    assert_eq!(counts(&answered).len(), 4, "{answered:?}");
+    let answered = pods_answering(
+        &["-H", host, "-H", "x-custom-host: not an address"],
+        &url,
+        4,
+    )
+    .await;
+    assert_eq!(counts(&answered).len(), 4, "{answered:?}");
+
+    // An ejected pod is not pinned to: the balancer picks a healthy one instead.
+    states[2].failing.store(true, Ordering::SeqCst);
+    let answered = pods_answering(&["-H", host, "-H", &pinned], &url, 1).await;
+    assert_eq!(answered, vec!["pod-3!"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = pods_answering(&["-H", host, "-H", &pinned], &url, 6).await;
+    assert!(
+        answered.iter().all(|pod| pod != "pod-3" && pod != "pod-3!"),
+        "{answered:?}"
+    );
 }

@@ -161,6 +161,8 @@ pub struct CompiledBackendTraffic {
     pub upstream: routing::router::UpstreamConnection,
     /// `bandwidthLimit`.
     pub bandwidth: Option<super::bandwidth::BandwidthLimit>,
+    /// `loadBalancer.endpointOverride` headers.
+    pub endpoint_override: Vec<http::HeaderName>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -728,7 +730,12 @@ impl BackendTrafficPolicySpec {
             .as_ref()
             .map(super::bandwidth::spec::compile_bandwidth)
             .transpose()?;
+        let endpoint_override = match &self.load_balancer {
+            Some(spec) => spec.endpoint_override()?,
+            None => Vec::new(),
+        };
         Ok(CompiledBackendTraffic {
+            endpoint_override,
             upstream,
             bandwidth,
             response_override,
@@ -1178,12 +1185,10 @@ impl CompiledBackendTraffic {
                     .load_balancing
                     .clone()
                     .unwrap_or(LoadBalancing::LeastRequest);
-                PolicyBalancer(Arc::new(Balancer::with_health(
-                    policy,
-                    self.health.as_ref(),
-                    prober,
-                    backends,
-                )))
+                PolicyBalancer(Arc::new(
+                    Balancer::with_health(policy, self.health.as_ref(), prober, backends)
+                        .with_endpoint_override(self.endpoint_override.clone()),
+                ))
             }),
         }
     }

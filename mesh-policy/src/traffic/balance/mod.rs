@@ -176,6 +176,8 @@ pub struct Balancer {
     policy: LoadBalancing,
     dice: Dice,
     backends: Vec<Arc<BackendEndpoints>>,
+    /// Headers naming the endpoint a request asks for (`endpointOverride`).
+    overrides: Vec<http::HeaderName>,
 }
 
 impl Balancer {
@@ -217,7 +219,39 @@ impl Balancer {
             policy,
             dice,
             backends,
+            overrides: Vec::new(),
         }
+    }
+
+    /// The balancer, sending a request to the endpoint its first `headers` value that names
+    /// a usable (healthy) endpoint of the backend asks for — `IP:Port`, or a comma-separated
+    /// list tried in order — and balancing the others as before (Envoy Gateway's
+    /// `endpointOverride`).
+    pub fn with_endpoint_override(mut self, headers: Vec<http::HeaderName>) -> Self {
+        self.overrides = headers;
+        self
+    }
+
+    /// The endpoint the request's override headers name, if one is a candidate.
+    fn overridden(
+        &self,
+        state: &BackendEndpoints,
+        request: &RequestHead<'_>,
+        candidates: Candidates<'_>,
+    ) -> Option<usize> {
+        self.overrides
+            .iter()
+            .flat_map(|name| request.headers.get_all(name))
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|address| address.trim().parse::<std::net::SocketAddr>().ok())
+            .find_map(|address| {
+                state
+                    .endpoints
+                    .iter()
+                    .position(|endpoint| endpoint.address == address)
+                    .filter(|&index| candidates.contains(index))
+            })
     }
 
     /// The policy.
@@ -268,7 +302,46 @@ impl BalanceEndpoints for Balancer {
             Eligible::None => return None,
         };
         let mut set_cookie = None;
-        let endpoint = match &self.policy {
+        let overridden = match self.overrides.is_empty() {
+            true => None,
+            false => self.overridden(state, request, candidates),
+        };
+        let endpoint = match overridden {
+            Some(endpoint) => endpoint,
+            None => self.by_policy(state, request, candidates, &mut set_cookie),
+        };
+        // Least request counts tries in flight; outlier detection counts how they end.
+        let tracked = matches!(self.policy, LoadBalancing::LeastRequest)
+            || state
+                .health
+                .as_ref()
+                .is_some_and(EndpointHealth::counts_outcomes);
+        let ticket = tracked.then(|| {
+            if let Some(counter) = state.in_flight.get(endpoint) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            let observer: Arc<dyn ObserveTries> = state.clone();
+            TryTicket::new(observer, endpoint)
+        });
+        Some(EndpointPick {
+            endpoint,
+            set_cookie,
+            ticket,
+        })
+    }
+}
+
+impl Balancer {
+    /// The endpoint the policy chooses among `candidates` (a consistent hash may ask for a
+    /// cookie to be set).
+    fn by_policy(
+        &self,
+        state: &BackendEndpoints,
+        request: &RequestHead<'_>,
+        candidates: Candidates<'_>,
+        set_cookie: &mut Option<http::HeaderValue>,
+    ) -> usize {
+        match &self.policy {
             LoadBalancing::RoundRobin => {
                 candidates.nth(state.turn.fetch_add(1, Ordering::Relaxed) % candidates.len())
             }
@@ -293,33 +366,13 @@ impl BalanceEndpoints for Balancer {
             }
             LoadBalancing::ConsistentHash { key, table_size } => {
                 let hashed = key.hash(request);
-                set_cookie = hashed.set_cookie;
+                *set_cookie = hashed.set_cookie;
                 let hash = hashed.hash.unwrap_or_else(|| self.dice.next());
                 self.hashed(state, *table_size, hash, candidates)
             }
-        };
-        // Least request counts tries in flight; outlier detection counts how they end.
-        let tracked = matches!(self.policy, LoadBalancing::LeastRequest)
-            || state
-                .health
-                .as_ref()
-                .is_some_and(EndpointHealth::counts_outcomes);
-        let ticket = tracked.then(|| {
-            if let Some(counter) = state.in_flight.get(endpoint) {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            let observer: Arc<dyn ObserveTries> = state.clone();
-            TryTicket::new(observer, endpoint)
-        });
-        Some(EndpointPick {
-            endpoint,
-            set_cookie,
-            ticket,
-        })
+        }
     }
-}
 
-impl Balancer {
     /// The endpoint of `hash` in the Maglev table; when that one is unhealthy, the next slots'
     /// (healthy keys keep their endpoint).
     fn hashed(

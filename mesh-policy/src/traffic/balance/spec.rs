@@ -1,7 +1,7 @@
 //! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
 //! validation rules (a consistent hash needs its key's field; the table size is a prime up to
-//! 5 000 011). Fields not enforced yet (`slowStart`, `zoneAware`, `endpointOverride`,
-//! `backendUtilization`) make the policy invalid.
+//! 5 000 011), and `endpointOverride`'s headers. Fields not enforced yet (`slowStart`,
+//! `zoneAware`, `backendUtilization`) make the policy invalid.
 
 use std::collections::BTreeMap;
 
@@ -30,9 +30,10 @@ pub struct LoadBalancerSpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_aware: NotYet,
-    /// Not enforced yet.
+    /// Headers naming the endpoint a request asks for (`IP:Port[,IP:Port…]`); the policy's
+    /// balancing when none of them names a usable endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint_override: NotYet,
+    pub endpoint_override: Option<EndpointOverrideSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_utilization: NotYet,
@@ -60,6 +61,23 @@ pub struct ConsistentHashSpec {
     /// The Maglev table's size (a prime; default 65537).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_size: Option<u32>,
+}
+
+/// `loadBalancer.endpointOverride`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointOverrideSpec {
+    /// Where to read the endpoints from (1 to 10 sources).
+    pub extract_from: Vec<ExtractFromSpec>,
+}
+
+/// `endpointOverride.extractFrom[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractFromSpec {
+    /// A request header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
 }
 
 /// `{name: …}`.
@@ -90,10 +108,6 @@ impl LoadBalancerSpec {
         [
             (&self.slow_start, "spec.loadBalancer.slowStart"),
             (&self.zone_aware, "spec.loadBalancer.zoneAware"),
-            (
-                &self.endpoint_override,
-                "spec.loadBalancer.endpointOverride",
-            ),
             (
                 &self.backend_utilization,
                 "spec.loadBalancer.backendUtilization",
@@ -131,6 +145,27 @@ impl LoadBalancerSpec {
             return Err(at("consistentHash: only with type ConsistentHash".into()));
         }
         Ok(policy)
+    }
+}
+
+impl LoadBalancerSpec {
+    /// The headers of `endpointOverride` (none without it), checked as the CRD does.
+    pub fn endpoint_override(&self) -> Result<Vec<HeaderName>, String> {
+        let Some(spec) = &self.endpoint_override else {
+            return Ok(Vec::new());
+        };
+        let at = "spec.loadBalancer.endpointOverride.extractFrom";
+        if spec.extract_from.is_empty() || spec.extract_from.len() > 10 {
+            return Err(format!("{at}: 1 to 10 sources"));
+        }
+        spec.extract_from
+            .iter()
+            .enumerate()
+            .map(|(i, source)| match &source.header {
+                Some(name) => header_name(name, &format!("{at}[{i}].header")),
+                None => Err(format!("{at}[{i}]: a header is required")),
+            })
+            .collect()
     }
 }
 
