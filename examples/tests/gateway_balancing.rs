@@ -3,7 +3,8 @@
 //! within statistical tolerance, and a consistent hash — by source address, header, query
 //! parameter or a generated session cookie — keeps each key on one pod while spreading keys;
 //! an `endpointOverride` header pins a request to the pod it names, unless that pod is not
-//! the Service's or not healthy.
+//! the Service's or not healthy; with `slowStart`, a pod added by a reload gets a small share
+//! at first and a full one once the window has passed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -93,7 +94,12 @@ async fn echo_pods() -> u16 {
 
 /// The Service `pods` with the four endpoints.
 fn pods_service(port: u16) -> String {
-    let endpoints: Vec<String> = (1..=PODS)
+    pods_service_of(port, PODS)
+}
+
+/// The Service `pods` with its first `count` endpoints.
+fn pods_service_of(port: u16, count: u8) -> String {
+    let endpoints: Vec<String> = (1..=count)
         .map(|pod| format!("{{addresses: [127.0.0.{}], hostname: pod-{pod}}}", 10 + pod))
         .collect();
     format!(
@@ -512,5 +518,71 @@ async fn an_endpoint_override_header_pins_the_pod_or_falls_back() {
     assert!(
         answered.iter().all(|pod| pod != "pod-3" && pod != "pod-3!"),
         "{answered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_endpoint_ramps_up_over_the_slow_start_window() {
+    let port = free_port();
+    let pods = echo_pods().await;
+    let dir = scratch("balancing-slow-start");
+    let policy = route_policy(
+        "ramp",
+        "loadBalancer: {type: RoundRobin, slowStart: {window: 6s}}",
+    );
+    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
+                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
+                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
+    let write = |config: String| {
+        let staged = dir.join("config.staged");
+        std::fs::write(&staged, config).unwrap();
+        std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
+    };
+    write(gateway_yaml(port) + &pods_service_of(pods, 3) + &policy);
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let on = ["-H", "host: ramp.example"];
+
+    // The first three pods are as new as each other: an even round robin.
+    let answered = pods_answering(&on, &url, 90).await;
+    assert_eq!(
+        counts(&answered).values().copied().collect::<Vec<_>>(),
+        vec![30; 3]
+    );
+
+    // Past the window, pod-4 joins (a probe route shows the reload has happened): at first it
+    // gets a tenth of a full pod's share (3 %), far below a quarter.
+    tokio::time::sleep(Duration::from_millis(6200)).await;
+    write(gateway_yaml(port) + &pods_service_of(pods, 4) + &policy + probe);
+    let probe_url = url.clone();
+    wait_until("the reload", || {
+        let probe_url = probe_url.clone();
+        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
+    })
+    .await;
+    let joined = std::time::Instant::now();
+    let early = pods_answering(&on, &url, 200).await;
+    let early_share = counts(&early).get("pod-4").copied().unwrap_or(0);
+    assert!(
+        joined.elapsed() < Duration::from_secs(3),
+        "the early sample took {:?}",
+        joined.elapsed()
+    );
+    assert!(
+        early_share <= 30,
+        "pod-4 took {early_share} of 200 while new"
+    );
+
+    // Once the window has passed, every pod has a full share again: an exact round robin.
+    tokio::time::sleep(
+        Duration::from_secs(6).saturating_sub(joined.elapsed()) + Duration::from_millis(300),
+    )
+    .await;
+    let settled = pods_answering(&on, &url, 200).await;
+    assert_eq!(
+        counts(&settled).values().copied().collect::<Vec<_>>(),
+        vec![50; 4],
+        "{settled:?}"
     );
 }

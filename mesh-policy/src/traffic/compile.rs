@@ -163,6 +163,8 @@ pub struct CompiledBackendTraffic {
     pub bandwidth: Option<super::bandwidth::BandwidthLimit>,
     /// `loadBalancer.endpointOverride` headers.
     pub endpoint_override: Vec<http::HeaderName>,
+    /// `loadBalancer.slowStart.window`.
+    pub slow_start: Option<Duration>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -734,7 +736,12 @@ impl BackendTrafficPolicySpec {
             Some(spec) => spec.endpoint_override()?,
             None => Vec::new(),
         };
+        let slow_start = match &self.load_balancer {
+            Some(spec) => spec.slow_start()?,
+            None => None,
+        };
         Ok(CompiledBackendTraffic {
+            slow_start,
             endpoint_override,
             upstream,
             bandwidth,
@@ -1185,10 +1192,13 @@ impl CompiledBackendTraffic {
                     .load_balancing
                     .clone()
                     .unwrap_or(LoadBalancing::LeastRequest);
-                PolicyBalancer(Arc::new(
+                let balancer =
                     Balancer::with_health(policy, self.health.as_ref(), prober, backends)
-                        .with_endpoint_override(self.endpoint_override.clone()),
-                ))
+                        .with_endpoint_override(self.endpoint_override.clone());
+                PolicyBalancer(Arc::new(match self.slow_start {
+                    Some(window) => balancer.with_slow_start(window, &runtime.endpoint_ages),
+                    None => balancer,
+                }))
             }),
         }
     }
@@ -1234,4 +1244,6 @@ pub struct TrafficRuntime {
     /// The shared counters of global rate limits (none: a policy with a global limit is
     /// invalid, as in Envoy Gateway without a rate-limit backend).
     pub counters: Option<Arc<dyn SharedCounters>>,
+    /// When each endpoint was first seen (slow start), kept across configurations.
+    pub endpoint_ages: Arc<super::balance::EndpointAges>,
 }

@@ -125,6 +125,7 @@ pub async fn run_gateway(
                             })?))
                         }
                     },
+                    endpoint_ages: Default::default(),
                 },
             )),
             Arc::new(mesh_policy::security::SecurityPolicies::with_runtime(

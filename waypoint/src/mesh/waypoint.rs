@@ -188,6 +188,7 @@ pub async fn run_mesh_waypoint(
                 mesh_policy::traffic::compile::TrafficRuntime {
                     prober: Some(prober),
                     counters: None,
+                    endpoint_ages: Default::default(),
                 },
             ),
         )),

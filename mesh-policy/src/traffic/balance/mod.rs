@@ -41,10 +41,12 @@ pub mod health_spec;
 pub mod maglev;
 pub mod outlier;
 pub mod ring;
+pub mod slow_start;
 pub mod spec;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use routing::compiled::{Backend, Endpoint};
 use routing::router::{
@@ -55,6 +57,7 @@ pub use active::{ActiveCheck, ProbeEndpoints};
 pub use hash_key::{HashKey, SessionCookie};
 pub use health::{Eligible, EndpointHealth, HealthPolicy};
 pub use maglev::{MaglevEntry, MaglevTable};
+pub use slow_start::{EndpointAges, SlowStart};
 
 use super::fault::Dice;
 
@@ -86,6 +89,8 @@ pub struct BackendEndpoints {
     maglev: OnceLock<Option<MaglevTable>>,
     /// Health, when the policy checks it.
     pub health: Option<EndpointHealth>,
+    /// The ramp of endpoints new to the gateway, when the policy has a slow start.
+    slow_start: Option<SlowStart>,
 }
 
 impl BackendEndpoints {
@@ -96,6 +101,7 @@ impl BackendEndpoints {
             in_flight: endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
             maglev: OnceLock::new(),
             health: health.map(|policy| EndpointHealth::new(policy, endpoints.len())),
+            slow_start: None,
         }
     }
 
@@ -232,6 +238,44 @@ impl Balancer {
         self
     }
 
+    /// The balancer, ramping up endpoints first seen (by `ages`) less than `window` ago
+    /// (Envoy Gateway's `slowStart`, for round robin and least request).
+    pub fn with_slow_start(mut self, window: Duration, ages: &EndpointAges) -> Self {
+        let now = tokio::time::Instant::now();
+        for state in &mut self.backends {
+            let born: Box<[tokio::time::Instant]> = state
+                .endpoints
+                .iter()
+                .map(|endpoint| ages.first_seen(endpoint.address, now))
+                .collect();
+            if let Some(state) = Arc::get_mut(state) {
+                state.slow_start = Some(SlowStart::new(window, born));
+            }
+        }
+        self
+    }
+
+    /// The `i`-th of `candidates` drawn in proportion to the ramp's weights at `now`.
+    fn weighted(
+        &self,
+        ramp: &SlowStart,
+        candidates: Candidates<'_>,
+        now: tokio::time::Instant,
+    ) -> usize {
+        let total: f64 = (0..candidates.len())
+            .map(|i| ramp.weight(candidates.nth(i), now))
+            .sum();
+        // A uniform draw in [0, total).
+        let mut draw = (self.dice.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        for i in 0..candidates.len() {
+            draw -= ramp.weight(candidates.nth(i), now);
+            if draw < 0.0 {
+                return i;
+            }
+        }
+        candidates.len() - 1
+    }
+
     /// The endpoint the request's override headers name, if one is a candidate.
     fn overridden(
         &self,
@@ -331,6 +375,13 @@ impl BalanceEndpoints for Balancer {
     }
 }
 
+/// The backend's ramp and the time, while some endpoint is still ramping.
+fn ramping(state: &BackendEndpoints) -> Option<(&SlowStart, tokio::time::Instant)> {
+    let ramp = state.slow_start.as_ref()?;
+    let now = tokio::time::Instant::now();
+    ramp.ramping(now).then_some((ramp, now))
+}
+
 impl Balancer {
     /// The endpoint the policy chooses among `candidates` (a consistent hash may ask for a
     /// cookie to be set).
@@ -342,18 +393,28 @@ impl Balancer {
         set_cookie: &mut Option<http::HeaderValue>,
     ) -> usize {
         match &self.policy {
-            LoadBalancing::RoundRobin => {
-                candidates.nth(state.turn.fetch_add(1, Ordering::Relaxed) % candidates.len())
-            }
+            LoadBalancing::RoundRobin => match ramping(state) {
+                Some((ramp, now)) => candidates.nth(self.weighted(ramp, candidates, now)),
+                None => {
+                    candidates.nth(state.turn.fetch_add(1, Ordering::Relaxed) % candidates.len())
+                }
+            },
             LoadBalancing::Random => candidates.nth(self.random_index(candidates.len())),
             LoadBalancing::LeastRequest => {
                 let eligible = candidates.len();
-                let first = self.random_index(eligible);
+                let ramp = ramping(state);
+                let draw = |exclude: Option<usize>| match (ramp, exclude) {
+                    (Some((ramp, now)), _) => self.weighted(ramp, candidates, now),
+                    (None, None) => self.random_index(eligible),
+                    // Another candidate than `first`.
+                    (None, Some(first)) => (first + 1 + self.random_index(eligible - 1)) % eligible,
+                };
+                let first = draw(None);
                 let chosen = if eligible == 1 {
                     first
                 } else {
-                    // A second, different candidate.
-                    let second = (first + 1 + self.random_index(eligible - 1)) % eligible;
+                    // A second candidate (while ramping, drawn by weight: it may repeat).
+                    let second = draw(Some(first));
                     if state.in_flight(candidates.nth(second))
                         < state.in_flight(candidates.nth(first))
                     {

@@ -1,7 +1,7 @@
 //! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
 //! validation rules (a consistent hash needs its key's field; the table size is a prime up to
-//! 5 000 011), and `endpointOverride`'s headers. Fields not enforced yet (`slowStart`,
-//! `zoneAware`, `backendUtilization`) make the policy invalid.
+//! 5 000 011), `slowStart`'s window and `endpointOverride`'s headers. Fields not enforced yet
+//! (`zoneAware`, `backendUtilization`) make the policy invalid.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +24,9 @@ pub struct LoadBalancerSpec {
     /// The consistent hash's key and table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistent_hash: Option<ConsistentHashSpec>,
-    /// Not enforced yet.
+    /// Ramp up endpoints new to the gateway over `window` (round robin, least request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slow_start: NotYet,
+    pub slow_start: Option<SlowStartSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_aware: NotYet,
@@ -61,6 +61,14 @@ pub struct ConsistentHashSpec {
     /// The Maglev table's size (a prime; default 65537).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_size: Option<u32>,
+}
+
+/// `loadBalancer.slowStart`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlowStartSpec {
+    /// How long a new endpoint's weight takes to grow to full (required).
+    pub window: String,
 }
 
 /// `loadBalancer.endpointOverride`.
@@ -106,7 +114,6 @@ impl LoadBalancerSpec {
     /// The `spec.loadBalancer.…` paths set but not enforced yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         [
-            (&self.slow_start, "spec.loadBalancer.slowStart"),
             (&self.zone_aware, "spec.loadBalancer.zoneAware"),
             (
                 &self.backend_utilization,
@@ -149,6 +156,28 @@ impl LoadBalancerSpec {
 }
 
 impl LoadBalancerSpec {
+    /// The window of `slowStart` (none without it), checked as the CRD does: a positive
+    /// duration, with round robin or least request only.
+    pub fn slow_start(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(spec) = &self.slow_start else {
+            return Ok(None);
+        };
+        if !matches!(self.kind.as_str(), "RoundRobin" | "LeastRequest") {
+            return Err(
+                "spec.loadBalancer.slowStart: only with RoundRobin and LeastRequest".into(),
+            );
+        }
+        parse_duration(&spec.window)
+            .filter(|window| !window.is_zero())
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "spec.loadBalancer.slowStart.window: {:?} is not a positive duration",
+                    spec.window
+                )
+            })
+    }
+
     /// The headers of `endpointOverride` (none without it), checked as the CRD does.
     pub fn endpoint_override(&self) -> Result<Vec<HeaderName>, String> {
         let Some(spec) = &self.endpoint_override else {
