@@ -7,7 +7,8 @@
 //! reuse: `circuitBreaker.maxRequestsPerConnection`, `timeout.http.connectionIdleTimeout` and
 //! `maxConnectionDuration` (a backend numbering its connections shows which request used
 //! which), each policy route's connections pooled apart; and `timeout.http.streamIdleTimeout`
-//! (a stalled response body is cut); and `http2`: the flow-control windows the gateway's
+//! (a stalled response body is cut), `timeout.http.maxStreamDuration` (a late answer is 504,
+//! a body still coming is cut); and `http2`: the flow-control windows the gateway's
 //! client announces to an h2c backend, as the independent python `h2` server reads them
 //! (which also checks that `:authority` is the client's host, with no Host against it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -132,7 +133,7 @@ async fn backend_connections_carry_the_policy_keepalive() {
 }
 
 /// A keep-alive HTTP/1.1 backend that numbers its connections and answers each request with
-/// `x-connection: N`; `/stall` is answered with 2 of 10 body bytes, then nothing.
+/// `x-connection: N`; `/slow` after 2 s; `/stall` with 2 of 10 body bytes, then nothing.
 async fn numbering_backend() -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,6 +156,9 @@ async fn numbering_backend() -> u16 {
                     };
                     let head = String::from_utf8_lossy(&pending[..end]).into_owned();
                     pending.drain(..end + 4);
+                    if head.starts_with("GET /slow") {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
                     if head.starts_with("GET /stall") {
                         let _ = stream
                             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab")
@@ -316,4 +320,48 @@ async fn http2_backends_get_the_policy_windows() {
     let plain = announced("host: plain.example").await;
     assert_ne!(plain["initial_window_size"], 256 * 1024, "{plain}");
     assert_ne!(plain["connection_window"], 512 * 1024, "{plain}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_stream_duration_bounds_the_answer_and_its_body() {
+    let port = free_port();
+    let backend = numbering_backend().await;
+    let dir = scratch("backend-stream-duration");
+    let config = gateway_yaml(port)
+        + &service("numbered", backend)
+        + &host_route("bounded", "numbered")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: bounded}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: bounded}]\n  \
+           timeout: {http: {maxStreamDuration: 600ms}}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let timed = |path: &'static str| {
+        let url = format!("{url}{path}");
+        async move {
+            let started = Instant::now();
+            let (status, response) = curl(&["-H", "host: bounded.example", &url]).await;
+            (status, response, started.elapsed())
+        }
+    };
+
+    // Quick exchanges pass.
+    let (status, _, _) = timed("quick").await;
+    assert_eq!(status, 200);
+    // An answer later than the limit: 504 at the limit.
+    let (status, response, waited) = timed("slow").await;
+    assert_eq!(status, 504, "{response}");
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_millis(1800),
+        "{waited:?}"
+    );
+    // A body still coming at the limit is cut there.
+    let (status, response, waited) = timed("stall").await;
+    assert_eq!(status, 200, "{response}");
+    assert!(response.ends_with("ab"), "{response}");
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
 }

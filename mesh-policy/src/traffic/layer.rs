@@ -492,6 +492,12 @@ where
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
         let upstream = traffic.policy.upstream_connection();
+        // `maxStreamDuration` bounds the wait for the answer too (504, as Envoy answers a
+        // request received whole), whatever the request timeout.
+        let timeout = match (timeout, traffic.policy.upstream.max_stream_duration) {
+            (Some(timeout), Some(limit)) => Some(timeout.min(limit)),
+            (timeout, limit) => timeout.or(limit),
+        };
         let later = traffic.global.is_some()
             || traffic.policy.request_buffer.is_some()
             || traffic.policy.compression.is_some()

@@ -702,9 +702,10 @@ pub struct BackendHttpTimeoutSpec {
     /// How long a connection to a backend may live (default no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connection_duration: Option<String>,
-    /// Not enforced yet.
+    /// How long a request and its response may take in all (504 before the answer, the
+    /// body cut after; default no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_stream_duration: NotYet,
+    pub max_stream_duration: Option<String>,
     /// How long a response body may go without a frame (default: the forwarder's 5 min).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_idle_timeout: Option<String>,
@@ -952,13 +953,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 &mut found,
                 &breaker.per_endpoint,
                 "spec.circuitBreaker.perEndpoint",
-            );
-        }
-        if let Some(http) = self.timeout.as_ref().and_then(|t| t.http.as_ref()) {
-            set(
-                &mut found,
-                &http.max_stream_duration,
-                "spec.timeout.http.maxStreamDuration",
             );
         }
         found

@@ -1,7 +1,8 @@
 //! How a BackendTrafficPolicy's requests use connections to the backends, compiled into
 //! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
-//! `timeout.http.streamIdleTimeout`, `circuitBreaker.maxRequestsPerConnection` and `http2`
+//! `timeout.http.streamIdleTimeout`, `timeout.http.maxStreamDuration`,
+//! `circuitBreaker.maxRequestsPerConnection` and `http2`
 //! (the windows announced to HTTP/2 backends; `maxConcurrentStreams` is not enforced towards
 //! backends yet: hyper's client has no per-connection stream cap of its own).
 
@@ -91,6 +92,10 @@ pub(crate) fn compile_upstream(
         stream_idle_timeout: positive(
             http.and_then(|h| h.stream_idle_timeout.as_deref()),
             "spec.timeout.http.streamIdleTimeout",
+        )?,
+        max_stream_duration: positive(
+            http.and_then(|h| h.max_stream_duration.as_deref()),
+            "spec.timeout.http.maxStreamDuration",
         )?,
     })
 }

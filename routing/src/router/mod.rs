@@ -88,7 +88,8 @@ pub struct UseClientProtocol;
 /// How the upstream service opens, keeps and reuses connections for this request (Envoy
 /// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 /// `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `maxConnectionDuration`,
-/// `streamIdleTimeout`, `http2` and `circuitBreaker.maxRequestsPerConnection`), as one request
+/// `streamIdleTimeout`, `maxStreamDuration`, `http2` and
+/// `circuitBreaker.maxRequestsPerConnection`), as one request
 /// extension, present only when a policy asks for one of them. Connections opened for
 /// different settings are pooled apart, as Envoy keeps one pool per cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -110,6 +111,9 @@ pub struct UpstreamConnection {
     pub stream_idle_timeout: Option<std::time::Duration>,
     /// The flow-control windows announced on HTTP/2 connections to the backends.
     pub http2: Option<UpstreamHttp2>,
+    /// How long the exchange may take in all: the response body is cut past it (the
+    /// policy layer answers 504 if the response has not started by then).
+    pub max_stream_duration: Option<std::time::Duration>,
 }
 
 /// The flow-control windows the upstream service announces on the HTTP/2 connections it

@@ -22,7 +22,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::trailers::{TrailerlessBody, offers_trailers};
-use crate::outbound::{BodyError, IdleTimeoutBody, ResponseBody};
+use crate::outbound::{BodyError, DeadlineBody, IdleTimeoutBody, ResponseBody};
 
 /// Limits on one inbound HTTP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,56 +249,6 @@ fn request_timeout_answer(received_whole: bool) -> Response<ResponseBody> {
         http::HeaderValue::from_static("text/plain"),
     );
     answer
-}
-
-/// A response body cut at a deadline (the stream's maximum duration).
-#[pin_project::pin_project]
-struct DeadlineBody {
-    #[pin]
-    inner: ResponseBody,
-    #[pin]
-    deadline: tokio::time::Sleep,
-}
-
-impl DeadlineBody {
-    fn new(inner: ResponseBody, deadline: tokio::time::Instant) -> Self {
-        DeadlineBody {
-            inner,
-            deadline: tokio::time::sleep_until(deadline),
-        }
-    }
-}
-
-impl http_body::Body for DeadlineBody {
-    type Data = bytes::Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BodyError>>> {
-        let this = self.project();
-        if let std::task::Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return std::task::Poll::Ready(frame);
-        }
-        match this.deadline.poll(cx) {
-            std::task::Poll::Ready(()) => {
-                std::task::Poll::Ready(Some(Err(BodyError::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the stream's maximum duration",
-                )))))
-            }
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// A request body that records when it has been read to its end.

@@ -31,6 +31,7 @@ use rustls::crypto::CryptoProvider;
 use super::backend_tls::BackendTlsClients;
 use super::connect::ConnectOptions;
 use super::connect::{Connect, TcpConnect, UriConnector};
+use super::deadline_body::DeadlineBody;
 use super::endpoints::EndpointPicker;
 use super::h2_pool::{H2Pool, H2PoolError};
 use super::http1_pool::{Http1Pool, Http1PoolError, PoolClass, PoolLimits};
@@ -239,6 +240,9 @@ impl<C: Connect> Forwarder<C> {
         let idle = upstream
             .stream_idle_timeout
             .unwrap_or(self.inner.limits.pool.response_idle_timeout);
+        let deadline = upstream
+            .max_stream_duration
+            .map(|limit| tokio::time::Instant::now() + limit);
         let proxy_protocol = upstream.proxy_protocol;
         if proxy_protocol.is_some() && legacy_client {
             // A PROXY header goes on a connection of the request's own, which only the lean
@@ -322,7 +326,10 @@ impl<C: Connect> Forwarder<C> {
                 })
             }
         };
-        let mut response = sent?;
+        let mut response = match deadline {
+            None => sent?,
+            Some(deadline) => sent?.map(|body| DeadlineBody::new(body, deadline).boxed()),
+        };
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client_upgrade)) = (switched, client_upgrade) {
             let backend_upgrade = hyper::upgrade::on(&mut response);

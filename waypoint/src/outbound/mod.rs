@@ -8,6 +8,7 @@ mod backend_tls;
 mod backend_verifier;
 mod body_error;
 mod connect;
+mod deadline_body;
 mod endpoints;
 mod forward;
 mod h2_pool;
@@ -18,6 +19,7 @@ mod idle_timeout;
 
 pub use body_error::BodyError;
 pub use connect::{Connect, ConnectOptions, TcpConnect};
+pub use deadline_body::DeadlineBody;
 pub use endpoints::EndpointPicker;
 pub use forward::{Forwarder, ForwarderLimits, PreserveHeaderCase, ResponseBody, full_body};
 pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
