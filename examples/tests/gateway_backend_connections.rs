@@ -135,7 +135,7 @@ async fn backend_connections_carry_the_policy_keepalive() {
 /// A keep-alive HTTP/1.1 backend that numbers its connections and answers each request with
 /// `x-connection: N`; `/slow` after 2 s; `/stall` with 2 of 10 body bytes, then nothing.
 async fn numbering_backend() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -145,17 +145,7 @@ async fn numbering_backend() -> u16 {
             let number = accepted;
             tokio::spawn(async move {
                 let mut pending = Vec::new();
-                let mut buffer = [0u8; 4096];
-                loop {
-                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-                    pending.drain(..end + 4);
+                while let Some(head) = next_request_head(&mut stream, &mut pending).await {
                     if head.starts_with("GET /slow") {
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }

@@ -16,23 +16,14 @@ const BULK: usize = 96 * 1024;
 
 /// A keep-alive HTTP/1.1 backend answering every GET with a 96 KiB body.
 async fn bulk_backend() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut pending = Vec::new();
-                let mut buffer = [0u8; 4096];
-                loop {
-                    let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&buffer[..n]),
-                        }
-                        continue;
-                    };
-                    pending.drain(..end + 4);
+                while next_request_head(&mut stream, &mut pending).await.is_some() {
                     let head = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {BULK}\r\n\r\n"
                     );

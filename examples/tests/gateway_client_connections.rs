@@ -171,6 +171,21 @@ async fn request_heads_are_limited_in_size_and_time() {
     );
 }
 
+/// Sends `request` raw on a new connection to `port`: the answer's status line and how long
+/// it took to come.
+async fn status_line_of(port: u16, request: &[u8]) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
+        .await
+        .unwrap()
+        .unwrap();
+    (status, started.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_close_and_slow_requests_get_408() {
     let port = free_port();
@@ -198,19 +213,11 @@ async fn idle_connections_close_and_slow_requests_get_408() {
     );
 
     // A body that never arrives whole: 408 after 600 ms.
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream
-        .write_all(b"POST /upload HTTP/1.1\r\nhost: any\r\ncontent-length: 10\r\n\r\nabc")
-        .await
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
-        .await
-        .unwrap()
-        .unwrap();
-    let waited = started.elapsed();
+    let (status, waited) = status_line_of(
+        port,
+        b"POST /upload HTTP/1.1\r\nhost: any\r\ncontent-length: 10\r\n\r\nabc",
+    )
+    .await;
     assert!(status.starts_with("HTTP/1.1 408"), "{status:?}");
     assert!(
         waited >= Duration::from_millis(550) && waited < Duration::from_secs(4),
@@ -219,19 +226,11 @@ async fn idle_connections_close_and_slow_requests_get_408() {
 
     // A whole request whose answer is slower than the timeout: 504, as Envoy answers once the
     // request has arrived (EG's ClientTimeout expectation), after the same 600 ms.
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream
-        .write_all(b"GET /slow HTTP/1.1\r\nhost: any\r\nx-echo-delay-ms: 3000\r\n\r\n")
-        .await
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    tokio::time::timeout(Duration::from_secs(8), reader.read_line(&mut status))
-        .await
-        .unwrap()
-        .unwrap();
-    let waited = started.elapsed();
+    let (status, waited) = status_line_of(
+        port,
+        b"GET /slow HTTP/1.1\r\nhost: any\r\nx-echo-delay-ms: 3000\r\n\r\n",
+    )
+    .await;
     assert!(status.starts_with("HTTP/1.1 504"), "{status:?}");
     assert!(
         waited >= Duration::from_millis(550) && waited < Duration::from_millis(2500),

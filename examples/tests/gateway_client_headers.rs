@@ -146,43 +146,56 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
     assert_eq!(header(&response, "x-served-by"), None, "{response}");
 }
 
+/// A Gateway `name` with one HTTP listener on `port` (`listener`: more of its fields) and an
+/// HTTPRoute from it to port 80 of the Service `service`.
+fn gateway_to(name: &str, port: u16, listener: &str, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: http, port: {port}, protocol: HTTP{listener}}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n---\n"
+    )
+}
+
+/// A ClientTrafficPolicy on the Gateway `name` with `spec` (flow-style fields).
+fn client_policy(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: {name}}}]\n  {spec}\n---\n"
+    )
+}
+
+/// Sends `request` raw on a new connection to `port`; everything answered until the
+/// connection closes (at most 5 s).
+async fn raw_answer(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http10_is_refused_unless_the_policy_accepts_it() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (legacy, plain) = (free_port(), free_port());
     let echo_port = echo("echo-0").await;
     let dir = scratch("client-http10");
-    let gateway = |name: &str, port: u16| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
-             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
-             listeners: [{{name: http, port: {port}, protocol: HTTP, hostname: {name}.example}}]\n---\n\
-             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n"
-        )
-    };
-    let config = gateway("legacy", legacy)
-        + &gateway("plain", plain)
+    let config = gateway_to("legacy", legacy, ", hostname: legacy.example", "echo")
+        + &gateway_to("plain", plain, ", hostname: plain.example", "echo")
         + &service("echo", echo_port)
-        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: legacy}\nspec:\n  \
-           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: legacy}]\n  \
-           http1: {http10: {useDefaultHost: true}}\n---\n";
+        + &client_policy("legacy", "http1: {http10: {useDefaultHost: true}}");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
-    let raw = |port: u16, request: &'static [u8]| async move {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        stream.write_all(request).await.unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.read_to_end(&mut answer),
-        )
-        .await;
-        String::from_utf8_lossy(&answer).into_owned()
-    };
+    let raw = |port: u16, request: &'static [u8]| raw_answer(port, request);
 
     // Envoy's default: HTTP/1.0 is refused with 426; HTTP/1.1 is served.
     let (status, response) = curl(&[
@@ -243,42 +256,21 @@ async fn raw_head_backend() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn header_case_is_kept_both_ways_only_where_the_policy_asks() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (kept, plain) = (free_port(), free_port());
     let backend = raw_head_backend().await;
     let dir = scratch("client-header-case");
-    let gateway = |name: &str, port: u16| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
-             gatewayClassName: test\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
-             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: raw, port: 80}}]}}]\n---\n"
-        )
-    };
-    let config = gateway("kept", kept)
-        + &gateway("plain", plain)
+    let config = gateway_to("kept", kept, "", "raw")
+        + &gateway_to("plain", plain, "", "raw")
         + &service("raw", backend)
-        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: kept}\nspec:\n  \
-           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: kept}]\n  \
-           http1: {preserveHeaderCase: true}\n---\n";
+        + &client_policy("kept", "http1: {preserveHeaderCase: true}");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
-    let exchange = |port: u16| async move {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        stream
-            .write_all(b"GET /preserve HTTP/1.1\r\nHost: any\r\nSpEcIaL: Header\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.read_to_end(&mut answer),
+    let exchange = |port: u16| {
+        raw_answer(
+            port,
+            b"GET /preserve HTTP/1.1\r\nHost: any\r\nSpEcIaL: Header\r\nConnection: close\r\n\r\n",
         )
-        .await;
-        String::from_utf8_lossy(&answer).into_owned()
     };
 
     // EG's PreserveCase expectation: the backend sees the client's case, the client the
@@ -334,46 +326,25 @@ async fn trailing_backend() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http1_trailers_pass_only_where_the_policy_enables_them() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (trailing, plain) = (free_port(), free_port());
     let backend = trailing_backend().await;
     let dir = scratch("client-trailers");
-    let gateway = |name: &str, port: u16| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
-             gatewayClassName: test\n  listeners: [{{name: http, port: {port}, protocol: HTTP}}]\n---\n\
-             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
-             parentRefs: [{{name: {name}}}]\n  rules: [{{backendRefs: [{{name: raw, port: 80}}]}}]\n---\n"
-        )
-    };
-    let config = gateway("trailing", trailing)
-        + &gateway("plain", plain)
+    let config = gateway_to("trailing", trailing, "", "raw")
+        + &gateway_to("plain", plain, "", "raw")
         + &service("raw", backend)
-        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: trailing}\nspec:\n  \
-           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: trailing}]\n  \
-           http1: {enableTrailers: true}\n---\n";
+        + &client_policy("trailing", "http1: {enableTrailers: true}");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
     let exchange = |port: u16| async move {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        stream
-            .write_all(
-                b"POST /upload HTTP/1.1\r\nHost: any\r\nTE: trailers\r\nTrailer: x-client-trailer\r\n\
-                  Transfer-Encoding: chunked\r\n\
-                  Connection: close\r\n\r\n5\r\nhello\r\n0\r\nx-client-trailer: c\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.read_to_end(&mut answer),
+        raw_answer(
+            port,
+            b"POST /upload HTTP/1.1\r\nHost: any\r\nTE: trailers\r\nTrailer: x-client-trailer\r\n\
+              Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+              5\r\nhello\r\n0\r\nx-client-trailer: c\r\n\r\n",
         )
-        .await;
-        String::from_utf8_lossy(&answer).to_ascii_lowercase()
+        .await
+        .to_ascii_lowercase()
     };
 
     // Enabled: the client's trailer reaches the backend, the backend's the client.

@@ -243,3 +243,24 @@ impl Gateway {
         started.elapsed()
     }
 }
+
+/// The next request head on `stream` (its text, without the blank line), reading into and
+/// then out of `pending`; `None` once the stream ends or fails first. For raw test backends.
+pub async fn next_request_head(
+    stream: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..end + 4);
+            return Some(head);
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
