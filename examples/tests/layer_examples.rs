@@ -1,6 +1,7 @@
 //! The single-layer examples, run as a newcomer would: `axum_routing` (route selection, two
 //! filters and CORS in an axum app), `axum_traffic` (client IP detection, path normalisation,
-//! a local rate limit, a circuit breaker and fault injection in an axum app) and `hbone_http`
+//! a local rate limit, a circuit breaker, fault injection and a bandwidth limit in an axum
+//! app) and `hbone_http`
 //! (HTTP inside HBONE tunnels through the gateway's request path), driven with curl and
 //! `hbonecat connect`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -224,4 +225,34 @@ async fn axum_app_detects_clients_normalises_paths_limits_and_injects_faults() {
 
     let (status, _) = curl(&[&url("/teapot")]).await;
     assert_eq!(status, 418, "--abort-percent 100");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_app_paces_its_download_to_the_flag() {
+    let timed = |address: SocketAddr| async move {
+        let started = std::time::Instant::now();
+        let (status, response) = curl(&[&format!("http://{address}/download")]).await;
+        assert_eq!(status, 200);
+        assert!(response.ends_with(&"x".repeat(64)), "the whole body");
+        started.elapsed()
+    };
+    // 64 KiB at 16 KiB/s: one second's burst, then three more.
+    let (_slow, address) = start(
+        env!("CARGO_BIN_EXE_axum_traffic"),
+        &["--listen", "127.0.0.1:0", "--download-limit", "16384"],
+    )
+    .await;
+    let paced = timed(address).await;
+    assert!(
+        paced >= Duration::from_millis(2700) && paced < Duration::from_secs(8),
+        "{paced:?}"
+    );
+    // At 1 MiB/s the burst holds it all.
+    let (_fast, address) = start(
+        env!("CARGO_BIN_EXE_axum_traffic"),
+        &["--listen", "127.0.0.1:0", "--download-limit", "1048576"],
+    )
+    .await;
+    let quick = timed(address).await;
+    assert!(quick < Duration::from_millis(800), "{quick:?}");
 }

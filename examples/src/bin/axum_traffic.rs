@@ -10,12 +10,15 @@
 //! for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -H 'x-user: ann' http://127.0.0.1:8082/; done
 //!   200 200 200 200 200 429                           # 5 a minute per x-user
 //! curl -s http://127.0.0.1:8082/teapot                # 418 for 10 % of requests (--abort-percent)
+//! curl -s -o /dev/null -w '%{time_total}\n' http://127.0.0.1:8082/download
+//!   1.00…                                             # 64 KiB at 32 KiB/s (--download-limit)
 //! ```
 //!
 //! The layers, outermost first: `RespondLayer` (errors become answers), the peer as a
 //! `hbone::peer::Peer`, `ClientAddressLayer` (two trusted hops), `PathNormalizationLayer`
 //! (Envoy Gateway's defaults), `LocalRateLimitLayer` (5 a minute per `x-user`),
-//! `CircuitBreakerLayer` (64 requests in flight), `FaultInjectionLayer` (aborts a share).
+//! `CircuitBreakerLayer` (64 requests in flight), `FaultInjectionLayer` (aborts a share),
+//! and on `/download` `BandwidthLimitLayer` (its 64 KiB answer paced to a rate).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use clap::Parser;
+use mesh_policy::traffic::bandwidth::{BandwidthLimit, BandwidthLimitLayer, ThrottledBody};
 use mesh_policy::traffic::client_ip::{ClientAddress, ClientIpDetection, XffTrust};
 use mesh_policy::traffic::fault::Abort;
 use mesh_policy::traffic::rate_limit::RateLimitRule;
@@ -51,6 +55,9 @@ struct Args {
     /// Percentage of requests to `/teapot` aborted with 418.
     #[arg(long, default_value_t = 10.0)]
     abort_percent: f64,
+    /// Bytes per second at which `/download` sends its 64 KiB.
+    #[arg(long, default_value_t = 32 * 1024)]
+    download_limit: u64,
 }
 
 #[tokio::main]
@@ -110,8 +117,25 @@ async fn run(args: Args) -> Result<(), String> {
             .layer(FaultInjectionLayer::new("teapot", teapot))
             .map_err(|never: Infallible| -> RouteError { match never {} }),
     );
+    if args.download_limit == 0 {
+        return Err("--download-limit must be at least 1 byte per second".into());
+    }
+    let paced = BandwidthLimit {
+        request: None,
+        response: Some(args.download_limit),
+        trailer_prefix: None,
+    };
+    let download_route = axum::routing::get(download).layer(
+        ServiceBuilder::new()
+            .layer(BandwidthLimitLayer::new(&paced))
+            // The handler takes axum's own body type again.
+            .map_request(|request: http::Request<ThrottledBody<axum::body::Body>>| {
+                request.map(axum::body::Body::new)
+            }),
+    );
     let app = axum::Router::new()
         .route("/teapot", teapot_route)
+        .route("/download", download_route)
         .fallback(answer)
         .layer(
             ServiceBuilder::new()
@@ -153,6 +177,11 @@ async fn run(args: Args) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// 64 KiB of `x`.
+async fn download() -> Response {
+    vec![b'x'; 64 * 1024].into_response()
 }
 
 /// The detected client address and the (normalised) path.

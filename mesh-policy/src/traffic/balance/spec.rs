@@ -378,7 +378,31 @@ mod tests {
         }
         assert!(compile("type: RoundRobin\nbogus: 1").is_err());
         let spec: LoadBalancerSpec =
-            serde_yaml_ng::from_str("type: RoundRobin\nslowStart: {window: 5s}").unwrap();
-        assert_eq!(spec.unsupported(), vec!["spec.loadBalancer.slowStart"]);
+            serde_yaml_ng::from_str("type: RoundRobin\nzoneAware: {preferLocal: {}}").unwrap();
+        assert_eq!(spec.unsupported(), vec!["spec.loadBalancer.zoneAware"]);
+        // slowStart: a positive window, with round robin or least request only.
+        let slow = |yaml: &str| {
+            serde_yaml_ng::from_str::<LoadBalancerSpec>(yaml)
+                .unwrap()
+                .slow_start()
+        };
+        assert_eq!(
+            slow("type: RoundRobin\nslowStart: {window: 5s}").unwrap(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(slow("type: Random\nslowStart: {window: 5s}").is_err());
+        assert!(slow("type: LeastRequest\nslowStart: {window: 0s}").is_err());
+        // endpointOverride: 1 to 10 header sources.
+        let overrides = |yaml: &str| {
+            serde_yaml_ng::from_str::<LoadBalancerSpec>(yaml)
+                .unwrap()
+                .endpoint_override()
+        };
+        assert_eq!(
+            overrides("type: Random\nendpointOverride: {extractFrom: [{header: X-Host}]}").unwrap(),
+            vec![HeaderName::from_static("x-host")]
+        );
+        assert!(overrides("type: Random\nendpointOverride: {extractFrom: []}").is_err());
+        assert!(overrides("type: Random\nendpointOverride: {extractFrom: [{}]}").is_err());
     }
 }
