@@ -2,7 +2,9 @@
 //! listener per setting — a TLS 1.3 floor; a TLS 1.2 ceiling with one cipher suite and ALPN
 //! `http/1.1` only; client certificates required and chained to a CA from a ConfigMap, with a
 //! URI SAN pin; verified if given, from a Secret, with a public-key pin; a certificate-hash pin
-//! no certificate matches; and `RequireAny` without CAs.
+//! no certificate matches; and `RequireAny` without CAs. And `session.resumption`: none by
+//! default under a policy, stateful (a ticket naming the session the listener keeps) or
+//! stateless (a ticket carrying the sealed session), as `openssl s_client` resumes them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -318,4 +320,109 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// Connects to `port` with `openssl s_client` over TLS 1.3, offering the session saved in
+/// `session` when it exists and saving the new one there: whether the handshake resumed.
+fn openssl_resumes(port: u16, session: &std::path::Path) -> bool {
+    let offer = if session.exists() {
+        format!("-sess_in '{}'", session.display())
+    } else {
+        String::new()
+    };
+    // A whole HTTP exchange, read to the close, so the server's tickets arrive before the
+    // session is saved.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'GET / HTTP/1.1\\r\\nHost: gw.example\\r\\nConnection: close\\r\\n\\r\\n' | \
+             timeout 10 openssl s_client -connect 127.0.0.1:{port} -servername gw.example -tls1_3 \
+             -ign_eof {offer} -sess_out '{}' 2>&1",
+            session.display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("TLSv1.3"), "{text}");
+    text.contains("Reused, TLSv1.3")
+}
+
+/// The length of the session ticket saved in `session`, by `openssl sess_id` (0: none).
+fn ticket_length(session: &std::path::Path) -> usize {
+    let output = std::process::Command::new("openssl")
+        .args(["sess_id", "-noout", "-text", "-in"])
+        .arg(session)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let Some((_, dump)) = text.split_once("TLS session ticket:") else {
+        return 0;
+    };
+    dump.lines()
+        .skip(1)
+        .take_while(|line| line.contains(" - "))
+        .filter_map(|line| line.split_once(" - ").map(|(_, bytes)| bytes))
+        .map(|bytes| {
+            let hex = bytes
+                .split("   ")
+                .next()
+                .unwrap_or_default()
+                .replace('-', " ");
+            hex.split_whitespace()
+                .filter(|t| t.len() == 2 && t.chars().all(|c| c.is_ascii_hexdigit()))
+                .count()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_resume_only_as_the_policy_says() {
+    let names = ["none", "stateful", "stateless"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let dir = scratch("client-tls-sessions");
+    let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
+    let backend = echo("echo-0").await;
+    let listeners: String = names
+        .iter()
+        .zip(&ports)
+        .map(|(name, port)| listener(name, *port))
+        .collect();
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
+         {}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
+        tls_secret("gw-cert", &server),
+        service("echo", backend),
+        [
+            policy("none", "{minVersion: '1.2'}"),
+            policy("stateful", "{session: {resumption: {stateful: {}}}}"),
+            policy("stateless", "{session: {resumption: {stateless: {}}}}"),
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+
+    let session = |name: &str| dir.join(format!("{name}.session"));
+    for (name, port) in names.iter().zip(&ports) {
+        assert!(
+            !openssl_resumes(*port, &session(name)),
+            "{name}: a first handshake"
+        );
+    }
+    // Envoy Gateway's default under a policy: no resumption at all.
+    assert!(!openssl_resumes(ports[0], &session("none")));
+    assert_eq!(ticket_length(&session("none")), 0);
+    // Stateful: the ticket is only an id for the session the listener remembers.
+    assert!(openssl_resumes(ports[1], &session("stateful")));
+    let id = ticket_length(&session("stateful"));
+    assert!((1..=32).contains(&id), "{id}");
+    // Stateless: the ticket carries the sealed session itself.
+    assert!(openssl_resumes(ports[2], &session("stateless")));
+    let sealed = ticket_length(&session("stateless"));
+    assert!(sealed > 64, "{sealed}");
 }

@@ -2,8 +2,8 @@
 //! rules into plain data a TLS stack applies: the versions (this data plane speaks TLS 1.2
 //! and 1.3; a `minVersion` below 1.2 serves from 1.2, a `maxVersion` below 1.2 is refused),
 //! the TLS 1.2 cipher suites by OpenSSL or IANA name (Envoy's `[a|b]` groups flattened in
-//! order), the key-exchange groups, ALPN, stateful session resumption (off unless asked for,
-//! as in Envoy Gateway; tickets are not offered yet), and client certificate
+//! order), the key-exchange groups, ALPN, session resumption (stateful session ids or
+//! stateless tickets; off unless asked for, as in Envoy Gateway), and client certificate
 //! validation: the mode, the CA bundles (`ca.crt` of Secrets or ConfigMaps), CRLs (`ca.crl`),
 //! and the pins — SHA-256 of the certificate or of its public key, subject alternative names —
 //! that [`CertificatePins::admit`] checks against a presented certificate's facts.
@@ -408,6 +408,8 @@ pub struct ClientTls {
     pub alpn: Option<Vec<String>>,
     /// Session ids remembered.
     pub stateful_resumption: bool,
+    /// Session tickets issued (the session's state encrypted into the ticket).
+    pub stateless_resumption: bool,
     /// Client certificates.
     pub client_validation: Option<ClientCertValidation>,
 }
@@ -478,9 +480,6 @@ impl ClientTlsSpec {
             })
             .transpose()?;
         let resumption = self.session.as_ref().and_then(|s| s.resumption.as_ref());
-        if resumption.is_some_and(|r| r.stateless.is_some()) {
-            return Err("session.resumption.stateless: not enforced by this data plane yet".into());
-        }
         Ok(ClientTls {
             min_version,
             max_version,
@@ -488,6 +487,7 @@ impl ClientTlsSpec {
             kx_groups,
             alpn,
             stateful_resumption: resumption.is_some_and(|r| r.stateful.is_some()),
+            stateless_resumption: resumption.is_some_and(|r| r.stateless.is_some()),
             client_validation: self
                 .client_validation
                 .as_ref()

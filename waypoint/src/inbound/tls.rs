@@ -174,12 +174,17 @@ fn listener_config(
         None => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     };
     if let Some(tls) = &policy {
-        // Envoy Gateway's default: no resumption unless the policy asks for it.
+        // Envoy Gateway's default: no resumption unless the policy asks for it (stateful:
+        // session ids the listener remembers; stateless: tickets carrying the session).
         config.session_storage = if tls.stateful_resumption {
             ServerSessionMemoryCache::new(SESSION_CACHE_SIZE)
         } else {
             Arc::new(NoServerSessionStorage {})
         };
+        if tls.stateless_resumption {
+            // Tickets sealed with ChaCha20-Poly1305 under keys rotated every 6 hours.
+            config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        }
     }
     Ok(Arc::new(config))
 }
