@@ -10,7 +10,9 @@
 //! (a stalled response body is cut), `timeout.http.maxStreamDuration` (a late answer is 504,
 //! a body still coming is cut); and `http2`: the flow-control windows the gateway's
 //! client announces to an h2c backend, as the independent python `h2` server reads them
-//! (which also checks that `:authority` is the client's host, with no Host against it).
+//! (which also checks that `:authority` is the client's host, with no Host against it); and a
+//! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
+//! `timeout.tcp.connectTimeout`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -352,6 +354,101 @@ async fn max_stream_duration_bounds_the_answer_and_its_body() {
     assert!(response.ends_with("ab"), "{response}");
     assert!(
         waited >= Duration::from_millis(550) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+/// A TCP backend that answers every connection with `got: ` and the first line it read.
+async fn first_line_backend() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).await.is_ok() {
+                    let _ = reader
+                        .get_mut()
+                        .write_all(format!("got: {line}").as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A Gateway `name` with one TCP listener on `port`, and a TCPRoute `name` from it to the
+/// Service `service`.
+fn tcp_gateway(name: &str, port: u16, service: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: tcp, port: {port}, protocol: TCP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {{name: {name}}}\n\
+         spec: {{parentRefs: [{{name: {name}}}], rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]}}\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_routes_take_their_policy_connection_settings() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (proxied, plain, stuck) = (free_port(), free_port(), free_port());
+    let lines = first_line_backend().await;
+    let (full, _queued, _listener) = full_backend().await;
+    let dir = scratch("backend-tcp-route");
+    let policy = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: TCPRoute, name: {name}}}]\n  {spec}\n---\n"
+        )
+    };
+    let config = tcp_gateway("proxied", proxied, "lines")
+        + &tcp_gateway("plain", plain, "lines")
+        + &tcp_gateway("stuck", stuck, "full")
+        + &service("lines", lines)
+        + &service("full", full)
+        + &policy("proxied", "proxyProtocol: {version: V1}")
+        + &policy("stuck", "timeout: {tcp: {connectTimeout: 300ms}}");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+    let first_line = |port: u16| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        stream.write_all(b"hello\n").await.unwrap();
+        let mut answer = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await;
+        (answer, local)
+    };
+
+    // proxyProtocol V1: the backend's first line is the PROXY header naming the client and
+    // the listener's address.
+    let (answer, client) = first_line(proxied).await;
+    assert_eq!(
+        answer,
+        format!(
+            "got: PROXY TCP4 127.0.0.1 127.0.0.1 {} {proxied}\r\n",
+            client.port()
+        )
+    );
+    // Without the policy, the client's own bytes come first.
+    let (answer, _) = first_line(plain).await;
+    assert_eq!(answer, "got: hello\n");
+
+    // connectTimeout: a backend that cannot be connected to gives up after 300 ms (the relay's
+    // own limit is 10 s): the client's connection is closed.
+    let started = Instant::now();
+    let (answer, _) = first_line(stuck).await;
+    let waited = started.elapsed();
+    assert_eq!(answer, "");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
 }

@@ -129,6 +129,12 @@ fn ancestors(target: &PolicyTargetReference, namespace: &str, config: &Config) -
             .find(|r| named(&r.metadata))
             .map(|r| parents(&r.spec.parent_refs))
             .unwrap_or_default(),
+        "TCPRoute" => config
+            .tcp_routes
+            .iter()
+            .find(|r| named(&r.metadata))
+            .map(|r| parents(&r.spec.parent_refs))
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }

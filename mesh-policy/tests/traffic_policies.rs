@@ -737,3 +737,59 @@ fn connection_reuse_limits_compile_into_the_upstream_connection() {
         assert!(error.contains(field), "{yaml}: {error}");
     }
 }
+
+#[test]
+fn a_tcp_route_takes_its_backend_policy_with_the_gateway_as_ancestor() {
+    let policies = build(
+        r#"
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: db}
+spec:
+  parentRefs: [{name: gw, sectionName: admin}]
+  rules: [{backendRefs: [{name: db, port: 5432}]}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: db-connect}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: TCPRoute, name: db}]
+  timeout: {tcp: {connectTimeout: 300ms}}
+"#,
+    );
+    let key = ObjectKey::new("default", "db");
+    let target = RuleTarget {
+        kind: "TCPRoute",
+        route: &key,
+        index: 0,
+        name: None,
+        mesh: false,
+        backends: &routing::backends::WeightedBackends::new(Vec::new()),
+    };
+    let mut slot = PolicySlot::default();
+    policies.rule(&target, &mut slot);
+    let attached = slot
+        .get::<AttachedBackendTraffic>()
+        .expect("the TCPRoute's rule carries its policy");
+    let gateway = ObjectKey::new("default", "gw");
+    let traffic = attached.for_listener(Some((&gateway, "admin"))).unwrap();
+    assert_eq!(traffic.policy.policy.name, "db-connect");
+    assert_eq!(
+        traffic.policy.upstream.connect_timeout,
+        Some(std::time::Duration::from_millis(300))
+    );
+    let statuses = policies.statuses();
+    let accepted = conditions(status(&statuses, "db-connect"));
+    assert!(
+        accepted
+            .iter()
+            .any(|(on, reason, _)| on.starts_with("default/gw") && *reason == "Accepted"),
+        "{accepted:?}"
+    );
+    assert_eq!(
+        rule_policy(&policies, "db", 0, None),
+        None,
+        "an HTTPRoute of the same name does not take it"
+    );
+}

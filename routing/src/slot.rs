@@ -47,6 +47,11 @@ impl PolicySlot {
         self.0.insert(value)
     }
 
+    /// Attaches every value of `other` (replacing values of the same types).
+    pub fn extend(&mut self, other: PolicySlot) {
+        self.0.extend(other.0);
+    }
+
     /// Whether nothing is attached.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -82,7 +87,8 @@ pub struct ListenerTarget<'a> {
 /// A route rule being compiled.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleTarget<'a> {
-    /// `HTTPRoute` or `GRPCRoute`.
+    /// `HTTPRoute`, `GRPCRoute`, or an L4 route kind (`TCPRoute`, `UDPRoute`, `TLSRoute`):
+    /// an L4 rule's slot is merged into each of its backends' slots.
     pub kind: &'static str,
     /// The route.
     pub route: &'a ObjectKey,

@@ -5,9 +5,10 @@
 //!   Envoy Gateway, a listener-scoped policy on an HTTP listener sharing its port with another
 //!   HTTP listener is refused: one connection manager serves them all.
 //! - A BackendTrafficPolicy targets a Gateway (or listener), an HTTPRoute or GRPCRoute (or one
-//!   rule by name). The most specific replaces the rest as a whole — rule > route > listener >
-//!   Gateway — unless the route's policy has a `mergeType`: then it is merged (a JSON merge of
-//!   the specs) into its Gateway's policy. Every route rule gets its own rate-limit buckets
+//!   rule by name), or a TCPRoute (whose relayed connections take its connection settings).
+//!   The most specific replaces the rest as a whole — rule > route > listener > Gateway —
+//!   unless the route's policy has a `mergeType`: then it is merged (a JSON merge of the
+//!   specs) into its Gateway's policy. Every route rule gets its own rate-limit buckets
 //!   and circuit breaker (rules marked `shared` share the policy's buckets).
 //! - Between two policies on the same target the older (then the first by namespace/name)
 //!   wins; the other is `Conflicted`.
@@ -144,6 +145,9 @@ impl TrafficPolicies {
         }
         for route in &config.grpc_routes {
             policies.add_parents("GRPCRoute", &route.metadata, &route.spec.parent_refs);
+        }
+        for route in &config.tcp_routes {
+            policies.add_parents("TCPRoute", &route.metadata, &route.spec.parent_refs);
         }
         let mut records = Vec::new();
         for object in oldest_first(config, "ClientTrafficPolicy") {
@@ -289,7 +293,7 @@ impl TrafficPolicies {
                         insert_first(&mut self.gateways, (object, section), &entry)
                     }
                 }
-                (true, "HTTPRoute" | "GRPCRoute") => insert_first(
+                (true, "HTTPRoute" | "GRPCRoute" | "TCPRoute") => insert_first(
                     &mut self.routes,
                     (target.kind.clone(), object, section),
                     &entry,
@@ -360,7 +364,7 @@ impl TrafficPolicies {
                         }
                     }
                 }
-                ("BackendTrafficPolicy", kind @ ("HTTPRoute" | "GRPCRoute"), _) => {
+                ("BackendTrafficPolicy", kind @ ("HTTPRoute" | "GRPCRoute" | "TCPRoute"), _) => {
                     let route = ObjectKey::new(record.key.namespace.clone(), target.name.clone());
                     let merges = self
                         .routes

@@ -9,9 +9,11 @@ use super::references;
 use super::status::{Condition, ObjectStatus, ParentStatus};
 use super::{created_order, http_table, parent_name, route_order_key};
 use crate::backends::{WeightedBackend, WeightedBackends};
+use crate::compiled::Backend;
 use crate::compiled::{HttpRule, L4Backends, ListenerProtocol, ListenerRoutes};
 use crate::http_route::Candidate;
-use crate::model::{Config, GATEWAY_GROUP, L4Route};
+use crate::model::{Config, GATEWAY_GROUP, L4Route, ObjectKey};
+use crate::slot::{PolicyCompiler, PolicySlot, RuleTarget};
 
 /// An L4 route attached to one listener.
 pub(crate) struct L4Attached {
@@ -23,12 +25,14 @@ pub(crate) struct L4Attached {
 }
 
 /// Attaches the routes of one L4 kind; `on_attach(gateway, listener, route)` receives each
-/// attachment. Returns the routes' statuses.
+/// attachment. `policies` fill the route's rule slot, which every backend of the rule then
+/// carries (an L4 listener has no rule of its own to hold it). Returns the routes' statuses.
 pub(crate) fn attach_routes(
     config: &Config,
     served: &[ServedGateway<'_>],
     kind: &'static str,
     routes: &[L4Route],
+    policies: Option<&dyn PolicyCompiler>,
     on_attach: &mut dyn FnMut(usize, usize, L4Attached),
 ) -> Vec<ObjectStatus> {
     let mut sorted: Vec<&L4Route> = routes.iter().collect();
@@ -65,7 +69,11 @@ pub(crate) fn attach_routes(
                     }
                 })
                 .collect();
-            Arc::new(WeightedBackends::new(list))
+            let mut backends = WeightedBackends::new(list);
+            if let Some(policies) = policies {
+                fill_rule_slot(policies, kind, &key, None, &mut backends);
+            }
+            Arc::new(backends)
         });
         for parent in &route.spec.parent_refs {
             let Some((attachments, accepted)) = attach(
@@ -114,6 +122,32 @@ pub(crate) fn attach_routes(
         statuses.push(status);
     }
     statuses
+}
+
+/// Lets `policies` fill the slot of an L4 route's one rule, then gives each backend a copy.
+fn fill_rule_slot(
+    policies: &dyn PolicyCompiler,
+    kind: &'static str,
+    route: &ObjectKey,
+    name: Option<&str>,
+    backends: &mut WeightedBackends<Arc<Backend>>,
+) {
+    let mut slot = PolicySlot::default();
+    policies.rule(
+        &RuleTarget {
+            kind,
+            route,
+            index: 0,
+            name,
+            mesh: false,
+            backends,
+        },
+        &mut slot,
+    );
+    if slot.is_empty() {
+        return;
+    }
+    backends.for_each_ready_mut(|backend| Arc::make_mut(backend).policy.extend(slot.clone()));
 }
 
 /// What a listener of `protocol` routes, from what attached to it.

@@ -248,6 +248,7 @@ pub fn resolve(config: &Config, options: &ResolveOptions) -> Resolution {
             &served,
             kind,
             routes,
+            options.policies.as_deref(),
             &mut |g, l, attached| {
                 let build = &mut builds[g][l];
                 build.attached_routes += 1;

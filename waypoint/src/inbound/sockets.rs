@@ -396,8 +396,10 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
             let endpoints = context.forwarder.endpoints();
             let connector = context.forwarder.connector();
             let idle = state.admission.tcp_idle_timeout;
+            let local = stream.local_addr().ok();
             tcp(
                 stream,
+                Peer::tcp(client, local),
                 Arc::clone(&state.listeners),
                 endpoints,
                 connector,

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hbone::peer::Peer;
+use mesh_policy::traffic::AttachedBackendTraffic;
 use routing::backends::BackendChoice;
 use routing::compiled::{Backend, L4Backends, ListenerRoutes};
 use routing::resolve::hostname_covers;
@@ -17,7 +19,7 @@ use super::client_hello::{ClientHelloError, MAX_CLIENT_HELLO_BYTES, server_name}
 use super::prefixed::PrefixedStream;
 use super::stream_idle::StreamActivity;
 use super::tls::Terminators;
-use crate::outbound::{Connect, EndpointPicker};
+use crate::outbound::{Connect, ConnectOptions, EndpointPicker, proxy_preface};
 
 /// How long a client may take to send its ClientHello, and a backend to accept.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,24 +72,48 @@ pub(crate) async fn passthrough<C: Connect>(
     }
 }
 
-/// Serves one TCP connection of a TCP listener.
+/// Serves one TCP connection of a TCP listener, from `peer` (its address, or the one a PROXY
+/// header gave). The chosen backend's BackendTrafficPolicy, if its TCPRoute has one, sets how
+/// its endpoint is connected: the connect timeout, TCP keepalive, and a PROXY header naming
+/// the client first.
 pub(crate) async fn tcp<C: Connect>(
     client: TcpStream,
+    peer: Peer,
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
     connector: &C,
     idle: Option<Duration>,
 ) {
-    let backends = listeners
-        .listeners()
-        .first()
-        .and_then(|listener| match &listener.routes {
-            ListenerRoutes::Stream(Some(backends)) => Some(Arc::clone(backends)),
-            _ => None,
-        });
-    if let Some(backends) = backends {
-        forward(client, &backends, &[], endpoints, connector, idle).await;
-    }
+    let Some(listener) = listeners.listeners().first() else {
+        return;
+    };
+    let ListenerRoutes::Stream(Some(backends)) = &listener.routes else {
+        return;
+    };
+    let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
+        return;
+    };
+    let upstream = backend
+        .policy
+        .get::<AttachedBackendTraffic>()
+        .and_then(|attached| attached.for_listener(Some((&listener.gateway, &listener.name))))
+        .and_then(|traffic| traffic.policy.upstream_connection())
+        .unwrap_or_default();
+    let preface = match upstream.proxy_protocol {
+        None => Vec::new(),
+        Some(version) => match proxy_preface(version, Some(&peer)) {
+            Ok(preface) => preface,
+            Err(_) => return,
+        },
+    };
+    let options = ConnectOptions {
+        timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
+        keepalive: upstream.keepalive,
+    };
+    let Some(upstream) = connect_with(backend, endpoints, connector, options).await else {
+        return;
+    };
+    relay(client, upstream, &preface, idle).await;
 }
 
 /// Reads until the ClientHello's server name is known.
@@ -125,10 +151,24 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return;
     };
-    let Some(mut upstream) = connect(backend, endpoints, connector).await else {
+    let options = ConnectOptions {
+        timeout: Some(SETUP_TIMEOUT),
+        keepalive: None,
+    };
+    let Some(upstream) = connect_with(backend, endpoints, connector, options).await else {
         return;
     };
-    if upstream.write_all(already_read).await.is_err() {
+    relay(client, upstream, already_read, idle).await;
+}
+
+/// Sends `first` upstream, then copies both ways until both sides close, or nothing has
+/// moved either way for `idle`.
+async fn relay<S, U>(client: S, mut upstream: U, first: &[u8], idle: Option<Duration>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    if upstream.write_all(first).await.is_err() {
         return;
     }
     let activity = StreamActivity::new();
@@ -140,16 +180,16 @@ async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
     }
 }
 
-async fn connect<C: Connect>(
+/// A connection to one of `backend`'s endpoints, each tried once from the one whose turn it
+/// is, with `options` (each attempt within its timeout).
+async fn connect_with<C: Connect>(
     backend: &Backend,
     endpoints: &EndpointPicker,
     connector: &C,
+    options: ConnectOptions,
 ) -> Option<C::Io> {
-    // Try each endpoint once, starting from the one whose turn it is.
     for endpoint in endpoints.in_turn(backend) {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(SETUP_TIMEOUT, connector.connect(endpoint.address)).await
-        {
+        if let Ok(stream) = connector.connect_with(endpoint.address, options).await {
             return Some(stream);
         }
     }

@@ -343,7 +343,7 @@ impl<C: Connect> Forwarder<C> {
 
 /// The PROXY header naming `peer` — the client and the address it connected to — in
 /// `version` (without a peer, or with mixed address families: `UNKNOWN` / `UNSPEC`).
-fn proxy_preface(
+pub(crate) fn proxy_preface(
     version: UpstreamProxyProtocol,
     peer: Option<&Peer>,
 ) -> Result<Vec<u8>, UpstreamError> {

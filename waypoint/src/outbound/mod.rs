@@ -21,6 +21,7 @@ pub use body_error::BodyError;
 pub use connect::{Connect, ConnectOptions, TcpConnect};
 pub use deadline_body::DeadlineBody;
 pub use endpoints::EndpointPicker;
+pub(crate) use forward::proxy_preface;
 pub use forward::{Forwarder, ForwarderLimits, PreserveHeaderCase, ResponseBody, full_body};
 pub use hbone_connect::{EndpointIdentities, HBONE_PORT, HboneConnect};
 pub use health_probe::EndpointProber;
