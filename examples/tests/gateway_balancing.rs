@@ -4,7 +4,8 @@
 //! parameter or a generated session cookie — keeps each key on one pod while spreading keys;
 //! an `endpointOverride` header pins a request to the pod it names, unless that pod is not
 //! the Service's or not healthy; with `slowStart`, a pod added by a reload gets a small share
-//! at first and a full one once the window has passed.
+//! at first and a full one once the window has passed. Active checks — HTTP, and gRPC
+//! against grpcio health servers — take a pod out and bring it back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -469,6 +470,101 @@ async fn active_checks_take_endpoints_out_and_the_panic_threshold_brings_them_ba
         async move { counts(&pods_answering(&strict, &url, 8).await).len() == 4 }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
+    let port = free_port();
+    let (pods, _states) = controlled_pods().await;
+    let dir = scratch("balancing-grpc-health");
+    let control = dir.join("health");
+    let hosts: Vec<String> = (1..=PODS)
+        .map(|pod| format!("127.0.0.{}", 10 + pod))
+        .collect();
+    let (_servers, health_port) = loop {
+        let health_port = free_port();
+        let mut command = Command::new("python3");
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/grpc_health_server.py"
+            ))
+            .arg(&control)
+            .arg(health_port.to_string())
+            .args(&hosts);
+        let (servers, line) = spawn_peer(command, "the python grpcio health servers").await;
+        if line.trim() == "ready" {
+            break (servers, health_port);
+        }
+    };
+    // A threshold of 100 failures 100 ms apart would take 10 s: an answer saying NOT_SERVING
+    // (or a gRPC error) must take the pod out at once instead.
+    let active = format!(
+        "active: {{type: GRPC, interval: 100ms, timeout: 500ms, unhealthyThreshold: 100, healthyThreshold: 1, \
+         grpc: {{service: pods}}, overrides: {{port: {health_port}}}}}"
+    );
+    let config = gateway_yaml(port)
+        + &pods_service(pods)
+        + &route_policy(
+            "checked",
+            &format!(
+                "loadBalancer: {{type: RoundRobin}}\n  healthCheck:\n    panicThreshold: 0\n    {active}"
+            ),
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let checked = ["-H", "host: checked.example"];
+    assert_eq!(counts(&pods_answering(&checked, &url, 8).await).len(), 4);
+
+    let out_within = |what: &'static str, pod: &'static str| {
+        let url = url.clone();
+        async move {
+            let started = std::time::Instant::now();
+            wait_until(what, || {
+                let url = url.clone();
+                async move {
+                    let answered = pods_answering(&checked, &url, 8).await;
+                    !answered.iter().any(|answer| answer == pod)
+                }
+            })
+            .await;
+            started.elapsed()
+        }
+    };
+    // Replaced whole, so that the servers never read a half-written file.
+    let tell = |lines: &str| {
+        let next = dir.join("health.next");
+        std::fs::write(&next, lines).unwrap();
+        std::fs::rename(&next, &control).unwrap();
+    };
+    tell("127.0.0.13 NOT_SERVING\n");
+    let took = out_within("pod-3 is out", "pod-3").await;
+    assert!(took < Duration::from_secs(5), "NOT_SERVING took {took:?}");
+    let split = counts(&pods_answering(&checked, &url, 30).await);
+    assert_eq!(split.len(), 3, "{split:?}");
+    tell("127.0.0.13 NOT_SERVING\n127.0.0.12 UNAVAILABLE\n");
+    let took = out_within("pod-2 is out", "pod-2").await;
+    assert!(took < Duration::from_secs(5), "UNAVAILABLE took {took:?}");
+    tell("");
+    let url_ = url.clone();
+    wait_until("every pod is back", || {
+        let url = url_.clone();
+        async move { counts(&pods_answering(&checked, &url, 8).await).len() == 4 }
+    })
+    .await;
+    let calls = std::fs::read_to_string(dir.join("health.calls")).unwrap();
+    for host in &hosts {
+        assert!(
+            calls.lines().any(|line| line == format!("{host} pods")),
+            "{host} was asked about the service pods at the override port: {calls}"
+        );
+    }
+    assert!(
+        !calls.lines().any(|line| !line.ends_with(" pods")),
+        "only the service named is asked about: {calls}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,19 +3,23 @@
 //! waypoint probes through HBONE as it forwards. HTTP probes are one HTTP/1.1 request
 //! (`User-Agent: Envoy/HC`, `Connection: close`) whose status must be expected and whose
 //! first 1 024 body bytes must contain the expected payload; TCP probes connect, send the
-//! payload and read (at most 64 KiB) until the expected answer is found.
+//! payload and read (at most 64 KiB) until the expected answer is found; gRPC probes make one
+//! `grpc.health.v1.Health/Check` call over HTTP/2 and must hear `SERVING`. What counts as no
+//! answer and what as an unhealthy answer is [`ProbeOutcome`]'s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, USER_AGENT};
-use http::{Request, Uri};
+use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_policy::traffic::balance::active::{
-    ActiveCheck, HttpProbe, Probe, ProbeEndpoints, ProbeFuture, RESPONSE_BUFFER_SIZE, TcpProbe,
+    ActiveCheck, GrpcProbe, HttpProbe, Probe, ProbeEndpoints, ProbeFuture, ProbeOutcome,
+    RESPONSE_BUFFER_SIZE, TcpProbe,
 };
+use mesh_policy::traffic::balance::grpc_health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::Connect;
@@ -48,24 +52,25 @@ impl<C: Connect> ProbeEndpoints for EndpointProber<C> {
         let connector = self.connector.clone();
         Box::pin(async move {
             let Ok(io) = connector.connect(address).await else {
-                return false;
+                return ProbeOutcome::Failed;
             };
             match &check.probe {
                 Probe::Http(http) => probe_http(io, address, http).await,
                 Probe::Tcp(tcp) => probe_tcp(io, tcp).await,
+                Probe::Grpc(grpc) => probe_grpc(io, address, grpc).await,
             }
         })
     }
 }
 
-async fn probe_http<IO>(io: IO, address: SocketAddr, probe: &HttpProbe) -> bool
+async fn probe_http<IO>(io: IO, address: SocketAddr, probe: &HttpProbe) -> ProbeOutcome
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Ok((mut sender, connection)) =
         hyper::client::conn::http1::handshake(TokioIo::new(io)).await
     else {
-        return false;
+        return ProbeOutcome::Failed;
     };
     tokio::spawn(async move {
         let _ = connection.await;
@@ -75,74 +80,143 @@ where
         .clone()
         .unwrap_or_else(|| address.to_string());
     let Ok(uri) = probe.path.parse::<Uri>() else {
-        return false;
+        return ProbeOutcome::Unhealthy;
     };
     let body = Full::new(Bytes::from(probe.request_body.clone().unwrap_or_default()));
     let mut request = Request::new(body);
     *request.method_mut() = probe.method.clone();
     *request.uri_mut() = uri;
     let Ok(host) = HeaderValue::try_from(host) else {
-        return false;
+        return ProbeOutcome::Unhealthy;
     };
     let headers = request.headers_mut();
     headers.insert(HOST, host);
     headers.insert(USER_AGENT, HeaderValue::from_static("Envoy/HC"));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     let Ok(response) = sender.send_request(request).await else {
-        return false;
+        return ProbeOutcome::Failed;
     };
-    if !probe
-        .expected_statuses
-        .contains(&response.status().as_u16())
-    {
-        return false;
+    let status = response.status().as_u16();
+    if !probe.expected_statuses.contains(&status) {
+        return if probe.retriable_statuses.contains(&status) {
+            ProbeOutcome::Failed
+        } else {
+            ProbeOutcome::Unhealthy
+        };
     }
     let Some(expected) = &probe.expected_body else {
-        return true;
+        return ProbeOutcome::Passed;
     };
-    let mut body = response.into_body();
+    let Ok((seen, _)) = read_body(response.into_body(), RESPONSE_BUFFER_SIZE).await else {
+        return ProbeOutcome::Failed;
+    };
+    if contains(&seen, expected) {
+        ProbeOutcome::Passed
+    } else {
+        ProbeOutcome::Unhealthy
+    }
+}
+
+/// One `grpc.health.v1.Health/Check` call over HTTP/2 with prior knowledge.
+async fn probe_grpc<IO>(io: IO, address: SocketAddr, probe: &GrpcProbe) -> ProbeOutcome
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await
+    else {
+        return ProbeOutcome::Failed;
+    };
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(address.to_string())
+        .path_and_query(grpc_health::CHECK_PATH)
+        .build()
+    else {
+        return ProbeOutcome::Failed;
+    };
+    let mut request = Request::new(Full::new(grpc_health::check_request_body(&probe.service)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    *request.version_mut() = http::Version::HTTP_2;
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(USER_AGENT, HeaderValue::from_static("Envoy/HC"));
+    let Ok(response) = sender.send_request(request).await else {
+        return ProbeOutcome::Failed;
+    };
+    let (parts, body) = response.into_parts();
+    match read_body(body, grpc_health::MAX_ANSWER_BYTES + 1).await {
+        Ok((seen, _)) if seen.len() > grpc_health::MAX_ANSWER_BYTES => ProbeOutcome::Unhealthy,
+        Ok((seen, trailers)) => {
+            grpc_health::judge(parts.status, &parts.headers, &seen, trailers.as_ref())
+        }
+        Err(()) => ProbeOutcome::Failed,
+    }
+}
+
+/// Reads a body until its end or `limit` bytes (the rest is not read): what was read, and
+/// the trailers if the end came first. Err: the body broke off.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<HeaderMap>), ()> {
     let mut seen = Vec::new();
-    while seen.len() < RESPONSE_BUFFER_SIZE {
+    while seen.len() < limit {
         match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = RESPONSE_BUFFER_SIZE - seen.len();
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let room = limit - seen.len();
                     seen.extend_from_slice(&data[..data.len().min(room)]);
                 }
-            }
-            Some(Err(_)) => return false,
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        return Ok((seen, Some(trailers)));
+                    }
+                }
+            },
+            Some(Err(_)) => return Err(()),
             None => break,
         }
     }
-    contains(&seen, expected)
+    Ok((seen, None))
 }
 
-async fn probe_tcp<IO>(mut io: IO, probe: &TcpProbe) -> bool
+/// A TCP exchange: an answer without the expected bytes is no answer (Envoy keeps reading
+/// until the timeout or the close).
+async fn probe_tcp<IO>(mut io: IO, probe: &TcpProbe) -> ProbeOutcome
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(send) = &probe.send
         && io.write_all(send).await.is_err()
     {
-        return false;
+        return ProbeOutcome::Failed;
     }
     let Some(expected) = &probe.receive else {
-        return true;
+        return ProbeOutcome::Passed;
     };
     let mut seen = Vec::new();
     let mut buffer = [0u8; 4096];
     while seen.len() < TCP_RECEIVE_LIMIT {
         match io.read(&mut buffer).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return ProbeOutcome::Failed,
             Ok(read) => {
                 seen.extend_from_slice(&buffer[..read]);
                 if contains(&seen, expected) {
-                    return true;
+                    return ProbeOutcome::Passed;
                 }
             }
         }
     }
-    false
+    ProbeOutcome::Failed
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -202,6 +276,7 @@ mod tests {
             hostname: Some("health.example".into()),
             method: Method::GET,
             expected_statuses: statuses,
+            retriable_statuses: Vec::new(),
             expected_body: body.map(<[u8]>::to_vec),
             request_body: None,
         })
@@ -209,31 +284,39 @@ mod tests {
 
     #[tokio::test]
     async fn http_probes_judge_status_and_body() {
+        use ProbeOutcome::{Failed, Passed, Unhealthy};
         let prober = EndpointProber::new(TcpConnect::default());
         let ok = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nstatus:up").await;
         let down =
             answering(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await;
-        assert!(prober.probe(ok, check(http(vec![200], None))).await);
-        assert!(prober.probe(ok, check(http(vec![200], Some(b"up")))).await);
-        assert!(
-            !prober
-                .probe(ok, check(http(vec![200], Some(b"down"))))
-                .await
+        let probe = |address, statuses, body| prober.probe(address, check(http(statuses, body)));
+        assert_eq!(probe(ok, vec![200], None).await, Passed);
+        assert_eq!(probe(ok, vec![200], Some(b"up")).await, Passed);
+        assert_eq!(probe(ok, vec![200], Some(b"down")).await, Unhealthy);
+        assert_eq!(probe(ok, vec![204], None).await, Unhealthy);
+        assert_eq!(probe(down, vec![200], None).await, Unhealthy);
+        assert_eq!(probe(down, vec![200, 503], None).await, Passed);
+        let mut retriable = http(vec![200], None);
+        if let Probe::Http(http) = &mut retriable {
+            http.retriable_statuses = vec![503];
+        }
+        assert_eq!(
+            prober.probe(down, check(retriable)).await,
+            Failed,
+            "a retriable status counts towards the threshold"
         );
-        assert!(!prober.probe(ok, check(http(vec![204], None))).await);
-        assert!(!prober.probe(down, check(http(vec![200], None))).await);
-        assert!(prober.probe(down, check(http(vec![200, 503], None))).await);
         // Nothing listening.
         let closed = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()
             .local_addr()
             .unwrap();
-        assert!(!prober.probe(closed, check(http(vec![200], None))).await);
+        assert_eq!(probe(closed, vec![200], None).await, Failed);
     }
 
     #[tokio::test]
     async fn tcp_probes_connect_send_and_expect() {
+        use ProbeOutcome::{Failed, Passed};
         let prober = EndpointProber::new(TcpConnect::default());
         let pong = answering(b"+PONG\r\n").await;
         let tcp = |send: Option<&[u8]>, receive: Option<&[u8]>| {
@@ -242,16 +325,18 @@ mod tests {
                 receive: receive.map(<[u8]>::to_vec),
             }))
         };
-        assert!(prober.probe(pong, tcp(None, None)).await);
-        assert!(
+        assert_eq!(prober.probe(pong, tcp(None, None)).await, Passed);
+        assert_eq!(
             prober
                 .probe(pong, tcp(Some(b"PING\r\n"), Some(b"PONG")))
-                .await
+                .await,
+            Passed
         );
-        assert!(
-            !prober
+        assert_eq!(
+            prober
                 .probe(pong, tcp(Some(b"PING\r\n"), Some(b"NOPE")))
-                .await
+                .await,
+            Failed
         );
     }
 }

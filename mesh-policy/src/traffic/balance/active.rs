@@ -1,8 +1,11 @@
 //! Active health checking (policy.md §2.5, BackendTrafficPolicy `healthCheck.active`): every
 //! `interval`, each endpoint of a backend is probed — an HTTP request whose status (and
-//! optionally body) must be as expected, or a TCP exchange — within `timeout`.
-//! `unhealthyThreshold` failures in a row take an endpoint out, `healthyThreshold` successes in
-//! a row bring it back. The probes themselves are the embedder's ([`ProbeEndpoints`]: the
+//! optionally body) must be as expected, a TCP exchange, or a gRPC `grpc.health.v1` check —
+//! within `timeout`. As in Envoy, a probe that gets no answer (refused, reset, timed out) or
+//! an HTTP status listed in `retriableStatuses` counts towards `unhealthyThreshold` failures in
+//! a row, while an answer saying the endpoint is unhealthy (another status, the wrong body, a
+//! gRPC status other than `SERVING`) takes it out at once; `healthyThreshold` successes in a
+//! row bring it back. The probes themselves are the embedder's ([`ProbeEndpoints`]: the
 //! gateway probes through the same connector it forwards with); this module schedules them and
 //! keeps the verdicts.
 //!
@@ -26,6 +29,27 @@ pub enum Probe {
     Http(HttpProbe),
     /// A TCP connection, optionally with an exchange.
     Tcp(TcpProbe),
+    /// A gRPC `grpc.health.v1.Health/Check` call over HTTP/2 (cleartext, or the backend's TLS).
+    Grpc(GrpcProbe),
+}
+
+/// `healthCheck.active.grpc`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GrpcProbe {
+    /// The service whose health is asked (empty: the server's overall health).
+    pub service: String,
+}
+
+/// What one probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The endpoint answered as expected.
+    Passed,
+    /// No answer (connection refused or reset, timeout), or a retriable status: counts
+    /// towards the unhealthy threshold.
+    Failed,
+    /// An answer saying the endpoint is unhealthy: out at once, whatever the threshold.
+    Unhealthy,
 }
 
 /// `healthCheck.active.http`.
@@ -39,6 +63,8 @@ pub struct HttpProbe {
     pub method: Method,
     /// Statuses that pass (200 by default).
     pub expected_statuses: Vec<u16>,
+    /// Statuses that fail without taking the endpoint out at once (`retriableStatuses`).
+    pub retriable_statuses: Vec<u16>,
     /// Bytes the first 1 024 bytes of the body must contain.
     pub expected_body: Option<Vec<u8>>,
     /// The request's body (`requestBody`, with POST or PUT).
@@ -76,8 +102,8 @@ pub struct ActiveCheck {
     pub probe: Probe,
 }
 
-/// A probe in flight: whether the endpoint passed.
-pub type ProbeFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+/// A probe in flight.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = ProbeOutcome> + Send>>;
 
 /// Probes endpoints (the embedder's I/O).
 pub trait ProbeEndpoints: Send + Sync + std::fmt::Debug {
@@ -123,16 +149,16 @@ pub struct Streak {
 impl Streak {
     /// Counts one result; returns the new verdict when the thresholds give one
     /// (`Some(true)`: failing).
-    pub fn record(&mut self, passed: bool, check: &ActiveCheck) -> Option<bool> {
-        if passed {
+    pub fn record(&mut self, outcome: ProbeOutcome, check: &ActiveCheck) -> Option<bool> {
+        if outcome == ProbeOutcome::Passed {
             self.failures = 0;
             self.passes = self.passes.saturating_add(1);
-            (self.passes >= check.healthy_threshold.max(1)).then_some(false)
-        } else {
-            self.passes = 0;
-            self.failures = self.failures.saturating_add(1);
-            (self.failures >= check.unhealthy_threshold.max(1)).then_some(true)
+            return (self.passes >= check.healthy_threshold.max(1)).then_some(false);
         }
+        self.passes = 0;
+        self.failures = self.failures.saturating_add(1);
+        (outcome == ProbeOutcome::Unhealthy || self.failures >= check.unhealthy_threshold.max(1))
+            .then_some(true)
     }
 }
 
@@ -186,13 +212,13 @@ async fn check_endpoint(
             return;
         }
         let probe = prober.probe(address, Arc::clone(&check));
-        let passed = tokio::time::timeout(check.timeout, probe)
+        let outcome = tokio::time::timeout(check.timeout, probe)
             .await
-            .unwrap_or(false);
+            .unwrap_or(ProbeOutcome::Failed);
         let Some(verdicts) = verdicts.upgrade() else {
             return;
         };
-        if let Some(failing) = streak.record(passed, &check) {
+        if let Some(failing) = streak.record(outcome, &check) {
             verdicts.set(index, failing);
         }
         drop(verdicts);
@@ -220,16 +246,22 @@ mod tests {
 
     #[test]
     fn thresholds_turn_runs_into_verdicts() {
+        use ProbeOutcome::{Failed, Passed, Unhealthy};
         let check = check(3, 2);
         let mut streak = Streak::default();
-        assert_eq!(streak.record(false, &check), None);
-        assert_eq!(streak.record(false, &check), None);
-        assert_eq!(streak.record(true, &check), None);
-        assert_eq!(streak.record(false, &check), None);
-        assert_eq!(streak.record(false, &check), None);
-        assert_eq!(streak.record(false, &check), Some(true));
-        assert_eq!(streak.record(true, &check), None);
-        assert_eq!(streak.record(true, &check), Some(false));
+        assert_eq!(streak.record(Failed, &check), None);
+        assert_eq!(streak.record(Failed, &check), None);
+        assert_eq!(streak.record(Passed, &check), None);
+        assert_eq!(streak.record(Failed, &check), None);
+        assert_eq!(streak.record(Failed, &check), None);
+        assert_eq!(streak.record(Failed, &check), Some(true));
+        assert_eq!(streak.record(Passed, &check), None);
+        assert_eq!(streak.record(Passed, &check), Some(false));
+        // An unhealthy answer takes the endpoint out at once.
+        assert_eq!(streak.record(Unhealthy, &check), Some(true));
+        assert_eq!(streak.record(Passed, &check), None);
+        assert_eq!(streak.record(Failed, &check), None);
+        assert_eq!(streak.record(Unhealthy, &check), Some(true));
     }
 
     /// A prober whose answers the test sets, counting probes per address.
@@ -242,8 +274,12 @@ mod tests {
     impl ProbeEndpoints for Scripted {
         fn probe(&self, address: SocketAddr, _check: Arc<ActiveCheck>) -> ProbeFuture {
             self.probed.lock().unwrap().push(address);
-            let up = !self.down.lock().unwrap().contains(&address);
-            Box::pin(async move { up })
+            let outcome = if self.down.lock().unwrap().contains(&address) {
+                ProbeOutcome::Failed
+            } else {
+                ProbeOutcome::Passed
+            };
+            Box::pin(async move { outcome })
         }
     }
 

@@ -1,6 +1,6 @@
 //! BackendTrafficPolicy `healthCheck` as written in YAML, compiled with the CRD's rules and
-//! Envoy Gateway's defaults. Fields not enforced yet (`active.grpc`, `active.http.
-//! retriableStatuses`, `active.healthCheckLog`) make the policy invalid.
+//! Envoy Gateway's defaults. A field not enforced yet (`active.healthCheckLog`) makes the
+//! policy invalid.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use http::Method;
 use routing::resolve::parse_duration;
 use serde::{Deserialize, Serialize};
 
-use super::active::{ActiveCheck, HttpProbe, Probe, TcpProbe};
+use super::active::{ActiveCheck, GrpcProbe, HttpProbe, Probe, TcpProbe};
 use super::health::HealthPolicy;
 use super::outlier::OutlierDetection;
 use crate::traffic::model::NotYet;
@@ -58,9 +58,9 @@ pub struct ActiveSpec {
     /// The TCP probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpProbeSpec>,
-    /// Not enforced yet.
+    /// The gRPC probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grpc: NotYet,
+    pub grpc: Option<GrpcProbeSpec>,
     /// `{port}`: probe another port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrides: Option<OverridesSpec>,
@@ -99,9 +99,18 @@ pub struct HttpProbeSpec {
     /// The body sent (POST or PUT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body: Option<PayloadSpec>,
-    /// Not enforced yet.
+    /// Statuses that fail without taking the endpoint out at once (default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_statuses: Vec<u16>,
+}
+
+/// `healthCheck.active.grpc`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcProbeSpec {
+    /// The service asked about (default: the server as a whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retriable_statuses: NotYet,
+    pub service: Option<String>,
 }
 
 /// `healthCheck.active.tcp`.
@@ -172,20 +181,10 @@ impl HealthCheckSpec {
     /// The `spec.healthCheck.…` paths set but not enforced yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        if let Some(active) = &self.active {
-            if active.grpc.is_some() || active.kind == "GRPC" {
-                found.push("spec.healthCheck.active.grpc");
-            }
-            if active.health_check_log.is_some() {
-                found.push("spec.healthCheck.active.healthCheckLog");
-            }
-            if active
-                .http
-                .as_ref()
-                .is_some_and(|h| h.retriable_statuses.is_some())
-            {
-                found.push("spec.healthCheck.active.http.retriableStatuses");
-            }
+        if let Some(active) = &self.active
+            && active.health_check_log.is_some()
+        {
+            found.push("spec.healthCheck.active.healthCheckLog");
         }
         found
     }
@@ -308,12 +307,13 @@ impl ActiveSpec {
                 if request_body.is_some() && method != Method::POST && method != Method::PUT {
                     return Err("http.requestBody: only with method POST or PUT".into());
                 }
-                if http
-                    .expected_statuses
-                    .iter()
-                    .any(|s| !(100..=599).contains(s))
-                {
-                    return Err("http.expectedStatuses: within 100–599".into());
+                for (statuses, field) in [
+                    (&http.expected_statuses, "expectedStatuses"),
+                    (&http.retriable_statuses, "retriableStatuses"),
+                ] {
+                    if statuses.iter().any(|s| !(100..=599).contains(s)) {
+                        return Err(format!("http.{field}: within 100–599"));
+                    }
                 }
                 Probe::Http(HttpProbe {
                     path: http.path.clone(),
@@ -324,6 +324,7 @@ impl ActiveSpec {
                     } else {
                         http.expected_statuses.clone()
                     },
+                    retriable_statuses: http.retriable_statuses.clone(),
                     expected_body: http
                         .expected_response
                         .as_ref()
@@ -343,11 +344,22 @@ impl ActiveSpec {
                         .transpose()?,
                 })
             }
-            "GRPC" => return Err("type: GRPC is not enforced by this data plane yet".into()),
+            "GRPC" => {
+                let service = self
+                    .grpc
+                    .as_ref()
+                    .and_then(|g| g.service.clone())
+                    .unwrap_or_default();
+                if service.len() > 1024 {
+                    return Err("grpc.service: at most 1024 bytes".into());
+                }
+                Probe::Grpc(GrpcProbe { service })
+            }
             other => return Err(format!("type: unsupported value {other:?}")),
         };
         if self.http.is_some() && !matches!(probe, Probe::Http(_))
             || self.tcp.is_some() && !matches!(probe, Probe::Tcp(_))
+            || self.grpc.is_some() && !matches!(probe, Probe::Grpc(_))
         {
             return Err("set only the probe of the type chosen".into());
         }
@@ -416,6 +428,7 @@ mod tests {
                 hostname: None,
                 method: Method::POST,
                 expected_statuses: vec![200, 204],
+                retriable_statuses: Vec::new(),
                 expected_body: Some(b"ok".to_vec()),
                 request_body: Some(b"hi".to_vec()),
             })
@@ -431,6 +444,29 @@ mod tests {
                 receive: Some(b"PONG".to_vec())
             })
         );
+    }
+
+    #[test]
+    fn grpc_probes_and_retriable_statuses_compile() {
+        let grpc = |yaml: &str| compile(yaml).unwrap().active.unwrap().probe.clone();
+        assert_eq!(
+            grpc("active: {type: GRPC, grpc: {service: shop}}"),
+            Probe::Grpc(GrpcProbe {
+                service: "shop".into()
+            })
+        );
+        assert_eq!(
+            grpc("active: {type: GRPC}"),
+            Probe::Grpc(GrpcProbe::default()),
+            "no service: the server's overall health"
+        );
+        let Probe::Http(http) =
+            grpc("active: {type: HTTP, http: {path: /h, retriableStatuses: [503, 429]}}")
+        else {
+            panic!("an HTTP probe");
+        };
+        assert_eq!(http.retriable_statuses, vec![503, 429]);
+        assert_eq!(http.expected_statuses, vec![200]);
     }
 
     #[test]
@@ -461,6 +497,14 @@ mod tests {
                 "expectedStatuses",
             ),
             (
+                "active: {type: HTTP, http: {path: /h, retriableStatuses: [99]}}",
+                "retriableStatuses",
+            ),
+            (
+                "active: {type: HTTP, http: {path: /h}, grpc: {}}",
+                "only the probe",
+            ),
+            (
                 "active: {type: TCP, tcp: {}, http: {path: /h}}",
                 "only the probe",
             ),
@@ -474,7 +518,11 @@ mod tests {
             assert!(error.starts_with("spec.healthCheck."), "{error}");
         }
         let spec: HealthCheckSpec =
-            serde_yaml_ng::from_str("active: {type: GRPC, grpc: {service: x}}").unwrap();
-        assert_eq!(spec.unsupported(), vec!["spec.healthCheck.active.grpc"]);
+            serde_yaml_ng::from_str("active: {type: GRPC, grpc: {service: x}, healthCheckLog: {}}")
+                .unwrap();
+        assert_eq!(
+            spec.unsupported(),
+            vec!["spec.healthCheck.active.healthCheckLog"]
+        );
     }
 }

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod active;
+pub mod grpc_health;
 pub mod hash_key;
 pub mod health;
 pub mod health_spec;
@@ -53,7 +54,7 @@ use routing::router::{
     BalanceEndpoints, EndpointPick, ObserveTries, RequestHead, TryOutcome, TryTicket,
 };
 
-pub use active::{ActiveCheck, ProbeEndpoints};
+pub use active::{ActiveCheck, ProbeEndpoints, ProbeOutcome};
 pub use hash_key::{HashKey, SessionCookie};
 pub use health::{Eligible, EndpointHealth, HealthPolicy};
 pub use maglev::{MaglevEntry, MaglevTable};
