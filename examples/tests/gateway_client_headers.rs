@@ -1,7 +1,8 @@
 //! ClientTrafficPolicy `headers` through the `gateway` binary: Envoy Gateway's default request
 //! id (a fresh UUIDv4 replacing the client's), `requestID: PreserveOrGenerate`,
 //! `earlyRequestHeaders` edits made before routing (a route matching a header the policy sets
-//! is selected), `disableRateLimitHeaders`, `lateResponseHeaders` (on every answer), and
+//! is selected; `removeOnMatch` by prefix and regular expression), `disableRateLimitHeaders`,
+//! `lateResponseHeaders` (on every answer; `removeOnMatch` by suffix), and
 //! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does) and
 //! `http1.preserveHeaderCase` (header names keep their case both ways) and
 //! `http1.enableTrailers` (HTTP/1 trailers proxied both ways; dropped by default, as Envoy
@@ -27,8 +28,10 @@ fn config(default_port: u16, tuned_port: u16, echo_port: u16, prod_port: u16) ->
          targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tuned}}]\n  headers:\n    \
          requestID: PreserveOrGenerate\n    disableRateLimitHeaders: true\n    earlyRequestHeaders:\n      \
          set: [{{name: X-Env, value: prod}}]\n      add: [{{name: x-tag, value: edge}}]\n      \
-         addIfAbsent: [{{name: x-tenant, value: default}}]\n      remove: [x-debug]\n    \
-         lateResponseHeaders: {{set: [{{name: x-served-by, value: tuned}}], remove: [x-echo-note]}}\n---\n\
+         addIfAbsent: [{{name: x-tenant, value: default}}]\n      remove: [x-debug]\n      \
+         removeOnMatch: [{{type: Prefix, value: X-Internal-}}, {{type: RegularExpression, value: 'x-trace-[0-9]+'}}]\n    \
+         lateResponseHeaders: {{set: [{{name: x-served-by, value: tuned}}], remove: [x-echo-note], \
+         removeOnMatch: [{{type: Suffix, value: -Type}}]}}\n---\n\
          apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: limited}}\nspec:\n  \
          targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: echo}}]\n  \
          rateLimit: {{local: {{rules: [{{limit: {{requests: 100, unit: Hour}}}}]}}}}\n---\n",
@@ -92,7 +95,8 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
     ));
 
     // The early edits happen before routing: `x-env: prod` selects the second rule (the
-    // prod Service), the client's `x-debug` is gone, `x-tag` appended, `x-tenant` kept.
+    // prod Service), the client's `x-debug` is gone, `x-tag` appended, `x-tenant` kept;
+    // removeOnMatch takes the headers whose names match (`x-internal-*`, `x-trace-<digits>`).
     let (status, response) = curl(&[
         "-H",
         "x-debug: 1",
@@ -100,6 +104,14 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
         "x-tag: client",
         "-H",
         "x-tenant: acme",
+        "-H",
+        "x-internal-user: root",
+        "-H",
+        "X-Internal-Role: admin",
+        "-H",
+        "x-trace-12: a",
+        "-H",
+        "x-trace-id: kept",
         &tuned,
     ])
     .await;
@@ -109,13 +121,21 @@ async fn request_ids_and_early_headers_are_set_before_routing() {
     let headers = &body["headers"];
     assert_eq!(headers["x-env"][0], "prod");
     assert!(headers.get("x-debug").is_none(), "{response}");
+    for removed in ["x-internal-user", "x-internal-role", "x-trace-12"] {
+        assert!(headers.get(removed).is_none(), "{removed}: {response}");
+    }
+    assert_eq!(headers["x-trace-id"][0], "kept");
+    // lateResponseHeaders removeOnMatch (`*-type`) took the backend's content-type.
+    assert_eq!(header(&response, "content-type"), None, "{response}");
     assert_eq!(headers["x-tag"], serde_json::json!(["client", "edge"]));
     assert_eq!(headers["x-tenant"][0], "acme");
     let (_, response) = curl(&[&tuned]).await;
     assert_eq!(echoed(&response)["headers"]["x-tenant"][0], "default");
     // The plain listener routes the same request to the first rule, its header untouched.
-    let (_, response) = curl(&["-H", "x-env: dev", &plain]).await;
+    let (_, response) = curl(&["-H", "x-env: dev", "-H", "x-internal-user: root", &plain]).await;
     assert_eq!(echoed(&response)["headers"]["x-env"][0], "dev");
+    assert_eq!(echoed(&response)["headers"]["x-internal-user"][0], "root");
+    assert!(header(&response, "content-type").is_some(), "{response}");
     assert_eq!(echoed(&response)["pod"], "echo-0");
 
     // disableRateLimitHeaders: the limit still counts, its headers are not sent.

@@ -471,8 +471,12 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
             "earlyRequestHeaders.set",
         ),
         (
-            "headers: {earlyRequestHeaders: {removeOnMatch: [{exact: x}]}}",
-            "removeOnMatch",
+            "headers: {earlyRequestHeaders: {removeOnMatch: [{type: RegularExpression, value: '('}]}}",
+            "spec.headers.earlyRequestHeaders.removeOnMatch",
+        ),
+        (
+            "headers: {lateResponseHeaders: {removeOnMatch: [{type: Glob, value: x}]}}",
+            "unsupported value \"Glob\"",
         ),
         (
             "headers: {earlyRequestHeaders: {replace: []}}",

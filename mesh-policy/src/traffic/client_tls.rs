@@ -684,7 +684,8 @@ fn referenced_value(
     value.ok_or_else(|| format!("{} {target}/{name} has no {key} key", reference.kind))
 }
 
-fn name_match(spec: &StringMatchSpec) -> Result<NameMatch, String> {
+/// Compiles a `StringMatch` (a regular expression must match the whole text).
+pub(crate) fn name_match(spec: &StringMatchSpec) -> Result<NameMatch, String> {
     let value = spec.value.clone();
     match spec.kind.as_deref().unwrap_or("Exact") {
         "Exact" => Ok(NameMatch::Exact(value)),

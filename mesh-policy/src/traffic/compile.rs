@@ -548,6 +548,21 @@ pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<Head
     if spec.remove.len() > 64 {
         return Err("remove: at most 64 entries".into());
     }
+    if spec.remove_on_match.len() > 64 {
+        return Err("removeOnMatch: at most 64 entries".into());
+    }
+    let remove_matching = spec
+        .remove_on_match
+        .iter()
+        .map(|pattern| {
+            let mut pattern = pattern.clone();
+            if pattern.kind.as_deref() != Some("RegularExpression") {
+                // Header names are matched as Envoy holds them: in lower case.
+                pattern.value = pattern.value.to_ascii_lowercase();
+            }
+            super::client_tls::name_match(&pattern).map_err(|e| format!("removeOnMatch: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Ok(HeaderEdits {
         set: pairs(&spec.set, "set")?,
         add: pairs(&spec.add, "add")?,
@@ -560,6 +575,7 @@ pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<Head
                     .map_err(|_| format!("remove: {name:?} is not a header name"))
             })
             .collect::<Result<_, _>>()?,
+        remove_matching,
     })
 }
 

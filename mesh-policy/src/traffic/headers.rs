@@ -2,11 +2,13 @@
 //! (`requestID`: `Generate` — Envoy Gateway's default, a fresh UUIDv4 in `x-request-id`
 //! whatever the client sent —, `PreserveOrGenerate`, `Preserve`, `Disable`; the deprecated
 //! `preserveXRequestID: true` is `PreserveOrGenerate`) and `earlyRequestHeaders` edits (`set`,
-//! `add`, `addIfAbsent`, `remove`) made before anything else reads the request.
+//! `add`, `addIfAbsent`, `remove`, `removeOnMatch`) made before anything else reads the
+//! request.
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
+use super::client_tls::NameMatch;
 use super::fault::Dice;
 
 /// `x-request-id`.
@@ -27,8 +29,9 @@ pub enum RequestIdPolicy {
 }
 
 /// Header edits with Envoy Gateway's `HTTPHeaderFilter` semantics: `set` overwrites, `add`
-/// appends a value, `addIfAbsent` sets only a missing header, `remove` deletes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// appends a value, `addIfAbsent` sets only a missing header, `remove` deletes, and
+/// `removeOnMatch` deletes every header whose (lower-case) name matches.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderEdits {
     /// Overwritten.
     pub set: Vec<(HeaderName, HeaderValue)>,
@@ -38,6 +41,8 @@ pub struct HeaderEdits {
     pub add_if_absent: Vec<(HeaderName, HeaderValue)>,
     /// Deleted.
     pub remove: Vec<HeaderName>,
+    /// Deleted when their name matches one of these (literals are lower case).
+    pub remove_matching: Vec<NameMatch>,
 }
 
 impl HeaderEdits {
@@ -47,12 +52,27 @@ impl HeaderEdits {
             && self.add.is_empty()
             && self.add_if_absent.is_empty()
             && self.remove.is_empty()
+            && self.remove_matching.is_empty()
     }
 
-    /// Applies the edits: remove, then set, add, add if absent.
+    /// Applies the edits: remove (by name, then by match), then set, add, add if absent.
     pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {
             headers.remove(name);
+        }
+        if !self.remove_matching.is_empty() {
+            let matching: Vec<HeaderName> = headers
+                .keys()
+                .filter(|name| {
+                    self.remove_matching
+                        .iter()
+                        .any(|pattern| pattern.matches(name.as_str()))
+                })
+                .cloned()
+                .collect();
+            for name in matching {
+                headers.remove(name);
+            }
         }
         for (name, value) in &self.set {
             headers.insert(name.clone(), value.clone());
@@ -168,13 +188,26 @@ mod tests {
                 HeaderValue::from_static("default"),
             )],
             remove: vec![HeaderName::from_static("x-debug")],
+            remove_matching: vec![
+                NameMatch::Prefix("x-internal-".into()),
+                NameMatch::Regex(regex::Regex::new("^x-trace-[0-9]+$").unwrap()),
+            ],
         };
         let mut headers = HeaderMap::new();
         headers.insert("x-env", HeaderValue::from_static("dev"));
         headers.insert("x-tag", HeaderValue::from_static("client"));
         headers.insert("x-tenant", HeaderValue::from_static("acme"));
         headers.insert("x-debug", HeaderValue::from_static("1"));
+        headers.insert("x-internal-user", HeaderValue::from_static("root"));
+        headers.append("x-internal-user", HeaderValue::from_static("admin"));
+        headers.insert("x-internal-role", HeaderValue::from_static("ops"));
+        headers.insert("x-trace-7", HeaderValue::from_static("a"));
+        headers.insert("x-trace-x", HeaderValue::from_static("kept"));
         edits.apply(&mut headers);
+        assert!(!headers.contains_key("x-internal-user"));
+        assert!(!headers.contains_key("x-internal-role"));
+        assert!(!headers.contains_key("x-trace-7"));
+        assert_eq!(headers["x-trace-x"], "kept");
         assert_eq!(headers["x-env"], "prod");
         assert_eq!(headers.get_all("x-tag").iter().count(), 2);
         assert_eq!(headers["x-tenant"], "acme");

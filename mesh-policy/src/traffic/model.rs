@@ -727,9 +727,10 @@ pub struct HeaderFilterSpec {
     /// Delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
-    /// Not enforced yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remove_on_match: NotYet,
+    /// Delete every header whose name matches (`StringMatch`: Exact, Prefix, Suffix,
+    /// RegularExpression).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_on_match: Vec<crate::traffic::client_tls::StringMatchSpec>,
 }
 
 /// ClientTrafficPolicy `timeout`.
@@ -902,20 +903,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
         if let Some(h) = &self.headers {
-            if let Some(early) = &h.early_request_headers {
-                set(
-                    &mut found,
-                    &early.remove_on_match,
-                    "spec.headers.earlyRequestHeaders.removeOnMatch",
-                );
-            }
-            if let Some(late) = &h.late_response_headers {
-                set(
-                    &mut found,
-                    &late.remove_on_match,
-                    "spec.headers.lateResponseHeaders.removeOnMatch",
-                );
-            }
             set(
                 &mut found,
                 &h.enable_envoy_headers,

@@ -261,14 +261,7 @@ fn response_edits(
     let headers = spec
         .header
         .as_ref()
-        .map(|filter| {
-            if filter.remove_on_match.is_some() {
-                return Err(
-                    "response.header.removeOnMatch: not enforced by this data plane yet".into(),
-                );
-            }
-            header_edits(filter).map_err(|e| format!("response.header.{e}"))
-        })
+        .map(|filter| header_edits(filter).map_err(|e| format!("response.header.{e}")))
         .transpose()?
         .unwrap_or_default();
     Ok(ResponseEdits {
