@@ -6,7 +6,7 @@
 //! `http1.http10` (HTTP/1.0 refused with 426 by default, as Envoy does) and
 //! `http1.preserveHeaderCase` (header names keep their case both ways) and
 //! `http1.enableTrailers` (HTTP/1 trailers proxied both ways; dropped by default, as Envoy
-//! does).
+//! does) and `enableEnvoyHeaders` (Envoy's router headers, off by default).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -379,4 +379,53 @@ async fn http1_trailers_pass_only_where_the_policy_enables_them() {
     assert!(answer.contains("hello"), "{answer}");
     assert!(!answer.contains("x-client-trailer: c"), "{answer}");
     assert!(!answer.contains("x-backend-trailer: t"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn envoy_router_headers_are_added_only_where_the_policy_enables_them() {
+    let (envoy, quiet) = (free_port(), free_port());
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("client-envoy-headers");
+    let config = gateway_to("envoy", envoy, "", "echo")
+        + &gateway_to("quiet", quiet, "", "echo")
+        + &service("echo", echo_port)
+        + &client_policy("envoy", "headers: {enableEnvoyHeaders: true}")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: timed}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: envoy}]\n  \
+           timeout: {http: {requestTimeout: 4s}}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // Enabled: the backend hears the request timeout it has, the client how long the backend
+    // took (the echo answers 150 ms late).
+    let url = format!("http://127.0.0.1:{envoy}/");
+    let (status, response) = curl(&["-H", "x-echo-delay-ms: 150", &url]).await;
+    assert_eq!(status, 200, "{response}");
+    let echoed_headers = &echoed(&response)["headers"];
+    assert_eq!(
+        echoed_headers["x-envoy-expected-rq-timeout-ms"],
+        serde_json::json!(["4000"]),
+        "{response}"
+    );
+    let took: u64 = header(&response, "x-envoy-upstream-service-time")
+        .unwrap_or_else(|| panic!("no service time: {response}"))
+        .parse()
+        .unwrap();
+    assert!((150..4000).contains(&took), "{took} ms: {response}");
+    // Envoy Gateway's default: neither header.
+    let url = format!("http://127.0.0.1:{quiet}/");
+    let (status, response) = curl(&[&url]).await;
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        echoed(&response)["headers"]
+            .get("x-envoy-expected-rq-timeout-ms")
+            .is_none(),
+        "{response}"
+    );
+    assert_eq!(
+        header(&response, "x-envoy-upstream-service-time"),
+        None,
+        "{response}"
+    );
 }

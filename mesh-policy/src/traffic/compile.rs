@@ -85,6 +85,8 @@ pub struct CompiledClientTraffic {
     pub preserve_header_case: bool,
     /// `http1.enableTrailers`.
     pub enable_trailers: bool,
+    /// `headers.enableEnvoyHeaders`.
+    pub envoy_headers: bool,
 }
 
 /// `http1.http10`: HTTP/1.0 accepted.
@@ -507,6 +509,7 @@ impl ClientTrafficPolicySpec {
             preserve_header_case: self.http1.as_ref().and_then(|h| h.preserve_header_case)
                 == Some(true),
             enable_trailers: self.http1.as_ref().and_then(|h| h.enable_trailers) == Some(true),
+            envoy_headers: self.headers.as_ref().and_then(|h| h.enable_envoy_headers) == Some(true),
         })
     }
 }

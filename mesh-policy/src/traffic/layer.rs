@@ -73,6 +73,7 @@ impl<S> ClientTrafficFromListener<S> {
                 http10: None,
                 preserve_header_case: false,
                 enable_trailers: false,
+                envoy_headers: false,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,
@@ -516,6 +517,14 @@ where
             .cloned();
         if let Some(retry) = retry {
             request.extensions_mut().insert(retry);
+        }
+        if let (Some(timeout), Some(envoy)) = (
+            timeout,
+            request
+                .extensions_mut()
+                .get_mut::<routing::router::EnvoyHeaders>(),
+        ) {
+            envoy.request_timeout = Some(timeout);
         }
         if let Some(gate) = retry_gate {
             request.extensions_mut().insert(gate);

@@ -203,9 +203,10 @@ pub struct HeaderSettings {
     /// Edits made to every response last of all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_response_headers: Option<HeaderFilterSpec>,
-    /// Not enforced yet.
+    /// Add Envoy's router headers (`x-envoy-expected-rq-timeout-ms` to the backend,
+    /// `x-envoy-upstream-service-time` to the client; default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_envoy_headers: NotYet,
+    pub enable_envoy_headers: Option<bool>,
     /// Send no `x-ratelimit-*` headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_rate_limit_headers: Option<bool>,
@@ -902,13 +903,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
         }
         set(&mut found, &self.http3, "spec.http3");
         set(&mut found, &self.scheme, "spec.scheme");
-        if let Some(h) = &self.headers {
-            set(
-                &mut found,
-                &h.enable_envoy_headers,
-                "spec.headers.enableEnvoyHeaders",
-            );
-        }
         found
     }
 }

@@ -3,7 +3,9 @@
 //! `timeouts.backendRequest`; retries follow the rule's `retry` on typed upstream errors,
 //! backend timeouts, Services without endpoints and the listed status codes; the whole within
 //! `timeouts.request`; mirror copies go out through the bounded mirror sender. A route policy's
-//! [`PolicyBalancer`] picks each try's endpoint and hears how the try ended.
+//! [`PolicyBalancer`] picks each try's endpoint and hears how the try ended. With
+//! [`EnvoyHeaders`], each try carries `x-envoy-expected-rq-timeout-ms` and the backend's
+//! answer `x-envoy-upstream-service-time`, as Envoy's router adds them.
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -43,6 +45,25 @@ pub trait RetryBudget: Send + Sync + std::fmt::Debug {
 /// The [`RetryBudget`] of the request's cluster, as a request extension.
 #[derive(Debug, Clone)]
 pub struct RetryGate(pub Arc<dyn RetryBudget>);
+
+/// Asks [`Dispatch`] for Envoy's router headers (Envoy Gateway's ClientTrafficPolicy
+/// `headers.enableEnvoyHeaders`), as a request extension: each try sent upstream carries
+/// `x-envoy-expected-rq-timeout-ms` (the per-try timeout, else the request's, when there is
+/// one), and the backend's answer `x-envoy-upstream-service-time` (milliseconds from the
+/// try's start to the answer's head). Without it neither is added, as Envoy Gateway
+/// configures Envoy by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnvoyHeaders {
+    /// A request timeout applied outside the route (a policy's), set by the policy's layer.
+    pub request_timeout: Option<Duration>,
+}
+
+/// `x-envoy-expected-rq-timeout-ms`.
+const EXPECTED_TIMEOUT: http::HeaderName =
+    http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+/// `x-envoy-upstream-service-time`.
+const UPSTREAM_SERVICE_TIME: http::HeaderName =
+    http::HeaderName::from_static("x-envoy-upstream-service-time");
 
 /// What [`Dispatch`] forwards through: a cloneable service answering requests with responses
 /// or typed [`UpstreamError`]s (implemented for every such service).
@@ -200,12 +221,17 @@ impl<S> Attempt<S> {
             .or_else(|| from_policy.map(|p| p.retry.clone()))
             .filter(|_| request.body().is_end_stream());
         let gate = request.extensions().get::<RetryGate>().cloned();
+        // Envoy's router headers, when asked for: `Some(expected timeout, if any)`.
+        let envoy = request
+            .extensions()
+            .get::<EnvoyHeaders>()
+            .map(|asked| per_try.or(self.matched.rule.timeouts.request.or(asked.request_timeout)));
         // The place of the retry under way, held through its try.
         let mut retry_place = None;
         if let Some(retry) = retry {
             for _ in 0..retry.attempts {
                 let copy = copy_without_body(&request);
-                let outcome = self.one_try(copy, per_try).await;
+                let outcome = self.one_try(copy, per_try, envoy).await;
                 retry_place = None;
                 if !retriable(&outcome, &retry) {
                     return outcome;
@@ -221,18 +247,19 @@ impl<S> Attempt<S> {
                 }
             }
         }
-        let outcome = self.one_try(request, per_try).await;
+        let outcome = self.one_try(request, per_try, envoy).await;
         drop(retry_place);
         outcome
     }
 
     /// One try: a Service chosen by weight, its filters, the call within `per_try` (the
     /// rule's `timeouts.backendRequest`, else a policy's per-try timeout), the backend's
-    /// response edits.
+    /// response edits; with `envoy` (`Some(expected timeout)`), Envoy's router headers.
     fn one_try<B, RB>(
         &self,
         mut request: Request<B>,
         per_try: Option<Duration>,
+        envoy: Option<Option<Duration>>,
     ) -> impl Future<Output = Result<Response<RB>, RouteError>> + Send + 'static
     where
         S: UpstreamService<B, RB>,
@@ -294,6 +321,13 @@ impl<S> Attempt<S> {
                 Some(pick) => (pick.ticket, pick.set_cookie),
                 None => (None, None),
             };
+            if let Some(Some(expected)) = envoy {
+                request.headers_mut().insert(
+                    EXPECTED_TIMEOUT,
+                    http::HeaderValue::from(expected.as_millis() as u64),
+                );
+            }
+            let started = envoy.map(|_| std::time::Instant::now());
             let outcome = async {
                 poll_fn(|cx| upstream.poll_ready(cx)).await?;
                 let call = upstream.call(request);
@@ -310,6 +344,12 @@ impl<S> Attempt<S> {
                 ticket.finish(TryOutcome::of(&outcome));
             }
             let mut response = outcome?;
+            if let Some(started) = started {
+                let took = started.elapsed().as_millis() as u64;
+                response
+                    .headers_mut()
+                    .insert(UPSTREAM_SERVICE_TIME, http::HeaderValue::from(took));
+            }
             effects.decorate(response.headers_mut());
             if let Some(cookie) = set_cookie {
                 response

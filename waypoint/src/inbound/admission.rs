@@ -113,6 +113,7 @@ impl Admission {
                         .min(),
                     preserve_header_case: policies().any(|p| p.preserve_header_case),
                     http1_trailers: policies().any(|p| p.enable_trailers),
+                    envoy_headers: policies().any(|p| p.envoy_headers),
                 }
             },
         }

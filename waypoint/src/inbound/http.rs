@@ -60,6 +60,9 @@ pub struct HttpLimits {
     pub preserve_header_case: bool,
     /// HTTP/1: trailers are proxied (default false: dropped both ways, as Envoy does).
     pub http1_trailers: bool,
+    /// Envoy's router headers are added ([`routing::router::EnvoyHeaders`]; default false,
+    /// as in Envoy Gateway).
+    pub envoy_headers: bool,
 }
 
 /// Envoy's default idle timeout of downstream connections.
@@ -81,6 +84,7 @@ impl Default for HttpLimits {
             h2_max_concurrent_streams: None,
             preserve_header_case: false,
             http1_trailers: false,
+            envoy_headers: false,
         }
     }
 }
@@ -111,6 +115,7 @@ pub async fn serve_http<IO, S>(
     let stream_limit = limits.max_stream_duration;
     let preserve_header_case = limits.preserve_header_case;
     let http1_trailers = limits.http1_trailers;
+    let envoy_headers = limits.envoy_headers;
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start(request_budget);
@@ -121,6 +126,11 @@ pub async fn serve_http<IO, S>(
             request
                 .extensions_mut()
                 .insert(crate::outbound::PreserveHeaderCase);
+        }
+        if envoy_headers {
+            request
+                .extensions_mut()
+                .insert(routing::router::EnvoyHeaders::default());
         }
         // HTTP/1 trailers go only where a policy enables them (Envoy's HTTP/1 codec drops
         // them); the answer may carry some only if the client offered `TE: trailers`.
