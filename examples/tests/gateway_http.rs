@@ -364,3 +364,93 @@ async fn websocket_upgrades_pass_through_to_ws_services() {
         .unwrap();
     assert_eq!(&echoed_back, b"frames both ways");
 }
+
+/// Asks `port` to upgrade `host`'s `/chat` to `protocol`; the answer's head (lower case) and
+/// the connection.
+async fn ask_upgrade(port: u16, host: &str, protocol: &str) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    (
+        String::from_utf8(head).unwrap().to_ascii_lowercase(),
+        client,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrades_other_than_websocket_need_the_policy_and_h2c_offers_are_ignored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let backend = upgrade_echo().await;
+    let echo_port = echo("echo-0").await;
+    let dir = scratch("upgrades");
+    let routes = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: plain}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  hostnames: [plain.test]\n  rules: [{backendRefs: [{name: up, port: 80}]}]\n---\n\
+        apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: spdy}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  hostnames: [spdy.test]\n  rules: [{backendRefs: [{name: up, port: 80}]}]\n---\n\
+        apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: echo}\n\
+        spec:\n  parentRefs: [{name: gw}]\n  hostnames: [echo.test]\n  rules: [{backendRefs: [{name: echo, port: 80}]}]\n---\n\
+        apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: spdy}\nspec:\n  \
+        targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: spdy}]\n  \
+        httpUpgrade: [{type: websocket}, {type: SPDY/3.1}]\n---\n";
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "{}{}{}{routes}",
+            gateway_yaml(port),
+            service("up", backend),
+            service("echo", echo_port)
+        ),
+    )
+    .unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // Without a policy: WebSocket only; another upgrade is 403 without a body, as Envoy.
+    let (head, _) = ask_upgrade(port, "plain.test", "websocket").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let (head, _) = ask_upgrade(port, "plain.test", "spdy/3.1").await;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    assert!(head.contains("content-length: 0"), "{head}");
+    // With `httpUpgrade`, the listed upgrades (any case) pass and carry bytes both ways.
+    let (head, mut client) = ask_upgrade(port, "spdy.test", "spdy/3.1").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    client.write_all(b"spdy frames").await.unwrap();
+    let mut back = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"spdy frames");
+    let (head, _) = ask_upgrade(port, "spdy.test", "websocket").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let (head, _) = ask_upgrade(port, "spdy.test", "tls/1.3").await;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    // An h2c offer (curl --http2 on http://) is served over HTTP/1.1 without the offer.
+    let (status, response) = curl(&[
+        "--http2",
+        "-H",
+        "host: echo.test",
+        &format!("http://127.0.0.1:{port}/"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let headers = &echoed(&response)["headers"];
+    assert!(headers.get("upgrade").is_none(), "{response}");
+    assert!(headers.get("http2-settings").is_none(), "{response}");
+}

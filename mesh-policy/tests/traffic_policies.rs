@@ -797,3 +797,32 @@ spec:
         "an HTTPRoute of the same name does not take it"
     );
 }
+
+#[test]
+fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "upgrades");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.upgrades)
+    };
+    let allowed = compile("httpUpgrade: [{type: websocket}, {type: SPDY/3.1}]")
+        .unwrap()
+        .unwrap();
+    assert!(allowed.allows("spdy/3.1") && allowed.allows("WebSocket"));
+    assert!(!allowed.allows("h2c"));
+    assert_eq!(compile("useClientProtocol: true").unwrap(), None);
+    for (yaml, expected) in [
+        ("httpUpgrade: [{type: CONNECT}]", "spec.httpUpgrade[0].type: CONNECT"),
+        (
+            "httpUpgrade: [{type: websocket}, {type: 'a b'}]",
+            "spec.httpUpgrade[1].type",
+        ),
+        ("httpUpgrade: [{type: ''}]", "not an upgrade token"),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+}

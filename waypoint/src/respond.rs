@@ -24,6 +24,7 @@
 //! | `Overloaded` (circuit breaker) | 503 with `x-envoy-overloaded: true` | UNAVAILABLE (14) |
 //! | `FaultAbort` (fault injection) | the fault's status, `fault filter abort` | the fault's `grpcStatus`, else from the status |
 //! | `BadRequest` (path or header normalisation refused it) | 400 | UNAVAILABLE (14) |
+//! | `UpgradeRefused` (an upgrade the route does not allow) | 403 | PERMISSION_DENIED (7) |
 //!
 //! As Envoy, an upstream that cannot be reached — even by timing out while connecting — is a
 //! 503; only the route's own timeouts are 504.
@@ -53,7 +54,9 @@ pub fn status_for(error: &RouteError) -> StatusCode {
         RouteError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         RouteError::NoEndpoints | RouteError::Upstream(_) => StatusCode::SERVICE_UNAVAILABLE,
         RouteError::RequestTimeout | RouteError::BackendTimeout => StatusCode::GATEWAY_TIMEOUT,
-        RouteError::Denied(_) | RouteError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        RouteError::Denied(_)
+        | RouteError::Forbidden { .. }
+        | RouteError::UpgradeRefused { .. } => StatusCode::FORBIDDEN,
         RouteError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
         RouteError::ExternallyDenied(relayed) => relayed.status,
         RouteError::AuthorizerFailed { status, .. } => *status,
@@ -212,6 +215,9 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
         RouteError::Overloaded { policy } => ("overflow", policy.clone()),
         RouteError::FaultAbort { policy, .. } => ("fault_injected", policy.clone()),
         RouteError::BadRequest { policy, .. } => ("bad_request", policy.clone()),
+        RouteError::UpgradeRefused { protocol } => {
+            ("upgrade_failed", format!("httpUpgrade: {protocol}"))
+        }
         _ => return None,
     };
     Some(PolicyRefusal {

@@ -151,6 +151,8 @@ pub struct CompiledBackendTraffic {
     pub global: Option<Vec<GlobalRule>>,
     /// `useClientProtocol`.
     pub use_client_protocol: bool,
+    /// `httpUpgrade` (`None`: `websocket` only).
+    pub upgrades: Option<routing::router::AllowedUpgrades>,
     /// `compressor` (or the deprecated `compression`).
     pub compression: Option<Compression>,
     /// `requestBuffer.limit`, in bytes.
@@ -582,6 +584,31 @@ pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<Head
     })
 }
 
+/// `httpUpgrade`: upgrade tokens (RFC 9110 §7.8), lower case; at most 16.
+fn http_upgrades(
+    specs: &[super::model::ProtocolUpgradeSpec],
+) -> Result<routing::router::AllowedUpgrades, String> {
+    if specs.len() > 16 {
+        return Err("spec.httpUpgrade: at most 16 entries".into());
+    }
+    let mut allowed = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        let at = |e: &str| format!("spec.httpUpgrade[{index}].{e}");
+        if spec.kind.eq_ignore_ascii_case("CONNECT") || spec.connect.is_some() {
+            return Err(at("type: CONNECT is not enforced by this data plane yet"));
+        }
+        let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&c);
+        if spec.kind.is_empty() || spec.kind.len() > 64 || !spec.kind.bytes().all(token) {
+            return Err(at(&format!(
+                "type: {:?} is not an upgrade token",
+                spec.kind
+            )));
+        }
+        allowed.push(spec.kind.to_ascii_lowercase());
+    }
+    Ok(routing::router::AllowedUpgrades(allowed.into()))
+}
+
 fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {
     if fields.is_empty() {
         Ok(())
@@ -759,7 +786,13 @@ impl BackendTrafficPolicySpec {
             Some(spec) => spec.slow_start()?,
             None => None,
         };
+        let upgrades = self
+            .http_upgrade
+            .as_deref()
+            .map(http_upgrades)
+            .transpose()?;
         Ok(CompiledBackendTraffic {
+            upgrades,
             slow_start,
             endpoint_override,
             upstream,

@@ -492,6 +492,7 @@ where
         let retry = traffic.policy.retry.clone();
         let balancer = traffic.balancer.clone();
         let client_protocol = traffic.policy.use_client_protocol;
+        let upgrades = traffic.policy.upgrades.clone();
         let upstream = traffic.policy.upstream_connection();
         // `maxStreamDuration` bounds the wait for the answer too (504, as Envoy answers a
         // request received whole), whatever the request timeout.
@@ -539,6 +540,9 @@ where
             request
                 .extensions_mut()
                 .insert(routing::router::UseClientProtocol);
+        }
+        if let Some(upgrades) = upgrades {
+            request.extensions_mut().insert(upgrades);
         }
         if let Some(upstream) = upstream {
             request.extensions_mut().insert(upstream);

@@ -290,9 +290,9 @@ pub struct BackendTrafficPolicySpec {
     /// Responses replaced by status (and headers), first match wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_override: Option<Vec<super::response_override::spec::ResponseOverrideSpec>>,
-    /// Not enforced yet.
+    /// The HTTP/1.1 upgrades the route allows (default: `websocket` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_upgrade: NotYet,
+    pub http_upgrade: Option<Vec<ProtocolUpgradeSpec>>,
     /// Buffer whole requests (up to `limit`) before forwarding them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_buffer: Option<RequestBufferSpec>,
@@ -712,6 +712,18 @@ pub struct BackendHttpTimeoutSpec {
     pub stream_idle_timeout: Option<String>,
 }
 
+/// `httpUpgrade[]`: one protocol the route may upgrade to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProtocolUpgradeSpec {
+    /// The `Upgrade` token (`websocket`, `spdy/3.1`…; `CONNECT` is not enforced yet).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Not enforced yet (CONNECT termination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: NotYet,
+}
+
 /// Envoy Gateway's `HTTPHeaderFilter` (at most 64 entries per list).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -925,7 +937,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         }
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
-        set(&mut found, &self.http_upgrade, "spec.httpUpgrade");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.routing_type, "spec.routingType");
         set(&mut found, &self.admission_control, "spec.admissionControl");

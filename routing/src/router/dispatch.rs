@@ -58,6 +58,42 @@ pub struct EnvoyHeaders {
     pub request_timeout: Option<Duration>,
 }
 
+/// The HTTP/1.1 upgrades a route allows (Envoy Gateway's BackendTrafficPolicy
+/// `httpUpgrade`), lower case, as a request extension set before [`Dispatch`]. Without it a
+/// route allows `websocket` only, as Envoy Gateway configures Envoy; an upgrade the route does
+/// not allow is [`RouteError::UpgradeRefused`] (403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedUpgrades(pub Arc<[String]>);
+
+impl AllowedUpgrades {
+    /// Whether `protocol` (an `Upgrade` header's value) may be upgraded to.
+    pub fn allows(&self, protocol: &str) -> bool {
+        self.0
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(protocol))
+    }
+}
+
+/// The protocol an HTTP/1.x request asks to upgrade to (`Connection: upgrade` with an
+/// `Upgrade` header).
+fn upgrade_asked<B>(request: &Request<B>) -> Option<&str> {
+    if request.version() > http::Version::HTTP_11 {
+        return None;
+    }
+    let headers = request.headers();
+    let connection_upgrade = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrade {
+        return None;
+    }
+    let protocol = headers.get(http::header::UPGRADE)?;
+    Some(protocol.to_str().unwrap_or("(not text)").trim())
+}
+
 /// `x-envoy-expected-rq-timeout-ms`.
 const EXPECTED_TIMEOUT: http::HeaderName =
     http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
@@ -161,6 +197,18 @@ where
                 "dispatch",
             ))));
         };
+        if let Some(protocol) = upgrade_asked(&request) {
+            let allowed = match request.extensions().get::<AllowedUpgrades>() {
+                Some(allowed) => allowed.allows(protocol),
+                None => protocol.eq_ignore_ascii_case("websocket"),
+            };
+            if !allowed {
+                let protocol = protocol.to_owned();
+                return Box::pin(std::future::ready(Err(RouteError::UpgradeRefused {
+                    protocol,
+                })));
+            }
+        }
         if let Some(PendingMirrors(targets)) = request.extensions_mut().remove::<PendingMirrors>() {
             for backend in targets {
                 self.mirrors.send(self.upstream.clone(), &request, backend);

@@ -130,6 +130,13 @@ pub enum RouteError {
         /// What is wrong.
         reason: String,
     },
+    /// An HTTP/1.1 upgrade to a protocol the route does not allow (Envoy allows `websocket`
+    /// unless a policy's `httpUpgrade` lists others): 403 without a body, as Envoy answers.
+    #[error("upgrade to {protocol:?} is not allowed on this route")]
+    UpgradeRefused {
+        /// The protocol asked for.
+        protocol: String,
+    },
     /// The request body is larger than a policy may buffer (413).
     #[error("request body larger than {policy} buffers")]
     BodyTooLarge {

@@ -44,8 +44,8 @@ pub use balance::{
     SelectedEndpoint, TryOutcome, TryTicket,
 };
 pub use dispatch::{
-    Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders, PolicyRetry, RetryBudget, RetryGate,
-    UpstreamService,
+    AllowedUpgrades, Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders, PolicyRetry,
+    RetryBudget, RetryGate, UpstreamService,
 };
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;

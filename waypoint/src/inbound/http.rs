@@ -127,6 +127,7 @@ pub async fn serve_http<IO, S>(
                 .extensions_mut()
                 .insert(crate::outbound::PreserveHeaderCase);
         }
+        strip_h2c_upgrade(&mut request);
         if envoy_headers {
             request
                 .extensions_mut()
@@ -416,6 +417,23 @@ fn boxed_body(body: Incoming, drop_trailers: bool) -> ResponseBody {
     TrailerlessBody::new(body, drop_trailers)
         .map_err(BodyError::new)
         .boxed()
+}
+
+/// An HTTP/1.1 request offering to upgrade to h2c is served as it is, without the offer
+/// (`Upgrade`, `HTTP2-Settings` and the `Connection` naming them go), as Envoy's HTTP/1 codec
+/// does: the proxy never switches the client's connection to HTTP/2.
+fn strip_h2c_upgrade<B>(request: &mut Request<B>) {
+    let h2c = request.version() <= http::Version::HTTP_11
+        && request
+            .headers()
+            .get(http::header::UPGRADE)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"h2c"));
+    if h2c {
+        let headers = request.headers_mut();
+        headers.remove(http::header::UPGRADE);
+        headers.remove("http2-settings");
+        headers.remove(http::header::CONNECTION);
+    }
 }
 
 #[cfg(test)]
