@@ -12,13 +12,15 @@
 //! client announces to an h2c backend, as the independent python `h2` server reads them
 //! (which also checks that `:authority` is the client's host, with no Host against it); and a
 //! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
-//! `timeout.tcp.connectTimeout`.
+//! `timeout.tcp.connectTimeout`; and `routingType: Service` (requests go to the Service's
+//! cluster IP instead of its endpoints).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
 
 use std::time::{Duration, Instant};
 
+use examples_support::echo::{EchoIdentity, serve_echo};
 use gateway_support::*;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -451,4 +453,57 @@ async fn tcp_routes_take_their_policy_connection_settings() {
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "{waited:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_routing_sends_requests_to_the_cluster_ip() {
+    let port = free_port();
+    let pod = echo("pod-0").await;
+    // The Service's cluster IP, where a kube-proxy would answer: here another echo.
+    let cluster = tokio::net::TcpListener::bind("127.0.0.21:0").await.unwrap();
+    let service_port = cluster.local_addr().unwrap().port();
+    tokio::spawn(serve_echo(
+        cluster,
+        EchoIdentity {
+            namespace: "default".into(),
+            pod: "cluster-ip".into(),
+        },
+    ));
+    let dir = scratch("backend-service-routing");
+    let route = |name: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+             rules: [{{backendRefs: [{{name: svc, port: {service_port}}}]}}]\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: svc}}\nspec:\n  clusterIP: 127.0.0.21\n  \
+             ports: [{{name: http, port: {service_port}}}]\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: svc-1, labels: {{kubernetes.io/service-name: svc}}}}\n\
+             addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {pod}}}]\n---\n"
+        )
+        + &route("endpoints")
+        + &route("service")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: service}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: service}]\n  \
+           routingType: Service\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let answered_by = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, response) = curl(&["-H", host, &url]).await;
+            assert_eq!(status, 200, "{response}");
+            echoed(&response)["pod"].as_str().unwrap().to_owned()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(answered_by("host: service.example").await, "cluster-ip");
+        assert_eq!(answered_by("host: endpoints.example").await, "pod-0");
+    }
 }

@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
         tls: None,
         filters: Vec::new(),
         policy: Default::default(),
+        cluster_address: None,
     };
     let balancer = Balancer::new(
         LoadBalancing::ConsistentHash {

@@ -815,7 +815,10 @@ fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
     assert!(!allowed.allows("h2c"));
     assert_eq!(compile("useClientProtocol: true").unwrap(), None);
     for (yaml, expected) in [
-        ("httpUpgrade: [{type: CONNECT}]", "spec.httpUpgrade[0].type: CONNECT"),
+        (
+            "httpUpgrade: [{type: CONNECT}]",
+            "spec.httpUpgrade[0].type: CONNECT",
+        ),
         (
             "httpUpgrade: [{type: websocket}, {type: 'a b'}]",
             "spec.httpUpgrade[1].type",
@@ -825,4 +828,21 @@ fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
         let error = compile(yaml).unwrap_err();
         assert!(error.contains(expected), "{yaml}: {error}");
     }
+}
+
+#[test]
+fn routing_type_compiles_to_service_routing() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "routing");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.service_routing)
+    };
+    assert!(compile("routingType: Service").unwrap());
+    assert!(!compile("routingType: Endpoint").unwrap());
+    assert!(!compile("useClientProtocol: true").unwrap());
+    let error = compile("routingType: ClusterIP").unwrap_err();
+    assert!(error.contains("spec.routingType"), "{error}");
 }

@@ -134,6 +134,13 @@ pub trait PolicyCompiler: Send + Sync + fmt::Debug {
     }
     /// Attaches policies to a listener.
     fn listener(&self, _listener: &ListenerTarget<'_>, _slot: &mut PolicySlot) {}
+    /// Whether a policy sends the rule's requests to each Service's `clusterIP` instead of its
+    /// endpoints (Envoy Gateway's `routingType: Service`); asked before [`Self::rule`], whose
+    /// target then holds the one-address backends. Services without a cluster IP keep their
+    /// endpoints.
+    fn routes_to_service_address(&self, _rule: &RuleTarget<'_>) -> bool {
+        false
+    }
     /// Attaches policies to a route rule.
     fn rule(&self, _rule: &RuleTarget<'_>, _slot: &mut PolicySlot) {}
     /// Attaches policies to a backend.
@@ -172,6 +179,12 @@ impl PolicyCompiler for PolicyCompilers {
         for compiler in &self.0 {
             compiler.listener(listener, slot);
         }
+    }
+
+    fn routes_to_service_address(&self, rule: &RuleTarget<'_>) -> bool {
+        self.0
+            .iter()
+            .any(|compiler| compiler.routes_to_service_address(rule))
     }
 
     fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {

@@ -171,6 +171,7 @@ fn selected(endpoint: SocketAddr) -> SelectedBackend {
         tls: None,
         filters: Vec::new(),
         policy: Default::default(),
+        cluster_address: None,
     }))
 }
 

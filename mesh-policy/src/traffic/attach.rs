@@ -636,6 +636,16 @@ impl PolicyCompiler for TrafficPolicies {
         }
     }
 
+    /// Only when every policy the rule has (on each of its Gateways) asks for it: the rule's
+    /// backends are compiled once for all of them.
+    fn routes_to_service_address(&self, rule: &RuleTarget<'_>) -> bool {
+        let scoped = self.scoped(rule);
+        !scoped.is_empty()
+            && scoped
+                .iter()
+                .all(|(_, _, compiled)| compiled.service_routing)
+    }
+
     fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
         let scoped: Vec<ScopedTraffic> = self
             .scoped(rule)

@@ -151,6 +151,8 @@ pub struct CompiledBackendTraffic {
     pub global: Option<Vec<GlobalRule>>,
     /// `useClientProtocol`.
     pub use_client_protocol: bool,
+    /// `routingType: Service`: requests go to each Service's cluster IP.
+    pub service_routing: bool,
     /// `httpUpgrade` (`None`: `websocket` only).
     pub upgrades: Option<routing::router::AllowedUpgrades>,
     /// `compressor` (or the deprecated `compression`).
@@ -791,7 +793,13 @@ impl BackendTrafficPolicySpec {
             .as_deref()
             .map(http_upgrades)
             .transpose()?;
+        let service_routing = match self.routing_type.as_deref() {
+            None | Some("Endpoint") => false,
+            Some("Service") => true,
+            Some(other) => return Err(format!("spec.routingType: unsupported value {other:?}")),
+        };
         Ok(CompiledBackendTraffic {
+            service_routing,
             upgrades,
             slow_start,
             endpoint_override,

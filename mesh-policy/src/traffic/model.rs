@@ -299,9 +299,10 @@ pub struct BackendTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: NotYet,
-    /// Not enforced yet.
+    /// `Endpoint` (the default: each request to one of the Service's endpoints) or `Service`
+    /// (to the Service's cluster IP, as one address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub routing_type: NotYet,
+    pub routing_type: Option<String>,
     /// Paces request and response bodies to bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<BandwidthLimitSpec>,
@@ -938,7 +939,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.connection, "spec.connection");
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");
-        set(&mut found, &self.routing_type, "spec.routingType");
         set(&mut found, &self.admission_control, "spec.admissionControl");
         if let Some(breaker) = &self.circuit_breaker {
             set(

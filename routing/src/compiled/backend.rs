@@ -85,4 +85,8 @@ pub struct Backend {
     /// Policies attached when the configuration was compiled.
     #[serde(skip)]
     pub policy: PolicySlot,
+    /// The Service's `clusterIP` and this port, when it has one (not headless): where
+    /// requests go instead of the endpoints when a policy asks for Service routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_address: Option<SocketAddr>,
 }

@@ -91,6 +91,12 @@ pub(crate) fn resolve_backend(
             filters: Vec::new(),
             policy: crate::slot::PolicySlot::default(),
             tls,
+            cluster_address: service
+                .spec
+                .cluster_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .map(|ip| std::net::SocketAddr::new(ip, port_number)),
         }))
     };
     ResolvedBackend {

@@ -10,7 +10,9 @@ use super::duration::parse_duration;
 use super::references;
 use super::status::Condition;
 use crate::backends::{BackendState, WeightedBackend, WeightedBackends};
-use crate::compiled::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};
+use crate::compiled::{
+    Backend, Endpoint, HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts,
+};
 use crate::filters::{
     CorsPolicy, HeaderModifier, PathModifier, RedirectStatus, RequestRedirect, UrlRewrite,
 };
@@ -150,11 +152,31 @@ pub(crate) fn compile_http_rule(
     })
 }
 
+/// Points every backend that has a cluster address at it alone (Service routing).
+pub(crate) fn to_service_addresses(backends: &mut WeightedBackends<Arc<Backend>>) {
+    backends.for_each_ready_mut(|backend| {
+        if let Some(address) = backend.cluster_address {
+            Arc::make_mut(backend).endpoints = Arc::from([Endpoint { address, pod: None }]);
+        }
+    });
+}
+
 impl CompiledRule {
     /// Lets `policies` fill the slots of the rule and of its backends (the rule was just
     /// compiled and is not shared yet, so nothing is copied).
     pub(crate) fn fill_policy_slots(&mut self, policies: &dyn PolicyCompiler, mesh: bool) {
         let rule = Arc::make_mut(&mut self.rule);
+        let target = RuleTarget {
+            kind: rule.kind,
+            route: &rule.route,
+            index: rule.index,
+            name: rule.name.as_deref(),
+            mesh,
+            backends: &rule.backends,
+        };
+        if policies.routes_to_service_address(&target) {
+            to_service_addresses(&mut rule.backends);
+        }
         let target = RuleTarget {
             kind: rule.kind,
             route: &rule.route,

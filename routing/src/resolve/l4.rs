@@ -132,6 +132,17 @@ fn fill_rule_slot(
     name: Option<&str>,
     backends: &mut WeightedBackends<Arc<Backend>>,
 ) {
+    let target = RuleTarget {
+        kind,
+        route,
+        index: 0,
+        name,
+        mesh: false,
+        backends,
+    };
+    if policies.routes_to_service_address(&target) {
+        super::compile::to_service_addresses(backends);
+    }
     let mut slot = PolicySlot::default();
     policies.rule(
         &RuleTarget {

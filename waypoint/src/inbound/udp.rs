@@ -147,6 +147,7 @@ mod tests {
             tls: None,
             filters: Vec::new(),
             policy: Default::default(),
+            cluster_address: None,
         };
         let backends = WeightedBackends::new(vec![WeightedBackend {
             weight: 1,

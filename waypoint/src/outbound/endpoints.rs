@@ -59,6 +59,7 @@ mod tests {
             tls: None,
             filters: Vec::new(),
             policy: Default::default(),
+            cluster_address: None,
         }
     }
 

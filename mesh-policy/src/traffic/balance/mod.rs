@@ -26,6 +26,7 @@
 //!     tls: None,
 //!     filters: Vec::new(),
 //!     policy: Default::default(),
+//!     cluster_address: None,
 //! };
 //! let balancer = Balancer::new(LoadBalancing::RoundRobin, [&backend]);
 //! let request = http::Request::new(());
@@ -477,6 +478,7 @@ mod tests {
             tls: None,
             filters: Vec::new(),
             policy: Default::default(),
+            cluster_address: None,
         }
     }
 
