@@ -10,7 +10,8 @@
 //! (a stalled response body is cut), `timeout.http.maxStreamDuration` (a late answer is 504,
 //! a body still coming is cut); and `http2`: the flow-control windows the gateway's
 //! client announces to an h2c backend, as the independent python `h2` server reads them
-//! (which also checks that `:authority` is the client's host, with no Host against it); and a
+//! (which also checks that `:authority` is the client's host, with no Host against it), and
+//! its `maxConcurrentStreams` (streams beyond it open another connection); and a
 //! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
 //! `timeout.tcp.connectTimeout`; and `routingType: Service` (requests go to the Service's
 //! cluster IP instead of its endpoints).
@@ -506,4 +507,74 @@ async fn service_routing_sends_requests_to_the_cluster_ip() {
         assert_eq!(answered_by("host: service.example").await, "cluster-ip");
         assert_eq!(answered_by("host: endpoints.example").await, "pod-0");
     }
+}
+
+/// An h2c backend answering each request 400 ms late with the number of the connection it
+/// came on (1, 2…).
+async fn slow_h2c_backend() -> u16 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut number = 0u32;
+        while let Ok((stream, _)) = listener.accept().await {
+            number += 1;
+            let connection = number;
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| async move {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(format!("{connection}"))),
+                    ))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_max_concurrent_streams_opens_more_backend_connections() {
+    let port = free_port();
+    let backend = slow_h2c_backend().await;
+    let dir = scratch("backend-h2-streams");
+    let config = gateway_yaml(port)
+        + &service("slow", backend).replace(
+            "ports: [{name: http, port: 80}]",
+            "ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]",
+        )
+        + &host_route("limited", "slow")
+        + &host_route("shared", "slow")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: limited}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]\n  \
+           http2: {maxConcurrentStreams: 2}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    // Four requests at once; the connection numbers they were answered on.
+    let four_at_once = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let args = ["-H", host, url.as_str()];
+            let answers = tokio::join!(curl(&args), curl(&args), curl(&args), curl(&args));
+            let mut connections: Vec<String> = [answers.0, answers.1, answers.2, answers.3]
+                .into_iter()
+                .map(|(status, response)| {
+                    assert_eq!(status, 200, "{response}");
+                    response.split("\r\n\r\n").nth(1).unwrap().to_owned()
+                })
+                .collect();
+            connections.sort();
+            connections.dedup();
+            connections
+        }
+    };
+    // Without the policy all four streams share one connection; with a limit of two, two
+    // connections carry them.
+    assert_eq!(four_at_once("host: shared.example").await.len(), 1);
+    assert_eq!(four_at_once("host: limited.example").await.len(), 2);
 }

@@ -2,9 +2,9 @@
 //! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
 //! `timeout.http.streamIdleTimeout`, `timeout.http.maxStreamDuration`,
-//! `circuitBreaker.maxRequestsPerConnection` and `http2`
-//! (the windows announced to HTTP/2 backends; `maxConcurrentStreams` is not enforced towards
-//! backends yet: hyper's client has no per-connection stream cap of its own).
+//! `circuitBreaker.maxRequestsPerConnection` and `http2` (the windows announced to HTTP/2
+//! backends, and `maxConcurrentStreams`: the streams one connection to a backend carries at
+//! once before another is opened, as Envoy's upstream connection pool does).
 
 use std::time::Duration;
 
@@ -64,14 +64,10 @@ pub(crate) fn compile_upstream(
         None => None,
         Some(http2) => {
             let settings = http2.compile().map_err(|e| format!("spec.http2.{e}"))?;
-            if settings.max_concurrent_streams.is_some() {
-                return Err(
-                    "spec.http2.maxConcurrentStreams: not enforced towards backends yet".into(),
-                );
-            }
             Some(UpstreamHttp2 {
                 initial_stream_window: settings.initial_stream_window,
                 initial_connection_window: settings.initial_connection_window,
+                max_concurrent_streams: settings.max_concurrent_streams,
             })
         }
     };

@@ -125,6 +125,8 @@ pub struct UpstreamHttp2 {
     pub initial_stream_window: Option<u32>,
     /// The connection window, opened by a `WINDOW_UPDATE` on stream 0.
     pub initial_connection_window: Option<u32>,
+    /// The most streams one connection carries at once: more open another connection.
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// TCP keepalive on the connections the upstream service opens for a request (Envoy

@@ -290,7 +290,19 @@ impl<C: Connect> Forwarder<C> {
                 match sent {
                     Err(H2PoolError::Connect(typed)) => Err(typed),
                     Err(H2PoolError::Http(error)) => Err(upstream_error(error, false)),
-                    Ok(response) => boxed(Ok::<_, hyper::Error>(response), tls, idle),
+                    Ok((response, None)) => boxed(Ok::<_, hyper::Error>(response), tls, idle),
+                    Ok((response, Some(place))) => {
+                        boxed(Ok::<_, hyper::Error>(response), tls, idle).map(|response| {
+                            // The stream keeps its place on the connection until its body ends.
+                            response.map(|body| {
+                                body.map_frame(move |frame| {
+                                    let _held = &place;
+                                    frame
+                                })
+                                .boxed()
+                            })
+                        })
+                    }
                 }
             }
             (None, _) if upgrading => {

@@ -1,13 +1,19 @@
 //! Cleartext HTTP/2 (h2c) to backends, on hyper's `client::conn::http2`: one multiplexed
 //! connection per endpoint and set of flow-control windows (a BackendTrafficPolicy `http2`
 //! asks for its own, as Envoy keeps one pool per cluster), opened through the forwarder's
-//! connector, replaced once closed. Requests carry the client's authority as `:authority`
+//! connector, replaced once closed. Under a policy's `maxConcurrentStreams`, a connection
+//! carrying that many streams (until their response bodies end) takes no more: another is
+//! opened, at most [`MAX_CONNECTIONS_PER_KEY`] per endpoint, beyond which the least busy one
+//! is shared. Requests carry the client's authority as `:authority`
 //! (Envoy's behaviour, and RFC 9113 §8.3.1: no `Host` that disagrees with it), while the
 //! connection goes to the chosen endpoint.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -33,10 +39,40 @@ pub(crate) enum H2PoolError {
 /// A connection's key: its endpoint and the windows it announced.
 type Key = (SocketAddr, Option<UpstreamHttp2>);
 
+/// The most connections to one endpoint (for one set of settings) a stream limit opens.
+pub(crate) const MAX_CONNECTIONS_PER_KEY: usize = 256;
+
+/// One pooled connection — open, or being opened by the first request that wanted it, which
+/// later requests wait for — and the streams it carries now.
+#[derive(Clone)]
+struct Pooled {
+    connection: Arc<OnceCell<SendRequest<ResponseBody>>>,
+    streams: Arc<AtomicU32>,
+}
+
+impl Pooled {
+    /// Whether the connection was open and has closed (one being opened is not).
+    fn closed(&self) -> bool {
+        self.connection
+            .get()
+            .is_some_and(|sender| sender.is_closed())
+    }
+}
+
+/// A stream's place on its connection, given back when dropped (with the response body).
+#[derive(Debug)]
+pub(crate) struct StreamPlace(Arc<AtomicU32>);
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// h2c connections by endpoint and windows, opened through the connector `C`.
 pub(crate) struct H2Pool<C> {
     connector: C,
-    connections: Mutex<HashMap<Key, SendRequest<ResponseBody>>>,
+    connections: Mutex<HashMap<Key, Vec<Pooled>>>,
 }
 
 impl<C: Connect> H2Pool<C> {
@@ -49,38 +85,79 @@ impl<C: Connect> H2Pool<C> {
     }
 
     /// Sends `request` (in absolute form: its authority becomes `:authority`) to `endpoint`
-    /// on the connection announcing `windows`, opened (with `options`) if there is none.
+    /// on a connection announcing `windows` with room for another stream (one being opened
+    /// counts), opened (with `options`) if there is none. Under a stream limit, the place is
+    /// held until the returned [`StreamPlace`] (kept with the response body) is dropped.
     pub(crate) async fn send(
         &self,
         endpoint: SocketAddr,
         request: Request<ResponseBody>,
         windows: Option<UpstreamHttp2>,
         options: ConnectOptions,
-    ) -> Result<Response<Incoming>, H2PoolError> {
+    ) -> Result<(Response<Incoming>, Option<StreamPlace>), H2PoolError> {
         let key = (endpoint, windows);
-        let pooled = self
-            .connections
-            .lock()
-            .ok()
-            .and_then(|connections| connections.get(&key).cloned())
-            .filter(|sender| !sender.is_closed());
-        let mut sender = match pooled {
-            Some(sender) => sender,
-            None => self.open(key, options).await?,
-        };
-        // Waits while the backend's stream limit is reached.
+        let limit = windows.and_then(|w| w.max_concurrent_streams);
+        let pooled = self.take_place(key, limit);
+        let place = StreamPlace(Arc::clone(&pooled.streams));
+        let place = limit.map(|_| place);
+        // The first request of a new connection opens it; the others wait for it (and one
+        // of them tries again if it could not be opened).
+        let mut sender = pooled
+            .connection
+            .get_or_try_init(|| self.open(key, options))
+            .await?
+            .clone();
+        // Waits while the backend's own stream limit is reached.
         sender.ready().await?;
-        Ok(sender.send_request(request).await?)
+        Ok((sender.send_request(request).await?, place))
+    }
+
+    /// A place on a connection of `key` with room for one more stream under `limit`: an
+    /// existing one, else a new entry (to be opened), else — at
+    /// [`MAX_CONNECTIONS_PER_KEY`] — the least busy.
+    fn take_place(&self, key: Key, limit: Option<u32>) -> Pooled {
+        let fresh = || Pooled {
+            connection: Arc::new(OnceCell::new()),
+            streams: Arc::new(AtomicU32::new(1)),
+        };
+        let Ok(mut connections) = self.connections.lock() else {
+            return fresh();
+        };
+        let pooled = connections.entry(key).or_default();
+        pooled.retain(|p| !p.closed());
+        let with_room = pooled
+            .iter()
+            .find(|p| limit.is_none_or(|limit| p.streams.load(Ordering::Relaxed) < limit));
+        let chosen = match with_room {
+            Some(p) => p.clone(),
+            None if pooled.len() < MAX_CONNECTIONS_PER_KEY => {
+                let new = fresh();
+                pooled.push(new.clone());
+                return new;
+            }
+            None => match pooled
+                .iter()
+                .min_by_key(|p| p.streams.load(Ordering::Relaxed))
+            {
+                Some(p) => p.clone(),
+                None => return fresh(),
+            },
+        };
+        chosen.streams.fetch_add(1, Ordering::Relaxed);
+        chosen
     }
 
     /// Forgets the connections to endpoints not in `live` (they close once idle).
     pub(crate) fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
         if let Ok(mut connections) = self.connections.lock() {
-            connections
-                .retain(|(endpoint, _), sender| live.contains(endpoint) && !sender.is_closed());
+            connections.retain(|(endpoint, _), pooled| {
+                pooled.retain(|p| !p.closed());
+                live.contains(endpoint) && !pooled.is_empty()
+            });
         }
     }
 
+    /// Opens a connection for `key`.
     async fn open(
         &self,
         key: Key,
@@ -103,10 +180,6 @@ impl<C: Connect> H2Pool<C> {
         }
         let (sender, connection) = builder.handshake(TokioIo::new(io)).await?;
         tokio::spawn(connection);
-        if let Ok(mut connections) = self.connections.lock() {
-            connections.retain(|_, sender| !sender.is_closed());
-            connections.insert(key, sender.clone());
-        }
         Ok(sender)
     }
 }
