@@ -568,6 +568,75 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tcp_routes_balance_by_their_policy_and_skip_unhealthy_pods() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-tcp");
+    let config = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: tcp, port: {port}, protocol: TCP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {{name: relay}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: pods, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: relay}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: TCPRoute, name: relay}}]\n  \
+         loadBalancer: {{type: ConsistentHash, consistentHash: {{type: SourceIP}}}}\n  \
+         healthCheck:\n    panicThreshold: 0\n    \
+         active: {{type: HTTP, interval: 100ms, timeout: 500ms, http: {{path: /healthz}}}}\n---\n{}",
+        pods_service(pods)
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    // Each request on a connection of its own (the pod closes it): each one relayed anew.
+    let from = |client: u8, count: usize| {
+        let url = url.clone();
+        async move {
+            let interface = format!("127.0.0.{client}");
+            let args = ["--interface", interface.as_str(), "-H", "connection: close"];
+            pods_answering(&args, &url, count).await
+        }
+    };
+    let mut first_pods = BTreeMap::new();
+    for client in 21..37u8 {
+        let answered = from(client, 4).await;
+        assert_eq!(answered.len(), 4, "{answered:?}");
+        assert!(
+            answered.windows(2).all(|w| w[0] == w[1]),
+            "{client}: {answered:?}"
+        );
+        first_pods.insert(client, answered[0].clone());
+    }
+    let reached: BTreeSet<&String> = first_pods.values().collect();
+    assert!(
+        reached.len() >= 3,
+        "sixteen clients reached only {reached:?}"
+    );
+    // The pod of client 21 fails its health checks: its connections go elsewhere, and stay
+    // there; the other pods' clients keep theirs.
+    let sick = first_pods[&21].clone();
+    let index: usize = sick.trim_start_matches("pod-").parse().unwrap();
+    states[index - 1].sick.store(true, Ordering::SeqCst);
+    let sick_ = sick.clone();
+    wait_until("client 21 moves", || {
+        let sick = sick_.clone();
+        async move { from(21, 1).await.first().is_some_and(|pod| *pod != sick) }
+    })
+    .await;
+    let moved = from(21, 4).await;
+    assert!(
+        moved.windows(2).all(|w| w[0] == w[1]) && moved[0] != sick,
+        "{moved:?}"
+    );
+    for (client, pod) in &first_pods {
+        if *pod != sick {
+            assert_eq!(from(*client, 1).await, vec![pod.clone()], "client {client}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_override_header_pins_the_pod_or_falls_back() {
     let port = free_port();
     let (pods, states) = controlled_pods().await;

@@ -12,6 +12,7 @@ use routing::backends::BackendChoice;
 use routing::compiled::{Backend, L4Backends, ListenerRoutes};
 use routing::resolve::hostname_covers;
 use routing::router::ListenerSet;
+use routing::router::{LocalFailure, PolicyBalancer, RequestHead, TryOutcome};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -74,8 +75,11 @@ pub(crate) async fn passthrough<C: Connect>(
 
 /// Serves one TCP connection of a TCP listener, from `peer` (its address, or the one a PROXY
 /// header gave). The chosen backend's BackendTrafficPolicy, if its TCPRoute has one, sets how
-/// its endpoint is connected: the connect timeout, TCP keepalive, and a PROXY header naming
-/// the client first.
+/// its endpoint is connected — the connect timeout, TCP keepalive, and a PROXY header naming
+/// the client first — and, with a `loadBalancer` or `healthCheck`, which endpoint: the
+/// policy's balancer picks it (by the client's address for a consistent hash; never one
+/// that failed its checks or was ejected), and hears whether connecting to it failed. Without
+/// a balancer each endpoint is tried in turn until one accepts.
 pub(crate) async fn tcp<C: Connect>(
     client: TcpStream,
     peer: Peer,
@@ -93,10 +97,11 @@ pub(crate) async fn tcp<C: Connect>(
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return;
     };
-    let upstream = backend
+    let traffic = backend
         .policy
         .get::<AttachedBackendTraffic>()
-        .and_then(|attached| attached.for_listener(Some((&listener.gateway, &listener.name))))
+        .and_then(|attached| attached.for_listener(Some((&listener.gateway, &listener.name))));
+    let upstream = traffic
         .and_then(|traffic| traffic.policy.upstream_connection())
         .unwrap_or_default();
     let preface = match upstream.proxy_protocol {
@@ -110,6 +115,31 @@ pub(crate) async fn tcp<C: Connect>(
         timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
         keepalive: upstream.keepalive,
     };
+    if let Some(PolicyBalancer(balancer)) = traffic.and_then(|t| t.balancer.as_ref()) {
+        let mut head = http::Request::new(());
+        head.extensions_mut().insert(peer);
+        let Some(pick) = balancer.pick(backend, &RequestHead::of(&head)) else {
+            return;
+        };
+        let Some(endpoint) = backend.endpoints.get(pick.endpoint) else {
+            return;
+        };
+        match connector.connect_with(endpoint.address, options).await {
+            Err(_) => {
+                if let Some(ticket) = pick.ticket {
+                    ticket.finish(Some(TryOutcome::LocalFailure(LocalFailure::Connect)));
+                }
+            }
+            Ok(upstream) => {
+                relay(client, upstream, &preface, idle).await;
+                if let Some(ticket) = pick.ticket {
+                    // A relayed connection is a success (HTTP's 200) to outlier detection.
+                    ticket.finish(Some(TryOutcome::Answered(200)));
+                }
+            }
+        }
+        return;
+    }
     let Some(upstream) = connect_with(backend, endpoints, connector, options).await else {
         return;
     };
