@@ -13,7 +13,7 @@
 //! (which also checks that `:authority` is the client's host, with no Host against it), and
 //! its `maxConcurrentStreams` (streams beyond it open another connection); and a
 //! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
-//! `timeout.tcp.connectTimeout`; and `routingType: Service` (requests go to the Service's
+//! `timeout.tcp.connectTimeout`, and a passed-through TLSRoute's `proxyProtocol`; and `routingType: Service` (requests go to the Service's
 //! cluster IP instead of its endpoints).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -361,7 +361,8 @@ async fn max_stream_duration_bounds_the_answer_and_its_body() {
     );
 }
 
-/// A TCP backend that answers every connection with `got: ` and the first line it read.
+/// A TCP backend that answers every connection with `got: ` and the first line it read (its
+/// bytes as they came).
 async fn first_line_backend() -> u16 {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -370,12 +371,9 @@ async fn first_line_backend() -> u16 {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut reader = tokio::io::BufReader::new(stream);
-                let mut line = String::new();
-                if reader.read_line(&mut line).await.is_ok() {
-                    let _ = reader
-                        .get_mut()
-                        .write_all(format!("got: {line}").as_bytes())
-                        .await;
+                let mut line = b"got: ".to_vec();
+                if reader.read_until(b'\n', &mut line).await.is_ok() {
+                    let _ = reader.get_mut().write_all(&line).await;
                 }
             });
         }
@@ -577,4 +575,68 @@ async fn http2_max_concurrent_streams_opens_more_backend_connections() {
     // connections carry them.
     assert_eq!(four_at_once("host: shared.example").await.len(), 1);
     assert_eq!(four_at_once("host: limited.example").await.len(), 2);
+}
+
+/// The first bytes a TLS client sends: a ClientHello naming `server_name`.
+fn client_hello(server_name: &str) -> Vec<u8> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
+    let mut connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    connection.write_tls(&mut hello).unwrap();
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_routes_take_their_policy_connection_settings() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let lines = first_line_backend().await;
+    let dir = scratch("backend-tls-route");
+    let route = |name: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: {name}}}\n\
+             spec: {{parentRefs: [{{name: gw}}], hostnames: [{name}.example.com], \
+             rules: [{{backendRefs: [{{name: lines, port: 80}}]}}]}}\n---\n"
+        )
+    };
+    let config = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: tls, port: {port}, protocol: TLS, tls: {{mode: Passthrough}}}}]\n---\n"
+    ) + &route("proxied")
+        + &route("plain")
+        + &service("lines", lines)
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: proxied}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: TLSRoute, name: proxied}]\n  \
+           proxyProtocol: {version: V1}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+    let first_line = |name: &'static str| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        stream.write_all(&client_hello(name)).await.unwrap();
+        stream.write_all(b"\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        (answer, local)
+    };
+    // The policy's route: the passed-through stream starts with the PROXY header, then the
+    // client's ClientHello; the other route's starts with the ClientHello itself.
+    let (answer, client) = first_line("proxied.example.com").await;
+    let expected = format!(
+        "got: PROXY TCP4 127.0.0.1 127.0.0.1 {} {port}\r\n",
+        client.port()
+    );
+    assert_eq!(String::from_utf8_lossy(&answer), expected);
+    let (answer, _) = first_line("plain.example.com").await;
+    assert!(answer.starts_with(b"got: \x16\x03"), "{answer:?}");
 }

@@ -636,6 +636,87 @@ async fn tcp_routes_balance_by_their_policy_and_skip_unhealthy_pods() {
     }
 }
 
+/// Four UDP pods on 127.0.0.11–14 at one port, each answering every datagram with its name;
+/// returns the port.
+async fn udp_pods() -> u16 {
+    'port: loop {
+        let first = tokio::net::UdpSocket::bind("127.0.0.11:0").await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let mut sockets = vec![first];
+        for pod in 2..=PODS {
+            match tokio::net::UdpSocket::bind(format!("127.0.0.{}:{port}", 10 + pod)).await {
+                Ok(socket) => sockets.push(socket),
+                Err(_) => continue 'port,
+            }
+        }
+        for (index, socket) in sockets.into_iter().enumerate() {
+            tokio::spawn(async move {
+                let name = format!("pod-{}", index + 1);
+                let mut buffer = [0u8; 512];
+                while let Ok((_, from)) = socket.recv_from(&mut buffer).await {
+                    let _ = socket.send_to(name.as_bytes(), from).await;
+                }
+            });
+        }
+        return port;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_routes_balance_sessions_by_their_policy() {
+    let port = free_port();
+    let pods = udp_pods().await;
+    let dir = scratch("balancing-udp");
+    let endpoints: Vec<String> = (1..=PODS)
+        .map(|pod| format!("{{addresses: [127.0.0.{}]}}", 10 + pod))
+        .collect();
+    let config = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  \
+         listeners: [{{name: udp, port: {port}, protocol: UDP}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\nmetadata: {{name: dns}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: pods, port: 53}}]}}]}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: dns}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: UDPRoute, name: dns}}]\n  \
+         loadBalancer: {{type: ConsistentHash, consistentHash: {{type: SourceIP}}}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: pods}}\nspec:\n  ports: [{{name: dns, port: 53, protocol: UDP}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: pods-1, labels: {{kubernetes.io/service-name: pods}}}}\n\
+         addressType: IPv4\nendpoints: [{}]\nports: [{{name: dns, port: {pods}, protocol: UDP}}]\n---\n",
+        endpoints.join(", ")
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    // One session per client socket: the pod that answers it.
+    let session = |client: u8| async move {
+        let socket = tokio::net::UdpSocket::bind(format!("127.0.0.{client}:0"))
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 64];
+        for _ in 0..20 {
+            socket.send_to(b"who", ("127.0.0.1", port)).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_millis(250), socket.recv(&mut buffer));
+            if let Ok(Ok(read)) = reply.await {
+                return String::from_utf8_lossy(&buffer[..read]).into_owned();
+            }
+        }
+        panic!("no answer for 127.0.0.{client}");
+    };
+    let mut reached = BTreeSet::new();
+    for client in 21..33u8 {
+        let first = session(client).await;
+        for _ in 0..3 {
+            assert_eq!(session(client).await, first, "client 127.0.0.{client}");
+        }
+        reached.insert(first);
+    }
+    assert!(
+        reached.len() >= 3,
+        "twelve clients reached only {reached:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_override_header_pins_the_pod_or_falls_back() {
     let port = free_port();

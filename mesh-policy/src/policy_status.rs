@@ -129,12 +129,15 @@ fn ancestors(target: &PolicyTargetReference, namespace: &str, config: &Config) -
             .find(|r| named(&r.metadata))
             .map(|r| parents(&r.spec.parent_refs))
             .unwrap_or_default(),
-        "TCPRoute" => config
-            .tcp_routes
-            .iter()
-            .find(|r| named(&r.metadata))
-            .map(|r| parents(&r.spec.parent_refs))
-            .unwrap_or_default(),
+        "TCPRoute" | "TLSRoute" | "UDPRoute" => match target.kind.as_str() {
+            "TCPRoute" => &config.tcp_routes,
+            "TLSRoute" => &config.tls_routes,
+            _ => &config.udp_routes,
+        }
+        .iter()
+        .find(|r| named(&r.metadata))
+        .map(|r| parents(&r.spec.parent_refs))
+        .unwrap_or_default(),
         _ => Vec::new(),
     }
 }

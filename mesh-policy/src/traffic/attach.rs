@@ -5,7 +5,8 @@
 //!   Envoy Gateway, a listener-scoped policy on an HTTP listener sharing its port with another
 //!   HTTP listener is refused: one connection manager serves them all.
 //! - A BackendTrafficPolicy targets a Gateway (or listener), an HTTPRoute or GRPCRoute (or one
-//!   rule by name), or a TCPRoute (whose relayed connections take its connection settings).
+//!   rule by name), or a TCPRoute, TLSRoute or UDPRoute (whose relayed connections and
+//!   sessions take its connection settings and balancer).
 //!   The most specific replaces the rest as a whole — rule > route > listener > Gateway —
 //!   unless the route's policy has a `mergeType`: then it is merged (a JSON merge of the
 //!   specs) into its Gateway's policy. Every route rule gets its own rate-limit buckets
@@ -146,8 +147,14 @@ impl TrafficPolicies {
         for route in &config.grpc_routes {
             policies.add_parents("GRPCRoute", &route.metadata, &route.spec.parent_refs);
         }
-        for route in &config.tcp_routes {
-            policies.add_parents("TCPRoute", &route.metadata, &route.spec.parent_refs);
+        for (kind, routes) in [
+            ("TCPRoute", &config.tcp_routes),
+            ("TLSRoute", &config.tls_routes),
+            ("UDPRoute", &config.udp_routes),
+        ] {
+            for route in routes {
+                policies.add_parents(kind, &route.metadata, &route.spec.parent_refs);
+            }
         }
         let mut records = Vec::new();
         for object in oldest_first(config, "ClientTrafficPolicy") {
@@ -293,11 +300,13 @@ impl TrafficPolicies {
                         insert_first(&mut self.gateways, (object, section), &entry)
                     }
                 }
-                (true, "HTTPRoute" | "GRPCRoute" | "TCPRoute") => insert_first(
-                    &mut self.routes,
-                    (target.kind.clone(), object, section),
-                    &entry,
-                ),
+                (true, "HTTPRoute" | "GRPCRoute" | "TCPRoute" | "TLSRoute" | "UDPRoute") => {
+                    insert_first(
+                        &mut self.routes,
+                        (target.kind.clone(), object, section),
+                        &entry,
+                    )
+                }
                 _ => TargetOutcome::NotServed,
             };
             self.note(&key, "BackendTrafficPolicy", &target, &outcome);
@@ -364,7 +373,11 @@ impl TrafficPolicies {
                         }
                     }
                 }
-                ("BackendTrafficPolicy", kind @ ("HTTPRoute" | "GRPCRoute" | "TCPRoute"), _) => {
+                (
+                    "BackendTrafficPolicy",
+                    kind @ ("HTTPRoute" | "GRPCRoute" | "TCPRoute" | "TLSRoute" | "UDPRoute"),
+                    _,
+                ) => {
                     let route = ObjectKey::new(record.key.namespace.clone(), target.name.clone());
                     let merges = self
                         .routes

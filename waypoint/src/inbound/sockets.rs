@@ -390,7 +390,17 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
             let terminators = &state.terminators;
             let listeners = Arc::clone(&state.listeners);
             let idle = state.admission.tcp_idle_timeout;
-            passthrough(stream, listeners, endpoints, connector, terminators, idle).await;
+            let peer = Peer::tcp(client, stream.local_addr().ok());
+            passthrough(
+                stream,
+                peer,
+                listeners,
+                endpoints,
+                connector,
+                terminators,
+                idle,
+            )
+            .await;
         }
         (ListenerProtocol::Tcp, _) => {
             let endpoints = context.forwarder.endpoints();

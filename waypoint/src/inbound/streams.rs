@@ -9,7 +9,7 @@ use std::time::Duration;
 use hbone::peer::Peer;
 use mesh_policy::traffic::AttachedBackendTraffic;
 use routing::backends::BackendChoice;
-use routing::compiled::{Backend, L4Backends, ListenerRoutes};
+use routing::compiled::{Backend, CompiledListener, L4Backends, ListenerRoutes};
 use routing::resolve::hostname_covers;
 use routing::router::ListenerSet;
 use routing::router::{LocalFailure, PolicyBalancer, RequestHead, TryOutcome};
@@ -30,6 +30,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// terminated with the listener's certificate and the plaintext forwarded.
 pub(crate) async fn passthrough<C: Connect>(
     mut client: TcpStream,
+    peer: Peer,
     listeners: Arc<ListenerSet>,
     endpoints: &EndpointPicker,
     connector: &C,
@@ -55,8 +56,15 @@ pub(crate) async fn passthrough<C: Connect>(
     else {
         return;
     };
+    let relay = Relay {
+        peer,
+        listener,
+        endpoints,
+        connector,
+        idle,
+    };
     if !listener.tls_terminate {
-        forward(client, backends, &hello, endpoints, connector, idle).await;
+        relay.forward(client, backends, &hello).await;
         return;
     }
     let key = (
@@ -69,17 +77,12 @@ pub(crate) async fn passthrough<C: Connect>(
     };
     let replayed = PrefixedStream::new(hello, client);
     if let Ok(Ok(tls)) = tokio::time::timeout(SETUP_TIMEOUT, acceptor.accept(replayed)).await {
-        forward(tls, backends, &[], endpoints, connector, idle).await;
+        relay.forward(tls, backends, &[]).await;
     }
 }
 
 /// Serves one TCP connection of a TCP listener, from `peer` (its address, or the one a PROXY
-/// header gave). The chosen backend's BackendTrafficPolicy, if its TCPRoute has one, sets how
-/// its endpoint is connected — the connect timeout, TCP keepalive, and a PROXY header naming
-/// the client first — and, with a `loadBalancer` or `healthCheck`, which endpoint: the
-/// policy's balancer picks it (by the client's address for a consistent hash; never one
-/// that failed its checks or was ejected), and hears whether connecting to it failed. Without
-/// a balancer each endpoint is tried in turn until one accepts.
+/// header gave), as [`Relay::forward`] says.
 pub(crate) async fn tcp<C: Connect>(
     client: TcpStream,
     peer: Peer,
@@ -94,56 +97,14 @@ pub(crate) async fn tcp<C: Connect>(
     let ListenerRoutes::Stream(Some(backends)) = &listener.routes else {
         return;
     };
-    let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
-        return;
+    let relay = Relay {
+        peer,
+        listener,
+        endpoints,
+        connector,
+        idle,
     };
-    let traffic = backend
-        .policy
-        .get::<AttachedBackendTraffic>()
-        .and_then(|attached| attached.for_listener(Some((&listener.gateway, &listener.name))));
-    let upstream = traffic
-        .and_then(|traffic| traffic.policy.upstream_connection())
-        .unwrap_or_default();
-    let preface = match upstream.proxy_protocol {
-        None => Vec::new(),
-        Some(version) => match proxy_preface(version, Some(&peer)) {
-            Ok(preface) => preface,
-            Err(_) => return,
-        },
-    };
-    let options = ConnectOptions {
-        timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
-        keepalive: upstream.keepalive,
-    };
-    if let Some(PolicyBalancer(balancer)) = traffic.and_then(|t| t.balancer.as_ref()) {
-        let mut head = http::Request::new(());
-        head.extensions_mut().insert(peer);
-        let Some(pick) = balancer.pick(backend, &RequestHead::of(&head)) else {
-            return;
-        };
-        let Some(endpoint) = backend.endpoints.get(pick.endpoint) else {
-            return;
-        };
-        match connector.connect_with(endpoint.address, options).await {
-            Err(_) => {
-                if let Some(ticket) = pick.ticket {
-                    ticket.finish(Some(TryOutcome::LocalFailure(LocalFailure::Connect)));
-                }
-            }
-            Ok(upstream) => {
-                relay(client, upstream, &preface, idle).await;
-                if let Some(ticket) = pick.ticket {
-                    // A relayed connection is a success (HTTP's 200) to outlier detection.
-                    ticket.finish(Some(TryOutcome::Answered(200)));
-                }
-            }
-        }
-        return;
-    }
-    let Some(upstream) = connect_with(backend, endpoints, connector, options).await else {
-        return;
-    };
-    relay(client, upstream, &preface, idle).await;
+    relay.forward(client, backends, &[]).await;
 }
 
 /// Reads until the ClientHello's server name is known.
@@ -168,27 +129,83 @@ async fn read_server_name(
     }
 }
 
-/// Chooses a backend and an endpoint, sends `already_read` and copies both ways until both
-/// sides close, or nothing has moved either way for `idle`.
-async fn forward<S: AsyncRead + AsyncWrite + Unpin, C: Connect>(
-    client: S,
-    backends: &L4Backends,
-    already_read: &[u8],
-    endpoints: &EndpointPicker,
-    connector: &C,
+/// What relaying one connection of an L4 listener needs.
+struct Relay<'a, C> {
+    /// The client (or the address a PROXY header gave).
+    peer: Peer,
+    /// The listener that accepted it.
+    listener: &'a CompiledListener,
+    endpoints: &'a EndpointPicker,
+    connector: &'a C,
+    /// How long the relay may go without a byte either way.
     idle: Option<Duration>,
-) {
-    let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
-        return;
-    };
-    let options = ConnectOptions {
-        timeout: Some(SETUP_TIMEOUT),
-        keepalive: None,
-    };
-    let Some(upstream) = connect_with(backend, endpoints, connector, options).await else {
-        return;
-    };
-    relay(client, upstream, already_read, idle).await;
+}
+
+impl<C: Connect> Relay<'_, C> {
+    /// Chooses a backend, connects to one of its endpoints, sends `already_read` and copies
+    /// both ways. The backend's BackendTrafficPolicy, if its route has one, sets how its
+    /// endpoint is connected — the connect timeout, TCP keepalive, and a PROXY header naming
+    /// the client first — and, with a `loadBalancer` or `healthCheck`, which endpoint: the
+    /// policy's balancer picks it (by the client's address for a consistent hash; never one
+    /// that failed its checks or was ejected) and hears whether connecting to it failed.
+    /// Without a balancer each endpoint is tried in turn until one accepts.
+    async fn forward<S>(self, client: S, backends: &L4Backends, already_read: &[u8])
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
+            return;
+        };
+        let scope = Some((&self.listener.gateway, self.listener.name.as_str()));
+        let traffic = backend
+            .policy
+            .get::<AttachedBackendTraffic>()
+            .and_then(|attached| attached.for_listener(scope));
+        let upstream = traffic
+            .and_then(|traffic| traffic.policy.upstream_connection())
+            .unwrap_or_default();
+        let mut first = match upstream.proxy_protocol {
+            None => Vec::new(),
+            Some(version) => match proxy_preface(version, Some(&self.peer)) {
+                Ok(preface) => preface,
+                Err(_) => return,
+            },
+        };
+        first.extend_from_slice(already_read);
+        let options = ConnectOptions {
+            timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
+            keepalive: upstream.keepalive,
+        };
+        let Some(PolicyBalancer(balancer)) = traffic.and_then(|t| t.balancer.as_ref()) else {
+            let connected = connect_in_turn(backend, self.endpoints, self.connector, options);
+            if let Some(upstream) = connected.await {
+                relay(client, upstream, &first, self.idle).await;
+            }
+            return;
+        };
+        let mut head = http::Request::new(());
+        head.extensions_mut().insert(self.peer);
+        let Some(pick) = balancer.pick(backend, &RequestHead::of(&head)) else {
+            return;
+        };
+        let Some(endpoint) = backend.endpoints.get(pick.endpoint) else {
+            return;
+        };
+        match self.connector.connect_with(endpoint.address, options).await {
+            Err(_) => {
+                if let Some(ticket) = pick.ticket {
+                    ticket.finish(Some(TryOutcome::LocalFailure(LocalFailure::Connect)));
+                }
+            }
+            Ok(upstream) => {
+                relay(client, upstream, &first, self.idle).await;
+                if let Some(ticket) = pick.ticket {
+                    // A relayed connection is a success (HTTP's 200) to outlier detection.
+                    ticket.finish(Some(TryOutcome::Answered(200)));
+                }
+            }
+        }
+    }
 }
 
 /// Sends `first` upstream, then copies both ways until both sides close, or nothing has
@@ -212,7 +229,7 @@ where
 
 /// A connection to one of `backend`'s endpoints, each tried once from the one whose turn it
 /// is, with `options` (each attempt within its timeout).
-async fn connect_with<C: Connect>(
+async fn connect_in_turn<C: Connect>(
     backend: &Backend,
     endpoints: &EndpointPicker,
     connector: &C,

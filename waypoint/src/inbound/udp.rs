@@ -1,6 +1,6 @@
 //! UDP forwarding for UDP listeners: each client address gets a session with a connected
-//! upstream socket to one endpoint of a backend chosen by weight; replies go back to the
-//! client. Sessions end after [`IDLE_TIMEOUT`] without traffic; at most [`MAX_SESSIONS`] exist
+//! upstream socket to one endpoint of a backend chosen by weight (and by the UDPRoute's
+//! BackendTrafficPolicy balancer, when it has one); replies go back to the client. Sessions end after [`IDLE_TIMEOUT`] without traffic; at most [`MAX_SESSIONS`] exist
 //! at once per socket (datagrams of further clients are dropped). Each session holds one
 //! 64 KiB reply buffer (a datagram may be that large), so a socket's sessions hold at most
 //! 64 MiB.
@@ -11,9 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_policy::traffic::AttachedBackendTraffic;
+use mesh_policy::traffic::client_ip::ClientAddress;
 use routing::backends::BackendChoice;
-use routing::compiled::ListenerRoutes;
-use routing::router::ListenerSet;
+use routing::compiled::{Backend, CompiledListener, ListenerRoutes};
+use routing::router::{ListenerSet, PolicyBalancer, RequestHead};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -92,10 +94,21 @@ async fn open_session(
     let ListenerRoutes::Stream(Some(backends)) = &listeners.listeners().first()?.routes else {
         return None;
     };
+    let listener = listeners.listeners().first()?;
     let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
         return None;
     };
-    let endpoint = endpoints.pick(backend)?;
+    let endpoint = match policy_balancer(backend, listener) {
+        // The UDPRoute's BackendTrafficPolicy balancer: by the client's address for a
+        // consistent hash, never an endpoint failing its checks.
+        Some(PolicyBalancer(balancer)) => {
+            let mut head = http::Request::new(());
+            head.extensions_mut().insert(ClientAddress(client.ip()));
+            let pick = balancer.pick(backend, &RequestHead::of(&head))?;
+            backend.endpoints.get(pick.endpoint)?
+        }
+        None => endpoints.pick(backend)?,
+    };
     let local: SocketAddr = if endpoint.address.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -113,6 +126,19 @@ async fn open_session(
         last_seen: Instant::now(),
         replies,
     })
+}
+
+/// The balancer of `backend`'s BackendTrafficPolicy on `listener`, if it has one.
+fn policy_balancer<'a>(
+    backend: &'a Backend,
+    listener: &CompiledListener,
+) -> Option<&'a PolicyBalancer> {
+    backend
+        .policy
+        .get::<AttachedBackendTraffic>()?
+        .for_listener(Some((&listener.gateway, listener.name.as_str())))?
+        .balancer
+        .as_ref()
 }
 
 /// Copies the upstream's datagrams back to the client until the session idles out.
