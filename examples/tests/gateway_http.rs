@@ -336,24 +336,7 @@ async fn websocket_upgrades_pass_through_to_ws_services() {
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
 
-    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    client
-        .write_all(b"GET /chat HTTP/1.1\r\nHost: chat.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-            Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    let (head, mut client) = ask_upgrade(port, "chat.test", "websocket").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     client.write_all(b"frames both ways").await.unwrap();
@@ -372,8 +355,14 @@ async fn ask_upgrade(port: u16, host: &str, protocol: &str) -> (String, tokio::n
     let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
+    // A WebSocket handshake's own headers (RFC 6455 §4.1) when it is one.
+    let websocket = if protocol == "websocket" {
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    } else {
+        ""
+    };
     let request = format!(
-        "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n"
+        "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n{websocket}\r\n"
     );
     client.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();

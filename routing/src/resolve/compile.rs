@@ -152,42 +152,55 @@ pub(crate) fn compile_http_rule(
     })
 }
 
-/// Points every backend that has a cluster address at it alone (Service routing).
-pub(crate) fn to_service_addresses(backends: &mut WeightedBackends<Arc<Backend>>) {
-    backends.for_each_ready_mut(|backend| {
-        if let Some(address) = backend.cluster_address {
-            Arc::make_mut(backend).endpoints = Arc::from([Endpoint { address, pod: None }]);
+/// The slot `policies` fill for a rule (`kind`, `route`, `index`, `name`, `mesh`). First, if
+/// they ask for Service routing, every backend that has a cluster address is pointed at it
+/// alone, so that the rule's policies see the backends its requests will use.
+pub(crate) fn rule_slot(
+    policies: &dyn PolicyCompiler,
+    identity: RuleIdentity<'_>,
+    backends: &mut WeightedBackends<Arc<Backend>>,
+) -> PolicySlot {
+    fn target<'a>(
+        (kind, route, index, name, mesh): RuleIdentity<'a>,
+        backends: &'a WeightedBackends<Arc<Backend>>,
+    ) -> RuleTarget<'a> {
+        RuleTarget {
+            kind,
+            route,
+            index,
+            name,
+            mesh,
+            backends,
         }
-    });
+    }
+    if policies.routes_to_service_address(&target(identity, backends)) {
+        backends.for_each_ready_mut(|backend| {
+            if let Some(address) = backend.cluster_address {
+                Arc::make_mut(backend).endpoints = Arc::from([Endpoint { address, pod: None }]);
+            }
+        });
+    }
+    let mut slot = PolicySlot::default();
+    policies.rule(&target(identity, backends), &mut slot);
+    slot
 }
+
+/// A rule's kind, route, index, name and whether it is a mesh rule.
+pub(crate) type RuleIdentity<'a> = (&'static str, &'a ObjectKey, usize, Option<&'a str>, bool);
 
 impl CompiledRule {
     /// Lets `policies` fill the slots of the rule and of its backends (the rule was just
     /// compiled and is not shared yet, so nothing is copied).
     pub(crate) fn fill_policy_slots(&mut self, policies: &dyn PolicyCompiler, mesh: bool) {
         let rule = Arc::make_mut(&mut self.rule);
-        let target = RuleTarget {
-            kind: rule.kind,
-            route: &rule.route,
-            index: rule.index,
-            name: rule.name.as_deref(),
+        let identity = (
+            rule.kind,
+            &rule.route,
+            rule.index,
+            rule.name.as_deref(),
             mesh,
-            backends: &rule.backends,
-        };
-        if policies.routes_to_service_address(&target) {
-            to_service_addresses(&mut rule.backends);
-        }
-        let target = RuleTarget {
-            kind: rule.kind,
-            route: &rule.route,
-            index: rule.index,
-            name: rule.name.as_deref(),
-            mesh,
-            backends: &rule.backends,
-        };
-        let mut slot = PolicySlot::default();
-        policies.rule(&target, &mut slot);
-        rule.policy = slot;
+        );
+        rule.policy = rule_slot(policies, identity, &mut rule.backends);
         rule.backends.for_each_ready_mut(|backend| {
             let backend = Arc::make_mut(backend);
             let target = BackendTarget {

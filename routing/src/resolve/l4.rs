@@ -13,7 +13,7 @@ use crate::compiled::Backend;
 use crate::compiled::{HttpRule, L4Backends, ListenerProtocol, ListenerRoutes};
 use crate::http_route::Candidate;
 use crate::model::{Config, GATEWAY_GROUP, L4Route, ObjectKey};
-use crate::slot::{PolicyCompiler, PolicySlot, RuleTarget};
+use crate::slot::PolicyCompiler;
 
 /// An L4 route attached to one listener.
 pub(crate) struct L4Attached {
@@ -132,29 +132,7 @@ fn fill_rule_slot(
     name: Option<&str>,
     backends: &mut WeightedBackends<Arc<Backend>>,
 ) {
-    let target = RuleTarget {
-        kind,
-        route,
-        index: 0,
-        name,
-        mesh: false,
-        backends,
-    };
-    if policies.routes_to_service_address(&target) {
-        super::compile::to_service_addresses(backends);
-    }
-    let mut slot = PolicySlot::default();
-    policies.rule(
-        &RuleTarget {
-            kind,
-            route,
-            index: 0,
-            name,
-            mesh: false,
-            backends,
-        },
-        &mut slot,
-    );
+    let slot = super::compile::rule_slot(policies, (kind, route, 0, name, false), backends);
     if slot.is_empty() {
         return;
     }
