@@ -14,7 +14,8 @@
 //! its `maxConcurrentStreams` (streams beyond it open another connection); and a
 //! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
 //! `timeout.tcp.connectTimeout`, and a passed-through TLSRoute's `proxyProtocol`; and `routingType: Service` (requests go to the Service's
-//! cluster IP instead of its endpoints).
+//! cluster IP instead of its endpoints); and `connection.socketBufferLimit`, with the
+//! ClientTrafficPolicy's, as `ss` reads the sockets' buffers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -639,4 +640,64 @@ async fn tls_routes_take_their_policy_connection_settings() {
     assert_eq!(String::from_utf8_lossy(&answer), expected);
     let (answer, _) = first_line("plain.example.com").await;
     assert!(answer.starts_with(b"got: \x16\x03"), "{answer:?}");
+}
+
+/// The `ss` lines (with socket memory) of established TCP sockets matching `filter` (an `ss`
+/// filter such as `sport = :8080`).
+async fn socket_memory(filter: &str) -> String {
+    let mut args = vec!["-tmn", "state", "established"];
+    args.extend(filter.split(' '));
+    let output = tokio::process::Command::new("ss")
+        .args(&args)
+        .output()
+        .await
+        .expect("ss is installed (iproute2)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_buffer_limits_size_client_and_backend_sockets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let small = echo("small-0").await;
+    let dir = scratch("backend-socket-buffers");
+    let config = gateway_yaml(port)
+        + &service("small", small)
+        + &host_route("small", "small")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: small}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: small}]\n  \
+           connection: {socketBufferLimit: 48Ki}\n---\n\
+           apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: gw}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  \
+           connection: {socketBufferLimit: 32Ki}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    // One request on a connection kept open, so that both of the gateway's sockets exist.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: small.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    // Linux doubles what is set: 32 KiB → 65 536 on the accepted socket, 48 KiB → 98 304 on
+    // the one to the backend.
+    let accepted = socket_memory(&format!("sport = :{port}")).await;
+    assert!(
+        accepted.contains("rb65536") && accepted.contains("tb65536"),
+        "{accepted}"
+    );
+    let upstream = socket_memory(&format!("dport = :{small}")).await;
+    assert!(
+        upstream.contains("rb98304") && upstream.contains("tb98304"),
+        "{upstream}"
+    );
+    // The backend's own accepted socket keeps the kernel's defaults.
+    let backend_side = socket_memory(&format!("sport = :{small}")).await;
+    assert!(!backend_side.contains("rb98304"), "{backend_side}");
 }

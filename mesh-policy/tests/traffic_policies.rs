@@ -846,3 +846,38 @@ fn routing_type_compiles_to_service_routing() {
     let error = compile("routingType: ClusterIP").unwrap_err();
     assert!(error.contains("spec.routingType"), "{error}");
 }
+
+#[test]
+fn socket_buffer_limits_compile_within_bounds() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "buffers");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.upstream.socket_buffer)
+    };
+    assert_eq!(
+        compile("connection: {socketBufferLimit: 48Ki}").unwrap(),
+        Some(48 * 1024)
+    );
+    assert_eq!(
+        compile("connection: {socketBufferLimit: 65536}").unwrap(),
+        Some(65536)
+    );
+    for (yaml, expected) in [
+        ("connection: {socketBufferLimit: 512}", "from 1Ki to 1Gi"),
+        ("connection: {socketBufferLimit: 2Gi}", "from 1Ki to 1Gi"),
+        (
+            "connection: {socketBufferLimit: lots}",
+            "spec.connection.socketBufferLimit",
+        ),
+        (
+            "connection: {preconnect: {perEndpointPercent: 150}}",
+            "spec.connection.preconnect",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+}

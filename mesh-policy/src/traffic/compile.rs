@@ -85,6 +85,8 @@ pub struct CompiledClientTraffic {
     pub preserve_header_case: bool,
     /// `http1.enableTrailers`.
     pub enable_trailers: bool,
+    /// `connection.socketBufferLimit`, in bytes.
+    pub socket_buffer: Option<u32>,
     /// `headers.enableEnvoyHeaders`.
     pub envoy_headers: bool,
 }
@@ -514,6 +516,12 @@ impl ClientTrafficPolicySpec {
                 == Some(true),
             enable_trailers: self.http1.as_ref().and_then(|h| h.enable_trailers) == Some(true),
             envoy_headers: self.headers.as_ref().and_then(|h| h.enable_envoy_headers) == Some(true),
+            socket_buffer: self
+                .connection
+                .as_ref()
+                .and_then(|c| c.socket_buffer_limit.as_ref())
+                .map(|value| socket_buffer(value, "spec.connection.socketBufferLimit"))
+                .transpose()?,
         })
     }
 }
@@ -867,6 +875,14 @@ fn compile_compression(list: &[super::model::CompressorSpec]) -> Result<Compress
         }
     }
     Ok(compression)
+}
+
+/// A `socketBufferLimit`: a quantity from 1 KiB to 1 GiB, in bytes.
+pub(crate) fn socket_buffer(value: &serde_yaml_ng::Value, field: &str) -> Result<u32, String> {
+    quantity(value)
+        .filter(|bytes| (1 << 10..=1 << 30).contains(bytes))
+        .and_then(|bytes| u32::try_from(bytes).ok())
+        .ok_or_else(|| format!("{field}: a quantity from 1Ki to 1Gi"))
 }
 
 /// A Kubernetes quantity in bytes (`30`, `1Ki`, `2Mi`, `1k`, `1M`).

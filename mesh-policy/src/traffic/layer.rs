@@ -74,6 +74,7 @@ impl<S> ClientTrafficFromListener<S> {
                 preserve_header_case: false,
                 enable_trailers: false,
                 envoy_headers: false,
+                socket_buffer: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

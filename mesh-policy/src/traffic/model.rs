@@ -269,9 +269,9 @@ pub struct BackendTrafficPolicySpec {
     /// TCP keepalive on connections to the backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_keepalive: Option<TcpKeepaliveSpec>,
-    /// Not enforced yet.
+    /// How connections to the backends buffer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: NotYet,
+    pub connection: Option<BackendConnectionSpec>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: NotYet,
@@ -833,6 +833,21 @@ pub struct TcpKeepaliveSpec {
     pub interval: Option<String>,
 }
 
+/// BackendTrafficPolicy `connection`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConnectionSpec {
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_limit: NotYet,
+    /// `SO_RCVBUF` and `SO_SNDBUF` of each connection to a backend (a quantity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_buffer_limit: Option<serde_yaml_ng::Value>,
+    /// Not enforced yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preconnect: NotYet,
+}
+
 /// ClientTrafficPolicy `connection`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -843,9 +858,9 @@ pub struct ClientConnectionSpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer_limit: NotYet,
-    /// Not enforced yet.
+    /// `SO_RCVBUF` and `SO_SNDBUF` of each accepted connection (a quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub socket_buffer_limit: NotYet,
+    pub socket_buffer_limit: Option<serde_yaml_ng::Value>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_accept_per_socket_event: NotYet,
@@ -905,11 +920,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
             );
             set(
                 &mut found,
-                &connection.socket_buffer_limit,
-                "spec.connection.socketBufferLimit",
-            );
-            set(
-                &mut found,
                 &connection.max_accept_per_socket_event,
                 "spec.connection.maxAcceptPerSocketEvent",
             );
@@ -936,7 +946,18 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         if let Some(health) = &self.health_check {
             found.extend(health.unsupported());
         }
-        set(&mut found, &self.connection, "spec.connection");
+        if let Some(connection) = &self.connection {
+            set(
+                &mut found,
+                &connection.buffer_limit,
+                "spec.connection.bufferLimit",
+            );
+            set(
+                &mut found,
+                &connection.preconnect,
+                "spec.connection.preconnect",
+            );
+        }
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.admission_control, "spec.admissionControl");

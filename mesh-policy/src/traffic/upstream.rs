@@ -2,7 +2,8 @@
 //! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
 //! `timeout.http.streamIdleTimeout`, `timeout.http.maxStreamDuration`,
-//! `circuitBreaker.maxRequestsPerConnection` and `http2` (the windows announced to HTTP/2
+//! `circuitBreaker.maxRequestsPerConnection`, `connection.socketBufferLimit` and `http2` (the
+//! windows announced to HTTP/2
 //! backends, and `maxConcurrentStreams`: the streams one connection to a backend carries at
 //! once before another is opened, as Envoy's upstream connection pool does).
 
@@ -93,6 +94,12 @@ pub(crate) fn compile_upstream(
             http.and_then(|h| h.max_stream_duration.as_deref()),
             "spec.timeout.http.maxStreamDuration",
         )?,
+        socket_buffer: spec
+            .connection
+            .as_ref()
+            .and_then(|c| c.socket_buffer_limit.as_ref())
+            .map(|value| super::compile::socket_buffer(value, "spec.connection.socketBufferLimit"))
+            .transpose()?,
     })
 }
 

@@ -115,6 +115,8 @@ pub struct UpstreamConnection {
     /// How long the exchange may take in all: the response body is cut past it (the
     /// policy layer answers 504 if the response has not started by then).
     pub max_stream_duration: Option<std::time::Duration>,
+    /// `SO_RCVBUF` and `SO_SNDBUF` on the sockets, in bytes (the kernel doubles them).
+    pub socket_buffer: Option<u32>,
 }
 
 /// The flow-control windows the upstream service announces on the HTTP/2 connections it

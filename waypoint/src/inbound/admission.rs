@@ -32,6 +32,8 @@ pub(super) struct Admission {
     pub(super) proxy_protocol: Option<ProxyProtocolMode>,
     /// TCP keepalive on accepted connections.
     pub(super) tcp_keepalive: Option<TcpKeepalive>,
+    /// `SO_RCVBUF` and `SO_SNDBUF` of accepted connections (the smallest a policy asks).
+    pub(super) socket_buffer: Option<u32>,
     /// The most connections open at once.
     pub(super) connection_limit: Option<ConnectionLimit>,
     /// Limits on each HTTP connection.
@@ -59,6 +61,7 @@ impl Admission {
                 .filter_map(|policy| policy.proxy_protocol)
                 .max_by_key(|mode| *mode == ProxyProtocolMode::Required),
             tcp_keepalive: policies().find_map(|policy| policy.tcp_keepalive),
+            socket_buffer: policies().filter_map(|policy| policy.socket_buffer).min(),
             connection_limit: policies()
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
@@ -135,6 +138,9 @@ impl Admission {
                 .with_interval(keepalive.interval)
                 .with_retries(keepalive.probes);
             let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&settings);
+        }
+        if let Some(bytes) = self.socket_buffer {
+            let _ = crate::outbound::set_socket_buffers(stream, bytes);
         }
     }
 }

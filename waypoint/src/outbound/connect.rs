@@ -52,12 +52,14 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// TCP keepalive on the socket.
     pub keepalive: Option<UpstreamTcpKeepalive>,
+    /// `SO_RCVBUF` and `SO_SNDBUF` on the socket, in bytes.
+    pub socket_buffer: Option<u32>,
 }
 
 impl ConnectOptions {
     /// Whether nothing is asked.
     pub fn is_empty(&self) -> bool {
-        self.timeout.is_none() && self.keepalive.is_none()
+        self.timeout.is_none() && self.keepalive.is_none() && self.socket_buffer.is_none()
     }
 }
 
@@ -127,8 +129,21 @@ impl Connect for TcpConnect {
                 .set_tcp_keepalive(&settings)
                 .map_err(|error| UpstreamError::with_source(io_kind(&error), error))?;
         }
+        if let Some(bytes) = options.socket_buffer {
+            set_socket_buffers(&stream, bytes)
+                .map_err(|error| UpstreamError::with_source(io_kind(&error), error))?;
+        }
         Ok(stream)
     }
+}
+
+/// Sets `SO_RCVBUF` and `SO_SNDBUF` of `stream` to `bytes` (Linux doubles them, and caps them
+/// at `net.core.rmem_max` / `wmem_max`).
+pub(crate) fn set_socket_buffers(stream: &TcpStream, bytes: u32) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    socket.set_recv_buffer_size(bytes)?;
+    socket.set_send_buffer_size(bytes)
 }
 
 /// The kind of a failed connect by its I/O error.

@@ -281,6 +281,7 @@ impl<C: Connect> Forwarder<C> {
                 let options = ConnectOptions {
                     timeout: upstream.connect_timeout,
                     keepalive: upstream.keepalive,
+                    socket_buffer: upstream.socket_buffer,
                 };
                 let sent = self
                     .inner

@@ -98,6 +98,8 @@ pub(crate) struct PoolClass {
     pub(crate) max_requests: Option<u32>,
     /// Whether header names keep the case they arrived in (HTTP/1.1 both ways).
     pub(crate) preserve_header_case: bool,
+    /// `SO_RCVBUF` and `SO_SNDBUF` of the socket.
+    pub(crate) socket_buffer: Option<u32>,
 }
 
 impl PoolClass {
@@ -109,6 +111,7 @@ impl PoolClass {
             max_lifetime: upstream.max_lifetime,
             max_requests: upstream.max_requests,
             preserve_header_case,
+            socket_buffer: upstream.socket_buffer,
         }
     }
 
@@ -202,6 +205,7 @@ impl<C: Connect> Http1Pool<C> {
         let options = ConnectOptions {
             timeout: connect_timeout,
             keepalive: class.keepalive,
+            socket_buffer: class.socket_buffer,
         };
         let io = self
             .connector
@@ -230,6 +234,7 @@ impl<C: Connect> Http1Pool<C> {
         let options = ConnectOptions {
             timeout: connect_timeout,
             keepalive: class.keepalive,
+            socket_buffer: class.socket_buffer,
         };
         let mut io = self
             .connector

@@ -18,6 +18,7 @@ mod http1_pool;
 mod idle_timeout;
 
 pub use body_error::BodyError;
+pub(crate) use connect::set_socket_buffers;
 pub use connect::{Connect, ConnectOptions, TcpConnect};
 pub use deadline_body::DeadlineBody;
 pub use endpoints::EndpointPicker;
