@@ -15,7 +15,8 @@
 //! TCPRoute's policy: `proxyProtocol` (the relayed stream starts with a PROXY header) and
 //! `timeout.tcp.connectTimeout`, and a passed-through TLSRoute's `proxyProtocol`; and `routingType: Service` (requests go to the Service's
 //! cluster IP instead of its endpoints); and `connection.socketBufferLimit`, with the
-//! ClientTrafficPolicy's, as `ss` reads the sockets' buffers.
+//! ClientTrafficPolicy's, as `ss` reads the sockets' buffers; and
+//! `connection.preconnect.perEndpointPercent` (connections opened ahead of need).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -700,4 +701,43 @@ async fn socket_buffer_limits_size_client_and_backend_sockets() {
     // The backend's own accepted socket keeps the kernel's defaults.
     let backend_side = socket_memory(&format!("sport = :{small}")).await;
     assert!(!backend_side.contains("rb98304"), "{backend_side}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preconnect_opens_connections_ahead_of_need() {
+    let port = free_port();
+    let warm = echo("warm-0").await;
+    let cold = echo("cold-0").await;
+    let dir = scratch("backend-preconnect");
+    let config = gateway_yaml(port)
+        + &service("warm", warm)
+        + &service("cold", cold)
+        + &host_route("warm", "warm")
+        + &host_route("cold", "cold")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: warm}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: warm}]\n  \
+           connection: {preconnect: {perEndpointPercent: 300}}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    // The gateway's established connections to `backend` (ss prints a header line first).
+    let open_to = |backend: u16| async move { connections_to(backend).await.lines().count() - 1 };
+    for host in ["host: warm.example", "host: cold.example"] {
+        let (status, response) = curl(&["-H", host, &url]).await;
+        assert_eq!(status, 200, "{response}");
+    }
+    // One request in flight at 300 %: three connections, two of them opened ahead.
+    wait_until("three connections to the warm backend", || async {
+        open_to(warm).await == 3
+    })
+    .await;
+    assert_eq!(open_to(cold).await, 1);
+    // The next requests use them: no more are opened for one request at a time.
+    for _ in 0..3 {
+        let (status, _) = curl(&["-H", "host: warm.example", &url]).await;
+        assert_eq!(status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(open_to(warm).await, 3);
 }

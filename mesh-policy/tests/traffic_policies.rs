@@ -872,9 +872,38 @@ fn socket_buffer_limits_compile_within_bounds() {
             "connection: {socketBufferLimit: lots}",
             "spec.connection.socketBufferLimit",
         ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+}
+
+#[test]
+fn preconnect_compiles_within_the_crd_bounds() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "warm");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.upstream.preconnect_percent)
+    };
+    assert_eq!(
+        compile("connection: {preconnect: {perEndpointPercent: 150}}").unwrap(),
+        Some(150)
+    );
+    for (yaml, expected) in [
         (
-            "connection: {preconnect: {perEndpointPercent: 150}}",
-            "spec.connection.preconnect",
+            "connection: {preconnect: {perEndpointPercent: 99}}",
+            "within 100–300",
+        ),
+        (
+            "connection: {preconnect: {perEndpointPercent: 301}}",
+            "within 100–300",
+        ),
+        (
+            "connection: {preconnect: {predictivePercent: 200}}",
+            "spec.connection.preconnect.predictivePercent",
         ),
     ] {
         let error = compile(yaml).unwrap_err();

@@ -843,9 +843,21 @@ pub struct BackendConnectionSpec {
     /// `SO_RCVBUF` and `SO_SNDBUF` of each connection to a backend (a quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_buffer_limit: Option<serde_yaml_ng::Value>,
+    /// Connections opened ahead of need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preconnect: Option<PreconnectSpec>,
+}
+
+/// BackendTrafficPolicy `connection.preconnect`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreconnectSpec {
+    /// Connections to keep open to each endpoint, in percent of the busy ones (100–300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_endpoint_percent: Option<u32>,
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preconnect: NotYet,
+    pub predictive_percent: NotYet,
 }
 
 /// ClientTrafficPolicy `connection`.
@@ -952,11 +964,13 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 &connection.buffer_limit,
                 "spec.connection.bufferLimit",
             );
-            set(
-                &mut found,
-                &connection.preconnect,
-                "spec.connection.preconnect",
-            );
+            if let Some(preconnect) = &connection.preconnect {
+                set(
+                    &mut found,
+                    &preconnect.predictive_percent,
+                    "spec.connection.preconnect.predictivePercent",
+                );
+            }
         }
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");

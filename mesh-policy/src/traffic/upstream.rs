@@ -2,7 +2,8 @@
 //! one [`UpstreamConnection`]: `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
 //! `timeout.http.streamIdleTimeout`, `timeout.http.maxStreamDuration`,
-//! `circuitBreaker.maxRequestsPerConnection`, `connection.socketBufferLimit` and `http2` (the
+//! `circuitBreaker.maxRequestsPerConnection`, `connection.socketBufferLimit`,
+//! `connection.preconnect.perEndpointPercent` and `http2` (the
 //! windows announced to HTTP/2
 //! backends, and `maxConcurrentStreams`: the streams one connection to a backend carries at
 //! once before another is opened, as Envoy's upstream connection pool does).
@@ -100,6 +101,19 @@ pub(crate) fn compile_upstream(
             .and_then(|c| c.socket_buffer_limit.as_ref())
             .map(|value| super::compile::socket_buffer(value, "spec.connection.socketBufferLimit"))
             .transpose()?,
+        preconnect_percent: match spec
+            .connection
+            .as_ref()
+            .and_then(|c| c.preconnect.as_ref())
+            .and_then(|p| p.per_endpoint_percent)
+        {
+            Some(percent) if !(100..=300).contains(&percent) => {
+                return Err(
+                    "spec.connection.preconnect.perEndpointPercent: within 100–300".to_owned(),
+                );
+            }
+            percent => percent,
+        },
     })
 }
 

@@ -117,6 +117,9 @@ pub struct UpstreamConnection {
     pub max_stream_duration: Option<std::time::Duration>,
     /// `SO_RCVBUF` and `SO_SNDBUF` on the sockets, in bytes (the kernel doubles them).
     pub socket_buffer: Option<u32>,
+    /// Connections kept open to an endpoint, in percent of those busy (100–300): the extra
+    /// ones are opened ahead of need.
+    pub preconnect_percent: Option<u32>,
 }
 
 /// The flow-control windows the upstream service announces on the HTTP/2 connections it

@@ -100,6 +100,8 @@ pub(crate) struct PoolClass {
     pub(crate) preserve_header_case: bool,
     /// `SO_RCVBUF` and `SO_SNDBUF` of the socket.
     pub(crate) socket_buffer: Option<u32>,
+    /// Connections kept open, in percent of the busy ones (the rest opened ahead of need).
+    pub(crate) preconnect_percent: Option<u32>,
 }
 
 impl PoolClass {
@@ -112,6 +114,7 @@ impl PoolClass {
             max_requests: upstream.max_requests,
             preserve_header_case,
             socket_buffer: upstream.socket_buffer,
+            preconnect_percent: upstream.preconnect_percent,
         }
     }
 
@@ -131,6 +134,9 @@ struct Lease {
     /// Requests it has carried, the one in flight included.
     served: u32,
 }
+
+/// The most connections one request opens ahead of need.
+const MAX_PRECONNECTS: usize = 4;
 
 /// The pool's key: an endpoint and what the connections to it were opened for.
 type PoolKey = (SocketAddr, PoolClass);
@@ -190,6 +196,7 @@ impl<C: Connect> Http1Pool<C> {
         self.start_reaper();
         let key = (endpoint, class);
         while let Some(mut lease) = self.checkout(&key) {
+            self.preconnect(key, connect_timeout);
             match lease.sender.try_send_request(request).await {
                 Ok(response) => {
                     lease.served += 1;
@@ -202,6 +209,7 @@ impl<C: Connect> Http1Pool<C> {
             }
         }
         let place = self.reserve(&key)?;
+        self.preconnect(key, connect_timeout);
         let options = ConnectOptions {
             timeout: connect_timeout,
             keepalive: class.keepalive,
@@ -253,6 +261,48 @@ impl<C: Connect> Http1Pool<C> {
         let response = lease.sender.send_request(request).await?;
         lease.served = 1;
         Ok(self.track(key, lease, response, false))
+    }
+
+    /// Opens connections to `key` ahead of need (Envoy's per-upstream preconnect): as many as
+    /// the class's percent of the busy ones (rounded up), counting idle ones and those being
+    /// opened, at most [`MAX_PRECONNECTS`] at a time; each is opened in the background and
+    /// pooled idle (within the per-endpoint cap).
+    fn preconnect(self: &Arc<Self>, key: PoolKey, connect_timeout: Option<Duration>) {
+        let Some(percent) = key.1.preconnect_percent else {
+            return;
+        };
+        let (open, idle) = match self.endpoints.lock() {
+            Ok(endpoints) => match endpoints.get(&key) {
+                Some(c) => (c.open.load(Ordering::Acquire), c.idle.len()),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        // The caller's own connection is busy, though not yet counted out of idle.
+        let busy = open.saturating_sub(idle).max(1);
+        let want = (busy * percent as usize).div_ceil(100);
+        for _ in open..want.min(open + MAX_PRECONNECTS) {
+            let Ok(place) = self.reserve(&key) else {
+                return;
+            };
+            let pool = Arc::clone(self);
+            tokio::spawn(async move {
+                let class = key.1;
+                let options = ConnectOptions {
+                    timeout: connect_timeout,
+                    keepalive: class.keepalive,
+                    socket_buffer: class.socket_buffer,
+                };
+                let Ok(io) = pool.connector.connect_with(key.0, options).await else {
+                    return;
+                };
+                if let Ok(mut lease) = handshake(io, place, &class).await
+                    && lease.sender.ready().await.is_ok()
+                {
+                    pool.checkin(&key, lease);
+                }
+            });
+        }
     }
 
     /// Open connections to `endpoint` now (busy and idle), of every class.
