@@ -16,7 +16,8 @@
 //! `timeout.tcp.connectTimeout`, and a passed-through TLSRoute's `proxyProtocol`; and `routingType: Service` (requests go to the Service's
 //! cluster IP instead of its endpoints); and `connection.socketBufferLimit`, with the
 //! ClientTrafficPolicy's, as `ss` reads the sockets' buffers; and
-//! `connection.preconnect.perEndpointPercent` (connections opened ahead of need).
+//! `connection.preconnect.perEndpointPercent` (connections opened ahead of need); and
+//! `circuitBreaker.perEndpoint.maxConnections` (requests beyond it wait for a connection).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -155,6 +156,9 @@ async fn numbering_backend() -> u16 {
                 while let Some(head) = next_request_head(&mut stream, &mut pending).await {
                     if head.starts_with("GET /slow") {
                         tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    if head.starts_with("GET /brief") {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
                     }
                     if head.starts_with("GET /stall") {
                         let _ = stream
@@ -740,4 +744,52 @@ async fn preconnect_opens_connections_ahead_of_need() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(open_to(warm).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_endpoint_max_connections_makes_requests_wait_for_a_connection() {
+    let port = free_port();
+    let capped = numbering_backend().await;
+    let open = numbering_backend().await;
+    let dir = scratch("backend-per-endpoint");
+    let config = gateway_yaml(port)
+        + &service("capped", capped)
+        + &service("open", open)
+        + &host_route("capped", "capped")
+        + &host_route("open", "open")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: capped}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: capped}]\n  \
+           circuitBreaker: {perEndpoint: {maxConnections: 1}}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/brief");
+    // Three requests at once, each answered 300 ms late: the connections they were answered
+    // on, and how long all three took.
+    let three_at_once = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let args = ["-H", host, url.as_str()];
+            let started = Instant::now();
+            let answers = tokio::join!(curl(&args), curl(&args), curl(&args));
+            let took = started.elapsed();
+            let mut connections: Vec<String> = [answers.0, answers.1, answers.2]
+                .into_iter()
+                .map(|(status, response)| {
+                    assert_eq!(status, 200, "{response}");
+                    header(&response, "x-connection").unwrap().to_owned()
+                })
+                .collect();
+            connections.sort();
+            connections.dedup();
+            (connections, took)
+        }
+    };
+    // One connection at most: the three wait their turn on it (not refused, as Envoy's
+    // pending requests).
+    let (connections, took) = three_at_once("host: capped.example").await;
+    assert_eq!(connections, vec!["1".to_owned()]);
+    assert!(took >= Duration::from_millis(850), "{took:?}");
+    let (connections, _) = three_at_once("host: open.example").await;
+    assert!(connections.len() >= 2, "{connections:?}");
 }

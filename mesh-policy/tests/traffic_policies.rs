@@ -910,3 +910,22 @@ fn preconnect_compiles_within_the_crd_bounds() {
         assert!(error.contains(expected), "{yaml}: {error}");
     }
 }
+
+#[test]
+fn per_endpoint_connection_limits_compile() {
+    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
+    let key = ObjectKey::new("default", "capped");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+            .map(|compiled| compiled.upstream.max_connections_per_endpoint)
+    };
+    assert_eq!(
+        compile("circuitBreaker: {perEndpoint: {maxConnections: 4}}").unwrap(),
+        Some(4)
+    );
+    assert_eq!(compile("circuitBreaker: {perEndpoint: {}}").unwrap(), None);
+    let error = compile("circuitBreaker: {perEndpoint: {maxConnections: 0}}").unwrap_err();
+    assert!(error.contains("perEndpoint.maxConnections"), "{error}");
+}

@@ -624,9 +624,9 @@ pub struct CircuitBreakerSpec {
     /// Requests each connection to a backend may carry before it closes (default no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_connection: Option<u32>,
-    /// Not enforced yet.
+    /// Limits on each endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_endpoint: NotYet,
+    pub per_endpoint: Option<PerEndpointSpec>,
 }
 
 /// `bandwidthLimit`: at least one direction.
@@ -848,6 +848,15 @@ pub struct BackendConnectionSpec {
     pub preconnect: Option<PreconnectSpec>,
 }
 
+/// BackendTrafficPolicy `circuitBreaker.perEndpoint`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PerEndpointSpec {
+    /// The most connections to one endpoint (default: no limit of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+}
+
 /// BackendTrafficPolicy `connection.preconnect`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -975,13 +984,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");
         set(&mut found, &self.admission_control, "spec.admissionControl");
-        if let Some(breaker) = &self.circuit_breaker {
-            set(
-                &mut found,
-                &breaker.per_endpoint,
-                "spec.circuitBreaker.perEndpoint",
-            );
-        }
         found
     }
 }

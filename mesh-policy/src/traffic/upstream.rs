@@ -3,7 +3,8 @@
 //! `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `timeout.http.maxConnectionDuration`,
 //! `timeout.http.streamIdleTimeout`, `timeout.http.maxStreamDuration`,
 //! `circuitBreaker.maxRequestsPerConnection`, `connection.socketBufferLimit`,
-//! `connection.preconnect.perEndpointPercent` and `http2` (the
+//! `connection.preconnect.perEndpointPercent`, `circuitBreaker.perEndpoint.maxConnections`
+//! and `http2` (the
 //! windows announced to HTTP/2
 //! backends, and `maxConcurrentStreams`: the streams one connection to a backend carries at
 //! once before another is opened, as Envoy's upstream connection pool does).
@@ -113,6 +114,17 @@ pub(crate) fn compile_upstream(
                 );
             }
             percent => percent,
+        },
+        max_connections_per_endpoint: match spec
+            .circuit_breaker
+            .as_ref()
+            .and_then(|c| c.per_endpoint.as_ref())
+            .and_then(|p| p.max_connections)
+        {
+            Some(0) => {
+                return Err("spec.circuitBreaker.perEndpoint.maxConnections: at least 1".to_owned());
+            }
+            max => max,
         },
     })
 }

@@ -120,6 +120,8 @@ pub struct UpstreamConnection {
     /// Connections kept open to an endpoint, in percent of those busy (100–300): the extra
     /// ones are opened ahead of need.
     pub preconnect_percent: Option<u32>,
+    /// The most connections to one endpoint; beyond it requests wait for one.
+    pub max_connections_per_endpoint: Option<u32>,
 }
 
 /// The flow-control windows the upstream service announces on the HTTP/2 connections it

@@ -102,6 +102,9 @@ pub(crate) struct PoolClass {
     pub(crate) socket_buffer: Option<u32>,
     /// Connections kept open, in percent of the busy ones (the rest opened ahead of need).
     pub(crate) preconnect_percent: Option<u32>,
+    /// The most connections to one endpoint (`circuitBreaker.perEndpoint.maxConnections`):
+    /// beyond it requests wait for one.
+    pub(crate) max_connections: Option<u32>,
 }
 
 impl PoolClass {
@@ -115,6 +118,7 @@ impl PoolClass {
             preserve_header_case,
             socket_buffer: upstream.socket_buffer,
             preconnect_percent: upstream.preconnect_percent,
+            max_connections: upstream.max_connections_per_endpoint,
         }
     }
 
@@ -148,6 +152,9 @@ struct EndpointConnections {
     idle: Vec<(Lease, Instant)>,
     /// Open connections (busy and idle); each connection task holds one count.
     open: Arc<AtomicUsize>,
+    /// Woken when a connection is given back idle or closes (requests waiting at a
+    /// per-endpoint cap look again).
+    freed: Arc<tokio::sync::Notify>,
 }
 
 /// Connections by endpoint and class, opened through the connector `C`.
@@ -163,11 +170,15 @@ pub(crate) struct Http1Pool<C> {
 }
 
 /// One open connection's place in its endpoint's count, released when the connection ends.
-struct OpenConnection(Arc<AtomicUsize>);
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    freed: Arc<tokio::sync::Notify>,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_waiters();
     }
 }
 
@@ -195,20 +206,40 @@ impl<C: Connect> Http1Pool<C> {
     ) -> Result<Response<ResponseBody>, Http1PoolError> {
         self.start_reaper();
         let key = (endpoint, class);
-        while let Some(mut lease) = self.checkout(&key) {
-            self.preconnect(key, connect_timeout);
-            match lease.sender.try_send_request(request).await {
-                Ok(response) => {
-                    lease.served += 1;
-                    return Ok(self.track(key, lease, response, true));
+        let place = loop {
+            // Registered before looking, so that a connection given back or closed meanwhile
+            // wakes this request.
+            let freed = self.freed(&key);
+            let notified = freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            while let Some(mut lease) = self.checkout(&key) {
+                self.preconnect(key, connect_timeout);
+                match lease.sender.try_send_request(request).await {
+                    Ok(response) => {
+                        lease.served += 1;
+                        return Ok(self.track(key, lease, response, true));
+                    }
+                    Err(mut error) => match error.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(error.into_error().into()),
+                    },
                 }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(error.into_error().into()),
-                },
             }
-        }
-        let place = self.reserve(&key)?;
+            match self.reserve(&key) {
+                Ok(place) => break place,
+                // At a policy's per-endpoint cap the request waits for a connection, as
+                // Envoy's pending requests do (bounded by the request's own timeouts).
+                Err(Http1PoolError::Overloaded(open))
+                    if class
+                        .max_connections
+                        .is_some_and(|max| usize::try_from(max).is_ok_and(|max| open >= max)) =>
+                {
+                    notified.await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         self.preconnect(key, connect_timeout);
         let options = ConnectOptions {
             timeout: connect_timeout,
@@ -413,17 +444,37 @@ impl<C: Connect> Http1Pool<C> {
     /// A place for one more connection to `key`'s endpoint and class, unless it has as many
     /// as allowed.
     fn reserve(&self, key: &PoolKey) -> Result<OpenConnection, Http1PoolError> {
-        let max = self.limits.max_connections_per_endpoint;
-        let open = match self.endpoints.lock() {
-            Ok(mut endpoints) => Arc::clone(&endpoints.entry(*key).or_default().open),
-            Err(_) => Arc::default(),
+        let max = match key.1.max_connections {
+            Some(cap) => self
+                .limits
+                .max_connections_per_endpoint
+                .min(usize::try_from(cap).unwrap_or(usize::MAX)),
+            None => self.limits.max_connections_per_endpoint,
+        };
+        let (open, freed) = match self.endpoints.lock() {
+            Ok(mut endpoints) => {
+                let connections = endpoints.entry(*key).or_default();
+                (
+                    Arc::clone(&connections.open),
+                    Arc::clone(&connections.freed),
+                )
+            }
+            Err(_) => Default::default(),
         };
         open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
         .map_err(Http1PoolError::Overloaded)?;
         self.reap_for(&key.1);
-        Ok(OpenConnection(open))
+        Ok(OpenConnection { open, freed })
+    }
+
+    /// What wakes requests waiting for a connection to `key`.
+    fn freed(&self, key: &PoolKey) -> Arc<tokio::sync::Notify> {
+        match self.endpoints.lock() {
+            Ok(mut endpoints) => Arc::clone(&endpoints.entry(*key).or_default().freed),
+            Err(_) => Arc::default(),
+        }
     }
 
     fn checkout(&self, key: &PoolKey) -> Option<Lease> {
@@ -454,6 +505,7 @@ impl<C: Connect> Http1Pool<C> {
             && connections.idle.len() < self.limits.max_idle_per_endpoint
         {
             connections.idle.push((lease, now));
+            connections.freed.notify_waiters();
         }
     }
 
