@@ -172,13 +172,16 @@ pub(crate) struct Http1Pool<C> {
 /// One open connection's place in its endpoint's count, released when the connection ends.
 struct OpenConnection {
     open: Arc<AtomicUsize>,
-    freed: Arc<tokio::sync::Notify>,
+    /// Woken when the connection ends, under a per-endpoint cap.
+    freed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
-        self.freed.notify_waiters();
+        if let Some(freed) = &self.freed {
+            freed.notify_waiters();
+        }
     }
 }
 
@@ -207,12 +210,13 @@ impl<C: Connect> Http1Pool<C> {
         self.start_reaper();
         let key = (endpoint, class);
         let place = loop {
-            // Registered before looking, so that a connection given back or closed meanwhile
-            // wakes this request.
-            let freed = self.freed(&key);
-            let notified = freed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            // Under a per-endpoint cap: registered before looking, so that a connection given
+            // back or closed meanwhile wakes this request.
+            let freed = class.max_connections.map(|_| self.freed(&key));
+            let mut notified = freed.as_ref().map(|freed| Box::pin(freed.notified()));
+            if let Some(notified) = notified.as_mut() {
+                notified.as_mut().enable();
+            }
             while let Some(mut lease) = self.checkout(&key) {
                 self.preconnect(key, connect_timeout);
                 match lease.sender.try_send_request(request).await {
@@ -235,7 +239,9 @@ impl<C: Connect> Http1Pool<C> {
                         .max_connections
                         .is_some_and(|max| usize::try_from(max).is_ok_and(|max| open >= max)) =>
                 {
-                    notified.await;
+                    if let Some(notified) = notified {
+                        notified.await;
+                    }
                 }
                 Err(error) => return Err(error),
             }
@@ -466,6 +472,7 @@ impl<C: Connect> Http1Pool<C> {
         })
         .map_err(Http1PoolError::Overloaded)?;
         self.reap_for(&key.1);
+        let freed = key.1.max_connections.map(|_| freed);
         Ok(OpenConnection { open, freed })
     }
 
@@ -505,7 +512,9 @@ impl<C: Connect> Http1Pool<C> {
             && connections.idle.len() < self.limits.max_idle_per_endpoint
         {
             connections.idle.push((lease, now));
-            connections.freed.notify_waiters();
+            if key.1.max_connections.is_some() {
+                connections.freed.notify_waiters();
+            }
         }
     }
 
