@@ -95,6 +95,16 @@ fn rule_policy(
         .map(|t| t.policy.policy.name.clone())
 }
 
+/// A BackendTrafficPolicy `spec` compiled on its own, as the CRD rules check it.
+fn compile_spec(
+    yaml: &str,
+) -> Result<mesh_policy::traffic::compile::CompiledBackendTraffic, String> {
+    let key = ObjectKey::new("default", "policy");
+    serde_yaml_ng::from_str::<mesh_policy::traffic::model::BackendTrafficPolicySpec>(yaml)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| spec.compile(&key, &Config::default()))
+}
+
 const GATEWAY_BTP: &str = r#"
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
@@ -545,14 +555,7 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
 #[test]
 fn compressors_compile_with_their_minimum_length() {
     use mesh_policy::traffic::compile::{Compression, quantity};
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "zip");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.compression)
-    };
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.compression);
     assert_eq!(
         compile("compressor: [{type: Gzip}, {type: Zstd, minContentLength: 1Ki}]").unwrap(),
         Some(Compression {
@@ -657,14 +660,7 @@ fn response_overrides_compile_with_the_crd_rules() {
 
 #[test]
 fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "tcp");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upstream.connect_timeout)
-    };
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upstream.connect_timeout);
     assert_eq!(
         compile("timeout: {tcp: {connectTimeout: 250ms}}").unwrap(),
         Some(std::time::Duration::from_millis(250))
@@ -675,12 +671,7 @@ fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
     );
     let error = compile("timeout: {tcp: {connectTimeout: 0s}}").unwrap_err();
     assert!(error.contains("spec.timeout.tcp.connectTimeout"), "{error}");
-    let proxy = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upstream.proxy_protocol)
-    };
+    let proxy = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upstream.proxy_protocol);
     assert_eq!(
         proxy("proxyProtocol: {version: V1}").unwrap(),
         Some(routing::router::UpstreamProxyProtocol::V1)
@@ -691,14 +682,7 @@ fn connect_timeouts_and_upstream_proxy_protocol_compile_with_the_crd_rules() {
 
 #[test]
 fn connection_reuse_limits_compile_into_the_upstream_connection() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "reuse");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-    };
-    let compiled = compile(
+    let compiled = compile_spec(
         "timeout: {http: {connectionIdleTimeout: 2s, maxConnectionDuration: 1m, streamIdleTimeout: 5s}}\n\
          circuitBreaker: {maxRequestsPerConnection: 3}",
     )
@@ -718,7 +702,7 @@ fn connection_reuse_limits_compile_into_the_upstream_connection() {
     );
     assert_eq!(upstream.max_requests, Some(3));
     assert!(
-        compile("retry: {numRetries: 1}")
+        compile_spec("retry: {numRetries: 1}")
             .unwrap()
             .upstream_connection()
             .is_none()
@@ -737,7 +721,7 @@ fn connection_reuse_limits_compile_into_the_upstream_connection() {
             "spec.timeout.http.maxConnectionDuration",
         ),
     ] {
-        let error = compile(yaml).unwrap_err();
+        let error = compile_spec(yaml).unwrap_err();
         assert!(error.contains(field), "{yaml}: {error}");
     }
 }
@@ -800,14 +784,7 @@ spec:
 
 #[test]
 fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "upgrades");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upgrades)
-    };
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upgrades);
     let allowed = compile("httpUpgrade: [{type: websocket}, {type: SPDY/3.1}]")
         .unwrap()
         .unwrap();
@@ -832,14 +809,7 @@ fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
 
 #[test]
 fn routing_type_compiles_to_service_routing() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "routing");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.service_routing)
-    };
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.service_routing);
     assert!(compile("routingType: Service").unwrap());
     assert!(!compile("routingType: Endpoint").unwrap());
     assert!(!compile("useClientProtocol: true").unwrap());
@@ -849,14 +819,7 @@ fn routing_type_compiles_to_service_routing() {
 
 #[test]
 fn socket_buffer_limits_compile_within_bounds() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "buffers");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upstream.socket_buffer)
-    };
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upstream.socket_buffer);
     assert_eq!(
         compile("connection: {socketBufferLimit: 48Ki}").unwrap(),
         Some(48 * 1024)
@@ -880,14 +843,8 @@ fn socket_buffer_limits_compile_within_bounds() {
 
 #[test]
 fn preconnect_compiles_within_the_crd_bounds() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "warm");
-    let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upstream.preconnect_percent)
-    };
+    let compile =
+        |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upstream.preconnect_percent);
     assert_eq!(
         compile("connection: {preconnect: {perEndpointPercent: 150}}").unwrap(),
         Some(150)
@@ -913,13 +870,8 @@ fn preconnect_compiles_within_the_crd_bounds() {
 
 #[test]
 fn per_endpoint_connection_limits_compile() {
-    use mesh_policy::traffic::model::BackendTrafficPolicySpec;
-    let key = ObjectKey::new("default", "capped");
     let compile = |yaml: &str| {
-        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>(yaml)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| spec.compile(&key, &Config::default()))
-            .map(|compiled| compiled.upstream.max_connections_per_endpoint)
+        compile_spec(yaml).map(|compiled| compiled.upstream.max_connections_per_endpoint)
     };
     assert_eq!(
         compile("circuitBreaker: {perEndpoint: {maxConnections: 4}}").unwrap(),
