@@ -1,5 +1,6 @@
 //! End-to-end tests of the `gateway` binary with TLS: HTTPS listeners (SNI, 421), TLS passthrough
-//! with TCP and UDP listeners, BackendTLSPolicy.
+//! with TCP and UDP listeners, BackendTLSPolicy (and a BackendTrafficPolicy's keepalive and socket
+//! buffers on the TLS connections to a backend).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -522,4 +523,72 @@ async fn tls_listeners_terminate_or_pass_through_on_one_port() {
         response.contains("s_server"),
         "the other listener on the port passes TLS through to the backend: {response}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_backends_take_the_route_policy_connection_settings() {
+    let port = free_port();
+    let dir = scratch("backend-tls-keepalive");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    let kept = tls_echo(&leaf, &key).await;
+    let plain = tls_echo(&leaf, &key).await;
+    let indented: String = std::fs::read_to_string(&ca)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let tls_policy = |service: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {service}}}\n\
+             spec:\n  targetRefs: [{{group: '', kind: Service, name: {service}}}]\n  \
+             validation: {{hostname: backend.internal, caCertificateRefs: [{{group: '', kind: ConfigMap, name: backend-ca}}]}}\n---\n"
+        )
+    };
+    let yaml = gateway_yaml(port)
+        + &service("kept", kept)
+        + &service("plain", plain)
+        + &tls_policy("kept")
+        + &tls_policy("plain")
+        + &host_route("kept", "kept")
+        + &host_route("plain", "plain")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: kept}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: kept}]\n  \
+           tcpKeepalive: {idleTime: 600s, interval: 10s, probes: 3}\n  connection: {socketBufferLimit: 48Ki}\n---\n"
+        + &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: backend-ca}}\ndata:\n  ca.crt: |\n{indented}"
+        );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for host in ["host: kept.example", "host: plain.example"] {
+        let (status, response) = curl(&["-H", host, &url]).await;
+        assert_eq!(status, 200, "{response}");
+    }
+    // The gateway's pooled TLS connections to each backend, as `ss` sees them.
+    let sockets_to = |backend: u16| async move {
+        let output = tokio::process::Command::new("ss")
+            .args([
+                "-tmno",
+                "state",
+                "established",
+                "dport",
+                "=",
+                &format!(":{backend}"),
+            ])
+            .output()
+            .await
+            .expect("ss is installed (iproute2)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let sockets = sockets_to(kept).await;
+    assert!(sockets.contains("timer:(keepalive"), "{sockets}");
+    assert!(sockets.contains("rb98304"), "{sockets}");
+    let sockets = sockets_to(plain).await;
+    assert!(
+        sockets.lines().count() >= 2,
+        "the pooled connection is open: {sockets}"
+    );
+    assert!(!sockets.contains("keepalive"), "{sockets}");
+    assert!(!sockets.contains("rb98304"), "{sockets}");
 }

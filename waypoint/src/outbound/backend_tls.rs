@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
 use super::backend_verifier::BackendCertVerifier;
-use super::connect::{Connect, ConnectedIo, UriConnector};
+use super::connect::{Connect, ConnectOptions, ConnectedIo, UriConnector};
 use super::forward::ResponseBody;
 
 /// The most distinct TLS clients kept; past it the cache starts over.
@@ -42,6 +42,7 @@ type ClientKey = (
     bool,
     Option<Arc<Certificate>>,
     Option<UpstreamHttp2>,
+    ConnectOptions,
 );
 
 impl<C: Connect> BackendTlsClients<C> {
@@ -64,14 +65,21 @@ impl<C: Connect> BackendTlsClients<C> {
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
         windows: Option<UpstreamHttp2>,
+        options: ConnectOptions,
     ) -> Option<TlsClient<C>> {
         let mut clients = self.clients.lock().ok()?;
         let windows = windows.filter(|_| h2_only);
-        let key = (tls.clone(), h2_only, client_certificate.cloned(), windows);
+        let key = (
+            tls.clone(),
+            h2_only,
+            client_certificate.cloned(),
+            windows,
+            options,
+        );
         if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let client = self.make(tls, h2_only, client_certificate, windows)?;
+        let client = self.make(tls, h2_only, client_certificate, windows, options)?;
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
@@ -85,6 +93,7 @@ impl<C: Connect> BackendTlsClients<C> {
         h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
         windows: Option<UpstreamHttp2>,
+        options: ConnectOptions,
     ) -> Option<TlsClient<C>> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
@@ -124,7 +133,7 @@ impl<C: Connect> BackendTlsClients<C> {
             vec![b"http/1.1".to_vec()]
         };
         let connect = TlsConnect {
-            uri: UriConnector::new(self.connector.clone()),
+            uri: UriConnector::new(self.connector.clone()).with_options(options),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             name,
         };

@@ -46,7 +46,7 @@ pub trait Connect: Clone + Send + Sync + 'static {
 }
 
 /// What a request's policy asks of the connections opened for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ConnectOptions {
     /// The connect timeout, instead of the connector's own.
     pub timeout: Option<Duration>,
@@ -162,11 +162,22 @@ pub(crate) fn io_kind(error: &std::io::Error) -> UpstreamErrorKind {
 #[derive(Debug, Clone)]
 pub(crate) struct UriConnector<C> {
     connect: C,
+    options: ConnectOptions,
 }
 
 impl<C> UriConnector<C> {
     pub(crate) fn new(connect: C) -> Self {
-        UriConnector { connect }
+        UriConnector {
+            connect,
+            options: ConnectOptions::default(),
+        }
+    }
+
+    /// The same, opening connections with `options` (a policy's connect timeout, keepalive,
+    /// socket buffers).
+    pub(crate) fn with_options(mut self, options: ConnectOptions) -> Self {
+        self.options = options;
+        self
     }
 }
 
@@ -181,6 +192,7 @@ impl<C: Connect> tower::Service<Uri> for UriConnector<C> {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connect = self.connect.clone();
+        let options = self.options;
         Box::pin(async move {
             let endpoint = uri
                 .authority()
@@ -191,7 +203,11 @@ impl<C: Connect> tower::Service<Uri> for UriConnector<C> {
                         "the connector needs an ip:port authority",
                     )
                 })?;
-            let io = connect.connect(endpoint).await?;
+            let io = if options.is_empty() {
+                connect.connect(endpoint).await?
+            } else {
+                connect.connect_with(endpoint, options).await?
+            };
             Ok(ConnectedIo::new(io))
         })
     }

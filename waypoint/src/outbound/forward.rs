@@ -269,8 +269,13 @@ impl<C: Connect> Forwarder<C> {
                     .and_then(|listener| listener.backend_client_certificate.clone());
                 let clients = &self.inner.tls;
                 let windows = upstream.http2;
-                let Some(client) =
-                    clients.client(policy, h2_only, client_certificate.as_ref(), windows)
+                let options = ConnectOptions {
+                    timeout: upstream.connect_timeout,
+                    keepalive: upstream.keepalive,
+                    socket_buffer: upstream.socket_buffer,
+                };
+                let certificate = client_certificate.as_ref();
+                let Some(client) = clients.client(policy, h2_only, certificate, windows, options)
                 else {
                     return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                 };
