@@ -248,20 +248,16 @@ async fn http10_is_refused_unless_the_policy_accepts_it() {
 /// A backend that answers each request with its raw head as the body, and a header whose
 /// name is in mixed case; one request per connection.
 async fn raw_head_backend() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
+                let Some(head) = next_request_head(&mut stream, &mut Vec::new()).await else {
+                    return;
+                };
+                let head = format!("{head}\r\n\r\n").into_bytes();
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\nReSpOnSeHeAdEr: yes\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     head.len()

@@ -164,14 +164,13 @@ impl<C: Connect> Relay<'_, C> {
         let upstream = traffic
             .and_then(|traffic| traffic.policy.upstream_connection())
             .unwrap_or_default();
-        let mut first = match upstream.proxy_protocol {
+        let preface = match upstream.proxy_protocol {
             None => Vec::new(),
             Some(version) => match proxy_preface(version, Some(&self.peer)) {
                 Ok(preface) => preface,
                 Err(_) => return,
             },
         };
-        first.extend_from_slice(already_read);
         let options = ConnectOptions {
             timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
             keepalive: upstream.keepalive,
@@ -180,7 +179,7 @@ impl<C: Connect> Relay<'_, C> {
         let Some(PolicyBalancer(balancer)) = traffic.and_then(|t| t.balancer.as_ref()) else {
             let connected = connect_in_turn(backend, self.endpoints, self.connector, options);
             if let Some(upstream) = connected.await {
-                relay(client, upstream, &first, self.idle).await;
+                relay(client, upstream, [&preface, already_read], self.idle).await;
             }
             return;
         };
@@ -199,7 +198,7 @@ impl<C: Connect> Relay<'_, C> {
                 }
             }
             Ok(upstream) => {
-                relay(client, upstream, &first, self.idle).await;
+                relay(client, upstream, [&preface, already_read], self.idle).await;
                 if let Some(ticket) = pick.ticket {
                     // A relayed connection is a success (HTTP's 200) to outlier detection.
                     ticket.finish(Some(TryOutcome::Answered(200)));
@@ -209,15 +208,17 @@ impl<C: Connect> Relay<'_, C> {
     }
 }
 
-/// Sends `first` upstream, then copies both ways until both sides close, or nothing has
-/// moved either way for `idle`.
-async fn relay<S, U>(client: S, mut upstream: U, first: &[u8], idle: Option<Duration>)
+/// Sends the `first` bytes upstream (a PROXY header, then what the client already sent), then
+/// copies both ways until both sides close, or nothing has moved either way for `idle`.
+async fn relay<S, U>(client: S, mut upstream: U, first: [&[u8]; 2], idle: Option<Duration>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    if upstream.write_all(first).await.is_err() {
-        return;
+    for bytes in first {
+        if upstream.write_all(bytes).await.is_err() {
+            return;
+        }
     }
     let activity = StreamActivity::new();
     let mut client = activity.watch(client);

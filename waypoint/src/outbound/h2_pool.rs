@@ -98,8 +98,7 @@ impl<C: Connect> H2Pool<C> {
         let key = (endpoint, windows);
         let limit = windows.and_then(|w| w.max_concurrent_streams);
         let pooled = self.take_place(key, limit);
-        let place = StreamPlace(Arc::clone(&pooled.streams));
-        let place = limit.map(|_| place);
+        let place = limit.map(|_| StreamPlace(Arc::clone(&pooled.streams)));
         // The first request of a new connection opens it; the others wait for it (and one
         // of them tries again if it could not be opened).
         let mut sender = pooled
@@ -116,9 +115,10 @@ impl<C: Connect> H2Pool<C> {
     /// existing one, else a new entry (to be opened), else — at
     /// [`MAX_CONNECTIONS_PER_KEY`] — the least busy.
     fn take_place(&self, key: Key, limit: Option<u32>) -> Pooled {
+        // Streams are counted only under a limit (nothing reads the count otherwise).
         let fresh = || Pooled {
             connection: Arc::new(OnceCell::new()),
-            streams: Arc::new(AtomicU32::new(1)),
+            streams: Arc::new(AtomicU32::new(u32::from(limit.is_some()))),
         };
         let Ok(mut connections) = self.connections.lock() else {
             return fresh();
@@ -143,7 +143,9 @@ impl<C: Connect> H2Pool<C> {
                 None => return fresh(),
             },
         };
-        chosen.streams.fetch_add(1, Ordering::Relaxed);
+        if limit.is_some() {
+            chosen.streams.fetch_add(1, Ordering::Relaxed);
+        }
         chosen
     }
 
