@@ -470,7 +470,15 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
     ] {
         assert_eq!(compile(yaml).unwrap().request_id, expected, "{yaml}");
     }
+    assert!(!defaults.match_backend_scheme);
+    assert!(
+        compile("scheme: MatchBackend")
+            .unwrap()
+            .match_backend_scheme
+    );
+    assert!(!compile("scheme: Preserve").unwrap().match_backend_scheme);
     for (yaml, expected) in [
+        ("scheme: Upstream", "spec.scheme: unsupported value"),
         ("headers: {requestID: Always}", "unsupported value"),
         (
             "headers: {requestID: Generate, preserveXRequestID: true}",

@@ -1,6 +1,7 @@
 """An h2c (prior-knowledge) server on 127.0.0.1 that answers every request with, as JSON, the
 HTTP/2 settings its client announced on that connection: the SETTINGS_INITIAL_WINDOW_SIZE and
-the connection window opened by WINDOW_UPDATEs on stream 0, and the request's :authority.
+the connection window opened by WINDOW_UPDATEs on stream 0, and the request's :authority and
+:scheme.
 Prints its port first. Uses the independent python `h2` implementation, which refuses a
 request whose Host disagrees with its :authority (RFC 9113 section 8.3.1)."""
 import json
@@ -18,7 +19,7 @@ def serve(sock):
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     seen = {"initial_window_size": None, "connection_window": 65535}
-    authorities = {}
+    requests = {}
     while True:
         try:
             data = sock.recv(65536)
@@ -36,9 +37,12 @@ def serve(sock):
                 seen["connection_window"] += event.delta
             elif isinstance(event, h2.events.RequestReceived):
                 headers = {bytes(k): bytes(v) for k, v in event.headers}
-                authorities[event.stream_id] = headers.get(b":authority", b"").decode()
+                requests[event.stream_id] = {
+                    "authority": headers.get(b":authority", b"").decode(),
+                    "scheme": headers.get(b":scheme", b"").decode(),
+                }
             elif isinstance(event, h2.events.StreamEnded):
-                answer = dict(seen, authority=authorities.pop(event.stream_id, None))
+                answer = dict(seen, **requests.pop(event.stream_id, {}))
                 body = json.dumps(answer).encode()
                 conn.send_headers(event.stream_id, [
                     (":status", "200"),

@@ -89,6 +89,8 @@ pub struct CompiledClientTraffic {
     pub socket_buffer: Option<u32>,
     /// `headers.enableEnvoyHeaders`.
     pub envoy_headers: bool,
+    /// `scheme: MatchBackend`: HTTP/2 backends get the `:scheme` of their own connection.
+    pub match_backend_scheme: bool,
 }
 
 /// `http1.http10`: HTTP/1.0 accepted.
@@ -487,6 +489,11 @@ impl ClientTrafficPolicySpec {
             (Some(_), _) | (None, Some(true)) => Some(ProxyProtocolMode::Required),
             (None, _) => None,
         };
+        let match_backend_scheme = match self.scheme.as_deref() {
+            None | Some("Preserve") => false,
+            Some("MatchBackend") => true,
+            Some(other) => return Err(format!("spec.scheme: unsupported value {other:?}")),
+        };
         Ok(CompiledClientTraffic {
             policy: key.clone(),
             detection,
@@ -516,6 +523,7 @@ impl ClientTrafficPolicySpec {
                 == Some(true),
             enable_trailers: self.http1.as_ref().and_then(|h| h.enable_trailers) == Some(true),
             envoy_headers: self.headers.as_ref().and_then(|h| h.enable_envoy_headers) == Some(true),
+            match_backend_scheme,
             socket_buffer: self
                 .connection
                 .as_ref()

@@ -75,6 +75,7 @@ impl<S> ClientTrafficFromListener<S> {
                 enable_trailers: false,
                 envoy_headers: false,
                 socket_buffer: None,
+                match_backend_scheme: false,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,
@@ -170,6 +171,11 @@ pub fn apply_client_policy<B, RB: Default>(
     apply_request_id(policy.request_id, request.headers_mut(), dice);
     if !policy.rate_limit_headers {
         request.extensions_mut().insert(RateLimitHeadersOff);
+    }
+    if policy.match_backend_scheme {
+        request
+            .extensions_mut()
+            .insert(routing::router::MatchBackendScheme);
     }
     policy
         .detection

@@ -89,9 +89,10 @@ pub struct ClientTrafficPolicySpec {
     /// Not enforced yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http3: NotYet,
-    /// Not enforced yet.
+    /// The `:scheme` sent to HTTP/2 backends: `Preserve` (default: the client's) or
+    /// `MatchBackend` (`https` to TLS backends, `http` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheme: NotYet,
+    pub scheme: Option<String>,
 }
 
 /// ClientTrafficPolicy `http1`.
@@ -946,7 +947,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
             );
         }
         set(&mut found, &self.http3, "spec.http3");
-        set(&mut found, &self.scheme, "spec.scheme");
         found
     }
 }

@@ -86,6 +86,12 @@ impl std::ops::Deref for SelectedBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseClientProtocol;
 
+/// Asks the upstream service to send HTTP/2 backends the `:scheme` of its own connection to
+/// them (`https` over TLS, `http` otherwise) instead of the client's (Envoy Gateway's
+/// ClientTrafficPolicy `scheme: MatchBackend`), as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchBackendScheme;
+
 /// How the upstream service opens, keeps and reuses connections for this request (Envoy
 /// Gateway's BackendTrafficPolicy `timeout.tcp.connectTimeout`, `tcpKeepalive`,
 /// `proxyProtocol`, `timeout.http.connectionIdleTimeout`, `maxConnectionDuration`,

@@ -21,8 +21,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
-    MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnection, UpstreamError,
-    UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
+    MatchBackendScheme, MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnection,
+    UpstreamError, UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
 };
 
 use super::body_error::BodyError;
@@ -214,16 +214,18 @@ impl<C: Connect> Forwarder<C> {
         let legacy_client = backend.tls.is_some() || upgrading || protocol == BackendProtocol::H2c;
         let target = if h2c {
             // The client's authority as `:authority`; no `Host` beside it (RFC 9113 §8.3.1).
+            let scheme = upstream_scheme(&request, false);
             let authority = request
                 .headers_mut()
                 .remove(header::HOST)
                 .and_then(|host| Authority::try_from(host.as_bytes()).ok());
             match authority {
-                Some(authority) => with_authority(request.uri(), authority),
-                None => absolute_form(request.uri(), endpoint.address),
+                Some(authority) => with_authority(request.uri(), scheme, authority),
+                None => absolute_form(request.uri(), scheme, endpoint.address),
             }
         } else if legacy_client {
-            absolute_form(request.uri(), endpoint.address)
+            let scheme = upstream_scheme(&request, backend.tls.is_some());
+            absolute_form(request.uri(), scheme, endpoint.address)
         } else {
             origin_form(request.uri())
         };
@@ -399,19 +401,38 @@ fn origin_form(uri: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// `http://{endpoint}/path?query` of `uri`.
-fn absolute_form(uri: &Uri, endpoint: SocketAddr) -> Option<Uri> {
+/// The `:scheme` an HTTP/2 backend gets (HTTP/1.1 sends none): the client's, as Envoy
+/// preserves it — the request's own on HTTP/2, else `https` when the gateway marked the
+/// request `x-forwarded-proto: https` — or, under [`MatchBackendScheme`], that of the
+/// connection to the backend.
+fn upstream_scheme<B>(request: &Request<B>, backend_tls: bool) -> Scheme {
+    let https = if request.extensions().get::<MatchBackendScheme>().is_some() {
+        backend_tls
+    } else {
+        match request.uri().scheme_str() {
+            Some(scheme) => scheme.eq_ignore_ascii_case("https"),
+            None => request
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https")),
+        }
+    };
+    if https { Scheme::HTTPS } else { Scheme::HTTP }
+}
+
+/// `{scheme}://{endpoint}/path?query` of `uri`.
+fn absolute_form(uri: &Uri, scheme: Scheme, endpoint: SocketAddr) -> Option<Uri> {
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(scheme);
     parts.authority = Some(Authority::try_from(endpoint.to_string()).ok()?);
     parts.path_and_query = Some(path_and_query(uri));
     Uri::from_parts(parts).ok()
 }
 
 /// `uri` in absolute form with `authority` (the client's, for HTTP/2's `:authority`).
-fn with_authority(uri: &Uri, authority: Authority) -> Option<Uri> {
+fn with_authority(uri: &Uri, scheme: Scheme, authority: Authority) -> Option<Uri> {
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(scheme);
     parts.authority = Some(authority);
     parts.path_and_query = Some(path_and_query(uri));
     Uri::from_parts(parts).ok()
