@@ -5,7 +5,10 @@
 //! an `endpointOverride` header pins a request to the pod it names, unless that pod is not
 //! the Service's or not healthy; with `slowStart`, a pod added by a reload gets a small share
 //! at first and a full one once the window has passed. Active checks — HTTP, and gRPC
-//! against grpcio health servers — take a pod out and bring it back.
+//! against grpcio health servers — take a pod out and bring it back. `zoneAware` with the
+//! gateway's `--zone`: a local zone with less than its share keeps half its requests,
+//! `force` keeps them all, too small a backend ignores zones, `weightedZones` split 80/20
+//! (a consistent hash too, each key keeping its pod), and without `--zone` nothing is local.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -831,4 +834,118 @@ async fn a_new_endpoint_ramps_up_over_the_slow_start_window() {
         vec![50; 4],
         "{settled:?}"
     );
+}
+
+/// The Service `zoned` over the four pods, pod-1 in zone `a` and the others in zone `b`.
+fn zoned_service(port: u16) -> String {
+    let endpoints: Vec<String> = (1..=PODS)
+        .map(|pod| {
+            let zone = if pod == 1 { "a" } else { "b" };
+            format!(
+                "{{addresses: [127.0.0.{}], hostname: pod-{pod}, zone: {zone}}}",
+                10 + pod
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: zoned}}\nspec:\n  ports: [{{name: http, port: 80}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: zoned-1, labels: {{kubernetes.io/service-name: zoned}}}}\n\
+         addressType: IPv4\nendpoints: [{}]\nports: [{{name: http, port: {port}}}]\n---\n",
+        endpoints.join(", ")
+    )
+}
+
+/// A route `name` to the zoned pods with a BackendTrafficPolicy `loadBalancer`.
+fn zoned_route(name: &str, load_balancer: &str) -> String {
+    balanced(name, load_balancer).replace("{name: pods, port: 80}", "{name: zoned, port: 80}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zone_aware_balancing_prefers_the_gateways_zone_or_splits_by_weight() {
+    let (port, unzoned_port) = (free_port(), free_port());
+    let pods = echo_pods().await;
+    let routes = zoned_route(
+        "share",
+        "{type: RoundRobin, zoneAware: {preferLocal: {minEndpointsThreshold: 1}}}",
+    ) + &zoned_route(
+        "forced",
+        "{type: Random, zoneAware: {preferLocal: {minEndpointsThreshold: 1, force: {}}}}",
+    ) + &zoned_route(
+        "small",
+        "{type: RoundRobin, zoneAware: {preferLocal: {force: {}}}}",
+    ) + &zoned_route(
+        "weighted",
+        "{type: RoundRobin, zoneAware: {weightedZones: [{zone: a, weight: 80}, {zone: b, weight: 20}]}}",
+    ) + &zoned_route(
+        "hashed",
+        "{type: ConsistentHash, consistentHash: {type: QueryParams, queryParams: [{name: u}]}, \
+         zoneAware: {weightedZones: [{zone: a, weight: 80}, {zone: b, weight: 20}]}}",
+    );
+    let dir = scratch("balancing-zones");
+    std::fs::write(
+        dir.join("config.yaml"),
+        gateway_yaml(port) + &zoned_service(pods) + &routes,
+    )
+    .unwrap();
+    let gateway = start_gateway_with(&[&dir], &["--zone", "a"]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let local_share = |answered: &[String]| {
+        answered.iter().filter(|pod| *pod == "pod-1").count() as f64 / answered.len() as f64
+    };
+
+    // Zone a holds one endpoint in four, but its gateways (taken as spread evenly over the
+    // two zones) send half the traffic: half its requests stay local, the rest go to b.
+    let answered = pods_answering(&["-H", "host: share.example"], &url, 400).await;
+    let share = local_share(&answered);
+    assert!((0.38..0.62).contains(&share), "{:?}", counts(&answered));
+    assert_eq!(counts(&answered).len(), 4, "{:?}", counts(&answered));
+    // Forced: every request stays in zone a.
+    let answered = pods_answering(&["-H", "host: forced.example"], &url, 100).await;
+    assert_eq!(local_share(&answered), 1.0, "{:?}", counts(&answered));
+    // Fewer endpoints than minEndpointsThreshold (6 by default): zones are ignored, an even
+    // round robin, even when forced.
+    let answered = pods_answering(&["-H", "host: small.example"], &url, 200).await;
+    assert_eq!(
+        counts(&answered).values().copied().collect::<Vec<_>>(),
+        vec![50; 4]
+    );
+    // Weighted zones: 80 % to zone a, 20 % spread over zone b.
+    let answered = pods_answering(&["-H", "host: weighted.example"], &url, 400).await;
+    let share = local_share(&answered);
+    assert!((0.72..0.88).contains(&share), "{:?}", counts(&answered));
+    // A consistent hash weighs the zones in its table: each key keeps its pod, and keys land
+    // in zone a about 80 % of the time.
+    let mut command = Command::new("curl");
+    command.args(["-s", "-S", "-w", "\n", "-H", "host: hashed.example"]);
+    for key in 0..300 {
+        command.arg(format!("{url}?u={key}"));
+    }
+    let first = command.output().await.unwrap();
+    let second = command.output().await.unwrap();
+    assert_eq!(first.stdout, second.stdout, "each key keeps its pod");
+    let text = String::from_utf8_lossy(&first.stdout);
+    let keyed: Vec<String> = text
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["pod"].to_string())
+        .collect();
+    assert_eq!(keyed.len(), 300);
+    let in_a = keyed.iter().filter(|pod| pod.contains("pod-1")).count();
+    assert!((200..280).contains(&in_a), "{in_a} of 300 keys in zone a");
+
+    // Without --zone, the gateway knows no local zone: even the forced route spreads.
+    let dir = scratch("balancing-zones-unknown");
+    std::fs::write(
+        dir.join("config.yaml"),
+        gateway_yaml(unzoned_port) + &zoned_service(pods) + &routes,
+    )
+    .unwrap();
+    let unzoned = start_gateway(&[&dir]).await;
+    unzoned.wait_ready().await;
+    let url = format!("http://127.0.0.1:{unzoned_port}/");
+    let answered = pods_answering(&["-H", "host: forced.example"], &url, 200).await;
+    assert_eq!(counts(&answered).len(), 4, "{:?}", counts(&answered));
+    assert!(local_share(&answered) < 0.45, "{:?}", counts(&answered));
 }

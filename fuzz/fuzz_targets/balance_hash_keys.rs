@@ -61,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|i| Endpoint {
                 address: ([10, 0, 0, i], 80).into(),
                 pod: None,
+                zone: None,
             })
             .collect::<Vec<_>>()
             .into(),

@@ -53,6 +53,7 @@ async fn metrics_are_registered_in_the_embedders_registry() {
         registry,
         denial_log: None,
         rate_limit: None,
+        zone: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

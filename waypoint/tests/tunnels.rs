@@ -165,6 +165,7 @@ fn selected(endpoint: SocketAddr) -> SelectedBackend {
         endpoints: vec![Endpoint {
             address: endpoint,
             pod: None,
+            zone: None,
         }]
         .into(),
         protocol: BackendProtocol::Http1,

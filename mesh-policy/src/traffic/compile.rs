@@ -175,6 +175,8 @@ pub struct CompiledBackendTraffic {
     pub endpoint_override: Vec<http::HeaderName>,
     /// `loadBalancer.slowStart.window`.
     pub slow_start: Option<Duration>,
+    /// `loadBalancer.zoneAware`.
+    pub zones: Option<super::balance::ZoneRouting>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -804,6 +806,10 @@ impl BackendTrafficPolicySpec {
             Some(spec) => spec.slow_start()?,
             None => None,
         };
+        let zones = match &self.load_balancer {
+            Some(spec) => spec.zones()?,
+            None => None,
+        };
         let upgrades = self
             .http_upgrade
             .as_deref()
@@ -818,6 +824,7 @@ impl BackendTrafficPolicySpec {
             service_routing,
             upgrades,
             slow_start,
+            zones,
             endpoint_override,
             upstream,
             bandwidth,
@@ -1276,9 +1283,12 @@ impl CompiledBackendTraffic {
                     .load_balancing
                     .clone()
                     .unwrap_or(LoadBalancing::LeastRequest);
-                let balancer =
+                let mut balancer =
                     Balancer::with_health(policy, self.health.as_ref(), prober, backends)
                         .with_endpoint_override(self.endpoint_override.clone());
+                if let Some(zones) = &self.zones {
+                    balancer = balancer.with_zones(zones.clone(), runtime.local_zone.clone());
+                }
                 PolicyBalancer(Arc::new(match self.slow_start {
                     Some(window) => balancer.with_slow_start(window, &runtime.endpoint_ages),
                     None => balancer,
@@ -1330,4 +1340,7 @@ pub struct TrafficRuntime {
     pub counters: Option<Arc<dyn SharedCounters>>,
     /// When each endpoint was first seen (slow start), kept across configurations.
     pub endpoint_ages: Arc<super::balance::EndpointAges>,
+    /// The zone this process runs in (`topology.kubernetes.io/zone` of its node), for
+    /// `zoneAware.preferLocal`; without it, no request is routed by its local zone.
+    pub local_zone: Option<Arc<str>>,
 }

@@ -29,6 +29,9 @@ pub struct Endpoint {
     /// The endpoint's host name (the pod), when the slice names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The zone the endpoint runs in, when the slice names it (zone-aware balancing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Arc<str>>,
 }
 
 /// How to verify a backend that speaks TLS (from a BackendTLSPolicy).

@@ -111,6 +111,9 @@ pub struct SlicedEndpoint {
     /// The object behind the endpoint (a Pod, whose service account is its identity).
     #[serde(rename = "targetRef", skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<EndpointTargetRef>,
+    /// The zone the endpoint runs in (`topology.kubernetes.io/zone` of its node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// `endpoints[].conditions`.

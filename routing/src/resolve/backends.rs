@@ -174,11 +174,13 @@ fn ready_endpoints(config: &Config, service: &Service, port: &ServicePort) -> Ve
             if endpoint.conditions.ready == Some(false) {
                 continue;
             }
+            let zone: Option<Arc<str>> = endpoint.zone.as_deref().map(Arc::from);
             for address in &endpoint.addresses {
                 if let Ok(ip) = address.parse::<IpAddr>() {
                     endpoints.push(Endpoint {
                         address: SocketAddr::new(ip, number),
                         pod: endpoint.hostname.clone(),
+                        zone: zone.clone(),
                     });
                 }
             }

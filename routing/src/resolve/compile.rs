@@ -176,7 +176,11 @@ pub(crate) fn rule_slot(
     if policies.routes_to_service_address(&target(identity, backends)) {
         backends.for_each_ready_mut(|backend| {
             if let Some(address) = backend.cluster_address {
-                Arc::make_mut(backend).endpoints = Arc::from([Endpoint { address, pod: None }]);
+                Arc::make_mut(backend).endpoints = Arc::from([Endpoint {
+                    address,
+                    pod: None,
+                    zone: None,
+                }]);
             }
         });
     }

@@ -59,6 +59,9 @@ pub struct GatewayOptions {
     /// Where global rate limits are counted; `None`: policies with a global limit are
     /// invalid.
     pub rate_limit: Option<RateLimitBackend>,
+    /// The zone this gateway runs in (`topology.kubernetes.io/zone` of its node), for
+    /// BackendTrafficPolicy `zoneAware.preferLocal`; `None`: no request prefers a zone.
+    pub zone: Option<String>,
 }
 
 /// Why the gateway could not start.
@@ -126,6 +129,7 @@ pub async fn run_gateway(
                         }
                     },
                     endpoint_ages: Default::default(),
+                    local_zone: options.zone.as_deref().map(Arc::from),
                 },
             )),
             Arc::new(mesh_policy::security::SecurityPolicies::with_runtime(

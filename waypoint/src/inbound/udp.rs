@@ -168,7 +168,12 @@ mod tests {
         let backend = Backend {
             service: ObjectKey::new("ns", "dns"),
             port: 53,
-            endpoints: vec![Endpoint { address, pod: None }].into(),
+            endpoints: vec![Endpoint {
+                address,
+                pod: None,
+                zone: None,
+            }]
+            .into(),
             protocol: BackendProtocol::Http1,
             tls: None,
             filters: Vec::new(),

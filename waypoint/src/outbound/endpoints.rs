@@ -52,6 +52,7 @@ mod tests {
                 .map(|i| Endpoint {
                     address: ([10, 0, 0, i], 80).into(),
                     pod: None,
+                    zone: None,
                 })
                 .collect::<Vec<_>>()
                 .into(),

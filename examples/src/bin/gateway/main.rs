@@ -4,6 +4,7 @@
 //! gateway                                  # quick start: embedded config, echo backends, :8080
 //! gateway --config DIR_OR_FILE [--config …] [--admin 127.0.0.1:15000] [--gateway-class NAME]
 //!         [--rate-limit-redis redis://127.0.0.1:6379 [--rate-limit-timeout-ms 20] [--rate-limit-fail-closed]]
+//!         [--zone ZONE]
 //! ```
 //!
 //! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
@@ -66,6 +67,11 @@ struct Args {
     /// When Redis fails, answer 500 instead of letting requests pass (the default).
     #[arg(long, requires = "rate_limit_redis")]
     rate_limit_fail_closed: bool,
+    /// The zone this gateway runs in (its node's `topology.kubernetes.io/zone`): with a
+    /// BackendTrafficPolicy `zoneAware.preferLocal`, requests prefer endpoints whose
+    /// EndpointSlice `zone` is this one. Without it, no request prefers a zone.
+    #[arg(long, value_name = "ZONE")]
+    zone: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -132,6 +138,7 @@ async fn run(args: Args) -> Result<(), String> {
                 timeout: Duration::from_millis(args.rate_limit_timeout_ms.max(1)),
                 fail_closed: args.rate_limit_fail_closed,
             }),
+        zone: args.zone,
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)

@@ -18,8 +18,8 @@
 //!     service: routing::model::ObjectKey::new("shop", "cart"),
 //!     port: 80,
 //!     endpoints: vec![
-//!         Endpoint { address: ([10, 0, 0, 1], 8080).into(), pod: None },
-//!         Endpoint { address: ([10, 0, 0, 2], 8080).into(), pod: None },
+//!         Endpoint { address: ([10, 0, 0, 1], 8080).into(), pod: None, zone: None },
+//!         Endpoint { address: ([10, 0, 0, 2], 8080).into(), pod: None, zone: None },
 //!     ]
 //!     .into(),
 //!     protocol: BackendProtocol::Http1,
@@ -45,6 +45,7 @@ pub mod outlier;
 pub mod ring;
 pub mod slow_start;
 pub mod spec;
+pub mod zones;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -60,6 +61,7 @@ pub use hash_key::{HashKey, SessionCookie};
 pub use health::{Eligible, EndpointHealth, HealthPolicy};
 pub use maglev::{MaglevEntry, MaglevTable};
 pub use slow_start::{EndpointAges, SlowStart};
+pub use zones::{ZoneIndex, ZoneRouting};
 
 use super::fault::Dice;
 
@@ -93,6 +95,10 @@ pub struct BackendEndpoints {
     pub health: Option<EndpointHealth>,
     /// The ramp of endpoints new to the gateway, when the policy has a slow start.
     slow_start: Option<SlowStart>,
+    /// The endpoints' zones, when the policy routes by zone.
+    zones: Option<ZoneIndex>,
+    /// The Maglev weight of each endpoint (weighted zones), else 1 each.
+    maglev_weights: Option<Vec<u32>>,
 }
 
 impl BackendEndpoints {
@@ -104,6 +110,8 @@ impl BackendEndpoints {
             maglev: OnceLock::new(),
             health: health.map(|policy| EndpointHealth::new(policy, endpoints.len())),
             slow_start: None,
+            zones: None,
+            maglev_weights: None,
         }
     }
 
@@ -122,11 +130,13 @@ impl BackendEndpoints {
                     .iter()
                     .map(|e| e.address.to_string())
                     .collect();
+                let weights = self.maglev_weights.as_deref().unwrap_or(&[]);
                 let entries: Vec<MaglevEntry<'_>> = names
                     .iter()
-                    .map(|name| MaglevEntry {
+                    .enumerate()
+                    .map(|(i, name)| MaglevEntry {
                         name: name.as_bytes(),
-                        weight: 1,
+                        weight: weights.get(i).copied().unwrap_or(1),
                     })
                     .collect();
                 MaglevTable::build(&entries, size).ok()
@@ -186,6 +196,8 @@ pub struct Balancer {
     backends: Vec<Arc<BackendEndpoints>>,
     /// Headers naming the endpoint a request asks for (`endpointOverride`).
     overrides: Vec<http::HeaderName>,
+    /// Zone-aware routing and the process's own zone (`zoneAware`).
+    zones: Option<(ZoneRouting, Option<Arc<str>>)>,
 }
 
 impl Balancer {
@@ -228,7 +240,47 @@ impl Balancer {
             dice,
             backends,
             overrides: Vec::new(),
+            zones: None,
         }
+    }
+
+    /// The balancer, first narrowing each try to a zone by `routing`, this process being in
+    /// `local_zone` (Envoy Gateway's `zoneAware`; see [`zones`]).
+    pub fn with_zones(mut self, routing: ZoneRouting, local_zone: Option<Arc<str>>) -> Self {
+        for state in &mut self.backends {
+            let index = ZoneIndex::new(state.endpoints.iter().map(|e| e.zone.as_deref()));
+            let weights = match &routing {
+                ZoneRouting::Weighted(weights) => Some(zones::maglev_weights(&index, weights)),
+                ZoneRouting::PreferLocal(_) => None,
+            };
+            if let Some(state) = Arc::get_mut(state) {
+                state.zones = Some(index);
+                state.maglev_weights = weights;
+            }
+        }
+        self.zones = Some((routing, local_zone));
+        self
+    }
+
+    /// The candidates of the zone a try goes to, when zones narrow them (a consistent hash
+    /// weighs zones in its table instead).
+    fn zoned(&self, state: &BackendEndpoints, candidates: Candidates<'_>) -> Option<Vec<usize>> {
+        let (routing, local) = self.zones.as_ref()?;
+        if matches!(self.policy, LoadBalancing::ConsistentHash { .. }) {
+            return None;
+        }
+        let index = state.zones.as_ref()?;
+        let listed: Vec<usize>;
+        let candidates = match candidates {
+            Candidates::All(count) => {
+                listed = (0..count).collect();
+                &listed
+            }
+            Candidates::Only(list) => list,
+        };
+        routing.narrow(index, local.as_deref(), candidates, &mut || {
+            self.dice.next()
+        })
     }
 
     /// The balancer, sending a request to the endpoint its first `headers` value that names
@@ -354,7 +406,11 @@ impl BalanceEndpoints for Balancer {
         };
         let endpoint = match overridden {
             Some(endpoint) => endpoint,
-            None => self.by_policy(state, request, candidates, &mut set_cookie),
+            None => {
+                let zoned = self.zoned(state, candidates);
+                let candidates = zoned.as_deref().map_or(candidates, Candidates::Only);
+                self.by_policy(state, request, candidates, &mut set_cookie)
+            }
         };
         // Least request counts tries in flight; outlier detection counts how they end.
         let tracked = matches!(self.policy, LoadBalancing::LeastRequest)
@@ -471,6 +527,7 @@ mod tests {
                 .map(|i| Endpoint {
                     address: ([10, 0, 0, i], 80).into(),
                     pod: None,
+                    zone: None,
                 })
                 .collect::<Vec<_>>()
                 .into(),

@@ -1,7 +1,7 @@
 //! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
 //! validation rules (a consistent hash needs its key's field; the table size is a prime up to
-//! 5 000 011), `slowStart`'s window and `endpointOverride`'s headers. Fields not enforced yet
-//! (`zoneAware`, `backendUtilization`) make the policy invalid.
+//! 5 000 011), `slowStart`'s window, `endpointOverride`'s headers and `zoneAware`. A field not
+//! enforced yet (`backendUtilization`) makes the policy invalid.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::LoadBalancing;
 use super::hash_key::{HashKey, SessionCookie};
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, is_prime};
+use super::zones::{PreferLocal, ZoneRouting};
 use crate::traffic::model::NotYet;
 
 /// `loadBalancer`.
@@ -27,9 +28,9 @@ pub struct LoadBalancerSpec {
     /// Ramp up endpoints new to the gateway over `window` (round robin, least request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_start: Option<SlowStartSpec>,
-    /// Not enforced yet.
+    /// Route by zone: prefer the gateway's own, or split by weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone_aware: NotYet,
+    pub zone_aware: Option<ZoneAwareSpec>,
     /// Headers naming the endpoint a request asks for (`IP:Port[,IP:Port…]`); the policy's
     /// balancing when none of them names a usable endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +62,52 @@ pub struct ConsistentHashSpec {
     /// The Maglev table's size (a prime; default 65537).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_size: Option<u32>,
+}
+
+/// `loadBalancer.zoneAware`: one of its fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneAwareSpec {
+    /// Prefer endpoints in the gateway's own zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer_local: Option<PreferLocalSpec>,
+    /// Split requests between zones by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weighted_zones: Vec<WeightedZoneSpec>,
+}
+
+/// `zoneAware.preferLocal`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreferLocalSpec {
+    /// Fewer usable endpoints than this: zones are ignored (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_endpoints_threshold: Option<u64>,
+    /// The percentage of requests routed by zone (0–100, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage_enabled: Option<u32>,
+    /// Keep every request in the local zone while it has enough endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<ForceLocalZoneSpec>,
+}
+
+/// `preferLocal.force`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForceLocalZoneSpec {
+    /// The usable endpoints the local zone needs for forcing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_endpoints_in_zone_threshold: Option<u32>,
+}
+
+/// `zoneAware.weightedZones[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedZoneSpec {
+    /// The zone (`topology.kubernetes.io/zone`).
+    pub zone: String,
+    /// Its weight (zones not listed get none).
+    pub weight: u32,
 }
 
 /// `loadBalancer.slowStart`.
@@ -113,13 +160,10 @@ pub struct CookieSpec {
 impl LoadBalancerSpec {
     /// The `spec.loadBalancer.…` paths set but not enforced yet.
     pub fn unsupported(&self) -> Vec<&'static str> {
-        [
-            (&self.zone_aware, "spec.loadBalancer.zoneAware"),
-            (
-                &self.backend_utilization,
-                "spec.loadBalancer.backendUtilization",
-            ),
-        ]
+        [(
+            &self.backend_utilization,
+            "spec.loadBalancer.backendUtilization",
+        )]
         .into_iter()
         .filter(|(field, _)| field.is_some())
         .map(|(_, path)| path)
@@ -156,6 +200,57 @@ impl LoadBalancerSpec {
 }
 
 impl LoadBalancerSpec {
+    /// `zoneAware` (none without it), checked as the CRD does: exactly one of its modes,
+    /// `preferLocal` not with a consistent hash, distinct zones.
+    pub fn zones(&self) -> Result<Option<ZoneRouting>, String> {
+        let Some(spec) = &self.zone_aware else {
+            return Ok(None);
+        };
+        let at = "spec.loadBalancer.zoneAware";
+        match (&spec.prefer_local, spec.weighted_zones.is_empty()) {
+            (Some(_), false) | (None, true) => Err(format!(
+                "{at}: exactly one of preferLocal and weightedZones"
+            )),
+            (Some(prefer), true) => {
+                if self.kind == "ConsistentHash" {
+                    return Err(format!(
+                        "{at}.preferLocal: not with ConsistentHash (use weightedZones)"
+                    ));
+                }
+                let percentage = prefer.percentage_enabled.unwrap_or(100);
+                if percentage > 100 {
+                    return Err(format!(
+                        "{at}.preferLocal.percentageEnabled: {percentage} is over 100"
+                    ));
+                }
+                Ok(Some(ZoneRouting::PreferLocal(PreferLocal {
+                    min_endpoints: prefer.min_endpoints_threshold.unwrap_or(6),
+                    percentage: f64::from(percentage),
+                    force_min_in_zone: prefer
+                        .force
+                        .as_ref()
+                        .map(|force| force.min_endpoints_in_zone_threshold.unwrap_or(1)),
+                })))
+            }
+            (None, false) => {
+                let mut weights: Vec<(std::sync::Arc<str>, u32)> = Vec::new();
+                for (i, zone) in spec.weighted_zones.iter().enumerate() {
+                    if zone.zone.is_empty() {
+                        return Err(format!("{at}.weightedZones[{i}].zone: empty"));
+                    }
+                    if weights.iter().any(|(name, _)| **name == *zone.zone) {
+                        return Err(format!(
+                            "{at}.weightedZones[{i}].zone: {:?} is listed twice",
+                            zone.zone
+                        ));
+                    }
+                    weights.push((zone.zone.as_str().into(), zone.weight));
+                }
+                Ok(Some(ZoneRouting::Weighted(weights)))
+            }
+        }
+    }
+
     /// The window of `slowStart` (none without it), checked as the CRD does: a positive
     /// duration, with round robin or least request only.
     pub fn slow_start(&self) -> Result<Option<std::time::Duration>, String> {
@@ -378,8 +473,63 @@ mod tests {
         }
         assert!(compile("type: RoundRobin\nbogus: 1").is_err());
         let spec: LoadBalancerSpec =
-            serde_yaml_ng::from_str("type: RoundRobin\nzoneAware: {preferLocal: {}}").unwrap();
-        assert_eq!(spec.unsupported(), vec!["spec.loadBalancer.zoneAware"]);
+            serde_yaml_ng::from_str("type: RoundRobin\nbackendUtilization: {}").unwrap();
+        assert_eq!(
+            spec.unsupported(),
+            vec!["spec.loadBalancer.backendUtilization"]
+        );
+        // zoneAware: one mode, defaults as Envoy Gateway's, preferLocal not with a hash.
+        let zones = |yaml: &str| {
+            serde_yaml_ng::from_str::<LoadBalancerSpec>(yaml)
+                .unwrap()
+                .zones()
+        };
+        assert_eq!(
+            zones("type: RoundRobin\nzoneAware: {preferLocal: {}}").unwrap(),
+            Some(ZoneRouting::PreferLocal(PreferLocal {
+                min_endpoints: 6,
+                percentage: 100.0,
+                force_min_in_zone: None
+            }))
+        );
+        assert_eq!(
+            zones(
+                "type: Random\nzoneAware: {preferLocal: {minEndpointsThreshold: 2, percentageEnabled: 40, force: {}}}"
+            )
+            .unwrap(),
+            Some(ZoneRouting::PreferLocal(PreferLocal {
+                min_endpoints: 2,
+                percentage: 40.0,
+                force_min_in_zone: Some(1)
+            }))
+        );
+        assert_eq!(
+            zones("type: ConsistentHash\nconsistentHash: {type: SourceIP}\nzoneAware: {weightedZones: [{zone: a, weight: 3}]}")
+                .unwrap(),
+            Some(ZoneRouting::Weighted(vec![("a".into(), 3)]))
+        );
+        for (yaml, expected) in [
+            ("type: RoundRobin\nzoneAware: {}", "exactly one"),
+            (
+                "type: RoundRobin\nzoneAware: {preferLocal: {}, weightedZones: [{zone: a, weight: 1}]}",
+                "exactly one",
+            ),
+            (
+                "type: ConsistentHash\nconsistentHash: {type: SourceIP}\nzoneAware: {preferLocal: {}}",
+                "not with ConsistentHash",
+            ),
+            (
+                "type: RoundRobin\nzoneAware: {preferLocal: {percentageEnabled: 101}}",
+                "over 100",
+            ),
+            (
+                "type: RoundRobin\nzoneAware: {weightedZones: [{zone: a, weight: 1}, {zone: a, weight: 2}]}",
+                "listed twice",
+            ),
+        ] {
+            let error = zones(yaml).unwrap_err();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
         // slowStart: a positive window, with round robin or least request only.
         let slow = |yaml: &str| {
             serde_yaml_ng::from_str::<LoadBalancerSpec>(yaml)
