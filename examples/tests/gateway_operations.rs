@@ -1,5 +1,6 @@
 //! End-to-end tests of operating the `gateway` binary: hot reload, startup errors, the quick
-//! start, SIGTERM and restart, sockets shared by address, unavailable ports.
+//! start, SIGTERM and restart (with `--min-drain-ms`: health checks fail first while the
+//! gateway still serves), sockets shared by address, unavailable ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -311,4 +312,61 @@ async fn controller_name_selects_the_gateway_classes_served() {
         "nothing listens for it"
     );
     other.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_fails_health_checks_before_the_gateway_stops_accepting() {
+    let port = free_port();
+    let v1 = echo("v1-0").await;
+    let dir = scratch("min-drain");
+    let config = gateway_yaml(port)
+        + &service("v1", v1)
+        + &host_route("app", "v1")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: health}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  \
+           healthCheck: {path: /healthz}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let mut gateway = start_gateway_with(&[&dir], &["--min-drain-ms", "1500"]).await;
+    gateway.wait_ready().await;
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let app = format!("http://127.0.0.1:{port}/");
+    let ready = gateway.admin_url("/ready");
+    assert_eq!(curl(&[&health]).await.0, 200);
+    let (status, response) = curl(&["-H", "host: app.example", &app]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&response, "connection"), None, "{response}");
+
+    let pid = gateway.child.id().unwrap().to_string();
+    let signalled = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The health check fails at once, while new connections are still served, each closed
+    // after its answer.
+    wait_until("the failing health check", || async {
+        curl(&[&health]).await.0 == 503
+    })
+    .await;
+    assert_eq!(curl(&[&ready]).await.0, 503);
+    let (status, response) = curl(&["-H", "host: app.example", &app]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(header(&response, "connection"), Some("close"), "{response}");
+    assert!(signalled.elapsed() < Duration::from_millis(1400));
+
+    // Then the gateway stops accepting and exits.
+    let status = tokio::time::timeout(Duration::from_secs(8), gateway.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let stopped = signalled.elapsed();
+    assert!(
+        stopped >= Duration::from_millis(1500) && stopped < Duration::from_secs(4),
+        "{stopped:?}"
+    );
+    assert_eq!(curl(&[&health]).await.0, 0, "nothing listens any more");
 }

@@ -150,6 +150,12 @@ fn admit_http10<B, RB: Default>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitHeadersOff;
 
+/// Marks a request that arrives while the gateway fails its health checks ahead of draining
+/// (the runtime inserts it): the listener's health-check path answers 503 instead of 200, as
+/// Envoy's health check filter does once its health check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheckFailing;
+
 /// Applies `policy` to `request`: an early answer (the health check, a redirect), a refusal,
 /// or nothing (go on). New request ids are drawn from `dice`.
 pub fn apply_client_policy<B, RB: Default>(
@@ -189,9 +195,12 @@ pub fn apply_client_policy<B, RB: Default>(
         .as_deref()
         .is_some_and(|path| path == request.uri().path())
     {
-        let mut ok = Response::new(RB::default());
-        *ok.status_mut() = StatusCode::OK;
-        return Ok(Some(ok));
+        let mut answer = Response::new(RB::default());
+        *answer.status_mut() = match request.extensions().get::<HealthCheckFailing>() {
+            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+            None => StatusCode::OK,
+        };
+        return Ok(Some(answer));
     }
     Ok(None)
 }

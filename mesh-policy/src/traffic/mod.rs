@@ -38,7 +38,9 @@ pub use client_ip::{ClientAddress, ClientAddressLayer, ClientIpDetection};
 pub use fault::{FaultInjection, FaultInjectionLayer};
 pub use global_layer::GlobalRateLimitFromRoute;
 pub use late_headers::LateResponseHeaders;
-pub use layer::{BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute};
+pub use layer::{
+    BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, HealthCheckFailing,
+};
 pub use normalize::{Normalization, PathNormalizationLayer};
 pub use rate_limit::{LocalRateLimit, LocalRateLimitLayer};
 pub use response_override::OverrideResponses;

@@ -48,6 +48,11 @@ pub struct GatewayOptions {
     pub reload_interval: Duration,
     /// How long connections may take to finish after shutdown is requested.
     pub drain_timeout: Duration,
+    /// How long, once shutdown is requested, the gateway keeps accepting while it fails its
+    /// health checks (ClientTrafficPolicy `healthCheck.path` and the admin `/ready` answer
+    /// 503, HTTP/1 responses close their connections) before it stops accepting and drains
+    /// (Envoy Gateway's `shutdown.minDrainDuration`; zero: stop at once).
+    pub min_drain_duration: Duration,
     /// The crypto provider for HTTPS listeners.
     pub crypto: Arc<rustls::crypto::CryptoProvider>,
     /// The embedder's metrics registry: the gateway registers its `gateway_*` metrics in it,
@@ -212,6 +217,10 @@ pub async fn run_gateway(
 
     events.log("draining");
     state.ready.store(false, Ordering::Release);
+    if !options.min_drain_duration.is_zero() {
+        sockets.fail_health_checks();
+        tokio::time::sleep(options.min_drain_duration).await;
+    }
     sockets.drain();
     let deadline = tokio::time::Instant::now() + options.drain_timeout;
     while metrics.active_connections() > 0 && tokio::time::Instant::now() < deadline {

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,7 +19,7 @@ use mesh_policy::security::SecurityPolicyService;
 use mesh_policy::traffic::xfcc::ClientCertDetails;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
-    LateResponseHeaders, OverrideResponses, RequestBufferFromRoute,
+    HealthCheckFailing, LateResponseHeaders, OverrideResponses, RequestBufferFromRoute,
 };
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
@@ -145,6 +145,8 @@ pub struct Sockets {
     crypto: Arc<CryptoProvider>,
     /// Flips to true to ask every connection to finish gracefully.
     draining: watch::Sender<bool>,
+    /// True once the gateway fails its health checks ahead of draining.
+    failing: Arc<AtomicBool>,
     denial_log: Option<DenialLog>,
 }
 
@@ -173,8 +175,17 @@ impl Sockets {
             metrics,
             crypto,
             draining: watch::channel(false).0,
+            failing: Arc::new(AtomicBool::new(false)),
             denial_log: None,
         }
+    }
+
+    /// Starts failing health checks ahead of draining, as Envoy does once its health check
+    /// fails: listeners' ClientTrafficPolicy `healthCheck.path` answers 503 and every HTTP/1
+    /// response closes its connection, while the sockets keep accepting (so that load
+    /// balancers notice before the gateway stops).
+    pub fn fail_health_checks(&self) {
+        self.failing.store(true, Ordering::Release);
     }
 
     /// Reports every request a policy refuses to `log` (sockets bound from now on).
@@ -261,6 +272,7 @@ impl Sockets {
                             forwarder: self.forwarder.clone(),
                             metrics: Arc::clone(&self.metrics),
                             draining: self.draining.subscribe(),
+                            failing: Arc::clone(&self.failing),
                             denial_log: self.denial_log.clone(),
                             open: Arc::new(AtomicU64::new(0)),
                             held: Arc::new(AtomicU64::new(0)),
@@ -337,6 +349,8 @@ struct ConnectionContext {
     forwarder: Forwarder,
     metrics: Arc<GatewayMetrics>,
     draining: watch::Receiver<bool>,
+    /// True while the gateway fails its health checks ahead of draining.
+    failing: Arc<AtomicBool>,
     denial_log: Option<DenialLog>,
     /// Connections open on this socket (across reloads).
     open: Arc<AtomicU64>,
@@ -568,6 +582,13 @@ async fn serve_http_routed<IO>(
         request
             .headers_mut()
             .insert(X_FORWARDED_PROTO, proto.clone());
+        // Ahead of draining: the health check fails and HTTP/1 connections close after
+        // their answer.
+        let closing = service_context.failing.load(Ordering::Acquire);
+        let http1 = request.version() < http::Version::HTTP_2;
+        if closing {
+            request.extensions_mut().insert(HealthCheckFailing);
+        }
         let router = service_context.state.load().router.clone();
         let metrics = Arc::clone(&service_context.metrics);
         let denial_log = service_context.denial_log.clone();
@@ -576,7 +597,12 @@ async fn serve_http_routed<IO>(
         async move {
             // Local replies (401, 403) carry Envoy's text, as the mesh waypoint's do, unless
             // a response override replaced them.
-            let response = router.oneshot(request).await;
+            let mut response = router.oneshot(request).await;
+            if let (true, true, Ok(response)) = (closing, http1, &mut response) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             if let Ok(response) = &response {
                 metrics.request_served(response.status().as_u16());
                 if let Some(refusal) = response.extensions().get::<PolicyRefusal>() {

@@ -4,7 +4,7 @@
 //! gateway                                  # quick start: embedded config, echo backends, :8080
 //! gateway --config DIR_OR_FILE [--config …] [--admin 127.0.0.1:15000] [--gateway-class NAME]
 //!         [--rate-limit-redis redis://127.0.0.1:6379 [--rate-limit-timeout-ms 20] [--rate-limit-fail-closed]]
-//!         [--zone ZONE]
+//!         [--zone ZONE] [--min-drain-ms MS]
 //! ```
 //!
 //! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
@@ -72,6 +72,12 @@ struct Args {
     /// EndpointSlice `zone` is this one. Without it, no request prefers a zone.
     #[arg(long, value_name = "ZONE")]
     zone: Option<String>,
+    /// After SIGTERM, keep accepting for this many milliseconds while failing health checks
+    /// (a ClientTrafficPolicy `healthCheck.path` and the admin `/ready` answer 503, HTTP/1.1
+    /// responses close their connections), then stop accepting and drain (Envoy Gateway's
+    /// `shutdown.minDrainDuration`). 0: stop accepting at once.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    min_drain_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -124,6 +130,7 @@ async fn run(args: Args) -> Result<(), String> {
         admin: args.admin,
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(10)),
         drain_timeout: Duration::from_secs(5),
+        min_drain_duration: Duration::from_millis(args.min_drain_ms),
         crypto: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
         registry: prometheus_client::registry::Registry::default(),
         denial_log: args.log_denials.then(|| {
