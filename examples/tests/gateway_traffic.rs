@@ -582,3 +582,126 @@ fn wrk_number(report: &str, label: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+/// A backend answering every other request 503 (its first, third, …) and the others 200 with
+/// the length and byte sum of the body it read; and its request count.
+async fn every_other_fails() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let body = request.into_body().collect().await?.to_bytes();
+                            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+                            let mut response = http::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(format!("{} {sum}", body.len())),
+                            ));
+                            if n.is_multiple_of(2) {
+                                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                            }
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_within_the_buffer_limit_are_retried() {
+    use std::sync::atomic::Ordering;
+    let (port, roomy_port) = (free_port(), free_port());
+    let dir = scratch("retry-bodies");
+    let mut backends = Vec::new();
+    let mut config = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n  \
+         - {{name: http, port: {port}, protocol: HTTP}}\n  \
+         - {{name: roomy, port: {roomy_port}, protocol: HTTP}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: roomy}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: roomy}}]\n  \
+         connection: {{bufferLimit: 64Ki}}\n---\n"
+    );
+    let names = ["small", "large", "chunked", "roomy", "unretried"];
+    for name in names {
+        let (backend, seen) = every_other_fails().await;
+        backends.push(seen);
+        config += &service(name, backend);
+        config += &format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: gw}}]\n  hostnames: [{name}.example]\n  \
+             rules: [{{backendRefs: [{{name: {name}, port: 80}}]}}]\n---\n"
+        );
+        if name != "unretried" {
+            config += &format!(
+                "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+                 targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+                 retry: {{numRetries: 1, retryOn: {{triggers: [retriable-status-codes], httpStatusCodes: [503]}}}}\n---\n"
+            );
+        }
+    }
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let body = |size: usize| {
+        let path = dir.join(format!("body-{size}"));
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+        (path.display().to_string(), format!("{size} {sum}"))
+    };
+    let (one_kib, one_kib_echo) = body(1024);
+    let (forty_kib, forty_kib_echo) = body(40 * 1024);
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let post = |port: u16, host: &'static str, file: String, extra: &'static [&'static str]| async move {
+        let host = format!("host: {host}.example");
+        let data = format!("@{file}");
+        let url = format!("http://127.0.0.1:{port}/");
+        let mut args = vec!["-H", host.as_str(), "--data-binary", data.as_str()];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let (status, response) = curl(&args).await;
+        let body = response
+            .split("\r\n\r\n")
+            .last()
+            .unwrap_or_default()
+            .to_owned();
+        (status, body)
+    };
+
+    // A 1 KiB body (within the default 32 KiB): the 503 is retried with the same body.
+    let (status, echoed) = post(port, "small", one_kib.clone(), &[]).await;
+    assert_eq!((status, echoed.as_str()), (200, one_kib_echo.as_str()));
+    assert_eq!(backends[0].load(Ordering::SeqCst), 2);
+    // 40 KiB is over the default limit: streamed once, the 503 stands.
+    let (status, _) = post(port, "large", forty_kib.clone(), &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(backends[1].load(Ordering::SeqCst), 1);
+    // A body of unknown length streams too, and is not retried.
+    let chunked: &'static [&'static str] = &["-H", "transfer-encoding: chunked"];
+    let (status, _) = post(port, "chunked", one_kib.clone(), chunked).await;
+    assert_eq!(status, 503);
+    assert_eq!(backends[2].load(Ordering::SeqCst), 1);
+    // The listener whose ClientTrafficPolicy raises bufferLimit to 64 KiB retries 40 KiB.
+    let (status, echoed) = post(roomy_port, "roomy", forty_kib, &[]).await;
+    assert_eq!((status, echoed.as_str()), (200, forty_kib_echo.as_str()));
+    assert_eq!(backends[3].load(Ordering::SeqCst), 2);
+    // A route without retries sends the body once, as before.
+    let (status, _) = post(port, "unretried", one_kib, &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(backends[4].load(Ordering::SeqCst), 1);
+}

@@ -470,6 +470,13 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
     ] {
         assert_eq!(compile(yaml).unwrap().request_id, expected, "{yaml}");
     }
+    assert_eq!(defaults.buffer_limit, 32 * 1024);
+    assert_eq!(
+        compile("connection: {bufferLimit: 1Mi}")
+            .unwrap()
+            .buffer_limit,
+        1 << 20
+    );
     assert!(!defaults.match_backend_scheme);
     assert!(
         compile("scheme: MatchBackend")
@@ -479,6 +486,14 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
     assert!(!compile("scheme: Preserve").unwrap().match_backend_scheme);
     for (yaml, expected) in [
         ("scheme: Upstream", "spec.scheme: unsupported value"),
+        (
+            "connection: {bufferLimit: 0}",
+            "spec.connection.bufferLimit: a quantity",
+        ),
+        (
+            "connection: {bufferLimit: lots}",
+            "spec.connection.bufferLimit: a quantity",
+        ),
         ("headers: {requestID: Always}", "unsupported value"),
         (
             "headers: {requestID: Generate, preserveXRequestID: true}",

@@ -1,7 +1,11 @@
 //! [`RequestBufferFromRoute`]: BackendTrafficPolicy `requestBuffer` (Envoy's buffer filter):
 //! the whole request body is read before the request goes on — at most `limit` bytes; a
 //! larger one is answered 413 (`BodyTooLarge`) — and forwarded with its `content-length`, so
-//! a slow client never holds a backend connection. Other rules' requests stream as before.
+//! a slow client never holds a backend connection. Other rules' requests stream as before —
+//! except that a rule that retries (its own `retry`, or its BackendTrafficPolicy's) keeps a
+//! body of known length up to the listener's ClientTrafficPolicy `connection.bufferLimit`
+//! (32 KiB by default) as a [`ReplayBody`], so that a retry can send it again, as Envoy
+//! buffers such bodies; a larger or unsized body streams, and is not retried.
 
 use std::future::poll_fn;
 use std::task::{Context, Poll};
@@ -11,9 +15,11 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
-use routing::router::RouteError;
+use routing::router::{MatchedRoute, PolicyRetry, ReplayBody, RouteError};
 use tower::Service;
 
+use super::attach::AttachedClientTraffic;
+use super::compile::DEFAULT_BUFFER_LIMIT;
 use super::future::{InnerOrBoxed, take_ready};
 use super::layer::later_route_traffic;
 use crate::security::ext_auth::BufferedBody;
@@ -41,24 +47,39 @@ where
     B: Body<Data = Bytes> + BufferedBody,
     B::Error: Into<routing::router::BoxError>,
 {
+    let (parts, bytes) = read_whole(request, limit, &format!("{policy} requestBuffer")).await?;
+    Ok(Request::from_parts(parts, B::from_buffered(bytes)))
+}
+
+/// The head of `request` (its length set) and its whole body, at most `limit` bytes;
+/// failures name `what` read it.
+async fn read_whole<B>(
+    request: Request<B>,
+    limit: usize,
+    what: &str,
+) -> Result<(http::request::Parts, Bytes), RouteError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<routing::router::BoxError>,
+{
     let (mut parts, body) = request.into_parts();
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             return Err(RouteError::BodyTooLarge {
-                policy: format!("{policy} requestBuffer"),
+                policy: what.to_owned(),
             });
         }
         Err(error) => {
             return Err(RouteError::BadRequest {
-                policy: format!("{policy} requestBuffer"),
+                policy: what.to_owned(),
                 reason: format!("reading the request body: {error}"),
             });
         }
     };
     parts.headers.remove(TRANSFER_ENCODING);
     parts.headers.insert(CONTENT_LENGTH, bytes.len().into());
-    Ok(Request::from_parts(parts, B::from_buffered(bytes)))
+    Ok((parts, bytes))
 }
 
 impl<S, B, RB> Service<Request<B>> for RequestBufferFromRoute<S>
@@ -78,18 +99,70 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some((limit, policy)) = later_route_traffic(&request)
+        if let Some((limit, policy)) = later_route_traffic(&request)
             .and_then(|t| Some((t.policy.request_buffer?, t.name.clone())))
-        else {
+        {
+            let mut ready = take_ready(&mut self.inner);
+            return InnerOrBoxed::Boxed(Box::pin(async move {
+                let what = format!("{policy} requestBuffer");
+                let (parts, bytes) = read_whole(request, limit, &what).await?;
+                let mut request = Request::from_parts(parts, B::from_buffered(bytes.clone()));
+                if retries(&request) {
+                    keep_for_retries(&mut request, bytes);
+                }
+                poll_fn(|cx| ready.poll_ready(cx)).await?;
+                ready.call(request).await
+            }));
+        }
+        let Some(limit) = retry_buffer(&request) else {
             return InnerOrBoxed::Inner(self.inner.call(request));
         };
         let mut ready = take_ready(&mut self.inner);
         InnerOrBoxed::Boxed(Box::pin(async move {
-            let request = buffer_request(request, limit, &policy).await?;
+            let (parts, bytes) = read_whole(request, limit, "the retry buffer").await?;
+            let mut request = Request::from_parts(parts, B::from_buffered(bytes.clone()));
+            keep_for_retries(&mut request, bytes);
             poll_fn(|cx| ready.poll_ready(cx)).await?;
             ready.call(request).await
         }))
     }
+}
+
+/// Whether the request's rule retries (its own `retry`, or a policy's).
+fn retries<B>(request: &Request<B>) -> bool {
+    request.extensions().get::<PolicyRetry>().is_some()
+        || request
+            .extensions()
+            .get::<MatchedRoute>()
+            .is_some_and(|matched| matched.rule.retry.is_some())
+}
+
+/// The limit up to which the body of `request` is kept for retries: `Some` when its rule
+/// retries and its body, of known length, fits the listener's `connection.bufferLimit`.
+fn retry_buffer<B: Body>(request: &Request<B>) -> Option<usize> {
+    if request.body().is_end_stream() || !retries(request) {
+        return None;
+    }
+    let limit = request
+        .extensions()
+        .get::<MatchedRoute>()
+        .and_then(|matched| matched.listener.as_ref())
+        .and_then(|listener| listener.policy.get::<AttachedClientTraffic>())
+        .map_or(DEFAULT_BUFFER_LIMIT, |attached| attached.0.buffer_limit);
+    let limit = usize::try_from(limit).ok()?;
+    let length = request.body().size_hint().exact()?;
+    (usize::try_from(length).ok()? <= limit).then_some(limit)
+}
+
+/// Keeps `bytes`, the body of `request`, as a [`ReplayBody`] for its retries.
+fn keep_for_retries<B>(request: &mut Request<B>, bytes: Bytes)
+where
+    B: BufferedBody + 'static,
+{
+    let replay = move || B::from_buffered(bytes.clone());
+    request
+        .extensions_mut()
+        .insert(ReplayBody::<B>(std::sync::Arc::new(replay)));
 }
 
 #[cfg(test)]

@@ -91,7 +91,12 @@ pub struct CompiledClientTraffic {
     pub envoy_headers: bool,
     /// `scheme: MatchBackend`: HTTP/2 backends get the `:scheme` of their own connection.
     pub match_backend_scheme: bool,
+    /// `connection.bufferLimit`: the most request body bytes kept for retries.
+    pub buffer_limit: u32,
 }
+
+/// Envoy Gateway's `connection.bufferLimit` when a listener's policy sets none (32 KiB).
+pub const DEFAULT_BUFFER_LIMIT: u32 = 32 * 1024;
 
 /// `http1.http10`: HTTP/1.0 accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -496,6 +501,19 @@ impl ClientTrafficPolicySpec {
             Some("MatchBackend") => true,
             Some(other) => return Err(format!("spec.scheme: unsupported value {other:?}")),
         };
+        let buffer_limit = match self
+            .connection
+            .as_ref()
+            .and_then(|c| c.buffer_limit.as_ref())
+        {
+            None => DEFAULT_BUFFER_LIMIT,
+            Some(value) => quantity(value)
+                .filter(|bytes| *bytes > 0)
+                .and_then(|bytes| u32::try_from(bytes).ok())
+                .ok_or_else(|| {
+                    "spec.connection.bufferLimit: a quantity from 1 byte to 4Gi".to_owned()
+                })?,
+        };
         Ok(CompiledClientTraffic {
             policy: key.clone(),
             detection,
@@ -526,6 +544,7 @@ impl ClientTrafficPolicySpec {
             enable_trailers: self.http1.as_ref().and_then(|h| h.enable_trailers) == Some(true),
             envoy_headers: self.headers.as_ref().and_then(|h| h.enable_envoy_headers) == Some(true),
             match_backend_scheme,
+            buffer_limit,
             socket_buffer: self
                 .connection
                 .as_ref()

@@ -76,6 +76,7 @@ impl<S> ClientTrafficFromListener<S> {
                 envoy_headers: false,
                 socket_buffer: None,
                 match_backend_scheme: false,
+                buffer_limit: super::compile::DEFAULT_BUFFER_LIMIT,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

@@ -877,9 +877,10 @@ pub struct ClientConnectionSpec {
     /// Concurrent connections per listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limit: Option<ConnectionLimitSpec>,
-    /// Not enforced yet.
+    /// The most request body bytes kept so that a retry can send the body again (a
+    /// quantity; Envoy Gateway's default 32Ki). A larger body is not retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buffer_limit: NotYet,
+    pub buffer_limit: Option<serde_yaml_ng::Value>,
     /// `SO_RCVBUF` and `SO_SNDBUF` of each accepted connection (a quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_buffer_limit: Option<serde_yaml_ng::Value>,
@@ -935,11 +936,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
         if let Some(connection) = &self.connection {
-            set(
-                &mut found,
-                &connection.buffer_limit,
-                "spec.connection.bufferLimit",
-            );
             set(
                 &mut found,
                 &connection.max_accept_per_socket_event,

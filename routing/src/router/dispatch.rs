@@ -34,6 +34,31 @@ pub struct PolicyRetry {
     pub per_try_timeout: Option<Duration>,
 }
 
+/// The request's body, kept whole so that a retry can send it again (Envoy retries a
+/// request whose body fits its buffer limit), as a request extension set before [`Dispatch`]
+/// by a layer that read the body: each try gets a body of its own from it. Without it, only
+/// a request without a body is retried.
+pub struct ReplayBody<B>(pub Arc<dyn Fn() -> B + Send + Sync>);
+
+impl<B> ReplayBody<B> {
+    /// A new body with the kept bytes.
+    pub fn body(&self) -> B {
+        (self.0)()
+    }
+}
+
+impl<B> Clone for ReplayBody<B> {
+    fn clone(&self) -> Self {
+        ReplayBody(Arc::clone(&self.0))
+    }
+}
+
+impl<B> std::fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayBody")
+    }
+}
+
 /// Retries of a cluster under way at once, bounded (Envoy's `max_retries` circuit breaker):
 /// a request extension set before [`Dispatch`]; a retry refused a place is not made, and the
 /// try's own answer stands.
@@ -246,8 +271,8 @@ impl<S> Attempt<S> {
         }
     }
 
-    /// Retries send copies (only a request without a body can be sent again); the last try
-    /// sends the request itself.
+    /// Retries send copies (a request with a body only when a [`ReplayBody`] keeps it); the
+    /// last try sends the request itself.
     async fn tries<B, RB>(self, request: Request<B>) -> Result<Response<RB>, RouteError>
     where
         S: UpstreamService<B, RB>,
@@ -266,8 +291,9 @@ impl<S> Attempt<S> {
             .rule
             .retry
             .clone()
-            .or_else(|| from_policy.map(|p| p.retry.clone()))
-            .filter(|_| request.body().is_end_stream());
+            .or_else(|| from_policy.map(|p| p.retry.clone()));
+        let replay = request.extensions().get::<ReplayBody<B>>().cloned();
+        let retry = retry.filter(|_| replay.is_some() || request.body().is_end_stream());
         let gate = request.extensions().get::<RetryGate>().cloned();
         // Envoy's router headers, when asked for: `Some(expected timeout, if any)`.
         let envoy = request
@@ -278,7 +304,10 @@ impl<S> Attempt<S> {
         let mut retry_place = None;
         if let Some(retry) = retry {
             for _ in 0..retry.attempts {
-                let copy = copy_without_body(&request);
+                let mut copy = copy_without_body(&request);
+                if let Some(replay) = &replay {
+                    *copy.body_mut() = replay.body();
+                }
                 let outcome = self.one_try(copy, per_try, envoy).await;
                 retry_place = None;
                 if !retriable(&outcome, &retry) {

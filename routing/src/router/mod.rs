@@ -45,7 +45,7 @@ pub use balance::{
 };
 pub use dispatch::{
     AllowedUpgrades, Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders, PolicyRetry,
-    RetryBudget, RetryGate, UpstreamService,
+    ReplayBody, RetryBudget, RetryGate, UpstreamService,
 };
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;
