@@ -480,7 +480,10 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
     let port = free_port();
     let (pods, _states) = controlled_pods().await;
     let dir = scratch("balancing-grpc-health");
-    let control = dir.join("health");
+    // The servers' control files live apart from the configuration: a change in the watched
+    // directory would reload it.
+    let control_dir = scratch("balancing-grpc-health-control");
+    let control = control_dir.join("health");
     let hosts: Vec<String> = (1..=PODS)
         .map(|pod| format!("127.0.0.{}", 10 + pod))
         .collect();
@@ -538,7 +541,7 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
     };
     // Replaced whole, so that the servers never read a half-written file.
     let tell = |lines: &str| {
-        let next = dir.join("health.next");
+        let next = control_dir.join("health.next");
         std::fs::write(&next, lines).unwrap();
         std::fs::rename(&next, &control).unwrap();
     };
@@ -557,7 +560,7 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
         async move { counts(&pods_answering(&checked, &url, 8).await).len() == 4 }
     })
     .await;
-    let calls = std::fs::read_to_string(dir.join("health.calls")).unwrap();
+    let calls = std::fs::read_to_string(control_dir.join("health.calls")).unwrap();
     for host in &hosts {
         assert!(
             calls.lines().any(|line| line == format!("{host} pods")),

@@ -54,7 +54,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, LoadError> {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(read_error)?
                 .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-                .filter(|file| file.is_file() && has_config_extension(file))
+                .filter(|file| file.is_file() && is_config_file_name(file))
                 .collect();
             files.sort();
             for file in files {
@@ -74,7 +74,9 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Loaded, LoadError> {
     Ok(loader.finish())
 }
 
-fn has_config_extension(path: &Path) -> bool {
+/// Whether a file in a configuration directory is read (`.yaml`, `.yml` or `.json`); other
+/// files there (editor swap files, staged copies) are not configuration.
+pub fn is_config_file_name(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml" | "json")

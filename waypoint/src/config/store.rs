@@ -65,10 +65,17 @@ impl ConfigSource {
         };
         let mut entries = Vec::new();
         for path in paths {
-            entries.push(stat(path));
+            // A directory's own time changes with any file in it: its files are compared
+            // instead (one appearing or going changes the list).
+            if !path.is_dir() {
+                entries.push(stat(path));
+            }
             if let Ok(dir) = std::fs::read_dir(path) {
-                let mut files: Vec<PathBuf> =
-                    dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                // Only the files the loader reads: others in the directory never reload.
+                let mut files: Vec<PathBuf> = dir
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|file| routing::loader::is_config_file_name(file))
+                    .collect();
                 files.sort();
                 entries.extend(files.iter().map(|file| stat(file)));
             }
@@ -82,4 +89,24 @@ fn stat(path: &Path) -> (PathBuf, Option<(u64, SystemTime)>) {
         .ok()
         .and_then(|m| Some((m.len(), m.modified().ok()?)));
     (path.to_path_buf(), meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configuration_files_change_a_directorys_fingerprint() {
+        let dir = std::env::temp_dir().join(format!("store-fingerprint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), "kind: List\nitems: []\n").unwrap();
+        let source = ConfigSource::Paths(vec![dir.clone()]);
+        let before = source.fingerprint();
+        std::fs::write(dir.join("notes.txt"), "not configuration").unwrap();
+        std::fs::write(dir.join(".a.yaml.swp"), "editor state").unwrap();
+        assert_eq!(source.fingerprint(), before);
+        std::fs::write(dir.join("b.yml"), "kind: List\nitems: []\n").unwrap();
+        assert_ne!(source.fingerprint(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
