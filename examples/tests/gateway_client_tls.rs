@@ -426,3 +426,317 @@ async fn sessions_resume_only_as_the_policy_says() {
     let sealed = ticket_length(&session("stateless"));
     assert!(sealed > 64, "{sealed}");
 }
+
+/// Runs openssl in `dir` with `args`; panics with its error output when it fails.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A client certificate `stem` signed by the CA in `dir` (`ca-cert.pem`, `ca-key.pem`), with
+/// `san`; returns its certificate and key paths.
+fn client_leaf(dir: &std::path::Path, stem: &str, san: &str) -> (String, String) {
+    let (cert, key, csr, ext) = (
+        format!("{stem}-cert.pem"),
+        format!("{stem}-key.pem"),
+        format!("{stem}.csr"),
+        format!("{stem}.ext"),
+    );
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={stem}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n"),
+    )
+    .unwrap();
+    openssl_in(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca-cert.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    let path = |file: &str| dir.join(file).display().to_string();
+    (path(&cert), path(&key))
+}
+
+/// A client certificate signed by the CA in `dir` that expired in 2020 (`openssl ca`, which
+/// takes explicit dates).
+fn expired_client_leaf(dir: &std::path::Path) -> (String, String) {
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=old",
+            "-keyout",
+            "old-key.pem",
+            "-out",
+            "old.csr",
+        ],
+    );
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+         default_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n\
+         [leaf]\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n\
+         subjectAltName=DNS:old\n",
+    )
+    .unwrap();
+    openssl_in(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca-cert.pem",
+            "-keyfile",
+            "ca-key.pem",
+            "-in",
+            "old.csr",
+            "-out",
+            "old-cert.pem",
+            "-notext",
+            "-extensions",
+            "leaf",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200201000000Z",
+        ],
+    );
+    let path = |file: &str| dir.join(file).display().to_string();
+    (path("old-cert.pem"), path("old-key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_certificates_and_other_names_follow_the_policy() {
+    let names = ["strict", "lenient", "upn"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let port = |name: &str| ports[names.iter().position(|n| *n == name).unwrap()];
+    let dir = scratch("client-tls-expired");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (client_ca, alice_cert, alice_key) = openssl_client_ca_and_leaf(&clients, "alice");
+    let (old_cert, old_key) = expired_client_leaf(&clients);
+    const UPN: &str = "1.3.6.1.4.1.311.20.2.3";
+    let (carol_cert, carol_key) = client_leaf(
+        &clients,
+        "carol",
+        &format!("otherName:{UPN};UTF8:carol@corp.example"),
+    );
+    let (dave_cert, dave_key) = client_leaf(
+        &clients,
+        "dave",
+        &format!("otherName:{UPN};UTF8:dave@elsewhere.example"),
+    );
+    let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
+    let backend = echo("echo-0").await;
+    let listeners: String = names.iter().map(|n| listener(n, port(n))).collect();
+    let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
+         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
+        tls_secret("gw-cert", &server),
+        ca_config_map("client-ca", &client_ca),
+        service("echo", backend),
+        [
+            policy("strict", &format!("{{clientValidation: {{{ca_ref}}}}}")),
+            policy(
+                "lenient",
+                &format!("{{clientValidation: {{{ca_ref}, allowExpiredCertificate: true}}}}"),
+            ),
+            policy(
+                "upn",
+                &format!(
+                    "{{clientValidation: {{{ca_ref}, subjectAltNames: {{otherNames: [{{oid: '{UPN}', type: Suffix, value: '@corp.example'}}]}}}}}}"
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+    let get = |cert: &str, key: &str, name: &str| {
+        let args: Vec<String> = vec![
+            "-k".into(),
+            "--cert".into(),
+            cert.into(),
+            "--key".into(),
+            key.into(),
+            format!("https://127.0.0.1:{}/", port(name)),
+        ];
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            curl(&args).await.0
+        }
+    };
+    let (alice_cert, alice_key) = (alice_cert.to_str().unwrap(), alice_key.to_str().unwrap());
+
+    // An expired certificate from the trusted CA: refused, unless the policy allows expiry.
+    assert_eq!(get(alice_cert, alice_key, "strict").await, 200);
+    assert_eq!(get(&old_cert, &old_key, "strict").await, 0, "expired");
+    assert_eq!(get(&old_cert, &old_key, "lenient").await, 200);
+    assert_eq!(get(alice_cert, alice_key, "lenient").await, 200);
+    // Expiry is all that is forgiven: an untrusted certificate still fails.
+    let (stranger_cert, stranger_key) = {
+        openssl_certificate(&dir, "stranger", &["stranger"], false);
+        (
+            dir.join("stranger-cert.pem").display().to_string(),
+            dir.join("stranger-key.pem").display().to_string(),
+        )
+    };
+    assert_eq!(get(&stranger_cert, &stranger_key, "lenient").await, 0);
+
+    // otherNames: a UPN ending in @corp.example passes; another UPN, or none, does not.
+    assert_eq!(get(&carol_cert, &carol_key, "upn").await, 200);
+    assert_eq!(get(&dave_cert, &dave_key, "upn").await, 0);
+    assert_eq!(get(alice_cert, alice_key, "upn").await, 0);
+}
+
+/// Whether an `openssl s_client` handshake with `args` on `port` completes; and the
+/// signature type the server used, as openssl reports it.
+fn openssl_handshake(port: u16, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'GET / HTTP/1.1\\r\\nHost: gw.example\\r\\nConnection: close\\r\\n\\r\\n' | \
+             timeout 10 openssl s_client -connect 127.0.0.1:{port} -servername gw.example \
+             -ign_eof {} 2>&1",
+            args.join(" ")
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let answered = text.contains("HTTP/1.1 200");
+    let signature = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Peer signature type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (answered, signature)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_algorithms_limit_what_the_listener_signs_and_accepts() {
+    let names = ["default", "pss256", "mtls-rsa", "mtls-both"];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let port = |name: &str| ports[names.iter().position(|n| *n == name).unwrap()];
+    let dir = scratch("client-tls-sigalgs");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (client_ca, alice_cert, alice_key) = openssl_client_ca_and_leaf(&clients, "alice");
+    // An RSA listener key: it can sign with PKCS#1 and PSS schemes.
+    let server = openssl_certificate(&dir, "gw", &["gw.example"], true);
+    let backend = echo("echo-0").await;
+    let listeners: String = names.iter().map(|n| listener(n, port(n))).collect();
+    let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
+         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
+        tls_secret("gw-cert", &server),
+        ca_config_map("client-ca", &client_ca),
+        service("echo", backend),
+        [
+            policy("pss256", "{signatureAlgorithms: [rsa_pss_rsae_sha256]}"),
+            policy(
+                "mtls-rsa",
+                &format!("{{signatureAlgorithms: [rsa_pss_rsae_sha256], clientValidation: {{{ca_ref}}}}}"),
+            ),
+            policy(
+                "mtls-both",
+                &format!(
+                    "{{signatureAlgorithms: [rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256], clientValidation: {{{ca_ref}}}}}"
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+
+    // Without a policy the key signs with what the client offers; with one, only the listed
+    // schemes: a client offering none of them gets no handshake.
+    let sha384 = ["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha384"];
+    let (answered, signature) = openssl_handshake(port("default"), &sha384);
+    assert!(answered, "the default signs with rsa_pss_rsae_sha384");
+    assert!(signature.contains("RSA-PSS"), "{signature}");
+    assert!(!openssl_handshake(port("pss256"), &sha384).0);
+    let both = [
+        "-tls1_3",
+        "-sigalgs",
+        "rsa_pss_rsae_sha384:rsa_pss_rsae_sha256",
+    ];
+    assert!(openssl_handshake(port("pss256"), &both).0);
+    let pkcs1 = ["-tls1_2", "-sigalgs", "RSA+SHA256"];
+    assert!(openssl_handshake(port("default"), &pkcs1).0);
+    assert!(
+        !openssl_handshake(port("pss256"), &pkcs1).0,
+        "PKCS#1 is not listed"
+    );
+
+    // Client certificates: alice's key is ECDSA P-256, so it signs only where that scheme is
+    // listed.
+    let (cert, key) = (alice_cert.to_str().unwrap(), alice_key.to_str().unwrap());
+    let alice = ["-tls1_3", "-cert", cert, "-key", key];
+    assert!(openssl_handshake(port("mtls-both"), &alice).0);
+    assert!(
+        !openssl_handshake(port("mtls-rsa"), &alice).0,
+        "ecdsa_secp256r1_sha256 is not accepted"
+    );
+}

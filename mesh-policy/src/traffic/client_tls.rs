@@ -30,9 +30,9 @@ pub struct ClientTlsSpec {
     /// Key-exchange groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ecdh_curves: Vec<String>,
-    /// Not enforced yet.
+    /// Signature schemes signed with and accepted, in preference order (IANA names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature_algorithms: NotYet,
+    pub signature_algorithms: Option<Vec<String>>,
     /// ALPN protocols offered (empty list: no ALPN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn_protocols: Option<Vec<String>>,
@@ -72,9 +72,10 @@ pub struct ClientValidationSpec {
     /// Certificate revocation lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<CrlSpec>,
-    /// Not enforced yet.
+    /// Accept a client certificate (or issuer) past its validity, otherwise verified (only
+    /// with `VerifyIfGiven` and `RequireAndVerify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_expired_certificate: NotYet,
+    pub allow_expired_certificate: Option<bool>,
 }
 
 /// `clientValidation.subjectAltNames`: a certificate is accepted if one of its names matches
@@ -94,9 +95,22 @@ pub struct SubjectAltNamesSpec {
     /// URIs (a SPIFFE ID, for instance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<StringMatchSpec>,
-    /// Not enforced yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_names: NotYet,
+    /// `otherName` entries, by their type's OID (a UPN, for instance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<OtherNameMatchSpec>,
+}
+
+/// `subjectAltNames.otherNames[]`: a `StringMatch` on the `otherName` entries of one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtherNameMatchSpec {
+    /// The dotted OID of the entry's type (`1.3.6.1.4.1.311.20.2.3` for a UPN).
+    pub oid: String,
+    /// `Exact` (default), `Prefix`, `Suffix` or `RegularExpression`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value.
+    pub value: String,
 }
 
 /// Envoy Gateway's `StringMatch`.
@@ -297,6 +311,8 @@ pub struct CertificatePins {
     pub ip_addresses: Vec<NameMatch>,
     /// Accepted URIs.
     pub uris: Vec<NameMatch>,
+    /// Accepted `otherName` values, by the dotted OID of their type.
+    pub other_names: Vec<(String, NameMatch)>,
 }
 
 /// What the pins look at in a certificate.
@@ -314,6 +330,8 @@ pub struct CertificateFacts {
     pub ip_addresses: Vec<String>,
     /// Its URIs.
     pub uris: Vec<String>,
+    /// Its `otherName` values that are strings, with the dotted OID of their type.
+    pub other_names: Vec<(String, String)>,
 }
 
 /// A certificate's names, as its subject alternative name extension lists them.
@@ -327,6 +345,8 @@ pub struct CertificateNames {
     pub ip_addresses: Vec<String>,
     /// URIs.
     pub uris: Vec<String>,
+    /// `otherName` values that are strings, with the dotted OID of their type.
+    pub other_names: Vec<(String, String)>,
 }
 
 impl CertificateFacts {
@@ -344,6 +364,7 @@ impl CertificateFacts {
             emails: names.emails,
             ip_addresses: names.ip_addresses,
             uris: names.uris,
+            other_names: names.other_names,
         }
     }
 }
@@ -355,7 +376,11 @@ impl CertificatePins {
     }
 
     fn san_count(&self) -> usize {
-        self.dns_names.len() + self.emails.len() + self.ip_addresses.len() + self.uris.len()
+        self.dns_names.len()
+            + self.emails.len()
+            + self.ip_addresses.len()
+            + self.uris.len()
+            + self.other_names.len()
     }
 
     /// Whether a certificate with `facts` passes, as Envoy checks: with hash pins, its
@@ -373,7 +398,13 @@ impl CertificatePins {
             || any(&self.dns_names, &facts.dns_names)
             || any(&self.emails, &facts.emails)
             || any(&self.ip_addresses, &facts.ip_addresses)
-            || any(&self.uris, &facts.uris);
+            || any(&self.uris, &facts.uris)
+            || self.other_names.iter().any(|(oid, pin)| {
+                facts
+                    .other_names
+                    .iter()
+                    .any(|(kind, value)| kind == oid && pin.matches(value))
+            });
         hashes && names
     }
 }
@@ -391,6 +422,8 @@ pub struct ClientCertValidation {
     pub crl_leaf_only: bool,
     /// The pins.
     pub pins: CertificatePins,
+    /// Certificates past their validity accepted (`allowExpiredCertificate`).
+    pub allow_expired: bool,
 }
 
 /// Compiled `tls`.
@@ -404,6 +437,9 @@ pub struct ClientTls {
     pub ciphers: Option<Vec<Tls12Cipher>>,
     /// Key-exchange groups in preference order (`None`: the defaults).
     pub kx_groups: Option<Vec<KxGroup>>,
+    /// Signature schemes signed with and accepted, in preference order (`None`: the
+    /// defaults).
+    pub signature_algorithms: Option<Vec<super::signature_algorithms::SignatureAlgorithm>>,
     /// ALPN protocols (`None`: `h2`, `http/1.1`; empty: no ALPN).
     pub alpn: Option<Vec<String>>,
     /// Session ids remembered.
@@ -417,13 +453,14 @@ pub struct ClientTls {
 impl ClientTlsSpec {
     /// Compiles `tls` of a policy in `namespace` (errors name the field under `spec.tls`).
     pub fn compile(&self, namespace: &str, config: &Config) -> Result<ClientTls, String> {
-        let unsupported = [
-            (self.signature_algorithms.is_some(), "signatureAlgorithms"),
-            (self.fingerprints.is_some(), "fingerprints"),
-        ];
-        if let Some((_, field)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(format!("{field}: not enforced by this data plane yet"));
+        if self.fingerprints.is_some() {
+            return Err("fingerprints: not enforced by this data plane yet".into());
         }
+        let signature_algorithms = self
+            .signature_algorithms
+            .as_deref()
+            .map(super::signature_algorithms::parse_signature_algorithms)
+            .transpose()?;
         let min = version(self.min_version.as_deref(), "minVersion")?;
         let max = version(self.max_version.as_deref(), "maxVersion")?;
         let min_version = match min {
@@ -485,6 +522,7 @@ impl ClientTlsSpec {
             max_version,
             ciphers,
             kx_groups,
+            signature_algorithms,
             alpn,
             stateful_resumption: resumption.is_some_and(|r| r.stateful.is_some()),
             stateless_resumption: resumption.is_some_and(|r| r.stateless.is_some()),
@@ -549,16 +587,6 @@ fn compile_validation(
     namespace: &str,
     config: &Config,
 ) -> Result<ClientCertValidation, String> {
-    if spec.allow_expired_certificate.is_some() {
-        return Err("allowExpiredCertificate: not enforced by this data plane yet".into());
-    }
-    if spec
-        .subject_alt_names
-        .as_ref()
-        .is_some_and(|s| s.other_names.is_some())
-    {
-        return Err("subjectAltNames.otherNames: not enforced by this data plane yet".into());
-    }
     let mode = match (spec.mode.as_deref(), spec.optional) {
         (None, Some(true)) => ClientCertMode::VerifyIfGiven,
         (None, _) | (Some("RequireAndVerify"), _) => ClientCertMode::RequireAndVerify,
@@ -567,6 +595,10 @@ fn compile_validation(
         (Some("Request"), _) => ClientCertMode::Request,
         (Some(other), _) => return Err(format!("mode: unsupported value {other:?}")),
     };
+    let allow_expired = spec.allow_expired_certificate == Some(true);
+    if allow_expired && !mode.verifies() {
+        return Err("allowExpiredCertificate: only with VerifyIfGiven or RequireAndVerify".into());
+    }
     if spec.ca_certificate_refs.len() > 8 {
         return Err("caCertificateRefs: at most 8".into());
     }
@@ -621,6 +653,23 @@ fn compile_validation(
         emails: matches(&names.email_addresses, "emailAddresses")?,
         ip_addresses: matches(&names.ip_addresses, "ipAddresses")?,
         uris: matches(&names.uris, "uris")?,
+        other_names: names
+            .other_names
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let field = format!("subjectAltNames.otherNames[{i}]");
+                if !is_dotted_oid(&m.oid) {
+                    return Err(format!("{field}.oid: {:?} is not a dotted OID", m.oid));
+                }
+                let matcher = StringMatchSpec {
+                    kind: m.kind.clone(),
+                    value: m.value.clone(),
+                };
+                let pin = name_match(&matcher).map_err(|e| format!("{field}: {e}"))?;
+                Ok((m.oid.clone(), pin))
+            })
+            .collect::<Result<_, String>>()?,
     };
     Ok(ClientCertValidation {
         mode,
@@ -631,7 +680,17 @@ fn compile_validation(
             .as_ref()
             .is_some_and(|c| c.only_verify_leaf_certificate),
         pins,
+        allow_expired,
     })
+}
+
+/// Whether `oid` is a dotted object identifier (`1.3.6.1…`: at least two numeric arcs).
+fn is_dotted_oid(oid: &str) -> bool {
+    let arcs: Vec<&str> = oid.split('.').collect();
+    arcs.len() >= 2
+        && arcs
+            .iter()
+            .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The value under `key` of the Secret or ConfigMap `reference` names, in the policy's
@@ -769,9 +828,11 @@ mod tests {
             ("alpnProtocols: [spdy/3]", "unsupported value"),
             ("minVersion: '2.0'", "minVersion: unsupported"),
             (
-                "signatureAlgorithms: [ecdsa_secp256r1_sha256]",
-                "signatureAlgorithms: not enforced",
+                "signatureAlgorithms: [ecdsa_sha1]",
+                "signatureAlgorithms[0]: \"ecdsa_sha1\" is not offered",
             ),
+            ("signatureAlgorithms: []", "an empty list"),
+            ("fingerprints: [JA3]", "fingerprints: not enforced"),
             (
                 "clientValidation: {caCertificateRefs: [{name: missing}]}",
                 "Secret default/missing not found",
@@ -781,6 +842,14 @@ mod tests {
                 "needs at least one CA",
             ),
             ("clientValidation: {mode: Sometimes}", "mode: unsupported"),
+            (
+                "clientValidation: {mode: RequireAny, allowExpiredCertificate: true}",
+                "allowExpiredCertificate: only with",
+            ),
+            (
+                "clientValidation: {mode: RequireAny, subjectAltNames: {otherNames: [{oid: upn, value: a}]}}",
+                "otherNames[0].oid: \"upn\" is not a dotted OID",
+            ),
         ] {
             let error = compile(yaml).unwrap_err();
             assert!(error.contains(expected), "{yaml}: {error}");
@@ -825,6 +894,23 @@ mod tests {
             ..CertificatePins::default()
         };
         assert!(!wrong_names.admit(&facts));
+        // An otherName pin matches only values of its own type.
+        const UPN: &str = "1.3.6.1.4.1.311.20.2.3";
+        let with_upn = CertificateFacts {
+            other_names: vec![(UPN.into(), "alice@corp.example".into())],
+            ..facts.clone()
+        };
+        let by_upn = CertificatePins {
+            other_names: vec![(UPN.into(), NameMatch::Suffix("@corp.example".into()))],
+            ..CertificatePins::default()
+        };
+        assert!(by_upn.admit(&with_upn));
+        assert!(!by_upn.admit(&facts));
+        let other_type = CertificatePins {
+            other_names: vec![("1.2.3.4".into(), NameMatch::Suffix("@corp.example".into()))],
+            ..CertificatePins::default()
+        };
+        assert!(!other_type.admit(&with_upn));
         assert_eq!(hex_digest(&"ab:".repeat(32)[..95]), Some([0xab; 32]));
         assert_eq!(hex_digest("abc"), None);
     }

@@ -28,6 +28,7 @@ pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 pub mod response_override;
+pub mod signature_algorithms;
 mod upstream;
 pub mod xfcc;
 

@@ -3,7 +3,9 @@
 //!
 //! - chained to the CAs (`RequireAndVerify`; `VerifyIfGiven` also serves clients without a
 //!   certificate), with the CRLs, then the policy's pins — certificate or public-key digests,
-//!   subject alternative names — checked on the client's certificate ([`Pinned`]);
+//!   subject alternative names, `otherName` strings included — checked on the client's
+//!   certificate ([`Pinned`]); with `allowExpiredCertificate`, expired certificates pass
+//!   (`expired_certificates`);
 //! - any certificate, trusted or not, required (`RequireAny`) or not (`Request`)
 //!   ([`AnyCertificate`]): the client must still prove it holds the key;
 //! - the Gateway API's `AllowInsecureFallback` ([`InsecureFallback`]).
@@ -57,7 +59,10 @@ pub(super) fn policy_verifier(
     if validation.mode == ClientCertMode::VerifyIfGiven {
         builder = builder.allow_unauthenticated();
     }
-    let chained = builder.build().map_err(|e| invalid(&e))?;
+    let mut chained = builder.build().map_err(|e| invalid(&e))?;
+    if validation.allow_expired {
+        chained = Arc::new(super::expired_certificates::ExpiredAccepted(chained));
+    }
     if validation.pins.is_empty() {
         return Ok(chained);
     }
@@ -93,12 +98,54 @@ pub(super) fn certificate_facts(der: &[u8]) -> Option<CertificateFacts> {
                         names.ip_addresses.push(ip);
                     }
                 }
+                GeneralName::OtherName(oid, value) => {
+                    if let Some(text) = other_name_text(value) {
+                        names.other_names.push((oid.to_id_string(), text));
+                    }
+                }
                 _ => {}
             }
         }
     }
     let spki = parsed.tbs_certificate.subject_pki.raw;
     Some(CertificateFacts::new(der, spki, names))
+}
+
+/// The text of an `otherName` value — `[0] EXPLICIT` around a UTF8String, IA5String,
+/// PrintableString or VisibleString — or `None` for any other type.
+fn other_name_text(explicit: &[u8]) -> Option<String> {
+    let (tag, inner, _) = der_element(explicit)?;
+    if tag != 0xA0 {
+        return None;
+    }
+    let (tag, content, _) = der_element(inner)?;
+    match tag {
+        0x0C | 0x16 | 0x13 | 0x1A => std::str::from_utf8(content).ok().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// One DER element of `bytes`: its tag, its content and what follows it.
+fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (length, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7F);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (digits, rest) = rest.split_at(count);
+        let length = digits
+            .iter()
+            .fold(0usize, |length, &digit| (length << 8) | usize::from(digit));
+        (length, rest)
+    };
+    (rest.len() >= length).then(|| {
+        let (content, after) = rest.split_at(length);
+        (tag, content, after)
+    })
 }
 
 /// The X-Forwarded-Client-Cert details of a client whose chain is `chain` (its certificate

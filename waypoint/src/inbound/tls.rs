@@ -21,10 +21,11 @@ use rustls::server::{
     WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
-use rustls::{CipherSuite, NamedGroup, ServerConfig, SupportedProtocolVersion};
+use rustls::{CipherSuite, NamedGroup, ServerConfig, SignatureScheme, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
 use super::client_cert::{InsecureFallback, first_uri_san, policy_verifier, root_store};
+use super::signature_schemes;
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +162,41 @@ fn listener_config(
         (Some(validation), _) => Some(policy_verifier(validation, &provider)?),
         (None, Some(validation)) => Some(gateway_verifier(validation, &provider)?),
         (None, None) => None,
+    };
+    // `signatureAlgorithms`: the key signs, and client certificates sign, only with those.
+    let allowed: Option<Vec<SignatureScheme>> = policy
+        .as_ref()
+        .and_then(|tls| tls.signature_algorithms.as_ref())
+        .map(|list| {
+            list.iter()
+                .copied()
+                .map(signature_schemes::scheme)
+                .collect()
+        });
+    let (key, verifier) = match allowed {
+        None => (key, verifier),
+        Some(allowed) => {
+            let restricted = signature_schemes::RestrictedSigningKey {
+                inner: Arc::clone(&key.key),
+                allowed: allowed.clone(),
+            };
+            if !restricted.can_sign() {
+                return Err(TlsSetupError::Certificate {
+                    listener: format!("{}/{}", listener.gateway, listener.name),
+                    secret: listener
+                        .certificates
+                        .first()
+                        .map(|c| c.secret.to_string())
+                        .unwrap_or_default(),
+                    message: "the key signs with none of the policy's signatureAlgorithms".into(),
+                });
+            }
+            let key = Arc::new(CertifiedKey::new(key.cert.clone(), Arc::new(restricted)));
+            let verifier = verifier.map(|inner| -> Arc<dyn ClientCertVerifier> {
+                Arc::new(signature_schemes::RestrictedVerifier { inner, allowed })
+            });
+            (key, verifier)
+        }
     };
     let builder = match verifier {
         None => builder.with_no_client_auth(),
