@@ -291,7 +291,8 @@ async fn http2_settings_are_announced_as_the_policy_says() {
         "{}{}{}\
          apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: h2}}\nspec:\n  \
          targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: tuned}}]\n  \
-         http2: {{initialStreamWindowSize: 128Ki, initialConnectionWindowSize: 2Mi, maxConcurrentStreams: 7}}\n---\n",
+         http2: {{initialStreamWindowSize: 128Ki, initialConnectionWindowSize: 2Mi, maxConcurrentStreams: 7, \
+         onInvalidMessage: TerminateStream}}\n---\n",
         gateway("tuned", tuned),
         gateway("plain", plain),
         service("echo", echo_port)
@@ -310,6 +311,27 @@ async fn http2_settings_are_announced_as_the_policy_says() {
     );
     let defaults = announced_h2_settings(plain);
     assert_ne!(defaults["max_concurrent_streams"], 7, "{defaults}");
+
+    // onInvalidMessage: TerminateStream — a malformed request (a connection-specific header)
+    // has its stream reset, and the next request on the connection is answered (404: no
+    // route), as python h2 sees it.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/h2_invalid_message.py"
+    );
+    let output = std::process::Command::new("python3")
+        .args([script, &tuned.to_string(), "tuned.example"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["malformed"], "reset", "{seen}");
+    assert_eq!(seen["next"], 404, "{seen}");
+    assert_eq!(seen["goaway"], false, "{seen}");
 }
 
 /// A backend that sends its answer's head and 3 of its 10 body bytes, then nothing for 3 s.

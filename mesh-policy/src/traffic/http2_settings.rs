@@ -1,12 +1,13 @@
 //! ClientTrafficPolicy `http2`: the HTTP/2 settings a listener's connections announce — the
 //! initial stream and connection flow-control windows and the most concurrent streams —
 //! checked against RFC 9113's bounds (windows 65 535 to 2³¹−1 bytes, at least one stream).
-//! `onInvalidMessage` is not enforced yet (the policy is then invalid).
+//! `onInvalidMessage: TerminateStream` is what the h2 server does with a malformed request
+//! (RST_STREAM, the connection goes on), with or without the field; `TerminateConnection`,
+//! Envoy Gateway's default, has no hook in h2 and is refused as not enforced.
 
 use serde::{Deserialize, Serialize};
 
 use super::compile::quantity;
-use super::model::NotYet;
 
 /// `http2`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,9 +22,9 @@ pub struct Http2Spec {
     /// Streams a client may open at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<u32>,
-    /// Not enforced yet.
+    /// `TerminateStream` (what this data plane does); `TerminateConnection` is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_invalid_message: NotYet,
+    pub on_invalid_message: Option<String>,
 }
 
 /// Compiled `http2` (`None`: the server's default).
@@ -46,8 +47,15 @@ const MIN_WINDOW: u64 = 65_535;
 impl Http2Spec {
     /// Compiles the spec (errors name the field under `spec.http2`).
     pub fn compile(&self) -> Result<Http2Settings, String> {
-        if self.on_invalid_message.is_some() {
-            return Err("onInvalidMessage: not enforced by this data plane yet".into());
+        match self.on_invalid_message.as_deref() {
+            None | Some("TerminateStream") => {}
+            Some("TerminateConnection") => {
+                return Err(
+                    "onInvalidMessage: TerminateConnection is not enforced by this data plane yet (h2 resets the stream)"
+                        .into(),
+                );
+            }
+            Some(other) => return Err(format!("onInvalidMessage: unsupported value {other:?}")),
         }
         let window = |value: &Option<serde_yaml_ng::Value>, field: &str| {
             value
@@ -102,6 +110,10 @@ mod tests {
             }
         );
         assert_eq!(compile("{}").unwrap(), Http2Settings::default());
+        assert_eq!(
+            compile("{onInvalidMessage: TerminateStream}").unwrap(),
+            Http2Settings::default()
+        );
         for (yaml, expected) in [
             ("{initialStreamWindowSize: 1Ki}", "initialStreamWindowSize"),
             (
@@ -109,7 +121,8 @@ mod tests {
                 "initialConnectionWindowSize",
             ),
             ("{maxConcurrentStreams: 0}", "at least 1"),
-            ("{onInvalidMessage: TerminateStream}", "not enforced"),
+            ("{onInvalidMessage: TerminateConnection}", "not enforced"),
+            ("{onInvalidMessage: Ignore}", "unsupported value"),
         ] {
             let error = compile(yaml).unwrap_err();
             assert!(error.contains(expected), "{yaml}: {error}");
