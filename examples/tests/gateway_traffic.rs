@@ -705,3 +705,58 @@ async fn request_bodies_within_the_buffer_limit_are_retried() {
     assert_eq!(status, 503);
     assert_eq!(backends[4].load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_control_sheds_requests_while_the_backend_fails() {
+    use std::sync::atomic::Ordering;
+    let port = free_port();
+    let (failing, failing_seen) = failing_backend(u32::MAX).await;
+    let (unguarded, unguarded_seen) = failing_backend(u32::MAX).await;
+    let dir = scratch("admission-control");
+    let config = gateway_yaml(port)
+        + &service("failing", failing)
+        + &service("unguarded", unguarded)
+        + &route("guarded", "guarded.example", "failing")
+        + &route("unguarded", "unguarded.example", "unguarded")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: guarded}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: guarded}]\n  \
+           admissionControl: {samplingWindow: 10s, maxRejectionPercent: 80}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let statuses = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut command = tokio::process::Command::new("curl");
+            command.args(["-s", "-w", "%{http_code}\n", "-H"]);
+            command.arg(format!("host: {host}"));
+            for _ in 0..300 {
+                command.args(["-o", "/dev/null"]).arg(&url);
+            }
+            let output = command.output().await.unwrap();
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|line| line.parse::<u16>().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Every answer fails: after the first, admission control refuses up to 80 % of the
+    // requests itself (503 without reaching the backend).
+    let answered = statuses("guarded.example").await;
+    assert_eq!(answered.len(), 300);
+    assert!(answered.iter().all(|&status| status == 503));
+    let reached = failing_seen.load(Ordering::SeqCst) as usize;
+    assert!(
+        (30..=110).contains(&reached),
+        "{reached} of 300 reached the backend (about 20 % expected)"
+    );
+    // Without the policy every request reaches the backend.
+    let answered = statuses("unguarded.example").await;
+    assert!(answered.iter().all(|&status| status == 503));
+    assert_eq!(unguarded_seen.load(Ordering::SeqCst), 300);
+    // The refusals are counted on /metrics with their own flag.
+    let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;
+    assert!(metrics.contains("admission_control"), "{metrics}");
+}

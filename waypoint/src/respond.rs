@@ -65,7 +65,9 @@ pub fn status_for(error: &RouteError) -> StatusCode {
             StatusCode::TOO_MANY_REQUESTS
         }
         RouteError::RateLimitBackendFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        RouteError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        RouteError::Overloaded { .. } | RouteError::AdmissionRefused { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         RouteError::FaultAbort { status, .. } => *status,
         RouteError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -213,6 +215,7 @@ fn policy_refusal(error: &RouteError) -> Option<PolicyRefusal> {
             ("rate_limit_service_error", policy.clone())
         }
         RouteError::Overloaded { policy } => ("overflow", policy.clone()),
+        RouteError::AdmissionRefused { policy } => ("admission_control", policy.clone()),
         RouteError::FaultAbort { policy, .. } => ("fault_injected", policy.clone()),
         RouteError::BadRequest { policy, .. } => ("bad_request", policy.clone()),
         RouteError::UpgradeRefused { protocol } => {

@@ -182,6 +182,8 @@ pub struct CompiledBackendTraffic {
     pub slow_start: Option<Duration>,
     /// `loadBalancer.zoneAware`.
     pub zones: Option<super::balance::ZoneRouting>,
+    /// `admissionControl`.
+    pub admission: Option<super::admission::AdmissionParams>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -829,6 +831,11 @@ impl BackendTrafficPolicySpec {
             Some(spec) => spec.zones()?,
             None => None,
         };
+        let admission = self
+            .admission_control
+            .as_ref()
+            .map(super::admission::spec::AdmissionControlSpec::compile)
+            .transpose()?;
         let upgrades = self
             .http_upgrade
             .as_deref()
@@ -844,6 +851,7 @@ impl BackendTrafficPolicySpec {
             upgrades,
             slow_start,
             zones,
+            admission,
             endpoint_override,
             upstream,
             bandwidth,
@@ -1286,6 +1294,10 @@ impl CompiledBackendTraffic {
                 .as_ref()
                 .map(super::bandwidth::RouteBandwidth::new),
             dice: Arc::new(super::fault::Dice::from_clock()),
+            admission: self
+                .admission
+                .clone()
+                .map(|params| Arc::new(super::admission::AdmissionController::new(params))),
             global: match (&self.global, &runtime.counters) {
                 (Some(rules), Some(counters)) => Some(GlobalLimit {
                     limit: Arc::new(GlobalRateLimit::new(
@@ -1332,6 +1344,8 @@ pub struct RouteTraffic {
     pub retry_gate: Option<routing::router::RetryGate>,
     /// Draws for fault percentages.
     pub dice: Arc<super::fault::Dice>,
+    /// The rule's admission control and its history.
+    pub admission: Option<Arc<super::admission::AdmissionController>>,
     /// The rule's load balancer.
     pub balancer: Option<PolicyBalancer>,
     /// The rule's global rate limit and the counters it is counted in.

@@ -394,6 +394,8 @@ pub enum BackendTrafficFuture<F, RB> {
         place: Option<super::circuit_breaker::InFlight>,
         /// What the rate-limit headers report.
         report: Option<super::rate_limit::bucket::BucketCheck>,
+        /// The admission control that counts how the request ends.
+        admission: Option<Arc<super::admission::AdmissionController>>,
         /// The response body type.
         body: std::marker::PhantomData<fn() -> RB>,
     },
@@ -416,6 +418,7 @@ where
                 deadline,
                 place,
                 report,
+                admission,
                 ..
             } => {
                 let outcome = match inner.poll(cx) {
@@ -426,6 +429,9 @@ where
                     },
                 };
                 place.take();
+                if let Some(control) = admission.take() {
+                    control.record_outcome(&outcome);
+                }
                 let mut response = outcome?;
                 if let Some(check) = report.take() {
                     let headers = super::rate_limit::rate_limit_headers(&check);
@@ -463,6 +469,7 @@ where
                 deadline: None,
                 place: None,
                 report: None,
+                admission: None,
                 body: std::marker::PhantomData,
             };
         };
@@ -484,6 +491,17 @@ where
                 }
                 outcome.report.filter(|_| !quiet)
             }
+            None => None,
+        };
+        // Admission control: refused at random while the rule's success rate is low; what
+        // goes on is counted when it ends.
+        let admission = match &traffic.admission {
+            Some(control) if !control.admit() => {
+                return BackendTrafficFuture::Refused(Some(RouteError::AdmissionRefused {
+                    policy: format!("{} admissionControl", traffic.name),
+                }));
+            }
+            Some(control) => Some(Arc::clone(control)),
             None => None,
         };
         let admitted = match &traffic.breaker {
@@ -574,13 +592,13 @@ where
                 return BackendTrafficFuture::Queued(Box::pin(async move {
                     let Some(deadline) = deadline else {
                         let place = pending.connected().await;
-                        return call_holding(&mut ready, request, place, report).await;
+                        return call_holding(&mut ready, request, place, report, admission).await;
                     };
                     tokio::pin!(deadline);
                     tokio::select! {
                         place = pending.connected() => {
                             tokio::select! {
-                                outcome = call_holding(&mut ready, request, place, report) => outcome,
+                                outcome = call_holding(&mut ready, request, place, report, admission) => outcome,
                                 () = &mut deadline => Err(RouteError::RequestTimeout),
                             }
                         }
@@ -594,18 +612,20 @@ where
             deadline,
             place,
             report,
+            admission,
             body: std::marker::PhantomData,
         }
     }
 }
 
 /// Calls `service` once it is ready, holding `place` until the response, with the rate
-/// limiter's `report` on it.
+/// limiter's `report` on it; admission control counts how it ends.
 async fn call_holding<S, B, RB>(
     service: &mut S,
     request: Request<B>,
     place: super::circuit_breaker::InFlight,
     report: Option<super::rate_limit::bucket::BucketCheck>,
+    admission: Option<Arc<super::admission::AdmissionController>>,
 ) -> Result<Response<RB>, RouteError>
 where
     S: Service<Request<B>, Response = Response<RB>, Error = RouteError>,
@@ -616,6 +636,7 @@ where
         deadline: None,
         place: Some(place),
         report,
+        admission,
         body: std::marker::PhantomData,
     }
     .await

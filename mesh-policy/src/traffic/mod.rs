@@ -7,6 +7,7 @@
 //! YAML ([`model`]), compiled ([`compile`]), attached to listeners and route rules
 //! ([`attach`]) and applied on a gateway's request path from the policy slots ([`layer`]).
 
+pub mod admission;
 pub mod attach;
 pub mod balance;
 pub mod bandwidth;

@@ -307,9 +307,9 @@ pub struct BackendTrafficPolicySpec {
     /// Paces request and response bodies to bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<BandwidthLimitSpec>,
-    /// Not enforced yet.
+    /// Refuse requests at random while the rule's success rate is low.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admission_control: NotYet,
+    pub admission_control: Option<super::admission::spec::AdmissionControlSpec>,
 }
 
 /// BackendTrafficPolicy `proxyProtocol`.
@@ -979,7 +979,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
         }
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");
-        set(&mut found, &self.admission_control, "spec.admissionControl");
         found
     }
 }

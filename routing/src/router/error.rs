@@ -110,6 +110,12 @@ pub enum RouteError {
         /// The policy (and limit) that refused.
         policy: String,
     },
+    /// Admission control refused the request, the rule's recent success rate being low: 503.
+    #[error("refused by admission control ({policy})")]
+    AdmissionRefused {
+        /// The policy.
+        policy: String,
+    },
     /// Fault injection aborted the request with this status (or, for gRPC, this
     /// `grpc-status`).
     #[error("aborted by fault injection ({policy}): {status}")]
