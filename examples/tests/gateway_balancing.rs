@@ -504,9 +504,10 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
         }
     };
     // A threshold of 100 failures 100 ms apart would take 10 s: an answer saying NOT_SERVING
-    // (or a gRPC error) must take the pod out at once instead.
+    // (or a gRPC error) must take the pod out at once instead. The first probes wait up to
+    // 1 s, after start and after a reload.
     let active = format!(
-        "active: {{type: GRPC, interval: 100ms, timeout: 500ms, unhealthyThreshold: 100, healthyThreshold: 1, \
+        "active: {{type: GRPC, interval: 100ms, timeout: 500ms, initialJitter: 1s, unhealthyThreshold: 100, healthyThreshold: 1, \
          grpc: {{service: pods}}, overrides: {{port: {health_port}}}}}"
     );
     let config = gateway_yaml(port)
@@ -517,7 +518,7 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
                 "loadBalancer: {{type: RoundRobin}}\n  healthCheck:\n    panicThreshold: 0\n    {active}"
             ),
         );
-    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    std::fs::write(dir.join("config.yaml"), &config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
     let url = format!("http://127.0.0.1:{port}/");
@@ -550,6 +551,22 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
     assert!(took < Duration::from_secs(5), "NOT_SERVING took {took:?}");
     let split = counts(&pods_answering(&checked, &url, 30).await);
     assert_eq!(split.len(), 3, "{split:?}");
+    // A reload (another route added) keeps the verdict: the rebuilt balancer starts with
+    // pod-3 out, as Envoy keeps a host's health across updates.
+    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
+                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
+                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
+    let staged = dir.join("config.staged");
+    std::fs::write(&staged, config.clone() + probe).unwrap();
+    std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
+    let probe_url = url.clone();
+    wait_until("the reload", || {
+        let probe_url = probe_url.clone();
+        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
+    })
+    .await;
+    let split = counts(&pods_answering(&checked, &url, 30).await);
+    assert!(!split.contains_key("pod-3"), "after the reload: {split:?}");
     tell("127.0.0.13 NOT_SERVING\n127.0.0.12 UNAVAILABLE\n");
     let took = out_within("pod-2 is out", "pod-2").await;
     assert!(took < Duration::from_secs(5), "UNAVAILABLE took {took:?}");

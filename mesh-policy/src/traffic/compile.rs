@@ -1314,9 +1314,14 @@ impl CompiledBackendTraffic {
                     .load_balancing
                     .clone()
                     .unwrap_or(LoadBalancing::LeastRequest);
-                let mut balancer =
-                    Balancer::with_health(policy, self.health.as_ref(), prober, backends)
-                        .with_endpoint_override(self.endpoint_override.clone());
+                let mut balancer = Balancer::with_remembered_health(
+                    policy,
+                    self.health.as_ref(),
+                    prober,
+                    &runtime.verdicts,
+                    backends,
+                )
+                .with_endpoint_override(self.endpoint_override.clone());
                 if let Some(zones) = &self.zones {
                     balancer = balancer.with_zones(zones.clone(), runtime.local_zone.clone());
                 }
@@ -1373,6 +1378,8 @@ pub struct TrafficRuntime {
     pub counters: Option<Arc<dyn SharedCounters>>,
     /// When each endpoint was first seen (slow start), kept across configurations.
     pub endpoint_ages: Arc<super::balance::EndpointAges>,
+    /// The last verdicts of active checks, kept across configurations.
+    pub verdicts: Arc<super::balance::VerdictMemory>,
     /// The zone this process runs in (`topology.kubernetes.io/zone` of its node), for
     /// `zoneAware.preferLocal`; without it, no request is routed by its local zone.
     pub local_zone: Option<Arc<str>>,

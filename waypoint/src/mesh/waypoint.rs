@@ -189,6 +189,7 @@ pub async fn run_mesh_waypoint(
                     prober: Some(prober),
                     counters: None,
                     endpoint_ages: Default::default(),
+                    verdicts: Default::default(),
                     // No zone of its own: `zoneAware.preferLocal` prefers none.
                     local_zone: None,
                 },

@@ -9,15 +9,17 @@
 //! gateway probes through the same connector it forwards with); this module schedules them and
 //! keeps the verdicts.
 //!
-//! An endpoint counts as healthy until its first verdict (so that a configuration reload does
-//! not take every endpoint out while the new checks start); Envoy instead holds a new cluster
-//! back until its first round of checks.
+//! An endpoint counts as healthy until its first verdict, unless [`VerdictMemory`] remembers
+//! one: the last verdict of the same check on the same address is kept across configuration
+//! reloads, as Envoy keeps a host's health across endpoint updates, so that a reload neither
+//! takes every endpoint out nor brings a failing one back while the new checks start.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use http::Method;
@@ -125,6 +127,24 @@ impl ActiveVerdicts {
         }
     }
 
+    /// Verdicts starting from what `memory` remembers of `check` on each of `endpoints`
+    /// (passing when nothing is remembered).
+    pub fn remembered(
+        memory: &VerdictMemory,
+        check: &ActiveCheck,
+        endpoints: &[SocketAddr],
+    ) -> Self {
+        let key = memory.check_key(check);
+        ActiveVerdicts {
+            failing: endpoints
+                .iter()
+                .map(|&address| {
+                    AtomicBool::new(memory.failing(&key, probed_address(check, address)))
+                })
+                .collect(),
+        }
+    }
+
     /// Whether `endpoint` failed its checks.
     pub fn failing(&self, endpoint: usize) -> bool {
         self.failing
@@ -137,6 +157,53 @@ impl ActiveVerdicts {
             flag.store(failing, Ordering::Relaxed);
         }
     }
+}
+
+/// The most verdicts remembered; past it the memory starts over (the checks give new
+/// verdicts within an interval).
+const MAX_REMEMBERED: usize = 1 << 16;
+
+/// The last verdict of each check on each probed address, kept across configurations by the
+/// runtime that builds them.
+#[derive(Debug, Default)]
+pub struct VerdictMemory {
+    failing: Mutex<HashMap<(Arc<str>, SocketAddr), bool>>,
+}
+
+impl VerdictMemory {
+    /// What identifies `check` in the memory: its whole settings (a changed check starts
+    /// afresh).
+    pub fn check_key(&self, check: &ActiveCheck) -> Arc<str> {
+        Arc::from(format!("{check:?}"))
+    }
+
+    /// Whether `check` (by its key) last found `address` failing.
+    pub fn failing(&self, check: &Arc<str>, address: SocketAddr) -> bool {
+        self.failing
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&(Arc::clone(check), address)).copied())
+            .unwrap_or(false)
+    }
+
+    /// Remembers the verdict of `check` (by its key) on `address`.
+    pub fn remember(&self, check: &Arc<str>, address: SocketAddr, failing: bool) {
+        if let Ok(mut map) = self.failing.lock() {
+            if map.len() >= MAX_REMEMBERED {
+                map.clear();
+            }
+            map.insert((Arc::clone(check), address), failing);
+        }
+    }
+}
+
+/// The address `check` probes for `endpoint` (`overrides.port` applied).
+fn probed_address(check: &ActiveCheck, endpoint: SocketAddr) -> SocketAddr {
+    let mut address = endpoint;
+    if let Some(port) = check.port {
+        address.set_port(port);
+    }
+    address
 }
 
 /// One endpoint's run of results, turned into verdicts by the thresholds.
@@ -162,23 +229,23 @@ impl Streak {
     }
 }
 
-/// Starts probing every endpoint of `endpoints` on the current tokio runtime, one task each;
-/// the tasks end when `verdicts` is dropped. Without a runtime nothing is probed.
+/// Starts probing every endpoint of `endpoints` on the current tokio runtime, one task each,
+/// each verdict also kept in `memory`; the tasks end when `verdicts` is dropped. Without a
+/// runtime nothing is probed.
 pub fn start_checks(
     check: Arc<ActiveCheck>,
     prober: Arc<dyn ProbeEndpoints>,
     endpoints: &[SocketAddr],
     verdicts: &Arc<ActiveVerdicts>,
+    memory: &Arc<VerdictMemory>,
     jitter_seed: u64,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
+    let key = memory.check_key(&check);
     for (index, endpoint) in endpoints.iter().enumerate() {
-        let mut address = *endpoint;
-        if let Some(port) = check.port {
-            address.set_port(port);
-        }
+        let address = probed_address(&check, *endpoint);
         let jitter_nanos = check.initial_jitter.as_nanos() as u64;
         let jitter = if jitter_nanos == 0 {
             Duration::ZERO
@@ -192,6 +259,7 @@ pub fn start_checks(
             address,
             index,
             Arc::downgrade(verdicts),
+            (Arc::clone(memory), Arc::clone(&key)),
             jitter,
         ));
     }
@@ -203,6 +271,7 @@ async fn check_endpoint(
     address: SocketAddr,
     index: usize,
     verdicts: Weak<ActiveVerdicts>,
+    (memory, key): (Arc<VerdictMemory>, Arc<str>),
     jitter: Duration,
 ) {
     tokio::time::sleep(jitter).await;
@@ -220,6 +289,7 @@ async fn check_endpoint(
         };
         if let Some(failing) = streak.record(outcome, &check) {
             verdicts.set(index, failing);
+            memory.remember(&key, address, failing);
         }
         drop(verdicts);
         tokio::time::sleep(check.interval).await;
@@ -293,12 +363,27 @@ mod tests {
         let verdicts = Arc::new(ActiveVerdicts::new(2));
         let mut check = check(2, 1);
         check.port = Some(8081);
-        start_checks(Arc::new(check), prober.clone(), &endpoints, &verdicts, 7);
+        let memory = Arc::new(VerdictMemory::default());
+        start_checks(
+            Arc::new(check.clone()),
+            prober.clone(),
+            &endpoints,
+            &verdicts,
+            &memory,
+            7,
+        );
         let second: SocketAddr = "10.0.0.2:8081".parse().unwrap();
         prober.down.lock().unwrap().push(second);
         tokio::time::sleep(Duration::from_millis(35)).await;
         assert!(!verdicts.failing(0));
         assert!(verdicts.failing(1));
+        // A configuration built now starts from the remembered verdicts; another check
+        // starts afresh.
+        let rebuilt = ActiveVerdicts::remembered(&memory, &check, &endpoints);
+        assert!(!rebuilt.failing(0) && rebuilt.failing(1));
+        let mut other = check.clone();
+        other.unhealthy_threshold = 9;
+        assert!(!ActiveVerdicts::remembered(&memory, &other, &endpoints).failing(1));
         prober.down.lock().unwrap().clear();
         tokio::time::sleep(Duration::from_millis(15)).await;
         assert!(!verdicts.failing(1));

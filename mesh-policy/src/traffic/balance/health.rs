@@ -4,12 +4,13 @@
 //! that share of the endpoints is healthy, health is ignored and every endpoint takes traffic;
 //! with 0, a backend whose endpoints are all unhealthy answers 503.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use routing::router::TryOutcome;
 
-use super::active::{ActiveCheck, ActiveVerdicts};
+use super::active::{ActiveCheck, ActiveVerdicts, VerdictMemory};
 use super::outlier::{OutlierDetection, Outliers};
 use crate::traffic::rate_limit::clock::Epoch;
 
@@ -61,6 +62,32 @@ impl EndpointHealth {
     /// Health state for `endpoints` endpoints under `policy` (active verdicts start passing;
     /// the checks are started by the balancer).
     pub fn new(policy: &HealthPolicy, endpoints: usize) -> Self {
+        let active = policy
+            .active
+            .as_ref()
+            .map(|_| Arc::new(ActiveVerdicts::new(endpoints)));
+        EndpointHealth::with_verdicts(policy, endpoints, active)
+    }
+
+    /// Health state for `endpoints` under `policy`, the active verdicts starting from what
+    /// `memory` remembers of earlier configurations.
+    pub fn remembered(
+        policy: &HealthPolicy,
+        endpoints: &[SocketAddr],
+        memory: &VerdictMemory,
+    ) -> Self {
+        let active = policy
+            .active
+            .as_ref()
+            .map(|check| Arc::new(ActiveVerdicts::remembered(memory, check, endpoints)));
+        EndpointHealth::with_verdicts(policy, endpoints.len(), active)
+    }
+
+    fn with_verdicts(
+        policy: &HealthPolicy,
+        endpoints: usize,
+        active: Option<Arc<ActiveVerdicts>>,
+    ) -> Self {
         let epoch = Epoch::now();
         EndpointHealth {
             panic_threshold: policy.panic_threshold,
@@ -70,10 +97,7 @@ impl EndpointHealth {
                 .map(|settings| Mutex::new(Outliers::new(settings, endpoints, 0))),
             epoch,
             ejected_until: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
-            active: policy
-                .active
-                .as_ref()
-                .map(|_| Arc::new(ActiveVerdicts::new(endpoints))),
+            active,
         }
     }
 

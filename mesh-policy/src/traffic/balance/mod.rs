@@ -56,7 +56,7 @@ use routing::router::{
     BalanceEndpoints, EndpointPick, ObserveTries, RequestHead, TryOutcome, TryTicket,
 };
 
-pub use active::{ActiveCheck, ProbeEndpoints, ProbeOutcome};
+pub use active::{ActiveCheck, ProbeEndpoints, ProbeOutcome, VerdictMemory};
 pub use hash_key::{HashKey, SessionCookie};
 pub use health::{Eligible, EndpointHealth, HealthPolicy};
 pub use maglev::{MaglevEntry, MaglevTable};
@@ -102,13 +102,18 @@ pub struct BackendEndpoints {
 }
 
 impl BackendEndpoints {
-    fn new(endpoints: &Arc<[Endpoint]>, health: Option<&HealthPolicy>) -> Self {
+    fn new(
+        endpoints: &Arc<[Endpoint]>,
+        health: Option<&HealthPolicy>,
+        memory: &VerdictMemory,
+    ) -> Self {
+        let addresses: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.address).collect();
         BackendEndpoints {
             endpoints: Arc::clone(endpoints),
             turn: AtomicUsize::new(0),
             in_flight: endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
             maglev: OnceLock::new(),
-            health: health.map(|policy| EndpointHealth::new(policy, endpoints.len())),
+            health: health.map(|policy| EndpointHealth::remembered(policy, &addresses, memory)),
             slow_start: None,
             zones: None,
             maglev_weights: None,
@@ -215,10 +220,23 @@ impl Balancer {
         prober: Option<&Arc<dyn ProbeEndpoints>>,
         backends: impl IntoIterator<Item = &'a Backend>,
     ) -> Self {
+        let memory = Arc::new(VerdictMemory::default());
+        Balancer::with_remembered_health(policy, health, prober, &memory, backends)
+    }
+
+    /// [`Balancer::with_health`], the active checks' verdicts starting from, and kept in,
+    /// `memory` (shared by the configurations a runtime builds, so that a reload keeps them).
+    pub fn with_remembered_health<'a>(
+        policy: LoadBalancing,
+        health: Option<&HealthPolicy>,
+        prober: Option<&Arc<dyn ProbeEndpoints>>,
+        memory: &Arc<VerdictMemory>,
+        backends: impl IntoIterator<Item = &'a Backend>,
+    ) -> Self {
         let dice = Dice::from_clock();
         let backends: Vec<Arc<BackendEndpoints>> = backends
             .into_iter()
-            .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints, health)))
+            .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints, health, memory)))
             .collect();
         if let (Some(check), Some(prober)) = (health.and_then(|h| h.active.as_ref()), prober) {
             for state in &backends {
@@ -230,6 +248,7 @@ impl Balancer {
                         Arc::clone(prober),
                         &addresses,
                         verdicts,
+                        memory,
                         dice.next(),
                     );
                 }
