@@ -292,7 +292,10 @@ impl<S> Attempt<S> {
             .retry
             .clone()
             .or_else(|| from_policy.map(|p| p.retry.clone()));
-        let replay = request.extensions().get::<ReplayBody<B>>().cloned();
+        // A body is sent again only when a layer kept it (looked up only for a retried rule).
+        let replay = retry
+            .as_ref()
+            .and_then(|_| request.extensions().get::<ReplayBody<B>>().cloned());
         let retry = retry.filter(|_| replay.is_some() || request.body().is_end_stream());
         let gate = request.extensions().get::<RetryGate>().cloned();
         // Envoy's router headers, when asked for: `Some(expected timeout, if any)`.
