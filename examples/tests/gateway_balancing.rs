@@ -9,6 +9,9 @@
 //! gateway's `--zone`: a local zone with less than its share keeps half its requests,
 //! `force` keeps them all, too small a backend ignores zones, `weightedZones` split 80/20
 //! (a consistent hash too, each key keeping its pod), and without `--zone` nothing is local.
+//! `BackendUtilization`: pods reporting their load (ORCA `endpoint-load-metrics`) take
+//! requests in proportion to `rps / utilization` once the blackout has passed, the reports
+//! removed from answers unless `keepResponseHeaders`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -26,9 +29,10 @@ use tokio::process::Command;
 const PODS: u8 = 4;
 
 /// What a test pod answers: `/healthz` 200 while `healthy` (else 503); every other path
-/// `{"pod": …}` with 200, or 500 while `failing`.
+/// `{"pod": …}` with 200, or 500 while `failing`, and the ORCA load report `orca` when set.
 #[derive(Debug, Default)]
 struct PodState {
+    orca: std::sync::Mutex<Option<String>>,
     sick: AtomicBool,
     failing: AtomicBool,
 }
@@ -82,6 +86,11 @@ async fn serve_pod(listener: TcpListener, name: String, state: Arc<PodState>) {
                 let mut response =
                     http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
                 *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                if let Some(report) = state.orca.lock().unwrap().as_deref() {
+                    response
+                        .headers_mut()
+                        .insert("endpoint-load-metrics", report.parse().unwrap());
+                }
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -968,4 +977,64 @@ async fn zone_aware_balancing_prefers_the_gateways_zone_or_splits_by_weight() {
     let answered = pods_answering(&["-H", "host: forced.example"], &url, 200).await;
     assert_eq!(counts(&answered).len(), 4, "{:?}", counts(&answered));
     assert!(local_share(&answered) < 0.45, "{:?}", counts(&answered));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_utilization_weighs_pods_by_their_load_reports() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    // pod-1 reports four times the utilization of the others at the same rate: a quarter of
+    // their weight (100/0.8 = 125 against 100/0.2 = 500), so 1/13 of the requests.
+    for (index, state) in states.iter().enumerate() {
+        let cpu = if index == 0 { 0.8 } else { 0.2 };
+        *state.orca.lock().unwrap() =
+            Some(format!("TEXT cpu_utilization={cpu}, rps_fractional=100"));
+    }
+    let dir = scratch("balancing-utilization");
+    let config = gateway_yaml(port)
+        + &pods_service(pods)
+        + &balanced(
+            "loaded",
+            "{type: BackendUtilization, backendUtilization: {blackoutPeriod: 1s, weightUpdatePeriod: 100ms}}",
+        )
+        + &balanced(
+            "kept",
+            "{type: BackendUtilization, backendUtilization: {keepResponseHeaders: true}}",
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let loaded = ["-H", "host: loaded.example"];
+
+    // Before any weight counts (the blackout), the pods share evenly.
+    let early = counts(&pods_answering(&loaded, &url, 200).await);
+    let pod1 = early.get("pod-1").copied().unwrap_or(0);
+    assert!(pod1 >= 25, "{early:?}");
+    // Once the reports have counted for the blackout, pod-1 gets about 1/13.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let _warm = pods_answering(&loaded, &url, 20).await;
+    let weighted = counts(&pods_answering(&loaded, &url, 520).await);
+    let pod1 = weighted.get("pod-1").copied().unwrap_or(0);
+    assert!(
+        pod1 < 70,
+        "pod-1 took {pod1} of 520 (about 40 expected): {weighted:?}"
+    );
+    for pod in ["pod-2", "pod-3", "pod-4"] {
+        let got = weighted.get(pod).copied().unwrap_or(0);
+        assert!((110..=210).contains(&got), "{pod} took {got}: {weighted:?}");
+    }
+
+    // The reports are removed from answers, unless the policy keeps them.
+    let (_, response) = curl(&["-H", "host: loaded.example", &url]).await;
+    assert_eq!(
+        header(&response, "endpoint-load-metrics"),
+        None,
+        "{response}"
+    );
+    let (_, response) = curl(&["-H", "host: kept.example", &url]).await;
+    assert!(
+        header(&response, "endpoint-load-metrics").is_some_and(|v| v.starts_with("TEXT ")),
+        "{response}"
+    );
 }

@@ -957,9 +957,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 "spec.retry.numAttemptsPerPriority",
             );
         }
-        if let Some(balancer) = &self.load_balancer {
-            found.extend(balancer.unsupported());
-        }
         if let Some(health) = &self.health_check {
             found.extend(health.unsupported());
         }

@@ -87,6 +87,12 @@ pub trait ObserveTries: Send + Sync + fmt::Debug {
     /// The try on `endpoint` (an index into its backend's endpoints) ended: with `outcome`, or
     /// `None` when it was abandoned (the request's timeout, the client went away).
     fn finished(&self, endpoint: usize, outcome: Option<TryOutcome>);
+
+    /// The try on `endpoint` was answered with these headers (read before [`finished`]); an
+    /// observer that reads load reports from them may also remove them from the answer.
+    ///
+    /// [`finished`]: ObserveTries::finished
+    fn answered(&self, _endpoint: usize, _headers: &mut http::HeaderMap) {}
 }
 
 /// A placed try, reported to its observer exactly once (as abandoned when dropped unreported).
@@ -105,6 +111,11 @@ impl TryTicket {
             endpoint,
             reported: false,
         }
+    }
+
+    /// Shows the observer the answer's headers (before [`TryTicket::finish`]).
+    pub fn read_answer(&self, headers: &mut http::HeaderMap) {
+        self.observer.answered(self.endpoint, headers);
     }
 
     /// Reports how the try ended.

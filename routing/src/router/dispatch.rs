@@ -420,7 +420,11 @@ impl<S> Attempt<S> {
                 }
             }
             .await;
+            let mut outcome = outcome;
             if let Some(ticket) = ticket {
+                if let Ok(response) = &mut outcome {
+                    ticket.read_answer(response.headers_mut());
+                }
                 ticket.finish(TryOutcome::of(&outcome));
             }
             let mut response = outcome?;

@@ -45,6 +45,7 @@ pub mod outlier;
 pub mod ring;
 pub mod slow_start;
 pub mod spec;
+pub mod utilization;
 pub mod zones;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -74,6 +75,8 @@ pub enum LoadBalancing {
     Random,
     /// The one with fewer requests in flight of two chosen at random (Envoy's default).
     LeastRequest,
+    /// In proportion to weights from the endpoints' ORCA load reports.
+    BackendUtilization(Arc<utilization::UtilizationParams>),
     /// By a hash of the request over a Maglev table of `table_size` slots (a prime).
     ConsistentHash {
         /// What is hashed.
@@ -99,6 +102,8 @@ pub struct BackendEndpoints {
     zones: Option<ZoneIndex>,
     /// The Maglev weight of each endpoint (weighted zones), else 1 each.
     maglev_weights: Option<Vec<u32>>,
+    /// The endpoints' weights from their load reports (`BackendUtilization`).
+    weights: Option<utilization::EndpointWeights>,
 }
 
 impl BackendEndpoints {
@@ -117,6 +122,7 @@ impl BackendEndpoints {
             slow_start: None,
             zones: None,
             maglev_weights: None,
+            weights: None,
         }
     }
 
@@ -158,6 +164,18 @@ impl ObserveTries for BackendEndpoints {
         }
         if let (Some(health), Some(outcome)) = (&self.health, outcome) {
             health.report(endpoint, outcome);
+        }
+    }
+
+    fn answered(&self, endpoint: usize, headers: &mut http::HeaderMap) {
+        let Some(weights) = &self.weights else {
+            return;
+        };
+        if let Some(load) = utilization::parse_orca(headers) {
+            weights.report(endpoint, &load);
+        }
+        if !weights.keeps_headers() {
+            utilization::strip_orca(headers);
         }
     }
 }
@@ -236,7 +254,16 @@ impl Balancer {
         let dice = Dice::from_clock();
         let backends: Vec<Arc<BackendEndpoints>> = backends
             .into_iter()
-            .map(|backend| Arc::new(BackendEndpoints::new(&backend.endpoints, health, memory)))
+            .map(|backend| {
+                let mut state = BackendEndpoints::new(&backend.endpoints, health, memory);
+                if let LoadBalancing::BackendUtilization(params) = &policy {
+                    state.weights = Some(utilization::EndpointWeights::new(
+                        Arc::clone(params),
+                        backend.endpoints.len(),
+                    ));
+                }
+                Arc::new(state)
+            })
             .collect();
         if let (Some(check), Some(prober)) = (health.and_then(|h| h.active.as_ref()), prober) {
             for state in &backends {
@@ -432,11 +459,13 @@ impl BalanceEndpoints for Balancer {
             }
         };
         // Least request counts tries in flight; outlier detection counts how they end.
-        let tracked = matches!(self.policy, LoadBalancing::LeastRequest)
-            || state
-                .health
-                .as_ref()
-                .is_some_and(EndpointHealth::counts_outcomes);
+        let tracked = matches!(
+            self.policy,
+            LoadBalancing::LeastRequest | LoadBalancing::BackendUtilization(_)
+        ) || state
+            .health
+            .as_ref()
+            .is_some_and(EndpointHealth::counts_outcomes);
         let ticket = tracked.then(|| {
             if let Some(counter) = state.in_flight.get(endpoint) {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -502,6 +531,24 @@ impl Balancer {
                 };
                 candidates.nth(chosen)
             }
+            LoadBalancing::BackendUtilization(_) => match &state.weights {
+                Some(weights) => {
+                    let current = weights.current();
+                    let weight = |i: usize| current.get(candidates.nth(i)).copied().unwrap_or(1.0);
+                    let total: f64 = (0..candidates.len()).map(weight).sum();
+                    let mut draw = (self.dice.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+                    let mut chosen = candidates.len() - 1;
+                    for i in 0..candidates.len() {
+                        draw -= weight(i);
+                        if draw < 0.0 {
+                            chosen = i;
+                            break;
+                        }
+                    }
+                    candidates.nth(chosen)
+                }
+                None => candidates.nth(self.random_index(candidates.len())),
+            },
             LoadBalancing::ConsistentHash { key, table_size } => {
                 let hashed = key.hash(request);
                 *set_cookie = hashed.set_cookie;

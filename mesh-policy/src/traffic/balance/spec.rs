@@ -1,7 +1,8 @@
 //! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
 //! validation rules (a consistent hash needs its key's field; the table size is a prime up to
-//! 5 000 011), `slowStart`'s window, `endpointOverride`'s headers and `zoneAware`. A field not
-//! enforced yet (`backendUtilization`) makes the policy invalid.
+//! 5 000 011), `slowStart`'s window, `endpointOverride`'s headers, `zoneAware` and
+//! `backendUtilization` (its `outOfBand` reporting is not enforced yet: the policy is then
+//! invalid).
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::LoadBalancing;
 use super::hash_key::{HashKey, SessionCookie};
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, is_prime};
+use super::utilization::UtilizationParams;
 use super::zones::{PreferLocal, ZoneRouting};
 use crate::traffic::model::NotYet;
+use std::time::Duration;
 
 /// `loadBalancer`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,9 +38,36 @@ pub struct LoadBalancerSpec {
     /// balancing when none of them names a usable endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_override: Option<EndpointOverrideSpec>,
-    /// Not enforced yet.
+    /// Weights from the endpoints' ORCA load reports (type `BackendUtilization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend_utilization: NotYet,
+    pub backend_utilization: Option<BackendUtilizationSpec>,
+}
+
+/// `loadBalancer.backendUtilization`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendUtilizationSpec {
+    /// How long an endpoint reports before its weight counts (10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blackout_period: Option<String>,
+    /// How old a report may be before its weight stops counting (3m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_expiration_period: Option<String>,
+    /// How often weights are recomputed (1s; at least 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_update_period: Option<String>,
+    /// The error penalty in percent (100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_utilization_penalty_percent: Option<u32>,
+    /// Named metrics used as the utilization when none is reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_names_for_computing_utilization: Vec<String>,
+    /// Pass the ORCA headers on to the client (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_response_headers: Option<bool>,
+    /// Not enforced yet (out-of-band reports over a gRPC stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_band: NotYet,
 }
 
 /// `loadBalancer.consistentHash`.
@@ -158,18 +188,6 @@ pub struct CookieSpec {
 }
 
 impl LoadBalancerSpec {
-    /// The `spec.loadBalancer.…` paths set but not enforced yet.
-    pub fn unsupported(&self) -> Vec<&'static str> {
-        [(
-            &self.backend_utilization,
-            "spec.loadBalancer.backendUtilization",
-        )]
-        .into_iter()
-        .filter(|(field, _)| field.is_some())
-        .map(|(_, path)| path)
-        .collect()
-    }
-
     /// Compiles the spec (errors name the field).
     pub fn compile(&self) -> Result<LoadBalancing, String> {
         let at = |e: String| format!("spec.loadBalancer.{e}");
@@ -185,12 +203,21 @@ impl LoadBalancerSpec {
                     .map_err(|e| at(format!("consistentHash.{e}")))?
             }
             "BackendUtilization" => {
-                return Err(at(
-                    "type: BackendUtilization is not enforced by this data plane yet".into(),
-                ));
+                let spec = self.backend_utilization.clone().unwrap_or_default();
+                LoadBalancing::BackendUtilization(std::sync::Arc::new(
+                    spec.compile()
+                        .map_err(|e| at(format!("backendUtilization.{e}")))?,
+                ))
             }
             other => return Err(at(format!("type: unsupported value {other:?}"))),
         };
+        if self.backend_utilization.is_some()
+            && !matches!(policy, LoadBalancing::BackendUtilization(_))
+        {
+            return Err(at(
+                "backendUtilization: only with type BackendUtilization".into()
+            ));
+        }
         if self.consistent_hash.is_some() && !matches!(policy, LoadBalancing::ConsistentHash { .. })
         {
             return Err(at("consistentHash: only with type ConsistentHash".into()));
@@ -212,9 +239,10 @@ impl LoadBalancerSpec {
                 "{at}: exactly one of preferLocal and weightedZones"
             )),
             (Some(prefer), true) => {
-                if self.kind == "ConsistentHash" {
+                if matches!(self.kind.as_str(), "ConsistentHash" | "BackendUtilization") {
                     return Err(format!(
-                        "{at}.preferLocal: not with ConsistentHash (use weightedZones)"
+                        "{at}.preferLocal: not with {} (use weightedZones)",
+                        self.kind
                     ));
                 }
                 let percentage = prefer.percentage_enabled.unwrap_or(100);
@@ -296,6 +324,44 @@ impl LoadBalancerSpec {
 fn header_name(name: &str, field: &str) -> Result<HeaderName, String> {
     HeaderName::try_from(name.to_ascii_lowercase())
         .map_err(|_| format!("{field}: {name:?} is not a header name"))
+}
+
+impl BackendUtilizationSpec {
+    /// Compiles the spec with Envoy's defaults (errors name the field).
+    pub fn compile(&self) -> Result<UtilizationParams, String> {
+        if self.out_of_band.is_some() {
+            return Err("outOfBand: not enforced by this data plane yet".into());
+        }
+        let defaults = UtilizationParams::default();
+        let duration = |value: &Option<String>, field: &str, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => {
+                parse_duration(text).ok_or_else(|| format!("{field}: {text:?} is not a duration"))
+            }
+        };
+        let update_period = duration(
+            &self.weight_update_period,
+            "weightUpdatePeriod",
+            defaults.update_period,
+        )?;
+        if update_period < Duration::from_millis(100) {
+            return Err("weightUpdatePeriod: at least 100ms".into());
+        }
+        Ok(UtilizationParams {
+            blackout: duration(&self.blackout_period, "blackoutPeriod", defaults.blackout)?,
+            expiration: duration(
+                &self.weight_expiration_period,
+                "weightExpirationPeriod",
+                defaults.expiration,
+            )?,
+            update_period,
+            error_penalty_percent: self
+                .error_utilization_penalty_percent
+                .unwrap_or(defaults.error_penalty_percent),
+            metric_names: self.metric_names_for_computing_utilization.clone(),
+            keep_headers: self.keep_response_headers == Some(true),
+        })
+    }
 }
 
 impl ConsistentHashSpec {
@@ -466,17 +532,40 @@ mod tests {
                 "unsupported value \"Body\"",
             ),
             ("type: Fastest", "unsupported value \"Fastest\""),
-            ("type: BackendUtilization", "not enforced"),
+            (
+                "type: BackendUtilization\nbackendUtilization: {outOfBand: {}}",
+                "outOfBand: not enforced",
+            ),
+            (
+                "type: BackendUtilization\nbackendUtilization: {weightUpdatePeriod: 10ms}",
+                "at least 100ms",
+            ),
+            (
+                "type: Random\nbackendUtilization: {}",
+                "only with type BackendUtilization",
+            ),
         ] {
             let error = compile(yaml).unwrap_err();
             assert!(error.contains(expected), "{yaml}: {error}");
         }
         assert!(compile("type: RoundRobin\nbogus: 1").is_err());
-        let spec: LoadBalancerSpec =
-            serde_yaml_ng::from_str("type: RoundRobin\nbackendUtilization: {}").unwrap();
         assert_eq!(
-            spec.unsupported(),
-            vec!["spec.loadBalancer.backendUtilization"]
+            compile(
+                "type: BackendUtilization\nbackendUtilization: {blackoutPeriod: 1s, keepResponseHeaders: true}"
+            ),
+            Ok(LoadBalancing::BackendUtilization(std::sync::Arc::new(
+                UtilizationParams {
+                    blackout: Duration::from_secs(1),
+                    keep_headers: true,
+                    ..UtilizationParams::default()
+                }
+            )))
+        );
+        assert_eq!(
+            compile("type: BackendUtilization"),
+            Ok(LoadBalancing::BackendUtilization(std::sync::Arc::new(
+                UtilizationParams::default()
+            )))
         );
         // zoneAware: one mode, defaults as Envoy Gateway's, preferLocal not with a hash.
         let zones = |yaml: &str| {
