@@ -31,6 +31,9 @@ pub const ORCA_HEADER: &str = "endpoint-load-metrics";
 /// The binary (base64 protobuf) load report header.
 pub const ORCA_BIN_HEADER: &str = "endpoint-load-metrics-bin";
 
+/// The largest weight a report gives (far above any real `rps / utilization`).
+const MAX_WEIGHT: f64 = 1e12;
+
 /// Compiled `backendUtilization`, with Envoy's defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UtilizationParams {
@@ -110,13 +113,25 @@ pub fn parse_orca(headers: &HeaderMap) -> Option<OrcaLoad> {
         .decode(encoded)
         .ok()?;
     let report = <OrcaLoadReport as prost::Message>::decode(bytes.as_slice()).ok()?;
-    Some(OrcaLoad {
-        cpu: report.cpu_utilization,
-        application: report.application_utilization,
-        rps: report.rps_fractional,
-        eps: report.eps,
-        named: report.named_metrics.into_iter().collect(),
-    })
+    let mut load = OrcaLoad::default();
+    let fields = [
+        ("cpu_utilization", report.cpu_utilization),
+        ("application_utilization", report.application_utilization),
+        ("rps_fractional", report.rps_fractional),
+        ("eps", report.eps),
+    ];
+    for (name, value) in fields {
+        if !set_field(&mut load, name, value) {
+            return None;
+        }
+    }
+    load.named = report
+        .named_metrics
+        .into_iter()
+        .filter(|(_, value)| value.is_finite() && *value >= 0.0)
+        .take(64)
+        .collect();
+    Some(load)
 }
 
 /// Records one `name` = `value` of a report; `false` for an unusable value.
@@ -168,7 +183,8 @@ fn parse_json(json: &str) -> Option<OrcaLoad> {
         };
         if name == "named_metrics" {
             for (metric, value) in value.as_object()?.iter().take(64) {
-                load.named.push((metric.clone(), value.as_f64()?));
+                let value = value.as_f64().filter(|v| v.is_finite() && *v >= 0.0)?;
+                load.named.push((metric.clone(), value));
             }
         } else if let Some(number) = value.as_f64()
             && !set_field(&mut load, name, number)
@@ -248,7 +264,13 @@ impl EndpointWeights {
             return 0.0;
         }
         let penalty = f64::from(self.params.error_penalty_percent) / 100.0;
-        load.rps / (utilization + load.eps / load.rps * penalty)
+        let weight = load.rps / (utilization + load.eps / load.rps * penalty);
+        // Bounded, so that the sum of a backend's weights stays finite.
+        if weight.is_finite() {
+            weight.min(MAX_WEIGHT)
+        } else {
+            0.0
+        }
     }
 
     /// Takes `endpoint`'s report.
