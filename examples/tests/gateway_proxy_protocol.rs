@@ -212,3 +212,95 @@ async fn proxy_headers_name_the_client_to_backends() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_headers_precede_tls_to_tls_backends() {
+    use gateway_support::tls::{ca_config_map, openssl_ca_and_leaf};
+    let (port, backend) = (free_port(), free_port());
+    let dir = scratch("upstream-proxy-protocol-tls");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    // HAProxy reads the PROXY header, then terminates TLS (ALPN h2 or http/1.1), and answers
+    // with the source and destination the header named and the protocol spoken.
+    let pem = dir.join("haproxy.pem");
+    std::fs::write(
+        &pem,
+        std::fs::read_to_string(&leaf).unwrap() + &std::fs::read_to_string(&key).unwrap(),
+    )
+    .unwrap();
+    let haproxy_config = dir.join("haproxy-tls.cfg");
+    std::fs::write(
+        &haproxy_config,
+        format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend reporter\n  bind 127.0.0.1:{backend} accept-proxy ssl crt {} alpn h2,http/1.1\n  \
+             http-request return status 200 content-type text/plain lf-string \"src=%[src] dst=%[dst]:%[dst_port] alpn=%[ssl_fc_alpn]\"\n",
+            pem.display()
+        ),
+    )
+    .unwrap();
+    let _haproxy = tokio::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&haproxy_config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy is installed (scripts/install-test-deps)");
+    let h2_service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: reporter-h2}}\nspec:\n  \
+         ports: [{{name: https, port: 443, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: reporter-h2-1, labels: {{kubernetes.io/service-name: reporter-h2}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: https, port: {backend}, appProtocol: kubernetes.io/h2c}}]\n---\n"
+    );
+    let backend_tls = |service: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: {service}}}\n\
+             spec:\n  targetRefs: [{{group: '', kind: Service, name: {service}}}]\n  \
+             validation: {{hostname: backend.internal, caCertificateRefs: [{{group: '', kind: ConfigMap, name: backend-ca}}]}}\n---\n"
+        )
+    };
+    let route = |name: &str, service: &str, service_port: u16| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+             rules: [{{backendRefs: [{{name: {service}, port: {service_port}}}]}}]\n---\n\
+             apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+             proxyProtocol: {{version: V2}}\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service("reporter", backend)
+        + &h2_service
+        + &ca_config_map("backend-ca", &ca)
+        + &backend_tls("reporter")
+        + &backend_tls("reporter-h2")
+        + &route("tls1", "reporter", 80)
+        + &route("tls2", "reporter-h2", 443);
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_until("HAProxy answers", || {
+        let url = url.clone();
+        async move { curl(&["-H", "host: tls1.example", &url]).await.0 == 200 }
+    })
+    .await;
+
+    // The PROXY header names curl's address (127.0.0.66) and the gateway's listener; TLS
+    // follows it, HTTP/1.1 or HTTP/2 as the Service's appProtocol asks.
+    for (host, alpn) in [("tls1", "http/1.1"), ("tls2", "h2")] {
+        for _ in 0..2 {
+            let header = format!("host: {host}.example");
+            let (status, response) =
+                curl(&["--interface", "127.0.0.66", "-H", &header, &url]).await;
+            assert_eq!(status, 200, "{response}");
+            assert!(
+                response.ends_with(&format!("src=127.0.0.66 dst=127.0.0.1:{port} alpn={alpn}")),
+                "{host}: {response}"
+            );
+        }
+    }
+}

@@ -95,6 +95,31 @@ impl<C: Connect> BackendTlsClients<C> {
         windows: Option<UpstreamHttp2>,
         options: ConnectOptions,
     ) -> Option<TlsClient<C>> {
+        let (config, name) = self.config(tls, h2_only, client_certificate)?;
+        let connect = TlsConnect {
+            uri: UriConnector::new(self.connector.clone()).with_options(options),
+            tls: tokio_rustls::TlsConnector::from(config),
+            name,
+        };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.http2_only(h2_only);
+        super::h2_pool::announce(&mut builder, windows);
+        Some(builder.build(connect))
+    }
+
+    /// The connector the clients connect through.
+    pub(crate) fn connector(&self) -> &C {
+        &self.connector
+    }
+
+    /// The TLS configuration for `tls` — its trust anchors and verification, the client
+    /// certificate, ALPN `h2` (`h2_only`) or `http/1.1` — and the server name it sends.
+    pub(crate) fn config(
+        &self,
+        tls: &BackendTls,
+        h2_only: bool,
+        client_certificate: Option<&Arc<Certificate>>,
+    ) -> Option<(Arc<ClientConfig>, ServerName<'static>)> {
         let mut roots = RootCertStore::empty();
         match &tls.roots {
             TlsRoots::Pem(pem) => {
@@ -132,15 +157,7 @@ impl<C: Connect> BackendTlsClients<C> {
         } else {
             vec![b"http/1.1".to_vec()]
         };
-        let connect = TlsConnect {
-            uri: UriConnector::new(self.connector.clone()).with_options(options),
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            name,
-        };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.http2_only(h2_only);
-        super::h2_pool::announce(&mut builder, windows);
-        Some(builder.build(connect))
+        Some((Arc::new(config), name))
     }
 }
 

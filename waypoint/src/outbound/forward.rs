@@ -246,11 +246,13 @@ impl<C: Connect> Forwarder<C> {
             .max_stream_duration
             .map(|limit| tokio::time::Instant::now() + limit);
         let proxy_protocol = upstream.proxy_protocol;
-        if proxy_protocol.is_some() && legacy_client {
-            // A PROXY header goes on a connection of the request's own, which only the lean
-            // HTTP/1.1 path opens (not the TLS, h2c and upgrade clients).
+        if proxy_protocol.is_some()
+            && (upgrading || (backend.tls.is_none() && protocol == BackendProtocol::H2c))
+        {
+            // A PROXY header goes on a connection of the request's own, which the lean
+            // HTTP/1.1 path and the TLS path open (not the h2c and upgrade clients).
             return Err(unroutable(
-                "a PROXY header is sent to plain HTTP/1.1 backends only",
+                "a PROXY header is sent to HTTP/1.1 and TLS backends only",
             ));
         }
         let sent = match (&backend.tls, protocol) {
@@ -277,11 +279,30 @@ impl<C: Connect> Forwarder<C> {
                     socket_buffer: upstream.socket_buffer,
                 };
                 let certificate = client_certificate.as_ref();
-                let Some(client) = clients.client(policy, h2_only, certificate, windows, options)
-                else {
-                    return Err(UpstreamError::new(UpstreamErrorKind::Tls));
-                };
-                boxed(client.request(request).await, tls, idle)
+                if let Some(version) = proxy_protocol {
+                    // A connection of the request's own, its PROXY header before TLS.
+                    let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
+                    let Some(config) = clients.config(policy, h2_only, certificate) else {
+                        return Err(UpstreamError::new(UpstreamErrorKind::Tls));
+                    };
+                    let sent = super::proxied_tls::send_once(
+                        clients.connector(),
+                        endpoint.address,
+                        options,
+                        &preface,
+                        config,
+                        request,
+                    )
+                    .await;
+                    sent.and_then(|response| boxed(Ok::<_, hyper::Error>(response), tls, idle))
+                } else {
+                    let Some(client) =
+                        clients.client(policy, h2_only, certificate, windows, options)
+                    else {
+                        return Err(UpstreamError::new(UpstreamErrorKind::Tls));
+                    };
+                    boxed(client.request(request).await, tls, idle)
+                }
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;

@@ -16,6 +16,7 @@ mod hbone_connect;
 mod health_probe;
 mod http1_pool;
 mod idle_timeout;
+mod proxied_tls;
 
 pub use body_error::BodyError;
 pub(crate) use connect::set_socket_buffers;
