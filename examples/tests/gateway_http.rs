@@ -443,3 +443,145 @@ async fn upgrades_other_than_websocket_need_the_policy_and_h2c_offers_are_ignore
     assert!(headers.get("upgrade").is_none(), "{response}");
     assert!(headers.get("http2-settings").is_none(), "{response}");
 }
+
+/// Sends `CONNECT authority` to the gateway at `port`; returns the answer's head (lower case)
+/// and the connection.
+async fn ask_connect(port: u16, authority: &str) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        if read == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).to_ascii_lowercase(), stream)
+}
+
+/// A backend that accepts one CONNECT per connection (answering 200 and naming the target it
+/// was asked for in a header), then sends back what it reads, upper-cased.
+async fn connect_accepting_backend() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                if !head.starts_with("CONNECT ") {
+                    let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+                    return;
+                }
+                let answer = format!("HTTP/1.1 200 OK\r\nx-tunnel-target: {target}\r\n\r\n");
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut buffer = [0u8; 1024];
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    let upper = buffer[..read].to_ascii_uppercase();
+                    if stream.write_all(&upper).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_tunnels_are_refused_terminated_or_passed_on_as_the_policy_says() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let echo_port = echo("echo-0").await;
+    let tunneller = connect_accepting_backend().await;
+    let dir = scratch("connect");
+    let route = |name: &str, service: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{name}.test]\n  rules: [{{backendRefs: [{{name: {service}, port: 80}}]}}]\n---\n"
+        )
+    };
+    let policy = |name: &str, upgrade: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+             httpUpgrade: [{upgrade}]\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service("echo", echo_port)
+        + &service("tunneller", tunneller)
+        + &route("plain", "echo")
+        + &route("terminated", "echo")
+        + &route("passed", "tunneller")
+        + &policy("terminated", "{type: CONNECT, connect: {terminate: true}}")
+        + &policy("passed", "{type: CONNECT}");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+
+    // Without a policy, CONNECT is refused (403), as Envoy refuses it by default.
+    let (head, _) = ask_connect(port, "plain.test:80").await;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+
+    // Terminated: the gateway answers 200 and the tunnel's bytes reach the echo backend,
+    // here an HTTP request of the client's own.
+    let (head, mut tunnel) = ask_connect(port, "terminated.test:80").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    tunnel
+        .write_all(b"GET /inside HTTP/1.1\r\nHost: inside.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("/inside") && answer.contains("echo-0"),
+        "{answer}"
+    );
+
+    // Passed on: the backend gets the CONNECT (with its target), answers 200, and the
+    // tunnels are spliced.
+    let (head, mut tunnel) = ask_connect(port, "passed.test:80").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("x-tunnel-target: passed.test:80"), "{head}");
+    tunnel.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"PING");
+}

@@ -806,18 +806,29 @@ spec:
 }
 
 #[test]
-fn http_upgrades_compile_to_lower_case_tokens_and_connect_is_refused() {
+fn http_upgrades_compile_to_lower_case_tokens_and_connect() {
     let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.upgrades);
-    let allowed = compile("httpUpgrade: [{type: websocket}, {type: SPDY/3.1}]")
+    let upgrades = compile("httpUpgrade: [{type: websocket}, {type: SPDY/3.1}]")
         .unwrap()
         .unwrap();
+    let allowed = &upgrades.allowed;
     assert!(allowed.allows("spdy/3.1") && allowed.allows("WebSocket"));
     assert!(!allowed.allows("h2c"));
+    assert_eq!(upgrades.connect, None);
     assert_eq!(compile("useClientProtocol: true").unwrap(), None);
+    let connect = |yaml: &str| compile(yaml).unwrap().unwrap().connect;
+    assert_eq!(
+        connect("httpUpgrade: [{type: CONNECT}]"),
+        Some(routing::router::ConnectTunnels { terminate: false })
+    );
+    assert_eq!(
+        connect("httpUpgrade: [{type: CONNECT, connect: {terminate: true}}]"),
+        Some(routing::router::ConnectTunnels { terminate: true })
+    );
     for (yaml, expected) in [
         (
-            "httpUpgrade: [{type: CONNECT}]",
-            "spec.httpUpgrade[0].type: CONNECT",
+            "httpUpgrade: [{type: websocket, connect: {terminate: true}}]",
+            "spec.httpUpgrade[0].connect: only with type CONNECT",
         ),
         (
             "httpUpgrade: [{type: websocket}, {type: 'a b'}]",

@@ -163,7 +163,7 @@ pub struct CompiledBackendTraffic {
     /// `routingType: Service`: requests go to each Service's cluster IP.
     pub service_routing: bool,
     /// `httpUpgrade` (`None`: `websocket` only).
-    pub upgrades: Option<routing::router::AllowedUpgrades>,
+    pub upgrades: Option<HttpUpgrades>,
     /// `compressor` (or the deprecated `compression`).
     pub compression: Option<Compression>,
     /// `requestBuffer.limit`, in bytes.
@@ -625,18 +625,23 @@ pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<Head
     })
 }
 
-/// `httpUpgrade`: upgrade tokens (RFC 9110 §7.8), lower case; at most 16.
-fn http_upgrades(
-    specs: &[super::model::ProtocolUpgradeSpec],
-) -> Result<routing::router::AllowedUpgrades, String> {
+/// `httpUpgrade`: upgrade tokens (RFC 9110 §7.8), lower case, and CONNECT; at most 16.
+fn http_upgrades(specs: &[super::model::ProtocolUpgradeSpec]) -> Result<HttpUpgrades, String> {
     if specs.len() > 16 {
         return Err("spec.httpUpgrade: at most 16 entries".into());
     }
     let mut allowed = Vec::new();
+    let mut connect = None;
     for (index, spec) in specs.iter().enumerate() {
         let at = |e: &str| format!("spec.httpUpgrade[{index}].{e}");
-        if spec.kind.eq_ignore_ascii_case("CONNECT") || spec.connect.is_some() {
-            return Err(at("type: CONNECT is not enforced by this data plane yet"));
+        if spec.kind.eq_ignore_ascii_case("CONNECT") {
+            connect = Some(routing::router::ConnectTunnels {
+                terminate: spec.connect.as_ref().and_then(|c| c.terminate) == Some(true),
+            });
+            continue;
+        }
+        if spec.connect.is_some() {
+            return Err(at("connect: only with type CONNECT"));
         }
         let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&c);
         if spec.kind.is_empty() || spec.kind.len() > 64 || !spec.kind.bytes().all(token) {
@@ -647,7 +652,19 @@ fn http_upgrades(
         }
         allowed.push(spec.kind.to_ascii_lowercase());
     }
-    Ok(routing::router::AllowedUpgrades(allowed.into()))
+    Ok(HttpUpgrades {
+        allowed: routing::router::AllowedUpgrades(allowed.into()),
+        connect,
+    })
+}
+
+/// Compiled `httpUpgrade`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUpgrades {
+    /// The HTTP/1.1 upgrades allowed.
+    pub allowed: routing::router::AllowedUpgrades,
+    /// How CONNECT is handled, when it is allowed.
+    pub connect: Option<routing::router::ConnectTunnels>,
 }
 
 fn not_yet(fields: Vec<&'static str>) -> Result<(), String> {

@@ -577,7 +577,10 @@ where
                 .insert(routing::router::UseClientProtocol);
         }
         if let Some(upgrades) = upgrades {
-            request.extensions_mut().insert(upgrades);
+            if let Some(connect) = upgrades.connect {
+                request.extensions_mut().insert(connect);
+            }
+            request.extensions_mut().insert(upgrades.allowed);
         }
         if let Some(upstream) = upstream {
             request.extensions_mut().insert(upstream);

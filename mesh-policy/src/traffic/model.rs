@@ -718,12 +718,22 @@ pub struct BackendHttpTimeoutSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProtocolUpgradeSpec {
-    /// The `Upgrade` token (`websocket`, `spdy/3.1`…; `CONNECT` is not enforced yet).
+    /// The `Upgrade` token (`websocket`, `spdy/3.1`…), or `CONNECT`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Not enforced yet (CONNECT termination).
+    /// How CONNECT is handled (only with type `CONNECT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect: NotYet,
+    pub connect: Option<ConnectConfigSpec>,
+}
+
+/// `httpUpgrade[].connect`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectConfigSpec {
+    /// Terminate the CONNECT and relay its payload to the backend as raw TCP (default false:
+    /// the CONNECT is passed on to the backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate: Option<bool>,
 }
 
 /// Envoy Gateway's `HTTPHeaderFilter` (at most 64 entries per list).

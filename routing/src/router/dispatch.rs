@@ -99,6 +99,16 @@ impl AllowedUpgrades {
     }
 }
 
+/// How a route takes HTTP CONNECT (Envoy Gateway's BackendTrafficPolicy `httpUpgrade` of type
+/// `CONNECT`), as a request extension set before [`Dispatch`]: terminated by the proxy, which
+/// relays the tunnel's bytes to the backend, or passed on to the backend. Without it a
+/// CONNECT is [`RouteError::UpgradeRefused`] (403), as Envoy refuses CONNECT by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectTunnels {
+    /// The proxy answers the CONNECT itself and relays the payload as raw TCP.
+    pub terminate: bool,
+}
+
 /// The protocol an HTTP/1.x request asks to upgrade to (`Connection: upgrade` with an
 /// `Upgrade` header).
 fn upgrade_asked<B>(request: &Request<B>) -> Option<&str> {
@@ -222,6 +232,13 @@ where
                 "dispatch",
             ))));
         };
+        if request.method() == http::Method::CONNECT
+            && request.extensions().get::<ConnectTunnels>().is_none()
+        {
+            return Box::pin(std::future::ready(Err(RouteError::UpgradeRefused {
+                protocol: "CONNECT".to_owned(),
+            })));
+        }
         if let Some(protocol) = upgrade_asked(&request) {
             let allowed = match request.extensions().get::<AllowedUpgrades>() {
                 Some(allowed) => allowed.allows(protocol),

@@ -44,8 +44,8 @@ pub use balance::{
     SelectedEndpoint, TryOutcome, TryTicket,
 };
 pub use dispatch::{
-    AllowedUpgrades, Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders, PolicyRetry,
-    ReplayBody, RetryBudget, RetryGate, UpstreamService,
+    AllowedUpgrades, ConnectTunnels, Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders,
+    PolicyRetry, ReplayBody, RetryBudget, RetryGate, UpstreamService,
 };
 pub use error::{BoxError, RelayedAnswer, RouteError, UpstreamError, UpstreamErrorKind};
 pub use future::EarlyOrInner;

@@ -21,8 +21,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use routing::compiled::BackendProtocol;
 use routing::router::{
-    MatchBackendScheme, MatchedRoute, SelectedBackend, SelectedEndpoint, UpstreamConnection,
-    UpstreamError, UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
+    ConnectTunnels, MatchBackendScheme, MatchedRoute, SelectedBackend, SelectedEndpoint,
+    UpstreamConnection, UpstreamError, UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
 };
 
 use super::body_error::BodyError;
@@ -185,6 +185,34 @@ impl<C: Connect> Forwarder<C> {
             && let Ok(host) = HeaderValue::try_from(authority.as_str())
         {
             request.headers_mut().insert(header::HOST, host);
+        }
+        // CONNECT, on a route that allows it: a tunnel to the endpoint.
+        if request.method() == http::Method::CONNECT {
+            let Some(tunnels) = request.extensions().get::<ConnectTunnels>().copied() else {
+                return Err(unroutable("CONNECT is not allowed on this route"));
+            };
+            if backend.tls.is_some() {
+                return Err(unroutable("CONNECT to TLS backends is not supported"));
+            }
+            let upstream = request
+                .extensions()
+                .get::<UpstreamConnection>()
+                .copied()
+                .unwrap_or_default();
+            let options = ConnectOptions {
+                timeout: upstream.connect_timeout,
+                keepalive: upstream.keepalive,
+                socket_buffer: upstream.socket_buffer,
+            };
+            remove_hop_by_hop(request.headers_mut());
+            return super::connect_tunnel::tunnel(
+                &self.inner.connector,
+                endpoint.address,
+                options,
+                tunnels.terminate,
+                request,
+            )
+            .await;
         }
         // An HTTP/1.1 upgrade (WebSocket) is passed through: the Upgrade header survives, and
         // on 101 both upgraded connections are spliced.

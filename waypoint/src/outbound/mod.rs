@@ -8,6 +8,7 @@ mod backend_tls;
 mod backend_verifier;
 mod body_error;
 mod connect;
+mod connect_tunnel;
 mod deadline_body;
 mod endpoints;
 mod forward;
