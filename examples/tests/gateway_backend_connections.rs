@@ -273,14 +273,7 @@ async fn backend_connections_are_reused_within_the_policy_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http2_backends_get_the_policy_windows() {
     let port = free_port();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/h2_settings_server.py"
-    );
-    let mut command = tokio::process::Command::new("python3");
-    command.arg(script);
-    let (_server, line) = spawn_peer(command, "the python h2 server").await;
-    let backend: u16 = line.trim().parse().unwrap();
+    let (_server, backend) = h2_settings_server().await;
     let dir = scratch("backend-http2");
     let h2c_service = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: h2}}\nspec:\n  \

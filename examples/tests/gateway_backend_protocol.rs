@@ -73,14 +73,7 @@ async fn use_client_protocol_speaks_the_clients_protocol_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scheme_is_the_clients_unless_the_policy_matches_the_backend() {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/h2_settings_server.py"
-    );
-    let mut command = tokio::process::Command::new("python3");
-    command.arg(script);
-    let (_server, line) = spawn_peer(command, "the python h2 server").await;
-    let backend: u16 = line.trim().parse().unwrap();
+    let (_server, backend) = h2_settings_server().await;
     let (plain, preserve, matched) = (free_port(), free_port(), free_port());
     let dir = scratch("client-scheme");
     let certificate = openssl_certificate(&dir, "gw", &["gw.example"], false);

@@ -40,18 +40,71 @@ fn policy(name: &str, tls: &str) -> String {
     )
 }
 
+/// HTTPS listeners of the Gateway `gw`, each on a port of its own, with the certificate
+/// Secret `gw-cert`, the client CA ConfigMap `client-ca` and a route to an echo backend.
+struct TlsListeners {
+    names: Vec<&'static str>,
+    ports: Vec<u16>,
+}
+
+impl TlsListeners {
+    fn new(names: &[&'static str]) -> Self {
+        TlsListeners {
+            names: names.to_vec(),
+            ports: names.iter().map(|_| free_port()).collect(),
+        }
+    }
+
+    fn port(&self, name: &str) -> u16 {
+        self.ports[self.names.iter().position(|n| *n == name).unwrap()]
+    }
+
+    /// Writes the configuration — the listeners, `extra` objects and `policies` — into
+    /// `dir`, starts the gateway and waits until it is ready with every policy accepted.
+    async fn start(
+        &self,
+        dir: &std::path::Path,
+        server: &(String, String),
+        client_ca: &std::path::Path,
+        extra: &str,
+        policies: &[String],
+    ) -> Gateway {
+        let backend = echo("echo-0").await;
+        let listeners: String = self
+            .names
+            .iter()
+            .map(|n| listener(n, self.port(n)))
+            .collect();
+        let yaml = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
+             gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
+             {}{}{extra}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
+             spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
+            tls_secret("gw-cert", server),
+            ca_config_map("client-ca", client_ca),
+            service("echo", backend),
+            policies.concat(),
+        );
+        std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+        let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+        gateway.wait_ready().await;
+        let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+        assert!(!status.contains("\"status\": \"False\""), "{status}");
+        gateway
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_settings_and_client_certificates_follow_the_policy() {
-    let names = ["modern", "legacy", "mtls", "optional", "hashed", "anycert"];
-    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let port = |name: &str| ports[names.iter().position(|n| *n == name).unwrap()];
+    let listeners =
+        TlsListeners::new(&["modern", "legacy", "mtls", "optional", "hashed", "anycert"]);
+    let port = |name: &str| listeners.port(name);
     let dir = scratch("client-tls");
     let clients = dir.join("clients");
     std::fs::create_dir_all(&clients).unwrap();
     let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "alice");
     openssl_certificate(&dir, "stranger", &["stranger"], false);
     let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
-    let backend = echo("echo-0").await;
     let ca_secret = {
         use base64::Engine as _;
         let pem = std::fs::read_to_string(&client_ca).unwrap();
@@ -60,52 +113,45 @@ async fn tls_settings_and_client_certificates_follow_the_policy() {
             base64::engine::general_purpose::STANDARD.encode(pem)
         )
     };
-    let listeners: String = names.iter().map(|n| listener(n, port(n))).collect();
     let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
-    let yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
-         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
-         {}{}{ca_secret}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
-         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
-        tls_secret("gw-cert", &server),
-        ca_config_map("client-ca", &client_ca),
-        service("echo", backend),
-        [
-            policy("modern", "{minVersion: '1.3'}"),
-            policy(
-                "legacy",
-                "{maxVersion: '1.2', ciphers: [ECDHE-ECDSA-AES256-GCM-SHA384], alpnProtocols: [http/1.1]}",
+    let policies = [
+        policy("modern", "{minVersion: '1.3'}"),
+        policy(
+            "legacy",
+            "{maxVersion: '1.2', ciphers: [ECDHE-ECDSA-AES256-GCM-SHA384], alpnProtocols: [http/1.1]}",
+        ),
+        policy(
+            "mtls",
+            &format!(
+                "{{clientValidation: {{{ca_ref}, subjectAltNames: {{uris: [{{type: Prefix, value: 'spiffe://cluster.local/ns/default/'}}]}}}}}}"
             ),
-            policy(
-                "mtls",
-                &format!("{{clientValidation: {{{ca_ref}, subjectAltNames: {{uris: [{{type: Prefix, value: 'spiffe://cluster.local/ns/default/'}}]}}}}}}"),
+        ),
+        policy(
+            "optional",
+            &format!(
+                "{{clientValidation: {{mode: VerifyIfGiven, caCertificateRefs: [{{name: client-ca-secret}}], spkiHashes: ['{}']}}}}",
+                spki_sha256(&client_cert)
             ),
-            policy(
-                "optional",
-                &format!(
-                    "{{clientValidation: {{mode: VerifyIfGiven, caCertificateRefs: [{{name: client-ca-secret}}], spkiHashes: ['{}']}}}}",
-                    spki_sha256(&client_cert)
-                ),
+        ),
+        policy(
+            "hashed",
+            &format!(
+                "{{clientValidation: {{{ca_ref}, certificateHashes: ['{}']}}}}",
+                "ab".repeat(32)
             ),
-            policy(
-                "hashed",
-                &format!("{{clientValidation: {{{ca_ref}, certificateHashes: ['{}']}}}}", "ab".repeat(32)),
-            ),
-            policy("anycert", "{clientValidation: {mode: RequireAny}}"),
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
-    gateway.wait_ready().await;
+        ),
+        policy("anycert", "{clientValidation: {mode: RequireAny}}"),
+    ];
+    let gateway = listeners
+        .start(&dir, &server, &client_ca, &ca_secret, &policies)
+        .await;
     let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
-    for name in names {
+    for name in &listeners.names {
         assert!(
             status.contains(&format!("\"name\": \"{name}\"")),
             "policy {name} on /status: {status}"
         );
     }
-    assert!(!status.contains("\"status\": \"False\""), "{status}");
 
     let url = |name: &str| format!("https://127.0.0.1:{}/", port(name));
     let get = |extra: &[&str], name: &str| {
@@ -556,9 +602,8 @@ fn expired_client_leaf(dir: &std::path::Path) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_certificates_and_other_names_follow_the_policy() {
-    let names = ["strict", "lenient", "upn"];
-    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let port = |name: &str| ports[names.iter().position(|n| *n == name).unwrap()];
+    let listeners = TlsListeners::new(&["strict", "lenient", "upn"]);
+    let port = |name: &str| listeners.port(name);
     let dir = scratch("client-tls-expired");
     let clients = dir.join("clients");
     std::fs::create_dir_all(&clients).unwrap();
@@ -576,37 +621,23 @@ async fn expired_certificates_and_other_names_follow_the_policy() {
         &format!("otherName:{UPN};UTF8:dave@elsewhere.example"),
     );
     let server = openssl_certificate(&dir, "gw", &["gw.example"], false);
-    let backend = echo("echo-0").await;
-    let listeners: String = names.iter().map(|n| listener(n, port(n))).collect();
     let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
-    let yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
-         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
-         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
-         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
-        tls_secret("gw-cert", &server),
-        ca_config_map("client-ca", &client_ca),
-        service("echo", backend),
-        [
-            policy("strict", &format!("{{clientValidation: {{{ca_ref}}}}}")),
-            policy(
-                "lenient",
-                &format!("{{clientValidation: {{{ca_ref}, allowExpiredCertificate: true}}}}"),
+    let policies = [
+        policy("strict", &format!("{{clientValidation: {{{ca_ref}}}}}")),
+        policy(
+            "lenient",
+            &format!("{{clientValidation: {{{ca_ref}, allowExpiredCertificate: true}}}}"),
+        ),
+        policy(
+            "upn",
+            &format!(
+                "{{clientValidation: {{{ca_ref}, subjectAltNames: {{otherNames: [{{oid: '{UPN}', type: Suffix, value: '@corp.example'}}]}}}}}}"
             ),
-            policy(
-                "upn",
-                &format!(
-                    "{{clientValidation: {{{ca_ref}, subjectAltNames: {{otherNames: [{{oid: '{UPN}', type: Suffix, value: '@corp.example'}}]}}}}}}"
-                ),
-            ),
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
-    gateway.wait_ready().await;
-    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
-    assert!(!status.contains("\"status\": \"False\""), "{status}");
+        ),
+    ];
+    let _gateway = listeners
+        .start(&dir, &server, &client_ca, "", &policies)
+        .await;
     let get = |cert: &str, key: &str, name: &str| {
         let args: Vec<String> = vec![
             "-k".into(),
@@ -669,46 +700,33 @@ fn openssl_handshake(port: u16, args: &[&str]) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signature_algorithms_limit_what_the_listener_signs_and_accepts() {
-    let names = ["default", "pss256", "mtls-rsa", "mtls-both"];
-    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let port = |name: &str| ports[names.iter().position(|n| *n == name).unwrap()];
+    let listeners = TlsListeners::new(&["default", "pss256", "mtls-rsa", "mtls-both"]);
+    let port = |name: &str| listeners.port(name);
     let dir = scratch("client-tls-sigalgs");
     let clients = dir.join("clients");
     std::fs::create_dir_all(&clients).unwrap();
     let (client_ca, alice_cert, alice_key) = openssl_client_ca_and_leaf(&clients, "alice");
     // An RSA listener key: it can sign with PKCS#1 and PSS schemes.
     let server = openssl_certificate(&dir, "gw", &["gw.example"], true);
-    let backend = echo("echo-0").await;
-    let listeners: String = names.iter().map(|n| listener(n, port(n))).collect();
     let ca_ref = "caCertificateRefs: [{group: '', kind: ConfigMap, name: client-ca}]";
-    let yaml = format!(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  \
-         gatewayClassName: test\n  addresses: [{{value: 127.0.0.1}}]\n  listeners:\n{listeners}---\n\
-         {}{}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
-         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}",
-        tls_secret("gw-cert", &server),
-        ca_config_map("client-ca", &client_ca),
-        service("echo", backend),
-        [
-            policy("pss256", "{signatureAlgorithms: [rsa_pss_rsae_sha256]}"),
-            policy(
-                "mtls-rsa",
-                &format!("{{signatureAlgorithms: [rsa_pss_rsae_sha256], clientValidation: {{{ca_ref}}}}}"),
+    let policies = [
+        policy("pss256", "{signatureAlgorithms: [rsa_pss_rsae_sha256]}"),
+        policy(
+            "mtls-rsa",
+            &format!(
+                "{{signatureAlgorithms: [rsa_pss_rsae_sha256], clientValidation: {{{ca_ref}}}}}"
             ),
-            policy(
-                "mtls-both",
-                &format!(
-                    "{{signatureAlgorithms: [rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256], clientValidation: {{{ca_ref}}}}}"
-                ),
+        ),
+        policy(
+            "mtls-both",
+            &format!(
+                "{{signatureAlgorithms: [rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256], clientValidation: {{{ca_ref}}}}}"
             ),
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
-    gateway.wait_ready().await;
-    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
-    assert!(!status.contains("\"status\": \"False\""), "{status}");
+        ),
+    ];
+    let _gateway = listeners
+        .start(&dir, &server, &client_ca, "", &policies)
+        .await;
 
     // Without a policy the key signs with what the client offers; with one, only the listed
     // schemes: a client offering none of them gets no handshake.

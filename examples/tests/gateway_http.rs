@@ -447,7 +447,7 @@ async fn upgrades_other_than_websocket_need_the_policy_and_h2c_offers_are_ignore
 /// Sends `CONNECT authority` to the gateway at `port`; returns the answer's head (lower case)
 /// and the connection.
 async fn ask_connect(port: u16, authority: &str) -> (String, tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -455,19 +455,19 @@ async fn ask_connect(port: u16, authority: &str) -> (String, tokio::net::TcpStre
         .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        if read == 0 {
-            break;
-        }
-        head.push(byte[0]);
-    }
-    (String::from_utf8_lossy(&head).to_ascii_lowercase(), stream)
+    let mut pending = Vec::new();
+    let head = tokio::time::timeout(
+        Duration::from_secs(5),
+        next_request_head(&mut stream, &mut pending),
+    )
+    .await
+    .unwrap()
+    .unwrap_or_default();
+    assert!(
+        pending.is_empty(),
+        "nothing follows the head before the client speaks"
+    );
+    (head.to_ascii_lowercase(), stream)
 }
 
 /// A backend that accepts one CONNECT per connection (answering 200 and naming the target it
@@ -479,15 +479,10 @@ async fn connect_accepting_backend() -> u16 {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                let mut pending = Vec::new();
+                let Some(head) = next_request_head(&mut stream, &mut pending).await else {
+                    return;
+                };
                 let target = head
                     .split_whitespace()
                     .nth(1)
@@ -498,7 +493,10 @@ async fn connect_accepting_backend() -> u16 {
                     return;
                 }
                 let answer = format!("HTTP/1.1 200 OK\r\nx-tunnel-target: {target}\r\n\r\n");
-                if stream.write_all(answer.as_bytes()).await.is_err() {
+                let early = pending.to_ascii_uppercase();
+                if stream.write_all(answer.as_bytes()).await.is_err()
+                    || stream.write_all(&early).await.is_err()
+                {
                     return;
                 }
                 let mut buffer = [0u8; 1024];

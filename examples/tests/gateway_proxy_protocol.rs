@@ -58,23 +58,14 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
     gateway.wait_ready().await;
 
     // HAProxy in front sends PROXY v2 with the client's address (curl binds 127.0.0.77).
-    let haproxy_config = dir.join("haproxy.cfg");
-    std::fs::write(
-        &haproxy_config,
-        format!(
+    let _haproxy = spawn_haproxy(
+        &dir,
+        "haproxy.cfg",
+        &format!(
             "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              listen front\n  bind 127.0.0.1:{front}\n  server gateway 127.0.0.1:{required} send-proxy-v2\n"
         ),
-    )
-    .unwrap();
-    let _haproxy = tokio::process::Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&haproxy_config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("haproxy is installed (scripts/install-test-deps)");
+    );
     let through = format!("http://127.0.0.1:{front}/through/haproxy");
     let url = through.clone();
     wait_until("HAProxy forwards", || {
@@ -149,24 +140,15 @@ async fn proxy_headers_name_the_client_behind_a_load_balancer() {
 /// with the source and destination they named; returns its port.
 async fn haproxy_reporting_backend(dir: &std::path::Path) -> (u16, tokio::process::Child) {
     let port = free_port();
-    let config = dir.join("haproxy-backend.cfg");
-    std::fs::write(
-        &config,
-        format!(
+    let child = spawn_haproxy(
+        dir,
+        "haproxy-backend.cfg",
+        &format!(
             "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend reporter\n  bind 127.0.0.1:{port} accept-proxy\n  \
              http-request return status 200 content-type text/plain lf-string \"src=%[src] dst=%[dst]:%[dst_port]\"\n"
         ),
-    )
-    .unwrap();
-    let child = tokio::process::Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("haproxy is installed (scripts/install-test-deps)");
+    );
     (port, child)
 }
 
@@ -227,25 +209,16 @@ async fn proxy_headers_precede_tls_to_tls_backends() {
         std::fs::read_to_string(&leaf).unwrap() + &std::fs::read_to_string(&key).unwrap(),
     )
     .unwrap();
-    let haproxy_config = dir.join("haproxy-tls.cfg");
-    std::fs::write(
-        &haproxy_config,
-        format!(
+    let _haproxy = spawn_haproxy(
+        &dir,
+        "haproxy-tls.cfg",
+        &format!(
             "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend reporter\n  bind 127.0.0.1:{backend} accept-proxy ssl crt {} alpn h2,http/1.1\n  \
              http-request return status 200 content-type text/plain lf-string \"src=%[src] dst=%[dst]:%[dst_port] alpn=%[ssl_fc_alpn]\"\n",
             pem.display()
         ),
-    )
-    .unwrap();
-    let _haproxy = tokio::process::Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&haproxy_config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("haproxy is installed (scripts/install-test-deps)");
+    );
     let h2_service = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: reporter-h2}}\nspec:\n  \
          ports: [{{name: https, port: 443, appProtocol: kubernetes.io/h2c}}]\n---\n\

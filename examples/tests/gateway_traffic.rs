@@ -39,11 +39,13 @@ async fn slow_backend(delay: Duration) -> u16 {
 
 type Answer = http::Response<http_body_util::Full<bytes::Bytes>>;
 
-/// A backend answering its `n`-th request (from 0) with `answer(n)`; and its request count.
+/// A backend answering its `n`-th request (from 0) with `answer(n, failures, body)`, the
+/// request's body read whole; and its request count.
 async fn counting_backend(
-    answer: fn(u32, u32) -> Answer,
+    answer: fn(u32, u32, &[u8]) -> Answer,
     failures: u32,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use http_body_util::BodyExt;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use std::sync::atomic::Ordering;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -54,10 +56,15 @@ async fn counting_backend(
         while let Ok((stream, _)) = listener.accept().await {
             let counter = std::sync::Arc::clone(&counter);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    let n = counter.fetch_add(1, Ordering::SeqCst);
-                    async move { Ok::<_, std::convert::Infallible>(answer(n, failures)) }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let body = request.into_body().collect().await?.to_bytes();
+                            Ok::<_, hyper::Error>(answer(n, failures, &body))
+                        }
+                    },
+                );
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -73,7 +80,7 @@ async fn grpc_unavailable_backend(
     failures: u32,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     counting_backend(
-        |n, failures| {
+        |n, failures, _| {
             http::Response::builder()
                 .header("content-type", "application/grpc")
                 .header("grpc-status", if n < failures { "14" } else { "0" })
@@ -88,7 +95,7 @@ async fn grpc_unavailable_backend(
 /// A backend answering 503 to its first `failures` requests, then 200; and its request count.
 async fn failing_backend(failures: u32) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     counting_backend(
-        |n, failures| {
+        |n, failures, _| {
             let mut response = http::Response::new(http_body_util::Full::new(
                 bytes::Bytes::from_static(b"answer\n"),
             ));
@@ -586,40 +593,20 @@ fn wrk_number(report: &str, label: &str) -> u64 {
 /// A backend answering every other request 503 (its first, third, …) and the others 200 with
 /// the length and byte sum of the body it read; and its request count.
 async fn every_other_fails() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
-    use http_body_util::BodyExt;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use std::sync::atomic::Ordering;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = std::sync::Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let counter = std::sync::Arc::clone(&counter);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let n = counter.fetch_add(1, Ordering::SeqCst);
-                        async move {
-                            let body = request.into_body().collect().await?.to_bytes();
-                            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
-                            let mut response = http::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::from(format!("{} {sum}", body.len())),
-                            ));
-                            if n.is_multiple_of(2) {
-                                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-                            }
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (port, seen)
+    counting_backend(
+        |n, _, body| {
+            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+            let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                format!("{} {sum}", body.len()),
+            )));
+            if n.is_multiple_of(2) {
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            }
+            response
+        },
+        0,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

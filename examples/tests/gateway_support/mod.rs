@@ -264,3 +264,31 @@ pub async fn next_request_head(
         }
     }
 }
+
+/// Runs HAProxy with the configuration `config` (text) written to `dir/name`, killed when the
+/// child is dropped.
+pub fn spawn_haproxy(dir: &Path, name: &str, config: &str) -> Child {
+    let path = dir.join(name);
+    std::fs::write(&path, config).unwrap();
+    Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy is installed (scripts/install-test-deps)")
+}
+
+/// The independent python `h2` server answering with the HTTP/2 settings, `:authority` and
+/// `:scheme` it saw (`tests/interop/h2_settings_server.py`); its port.
+pub async fn h2_settings_server() -> (Child, u16) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/h2_settings_server.py"
+    );
+    let mut command = Command::new("python3");
+    command.arg(script);
+    let (server, line) = spawn_peer(command, "the python h2 server").await;
+    (server, line.trim().parse().unwrap())
+}
