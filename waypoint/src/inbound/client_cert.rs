@@ -33,6 +33,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::tls::TlsSetupError;
+use super::verifier_wrapper::{WrapClientVerifier, Wrapped};
 
 /// The verifier of a ClientTrafficPolicy's `clientValidation`.
 pub(super) fn policy_verifier(
@@ -61,15 +62,17 @@ pub(super) fn policy_verifier(
     }
     let mut chained = builder.build().map_err(|e| invalid(&e))?;
     if validation.allow_expired {
-        chained = Arc::new(super::expired_certificates::ExpiredAccepted(chained));
+        chained = Arc::new(Wrapped(super::expired_certificates::ExpiredAccepted(
+            chained,
+        )));
     }
     if validation.pins.is_empty() {
         return Ok(chained);
     }
-    Ok(Arc::new(Pinned {
+    Ok(Arc::new(Wrapped(Pinned {
         chained,
         pins: validation.pins.clone(),
-    }))
+    })))
 }
 
 /// The CA certificates of `pem`.
@@ -229,17 +232,9 @@ struct Pinned {
     pins: CertificatePins,
 }
 
-impl ClientCertVerifier for Pinned {
-    fn offer_client_auth(&self) -> bool {
-        self.chained.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.chained.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.chained.root_hint_subjects()
+impl WrapClientVerifier for Pinned {
+    fn inner(&self) -> &Arc<dyn ClientCertVerifier> {
+        &self.chained
     }
 
     fn verify_client_cert(
@@ -258,28 +253,6 @@ impl ClientCertVerifier for Pinned {
             )),
             None => Err(Error::InvalidCertificate(CertificateError::BadEncoding)),
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.chained.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.chained.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chained.supported_verify_schemes()
     }
 }
 
@@ -353,17 +326,17 @@ impl ClientCertVerifier for AnyCertificate {
 #[derive(Debug)]
 pub(super) struct InsecureFallback(pub(super) Arc<dyn ClientCertVerifier>);
 
-impl ClientCertVerifier for InsecureFallback {
+impl WrapClientVerifier for InsecureFallback {
+    fn inner(&self) -> &Arc<dyn ClientCertVerifier> {
+        &self.0
+    }
+
     fn offer_client_auth(&self) -> bool {
         true
     }
 
     fn client_auth_mandatory(&self) -> bool {
         false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -375,27 +348,5 @@ impl ClientCertVerifier for InsecureFallback {
         // The result is not enforced: that is what the fallback mode means.
         let _ = self.0.verify_client_cert(end_entity, intermediates, now);
         Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }

@@ -7,13 +7,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{CertificateError, Error};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// A chain verifier that also accepts expired certificates.
+use super::verifier_wrapper::WrapClientVerifier;
+
+/// A chain verifier that also accepts expired certificates (as a rustls verifier through
+/// [`Wrapped`](super::verifier_wrapper::Wrapped)).
 #[derive(Debug)]
 pub(super) struct ExpiredAccepted(pub(super) Arc<dyn ClientCertVerifier>);
 
@@ -33,17 +35,9 @@ fn last_valid_moment(
     Some(UnixTime::since_unix_epoch(Duration::from_secs(seconds)))
 }
 
-impl ClientCertVerifier for ExpiredAccepted {
-    fn offer_client_auth(&self) -> bool {
-        self.0.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.0.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
+impl WrapClientVerifier for ExpiredAccepted {
+    fn inner(&self) -> &Arc<dyn ClientCertVerifier> {
+        &self.0
     }
 
     fn verify_client_cert(
@@ -62,27 +56,5 @@ impl ClientCertVerifier for ExpiredAccepted {
             }
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }

@@ -22,6 +22,7 @@ mod tls;
 mod trailers;
 mod tunnels;
 mod udp;
+mod verifier_wrapper;
 
 pub use bandwidth::BandwidthFromRoute;
 pub use compression::CompressFromRoute;

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use mesh_policy::traffic::signature_algorithms::SignatureAlgorithm;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::SubjectPublicKeyInfoDer;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::{Signer, SigningKey};
-use rustls::{DigitallySignedStruct, DistinguishedName, Error, PeerMisbehaved, SignatureScheme};
+use rustls::{Error, PeerMisbehaved, SignatureScheme};
+
+use super::verifier_wrapper::WrapClientVerifier;
 
 /// rustls's name of `algorithm`.
 pub(super) fn scheme(algorithm: SignatureAlgorithm) -> SignatureScheme {
@@ -59,64 +60,25 @@ impl SigningKey for RestrictedSigningKey {
     }
 }
 
-/// A client-certificate verifier that asks for and accepts only the allowed schemes.
+/// A client-certificate verifier that asks for and accepts only the allowed schemes (as a
+/// rustls verifier through [`Wrapped`](super::verifier_wrapper::Wrapped)).
 #[derive(Debug)]
 pub(super) struct RestrictedVerifier {
     pub(super) inner: Arc<dyn ClientCertVerifier>,
     pub(super) allowed: Vec<SignatureScheme>,
 }
 
-impl RestrictedVerifier {
-    fn check(&self, dss: &DigitallySignedStruct) -> Result<(), Error> {
-        if self.allowed.contains(&dss.scheme) {
+impl WrapClientVerifier for RestrictedVerifier {
+    fn inner(&self) -> &Arc<dyn ClientCertVerifier> {
+        &self.inner
+    }
+
+    fn check_scheme(&self, scheme: SignatureScheme) -> Result<(), Error> {
+        if self.allowed.contains(&scheme) {
             Ok(())
         } else {
             Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into())
         }
-    }
-}
-
-impl ClientCertVerifier for RestrictedVerifier {
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, Error> {
-        self.inner
-            .verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.check(dss)?;
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.check(dss)?;
-        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::client_cert::{InsecureFallback, first_uri_san, policy_verifier, root_store};
 use super::signature_schemes;
+use super::verifier_wrapper::Wrapped;
 
 /// Why a listener's certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +194,10 @@ fn listener_config(
             }
             let key = Arc::new(CertifiedKey::new(key.cert.clone(), Arc::new(restricted)));
             let verifier = verifier.map(|inner| -> Arc<dyn ClientCertVerifier> {
-                Arc::new(signature_schemes::RestrictedVerifier { inner, allowed })
+                Arc::new(Wrapped(signature_schemes::RestrictedVerifier {
+                    inner,
+                    allowed,
+                }))
             });
             (key, verifier)
         }
@@ -360,7 +364,7 @@ fn gateway_verifier(
             .allow_unauthenticated()
             .build()
             .map_err(|e| invalid(&e))?;
-        Ok(Arc::new(InsecureFallback(lenient)))
+        Ok(Arc::new(Wrapped(InsecureFallback(lenient))))
     } else {
         builder.build().map_err(|e| invalid(&e))
     }
