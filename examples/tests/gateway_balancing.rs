@@ -361,7 +361,7 @@ async fn a_failing_endpoint_is_ejected_and_comes_back() {
         "ejecting",
         "loadBalancer: {type: RoundRobin}\n  healthCheck:\n    passive: {consecutive5XxErrors: 3, baseEjectionTime: 2s, interval: 1s, maxEjectionPercent: 50}",
     ));
-    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    std::fs::write(dir.join("config.yaml"), &config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
     let url = format!("http://127.0.0.1:{port}/");
@@ -375,6 +375,24 @@ async fn a_failing_endpoint_is_ejected_and_comes_back() {
     assert_eq!(failures, 3, "{answered:?}");
     let last_failure = answered.iter().rposition(|pod| pod == "pod-2!").unwrap();
     assert!(last_failure < 12, "{answered:?}");
+    // A reload (another route added) keeps the ejection: still failing, pod-2 gets nothing.
+    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
+                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
+                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
+    let staged = dir.join("config.staged");
+    std::fs::write(&staged, config.clone() + probe).unwrap();
+    std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
+    let probe_url = url.clone();
+    wait_until("the reload", || {
+        let probe_url = probe_url.clone();
+        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
+    })
+    .await;
+    let answered = pods_answering(&on, &url, 20).await;
+    assert!(
+        !answered.iter().any(|pod| pod.starts_with("pod-2")),
+        "after the reload: {answered:?}"
+    );
     // It recovers; after its ejection (2 s) it is back in turn.
     states[1].failing.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2_300)).await;

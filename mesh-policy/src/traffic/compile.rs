@@ -1331,11 +1331,16 @@ impl CompiledBackendTraffic {
                     .load_balancing
                     .clone()
                     .unwrap_or(LoadBalancing::LeastRequest);
+                let memory = super::balance::RememberedHealth {
+                    verdicts: &runtime.verdicts,
+                    ejections: &runtime.ejections,
+                    scope: route,
+                };
                 let mut balancer = Balancer::with_remembered_health(
                     policy,
                     self.health.as_ref(),
                     prober,
-                    &runtime.verdicts,
+                    memory,
                     backends,
                 )
                 .with_endpoint_override(self.endpoint_override.clone());
@@ -1397,6 +1402,8 @@ pub struct TrafficRuntime {
     pub endpoint_ages: Arc<super::balance::EndpointAges>,
     /// The last verdicts of active checks, kept across configurations.
     pub verdicts: Arc<super::balance::VerdictMemory>,
+    /// Outlier detection's ejections, kept across configurations.
+    pub ejections: Arc<super::balance::EjectionMemory>,
     /// The zone this process runs in (`topology.kubernetes.io/zone` of its node), for
     /// `zoneAware.preferLocal`; without it, no request is routed by its local zone.
     pub local_zone: Option<Arc<str>>,

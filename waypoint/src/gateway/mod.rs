@@ -135,6 +135,7 @@ pub async fn run_gateway(
                     },
                     endpoint_ages: Default::default(),
                     verdicts: Default::default(),
+                    ejections: Default::default(),
                     local_zone: options.zone.as_deref().map(Arc::from),
                 },
             )),

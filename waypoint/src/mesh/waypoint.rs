@@ -190,6 +190,7 @@ pub async fn run_mesh_waypoint(
                     counters: None,
                     endpoint_ages: Default::default(),
                     verdicts: Default::default(),
+                    ejections: Default::default(),
                     // No zone of its own: `zoneAware.preferLocal` prefers none.
                     local_zone: None,
                 },

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use routing::router::TryOutcome;
 
 use super::active::{ActiveCheck, ActiveVerdicts, VerdictMemory};
-use super::outlier::{OutlierDetection, Outliers};
+use super::outlier::{EjectionMemory, OutlierDetection, Outliers};
 use crate::traffic::rate_limit::clock::Epoch;
 
 /// `healthCheck`, compiled.
@@ -56,6 +56,28 @@ pub struct EndpointHealth {
     ejected_until: Box<[AtomicU64]>,
     /// The active checks' verdicts.
     pub active: Option<Arc<ActiveVerdicts>>,
+    /// Where ejections are remembered across configurations.
+    remembered: Option<EjectionsKept>,
+}
+
+/// The memory ejections are kept in, this backend's key in it, the endpoints' addresses.
+#[derive(Debug)]
+struct EjectionsKept {
+    memory: Arc<EjectionMemory>,
+    key: Arc<str>,
+    addresses: Box<[SocketAddr]>,
+}
+
+/// What a runtime's balancers remember across configurations, and under which scope (the
+/// route) this one's ejections are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct RememberedHealth<'a> {
+    /// The active checks' last verdicts.
+    pub verdicts: &'a Arc<VerdictMemory>,
+    /// Outlier detection's ejections.
+    pub ejections: &'a Arc<EjectionMemory>,
+    /// The route the balancer serves.
+    pub scope: &'a str,
 }
 
 impl EndpointHealth {
@@ -69,18 +91,42 @@ impl EndpointHealth {
         EndpointHealth::with_verdicts(policy, endpoints, active)
     }
 
-    /// Health state for `endpoints` under `policy`, the active verdicts starting from what
-    /// `memory` remembers of earlier configurations.
+    /// Health state for `endpoints` under `policy`, the active verdicts and the ejections
+    /// starting from what `memory` remembers of earlier configurations.
     pub fn remembered(
         policy: &HealthPolicy,
         endpoints: &[SocketAddr],
-        memory: &VerdictMemory,
+        memory: RememberedHealth<'_>,
     ) -> Self {
-        let active = policy
-            .active
-            .as_ref()
-            .map(|check| Arc::new(ActiveVerdicts::remembered(memory, check, endpoints)));
-        EndpointHealth::with_verdicts(policy, endpoints.len(), active)
+        let active = policy.active.as_ref().map(|check| {
+            Arc::new(ActiveVerdicts::remembered(
+                memory.verdicts,
+                check,
+                endpoints,
+            ))
+        });
+        let mut health = EndpointHealth::with_verdicts(policy, endpoints.len(), active);
+        if let (Some(settings), Some(outliers)) = (&policy.passive, &health.outliers) {
+            let key: Arc<str> = Arc::from(format!("{}|{settings:?}", memory.scope));
+            let now = health.epoch.elapsed_nanos();
+            if let Ok(mut outliers) = outliers.lock() {
+                for (index, &address) in endpoints.iter().enumerate() {
+                    if let Some((left, ejections)) = memory.ejections.recall(&key, address) {
+                        let until = now.saturating_add(left.as_nanos() as u64).max(1);
+                        outliers.restore(index, ejections, until);
+                        if let Some(slot) = health.ejected_until.get(index) {
+                            slot.store(until, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            health.remembered = Some(EjectionsKept {
+                memory: Arc::clone(memory.ejections),
+                key,
+                addresses: endpoints.into(),
+            });
+        }
+        health
     }
 
     fn with_verdicts(
@@ -98,6 +144,7 @@ impl EndpointHealth {
             epoch,
             ejected_until: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
             active,
+            remembered: None,
         }
     }
 
@@ -147,6 +194,18 @@ impl EndpointHealth {
                 (self.ejected_until.get(ejected), outliers.record(ejected))
             {
                 slot.store(record.ejected_until, Ordering::Relaxed);
+                if let Some(kept) = &self.remembered
+                    && let Some(&address) = kept.addresses.get(ejected)
+                {
+                    let left =
+                        std::time::Duration::from_nanos(record.ejected_until.saturating_sub(now));
+                    kept.memory.remember(
+                        &kept.key,
+                        address,
+                        std::time::Instant::now() + left,
+                        record.ejections,
+                    );
+                }
             }
         }
     }

@@ -59,8 +59,9 @@ use routing::router::{
 
 pub use active::{ActiveCheck, ProbeEndpoints, ProbeOutcome, VerdictMemory};
 pub use hash_key::{HashKey, SessionCookie};
-pub use health::{Eligible, EndpointHealth, HealthPolicy};
+pub use health::{Eligible, EndpointHealth, HealthPolicy, RememberedHealth};
 pub use maglev::{MaglevEntry, MaglevTable};
+pub use outlier::EjectionMemory;
 pub use slow_start::{EndpointAges, SlowStart};
 pub use zones::{ZoneIndex, ZoneRouting};
 
@@ -110,7 +111,7 @@ impl BackendEndpoints {
     fn new(
         endpoints: &Arc<[Endpoint]>,
         health: Option<&HealthPolicy>,
-        memory: &VerdictMemory,
+        memory: RememberedHealth<'_>,
     ) -> Self {
         let addresses: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.address).collect();
         BackendEndpoints {
@@ -238,17 +239,24 @@ impl Balancer {
         prober: Option<&Arc<dyn ProbeEndpoints>>,
         backends: impl IntoIterator<Item = &'a Backend>,
     ) -> Self {
-        let memory = Arc::new(VerdictMemory::default());
-        Balancer::with_remembered_health(policy, health, prober, &memory, backends)
+        let verdicts = Arc::new(VerdictMemory::default());
+        let ejections = Arc::new(EjectionMemory::default());
+        let memory = RememberedHealth {
+            verdicts: &verdicts,
+            ejections: &ejections,
+            scope: "",
+        };
+        Balancer::with_remembered_health(policy, health, prober, memory, backends)
     }
 
-    /// [`Balancer::with_health`], the active checks' verdicts starting from, and kept in,
-    /// `memory` (shared by the configurations a runtime builds, so that a reload keeps them).
+    /// [`Balancer::with_health`], the active checks' verdicts and the ejections starting
+    /// from, and kept in, `memory` (shared by the configurations a runtime builds, so that a
+    /// reload keeps them).
     pub fn with_remembered_health<'a>(
         policy: LoadBalancing,
         health: Option<&HealthPolicy>,
         prober: Option<&Arc<dyn ProbeEndpoints>>,
-        memory: &Arc<VerdictMemory>,
+        memory: RememberedHealth<'_>,
         backends: impl IntoIterator<Item = &'a Backend>,
     ) -> Self {
         let dice = Dice::from_clock();
@@ -275,7 +283,7 @@ impl Balancer {
                         Arc::clone(prober),
                         &addresses,
                         verdicts,
-                        memory,
+                        memory.verdicts,
                         dice.next(),
                     );
                 }

@@ -15,6 +15,8 @@
 //! done by the first report after it ends; an ejected endpoint is back as soon as its time is
 //! up (Envoy waits for the next interval).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use routing::router::TryOutcome;
@@ -65,6 +67,52 @@ impl Default for OutlierDetection {
     }
 }
 
+/// The ejections of each backend's endpoints, kept across configurations by the runtime that
+/// builds them (keyed by the route and the detector's settings), as Envoy keeps a host's
+/// ejection across endpoint updates.
+#[derive(Debug, Default)]
+pub struct EjectionMemory {
+    ejected: std::sync::Mutex<std::collections::HashMap<EjectedKey, Ejected>>,
+}
+
+/// A backend's key (route and settings) and an endpoint's address.
+type EjectedKey = (Arc<str>, SocketAddr);
+/// Until when an endpoint is ejected, and how many times it was.
+type Ejected = (std::time::Instant, u32);
+
+/// The most ejections remembered; past it the memory starts over.
+const MAX_REMEMBERED: usize = 1 << 16;
+
+impl EjectionMemory {
+    /// Remembers that `address` (under `key`) is ejected until `until`, its `ejections`th time.
+    pub fn remember(
+        &self,
+        key: &Arc<str>,
+        address: SocketAddr,
+        until: std::time::Instant,
+        ejections: u32,
+    ) {
+        if let Ok(mut map) = self.ejected.lock() {
+            if map.len() >= MAX_REMEMBERED {
+                map.retain(|_, (until, _)| *until > std::time::Instant::now());
+                if map.len() >= MAX_REMEMBERED {
+                    map.clear();
+                }
+            }
+            map.insert((Arc::clone(key), address), (until, ejections));
+        }
+    }
+
+    /// How much longer `address` (under `key`) stays ejected, and how many times it was, when
+    /// it still is.
+    pub fn recall(&self, key: &Arc<str>, address: SocketAddr) -> Option<(Duration, u32)> {
+        let map = self.ejected.lock().ok()?;
+        let (until, ejections) = *map.get(&(Arc::clone(key), address))?;
+        let left = until.checked_duration_since(std::time::Instant::now())?;
+        (!left.is_zero()).then_some((left, ejections))
+    }
+}
+
 /// One endpoint's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointRecord {
@@ -94,6 +142,14 @@ impl Outliers {
             settings,
             records: vec![EndpointRecord::default(); endpoints],
             interval_started: now,
+        }
+    }
+
+    /// Puts `endpoint` back under an ejection that began in an earlier configuration.
+    pub fn restore(&mut self, endpoint: usize, ejections: u32, ejected_until: u64) {
+        if let Some(record) = self.records.get_mut(endpoint) {
+            record.ejections = ejections;
+            record.ejected_until = ejected_until;
         }
     }
 
