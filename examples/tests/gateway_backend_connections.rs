@@ -786,3 +786,66 @@ async fn per_endpoint_max_connections_makes_requests_wait_for_a_connection() {
     let (connections, _) = three_at_once("host: open.example").await;
     assert!(connections.len() >= 2, "{connections:?}");
 }
+
+/// The Service `name` with one endpoint on 127.0.0.1 per port of `ports`, each in a slice of
+/// its own.
+fn service_over_ports(name: &str, ports: &[u16]) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80}}]\n---\n"
+    );
+    for (index, port) in ports.iter().enumerate() {
+        yaml += &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}-{index}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+             addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\nports: [{{name: http, port: {port}}}]\n---\n"
+        );
+    }
+    yaml
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn predictive_preconnect_opens_a_connection_to_the_next_endpoint() {
+    let port = free_port();
+    let (first, second) = (echo("first").await, echo("second").await);
+    let (third, fourth) = (echo("third").await, echo("fourth").await);
+    let dir = scratch("backend-predictive");
+    let policy = |name: &str, connection: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+             loadBalancer: {{type: RoundRobin}}\n{connection}---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service_over_ports("predicted", &[first, second])
+        + &service_over_ports("unpredicted", &[third, fourth])
+        + &host_route("predicted", "predicted")
+        + &host_route("unpredicted", "unpredicted")
+        + &policy(
+            "predicted",
+            "  connection: {preconnect: {predictivePercent: 200}}\n",
+        )
+        + &policy("unpredicted", "");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let open_to = |backend: u16| async move { connections_to(backend).await.lines().count() - 1 };
+    for host in ["host: predicted.example", "host: unpredicted.example"] {
+        let (status, response) = curl(&["-H", host, &url]).await;
+        assert_eq!(status, 200, "{response}");
+    }
+    // At 200 %, the request to one endpoint also opens a connection to the one round robin
+    // takes next; without it only the endpoint asked has one.
+    wait_until("a connection to each predicted endpoint", || async {
+        open_to(first).await == 1 && open_to(second).await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(open_to(third).await + open_to(fourth).await, 1);
+    // The next request takes the connection opened ahead: still one to each.
+    let (status, _) = curl(&["-H", "host: predicted.example", &url]).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((open_to(first).await, open_to(second).await), (1, 1));
+}

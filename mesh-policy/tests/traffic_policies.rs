@@ -915,3 +915,29 @@ fn per_endpoint_connection_limits_compile() {
     let error = compile("circuitBreaker: {perEndpoint: {maxConnections: 0}}").unwrap_err();
     assert!(error.contains("perEndpoint.maxConnections"), "{error}");
 }
+
+#[test]
+fn predictive_preconnect_needs_round_robin_or_random_and_at_least_100() {
+    let compile = |yaml: &str| compile_spec(yaml).map(|compiled| compiled.predictive_percent);
+    assert_eq!(
+        compile("loadBalancer: {type: Random}\nconnection: {preconnect: {predictivePercent: 150}}"),
+        Ok(Some(150))
+    );
+    for (yaml, expected) in [
+        (
+            "loadBalancer: {type: RoundRobin}\nconnection: {preconnect: {predictivePercent: 50}}",
+            "at least 100",
+        ),
+        (
+            "loadBalancer: {type: LeastRequest}\nconnection: {preconnect: {predictivePercent: 200}}",
+            "only with loadBalancer type RoundRobin or Random",
+        ),
+        (
+            "connection: {preconnect: {predictivePercent: 200}}",
+            "only with loadBalancer type RoundRobin or Random",
+        ),
+    ] {
+        let error = compile(yaml).unwrap_err();
+        assert!(error.contains(expected), "{yaml}: {error}");
+    }
+}

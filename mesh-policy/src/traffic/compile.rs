@@ -184,6 +184,8 @@ pub struct CompiledBackendTraffic {
     pub zones: Option<super::balance::ZoneRouting>,
     /// `admissionControl`.
     pub admission: Option<super::admission::AdmissionParams>,
+    /// `connection.preconnect.predictivePercent`.
+    pub predictive_percent: Option<u32>,
 }
 
 /// Response compression: the encodings offered and the smallest body compressed.
@@ -848,6 +850,23 @@ impl BackendTrafficPolicySpec {
             Some(spec) => spec.zones()?,
             None => None,
         };
+        let predictive_percent = self
+            .connection
+            .as_ref()
+            .and_then(|c| c.preconnect.as_ref())
+            .and_then(|p| p.predictive_percent);
+        if let Some(percent) = predictive_percent {
+            if percent < 100 {
+                return Err("spec.connection.preconnect.predictivePercent: at least 100".into());
+            }
+            let kind = self.load_balancer.as_ref().map(|lb| lb.kind.as_str());
+            if !matches!(kind, Some("RoundRobin" | "Random")) {
+                return Err(
+                    "spec.connection.preconnect.predictivePercent: only with loadBalancer type RoundRobin or Random"
+                        .into(),
+                );
+            }
+        }
         let admission = self
             .admission_control
             .as_ref()
@@ -869,6 +888,7 @@ impl BackendTrafficPolicySpec {
             slow_start,
             zones,
             admission,
+            predictive_percent,
             endpoint_override,
             upstream,
             bandwidth,
@@ -1346,6 +1366,9 @@ impl CompiledBackendTraffic {
                 .with_endpoint_override(self.endpoint_override.clone());
                 if let Some(zones) = &self.zones {
                     balancer = balancer.with_zones(zones.clone(), runtime.local_zone.clone());
+                }
+                if let Some(percent) = self.predictive_percent {
+                    balancer = balancer.with_prediction(percent);
                 }
                 PolicyBalancer(Arc::new(match self.slow_start {
                     Some(window) => balancer.with_slow_start(window, &runtime.endpoint_ages),

@@ -875,9 +875,10 @@ pub struct PreconnectSpec {
     /// Connections to keep open to each endpoint, in percent of the busy ones (100–300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_endpoint_percent: Option<u32>,
-    /// Not enforced yet.
+    /// Connections opened ahead of need to the endpoint the balancer will likely pick next, in
+    /// percent of the requests in flight (at least 100; round robin and random only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predictive_percent: NotYet,
+    pub predictive_percent: Option<u32>,
 }
 
 /// ClientTrafficPolicy `connection`.
@@ -976,13 +977,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 &connection.buffer_limit,
                 "spec.connection.bufferLimit",
             );
-            if let Some(preconnect) = &connection.preconnect {
-                set(
-                    &mut found,
-                    &preconnect.predictive_percent,
-                    "spec.connection.preconnect.predictivePercent",
-                );
-            }
         }
         set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");

@@ -142,6 +142,9 @@ pub struct EndpointPick {
     pub set_cookie: Option<HeaderValue>,
     /// Where the try's outcome goes, when the balancer wants it.
     pub ticket: Option<TryTicket>,
+    /// The endpoint the next try will likely take (Envoy's predictive preconnect): the
+    /// forwarder may open a connection to it ahead of need.
+    pub predicted: Option<usize>,
 }
 
 /// Picks endpoints for the tries of routed requests.
@@ -170,6 +173,8 @@ pub struct SelectedEndpoint {
     pub endpoints: Arc<[Endpoint]>,
     /// The chosen endpoint's index.
     pub index: usize,
+    /// The endpoint the next try will likely take, when the balancer predicts one.
+    pub predicted: Option<usize>,
 }
 
 impl SelectedEndpoint {
@@ -178,6 +183,13 @@ impl SelectedEndpoint {
     pub fn of<'a>(&self, backend: &'a Backend) -> Option<&'a Endpoint> {
         Arc::ptr_eq(&self.endpoints, &backend.endpoints)
             .then(|| backend.endpoints.get(self.index))
+            .flatten()
+    }
+
+    /// The predicted next endpoint, when it belongs to `backend`.
+    pub fn predicted_of<'a>(&self, backend: &'a Backend) -> Option<&'a Endpoint> {
+        Arc::ptr_eq(&self.endpoints, &backend.endpoints)
+            .then(|| backend.endpoints.get(self.predicted?))
             .flatten()
     }
 }

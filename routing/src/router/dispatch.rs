@@ -399,6 +399,7 @@ impl<S> Attempt<S> {
                         request.extensions_mut().insert(SelectedEndpoint {
                             endpoints: Arc::clone(&backend.endpoints),
                             index: pick.endpoint,
+                            predicted: pick.predicted,
                         });
                         Ok(Some(pick))
                     }

@@ -178,6 +178,12 @@ impl<C: Connect> Forwarder<C> {
         let Some(endpoint) = chosen.or_else(|| self.inner.endpoints.pick(&backend)) else {
             return Err(UpstreamError::new(UpstreamErrorKind::Refused));
         };
+        // The endpoint the balancer expects the next try to take (predictive preconnect).
+        let predicted = request
+            .extensions()
+            .get::<SelectedEndpoint>()
+            .and_then(|selected| selected.predicted_of(&backend))
+            .map(|next| next.address);
         // Keep the authority the client sent as the Host header (HTTP/2 clients send
         // `:authority` only).
         if !request.headers().contains_key(header::HOST)
@@ -375,6 +381,9 @@ impl<C: Connect> Forwarder<C> {
                 );
                 let timeout = upstream.connect_timeout;
                 let plain = &self.inner.plain;
+                if let Some(next) = predicted {
+                    plain.warm(next, class, timeout);
+                }
                 match proxy_protocol {
                     None => plain.send(endpoint.address, request, class, timeout).await,
                     Some(version) => {

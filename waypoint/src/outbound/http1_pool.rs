@@ -300,6 +300,54 @@ impl<C: Connect> Http1Pool<C> {
         Ok(self.track(key, lease, response, false))
     }
 
+    /// Opens one connection to `endpoint` of `class` ahead of need when it has none (Envoy's
+    /// predictive preconnect: the endpoint the balancer will likely pick next).
+    pub(crate) fn warm(
+        self: &Arc<Self>,
+        endpoint: SocketAddr,
+        class: PoolClass,
+        connect_timeout: Option<Duration>,
+    ) {
+        let key = (endpoint, class);
+        let open = self
+            .endpoints
+            .lock()
+            .ok()
+            .and_then(|endpoints| endpoints.get(&key).map(|c| c.open.load(Ordering::Acquire)));
+        if open.unwrap_or(0) > 0 {
+            return;
+        }
+        if let Ok(place) = self.reserve(&key) {
+            self.open_spare(key, place, connect_timeout);
+        }
+    }
+
+    /// Opens a connection to `key` in the background, on `place`, and pools it idle.
+    fn open_spare(
+        self: &Arc<Self>,
+        key: PoolKey,
+        place: OpenConnection,
+        connect_timeout: Option<Duration>,
+    ) {
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            let class = key.1;
+            let options = ConnectOptions {
+                timeout: connect_timeout,
+                keepalive: class.keepalive,
+                socket_buffer: class.socket_buffer,
+            };
+            let Ok(io) = pool.connector.connect_with(key.0, options).await else {
+                return;
+            };
+            if let Ok(mut lease) = handshake(io, place, &class).await
+                && lease.sender.ready().await.is_ok()
+            {
+                pool.checkin(&key, lease);
+            }
+        });
+    }
+
     /// Opens connections to `key` ahead of need (Envoy's per-upstream preconnect): as many as
     /// the class's percent of the busy ones (rounded up), counting idle ones and those being
     /// opened, at most [`MAX_PRECONNECTS`] at a time; each is opened in the background and
@@ -322,23 +370,7 @@ impl<C: Connect> Http1Pool<C> {
             let Ok(place) = self.reserve(&key) else {
                 return;
             };
-            let pool = Arc::clone(self);
-            tokio::spawn(async move {
-                let class = key.1;
-                let options = ConnectOptions {
-                    timeout: connect_timeout,
-                    keepalive: class.keepalive,
-                    socket_buffer: class.socket_buffer,
-                };
-                let Ok(io) = pool.connector.connect_with(key.0, options).await else {
-                    return;
-                };
-                if let Ok(mut lease) = handshake(io, place, &class).await
-                    && lease.sender.ready().await.is_ok()
-                {
-                    pool.checkin(&key, lease);
-                }
-            });
+            self.open_spare(key, place, connect_timeout);
         }
     }
 

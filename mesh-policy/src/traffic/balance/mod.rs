@@ -222,6 +222,8 @@ pub struct Balancer {
     overrides: Vec<http::HeaderName>,
     /// Zone-aware routing and the process's own zone (`zoneAware`).
     zones: Option<(ZoneRouting, Option<Arc<str>>)>,
+    /// Predict the next try's endpoint for preconnecting (`predictivePercent` over 100).
+    predicts: bool,
 }
 
 impl Balancer {
@@ -295,7 +297,34 @@ impl Balancer {
             backends,
             overrides: Vec::new(),
             zones: None,
+            predicts: false,
         }
+    }
+
+    /// The balancer, also naming the endpoint the next try will likely take when
+    /// `percent` (Envoy Gateway's `preconnect.predictivePercent`, Envoy's predictive
+    /// preconnect ratio × 100) anticipates more tries than are in flight: round robin's next
+    /// turn, or a random draw.
+    pub fn with_prediction(mut self, percent: u32) -> Self {
+        self.predicts = percent > 100
+            && matches!(
+                self.policy,
+                LoadBalancing::RoundRobin | LoadBalancing::Random
+            );
+        self
+    }
+
+    /// The endpoint the next try will likely take among `candidates`.
+    fn predict(&self, state: &BackendEndpoints, candidates: Candidates<'_>) -> Option<usize> {
+        if !self.predicts || candidates.len() < 2 {
+            return None;
+        }
+        Some(match self.policy {
+            LoadBalancing::RoundRobin => {
+                candidates.nth(state.turn.load(Ordering::Relaxed) % candidates.len())
+            }
+            _ => candidates.nth(self.random_index(candidates.len())),
+        })
     }
 
     /// The balancer, first narrowing each try to a zone by `routing`, this process being in
@@ -442,6 +471,7 @@ impl BalanceEndpoints for Balancer {
                 endpoint: self.random_index(count),
                 set_cookie: None,
                 ticket: None,
+                predicted: None,
             });
         };
         let eligible = match &state.health {
@@ -481,10 +511,14 @@ impl BalanceEndpoints for Balancer {
             let observer: Arc<dyn ObserveTries> = state.clone();
             TryTicket::new(observer, endpoint)
         });
+        let predicted = self
+            .predict(state, candidates)
+            .filter(|&next| next != endpoint);
         Some(EndpointPick {
             endpoint,
             set_cookie,
             ticket,
+            predicted,
         })
     }
 }
