@@ -171,19 +171,15 @@ impl<C: Connect> Forwarder<C> {
             return Err(unroutable("no backend was selected for the request"));
         };
         // A route policy's balancer may have chosen the endpoint already.
-        let chosen = request
-            .extensions()
-            .get::<SelectedEndpoint>()
-            .and_then(|selected| selected.of(&backend));
+        let selected = request.extensions().get::<SelectedEndpoint>();
+        let chosen = selected.and_then(|selected| selected.of(&backend));
+        // The endpoint the balancer expects the next try to take (predictive preconnect).
+        let predicted = selected
+            .and_then(|selected| selected.predicted_of(&backend))
+            .map(|next| next.address);
         let Some(endpoint) = chosen.or_else(|| self.inner.endpoints.pick(&backend)) else {
             return Err(UpstreamError::new(UpstreamErrorKind::Refused));
         };
-        // The endpoint the balancer expects the next try to take (predictive preconnect).
-        let predicted = request
-            .extensions()
-            .get::<SelectedEndpoint>()
-            .and_then(|selected| selected.predicted_of(&backend))
-            .map(|next| next.address);
         // Keep the authority the client sent as the Host header (HTTP/2 clients send
         // `:authority` only).
         if !request.headers().contains_key(header::HOST)
