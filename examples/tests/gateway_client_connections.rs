@@ -26,7 +26,7 @@ fn config(port: u16, echo_port: u16) -> String {
          parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n---\n\
          apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {{name: limits}}\nspec:\n  \
          targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]\n  \
-         connection: {{connectionLimit: {{value: 2, closeDelay: 300ms}}}}\n  \
+         connection: {{connectionLimit: {{value: 2, closeDelay: 300ms}}, maxAcceptPerSocketEvent: 1}}\n  \
          tcpKeepalive: {{idleTime: 600s, interval: 10s, probes: 3}}\n---\n",
         gateway_yaml(port),
         service("echo", echo_port)

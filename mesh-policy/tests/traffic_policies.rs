@@ -471,6 +471,13 @@ fn client_header_settings_and_proxy_protocol_compile_with_the_crd_rules() {
         assert_eq!(compile(yaml).unwrap().request_id, expected, "{yaml}");
     }
     assert_eq!(defaults.buffer_limit, 32 * 1024);
+    assert_eq!(defaults.max_accept_per_socket_event, None);
+    assert_eq!(
+        compile("connection: {maxAcceptPerSocketEvent: 0}")
+            .unwrap()
+            .max_accept_per_socket_event,
+        Some(0)
+    );
     assert_eq!(
         compile("connection: {bufferLimit: 1Mi}")
             .unwrap()

@@ -93,6 +93,8 @@ pub struct CompiledClientTraffic {
     pub match_backend_scheme: bool,
     /// `connection.bufferLimit`: the most request body bytes kept for retries.
     pub buffer_limit: u32,
+    /// `connection.maxAcceptPerSocketEvent` (0: no limit; unset: 1).
+    pub max_accept_per_socket_event: Option<u32>,
 }
 
 /// Envoy Gateway's `connection.bufferLimit` when a listener's policy sets none (32 KiB).
@@ -549,6 +551,10 @@ impl ClientTrafficPolicySpec {
             envoy_headers: self.headers.as_ref().and_then(|h| h.enable_envoy_headers) == Some(true),
             match_backend_scheme,
             buffer_limit,
+            max_accept_per_socket_event: self
+                .connection
+                .as_ref()
+                .and_then(|c| c.max_accept_per_socket_event),
             socket_buffer: self
                 .connection
                 .as_ref()

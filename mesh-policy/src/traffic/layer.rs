@@ -77,6 +77,7 @@ impl<S> ClientTrafficFromListener<S> {
                 socket_buffer: None,
                 match_backend_scheme: false,
                 buffer_limit: super::compile::DEFAULT_BUFFER_LIMIT,
+                max_accept_per_socket_event: None,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

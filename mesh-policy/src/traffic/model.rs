@@ -895,9 +895,10 @@ pub struct ClientConnectionSpec {
     /// `SO_RCVBUF` and `SO_SNDBUF` of each accepted connection (a quantity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_buffer_limit: Option<serde_yaml_ng::Value>,
-    /// Not enforced yet.
+    /// Connections accepted in a row before the listener lets other work run (default 1;
+    /// 0: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_accept_per_socket_event: NotYet,
+    pub max_accept_per_socket_event: Option<u32>,
 }
 
 /// `connection.connectionLimit`.
@@ -946,13 +947,6 @@ fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
 impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        if let Some(connection) = &self.connection {
-            set(
-                &mut found,
-                &connection.max_accept_per_socket_event,
-                "spec.connection.maxAcceptPerSocketEvent",
-            );
-        }
         set(&mut found, &self.http3, "spec.http3");
         found
     }

@@ -43,6 +43,35 @@ pub(super) struct Admission {
     pub(super) client_certificates: bool,
     /// How long a relayed TCP or TLS stream may go without a byte either way.
     pub(super) tcp_idle_timeout: Option<Duration>,
+    /// Connections accepted in a row before the accept loop lets other tasks run (0: no
+    /// limit).
+    pub(super) accepts_in_a_row: u32,
+}
+
+/// Envoy Gateway's `connection.maxAcceptPerSocketEvent` when no policy sets it.
+const DEFAULT_ACCEPTS_IN_A_ROW: u32 = 1;
+
+/// Counts the connections an accept loop takes in a row, and says when to let other tasks run
+/// (ClientTrafficPolicy `connection.maxAcceptPerSocketEvent`).
+#[derive(Debug, Default)]
+pub(super) struct AcceptBatch {
+    taken: u32,
+}
+
+impl AcceptBatch {
+    /// Counts one accepted connection; `true` when `limit` (0: none) is reached and the loop
+    /// should yield before accepting more.
+    pub(super) fn took_one(&mut self, limit: u32) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        self.taken += 1;
+        if self.taken >= limit {
+            self.taken = 0;
+            return true;
+        }
+        false
+    }
 }
 
 impl Admission {
@@ -66,6 +95,17 @@ impl Admission {
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
             client_certificates: policies().any(|policy| policy.xfcc.needs_client()),
+            // The smallest limit a policy sets (0, no limit, only when every one says so).
+            accepts_in_a_row: {
+                let set: Vec<u32> = policies()
+                    .filter_map(|policy| policy.max_accept_per_socket_event)
+                    .collect();
+                match (set.iter().copied().filter(|&n| n > 0).min(), set.is_empty()) {
+                    (Some(limit), _) => limit,
+                    (None, true) => DEFAULT_ACCEPTS_IN_A_ROW,
+                    (None, false) => 0,
+                }
+            },
             tcp_idle_timeout: {
                 let explicit = || policies().filter_map(|policy| policy.tcp_idle_timeout);
                 match explicit().flatten().min() {
@@ -182,6 +222,17 @@ impl Drop for OpenConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_batches_yield_at_the_limit() {
+        let mut batch = AcceptBatch::default();
+        let yields: Vec<bool> = (0..6).map(|_| batch.took_one(3)).collect();
+        assert_eq!(yields, [false, false, true, false, false, true]);
+        let mut one = AcceptBatch::default();
+        assert!((0..4).all(|_| one.took_one(1)), "1: after every connection");
+        let mut unlimited = AcceptBatch::default();
+        assert!((0..1000).all(|_| !unlimited.took_one(0)), "0: never");
+    }
 
     #[test]
     fn the_limit_counts_open_connections() {

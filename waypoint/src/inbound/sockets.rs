@@ -359,6 +359,7 @@ struct ConnectionContext {
 }
 
 async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
+    let mut batch = super::admission::AcceptBatch::default();
     loop {
         let Ok((stream, peer)) = tcp.accept().await else {
             // Out of file descriptors and similar: back off instead of spinning.
@@ -373,11 +374,16 @@ async fn accept_loop(tcp: TcpListener, context: ConnectionContext) {
         }
         admission.prepare(&stream);
         let counted = OpenConnection::count(&context.open);
+        let limit = admission.accepts_in_a_row;
         let context = context.clone();
         tokio::spawn(async move {
             let _counted = counted;
             handle_connection(stream, peer, context).await;
         });
+        // At most `maxAcceptPerSocketEvent` connections in a row before other work runs.
+        if batch.took_one(limit) {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
