@@ -28,7 +28,10 @@
 //! assert!((control.rejection_probability() - 0.8).abs() < 1e-9);
 //! ```
 
+pub mod layer;
 pub mod spec;
+
+pub use layer::{AdmissionControlLayer, AdmissionControlService};
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
