@@ -185,6 +185,22 @@ fn counts(pods: &[String]) -> BTreeMap<String, usize> {
     counts
 }
 
+/// Replaces the configuration in `dir` by `config` plus a route for `probe.example`
+/// (atomically, as Kubernetes does), then waits until the gateway at `url` serves the probe:
+/// the reload has happened.
+async fn reload_with_probe(dir: &std::path::Path, config: &str, url: &str) {
+    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
+                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
+                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
+    let staged = dir.join("config.staged");
+    std::fs::write(&staged, format!("{config}{probe}")).unwrap();
+    std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
+    wait_until("the reload", || async {
+        curl(&["-H", "host: probe.example", url]).await.0 == 200
+    })
+    .await;
+}
+
 /// Pearson's chi-square statistic of `counts` against an even split over the four pods.
 fn chi_square(counts: &BTreeMap<String, usize>, total: usize) -> f64 {
     let expected = total as f64 / f64::from(PODS);
@@ -376,18 +392,7 @@ async fn a_failing_endpoint_is_ejected_and_comes_back() {
     let last_failure = answered.iter().rposition(|pod| pod == "pod-2!").unwrap();
     assert!(last_failure < 12, "{answered:?}");
     // A reload (another route added) keeps the ejection: still failing, pod-2 gets nothing.
-    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
-                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
-                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
-    let staged = dir.join("config.staged");
-    std::fs::write(&staged, config.clone() + probe).unwrap();
-    std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
-    let probe_url = url.clone();
-    wait_until("the reload", || {
-        let probe_url = probe_url.clone();
-        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
-    })
-    .await;
+    reload_with_probe(&dir, &config, &url).await;
     let answered = pods_answering(&on, &url, 20).await;
     assert!(
         !answered.iter().any(|pod| pod.starts_with("pod-2")),
@@ -580,18 +585,7 @@ async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
     assert_eq!(split.len(), 3, "{split:?}");
     // A reload (another route added) keeps the verdict: the rebuilt balancer starts with
     // pod-3 out, as Envoy keeps a host's health across updates.
-    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
-                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
-                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
-    let staged = dir.join("config.staged");
-    std::fs::write(&staged, config.clone() + probe).unwrap();
-    std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
-    let probe_url = url.clone();
-    wait_until("the reload", || {
-        let probe_url = probe_url.clone();
-        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
-    })
-    .await;
+    reload_with_probe(&dir, &config, &url).await;
     let split = counts(&pods_answering(&checked, &url, 30).await);
     assert!(!split.contains_key("pod-3"), "after the reload: {split:?}");
     tell("127.0.0.13 NOT_SERVING\n127.0.0.12 UNAVAILABLE\n");
@@ -833,15 +827,11 @@ async fn a_new_endpoint_ramps_up_over_the_slow_start_window() {
         "ramp",
         "loadBalancer: {type: RoundRobin, slowStart: {window: 6s}}",
     );
-    let probe = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: probe}\nspec:\n  \
-                 parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [probe.example]\n  \
-                 rules: [{backendRefs: [{name: pods, port: 80}]}]\n---\n";
-    let write = |config: String| {
-        let staged = dir.join("config.staged");
-        std::fs::write(&staged, config).unwrap();
-        std::fs::rename(&staged, dir.join("config.yaml")).unwrap();
-    };
-    write(gateway_yaml(port) + &pods_service_of(pods, 3) + &policy);
+    std::fs::write(
+        dir.join("config.yaml"),
+        gateway_yaml(port) + &pods_service_of(pods, 3) + &policy,
+    )
+    .unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
     let url = format!("http://127.0.0.1:{port}/");
@@ -857,12 +847,11 @@ async fn a_new_endpoint_ramps_up_over_the_slow_start_window() {
     // Past the window, pod-4 joins (a probe route shows the reload has happened): at first it
     // gets a tenth of a full pod's share (3 %), far below a quarter.
     tokio::time::sleep(Duration::from_millis(6200)).await;
-    write(gateway_yaml(port) + &pods_service_of(pods, 4) + &policy + probe);
-    let probe_url = url.clone();
-    wait_until("the reload", || {
-        let probe_url = probe_url.clone();
-        async move { curl(&["-H", "host: probe.example", &probe_url]).await.0 == 200 }
-    })
+    reload_with_probe(
+        &dir,
+        &(gateway_yaml(port) + &pods_service_of(pods, 4) + &policy),
+        &url,
+    )
     .await;
     let joined = std::time::Instant::now();
     let early = pods_answering(&on, &url, 200).await;

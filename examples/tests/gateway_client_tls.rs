@@ -473,95 +473,24 @@ async fn sessions_resume_only_as_the_policy_says() {
     assert!(sealed > 64, "{sealed}");
 }
 
-/// Runs openssl in `dir` with `args`; panics with its error output when it fails.
-fn openssl_in(dir: &std::path::Path, args: &[&str]) {
-    let output = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// A client certificate `stem` signed by the CA in `dir` (`ca-cert.pem`, `ca-key.pem`), with
 /// `san`; returns its certificate and key paths.
 fn client_leaf(dir: &std::path::Path, stem: &str, san: &str) -> (String, String) {
-    let (cert, key, csr, ext) = (
-        format!("{stem}-cert.pem"),
-        format!("{stem}-key.pem"),
-        format!("{stem}.csr"),
-        format!("{stem}.ext"),
-    );
-    openssl_in(
+    let (cert, key) = openssl_leaf(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            &format!("/CN={stem}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ],
+        stem,
+        stem,
+        &format!(
+            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n"
+        ),
     );
-    std::fs::write(
-        dir.join(&ext),
-        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n"),
-    )
-    .unwrap();
-    openssl_in(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca-cert.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &cert,
-        ],
-    );
-    let path = |file: &str| dir.join(file).display().to_string();
-    (path(&cert), path(&key))
+    (cert.display().to_string(), key.display().to_string())
 }
 
 /// A client certificate signed by the CA in `dir` that expired in 2020 (`openssl ca`, which
 /// takes explicit dates).
 fn expired_client_leaf(dir: &std::path::Path) -> (String, String) {
-    openssl_in(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=old",
-            "-keyout",
-            "old-key.pem",
-            "-out",
-            "old.csr",
-        ],
-    );
+    openssl_ec_request(dir, "old", "old-key.pem", "old.csr");
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("serial"), "1000\n").unwrap();
     std::fs::write(

@@ -132,77 +132,104 @@ pub fn openssl_client_ca_and_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, 
 }
 
 fn ca_and_leaf(dir: &Path, name: &str, usage: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let path = |file: &str| dir.join(file);
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test backend CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca-cert.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        &format!("/CN={name}"),
-        "-keyout",
-        "leaf-key.pem",
-        "-out",
-        "leaf.csr",
-    ]);
-    std::fs::write(
-        path("leaf.ext"),
-        format!("subjectAltName=DNS:{name},URI:{LEAF_URI_SAN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca-cert.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "leaf-cert.pem",
-    ]);
-    (
-        path("ca-cert.pem"),
-        path("leaf-cert.pem"),
-        path("leaf-key.pem"),
-    )
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test backend CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca-cert.pem",
+        ],
+    );
+    let (cert, key) = openssl_leaf(
+        dir,
+        "leaf",
+        name,
+        &format!(
+            "subjectAltName=DNS:{name},URI:{LEAF_URI_SAN}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+        ),
+    );
+    (dir.join("ca-cert.pem"), cert, key)
+}
+
+/// Runs openssl in `dir` with `args`; panics with its error output when it fails.
+pub fn openssl_in(dir: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A new P-256 key `key` and a request `csr` for the subject `CN=cn`, in `dir`.
+pub fn openssl_ec_request(dir: &Path, cn: &str, key: &str, csr: &str) {
+    openssl_in(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            key,
+            "-out",
+            csr,
+        ],
+    );
+}
+
+/// A certificate `{stem}-cert.pem` for `CN=cn` with the extensions `extensions`, and its key
+/// `{stem}-key.pem`, signed by the CA in `dir` (`ca-cert.pem`, `ca-key.pem`).
+pub fn openssl_leaf(dir: &Path, stem: &str, cn: &str, extensions: &str) -> (PathBuf, PathBuf) {
+    let (cert, key, csr, ext) = (
+        format!("{stem}-cert.pem"),
+        format!("{stem}-key.pem"),
+        format!("{stem}.csr"),
+        format!("{stem}.ext"),
+    );
+    openssl_ec_request(dir, cn, &key, &csr);
+    std::fs::write(dir.join(&ext), extensions).unwrap();
+    openssl_in(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca-cert.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    (dir.join(cert), dir.join(key))
 }
 
 /// The certificate chain and key in PEM files `cert` and `key`.

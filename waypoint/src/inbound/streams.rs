@@ -173,8 +173,7 @@ impl<C: Connect> Relay<'_, C> {
         };
         let options = ConnectOptions {
             timeout: Some(upstream.connect_timeout.unwrap_or(SETUP_TIMEOUT)),
-            keepalive: upstream.keepalive,
-            socket_buffer: upstream.socket_buffer,
+            ..ConnectOptions::of(&upstream)
         };
         let Some(PolicyBalancer(balancer)) = traffic.and_then(|t| t.balancer.as_ref()) else {
             let connected = connect_in_turn(backend, self.endpoints, self.connector, options);

@@ -57,6 +57,15 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// What a route policy's `upstream` settings ask of new connections.
+    pub fn of(upstream: &routing::router::UpstreamConnection) -> Self {
+        ConnectOptions {
+            timeout: upstream.connect_timeout,
+            keepalive: upstream.keepalive,
+            socket_buffer: upstream.socket_buffer,
+        }
+    }
+
     /// Whether nothing is asked.
     pub fn is_empty(&self) -> bool {
         self.timeout.is_none() && self.keepalive.is_none() && self.socket_buffer.is_none()

@@ -14,7 +14,7 @@ use routing::router::{UpstreamError, UpstreamErrorKind};
 
 use super::body_error::BodyError;
 use super::connect::{Connect, ConnectOptions};
-use super::forward::ResponseBody;
+use super::forward::{ResponseBody, full_body};
 
 /// Opens the tunnel `request` (a CONNECT) asks for, to `endpoint`.
 pub(crate) async fn tunnel<C: Connect>(
@@ -34,7 +34,7 @@ pub(crate) async fn tunnel<C: Connect>(
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut io).await;
             }
         });
-        let mut answer = Response::new(empty());
+        let mut answer = Response::new(full_body(Bytes::new()));
         *answer.status_mut() = StatusCode::OK;
         return Ok(answer);
     }
@@ -49,19 +49,7 @@ pub(crate) async fn tunnel<C: Connect>(
         .map_err(|error| UpstreamError::with_source(UpstreamErrorKind::Reset, error))?;
     if response.status().is_success() {
         let backend = hyper::upgrade::on(&mut response);
-        tokio::spawn(async move {
-            if let (Ok(client), Ok(backend)) = (client.await, backend.await) {
-                let mut client = TokioIo::new(client);
-                let mut backend = TokioIo::new(backend);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-            }
-        });
+        tokio::spawn(super::forward::splice_upgraded(client, backend));
     }
     Ok(response.map(|body| body.map_err(BodyError::new).boxed()))
-}
-
-fn empty() -> ResponseBody {
-    http_body_util::Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed()
 }

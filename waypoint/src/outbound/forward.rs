@@ -201,11 +201,7 @@ impl<C: Connect> Forwarder<C> {
                 .get::<UpstreamConnection>()
                 .copied()
                 .unwrap_or_default();
-            let options = ConnectOptions {
-                timeout: upstream.connect_timeout,
-                keepalive: upstream.keepalive,
-                socket_buffer: upstream.socket_buffer,
-            };
+            let options = ConnectOptions::of(&upstream);
             remove_hop_by_hop(request.headers_mut());
             return super::connect_tunnel::tunnel(
                 &self.inner.connector,
@@ -303,11 +299,7 @@ impl<C: Connect> Forwarder<C> {
                     .and_then(|listener| listener.backend_client_certificate.clone());
                 let clients = &self.inner.tls;
                 let windows = upstream.http2;
-                let options = ConnectOptions {
-                    timeout: upstream.connect_timeout,
-                    keepalive: upstream.keepalive,
-                    socket_buffer: upstream.socket_buffer,
-                };
+                let options = ConnectOptions::of(&upstream);
                 let certificate = client_certificate.as_ref();
                 if let Some(version) = proxy_protocol {
                     // A connection of the request's own, its PROXY header before TLS.
@@ -336,11 +328,7 @@ impl<C: Connect> Forwarder<C> {
             }
             (None, BackendProtocol::H2c) if !upgrading => {
                 *request.version_mut() = http::Version::HTTP_2;
-                let options = ConnectOptions {
-                    timeout: upstream.connect_timeout,
-                    keepalive: upstream.keepalive,
-                    socket_buffer: upstream.socket_buffer,
-                };
+                let options = ConnectOptions::of(&upstream);
                 let sent = self
                     .inner
                     .h2c
@@ -592,7 +580,10 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Copies bytes both ways between the client's and the backend's upgraded connections.
-async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+pub(super) async fn splice_upgraded(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+) {
     if let (Ok(client), Ok(backend)) = (client.await, backend.await) {
         let mut client = TokioIo::new(client);
         let mut backend = TokioIo::new(backend);

@@ -31,7 +31,7 @@ pub(crate) async fn send_once<C: Connect>(
     let mut io = connector.connect_with(endpoint, options).await?;
     io.write_all(preface)
         .await
-        .map_err(|error| UpstreamError::with_source(UpstreamErrorKind::Reset, error))?;
+        .map_err(|error| UpstreamError::with_source(super::connect::io_kind(&error), error))?;
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, io)
         .await

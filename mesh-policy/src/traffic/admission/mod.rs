@@ -80,10 +80,14 @@ impl Default for AdmissionParams {
 /// Internal, ResourceExhausted, Unavailable.
 const DEFAULT_GRPC_FAILURES: [u8; 6] = [10, 15, 4, 13, 8, 14];
 
-/// Requests and successes per second over the window.
+/// The most buckets a window is counted in: a window longer than this many seconds counts
+/// in buckets of several seconds, so that the history stays bounded whatever the window.
+const MAX_BUCKETS: u64 = 3600;
+
+/// Requests and successes per bucket (a second, or several for long windows) over the window.
 #[derive(Debug, Default)]
 struct History {
-    /// (second, requests, successes), oldest first.
+    /// (bucket, requests, successes), oldest first.
     seconds: VecDeque<(u64, u64, u64)>,
     requests: u64,
     successes: u64,
@@ -94,6 +98,8 @@ struct History {
 pub struct AdmissionController {
     params: AdmissionParams,
     window_seconds: u64,
+    /// Seconds per bucket.
+    bucket_seconds: u64,
     epoch: Instant,
     history: Mutex<History>,
     dice: Dice,
@@ -102,8 +108,10 @@ pub struct AdmissionController {
 impl AdmissionController {
     /// A controller with no history.
     pub fn new(params: AdmissionParams) -> Self {
+        let window_seconds = params.window.as_secs().max(1);
         AdmissionController {
-            window_seconds: params.window.as_secs().max(1),
+            window_seconds,
+            bucket_seconds: window_seconds.div_ceil(MAX_BUCKETS),
             params,
             epoch: Instant::now(),
             history: Mutex::new(History::default()),
@@ -111,16 +119,18 @@ impl AdmissionController {
         }
     }
 
-    fn now_second(&self) -> u64 {
-        self.epoch.elapsed().as_secs()
+    /// The bucket of now.
+    fn now_bucket(&self) -> u64 {
+        self.epoch.elapsed().as_secs() / self.bucket_seconds
     }
 
-    /// The history with seconds older than the window dropped.
+    /// The history with buckets older than the window dropped.
     fn current(&self) -> std::sync::MutexGuard<'_, History> {
-        let now = self.now_second();
+        let now = self.now_bucket();
+        let window = self.window_seconds.div_ceil(self.bucket_seconds);
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(&(second, requests, successes)) = history.seconds.front() {
-            if second + self.window_seconds > now {
+        while let Some(&(bucket, requests, successes)) = history.seconds.front() {
+            if bucket + window > now {
                 break;
             }
             history.seconds.pop_front();
@@ -132,7 +142,7 @@ impl AdmissionController {
 
     /// Counts one request that went on, and whether it succeeded.
     pub fn record(&self, success: bool) {
-        let now = self.now_second();
+        let now = self.now_bucket();
         let mut history = self.current();
         match history.seconds.back_mut() {
             Some(last) if last.0 == now => {
@@ -288,6 +298,21 @@ mod tests {
             admitted += usize::from(control.admit());
         }
         assert_eq!(admitted, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_window_counts_in_a_bounded_number_of_buckets() {
+        let control = controller(AdmissionParams {
+            window: Duration::from_secs(30 * 86_400),
+            ..AdmissionParams::default()
+        });
+        for _ in 0..10_000 {
+            control.record(false);
+            tokio::time::advance(Duration::from_secs(60)).await;
+        }
+        let buckets = control.history.lock().unwrap().seconds.len() as u64;
+        assert!(buckets <= MAX_BUCKETS + 1, "{buckets}");
+        assert!(control.rejection_probability() > 0.7);
     }
 
     #[test]
