@@ -91,7 +91,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut status = StatusCode::BAD_GATEWAY;
     let mut response_headers = HeaderMap::new();
-    let replaced = edits.apply(&mut status, &mut response_headers).unwrap();
+    let replaced = edits
+        .apply(&mut status, &mut response_headers, &Default::default())
+        .unwrap();
     assert_eq!(
         response_headers["content-length"],
         replaced.len().to_string().as_str()

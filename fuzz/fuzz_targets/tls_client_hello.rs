@@ -1,10 +1,13 @@
-//! Fuzzes the ClientHello SNI reader of TLS passthrough listeners: never a panic, and a prefix
-//! of an input that yields a name never yields a different name.
+//! Fuzzes the ClientHello reader of TLS listeners (the SNI of passthrough listeners, the lists
+//! JA3/JA4 fingerprints hash): never a panic, a prefix of an input that yields a name never
+//! yields a different name, and fingerprints keep their shapes.
 #![no_main]
 // A fuzz target reports a violated property by panicking.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use libfuzzer_sys::fuzz_target;
+use mesh_policy::traffic::client_hello::ClientHello;
+use mesh_policy::traffic::tls_fingerprint::{ja3, ja4};
 use waypoint::inbound::client_hello::{ClientHelloError, server_name};
 
 fuzz_target!(|data: &[u8]| {
@@ -16,5 +19,17 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&other, name);
             }
         }
+    }
+    if let Ok(hello) = ClientHello::parse(data) {
+        let ja3 = ja3(&hello);
+        assert!(ja3.len() == 32 && ja3.bytes().all(|b| b.is_ascii_hexdigit()));
+        let ja4 = ja4(&hello);
+        let parts: Vec<&str> = ja4.split('_').collect();
+        assert_eq!(parts.len(), 3, "{ja4}");
+        assert_eq!(
+            (parts[0].len(), parts[1].len(), parts[2].len()),
+            (10, 12, 12),
+            "{ja4}"
+        );
     }
 });

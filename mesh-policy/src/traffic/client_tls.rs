@@ -12,7 +12,7 @@ use regex::Regex;
 use routing::model::{Config, SecretObjectReference};
 use serde::{Deserialize, Serialize};
 
-use super::model::NotYet;
+use super::tls_fingerprint::FingerprintKinds;
 
 /// `tls`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,9 +36,10 @@ pub struct ClientTlsSpec {
     /// ALPN protocols offered (empty list: no ALPN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn_protocols: Option<Vec<String>>,
-    /// Not enforced yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fingerprints: NotYet,
+    /// Fingerprints computed for each connection (`JA3`, `JA4`), read by the
+    /// `%TLS_JA3_FINGERPRINT%` and `%TLS_JA4_FINGERPRINT%` header operators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
     /// Client certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_validation: Option<ClientValidationSpec>,
@@ -448,14 +449,34 @@ pub struct ClientTls {
     pub stateless_resumption: bool,
     /// Client certificates.
     pub client_validation: Option<ClientCertValidation>,
+    /// The fingerprints computed from each ClientHello.
+    pub fingerprints: FingerprintKinds,
+}
+
+/// `fingerprints`: `JA3` and `JA4`, each at most once.
+fn fingerprint_kinds(names: &[String]) -> Result<FingerprintKinds, String> {
+    let mut kinds = FingerprintKinds::default();
+    for (index, name) in names.iter().enumerate() {
+        let seen = match name.as_str() {
+            "JA3" => std::mem::replace(&mut kinds.ja3, true),
+            "JA4" => std::mem::replace(&mut kinds.ja4, true),
+            other => {
+                return Err(format!(
+                    "fingerprints[{index}]: unsupported value {other:?} (JA3, JA4)"
+                ));
+            }
+        };
+        if seen {
+            return Err(format!("fingerprints[{index}]: {name} is listed twice"));
+        }
+    }
+    Ok(kinds)
 }
 
 impl ClientTlsSpec {
     /// Compiles `tls` of a policy in `namespace` (errors name the field under `spec.tls`).
     pub fn compile(&self, namespace: &str, config: &Config) -> Result<ClientTls, String> {
-        if self.fingerprints.is_some() {
-            return Err("fingerprints: not enforced by this data plane yet".into());
-        }
+        let fingerprints = fingerprint_kinds(&self.fingerprints)?;
         let signature_algorithms = self
             .signature_algorithms
             .as_deref()
@@ -526,6 +547,7 @@ impl ClientTlsSpec {
             alpn,
             stateful_resumption: resumption.is_some_and(|r| r.stateful.is_some()),
             stateless_resumption: resumption.is_some_and(|r| r.stateless.is_some()),
+            fingerprints,
             client_validation: self
                 .client_validation
                 .as_ref()
@@ -832,7 +854,14 @@ mod tests {
                 "signatureAlgorithms[0]: \"ecdsa_sha1\" is not offered",
             ),
             ("signatureAlgorithms: []", "an empty list"),
-            ("fingerprints: [JA3]", "fingerprints: not enforced"),
+            (
+                "fingerprints: [JA5]",
+                "fingerprints[0]: unsupported value \"JA5\"",
+            ),
+            (
+                "fingerprints: [JA4, JA4]",
+                "fingerprints[1]: JA4 is listed twice",
+            ),
             (
                 "clientValidation: {caCertificateRefs: [{name: missing}]}",
                 "Secret default/missing not found",

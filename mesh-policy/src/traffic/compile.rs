@@ -15,6 +15,7 @@ use routing::router::PolicyBalancer;
 use super::balance::{Balancer, LoadBalancing, ProbeEndpoints};
 use super::client_ip::{ClientIpDetection, XffTrust};
 use super::fault::{Abort, FaultInjection};
+use super::header_format::HeaderValueTemplate;
 use super::headers::{HeaderEdits, RequestIdPolicy};
 use super::model::{
     BackendTrafficPolicySpec, ClientSelectorSpec, ClientTrafficPolicySpec, RateLimitRuleSpec,
@@ -593,8 +594,8 @@ pub(crate) fn header_edits(spec: &super::model::HeaderFilterSpec) -> Result<Head
             .map(|header| {
                 let name = HeaderName::try_from(header.name.to_ascii_lowercase())
                     .map_err(|_| format!("{field}: {:?} is not a header name", header.name))?;
-                let value = http::HeaderValue::try_from(header.value.as_str())
-                    .map_err(|_| format!("{field}: the value of {:?} is not valid", header.name))?;
+                let value = HeaderValueTemplate::parse(&header.value)
+                    .map_err(|e| format!("{field}: the value of {:?}: {e}", header.name))?;
                 Ok((name, value))
             })
             .collect::<Result<Vec<_>, String>>()

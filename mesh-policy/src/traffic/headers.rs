@@ -10,6 +10,7 @@ use http::header::{HeaderName, HeaderValue};
 
 use super::client_tls::NameMatch;
 use super::fault::Dice;
+use super::header_format::{FormatFacts, HeaderValueTemplate};
 
 /// `x-request-id`.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,15 +31,16 @@ pub enum RequestIdPolicy {
 
 /// Header edits with Envoy Gateway's `HTTPHeaderFilter` semantics: `set` overwrites, `add`
 /// appends a value, `addIfAbsent` sets only a missing header, `remove` deletes, and
-/// `removeOnMatch` deletes every header whose (lower-case) name matches.
+/// `removeOnMatch` deletes every header whose (lower-case) name matches. Values may hold
+/// command operators ([`HeaderValueTemplate`]); one that comes out empty is not added.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderEdits {
     /// Overwritten.
-    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub set: Vec<(HeaderName, HeaderValueTemplate)>,
     /// Appended.
-    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub add: Vec<(HeaderName, HeaderValueTemplate)>,
     /// Set when absent.
-    pub add_if_absent: Vec<(HeaderName, HeaderValue)>,
+    pub add_if_absent: Vec<(HeaderName, HeaderValueTemplate)>,
     /// Deleted.
     pub remove: Vec<HeaderName>,
     /// Deleted when their name matches one of these (literals are lower case).
@@ -55,8 +57,9 @@ impl HeaderEdits {
             && self.remove_matching.is_empty()
     }
 
-    /// Applies the edits: remove (by name, then by match), then set, add, add if absent.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Applies the edits: remove (by name, then by match), then set, add, add if absent, with
+    /// operators filled in from `facts`.
+    pub fn apply(&self, headers: &mut HeaderMap, facts: &FormatFacts<'_>) {
         for name in &self.remove {
             headers.remove(name);
         }
@@ -75,14 +78,20 @@ impl HeaderEdits {
             }
         }
         for (name, value) in &self.set {
-            headers.insert(name.clone(), value.clone());
+            if let Some(value) = value.render(facts) {
+                headers.insert(name.clone(), value);
+            }
         }
         for (name, value) in &self.add {
-            headers.append(name.clone(), value.clone());
+            if let Some(value) = value.render(facts) {
+                headers.append(name.clone(), value);
+            }
         }
         for (name, value) in &self.add_if_absent {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
+            if !headers.contains_key(name)
+                && let Some(value) = value.render(facts)
+            {
+                headers.insert(name.clone(), value);
             }
         }
     }
@@ -177,15 +186,15 @@ mod tests {
         let edits = HeaderEdits {
             set: vec![(
                 HeaderName::from_static("x-env"),
-                HeaderValue::from_static("prod"),
+                HeaderValue::from_static("prod").into(),
             )],
             add: vec![(
                 HeaderName::from_static("x-tag"),
-                HeaderValue::from_static("edge"),
+                HeaderValue::from_static("edge").into(),
             )],
             add_if_absent: vec![(
                 HeaderName::from_static("x-tenant"),
-                HeaderValue::from_static("default"),
+                HeaderValue::from_static("default").into(),
             )],
             remove: vec![HeaderName::from_static("x-debug")],
             remove_matching: vec![
@@ -203,7 +212,7 @@ mod tests {
         headers.insert("x-internal-role", HeaderValue::from_static("ops"));
         headers.insert("x-trace-7", HeaderValue::from_static("a"));
         headers.insert("x-trace-x", HeaderValue::from_static("kept"));
-        edits.apply(&mut headers);
+        edits.apply(&mut headers, &FormatFacts::default());
         assert!(!headers.contains_key("x-internal-user"));
         assert!(!headers.contains_key("x-internal-role"));
         assert!(!headers.contains_key("x-trace-7"));
@@ -213,7 +222,7 @@ mod tests {
         assert_eq!(headers["x-tenant"], "acme");
         assert!(!headers.contains_key("x-debug"));
         let mut empty = HeaderMap::new();
-        edits.apply(&mut empty);
+        edits.apply(&mut empty, &FormatFacts::default());
         assert_eq!(empty["x-tenant"], "default");
         assert!(HeaderEdits::default().is_empty() && !edits.is_empty());
     }

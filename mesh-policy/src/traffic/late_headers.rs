@@ -15,7 +15,9 @@ use routing::router::ListenerSet;
 use tower::Service;
 
 use super::compile::CompiledClientTraffic;
+use super::header_format::FormatFacts;
 use super::layer::client_policy;
+use super::tls_fingerprint::TlsFingerprints;
 
 /// Applies the listener's `lateResponseHeaders` to each response of the inner service.
 #[derive(Debug, Clone)]
@@ -60,9 +62,14 @@ where
             .and_then(|listeners| client_policy(listeners, &request))
             .filter(|policy| !policy.late_response_headers.is_empty())
             .cloned();
+        // Header operators read the connection's TLS fingerprints.
+        let fingerprints = policy
+            .as_ref()
+            .and_then(|_| request.extensions().get::<Arc<TlsFingerprints>>().cloned());
         LateHeadersFuture {
             inner: self.inner.call(request),
             policy,
+            fingerprints,
         }
     }
 }
@@ -74,6 +81,7 @@ pub struct LateHeadersFuture<F> {
     #[pin]
     inner: F,
     policy: Option<Arc<CompiledClientTraffic>>,
+    fingerprints: Option<Arc<TlsFingerprints>>,
 }
 
 impl<F, RB, E> Future for LateHeadersFuture<F>
@@ -86,7 +94,12 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(policy) = this.policy.take() {
-            policy.late_response_headers.apply(response.headers_mut());
+            let facts = FormatFacts {
+                fingerprints: this.fingerprints.as_deref(),
+            };
+            policy
+                .late_response_headers
+                .apply(response.headers_mut(), &facts);
         }
         Poll::Ready(Ok(response))
     }

@@ -26,8 +26,10 @@ use super::attach::{AttachedBackendTraffic, AttachedClientTraffic};
 use super::compile::{CompiledClientTraffic, RouteTraffic};
 use super::facts::with_facts;
 use super::fault::{Dice, FaultPlan};
+use super::header_format::FormatFacts;
 use super::headers::apply_request_id;
 use super::normalize::{NormalizeOutcome, redirect};
+use super::tls_fingerprint::TlsFingerprints;
 use super::xfcc::ClientCertDetails;
 
 /// Applies each request's listener's ClientTrafficPolicy (or the defaults), then calls the
@@ -167,7 +169,13 @@ pub fn apply_client_policy<B, RB: Default>(
 ) -> Result<Option<Response<RB>>, RouteError> {
     let name = PolicyName(&policy.policy);
     if !policy.early_request_headers.is_empty() {
-        policy.early_request_headers.apply(request.headers_mut());
+        let fingerprints = request.extensions().get::<Arc<TlsFingerprints>>().cloned();
+        let facts = FormatFacts {
+            fingerprints: fingerprints.as_deref(),
+        };
+        policy
+            .early_request_headers
+            .apply(request.headers_mut(), &facts);
     }
     let client_cert = request
         .extensions()

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use mesh_policy::traffic::AttachedClientTraffic;
 use mesh_policy::traffic::compile::{ConnectionLimit, ProxyProtocolMode, TcpKeepalive};
+use mesh_policy::traffic::tls_fingerprint::FingerprintKinds;
 use routing::router::ListenerSet;
 use tokio::net::TcpStream;
 
@@ -41,6 +42,8 @@ pub(super) struct Admission {
     /// Whether a policy's `X-Forwarded-Client-Cert` handling needs each TLS client's
     /// certificate described.
     pub(super) client_certificates: bool,
+    /// The TLS fingerprints a policy of the socket's listeners asks for.
+    pub(super) fingerprints: FingerprintKinds,
     /// How long a relayed TCP or TLS stream may go without a byte either way.
     pub(super) tcp_idle_timeout: Option<Duration>,
     /// Connections accepted in a row before the accept loop lets other tasks run (0: no
@@ -95,6 +98,11 @@ impl Admission {
                 .filter_map(|policy| policy.connection_limit)
                 .min_by_key(|limit| limit.max),
             client_certificates: policies().any(|policy| policy.xfcc.needs_client()),
+            fingerprints: policies()
+                .filter_map(|policy| policy.tls.as_ref())
+                .fold(FingerprintKinds::default(), |kinds, tls| {
+                    kinds.union(tls.fingerprints)
+                }),
             // The smallest limit a policy sets (0, no limit, only when every one says so).
             accepts_in_a_row: {
                 let set: Vec<u32> = policies()

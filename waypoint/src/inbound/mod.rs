@@ -13,6 +13,7 @@ mod expired_certificates;
 mod http;
 pub(crate) mod prefixed;
 mod proxy;
+mod recording;
 mod signature_schemes;
 mod sockets;
 pub mod socks5;

@@ -16,6 +16,8 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
+use mesh_policy::traffic::client_hello::ClientHello;
+use mesh_policy::traffic::tls_fingerprint::TlsFingerprints;
 use mesh_policy::traffic::xfcc::ClientCertDetails;
 use mesh_policy::traffic::{
     BackendTrafficFromRoute, ClientTrafficFromListener, FaultFromRoute, GlobalRateLimitFromRoute,
@@ -42,6 +44,7 @@ use super::client_cert::client_cert_details;
 use super::compression::CompressFromRoute;
 use super::http::serve_http;
 use super::proxy::accept_proxy_header;
+use super::recording::RecordingStream;
 use super::streams::{passthrough, tcp};
 use super::tls::{SniConfigs, Terminators, TlsSetupError, server_configs, terminators};
 use super::tunnels::wait_for_true;
@@ -439,14 +442,23 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
         }
         (_, None) => {
             let peer = Peer::tcp(client, stream.local_addr().ok());
-            serve_http_routed(stream, peer, None, None, &context).await;
+            serve_http_routed(stream, peer, TlsFacts::default(), &context).await;
         }
         (_, Some(configs)) => {
             let mut peer = Peer::tcp(client, stream.local_addr().ok());
             peer.transport = PeerTransport::Tls;
-            if let Ok(Ok((tls, uri_san))) =
+            // The ClientHello is kept only when a policy fingerprints it.
+            let kinds = state.admission.fingerprints;
+            let stream = RecordingStream::new(stream, kinds.any());
+            if let Ok(Ok((mut tls, uri_san))) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &configs)).await
             {
+                let fingerprints = tls
+                    .get_mut()
+                    .0
+                    .take_recorded()
+                    .and_then(|hello| ClientHello::parse(&hello).ok())
+                    .map(|hello| Arc::new(TlsFingerprints::of(&hello, kinds)));
                 let connection = tls.get_ref().1;
                 let server_name = connection.server_name().map(str::to_owned);
                 // Described once per connection, for X-Forwarded-Client-Cert.
@@ -457,19 +469,38 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
                     .flatten()
                     .and_then(|chain| client_cert_details(chain, uri_san))
                     .map(Arc::new);
-                serve_http_routed(tls, peer, server_name, client_cert, &context).await;
+                let facts = TlsFacts {
+                    server_name,
+                    client_cert,
+                    fingerprints,
+                };
+                serve_http_routed(tls, peer, facts, &context).await;
             }
         }
     }
     context.metrics.connection_closed();
 }
 
+/// What a TLS connection's handshake tells each of its requests.
+#[derive(Default)]
+struct TlsFacts {
+    /// The SNI the client sent.
+    server_name: Option<String>,
+    /// The client certificate, described for X-Forwarded-Client-Cert.
+    client_cert: Option<Arc<ClientCertDetails>>,
+    /// JA3/JA4 of the ClientHello, when a policy asks for them.
+    fingerprints: Option<Arc<TlsFingerprints>>,
+}
+
 /// Completes a TLS handshake with the configuration of the listener the ClientHello's SNI
 /// names; returns the stream and the URI SAN of the certificate presented.
 async fn handshake(
-    stream: TcpStream,
+    stream: RecordingStream<TcpStream>,
     configs: &SniConfigs,
-) -> io::Result<(tokio_rustls::server::TlsStream<TcpStream>, Option<String>)> {
+) -> io::Result<(
+    tokio_rustls::server::TlsStream<RecordingStream<TcpStream>>,
+    Option<String>,
+)> {
     let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
     let listener = configs
         .choose(start.client_hello().server_name())
@@ -561,15 +592,15 @@ pub fn answered_request_path(
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
 /// the gateway drains: each request tagged (SNI, [`Peer`], forwarded headers) and routed through
 /// `Respond` → [`GatewayRequestPath`] over the socket's current listeners → the forwarder.
-async fn serve_http_routed<IO>(
-    io: IO,
-    peer: Peer,
-    server_name: Option<String>,
-    client_cert: Option<Arc<ClientCertDetails>>,
-    context: &ConnectionContext,
-) where
+async fn serve_http_routed<IO>(io: IO, peer: Peer, tls: TlsFacts, context: &ConnectionContext)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let TlsFacts {
+        server_name,
+        client_cert,
+        fingerprints,
+    } = tls;
     let service_context = context.clone();
     let proto = if server_name.is_some() || context.state.load().tls.is_some() {
         HeaderValue::from_static("https")
@@ -583,6 +614,9 @@ async fn serve_http_routed<IO>(
         }
         if let Some(details) = &client_cert {
             request.extensions_mut().insert(Arc::clone(details));
+        }
+        if let Some(prints) = &fingerprints {
+            request.extensions_mut().insert(Arc::clone(prints));
         }
         // X-Forwarded-For is extended by client IP detection (ClientTrafficPolicy).
         request

@@ -20,7 +20,7 @@
 //! let rules = compile_overrides(&specs, "default", &Default::default()).unwrap();
 //! let rule = first_match(&rules, StatusCode::BAD_GATEWAY, &HeaderMap::new(), false).unwrap();
 //! let (mut status, mut headers) = (StatusCode::BAD_GATEWAY, HeaderMap::new());
-//! let body = rule.edits.apply(&mut status, &mut headers).unwrap();
+//! let body = rule.edits.apply(&mut status, &mut headers, &Default::default()).unwrap();
 //! assert_eq!(body, Bytes::from_static(b"sorry (502)"));
 //! assert_eq!(headers["content-type"], "text/plain");
 //! ```
@@ -30,6 +30,7 @@ pub mod spec;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -40,7 +41,9 @@ use tower::Service;
 
 pub use rules::{OverrideRule, ResponseEdits, ResponseSource, first_match};
 
+use super::header_format::FormatFacts;
 use super::layer::traffic_of;
+use super::tls_fingerprint::TlsFingerprints;
 
 /// Replaces the responses the matched rule's BackendTrafficPolicy overrides. `make_body` turns
 /// a new body into the response body type.
@@ -125,9 +128,15 @@ where
             request.extensions_mut().insert(slot.clone());
             slot
         });
+        // Header operators of an override read the connection's TLS fingerprints.
+        let fingerprints = self
+            .enabled
+            .then(|| request.extensions().get::<Arc<TlsFingerprints>>().cloned())
+            .flatten();
         OverrideFuture {
             inner: self.inner.call(request),
             slot,
+            fingerprints,
             make_body: self.make_body,
         }
     }
@@ -140,6 +149,7 @@ pub struct OverrideFuture<F, RB> {
     #[pin]
     inner: F,
     slot: Option<MatchedRouteSlot>,
+    fingerprints: Option<Arc<TlsFingerprints>>,
     make_body: fn(Bytes) -> RB,
 }
 
@@ -153,7 +163,10 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(matched) = this.slot.take().and_then(|slot| slot.take()) {
-            override_response(&matched, &mut response, *this.make_body);
+            let facts = FormatFacts {
+                fingerprints: this.fingerprints.as_deref(),
+            };
+            override_response(&matched, &mut response, &facts, *this.make_body);
         }
         Poll::Ready(Ok(response))
     }
@@ -163,6 +176,7 @@ where
 fn override_response<RB>(
     matched: &MatchedRoute,
     response: &mut Response<RB>,
+    facts: &FormatFacts<'_>,
     make_body: fn(Bytes) -> RB,
 ) {
     let Some(traffic) = traffic_of(matched) else {
@@ -178,7 +192,7 @@ fn override_response<RB>(
         return;
     };
     let mut status = response.status();
-    if let Some(body) = rule.edits.apply(&mut status, response.headers_mut()) {
+    if let Some(body) = rule.edits.apply(&mut status, response.headers_mut(), facts) {
         *response.body_mut() = make_body(body);
     }
     *response.status_mut() = status;

@@ -8,6 +8,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use regex::Regex;
 
+use crate::traffic::header_format::FormatFacts;
 use crate::traffic::headers::HeaderEdits;
 
 /// Which responses a rule applies to.
@@ -129,7 +130,12 @@ impl ResponseEdits {
     /// Applies the status and header edits to a response whose status is `*status`, and
     /// returns the new body when it is replaced (its `content-length` already set; the
     /// caller swaps the body).
-    pub fn apply(&self, status: &mut StatusCode, headers: &mut HeaderMap) -> Option<Bytes> {
+    pub fn apply(
+        &self,
+        status: &mut StatusCode,
+        headers: &mut HeaderMap,
+        facts: &FormatFacts<'_>,
+    ) -> Option<Bytes> {
         let original = *status;
         if let Some(new) = self.status {
             *status = new;
@@ -150,7 +156,7 @@ impl ResponseEdits {
         if let Some(content_type) = &self.content_type {
             headers.insert(CONTENT_TYPE, content_type.clone());
         }
-        self.headers.apply(headers);
+        self.headers.apply(headers, facts);
         body
     }
 }
@@ -245,7 +251,7 @@ mod tests {
             headers: HeaderEdits {
                 set: vec![(
                     HeaderName::from_static("x-overridden"),
-                    HeaderValue::from_static("yes"),
+                    HeaderValue::from_static("yes").into(),
                 )],
                 ..HeaderEdits::default()
             },
@@ -255,7 +261,9 @@ mod tests {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("9000"));
         headers.insert("content-encoding", HeaderValue::from_static("gzip"));
-        let body = edits.apply(&mut status, &mut headers).unwrap();
+        let body = edits
+            .apply(&mut status, &mut headers, &FormatFacts::default())
+            .unwrap();
         assert_eq!(status, StatusCode::OK);
         assert_eq!(&body[..], b"{\"code\": 404}");
         assert_eq!(headers[CONTENT_TYPE], "application/json");
@@ -268,7 +276,7 @@ mod tests {
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
         assert!(
             ResponseEdits::default()
-                .apply(&mut status, &mut headers)
+                .apply(&mut status, &mut headers, &FormatFacts::default())
                 .is_none()
         );
         assert_eq!(headers[CONTENT_LENGTH], "5");
