@@ -4,7 +4,7 @@
 //! - one bucket: our fixed-window `TokenBucket::take` (one compare-and-swap, a TSC clock read)
 //!   against governor's direct limiter;
 //! - per key: a rule whose bucket is chosen by a `Distinct` header over 1 000 clients (the
-//!   whole `LocalRateLimit::check_request`: selector match, bounded LRU, bucket) against
+//!   whole `LocalRateLimit::check_request`: selector match, bounded CLOCK map, bucket) against
 //!   governor's keyed limiter (a concurrent hash map) over the same keys.
 //!
 //! Goal: ≤ 1.0× governor's time per check. Run: `cargo bench -p mesh-policy --bench

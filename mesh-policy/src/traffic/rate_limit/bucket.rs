@@ -70,52 +70,102 @@ impl TokenBucket {
     #[inline]
     pub fn take(&self, cost: u32, elapsed: u64) -> BucketCheck {
         let mut current = self.state.load(Ordering::Relaxed);
-        // The stored window, when `elapsed` is still in it, spares a division; window indexes
-        // wrap after 2^32 windows, and a wrapped one simply fails this check.
-        let stored_start = (current >> 32).wrapping_mul(self.window_nanos);
-        let (window, into) = match elapsed.checked_sub(stored_start) {
-            Some(into) if into < self.window_nanos => (current >> 32, into),
-            _ => (
-                (elapsed / self.window_nanos) & u64::from(u32::MAX),
-                elapsed % self.window_nanos,
-            ),
-        };
-        let reset_nanos = self.window_nanos - into;
+        let (window, reset_nanos) = self.window_of(current, elapsed);
         loop {
-            let taken = if current >> 32 == window {
-                current & u64::from(u32::MAX)
-            } else {
-                0
+            let (check, next) = self.judge(current, window, reset_nanos, cost);
+            let Some(next) = next else {
+                return check;
             };
-            let wanted = taken + u64::from(cost);
-            let left = u64::from(self.limit).saturating_sub(taken);
-            if wanted > u64::from(self.limit) {
-                return BucketCheck {
-                    allowed: false,
-                    limit: self.limit,
-                    remaining: u32::try_from(left).unwrap_or(u32::MAX),
-                    reset_nanos,
-                };
-            }
-            let next = (window << 32) | wanted;
             match self.state.compare_exchange_weak(
                 current,
                 next,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    return BucketCheck {
-                        allowed: true,
-                        limit: self.limit,
-                        remaining: u32::try_from(u64::from(self.limit) - wanted)
-                            .unwrap_or(u32::MAX),
-                        reset_nanos,
-                    };
-                }
+                Ok(_) => return check,
                 Err(seen) => current = seen,
             }
         }
+    }
+
+    /// [`take`](Self::take) for a bucket no other thread can reach (one held behind a lock):
+    /// the same answer without an atomic read-modify-write.
+    #[inline]
+    pub fn take_exclusive(&mut self, cost: u32, elapsed: u64) -> BucketCheck {
+        let state = self.state.get_mut();
+        let (window, reset_nanos) = Self::window_in(self.window_nanos, *state, elapsed);
+        let (check, next) = Self::decide(self.limit, *state, window, reset_nanos, cost);
+        if let Some(next) = next {
+            *state = next;
+        }
+        check
+    }
+
+    /// The window `elapsed` falls in, and the nanoseconds left of it, given the stored state.
+    #[inline]
+    fn window_of(&self, current: u64, elapsed: u64) -> (u64, u64) {
+        Self::window_in(self.window_nanos, current, elapsed)
+    }
+
+    #[inline]
+    fn window_in(window_nanos: u64, current: u64, elapsed: u64) -> (u64, u64) {
+        // The stored window, when `elapsed` is still in it, spares a division; window indexes
+        // wrap after 2^32 windows, and a wrapped one simply fails this check.
+        let stored_start = (current >> 32).wrapping_mul(window_nanos);
+        let (window, into) = match elapsed.checked_sub(stored_start) {
+            Some(into) if into < window_nanos => (current >> 32, into),
+            _ => (
+                (elapsed / window_nanos) & u64::from(u32::MAX),
+                elapsed % window_nanos,
+            ),
+        };
+        (window, window_nanos - into)
+    }
+
+    /// The answer to taking `cost` from state `current` in `window`, and the state to store
+    /// when the tokens are granted.
+    #[inline]
+    fn judge(
+        &self,
+        current: u64,
+        window: u64,
+        reset_nanos: u64,
+        cost: u32,
+    ) -> (BucketCheck, Option<u64>) {
+        Self::decide(self.limit, current, window, reset_nanos, cost)
+    }
+
+    #[inline]
+    fn decide(
+        limit: u32,
+        current: u64,
+        window: u64,
+        reset_nanos: u64,
+        cost: u32,
+    ) -> (BucketCheck, Option<u64>) {
+        let taken = if current >> 32 == window {
+            current & u64::from(u32::MAX)
+        } else {
+            0
+        };
+        let wanted = taken + u64::from(cost);
+        if wanted > u64::from(limit) {
+            let left = u64::from(limit).saturating_sub(taken);
+            let check = BucketCheck {
+                allowed: false,
+                limit,
+                remaining: u32::try_from(left).unwrap_or(u32::MAX),
+                reset_nanos,
+            };
+            return (check, None);
+        }
+        let check = BucketCheck {
+            allowed: true,
+            limit,
+            remaining: u32::try_from(u64::from(limit) - wanted).unwrap_or(u32::MAX),
+            reset_nanos,
+        };
+        (check, Some((window << 32) | wanted))
     }
 }
 
@@ -163,5 +213,30 @@ mod tests {
             .collect();
         let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(granted, 1000);
+    }
+
+    #[test]
+    fn an_exclusive_take_answers_as_a_shared_one() {
+        let shared = TokenBucket::new(3, Duration::from_millis(100));
+        let mut exclusive = TokenBucket::new(3, Duration::from_millis(100));
+        // Costs and times across windows, one skipped, and a zero-cost look.
+        let steps = [
+            (1, 0),
+            (2, 5),
+            (1, 6),
+            (0, 7),
+            (1, 120),
+            (3, 130),
+            (1, 450),
+            (2, 99_999),
+        ];
+        for (cost, ms) in steps {
+            let at = ms * 1_000_000;
+            assert_eq!(
+                exclusive.take_exclusive(cost, at),
+                shared.take(cost, at),
+                "{cost} at {ms} ms"
+            );
+        }
     }
 }

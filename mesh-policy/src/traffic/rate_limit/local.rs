@@ -8,18 +8,17 @@
 //!   second, as Envoy reports it);
 //! - any matching rule out of tokens refuses the request (429), unless it is in shadow mode;
 //!   the headers report the matching rule with the fewest tokens left;
-//! - `Distinct` values get their own buckets, at most 10 000 per rule (least recently used
-//!   evicted first).
+//! - `Distinct` values get their own buckets, at most 10 000 per rule (one not used lately
+//!   evicted first, by the CLOCK approximation of least recently used).
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::num::NonZeroUsize;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lru::LruCache;
-
 use super::bucket::{BucketCheck, TokenBucket};
 use super::clock::Epoch;
+use super::distinct::DistinctBuckets;
+pub use super::distinct::KeyHasher;
 use super::rules::{ClientSelector, DistinctValues, HashedValues, RequestFacts};
 
 /// How many distinct buckets a rule keeps (Envoy Gateway's `max_dynamic_descriptors`).
@@ -47,7 +46,11 @@ pub struct RateLimitRule {
 impl RateLimitRule {
     /// Whether every selector matches `facts` (a rule without selectors matches all); the
     /// distinct values keyed on are pushed onto `key`.
-    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut dyn DistinctValues) -> bool {
+    pub fn matches<K: DistinctValues + ?Sized>(
+        &self,
+        facts: &RequestFacts<'_>,
+        key: &mut K,
+    ) -> bool {
         self.selectors.iter().all(|s| s.matches(facts, key))
     }
 
@@ -64,9 +67,6 @@ impl RateLimitRule {
     }
 }
 
-/// Buckets by the hash of their distinct values, least recently used evicted first.
-type DistinctBuckets = LruCache<u64, Arc<TokenBucket>, BuildHasherDefault<KeyHasher>>;
-
 /// The buckets of one rule.
 #[derive(Debug)]
 pub struct RuleBuckets {
@@ -77,35 +77,12 @@ pub struct RuleBuckets {
     keys: RandomState,
 }
 
-/// Hashes the (already keyed-hashed) bucket keys by passing them through.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
 impl RuleBuckets {
     /// Empty buckets for `rule`.
     pub fn new(rule: RateLimitRule) -> Self {
-        let distinct = rule.distinct().then(|| {
-            Mutex::new(LruCache::with_hasher(
-                NonZeroUsize::new(MAX_DISTINCT_BUCKETS).unwrap_or(NonZeroUsize::MIN),
-                BuildHasherDefault::default(),
-            ))
-        });
+        let distinct = rule
+            .distinct()
+            .then(|| Mutex::new(DistinctBuckets::new(MAX_DISTINCT_BUCKETS)));
         RuleBuckets {
             single: TokenBucket::new(rule.requests, rule.unit),
             rule,
@@ -124,16 +101,14 @@ impl RuleBuckets {
         let Some(distinct) = &self.distinct else {
             return self.single.take(self.rule.cost, now);
         };
-        let bucket = {
-            let mut buckets = match distinct.lock() {
-                Ok(buckets) => buckets,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            Arc::clone(buckets.get_or_insert(key, || {
-                Arc::new(TokenBucket::new(self.rule.requests, self.rule.unit))
-            }))
+        // Taken under the lock, which makes the bucket's own atomics unneeded.
+        let mut buckets = match distinct.lock() {
+            Ok(buckets) => buckets,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        bucket.take(self.rule.cost, now)
+        buckets
+            .bucket(key, || TokenBucket::new(self.rule.requests, self.rule.unit))
+            .take_exclusive(self.rule.cost, now)
     }
 
     /// How many distinct buckets are kept.

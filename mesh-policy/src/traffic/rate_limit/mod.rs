@@ -5,6 +5,7 @@
 
 pub mod bucket;
 pub mod clock;
+mod distinct;
 pub mod global;
 pub mod layer;
 pub mod local;

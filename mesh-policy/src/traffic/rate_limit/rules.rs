@@ -119,7 +119,11 @@ impl<H: std::hash::Hasher> DistinctValues for HashedValues<H> {
 
 impl ClientSelector {
     /// Whether the selector matches; the distinct values it keyed on are pushed onto `key`.
-    pub fn matches(&self, facts: &RequestFacts<'_>, key: &mut dyn DistinctValues) -> bool {
+    pub fn matches<K: DistinctValues + ?Sized>(
+        &self,
+        facts: &RequestFacts<'_>,
+        key: &mut K,
+    ) -> bool {
         for condition in &self.headers {
             let value = facts
                 .headers
@@ -182,7 +186,7 @@ impl ClientSelector {
 }
 
 impl ValueCondition {
-    fn holds(&self, value: Option<&str>, key: &mut dyn DistinctValues) -> bool {
+    fn holds<K: DistinctValues + ?Sized>(&self, value: Option<&str>, key: &mut K) -> bool {
         match (&self.matcher, value) {
             (ValueMatch::Distinct, Some(value)) => {
                 key.value(value.as_bytes());
