@@ -1,7 +1,8 @@
 //! Our waypoint between our ztunnels, in both seats: HBONE (client ztunnel → waypoint →
 //! server ztunnel → app), and sandwiched behind the waypoint's own ztunnel, which hands it
 //! PROXY v2 with the client identity in TLV 0xD0. curl is the application client; GAMMA
-//! routes apply on the way.
+//! routes apply on the way. The waypoint's `--zone` steers a `zoneAware` BackendTrafficPolicy
+//! to the pods of its zone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod ztunnel_support;
@@ -776,4 +777,152 @@ spec:
     assert!(answer.contains("x-ratelimit-limit: 2"), "{answer}");
     assert!(answer.contains("content-type: text/plain"), "{answer}");
     assert!(answer.ends_with("slow down (429)"), "{answer}");
+}
+
+/// The Service `zoned` (10.96.0.30:80) over four pods on `:8080`: two in zone `a`, two in `b`,
+/// and a BackendTrafficPolicy preferring the waypoint's zone on its GAMMA route.
+fn zoned_mesh_config(pods: &[(&str, &str, &str)]) -> String {
+    let endpoints: Vec<String> = pods
+        .iter()
+        .map(|(pod, ip, zone)| {
+            format!(
+                "{{addresses: [\"{ip}\"], zone: {zone}, targetRef: {{kind: Pod, name: {pod}}}}}"
+            )
+        })
+        .collect();
+    let pod_objects: String = pods
+        .iter()
+        .map(|(pod, ip, _)| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: default}}\n\
+                 spec: {{serviceAccountName: server}}\nstatus: {{podIP: \"{ip}\"}}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: zoned, namespace: default}}
+spec:
+  clusterIP: 10.96.0.30
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: zoned-1, namespace: default, labels: {{kubernetes.io/service-name: zoned}}}}
+addressType: IPv4
+endpoints: [{}]
+ports: [{{name: http, port: 8080}}]
+{pod_objects}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: zoned, namespace: default}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: zoned, port: 80}}]
+  rules:
+  - backendRefs: [{{name: zoned, port: 80}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: local-first, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: zoned}}]
+  loadBalancer: {{type: RoundRobin, zoneAware: {{preferLocal: {{minEndpointsThreshold: 1}}}}}}
+"#,
+        endpoints.join(", ")
+    )
+}
+
+/// One request to the Service VIP 10.96.0.30:80 through a sandwiched waypoint's PROXY
+/// listener (as its ztunnel would hand it over); returns the pod that answered.
+async fn pod_behind_proxy_listener(listener: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(listener).await.unwrap();
+    // PROXY v2, PROXY command, TCP over IPv4: 127.0.0.110:40000 → 10.96.0.30:80.
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend_from_slice(&[127, 0, 0, 110, 10, 96, 0, 30]);
+    header.extend_from_slice(&40000u16.to_be_bytes());
+    header.extend_from_slice(&80u16.to_be_bytes());
+    stream.write_all(&header).await.unwrap();
+    stream
+        .write_all(
+            b"GET /where HTTP/1.1\r\nHost: zoned.default.svc.cluster.local\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["pod"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn zone_aware_balancing_prefers_the_waypoints_zone() {
+    let dir = scratch("waypoint-zones");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let pods = [
+        ("a-1", "127.0.0.111", "a"),
+        ("a-2", "127.0.0.112", "a"),
+        ("b-1", "127.0.0.113", "b"),
+        ("b-2", "127.0.0.114", "b"),
+    ];
+    for (pod, ip, _) in pods {
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:8080"))
+            .await
+            .unwrap();
+        let identity = examples_support::echo::EchoIdentity {
+            namespace: "default".into(),
+            pod: pod.into(),
+        };
+        tokio::spawn(examples_support::echo::serve_echo(listener, identity));
+    }
+    let mesh = dir.join("mesh.yaml");
+    write(&mesh, &zoned_mesh_config(&pods));
+    // Sandwich mode: no HBONE, so endpoints are reached over plain TCP.
+    let (zoned, unzoned) = ("127.0.0.115:15088", "127.0.0.116:15088");
+    let _in_a = Waypoint::start(
+        &dir,
+        &mesh,
+        "127.0.0.115:15000",
+        &["--proxy-listen", zoned, "--zone", "a"],
+    )
+    .await;
+    let _nowhere = Waypoint::start(
+        &dir,
+        &mesh,
+        "127.0.0.116:15000",
+        &["--proxy-listen", unzoned],
+    )
+    .await;
+
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..20 {
+        *seen
+            .entry(pod_behind_proxy_listener(zoned).await)
+            .or_default() += 1;
+    }
+    // Zone a holds its share of the endpoints (half, the fleet taken as spread evenly), so
+    // every request stays in it, round robin over its two pods.
+    assert_eq!(
+        seen.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["a-1", "a-2"],
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.values().copied().collect::<Vec<_>>(),
+        [10, 10],
+        "{seen:?}"
+    );
+
+    // Without --zone nothing is local: round robin over all four.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..20 {
+        *seen
+            .entry(pod_behind_proxy_listener(unzoned).await)
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), 4, "{seen:?}");
 }

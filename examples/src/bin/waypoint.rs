@@ -65,6 +65,11 @@ struct Args {
     /// host, path, status, response flag, and the policy that decided.
     #[arg(long)]
     log_denials: bool,
+    /// The zone this waypoint runs in (its node's `topology.kubernetes.io/zone`): with a
+    /// BackendTrafficPolicy `zoneAware.preferLocal` on a mesh route, requests prefer
+    /// endpoints whose EndpointSlice `zone` is this one. Without it, no request prefers a zone.
+    #[arg(long, value_name = "ZONE")]
+    zone: Option<String>,
 }
 
 #[tokio::main]
@@ -114,6 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
         denial_log: args.log_denials.then(|| {
             waypoint::inbound::DenialLog(Arc::new(|line: &str| eprintln!("waypoint: {line}")))
         }),
+        zone: args.zone,
     };
     let shutdown = examples_support::shutdown::terminate_signal()
         .map_err(|e| format!("cannot register signal handlers: {e}"))?;

@@ -86,6 +86,9 @@ pub struct MeshWaypointOptions {
     /// Told one line per request a policy refuses (source principal, method, host, path,
     /// status, response flag, the deciding policy); `None`: not reported.
     pub denial_log: Option<crate::inbound::DenialLog>,
+    /// The zone the waypoint runs in (its node's `topology.kubernetes.io/zone`), which a
+    /// BackendTrafficPolicy's `zoneAware.preferLocal` prefers; `None`: no zone is preferred.
+    pub zone: Option<String>,
 }
 
 /// Why the waypoint could not start.
@@ -191,8 +194,7 @@ pub async fn run_mesh_waypoint(
                     endpoint_ages: Default::default(),
                     verdicts: Default::default(),
                     ejections: Default::default(),
-                    // No zone of its own: `zoneAware.preferLocal` prefers none.
-                    local_zone: None,
+                    local_zone: options.zone.as_deref().map(Arc::from),
                 },
             ),
         )),
