@@ -85,14 +85,25 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
          - {{name: both, port: {both}, protocol: HTTPS, tls: {{certificateRefs: [{{name: gw-cert}}]}}}}\n  \
          - {{name: none, port: {none}, protocol: HTTPS, tls: {{certificateRefs: [{{name: gw-cert}}]}}}}\n---\n\
          {}{}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n\
-         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n{}{}",
+         spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: closed}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: [closed.example], rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]}}\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: SecurityPolicy\nmetadata: {{name: deny-all}}\n\
+         spec: {{targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: closed}}], \
+         authorization: {{defaultAction: Deny}}}}\n---\n{}{}",
         tls_secret("gw-cert", &server),
         service("echo", backend),
         policy("both", "{fingerprints: [JA3, JA4]}"),
         policy("none", "{minVersion: '1.2'}"),
     );
     std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gateway = start_gateway_logging(
+        &[&dir.join("config.yaml")],
+        &["--log-denials"],
+        Some(logged.clone()),
+    )
+    .await;
     gateway.wait_ready().await;
     let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
     assert!(!status.contains("\"status\": \"False\""), "{status}");
@@ -139,6 +150,19 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
     assert!(
         fingerprints[1].1.contains("h1_"),
         "ALPN http/1.1: {fingerprints:?}"
+    );
+
+    // The denial log names the refused client's fingerprints.
+    let resolve = format!("closed.example:{both}:127.0.0.1");
+    let url = format!("https://closed.example:{both}/");
+    let (code, _) = curl(&["-k", "--resolve", &resolve, &url]).await;
+    assert_eq!(code, 403);
+    let (ja3, ja4) = &fingerprints[0];
+    let expected = format!("GET closed.example:{both}/ ja3={ja3} ja4={ja4} → 403");
+    let lines = logged.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|line| line.contains(&expected)),
+        "{expected} in {lines:#?}"
     );
 
     // Without `fingerprints` the operators are empty: a value of nothing but the operator is

@@ -664,7 +664,8 @@ where
     serve_http(io, service, limits, drain).await;
 }
 
-/// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped).
+/// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped), then the
+/// TLS client's `ja3=`/`ja4=` fingerprints when its listener's policy computes them.
 fn describe_request<B>(request: &Request<B>) -> String {
     let host = request
         .headers()
@@ -672,9 +673,18 @@ fn describe_request<B>(request: &Request<B>) -> String {
         .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
         .or_else(|| request.uri().authority().map(ToString::to_string))
         .unwrap_or_default();
-    format!("{} {host}{}", request.method(), request.uri().path())
+    let mut described = format!("{} {host}{}", request.method(), request.uri().path())
         .escape_debug()
-        .to_string()
+        .to_string();
+    // The TLS client's fingerprints, when the listener's policy computes them.
+    if let Some(prints) = request.extensions().get::<Arc<TlsFingerprints>>() {
+        for (name, value) in [("ja3", &prints.ja3), ("ja4", &prints.ja4)] {
+            if let Some(value) = value {
+                described.push_str(&format!(" {name}={value}"));
+            }
+        }
+    }
+    described
 }
 
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

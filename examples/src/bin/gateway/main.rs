@@ -46,8 +46,9 @@ struct Args {
     /// How often to check the configuration files for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     reload_interval_ms: u64,
-    /// Print one line on stderr per request a policy refuses: method, host, path, status,
-    /// response flag, and the policy and rule that decided.
+    /// Print one line on stderr per request a policy refuses: method, host, path (then the TLS
+    /// client's `ja3=`/`ja4=` when a ClientTrafficPolicy's `tls.fingerprints` computes them),
+    /// status, response flag, and the policy and rule that decided.
     #[arg(long)]
     log_denials: bool,
     /// Count BackendTrafficPolicy global rate limits in this Redis (`redis://host:port`);
