@@ -12,8 +12,29 @@ use std::io::Read;
 use gateway_support::tls::*;
 use gateway_support::*;
 
-/// The ClientHello record that curl with `args` sends to a TCP socket that never answers.
-fn captured_client_hello(args: &[&str]) -> Vec<u8> {
+/// The length of the records that carry a whole ClientHello at the start of `bytes`, once
+/// they have all arrived.
+fn client_hello_records(bytes: &[u8]) -> Option<usize> {
+    let (mut at, mut payload) = (0, Vec::new());
+    while bytes.len() >= at + 5 {
+        let len = usize::from(u16::from_be_bytes([bytes[at + 3], bytes[at + 4]]));
+        payload.extend_from_slice(bytes.get(at + 5..at + 5 + len)?);
+        at += 5 + len;
+        if payload.len() >= 4 {
+            let body = usize::from(payload[1]) << 16
+                | usize::from(payload[2]) << 8
+                | usize::from(payload[3]);
+            if payload.len() >= 4 + body {
+                return Some(at);
+            }
+        }
+    }
+    None
+}
+
+/// The ClientHello (its records) that `client`, run against a port, sends to a TCP socket
+/// that never answers.
+fn captured_client_hello(client: impl FnOnce(u16)) -> Vec<u8> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let reader = std::thread::spawn(move || {
@@ -22,17 +43,23 @@ fn captured_client_hello(args: &[&str]) -> Vec<u8> {
         let mut chunk = [0; 4096];
         loop {
             let read = stream.read(&mut chunk).unwrap();
-            assert!(read > 0, "curl closed before its ClientHello was complete");
+            assert!(
+                read > 0,
+                "the client closed before its ClientHello was complete"
+            );
             bytes.extend_from_slice(&chunk[..read]);
-            if bytes.len() >= 5 {
-                let record = 5 + usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
-                if bytes.len() >= record {
-                    bytes.truncate(record);
-                    return bytes;
-                }
+            if let Some(records) = client_hello_records(&bytes) {
+                bytes.truncate(records);
+                return bytes;
             }
         }
     });
+    client(port);
+    reader.join().unwrap()
+}
+
+/// curl with `args` to `https://gw.example:port/`.
+fn curl_once(port: u16, args: &[&str]) {
     let url = format!("https://gw.example:{port}/");
     let resolve = format!("gw.example:{port}:127.0.0.1");
     let _ = std::process::Command::new("curl")
@@ -41,7 +68,44 @@ fn captured_client_hello(args: &[&str]) -> Vec<u8> {
         .arg(&url)
         .output()
         .unwrap();
-    reader.join().unwrap()
+}
+
+/// One HTTP/1.1 request by `openssl s_client` whose ClientHello is spread over 512-byte
+/// records (a long ALPN list, `http/1.1` last); returns what it printed.
+fn fragmented_s_client(port: u16) -> String {
+    let mut alpn: Vec<String> = (0..30)
+        .map(|n| format!("proto-{n:03}-{}", "x".repeat(40)))
+        .collect();
+    alpn.push("http/1.1".into());
+    let mut child = std::process::Command::new("timeout")
+        .args([
+            "10",
+            "openssl",
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "-servername",
+            "gw.example",
+            "-max_send_frag",
+            "512",
+            "-ign_eof",
+            "-quiet",
+        ])
+        .args(["-alpn", &alpn.join(",")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"GET / HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// (JA3, JA4) of `hello` by the Python reference.
@@ -134,7 +198,8 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
     ];
     let mut fingerprints = Vec::new();
     for client in [MODERN, LEGACY] {
-        let (ja3, ja4) = reference_fingerprints(&captured_client_hello(client));
+        let (ja3, ja4) =
+            reference_fingerprints(&captured_client_hello(|port| curl_once(port, client)));
         let (seen_ja3, seen_ja4) = seen(both, client).await;
         assert_eq!(seen_ja3.as_deref(), Some(ja3.as_str()), "{client:?}");
         assert_eq!(seen_ja4, Some(format!("ja4={ja4}")), "{client:?}");
@@ -151,6 +216,27 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
         fingerprints[1].1.contains("h1_"),
         "ALPN http/1.1: {fingerprints:?}"
     );
+
+    // A ClientHello in four records is fingerprinted whole.
+    let hello = captured_client_hello(|port| {
+        fragmented_s_client(port);
+    });
+    assert!(
+        hello.len() > 1500 && hello[517] == 22,
+        "four records: {}",
+        hello.len()
+    );
+    let (ja3, ja4) = reference_fingerprints(&hello);
+    let answer = fragmented_s_client(both);
+    let body = &answer[answer.find("\r\n\r\n").expect("an HTTP answer") + 4..];
+    let headers = &serde_json::from_str::<serde_json::Value>(body).unwrap()["headers"];
+    assert_eq!(headers["x-ja3"][0], ja3.as_str(), "{answer}");
+    assert_eq!(
+        headers["x-ja4"][0],
+        format!("ja4={ja4}").as_str(),
+        "{answer}"
+    );
+    assert!(ja4.starts_with("t13d") && ja4[8..10] == *"px", "{ja4}");
 
     // The denial log names the refused client's fingerprints.
     let resolve = format!("closed.example:{both}:127.0.0.1");

@@ -1,6 +1,7 @@
 """Reference JA3 and JA4 of a captured TLS ClientHello, for the gateway's fingerprint test.
 
-Usage: tls_fingerprints.py HEX  -> prints "JA3 JA4" of the ClientHello record in HEX.
+Usage: tls_fingerprints.py HEX  -> prints "JA3 JA4" of the ClientHello in HEX (one or more
+handshake records).
 
 Written from the published definitions (salesforce/ja3; FoxIO JA4, TLS over TCP) on purpose
 apart from the Rust implementation it checks.
@@ -19,10 +20,18 @@ def u16s(data):
     return [v for (v,) in struct.iter_unpack(">H", data)]
 
 
-def parse(record):
-    assert record[0] == 22, "a handshake record"
-    length = struct.unpack(">H", record[3:5])[0]
-    body = record[5 : 5 + length]
+def handshake(records):
+    """The payloads of the handshake records at the start of `records`, joined."""
+    joined = b""
+    while len(records) >= 5 and records[0] == 22:
+        length = struct.unpack(">H", records[3:5])[0]
+        joined += records[5 : 5 + length]
+        records = records[5 + length :]
+    return joined
+
+
+def parse(records):
+    body = handshake(records)
     assert body[0] == 1, "a ClientHello"
     hello = body[4 : 4 + int.from_bytes(body[1:4], "big")]
     version = struct.unpack(">H", hello[0:2])[0]

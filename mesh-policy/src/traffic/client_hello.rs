@@ -3,8 +3,14 @@
 //! Sans-IO: give it the bytes received so far. TLS passthrough listeners read the server name
 //! ([`server_name`]); JA3/JA4 fingerprints ([`super::tls_fingerprint`]) read the lists.
 
-/// The most bytes read while looking for a ClientHello (one full TLS record plus its header).
-pub const MAX_CLIENT_HELLO_BYTES: usize = 5 + (1 << 14);
+use std::borrow::Cow;
+
+/// The most bytes read while looking for a ClientHello, record headers included (64 KiB, as
+/// Envoy's TLS inspector allows by default): a ClientHello may span several records.
+pub const MAX_CLIENT_HELLO_BYTES: usize = 1 << 16;
+
+/// The largest TLS record payload (RFC 8446 §5.1).
+const MAX_RECORD: usize = 1 << 14;
 
 /// Why no ClientHello could be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -64,31 +70,17 @@ pub fn is_grease(value: u16) -> bool {
 }
 
 /// The SNI host name in the ClientHello at the start of `bytes` (lowercased); `Ok(None)` when
-/// the client sent none. The ClientHello must fit in the first record.
+/// the client sent none.
 pub fn server_name(bytes: &[u8]) -> Result<Option<String>, ClientHelloError> {
     Ok(ClientHello::parse(bytes)?.server_name)
 }
 
 impl ClientHello {
-    /// Reads the ClientHello at the start of `bytes`, which must fit in the first record.
+    /// Reads the ClientHello at the start of `bytes`, in one handshake record or spread over
+    /// several (at most [`MAX_CLIENT_HELLO_BYTES`] in all).
     pub fn parse(bytes: &[u8]) -> Result<Self, ClientHelloError> {
-        let header = bytes.get(..5).ok_or(ClientHelloError::Incomplete)?;
-        if header[0] != 22 || header[1] != 3 {
-            return Err(ClientHelloError::NotClientHello);
-        }
-        let record_len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if record_len > 1 << 14 {
-            return Err(ClientHelloError::Malformed);
-        }
-        let record = bytes
-            .get(5..5 + record_len)
-            .ok_or(ClientHelloError::Incomplete)?;
-        let mut reader = Reader(record);
-        if reader.u8()? != 1 {
-            return Err(ClientHelloError::NotClientHello);
-        }
-        let hello_len = reader.u24()?;
-        let mut hello = Reader(reader.take(hello_len)?);
+        let message = handshake_message(bytes)?;
+        let mut hello = Reader(&message[4..]);
         let mut parsed = ClientHello {
             legacy_version: hello.u16()?,
             ..ClientHello::default()
@@ -144,6 +136,66 @@ impl ClientHello {
     }
 }
 
+/// The ClientHello handshake message (its 4-byte header, then the body) at the start of
+/// `bytes`: borrowed when one record holds it, else joined from the payloads of the
+/// consecutive handshake records that carry it.
+fn handshake_message(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ClientHelloError> {
+    let mut records = bytes;
+    let mut payloads: Vec<&[u8]> = Vec::new();
+    let mut held = 0;
+    let mut wanted = None;
+    loop {
+        let header = records.get(..5).ok_or(ClientHelloError::Incomplete)?;
+        if header[0] != 22 || header[1] != 3 {
+            return Err(match payloads.is_empty() {
+                true => ClientHelloError::NotClientHello,
+                false => ClientHelloError::Malformed,
+            });
+        }
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if len == 0 || len > MAX_RECORD {
+            return Err(ClientHelloError::Malformed);
+        }
+        let payload = records
+            .get(5..5 + len)
+            .ok_or(ClientHelloError::Incomplete)?;
+        records = &records[5 + len..];
+        payloads.push(payload);
+        held += len;
+        if wanted.is_none() && held >= 4 {
+            let head: Vec<u8> = payloads
+                .iter()
+                .flat_map(|p| p.iter())
+                .take(4)
+                .copied()
+                .collect();
+            if head[0] != 1 {
+                return Err(ClientHelloError::NotClientHello);
+            }
+            let body =
+                usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
+            // The records' headers count against the bound too.
+            if 4 + body + 5 * (4 + body).div_ceil(MAX_RECORD) > MAX_CLIENT_HELLO_BYTES {
+                return Err(ClientHelloError::Malformed);
+            }
+            wanted = Some(4 + body);
+        }
+        match wanted {
+            Some(wanted) if held >= wanted => {
+                return Ok(match payloads.as_slice() {
+                    [one] => Cow::Borrowed(&one[..wanted]),
+                    many => {
+                        let mut joined = many.concat();
+                        joined.truncate(wanted);
+                        Cow::Owned(joined)
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A cursor over a byte slice whose reads fail with `Malformed` past the end (the record's
 /// length was already checked, so running short means the lengths inside lie).
 struct Reader<'a>(&'a [u8]);
@@ -165,11 +217,6 @@ impl<'a> Reader<'a> {
     fn u16(&mut self) -> Result<u16, ClientHelloError> {
         let bytes = self.take(2)?;
         Ok(u16::from_be_bytes([bytes[0], bytes[1]]))
-    }
-
-    fn u24(&mut self) -> Result<usize, ClientHelloError> {
-        let bytes = self.take(3)?;
-        Ok(usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]))
     }
 
     /// The rest as big-endian 16-bit values (an odd length is malformed).
@@ -260,6 +307,56 @@ mod tests {
         assert!(hello.extensions.contains(&ALPN));
     }
 
+    /// `hello` (one record) re-framed as records of at most `size` payload bytes.
+    fn in_records(hello: &[u8], size: usize) -> Vec<u8> {
+        let mut framed = Vec::new();
+        for piece in hello[5..].chunks(size) {
+            framed.extend_from_slice(&[22, 3, 1]);
+            framed.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+            framed.extend_from_slice(piece);
+        }
+        framed
+    }
+
+    #[test]
+    fn reads_a_client_hello_spread_over_several_records() {
+        let hello = rustls_client_hello("split.example");
+        let whole = ClientHello::parse(&hello).unwrap();
+        for size in [1, 3, 100, 256] {
+            let framed = in_records(&hello, size);
+            assert_eq!(ClientHello::parse(&framed).as_ref(), Ok(&whole), "{size}");
+            for cut in [framed.len() / 2, framed.len() - 1] {
+                assert_eq!(
+                    ClientHello::parse(&framed[..cut]),
+                    Err(ClientHelloError::Incomplete),
+                    "{size} cut at {cut}"
+                );
+            }
+        }
+        // A record of another type in the middle is not part of a ClientHello.
+        let mut framed = in_records(&hello, 100);
+        framed[105] = 23;
+        assert_eq!(
+            ClientHello::parse(&framed),
+            Err(ClientHelloError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_client_hello_larger_than_the_bound_is_refused_before_it_is_read() {
+        // A header announcing a 100 000-byte ClientHello, in a first record of 4 bytes.
+        let framed = [22, 3, 1, 0, 4, 1, 0x01, 0x86, 0xa0];
+        assert_eq!(
+            ClientHello::parse(&framed),
+            Err(ClientHelloError::Malformed)
+        );
+        let empty_record = [22, 3, 1, 0, 0];
+        assert_eq!(
+            ClientHello::parse(&empty_record),
+            Err(ClientHelloError::Malformed)
+        );
+    }
+
     #[test]
     fn rejects_what_is_not_a_client_hello() {
         assert_eq!(
@@ -267,11 +364,12 @@ mod tests {
             Err(ClientHelloError::NotClientHello)
         );
         let mut hello = rustls_client_hello("a.test");
-        hello[6] = 0xff; // the ClientHello's length now exceeds the record
+        hello[6] = 0xff; // the ClientHello's length now exceeds any bound
         assert_eq!(server_name(&hello), Err(ClientHelloError::Malformed));
         assert_eq!(
             server_name(&[22, 3, 1, 0, 4, 1, 0, 0, 0]),
-            Err(ClientHelloError::Malformed)
+            Err(ClientHelloError::Malformed),
+            "an empty ClientHello body"
         );
     }
 
