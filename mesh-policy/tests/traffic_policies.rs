@@ -420,8 +420,9 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
     assert_eq!(defaults.retry.attempts, 2);
     assert_eq!(defaults.retry.backoff, std::time::Duration::from_millis(25));
     assert_eq!(defaults.per_try_timeout, None);
+    // numAttemptsPerPriority is read (one priority: the same retry loop).
     let gateway_errors = compile(
-        "retry: {numRetries: 5, retryOn: {triggers: [gateway-error, retriable-4xx]}, perRetry: {timeout: 250ms, backOff: {baseInterval: 100ms}}}",
+        "retry: {numRetries: 5, numAttemptsPerPriority: 2, retryOn: {triggers: [gateway-error, retriable-4xx]}, perRetry: {timeout: 250ms, backOff: {baseInterval: 100ms}}}",
     )
     .unwrap()
     .retry
@@ -437,6 +438,11 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
         .retry
         .unwrap();
     assert_eq!(grpc.retry.grpc_statuses, [14, 1]);
+    let error =
+        serde_yaml_ng::from_str::<BackendTrafficPolicySpec>("retry: {numAttemptsPerPriority: -1}")
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("numAttemptsPerPriority"), "{error}");
     assert_eq!(grpc.retry.codes.len(), 100);
     assert!(compile("retry: {retryOn: {triggers: [sometimes]}}").is_err());
 }

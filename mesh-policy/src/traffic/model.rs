@@ -327,9 +327,11 @@ pub struct RetrySpec {
     /// Retries after the first try (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_retries: Option<u32>,
-    /// Not enforced yet.
+    /// Tries sent to one priority before the next is tried (Envoy's `previous_priorities`).
+    /// Every endpoint of this data plane is in one priority (there are no fallback backends),
+    /// so, as in Envoy for a route without them, it changes nothing once read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_attempts_per_priority: NotYet,
+    pub num_attempts_per_priority: Option<u32>,
     /// What is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOnSpec>,
@@ -955,13 +957,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
 impl UnsupportedFields for BackendTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        if let Some(retry) = &self.retry {
-            set(
-                &mut found,
-                &retry.num_attempts_per_priority,
-                "spec.retry.numAttemptsPerPriority",
-            );
-        }
         if let Some(health) = &self.health_check {
             found.extend(health.unsupported());
         }
