@@ -4,6 +4,17 @@
 //! `keep_empty_value: false`). Text that does not have the form `%NAME%` (upper-case letters,
 //! digits and `_`) stays literal, so `50%` and `100% / 2%` are plain values; an operator this
 //! data plane does not fill is refused when the policy is read.
+//!
+//! ```
+//! use mesh_policy::traffic::header_format::{FormatFacts, HeaderValueTemplate};
+//! use mesh_policy::traffic::tls_fingerprint::TlsFingerprints;
+//!
+//! let template = HeaderValueTemplate::parse("ja4=%TLS_JA4_FINGERPRINT%").unwrap();
+//! let prints = TlsFingerprints { ja3: None, ja4: Some("t13d1011h2_61a7ad8aa9b6_3fcd1a44f3e3".into()) };
+//! let facts = FormatFacts { fingerprints: Some(&prints) };
+//! assert_eq!(template.render(&facts).unwrap(), "ja4=t13d1011h2_61a7ad8aa9b6_3fcd1a44f3e3");
+//! assert!(HeaderValueTemplate::parse("%UPSTREAM_HOST%").is_err());
+//! ```
 
 use http::HeaderValue;
 

@@ -4,6 +4,21 @@
 //! GREASE left out); JA4 (FoxIO, TLS over TCP) is `t` + version + SNI flag + counts + ALPN,
 //! then the truncated SHA-256 of the sorted cipher suites, then that of the sorted extensions
 //! (without SNI and ALPN) and the signature algorithms in order.
+//!
+//! ```
+//! use mesh_policy::traffic::client_hello::ClientHello;
+//! use mesh_policy::traffic::tls_fingerprint::{ja3, ja3_string, ja4};
+//!
+//! // A bare TLS 1.2 ClientHello: one suite (ECDHE-RSA-AES128-GCM-SHA256), no extensions.
+//! let mut record = vec![22, 3, 1, 0, 45, 1, 0, 0, 41, 3, 3];
+//! record.extend([0u8; 32]); // random
+//! record.extend([0, 0, 2, 0xc0, 0x2f, 1, 0]); // no session id, the suite, null compression
+//! let hello = ClientHello::parse(&record).unwrap();
+//! assert_eq!(ja3_string(&hello), "771,49199,,,");
+//! assert_eq!(ja3(&hello), "5a6f5ba859dd395751805f3064d612b9");
+//! // TLS 1.2, no SNI, 1 suite, 0 extensions, no ALPN; then sha256("c02f") cut to 12 digits.
+//! assert_eq!(ja4(&hello), "t12i010000_f06271c2b022_000000000000");
+//! ```
 
 use std::fmt::Write as _;
 
