@@ -169,33 +169,14 @@ async fn tls_passthrough_tcp_and_udp_listeners_forward_to_their_routes() {
     }
     // A ClientHello spread over four records (OpenSSL's 512-byte fragments and a long ALPN
     // list) is routed by its SNI as well.
-    let alpn: Vec<String> = (0..30)
-        .map(|n| format!("proto-{n:03}-{}", "x".repeat(40)))
-        .collect();
     let ca = dir.join("a-cert.pem").display().to_string();
-    let mut s_client = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{tls_port}")])
-        .args(["-servername", "a.example.com", "-max_send_frag", "512"])
-        .args([
-            "-alpn",
-            &alpn.join(","),
-            "-CAfile",
-            &ca,
-            "-verify_return_error",
-            "-ign_eof",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut s_client.stdin.take().unwrap(),
+    let text = fragmented_s_client(
+        tls_port,
+        "a.example.com",
+        &[],
+        &["-CAfile", &ca, "-verify_return_error"],
         b"GET / HTTP/1.0\r\n\r\n",
-    )
-    .unwrap();
-    let output = s_client.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    );
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     assert!(text.contains("s_server"), "{text}");
 

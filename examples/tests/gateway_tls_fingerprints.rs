@@ -72,40 +72,14 @@ fn curl_once(port: u16, args: &[&str]) {
 
 /// One HTTP/1.1 request by `openssl s_client` whose ClientHello is spread over 512-byte
 /// records (a long ALPN list, `http/1.1` last); returns what it printed.
-fn fragmented_s_client(port: u16) -> String {
-    let mut alpn: Vec<String> = (0..30)
-        .map(|n| format!("proto-{n:03}-{}", "x".repeat(40)))
-        .collect();
-    alpn.push("http/1.1".into());
-    let mut child = std::process::Command::new("timeout")
-        .args([
-            "10",
-            "openssl",
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args([
-            "-servername",
-            "gw.example",
-            "-max_send_frag",
-            "512",
-            "-ign_eof",
-            "-quiet",
-        ])
-        .args(["-alpn", &alpn.join(",")])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
+fn s_client_in_records(port: u16) -> String {
+    fragmented_s_client(
+        port,
+        "gw.example",
+        &["http/1.1"],
+        &["-quiet"],
         b"GET / HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n",
     )
-    .unwrap();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// (JA3, JA4) of `hello` by the Python reference.
@@ -219,7 +193,7 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
 
     // A ClientHello in four records is fingerprinted whole.
     let hello = captured_client_hello(|port| {
-        fragmented_s_client(port);
+        s_client_in_records(port);
     });
     assert!(
         hello.len() > 1500 && hello[517] == 22,
@@ -227,7 +201,7 @@ async fn ja3_and_ja4_of_each_client_reach_the_backend() {
         hello.len()
     );
     let (ja3, ja4) = reference_fingerprints(&hello);
-    let answer = fragmented_s_client(both);
+    let answer = s_client_in_records(both);
     let body = &answer[answer.find("\r\n\r\n").expect("an HTTP answer") + 4..];
     let headers = &serde_json::from_str::<serde_json::Value>(body).unwrap()["headers"];
     assert_eq!(headers["x-ja3"][0], ja3.as_str(), "{answer}");

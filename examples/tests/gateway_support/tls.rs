@@ -327,3 +327,41 @@ pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {
     })
     .await
 }
+
+/// What `openssl s_client` prints for `request` sent to `127.0.0.1:port` with SNI
+/// `server_name`, its ClientHello spread over 512-byte records by a long ALPN list (30
+/// made-up protocols, then `extra_alpn`) and `args` added; `-ign_eof`, stderr dropped.
+pub fn fragmented_s_client(
+    port: u16,
+    server_name: &str,
+    extra_alpn: &[&str],
+    args: &[&str],
+    request: &[u8],
+) -> String {
+    let mut alpn: Vec<String> = (0..30)
+        .map(|n| format!("proto-{n:03}-{}", "x".repeat(40)))
+        .collect();
+    alpn.extend(extra_alpn.iter().map(|p| (*p).to_owned()));
+    let mut child = std::process::Command::new("timeout")
+        .args(["10", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "-servername",
+            server_name,
+            "-max_send_frag",
+            "512",
+            "-ign_eof",
+        ])
+        .args(["-alpn", &alpn.join(",")])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl is installed");
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, request).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
