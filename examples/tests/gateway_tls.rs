@@ -605,3 +605,56 @@ async fn tls_backends_take_the_route_policy_connection_settings() {
     assert!(!sockets.contains("keepalive"), "{sockets}");
     assert!(!sockets.contains("rb98304"), "{sockets}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_backends_under_tls_get_the_clients_authority_and_the_policy_windows() {
+    let port = free_port();
+    let dir = scratch("backend-tls-h2");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "backend.internal");
+    // The independent python h2 server, which refuses a Host that disagrees with :authority.
+    let (_server, backend) = h2_settings_server_tls(&leaf, &key).await;
+    let yaml = format!(
+        "{}apiVersion: v1\nkind: Service\nmetadata: {{name: h2}}\nspec:\n  \
+         ports: [{{name: https, port: 443, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: h2-1, labels: {{kubernetes.io/service-name: h2}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: https, port: {backend}}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: p}}\n\
+         spec:\n  targetRefs: [{{group: '', kind: Service, name: h2}}]\n  \
+         validation: {{hostname: backend.internal, caCertificateRefs: [{{group: '', kind: ConfigMap, name: backend-ca}}]}}\n---\n\
+         {}{}\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: tuned}}\nspec:\n  \
+         targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: tuned}}]\n  \
+         http2: {{initialStreamWindowSize: 256Ki, initialConnectionWindowSize: 512Ki}}\n---\n{}",
+        gateway_yaml(port),
+        host_route("tuned", "h2").replace("port: 80", "port: 443"),
+        host_route("plain", "h2").replace("port: 80", "port: 443"),
+        ca_config_map("backend-ca", &ca),
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let gateway = start_gateway(&[&dir.join("config.yaml")]).await;
+    gateway.wait_ready().await;
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(!status.contains("\"status\": \"False\""), "{status}");
+    let url = format!("http://127.0.0.1:{port}/");
+    let seen = |host: &'static str| {
+        let url = url.clone();
+        async move {
+            let (code, response) = curl(&["-H", host, &url]).await;
+            assert_eq!(code, 200, "{response}");
+            echoed(&response)
+        }
+    };
+    // The client's authority as `:authority` over TLS too (Envoy's behaviour); the client's
+    // scheme (ClientTrafficPolicy `scheme: Preserve`, the default).
+    let tuned = seen("host: tuned.example").await;
+    assert_eq!(tuned["authority"], "tuned.example", "{tuned}");
+    assert_eq!(tuned["scheme"], "http", "{tuned}");
+    // The route policy's windows, on a connection of its own.
+    assert_eq!(tuned["initial_window_size"], 256 * 1024, "{tuned}");
+    assert_eq!(tuned["connection_window"], 512 * 1024, "{tuned}");
+    let plain = seen("host: plain.example").await;
+    assert_eq!(plain["authority"], "plain.example", "{plain}");
+    assert_ne!(plain["initial_window_size"], 256 * 1024, "{plain}");
+}

@@ -283,12 +283,21 @@ pub fn spawn_haproxy(dir: &Path, name: &str, config: &str) -> Child {
 /// The independent python `h2` server answering with the HTTP/2 settings, `:authority` and
 /// `:scheme` it saw (`tests/interop/h2_settings_server.py`); its port.
 pub async fn h2_settings_server() -> (Child, u16) {
+    h2_settings_server_with(&[]).await
+}
+
+/// [`h2_settings_server`] speaking TLS (ALPN `h2`) with the certificate `cert` and its `key`.
+pub async fn h2_settings_server_tls(cert: &Path, key: &Path) -> (Child, u16) {
+    h2_settings_server_with(&[cert, key]).await
+}
+
+async fn h2_settings_server_with(args: &[&Path]) -> (Child, u16) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/h2_settings_server.py"
     );
     let mut command = Command::new("python3");
-    command.arg(script);
+    command.arg(script).args(args);
     let (server, line) = spawn_peer(command, "the python h2 server").await;
     (server, line.trim().parse().unwrap())
 }

@@ -3,9 +3,13 @@ HTTP/2 settings its client announced on that connection: the SETTINGS_INITIAL_WI
 the connection window opened by WINDOW_UPDATEs on stream 0, and the request's :authority and
 :scheme.
 Prints its port first. Uses the independent python `h2` implementation, which refuses a
-request whose Host disagrees with its :authority (RFC 9113 section 8.3.1)."""
+request whose Host disagrees with its :authority (RFC 9113 section 8.3.1).
+
+With two arguments, CERT.pem and KEY.pem, it speaks TLS (ALPN h2) instead of h2c."""
 import json
 import socket
+import ssl
+import sys
 import threading
 
 import h2.config
@@ -15,6 +19,11 @@ import h2.settings
 
 
 def serve(sock):
+    if TLS is not None:
+        try:
+            sock = TLS.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
@@ -52,6 +61,12 @@ def serve(sock):
                 conn.send_data(event.stream_id, body, end_stream=True)
         sock.sendall(conn.data_to_send())
 
+
+TLS = None
+if len(sys.argv) == 3:
+    TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    TLS.load_cert_chain(sys.argv[1], sys.argv[2])
+    TLS.set_alpn_protocols(["h2"])
 
 listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

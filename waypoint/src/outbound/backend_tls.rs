@@ -12,7 +12,7 @@ use http::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use routing::compiled::{BackendTls, Certificate, TlsRoots};
-use routing::router::{UpstreamError, UpstreamErrorKind, UpstreamHttp2};
+use routing::router::{UpstreamError, UpstreamErrorKind};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -21,6 +21,7 @@ use rustls::{ClientConfig, RootCertStore};
 use super::backend_verifier::BackendCertVerifier;
 use super::connect::{Connect, ConnectOptions, ConnectedIo, UriConnector};
 use super::forward::ResponseBody;
+use super::h2_pool::PoolTls;
 
 /// The most distinct TLS clients kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 256;
@@ -28,22 +29,22 @@ const MAX_CLIENTS: usize = 256;
 /// An HTTPS-to-backend client.
 pub(crate) type TlsClient<C> = Client<TlsConnect<C>, ResponseBody>;
 
-/// Clients by backend TLS settings and whether the backend must speak HTTP/2.
+/// HTTP/1.1 clients and HTTP/2 pool configurations by backend TLS settings.
 pub(crate) struct BackendTlsClients<C> {
     provider: Arc<CryptoProvider>,
     connector: C,
     clients: Mutex<HashMap<ClientKey, TlsClient<C>>>,
+    /// The configurations of HTTP/2 backends' pooled connections (see [`PoolTls`]).
+    h2_configs: Mutex<HashMap<H2Key, PoolTls>>,
 }
 
-/// What makes two clients differ: the backend's TLS settings, HTTP/2 or not, the client
-/// certificate presented (the Gateway's `tls.backend`) and the HTTP/2 windows announced.
-type ClientKey = (
-    BackendTls,
-    bool,
-    Option<Arc<Certificate>>,
-    Option<UpstreamHttp2>,
-    ConnectOptions,
-);
+/// What makes two HTTP/2 TLS configurations differ: the backend's TLS settings and the
+/// client certificate presented.
+type H2Key = (BackendTls, Option<Arc<Certificate>>);
+
+/// What makes two clients differ: the backend's TLS settings, the client certificate
+/// presented (the Gateway's `tls.backend`) and how connections are opened.
+type ClientKey = (BackendTls, Option<Arc<Certificate>>, ConnectOptions);
 
 impl<C: Connect> BackendTlsClients<C> {
     /// No clients yet; those made will connect through `connector`.
@@ -52,59 +53,59 @@ impl<C: Connect> BackendTlsClients<C> {
             provider,
             connector,
             clients: Mutex::new(HashMap::new()),
+            h2_configs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client for `tls`, made on first use; `None` when its settings cannot make a TLS
-    /// configuration (no usable root, an invalid server name). An `h2_only` client offers
-    /// `h2` in ALPN and speaks HTTP/2 (gRPC and HTTP/2 backends); the others offer and speak
-    /// `http/1.1`; HTTP/2 ones announce `windows` (a policy's `http2`).
+    /// The TLS of HTTP/2 connections to backends under `tls` presenting `client_certificate`
+    /// (ALPN `h2`), made once and kept while in use, so that their connections pool together;
+    /// `None` when the settings cannot make a configuration.
+    pub(crate) fn h2_tls(
+        &self,
+        tls: &BackendTls,
+        client_certificate: Option<&Arc<Certificate>>,
+    ) -> Option<PoolTls> {
+        let key = (tls.clone(), client_certificate.cloned());
+        let mut configs = self.h2_configs.lock().ok()?;
+        if let Some(known) = configs.get(&key) {
+            return Some(known.clone());
+        }
+        let (config, name) = self.config(tls, true, client_certificate)?;
+        if configs.len() >= MAX_CLIENTS {
+            configs.clear();
+        }
+        let made = PoolTls { config, name };
+        configs.insert(key, made.clone());
+        Some(made)
+    }
+
+    /// The HTTP/1.1 client for `tls`, made on first use; `None` when its settings cannot
+    /// make a TLS configuration (no usable root, an invalid server name). It offers
+    /// `http/1.1` in ALPN (HTTP/2 backends are reached through the HTTP/2 pool, with
+    /// [`Self::h2_tls`]).
     pub(crate) fn client(
         &self,
         tls: &BackendTls,
-        h2_only: bool,
         client_certificate: Option<&Arc<Certificate>>,
-        windows: Option<UpstreamHttp2>,
         options: ConnectOptions,
     ) -> Option<TlsClient<C>> {
         let mut clients = self.clients.lock().ok()?;
-        let windows = windows.filter(|_| h2_only);
-        let key = (
-            tls.clone(),
-            h2_only,
-            client_certificate.cloned(),
-            windows,
-            options,
-        );
+        let key = (tls.clone(), client_certificate.cloned(), options);
         if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let client = self.make(tls, h2_only, client_certificate, windows, options)?;
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Some(client)
-    }
-
-    fn make(
-        &self,
-        tls: &BackendTls,
-        h2_only: bool,
-        client_certificate: Option<&Arc<Certificate>>,
-        windows: Option<UpstreamHttp2>,
-        options: ConnectOptions,
-    ) -> Option<TlsClient<C>> {
-        let (config, name) = self.config(tls, h2_only, client_certificate)?;
+        let (config, name) = self.config(tls, false, client_certificate)?;
         let connect = TlsConnect {
             uri: UriConnector::new(self.connector.clone()).with_options(options),
             tls: tokio_rustls::TlsConnector::from(config),
             name,
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.http2_only(h2_only);
-        super::h2_pool::announce(&mut builder, windows);
-        Some(builder.build(connect))
+        let client = Client::builder(TokioExecutor::new()).build(connect);
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Some(client)
     }
 
     /// The connector the clients connect through.

@@ -1,5 +1,6 @@
-//! Forwarding a routed request to one endpoint of its [`SelectedBackend`]: HTTP/1.1 or h2c
-//! (by `appProtocol`), pooled connections, hop-by-hop headers removed, `Host` kept as sent.
+//! Forwarding a routed request to one endpoint of its [`SelectedBackend`]: HTTP/1.1 or HTTP/2
+//! (by `appProtocol`; cleartext, or TLS under a BackendTLSPolicy), pooled connections,
+//! hop-by-hop headers removed, `Host` kept as sent (HTTP/2: as `:authority`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -33,7 +34,7 @@ use super::connect::ConnectOptions;
 use super::connect::{Connect, TcpConnect, UriConnector};
 use super::deadline_body::DeadlineBody;
 use super::endpoints::EndpointPicker;
-use super::h2_pool::{H2Pool, H2PoolError};
+use super::h2_pool::{H2Pool, H2PoolError, StreamPlace};
 use super::http1_pool::{Http1Pool, Http1PoolError, PoolClass, PoolLimits};
 use super::idle_timeout::IdleTimeoutBody;
 
@@ -92,7 +93,7 @@ struct Pools<C> {
     limits: ForwarderLimits,
     connector: C,
     http1: Client<UriConnector<C>, ResponseBody>,
-    h2c: H2Pool<C>,
+    h2: H2Pool<C>,
     tls: BackendTlsClients<C>,
     plain: Arc<Http1Pool<C>>,
     endpoints: EndpointPicker,
@@ -123,12 +124,12 @@ impl<C: Connect> Forwarder<C> {
     ) -> Self {
         let uri_connector = UriConnector::new(connector.clone());
         let http1 = Client::builder(TokioExecutor::new()).build(uri_connector);
-        let h2c = H2Pool::new(connector.clone());
+        let h2 = H2Pool::new(connector.clone());
         Forwarder {
             inner: Arc::new(Pools {
                 limits,
                 http1,
-                h2c,
+                h2,
                 tls: BackendTlsClients::new(crypto, connector.clone()),
                 plain: Arc::new(Http1Pool::new(limits.pool, connector.clone())),
                 connector,
@@ -145,7 +146,7 @@ impl<C: Connect> Forwarder<C> {
     /// Closes idle HTTP/1.1 connections to endpoints not in `live` (called on reload).
     pub fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
         self.inner.plain.retain_endpoints(live);
-        self.inner.h2c.retain_endpoints(live);
+        self.inner.h2.retain_endpoints(live);
     }
 
     /// Open HTTP/1.1 connections (busy and idle) to `endpoint` in the lean pool.
@@ -236,11 +237,22 @@ impl<C: Connect> Forwarder<C> {
             (Some(_), _) if backend.protocol == BackendProtocol::H2c => BackendProtocol::Http1,
             _ => backend.protocol,
         };
-        let h2c = backend.tls.is_none() && protocol == BackendProtocol::H2c && !upgrading;
-        let legacy_client = backend.tls.is_some() || upgrading || protocol == BackendProtocol::H2c;
-        let target = if h2c {
+        let upstream = request
+            .extensions()
+            .get::<UpstreamConnection>()
+            .copied()
+            .unwrap_or_default();
+        let proxy_protocol = upstream.proxy_protocol;
+        // HTTP/2 on the pool: h2c, and h2 over TLS unless a PROXY header asks for a
+        // connection of the request's own.
+        let pooled_h2 = protocol == BackendProtocol::H2c
+            && !upgrading
+            && (backend.tls.is_none() || proxy_protocol.is_none());
+        let legacy_client =
+            !pooled_h2 && (backend.tls.is_some() || upgrading || protocol == BackendProtocol::H2c);
+        let target = if pooled_h2 {
             // The client's authority as `:authority`; no `Host` beside it (RFC 9113 §8.3.1).
-            let scheme = upstream_scheme(&request, false);
+            let scheme = upstream_scheme(&request, backend.tls.is_some());
             let authority = request
                 .headers_mut()
                 .remove(header::HOST)
@@ -260,18 +272,12 @@ impl<C: Connect> Forwarder<C> {
         };
         *request.uri_mut() = target;
         let tls = backend.tls.is_some();
-        let upstream = request
-            .extensions()
-            .get::<UpstreamConnection>()
-            .copied()
-            .unwrap_or_default();
         let idle = upstream
             .stream_idle_timeout
             .unwrap_or(self.inner.limits.pool.response_idle_timeout);
         let deadline = upstream
             .max_stream_duration
             .map(|limit| tokio::time::Instant::now() + limit);
-        let proxy_protocol = upstream.proxy_protocol;
         if proxy_protocol.is_some()
             && (upgrading || (backend.tls.is_none() && protocol == BackendProtocol::H2c))
         {
@@ -317,10 +323,19 @@ impl<C: Connect> Forwarder<C> {
                     )
                     .await;
                     sent.and_then(|response| boxed(Ok::<_, hyper::Error>(response), tls, idle))
+                } else if h2_only {
+                    // HTTP/2 over TLS on the pool, with the client's `:authority`.
+                    let Some(pool_tls) = clients.h2_tls(policy, certificate) else {
+                        return Err(UpstreamError::new(UpstreamErrorKind::Tls));
+                    };
+                    let sent = self
+                        .inner
+                        .h2
+                        .send(endpoint.address, request, windows, options, Some(&pool_tls))
+                        .await;
+                    h2_answer(sent, tls, idle)
                 } else {
-                    let Some(client) =
-                        clients.client(policy, h2_only, certificate, windows, options)
-                    else {
+                    let Some(client) = clients.client(policy, certificate, options) else {
                         return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                     };
                     boxed(client.request(request).await, tls, idle)
@@ -331,26 +346,10 @@ impl<C: Connect> Forwarder<C> {
                 let options = ConnectOptions::of(&upstream);
                 let sent = self
                     .inner
-                    .h2c
-                    .send(endpoint.address, request, upstream.http2, options)
+                    .h2
+                    .send(endpoint.address, request, upstream.http2, options, None)
                     .await;
-                match sent {
-                    Err(H2PoolError::Connect(typed)) => Err(typed),
-                    Err(H2PoolError::Http(error)) => Err(upstream_error(error, false)),
-                    Ok((response, None)) => boxed(Ok::<_, hyper::Error>(response), tls, idle),
-                    Ok((response, Some(place))) => {
-                        boxed(Ok::<_, hyper::Error>(response), tls, idle).map(|response| {
-                            // The stream keeps its place on the connection until its body ends.
-                            response.map(|body| {
-                                body.map_frame(move |frame| {
-                                    let _held = &place;
-                                    frame
-                                })
-                                .boxed()
-                            })
-                        })
-                    }
-                }
+                h2_answer(sent, tls, idle)
             }
             (None, _) if upgrading => {
                 *request.version_mut() = http::Version::HTTP_11;
@@ -501,6 +500,31 @@ where
             response.map(|body| IdleTimeoutBody::new(body.map_err(BodyError::new), idle).boxed())
         })
         .map_err(|error| upstream_error(error, tls))
+}
+
+/// The answer of an HTTP/2 pool: typed errors, and a stream limit's place kept with the
+/// response body until it ends.
+fn h2_answer(
+    sent: Result<(Response<hyper::body::Incoming>, Option<StreamPlace>), H2PoolError>,
+    tls: bool,
+    idle: Duration,
+) -> Result<Response<ResponseBody>, UpstreamError> {
+    match sent {
+        Err(H2PoolError::Connect(typed)) => Err(typed),
+        Err(H2PoolError::Http(error)) => Err(upstream_error(error, tls)),
+        Ok((response, None)) => boxed(Ok::<_, hyper::Error>(response), tls, idle),
+        Ok((response, Some(place))) => {
+            boxed(Ok::<_, hyper::Error>(response), tls, idle).map(|response| {
+                response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _held = &place;
+                        frame
+                    })
+                    .boxed()
+                })
+            })
+        }
+    }
 }
 
 /// A request that cannot be sent at all (the stack is misassembled).

@@ -1,7 +1,8 @@
-//! Cleartext HTTP/2 (h2c) to backends, on hyper's `client::conn::http2`: one multiplexed
-//! connection per endpoint and set of flow-control windows (a BackendTrafficPolicy `http2`
-//! asks for its own, as Envoy keeps one pool per cluster), opened through the forwarder's
-//! connector, replaced once closed. Under a policy's `maxConcurrentStreams`, a connection
+//! HTTP/2 to backends — cleartext (h2c), or over TLS for backends a BackendTLSPolicy covers —
+//! on hyper's `client::conn::http2`: one multiplexed connection per endpoint, set of
+//! flow-control windows (a BackendTrafficPolicy `http2` asks for its own, as Envoy keeps one
+//! pool per cluster) and TLS configuration, opened through the forwarder's connector,
+//! replaced once closed. Under a policy's `maxConcurrentStreams`, a connection
 //! carrying that many streams (until their response bodies end) takes no more: another is
 //! opened, at most [`MAX_CONNECTIONS_PER_KEY`] per endpoint, beyond which the least busy one
 //! is shared. Requests carry the client's authority as `:authority`
@@ -18,14 +19,16 @@ use tokio::sync::OnceCell;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::client::legacy::Builder;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use routing::router::{UpstreamError, UpstreamHttp2};
+use routing::router::{UpstreamError, UpstreamErrorKind, UpstreamHttp2};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connect::{Connect, ConnectOptions};
 use super::forward::ResponseBody;
 
-/// Why an h2c request failed.
+/// Why an HTTP/2 request failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum H2PoolError {
     /// The connection could not be opened (typed by the connector).
@@ -36,8 +39,20 @@ pub(crate) enum H2PoolError {
     Http(#[from] hyper::Error),
 }
 
-/// A connection's key: its endpoint and the windows it announced.
-type Key = (SocketAddr, Option<UpstreamHttp2>);
+/// TLS for pooled connections: the configuration (its address tells pools apart; every
+/// connection made with it keeps it alive, so the address cannot be reused meanwhile) and the
+/// server name sent and verified.
+#[derive(Clone)]
+pub(crate) struct PoolTls {
+    /// The rustls configuration (ALPN `h2`).
+    pub(crate) config: Arc<ClientConfig>,
+    /// The name the backend's certificate must carry.
+    pub(crate) name: ServerName<'static>,
+}
+
+/// A connection's key: its endpoint, the windows it announced, and the address of its TLS
+/// configuration (none for h2c).
+type Key = (SocketAddr, Option<UpstreamHttp2>, Option<usize>);
 
 /// The most connections to one endpoint (for one set of settings) a stream limit opens.
 pub(crate) const MAX_CONNECTIONS_PER_KEY: usize = 256;
@@ -48,6 +63,8 @@ pub(crate) const MAX_CONNECTIONS_PER_KEY: usize = 256;
 struct Pooled {
     connection: Arc<OnceCell<SendRequest<ResponseBody>>>,
     streams: Arc<AtomicU32>,
+    /// Keeps the TLS configuration the key names alive.
+    _tls: Option<Arc<ClientConfig>>,
 }
 
 impl Pooled {
@@ -69,7 +86,7 @@ impl Drop for StreamPlace {
     }
 }
 
-/// h2c connections by endpoint and windows, opened through the connector `C`.
+/// HTTP/2 connections by endpoint, windows and TLS, opened through the connector `C`.
 pub(crate) struct H2Pool<C> {
     connector: C,
     connections: Mutex<HashMap<Key, Vec<Pooled>>>,
@@ -85,25 +102,28 @@ impl<C: Connect> H2Pool<C> {
     }
 
     /// Sends `request` (in absolute form: its authority becomes `:authority`) to `endpoint`
-    /// on a connection announcing `windows` with room for another stream (one being opened
-    /// counts), opened (with `options`) if there is none. Under a stream limit, the place is
-    /// held until the returned [`StreamPlace`] (kept with the response body) is dropped.
+    /// on a connection announcing `windows` — over TLS with `tls` when given — with room for
+    /// another stream (one being opened counts), opened (with `options`) if there is none.
+    /// Under a stream limit, the place is held until the returned [`StreamPlace`] (kept with
+    /// the response body) is dropped.
     pub(crate) async fn send(
         &self,
         endpoint: SocketAddr,
         request: Request<ResponseBody>,
         windows: Option<UpstreamHttp2>,
         options: ConnectOptions,
+        tls: Option<&PoolTls>,
     ) -> Result<(Response<Incoming>, Option<StreamPlace>), H2PoolError> {
-        let key = (endpoint, windows);
+        let tls_key = tls.map(|tls| Arc::as_ptr(&tls.config) as usize);
+        let key = (endpoint, windows, tls_key);
         let limit = windows.and_then(|w| w.max_concurrent_streams);
-        let pooled = self.take_place(key, limit);
+        let pooled = self.take_place(key, limit, tls.map(|tls| Arc::clone(&tls.config)));
         let place = limit.map(|_| StreamPlace(Arc::clone(&pooled.streams)));
         // The first request of a new connection opens it; the others wait for it (and one
         // of them tries again if it could not be opened).
         let mut sender = pooled
             .connection
-            .get_or_try_init(|| self.open(key, options))
+            .get_or_try_init(|| self.open(endpoint, windows, options, tls))
             .await?
             .clone();
         // Waits while the backend's own stream limit is reached.
@@ -114,11 +134,12 @@ impl<C: Connect> H2Pool<C> {
     /// A place on a connection of `key` with room for one more stream under `limit`: an
     /// existing one, else a new entry (to be opened), else — at
     /// [`MAX_CONNECTIONS_PER_KEY`] — the least busy.
-    fn take_place(&self, key: Key, limit: Option<u32>) -> Pooled {
+    fn take_place(&self, key: Key, limit: Option<u32>, tls: Option<Arc<ClientConfig>>) -> Pooled {
         // Streams are counted only under a limit (nothing reads the count otherwise).
         let fresh = || Pooled {
             connection: Arc::new(OnceCell::new()),
             streams: Arc::new(AtomicU32::new(u32::from(limit.is_some()))),
+            _tls: tls.clone(),
         };
         let Ok(mut connections) = self.connections.lock() else {
             return fresh();
@@ -152,50 +173,57 @@ impl<C: Connect> H2Pool<C> {
     /// Forgets the connections to endpoints not in `live` (they close once idle).
     pub(crate) fn retain_endpoints(&self, live: &HashSet<SocketAddr>) {
         if let Ok(mut connections) = self.connections.lock() {
-            connections.retain(|(endpoint, _), pooled| {
+            connections.retain(|(endpoint, _, _), pooled| {
                 pooled.retain(|p| !p.closed());
                 live.contains(endpoint) && !pooled.is_empty()
             });
         }
     }
 
-    /// Opens a connection for `key`.
+    /// Opens a connection to `endpoint` announcing `windows`, over TLS with `tls` when given.
     async fn open(
         &self,
-        key: Key,
+        endpoint: SocketAddr,
+        windows: Option<UpstreamHttp2>,
         options: ConnectOptions,
+        tls: Option<&PoolTls>,
     ) -> Result<SendRequest<ResponseBody>, H2PoolError> {
-        let (endpoint, windows) = key;
         let io = self
             .connector
             .connect_with(endpoint, options)
             .await
             .map_err(H2PoolError::Connect)?;
-        let mut builder = http2::Builder::new(TokioExecutor::new());
-        if let Some(windows) = windows {
-            if let Some(window) = windows.initial_stream_window {
-                builder.initial_stream_window_size(window);
-            }
-            if let Some(window) = windows.initial_connection_window {
-                builder.initial_connection_window_size(window);
-            }
-        }
-        let (sender, connection) = builder.handshake(TokioIo::new(io)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
+        let Some(tls) = tls else {
+            return handshake(io, windows).await;
+        };
+        let secured = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config))
+            .connect(tls.name.clone(), io)
+            .await
+            .map_err(|error| {
+                H2PoolError::Connect(UpstreamError::with_source(UpstreamErrorKind::Tls, error))
+            })?;
+        handshake(secured, windows).await
     }
 }
 
-/// Sets the HTTP/2 windows `windows` asks for on a hyper-util client `builder` (the TLS
-/// backends' clients).
-pub(crate) fn announce(builder: &mut Builder, windows: Option<UpstreamHttp2>) {
-    let Some(windows) = windows else {
-        return;
-    };
-    if let Some(window) = windows.initial_stream_window {
-        builder.http2_initial_stream_window_size(window);
+/// The HTTP/2 handshake on `io`, announcing `windows`; the connection is driven by a task.
+async fn handshake<IO>(
+    io: IO,
+    windows: Option<UpstreamHttp2>,
+) -> Result<SendRequest<ResponseBody>, H2PoolError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    if let Some(windows) = windows {
+        if let Some(window) = windows.initial_stream_window {
+            builder.initial_stream_window_size(window);
+        }
+        if let Some(window) = windows.initial_connection_window {
+            builder.initial_connection_window_size(window);
+        }
     }
-    if let Some(window) = windows.initial_connection_window {
-        builder.http2_initial_connection_window_size(window);
-    }
+    let (sender, connection) = builder.handshake(TokioIo::new(io)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
