@@ -10,6 +10,7 @@
 //! with the status condition the spec prescribes.
 
 mod core;
+pub mod envoy_backend;
 mod foreign;
 mod gateway;
 mod grpc_route;
@@ -93,6 +94,10 @@ pub struct Config {
     /// Objects of the policy groups other crates read (`security.istio.io`,
     /// `gateway.envoyproxy.io`), as loaded.
     pub foreign: Vec<ForeignObject>,
+    /// The addresses of the host names Envoy Gateway `Backend`s list (`fqdn` endpoints), as
+    /// the runtime resolved them before resolution; a name missing here has no endpoints.
+    #[serde(skip)]
+    pub resolved_names: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
 }
 
 impl Config {
@@ -115,6 +120,19 @@ impl Config {
         self.namespaces.extend(other.namespaces);
         self.pods.extend(other.pods);
         self.foreign.extend(other.foreign);
+        self.resolved_names.extend(other.resolved_names);
+    }
+
+    /// The host names the `fqdn` endpoints of its Envoy Gateway `Backend`s name (those that
+    /// can be read), each once, for the runtime to resolve into
+    /// [`resolved_names`](Self::resolved_names).
+    pub fn backend_hostnames(&self) -> std::collections::BTreeSet<String> {
+        self.foreign
+            .iter()
+            .filter(|object| envoy_backend::is_envoy_backend(object))
+            .filter_map(|object| envoy_backend::EnvoyBackendSpec::of(object).ok())
+            .flat_map(|spec| spec.hostnames().map(str::to_owned).collect::<Vec<_>>())
+            .collect()
     }
 }
 

@@ -1,4 +1,5 @@
-//! backendRef → Service port → EndpointSlices → ready endpoints (spec §1.5).
+//! backendRef → Service port → EndpointSlices → ready endpoints (spec §1.5); Envoy Gateway
+//! `Backend`s in [`super::envoy_backend`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +27,9 @@ pub(crate) fn resolve_backend(
         state: BackendState::Invalid,
         problem: Some(Condition::failed("ResolvedRefs", reason, message)),
     };
+    if super::envoy_backend::names_envoy_backend(reference) {
+        return super::envoy_backend::resolve_envoy_backend(config, from, reference);
+    }
     let namespace = reference.namespace.as_deref().unwrap_or(from.namespace);
     let key = ObjectKey::new(namespace, reference.name.clone());
     if !reference.group.is_empty() || reference.kind != "Service" {

@@ -16,6 +16,7 @@ mod backend_tls;
 mod backends;
 mod compile;
 mod duration;
+mod envoy_backend;
 pub use backends::{service_host_endpoints, service_port_endpoints};
 pub use duration::parse_duration;
 pub use references::reference_permitted;

@@ -1,10 +1,12 @@
 //! Configuration: sources (files, directories, embedded text), immutable snapshots, and the
 //! change detection that drives reloads.
 
+pub mod names;
 mod settle;
 mod store;
 mod watch;
 
+pub use names::NameChanges;
 pub use settle::SettledChange;
 pub use store::{ConfigSource, Fingerprint, Snapshot};
 pub use watch::{LastReloadError, ReloadTicker};

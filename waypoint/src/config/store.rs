@@ -41,21 +41,50 @@ pub struct Snapshot {
 pub struct Fingerprint(Vec<(PathBuf, Option<(u64, SystemTime)>)>);
 
 impl ConfigSource {
-    /// Loads and resolves the source.
+    /// Loads and resolves the source (Envoy Gateway `Backend` host names stay unresolved:
+    /// their endpoints are empty; see [`Self::load_resolving_names`]).
     pub fn load(&self, options: &ResolveOptions, generation: u64) -> Result<Snapshot, LoadError> {
-        let Loaded { config, warnings } = match self {
-            ConfigSource::Paths(paths) => load_paths(paths)?,
-            ConfigSource::Text { name, text } => load_str(name, text)?,
-        };
+        let Loaded { config, warnings } = self.read()?;
+        Ok(Self::finish(config, warnings, options, generation))
+    }
+
+    /// [`Self::load`], with the host names of Envoy Gateway `Backend`s resolved first by the
+    /// system resolver ([`super::names`]).
+    pub async fn load_resolving_names(
+        &self,
+        options: &ResolveOptions,
+        generation: u64,
+    ) -> Result<Snapshot, LoadError> {
+        let Loaded {
+            mut config,
+            warnings,
+        } = self.read()?;
+        config.resolved_names = super::names::resolve_names(&config.backend_hostnames()).await;
+        Ok(Self::finish(config, warnings, options, generation))
+    }
+
+    fn read(&self) -> Result<Loaded, LoadError> {
+        match self {
+            ConfigSource::Paths(paths) => load_paths(paths),
+            ConfigSource::Text { name, text } => load_str(name, text),
+        }
+    }
+
+    fn finish(
+        config: Config,
+        warnings: Vec<routing::loader::LoadWarning>,
+        options: &ResolveOptions,
+        generation: u64,
+    ) -> Snapshot {
         let resolution = resolve(&config, options);
         let mut warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
         warnings.extend(resolution.policy_problems.iter().cloned());
-        Ok(Snapshot {
+        Snapshot {
             generation,
             config,
             resolution,
             warnings,
-        })
+        }
     }
 
     /// The current fingerprint of the source's files (empty for text).

@@ -27,8 +27,9 @@ use routing::resolve::ResolveOptions;
 
 use crate::admin;
 pub use crate::admin::AdminState;
+use crate::config::names::NAME_REFRESH;
 pub use crate::config::{ConfigSource, Fingerprint, Snapshot};
-use crate::config::{LastReloadError, ReloadTicker};
+use crate::config::{LastReloadError, NameChanges, ReloadTicker};
 pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use crate::metrics::GatewayMetrics;
 
@@ -153,7 +154,10 @@ pub async fn run_gateway(
         ]))),
     };
     let loaded = options.source.fingerprint();
-    let snapshot = options.source.load(&resolve_options, 1)?;
+    let snapshot = options
+        .source
+        .load_resolving_names(&resolve_options, 1)
+        .await?;
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
     }
@@ -201,10 +205,19 @@ pub async fn run_gateway(
     }
     events.log(&format!("admin on {admin_address}"));
 
+    // The host names of Envoy Gateway Backends are resolved again every 30 s; new answers
+    // reload the configuration.
+    let name_changes = NameChanges::default();
+    let names_state = Arc::clone(&state);
+    let names_task = tokio::spawn(name_changes.clone().watch(NAME_REFRESH, move || {
+        names_state.snapshot.load().config.resolved_names.clone()
+    }));
     tokio::pin!(shutdown);
-    let mut ticker = ReloadTicker::new(options.reload_interval, loaded);
+    let mut ticker = ReloadTicker::new(options.reload_interval, (loaded, 0));
     while ticker
-        .settled_change(shutdown.as_mut(), || options.source.fingerprint())
+        .settled_change(shutdown.as_mut(), || {
+            (options.source.fingerprint(), name_changes.count())
+        })
         .await
     {
         reload(
@@ -230,6 +243,7 @@ pub async fn run_gateway(
     }
     admin_task.abort();
     jwks_task.abort();
+    names_task.abort();
     Ok(())
 }
 
@@ -242,7 +256,10 @@ async fn reload(
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
-    let outcome = match source.load(resolve_options, generation) {
+    let outcome = match source
+        .load_resolving_names(resolve_options, generation)
+        .await
+    {
         Err(error) => Err(error.to_string()),
         Ok(mut snapshot) => {
             let report = sockets.apply(&snapshot.resolution.gateways).await;

@@ -1,0 +1,64 @@
+//! Envoy Gateway's `Backend` as an HTTPRoute backendRef through the `gateway` binary: an IP
+//! endpoint as written, a host name (`fqdn: localhost`) resolved by the system resolver, and
+//! what is not supported (a Unix socket) refused with the reason in the route's status and
+//! answered 500, as an invalid backendRef is.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod gateway_support;
+
+use gateway_support::*;
+
+fn backend(name: &str, endpoints: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {{name: {name}}}\n\
+         spec: {{endpoints: [{endpoints}]}}\n---\n"
+    )
+}
+
+fn route_to_backend(name: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+         parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+         rules: [{{backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: {backend}}}]}}]\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backends_route_to_their_addresses_and_host_names() {
+    let port = free_port();
+    let (by_ip, by_name) = (echo("by-ip").await, echo("by-name").await);
+    let dir = scratch("envoy-backend");
+    let config = gateway_yaml(port)
+        + &backend(
+            "by-ip",
+            &format!("{{ip: {{address: 127.0.0.1, port: {by_ip}}}}}"),
+        )
+        + &backend(
+            "by-name",
+            &format!("{{fqdn: {{hostname: localhost, port: {by_name}}}}}"),
+        )
+        + &backend("socket", "{unix: {path: /run/app.sock}}")
+        + &route_to_backend("ip", "by-ip")
+        + &route_to_backend("name", "by-name")
+        + &route_to_backend("unix", "socket");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for (host, pod) in [("ip.example", "by-ip"), ("name.example", "by-name")] {
+        for _ in 0..3 {
+            let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
+            assert_eq!(status, 200, "{host}: {response}");
+            assert_eq!(echoed(&response)["pod"], pod, "{host}");
+        }
+    }
+    let (status, _) = curl(&["-H", "host: unix.example", &url]).await;
+    assert_eq!(status, 500, "an invalid backendRef");
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(
+        status.contains(
+            "Backend default/socket: spec.endpoints[0].unix: Unix sockets are not supported"
+        ),
+        "{status}"
+    );
+}

@@ -1,0 +1,247 @@
+//! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
+//! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`]. Not supported (the
+//! reference is `ResolvedRefs=False`, naming the field): `unix` endpoints, `fallback`, `tls`
+//! and the `wss` application protocol.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::backends::ResolvedBackend;
+use super::references::{self, To};
+use super::status::Condition;
+use crate::backends::BackendState;
+use crate::compiled::{Backend, BackendProtocol, Endpoint};
+use crate::model::envoy_backend::{ENVOY_GATEWAY_GROUP, EnvoyBackendSpec, is_envoy_backend};
+use crate::model::{BackendObjectReference, Config, ObjectKey};
+
+/// Whether `reference` names an Envoy Gateway `Backend`.
+pub(crate) fn names_envoy_backend(reference: &BackendObjectReference) -> bool {
+    reference.group == ENVOY_GATEWAY_GROUP && reference.kind == "Backend"
+}
+
+/// Resolves `reference` (a `Backend`), written in an object of `from`.
+pub(crate) fn resolve_envoy_backend(
+    config: &Config,
+    from: references::From<'_>,
+    reference: &BackendObjectReference,
+) -> ResolvedBackend {
+    let invalid = |reason: &'static str, message: String| ResolvedBackend {
+        state: BackendState::Invalid,
+        problem: Some(Condition::failed("ResolvedRefs", reason, message)),
+    };
+    let namespace = reference.namespace.as_deref().unwrap_or(from.namespace);
+    let key = ObjectKey::new(namespace, reference.name.clone());
+    let to = To {
+        group: ENVOY_GATEWAY_GROUP,
+        kind: "Backend",
+        namespace,
+        name: &reference.name,
+    };
+    if !references::permitted(config, from, to) {
+        return invalid(
+            "RefNotPermitted",
+            format!("backend {key}: no ReferenceGrant in {namespace} permits it"),
+        );
+    }
+    let Some(object) = config
+        .foreign
+        .iter()
+        .find(|object| is_envoy_backend(object) && object.metadata.key() == key)
+    else {
+        return invalid("BackendNotFound", format!("Backend {key} not found"));
+    };
+    let spec = match EnvoyBackendSpec::of(object) {
+        Ok(spec) => spec,
+        Err(error) => return invalid("UnsupportedValue", format!("Backend {key}: {error}")),
+    };
+    if spec.fallback == Some(true) {
+        return invalid(
+            "UnsupportedValue",
+            format!("Backend {key}: spec.fallback: fallback backends are not supported"),
+        );
+    }
+    if spec.tls.is_some() {
+        return invalid(
+            "UnsupportedValue",
+            format!("Backend {key}: spec.tls is not supported"),
+        );
+    }
+    let protocol = match app_protocol(&spec.app_protocols) {
+        Ok(protocol) => protocol,
+        Err(message) => return invalid("UnsupportedProtocol", format!("Backend {key}: {message}")),
+    };
+    let endpoints = match endpoints(config, &spec) {
+        Ok(endpoints) => endpoints,
+        Err(message) => return invalid("UnsupportedValue", format!("Backend {key}: {message}")),
+    };
+    let port = reference
+        .port
+        .or_else(|| endpoints.first().map(|e| e.address.port()))
+        .unwrap_or_default();
+    let state = if endpoints.is_empty() {
+        BackendState::NoEndpoints
+    } else {
+        BackendState::Ready(Arc::new(Backend {
+            service: key,
+            port,
+            endpoints: Arc::from(endpoints),
+            protocol,
+            filters: Vec::new(),
+            policy: crate::slot::PolicySlot::default(),
+            tls: None,
+            cluster_address: None,
+        }))
+    };
+    ResolvedBackend {
+        state,
+        problem: None,
+    }
+}
+
+/// The protocol `appProtocols` asks for (HTTP/1.1 without one).
+fn app_protocol(protocols: &[String]) -> Result<BackendProtocol, String> {
+    let mut chosen = BackendProtocol::Http1;
+    for (index, protocol) in protocols.iter().enumerate() {
+        chosen = match protocol.as_str() {
+            "gateway.envoyproxy.io/h2c" => BackendProtocol::H2c,
+            "gateway.envoyproxy.io/ws" => BackendProtocol::WebSocket,
+            other => {
+                return Err(format!(
+                    "spec.appProtocols[{index}]: {other:?} is not supported"
+                ));
+            }
+        };
+    }
+    Ok(chosen)
+}
+
+/// The endpoints, host names through the resolved names.
+fn endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Vec<Endpoint>, String> {
+    let mut endpoints = Vec::new();
+    for (index, endpoint) in spec.endpoints.iter().enumerate() {
+        let zone = endpoint.zone.as_deref().map(Arc::from);
+        let field = format!("spec.endpoints[{index}]");
+        match (&endpoint.ip, &endpoint.fqdn, &endpoint.unix) {
+            (Some(ip), None, None) => endpoints.push(Endpoint {
+                address: SocketAddr::new(ip.address, ip.port),
+                pod: None,
+                zone,
+            }),
+            (None, Some(fqdn), None) => {
+                let addresses = config.resolved_names.get(&fqdn.hostname);
+                for address in addresses.into_iter().flatten() {
+                    endpoints.push(Endpoint {
+                        address: SocketAddr::new(*address, fqdn.port),
+                        pod: None,
+                        zone: zone.clone(),
+                    });
+                }
+            }
+            (None, None, Some(_)) => {
+                return Err(format!("{field}.unix: Unix sockets are not supported"));
+            }
+            _ => return Err(format!("{field}: exactly one of ip, fqdn and unix")),
+        }
+    }
+    Ok(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTE: references::From<'static> = references::From {
+        group: "gateway.networking.k8s.io",
+        kind: "HTTPRoute",
+        namespace: "default",
+        mesh: false,
+    };
+
+    fn config(backend_spec: &str) -> Config {
+        let yaml = format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {{name: ext}}\n\
+             spec: {backend_spec}\n"
+        );
+        crate::loader::load_str("test.yaml", &yaml).unwrap().config
+    }
+
+    fn reference(name: &str) -> BackendObjectReference {
+        serde_yaml_ng::from_str(&format!(
+            "{{group: gateway.envoyproxy.io, kind: Backend, name: {name}}}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn ip_endpoints_as_written_and_host_names_as_resolved() {
+        let mut config = config(
+            "{endpoints: [{ip: {address: 10.1.2.3, port: 8080}, zone: a}, \
+             {fqdn: {hostname: api.example.com, port: 443}}], \
+             appProtocols: [gateway.envoyproxy.io/h2c]}",
+        );
+        config.resolved_names.insert(
+            "api.example.com".into(),
+            vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()],
+        );
+        assert_eq!(
+            config.backend_hostnames().into_iter().collect::<Vec<_>>(),
+            ["api.example.com"]
+        );
+        let resolved = resolve_envoy_backend(&config, ROUTE, &reference("ext"));
+        assert!(resolved.problem.is_none());
+        let BackendState::Ready(backend) = resolved.state else {
+            panic!("ready");
+        };
+        let addresses: Vec<String> = backend
+            .endpoints
+            .iter()
+            .map(|e| e.address.to_string())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["10.1.2.3:8080", "192.0.2.7:443", "[2001:db8::7]:443"]
+        );
+        assert_eq!(backend.endpoints[0].zone.as_deref(), Some("a"));
+        assert_eq!(backend.protocol, BackendProtocol::H2c);
+        assert_eq!(backend.service, ObjectKey::new("default", "ext"));
+    }
+
+    #[test]
+    fn an_unresolved_name_leaves_no_endpoints() {
+        let config = config("{endpoints: [{fqdn: {hostname: nowhere.example, port: 80}}]}");
+        let resolved = resolve_envoy_backend(&config, ROUTE, &reference("ext"));
+        assert!(matches!(resolved.state, BackendState::NoEndpoints));
+    }
+
+    #[test]
+    fn what_is_not_supported_or_missing_is_named() {
+        for (spec, expected) in [
+            (
+                "{endpoints: [{unix: {path: /run/app.sock}}]}",
+                "spec.endpoints[0].unix",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], fallback: true}",
+                "spec.fallback",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {}}",
+                "spec.tls",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], appProtocols: [gateway.envoyproxy.io/wss]}",
+                "spec.appProtocols[0]",
+            ),
+            ("{endpoints: []}", "spec.endpoints: between 1 and 64"),
+            ("{endpoints: [{}]}", "spec.endpoints[0]: exactly one of"),
+            ("{endpoints: [{ip: {address: nope, port: 80}}]}", "spec: "),
+        ] {
+            let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+            assert!(matches!(resolved.state, BackendState::Invalid), "{spec}");
+            let message = format!("{:?}", resolved.problem);
+            assert!(message.contains(expected), "{spec}: {message}");
+        }
+        let missing = resolve_envoy_backend(&config("{endpoints: []}"), ROUTE, &reference("other"));
+        assert!(format!("{:?}", missing.problem).contains("BackendNotFound"));
+    }
+}
