@@ -1,11 +1,12 @@
 //! Envoy Gateway's `Backend` as an HTTPRoute backendRef through the `gateway` binary: an IP
 //! endpoint as written, a host name (`fqdn: localhost`) resolved by the system resolver, and
 //! what is not supported (a Unix socket) refused with the reason in the route's status and
-//! answered 500, as an invalid backendRef is.
+//! answered 500, as an invalid backendRef is; and a BackendTLSPolicy targeting a Backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
 
+use gateway_support::tls::*;
 use gateway_support::*;
 
 fn backend(name: &str, endpoints: &str) -> String {
@@ -61,4 +62,60 @@ async fn backends_route_to_their_addresses_and_host_names() {
         ),
         "{status}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_tls_policy_on_a_backend_makes_the_gateway_speak_verified_tls() {
+    let port = free_port();
+    let dir = scratch("envoy-backend-tls");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "api.internal");
+    let secure = tls_echo(&leaf, &key).await;
+    let config = gateway_yaml(port)
+        + &backend(
+            "api",
+            &format!("{{fqdn: {{hostname: localhost, port: {secure}}}}}"),
+        )
+        + &route_to_backend("api", "api")
+        + "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: api}\n\
+           spec:\n  targetRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: api}]\n  \
+           validation: {hostname: api.internal, caCertificateRefs: [{group: '', kind: ConfigMap, name: api-ca}]}\n---\n"
+        + &ca_config_map("api-ca", &ca);
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (status, response) = curl(&[
+        "-H",
+        "host: api.example",
+        &format!("http://127.0.0.1:{port}/"),
+    ])
+    .await;
+    assert_eq!(status, 200, "{response}");
+    // The TLS echo names the SNI it was sent: the policy's hostname.
+    assert_eq!(echoed(&response)["pod"], "sni=api.internal", "{response}");
+
+    // A policy whose CA did not sign the backend's certificate: the handshake fails (503).
+    std::fs::create_dir_all(dir.join("other")).unwrap();
+    let (other_ca, _, _) = openssl_ca_and_leaf(&dir.join("other"), "api.internal");
+    let swapped = std::fs::read_to_string(dir.join("config.yaml"))
+        .unwrap()
+        .replace(
+            &ca_config_map("api-ca", &ca),
+            &ca_config_map("api-ca", &other_ca),
+        );
+    std::fs::write(dir.join("config.yaml"), swapped).unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut last = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        last = curl(&["-H", "host: api.example", &url]).await.0;
+        if last == 503 {
+            break;
+        }
+    }
+    assert_eq!(
+        last, 503,
+        "an unverifiable backend is refused once the reload lands"
+    );
+    let (status, _) = curl(&["-H", "host: api.example", &url]).await;
+    assert_eq!(status, 503, "and stays refused");
 }

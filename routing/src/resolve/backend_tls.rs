@@ -1,5 +1,5 @@
-//! BackendTLSPolicy (spec §2.7): which policy applies to a Service port, and its trust
-//! anchors. The oldest policy (then `namespace/name`) wins when several target one port.
+//! BackendTLSPolicy (spec §2.7): which policy applies to a Service port (or an Envoy Gateway
+//! `Backend`), and its trust anchors. The oldest policy (then `namespace/name`) wins when several target one port.
 
 use std::sync::Arc;
 
@@ -19,16 +19,52 @@ pub(crate) fn backend_tls(
     service: &Service,
     port: &ServicePort,
 ) -> Result<Option<BackendTls>, Condition> {
+    let target = Target {
+        group: "",
+        kind: "Service",
+        key: &service.metadata.key(),
+        section: Some(&port.name),
+    };
+    tls_for(config, &target)
+}
+
+/// The TLS settings of the Envoy Gateway `Backend` `key` (a policy's `sectionName` never
+/// names part of one), as [`backend_tls`].
+pub(crate) fn envoy_backend_tls(
+    config: &Config,
+    key: &ObjectKey,
+) -> Result<Option<BackendTls>, Condition> {
+    let target = Target {
+        group: crate::model::envoy_backend::ENVOY_GATEWAY_GROUP,
+        kind: "Backend",
+        key,
+        section: None,
+    };
+    tls_for(config, &target)
+}
+
+/// What a BackendTLSPolicy may target.
+struct Target<'a> {
+    group: &'a str,
+    kind: &'a str,
+    key: &'a ObjectKey,
+    section: Option<&'a str>,
+}
+
+fn tls_for(config: &Config, target: &Target<'_>) -> Result<Option<BackendTls>, Condition> {
     let mut policies: Vec<&BackendTlsPolicy> = config
         .backend_tls_policies
         .iter()
-        .filter(|policy| policy.metadata.namespace == service.metadata.namespace)
+        .filter(|policy| policy.metadata.namespace == target.key.namespace)
         .filter(|policy| {
-            policy.spec.target_refs.iter().any(|target| {
-                target.group.is_empty()
-                    && target.kind == "Service"
-                    && target.name == service.metadata.name
-                    && target.section_name.as_ref().is_none_or(|s| *s == port.name)
+            policy.spec.target_refs.iter().any(|reference| {
+                reference.group == target.group
+                    && reference.kind == target.kind
+                    && reference.name == target.key.name
+                    && reference
+                        .section_name
+                        .as_ref()
+                        .is_none_or(|s| target.section == Some(s.as_str()))
             })
         })
         .collect();

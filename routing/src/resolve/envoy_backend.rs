@@ -1,7 +1,8 @@
 //! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
-//! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`]. Not supported (the
-//! reference is `ResolvedRefs=False`, naming the field): `unix` endpoints, `fallback`, `tls`
-//! and the `wss` application protocol.
+//! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`], with TLS when a
+//! BackendTLSPolicy targets the Backend. Not supported (the reference is `ResolvedRefs=False`,
+//! naming the field): `unix` endpoints, `fallback`, the Backend's own `tls` and the `wss`
+//! application protocol.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +75,16 @@ pub(crate) fn resolve_envoy_backend(
         Ok(endpoints) => endpoints,
         Err(message) => return invalid("UnsupportedValue", format!("Backend {key}: {message}")),
     };
+    // A BackendTLSPolicy may target the Backend.
+    let tls = match super::backend_tls::envoy_backend_tls(config, &key) {
+        Ok(tls) => tls.map(Arc::new),
+        Err(problem) => {
+            return ResolvedBackend {
+                state: BackendState::Invalid,
+                problem: Some(problem),
+            };
+        }
+    };
     let port = reference
         .port
         .or_else(|| endpoints.first().map(|e| e.address.port()))
@@ -88,7 +99,7 @@ pub(crate) fn resolve_envoy_backend(
             protocol,
             filters: Vec::new(),
             policy: crate::slot::PolicySlot::default(),
-            tls: None,
+            tls,
             cluster_address: None,
         }))
     };
