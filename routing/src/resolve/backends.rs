@@ -17,16 +17,28 @@ pub(crate) struct ResolvedBackend {
     pub(crate) problem: Option<Condition>,
 }
 
+impl ResolvedBackend {
+    /// An unusable reference: `ResolvedRefs=False` with `reason` and `message`.
+    pub(crate) fn invalid(reason: &'static str, message: String) -> Self {
+        Self::failed(Condition::failed("ResolvedRefs", reason, message))
+    }
+
+    /// An unusable reference, with the condition that says why.
+    pub(crate) fn failed(problem: Condition) -> Self {
+        ResolvedBackend {
+            state: BackendState::Invalid,
+            problem: Some(problem),
+        }
+    }
+}
+
 /// Resolves `reference`, written in an object of `from`.
 pub(crate) fn resolve_backend(
     config: &Config,
     from: references::From<'_>,
     reference: &BackendObjectReference,
 ) -> ResolvedBackend {
-    let invalid = |reason: &'static str, message: String| ResolvedBackend {
-        state: BackendState::Invalid,
-        problem: Some(Condition::failed("ResolvedRefs", reason, message)),
-    };
+    let invalid = ResolvedBackend::invalid;
     if super::envoy_backend::names_envoy_backend(reference) {
         return super::envoy_backend::resolve_envoy_backend(config, from, reference);
     }
@@ -76,12 +88,7 @@ pub(crate) fn resolve_backend(
     };
     let tls = match backend_tls(config, service, port) {
         Ok(tls) => tls.map(Arc::new),
-        Err(problem) => {
-            return ResolvedBackend {
-                state: BackendState::Invalid,
-                problem: Some(problem),
-            };
-        }
+        Err(problem) => return ResolvedBackend::failed(problem),
     };
     let endpoints = ready_endpoints(config, service, port);
     let state = if endpoints.is_empty() {

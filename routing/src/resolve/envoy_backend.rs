@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::backends::ResolvedBackend;
 use super::references::{self, To};
-use super::status::Condition;
 use crate::backends::BackendState;
 use crate::compiled::{Backend, BackendProtocol, Endpoint};
 use crate::model::envoy_backend::{ENVOY_GATEWAY_GROUP, EnvoyBackendSpec, is_envoy_backend};
@@ -26,10 +25,7 @@ pub(crate) fn resolve_envoy_backend(
     from: references::From<'_>,
     reference: &BackendObjectReference,
 ) -> ResolvedBackend {
-    let invalid = |reason: &'static str, message: String| ResolvedBackend {
-        state: BackendState::Invalid,
-        problem: Some(Condition::failed("ResolvedRefs", reason, message)),
-    };
+    let invalid = ResolvedBackend::invalid;
     let namespace = reference.namespace.as_deref().unwrap_or(from.namespace);
     let key = ObjectKey::new(namespace, reference.name.clone());
     let to = To {
@@ -78,12 +74,7 @@ pub(crate) fn resolve_envoy_backend(
     // A BackendTLSPolicy may target the Backend.
     let tls = match super::backend_tls::envoy_backend_tls(config, &key) {
         Ok(tls) => tls.map(Arc::new),
-        Err(problem) => {
-            return ResolvedBackend {
-                state: BackendState::Invalid,
-                problem: Some(problem),
-            };
-        }
+        Err(problem) => return ResolvedBackend::failed(problem),
     };
     let port = reference
         .port
