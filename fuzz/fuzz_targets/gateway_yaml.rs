@@ -1,5 +1,6 @@
-//! Fuzzes the Kubernetes YAML loader: any text gets a configuration or a typed error, never a
-//! panic, and whatever loads serializes back to JSON.
+//! Fuzzes the Kubernetes YAML loader and resolution: any text gets a configuration or a typed
+//! error, never a panic; whatever loads serializes back to JSON and resolves (Envoy Gateway
+//! `Backend`s included).
 #![no_main]
 // A fuzz target reports a violated property by panicking.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -12,5 +13,13 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(loaded) = routing::loader::load_str("fuzz.yaml", text) {
         serde_json::to_string(&loaded.config).unwrap();
+        // Resolution too, with every Envoy Gateway Backend host name answered.
+        let mut config = loaded.config;
+        for name in config.backend_hostnames() {
+            config
+                .resolved_names
+                .insert(name, vec![std::net::IpAddr::from([192, 0, 2, 1])]);
+        }
+        let _ = routing::resolve::resolve(&config, &routing::resolve::ResolveOptions::default());
     }
 });

@@ -151,6 +151,23 @@ fn malformed_yaml_and_nameless_objects_are_rejected() {
     );
     let error = load_str("c.yaml", "- just\n- a list\n").unwrap_err();
     assert!(matches!(error, LoadError::NotAnObject { .. }), "{error}");
+    // A policy-group object is kept as read, so it must be JSON (found by fuzzing: `/config_dump`
+    // could not show it).
+    let error = load_str(
+        "d.yaml",
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b}\n\
+         spec: {endpoints: [{ip: {1: x}}]}\n",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("Backend: a mapping key that is not a string"),
+        "{error}"
+    );
+    let tagged = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b}\n\
+                  spec: {endpoints: [{!odd zone: a}]}\n";
+    assert!(load_str("e.yaml", tagged).is_err(), "a tagged key");
 }
 
 #[test]

@@ -48,10 +48,7 @@ impl AdminState {
                 "warnings": snapshot.warnings,
                 "resources": snapshot.resolution.statuses,
             })),
-            "/config_dump" => json(&serde_json::json!({
-                "generation": snapshot.generation,
-                "config": snapshot.config,
-            })),
+            "/config_dump" => config_dump(snapshot.generation, &snapshot.config),
             "/metrics" => metrics_answer(&self.registry),
             "/debug/authorize" => {
                 match crate::explain::ExplainQuery::parse(request.uri().query().unwrap_or("")) {
@@ -112,6 +109,23 @@ pub(crate) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
+}
+
+/// `/config_dump`: the configuration as loaded, or 500 when it cannot be shown as JSON.
+pub(crate) fn config_dump(
+    generation: u64,
+    config: &routing::model::Config,
+) -> Response<Full<Bytes>> {
+    match serde_json::to_value(config) {
+        Ok(config) => json(&serde_json::json!({
+            "generation": generation,
+            "config": config,
+        })),
+        Err(error) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the configuration cannot be shown as JSON: {error}\n"),
+        ),
+    }
 }
 
 /// A pretty-printed JSON answer.

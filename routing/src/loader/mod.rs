@@ -228,6 +228,14 @@ impl Loader {
         struct MetadataOnly {
             metadata: ObjectMeta,
         }
+        // Kubernetes objects are JSON: a mapping key that is not a string cannot be one.
+        if !string_keys_only(&body) {
+            return Err(LoadError::NotAnObject {
+                source_name: origin.source_name.to_owned(),
+                document: origin.document,
+                message: format!("{kind}: a mapping key that is not a string"),
+            });
+        }
         let MetadataOnly { mut metadata } = parse(origin, &kind, body.clone())?;
         default_namespace(&mut metadata, true);
         let key = metadata.key();
@@ -357,4 +365,17 @@ fn parse<T: DeserializeOwned>(
         let field = error.path().to_string();
         invalid(field, error.into_inner().to_string())
     })
+}
+
+/// Whether every mapping key in `value` is a string (as in JSON; the parser bounds the depth).
+fn string_keys_only(value: &Value) -> bool {
+    match value {
+        Value::Mapping(map) => map
+            .iter()
+            // Exactly a string: a tagged one (`!tag key`) is not JSON either.
+            .all(|(key, item)| matches!(key, Value::String(_)) && string_keys_only(item)),
+        Value::Sequence(items) => items.iter().all(string_keys_only),
+        Value::Tagged(tagged) => string_keys_only(&tagged.value),
+        _ => true,
+    }
 }

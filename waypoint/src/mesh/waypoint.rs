@@ -350,10 +350,7 @@ fn admin_answer(
             "warnings": snapshot.warnings,
             "resources": snapshot.resolution.statuses,
         })),
-        "/config_dump" => json(&serde_json::json!({
-            "generation": snapshot.generation,
-            "config": snapshot.config,
-        })),
+        "/config_dump" => crate::admin::config_dump(snapshot.generation, &snapshot.config),
         "/metrics" => metrics_answer(registry),
         _ => text(
             StatusCode::NOT_FOUND,
