@@ -2,7 +2,7 @@
 //! server ztunnel → app), and sandwiched behind the waypoint's own ztunnel, which hands it
 //! PROXY v2 with the client identity in TLV 0xD0. curl is the application client; GAMMA
 //! routes apply on the way. The waypoint's `--zone` steers a `zoneAware` BackendTrafficPolicy
-//! to the pods of its zone.
+//! to the pods of its zone, and a GAMMA route reaches an Envoy Gateway `Backend` by host name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod ztunnel_support;
@@ -837,20 +837,25 @@ spec:
 /// One request to the Service VIP 10.96.0.30:80 through a sandwiched waypoint's PROXY
 /// listener (as its ztunnel would hand it over); returns the pod that answered.
 async fn pod_behind_proxy_listener(listener: &str) -> String {
+    pod_behind_vip(listener, [10, 96, 0, 30], "zoned").await
+}
+
+/// One request to the Service VIP `vip`:80 (named `service` in the Host header) through a
+/// sandwiched waypoint's PROXY listener; returns the pod that answered.
+async fn pod_behind_vip(listener: &str, vip: [u8; 4], service: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(listener).await.unwrap();
-    // PROXY v2, PROXY command, TCP over IPv4: 127.0.0.110:40000 → 10.96.0.30:80.
+    // PROXY v2, PROXY command, TCP over IPv4: 127.0.0.110:40000 → vip:80.
     let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
-    header.extend_from_slice(&[127, 0, 0, 110, 10, 96, 0, 30]);
+    header.extend_from_slice(&[127, 0, 0, 110]);
+    header.extend_from_slice(&vip);
     header.extend_from_slice(&40000u16.to_be_bytes());
     header.extend_from_slice(&80u16.to_be_bytes());
     stream.write_all(&header).await.unwrap();
-    stream
-        .write_all(
-            b"GET /where HTTP/1.1\r\nHost: zoned.default.svc.cluster.local\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let request = format!(
+        "GET /where HTTP/1.1\r\nHost: {service}.default.svc.cluster.local\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -925,4 +930,54 @@ async fn zone_aware_balancing_prefers_the_waypoints_zone() {
             .or_default() += 1;
     }
     assert_eq!(seen.len(), 4, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_gamma_route_reaches_an_envoy_gateway_backend_by_host_name() {
+    let dir = scratch("waypoint-backend");
+    dev_ca(&dir, &[CLIENT, SERVER, WAYPOINT_ID]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let identity = examples_support::echo::EchoIdentity {
+        namespace: "default".into(),
+        pod: "external".into(),
+    };
+    tokio::spawn(examples_support::echo::serve_echo(listener, identity));
+    let mesh = dir.join("mesh.yaml");
+    write(
+        &mesh,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: ext, namespace: default}}
+spec:
+  clusterIP: 10.96.0.40
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: outside, namespace: default}}
+spec:
+  endpoints: [{{fqdn: {{hostname: localhost, port: {port}}}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: ext, namespace: default}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: ext, port: 80}}]
+  rules:
+  - backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: outside}}]
+"#
+        ),
+    );
+    let proxy = "127.0.0.117:15088";
+    let _waypoint =
+        Waypoint::start(&dir, &mesh, "127.0.0.117:15000", &["--proxy-listen", proxy]).await;
+    // The Service's GAMMA route sends its requests to the Backend's host name, resolved by
+    // the waypoint (localhost → 127.0.0.1).
+    assert_eq!(
+        pod_behind_vip(proxy, [10, 96, 0, 40], "ext").await,
+        "external"
+    );
 }

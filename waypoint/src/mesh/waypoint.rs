@@ -41,7 +41,8 @@ use super::identities::{EndpointIdentityMap, expected_identities};
 use super::metrics::{ByteCount, ConnectionSeries, CountedBody, RequestMetrics};
 use super::sniff::sniff;
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
-use crate::config::{ConfigSource, LastReloadError, ReloadTicker, Snapshot};
+use crate::config::names::NAME_REFRESH;
+use crate::config::{ConfigSource, LastReloadError, NameChanges, ReloadTicker, Snapshot};
 use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
 use crate::inbound::{BandwidthFromRoute, CompressFromRoute, HttpLimits, serve_with_peer};
@@ -201,7 +202,10 @@ pub async fn run_mesh_waypoint(
         ..ResolveOptions::default()
     };
     let loaded = options.source.fingerprint();
-    let snapshot = options.source.load(&resolve_options, 1)?;
+    let snapshot = options
+        .source
+        .load_resolving_names(&resolve_options, 1)
+        .await?;
     let jwks = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
     let security = mesh_policy::security::SecurityRuntime {
         remote_jwks: Some(Arc::clone(&jwks)),
@@ -280,27 +284,36 @@ pub async fn run_mesh_waypoint(
     }));
     events.log(&format!("admin on {}", options.admin));
 
+    // Envoy Gateway Backend host names are resolved again every 30 s; new answers reload.
+    let name_changes = NameChanges::default();
+    let names_state = Arc::clone(&state);
+    tasks.spawn(name_changes.clone().watch(NAME_REFRESH, move || {
+        names_state.snapshot.load().config.resolved_names.clone()
+    }));
     tokio::pin!(shutdown);
-    let mut ticker = ReloadTicker::new(options.reload_interval, loaded);
+    let mut ticker = ReloadTicker::new(options.reload_interval, (loaded, 0));
     while ticker
-        .settled_change(shutdown.as_mut(), || options.source.fingerprint())
+        .settled_change(shutdown.as_mut(), || {
+            (options.source.fingerprint(), name_changes.count())
+        })
         .await
     {
-        reload(&state, &options.source, &resolve_options, events);
+        reload(&state, &options.source, &resolve_options, events).await;
     }
     let _ = stop.send(true);
     tasks.abort_all();
     Ok(())
 }
 
-fn reload(
+async fn reload(
     state: &MeshState,
     source: &ConfigSource,
     options: &ResolveOptions,
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
-    let loaded = source.load(options, generation).and_then(|snapshot| {
+    let loaded = source.load_resolving_names(options, generation).await;
+    let loaded = loaded.and_then(|snapshot| {
         let policies =
             WaypointPolicies::build_with(&snapshot.config, &state.gateway, &state.security)?;
         Ok((snapshot, policies))
