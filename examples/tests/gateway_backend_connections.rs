@@ -363,7 +363,7 @@ async fn max_stream_duration_bounds_the_answer_and_its_body() {
 /// A TCP backend that answers every connection with `got: ` and the first line it read (its
 /// bytes as they came).
 async fn first_line_backend() -> u16 {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -373,6 +373,11 @@ async fn first_line_backend() -> u16 {
                 let mut line = b"got: ".to_vec();
                 if reader.read_until(b'\n', &mut line).await.is_ok() {
                     let _ = reader.get_mut().write_all(&line).await;
+                    // Close gracefully: a socket closed with unread bytes sends a reset, which
+                    // can reach the gateway before it has relayed the answer.
+                    let _ = reader.get_mut().shutdown().await;
+                    let mut rest = Vec::new();
+                    let _ = reader.read_to_end(&mut rest).await;
                 }
             });
         }
