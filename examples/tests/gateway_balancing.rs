@@ -11,7 +11,9 @@
 //! (a consistent hash too, each key keeping its pod), and without `--zone` nothing is local.
 //! `BackendUtilization`: pods reporting their load (ORCA `endpoint-load-metrics`) take
 //! requests in proportion to `rps / utilization` once the blackout has passed, the reports
-//! removed from answers unless `keepResponseHeaders`.
+//! removed from answers unless `keepResponseHeaders`. Envoy Gateway `Backend`s with `fallback`:
+//! the fallback pod takes what the primary pods' health (active checks) cannot — 7 % with one
+//! of three out, 54 % with two, all with three — and, under `numAttemptsPerPriority`, retries.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
@@ -1050,5 +1052,144 @@ async fn backend_utilization_weighs_pods_by_their_load_reports() {
     assert!(
         header(&response, "endpoint-load-metrics").is_some_and(|v| v.starts_with("TEXT ")),
         "{response}"
+    );
+}
+
+/// An Envoy Gateway `Backend` named `name` with the pods `pods` (1–4) at `port`; a fallback
+/// one with `fallback`.
+fn pods_backend(name: &str, port: u16, pods: &[u8], fallback: bool) -> String {
+    let endpoints: Vec<String> = pods
+        .iter()
+        .map(|pod| format!("{{ip: {{address: 127.0.0.{}, port: {port}}}}}", 10 + pod))
+        .collect();
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {{name: {name}}}\n\
+         spec: {{fallback: {fallback}, endpoints: [{}]}}\n---\n",
+        endpoints.join(", ")
+    )
+}
+
+/// Waits until the pods answering a dozen requests sent with `args` pass `check`.
+async fn wait_for_pods(what: &str, args: &[&str], url: &str, check: fn(&[String]) -> bool) {
+    wait_until(what, || async move {
+        check(&pods_answering(args, url, 12).await)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fallback_backend_takes_what_the_primary_backends_health_cannot() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-fallback");
+    let mut config = gateway_yaml(port)
+        + &pods_backend("primary", pods, &[1, 2, 3], false)
+        + &pods_backend("spare", pods, &[4], true);
+    config.push_str(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: failover}\nspec:\n  \
+         parentRefs: [{name: gw, sectionName: http}]\n  hostnames: [failover.example]\n  \
+         rules: [{backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: spare}, \
+         {group: gateway.envoyproxy.io, kind: Backend, name: primary}]}]\n---\n\
+         apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: failover}\nspec:\n  \
+         targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: failover}]\n  \
+         loadBalancer: {type: RoundRobin}\n  \
+         healthCheck: {active: {type: HTTP, interval: 100ms, timeout: 500ms, unhealthyThreshold: 1, \
+         healthyThreshold: 1, http: {path: /healthz}}}\n---\n",
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let host = ["-H", "host: failover.example"];
+
+    // Healthy primary backend: the fallback one gets nothing.
+    let split = counts(&pods_answering(&host, &url, 60).await);
+    assert_eq!(
+        split.keys().collect::<Vec<_>>(),
+        ["pod-1", "pod-2", "pod-3"]
+    );
+    // pod-1 out: 2 of 3 healthy, 1.4 × 67 % = 93 % for the primary level, 7 % falls back,
+    // and pod-1 itself gets nothing (the levels together are fully healthy: no panic).
+    states[0].sick.store(true, Ordering::SeqCst);
+    wait_for_pods("pod-1 is out", &host, &url, |pods| {
+        !pods.iter().any(|p| p == "pod-1")
+    })
+    .await;
+    let split = counts(&pods_answering(&host, &url, 400).await);
+    assert!(!split.contains_key("pod-1"), "{split:?}");
+    let spare = split.get("pod-4").copied().unwrap_or(0);
+    assert!((8..=52).contains(&spare), "7 % of 400 expected: {split:?}");
+    // pod-2 out too: 1.4 × 33 % = 46 % primary, 54 % to the fallback backend.
+    states[1].sick.store(true, Ordering::SeqCst);
+    wait_for_pods("pod-2 is out", &host, &url, |pods| {
+        !pods.iter().any(|p| p == "pod-2")
+    })
+    .await;
+    let split = counts(&pods_answering(&host, &url, 200).await);
+    assert_eq!(split.len(), 2, "{split:?}");
+    assert!(
+        (80..=136).contains(&split["pod-4"]),
+        "54 % of 200 expected: {split:?}"
+    );
+    // Every primary endpoint out: everything falls back; healthy again: nothing does.
+    states[2].sick.store(true, Ordering::SeqCst);
+    wait_for_pods("only the fallback backend answers", &host, &url, |pods| {
+        pods.iter().all(|p| p == "pod-4")
+    })
+    .await;
+    for state in &states {
+        state.sick.store(false, Ordering::SeqCst);
+    }
+    wait_for_pods("the primary backend is back", &host, &url, |pods| {
+        counts(pods).len() == 3
+    })
+    .await;
+    let split = counts(&pods_answering(&host, &url, 60).await);
+    assert!(!split.contains_key("pod-4"), "{split:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn num_attempts_per_priority_sends_a_retry_to_the_fallback_backend() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-priority-retry");
+    let mut config = gateway_yaml(port)
+        + &pods_backend("primary", pods, &[1, 2, 3], false)
+        + &pods_backend("spare", pods, &[4], true);
+    for (name, per_priority) in [("moving", ", numAttemptsPerPriority: 1"), ("staying", "")] {
+        config.push_str(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{name: gw, sectionName: http}}]\n  hostnames: [{name}.example]\n  \
+             rules: [{{backendRefs: [{{group: gateway.envoyproxy.io, kind: Backend, name: primary}}, \
+             {{group: gateway.envoyproxy.io, kind: Backend, name: spare}}]}}]\n---\n\
+             apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}}}]\n  \
+             retry: {{numRetries: 1{per_priority}, retryOn: {{triggers: [retriable-status-codes], httpStatusCodes: [500]}}}}\n---\n"
+        ));
+    }
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    // The primary pods answer 500 (without health checks they all stay healthy).
+    for state in &states[..3] {
+        state.failing.store(true, Ordering::SeqCst);
+    }
+    // Each retry leaves the level tried first: the fallback pod answers them all.
+    let answered = pods_answering(&["-H", "host: moving.example"], &url, 30).await;
+    assert_eq!(
+        counts(&answered).keys().collect::<Vec<_>>(),
+        ["pod-4"],
+        "{answered:?}"
+    );
+    // Without numAttemptsPerPriority, retries stay on the primary level.
+    let answered = pods_answering(&["-H", "host: staying.example"], &url, 30).await;
+    assert!(
+        answered.iter().all(|pod| pod.ends_with('!')),
+        "{answered:?}"
+    );
+    assert!(
+        !answered.iter().any(|pod| pod.starts_with("pod-4")),
+        "{answered:?}"
     );
 }

@@ -420,7 +420,7 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
     assert_eq!(defaults.retry.attempts, 2);
     assert_eq!(defaults.retry.backoff, std::time::Duration::from_millis(25));
     assert_eq!(defaults.per_try_timeout, None);
-    // numAttemptsPerPriority is read (one priority: the same retry loop).
+    // numAttemptsPerPriority: levels left out after every two tries.
     let gateway_errors = compile(
         "retry: {numRetries: 5, numAttemptsPerPriority: 2, retryOn: {triggers: [gateway-error, retriable-4xx]}, perRetry: {timeout: 250ms, backOff: {baseInterval: 100ms}}}",
     )
@@ -429,6 +429,8 @@ fn retries_compile_to_the_route_retry_loop_with_envoy_gateway_defaults() {
     .unwrap();
     assert_eq!(gateway_errors.retry.codes, [409, 502, 503, 504]);
     assert_eq!(gateway_errors.retry.attempts, 5);
+    assert_eq!(gateway_errors.retry.attempts_per_priority, Some(2));
+    assert_eq!(defaults.retry.attempts_per_priority, None);
     assert_eq!(
         gateway_errors.per_try_timeout,
         Some(std::time::Duration::from_millis(250))

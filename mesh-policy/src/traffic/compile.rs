@@ -1078,6 +1078,7 @@ fn compile_retry(spec: &super::model::RetrySpec) -> Result<routing::router::Poli
             grpc_statuses,
             attempts: spec.num_retries.unwrap_or(2),
             backoff,
+            attempts_per_priority: spec.num_attempts_per_priority.filter(|&n| n > 0),
         },
         per_try_timeout,
     })

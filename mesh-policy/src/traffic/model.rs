@@ -327,9 +327,9 @@ pub struct RetrySpec {
     /// Retries after the first try (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_retries: Option<u32>,
-    /// Tries sent to one priority before the next is tried (Envoy's `previous_priorities`).
-    /// Every endpoint of this data plane is in one priority (there are no fallback backends),
-    /// so, as in Envoy for a route without them, it changes nothing once read.
+    /// Tries sent to one priority before the next is tried (Envoy's `previous_priorities`):
+    /// with fallback backends, after every this many tries the levels tried are left out of
+    /// the next tries while another level has health; without them it changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_attempts_per_priority: Option<u32>,
     /// What is retried.

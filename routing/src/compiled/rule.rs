@@ -62,6 +62,10 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Wait before each retry.
     pub backoff: Duration,
+    /// With fallback backends, after every this many tries the levels tried are left out of
+    /// the next tries while another level has health (Envoy Gateway's
+    /// `numAttemptsPerPriority`, Envoy's previous-priorities retry selector).
+    pub attempts_per_priority: Option<u32>,
 }
 
 impl HttpRule {
@@ -74,10 +78,9 @@ impl HttpRule {
             name: None,
             matched_prefix: None,
             filters: Vec::new(),
-            backends: WeightedBackends::new(vec![crate::backends::WeightedBackend {
-                weight: 1,
-                state: backend,
-            }]),
+            backends: WeightedBackends::new(vec![crate::backends::WeightedBackend::primary(
+                1, backend,
+            )]),
             timeouts: RouteTimeouts::default(),
             retry: None,
             policy: PolicySlot::default(),

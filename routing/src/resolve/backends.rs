@@ -15,6 +15,8 @@ use crate::model::{BackendObjectReference, Config, ObjectKey, Service, ServicePo
 pub(crate) struct ResolvedBackend {
     pub(crate) state: BackendState<Arc<Backend>>,
     pub(crate) problem: Option<Condition>,
+    /// A fallback backend (Envoy Gateway `Backend.spec.fallback`).
+    pub(crate) fallback: bool,
 }
 
 impl ResolvedBackend {
@@ -28,6 +30,7 @@ impl ResolvedBackend {
         ResolvedBackend {
             state: BackendState::Invalid,
             problem: Some(problem),
+            fallback: false,
         }
     }
 }
@@ -113,6 +116,7 @@ pub(crate) fn resolve_backend(
     ResolvedBackend {
         state,
         problem: None,
+        fallback: false,
     }
 }
 

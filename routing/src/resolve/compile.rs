@@ -118,6 +118,7 @@ pub(crate) fn compile_http_rule(
         backends.push(WeightedBackend {
             weight: backend_ref.weight,
             state,
+            fallback: resolved.fallback,
         });
     }
     let timeouts = compile_timeouts(rule).map_err(at)?;
@@ -126,6 +127,7 @@ pub(crate) fn compile_http_rule(
         Some(retry) => Some(RetryPolicy {
             codes: retry.codes.clone(),
             grpc_statuses: Vec::new(),
+            attempts_per_priority: None,
             attempts: retry.attempts.unwrap_or(1),
             backoff: match &retry.backoff {
                 None => std::time::Duration::ZERO,

@@ -1,8 +1,8 @@
 //! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
 //! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`], with TLS when a
 //! BackendTLSPolicy targets the Backend. Not supported (the reference is `ResolvedRefs=False`,
-//! naming the field): `unix` endpoints, `fallback`, the Backend's own `tls` and the `wss`
-//! application protocol.
+//! naming the field): `unix` endpoints, the Backend's own `tls` and the `wss` application
+//! protocol. A `fallback` Backend is a fallback entry of the rule's backends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,12 +51,6 @@ pub(crate) fn resolve_envoy_backend(
         Ok(spec) => spec,
         Err(error) => return invalid("UnsupportedValue", format!("Backend {key}: {error}")),
     };
-    if spec.fallback == Some(true) {
-        return invalid(
-            "UnsupportedValue",
-            format!("Backend {key}: spec.fallback: fallback backends are not supported"),
-        );
-    }
     if spec.tls.is_some() {
         return invalid(
             "UnsupportedValue",
@@ -97,6 +91,7 @@ pub(crate) fn resolve_envoy_backend(
     ResolvedBackend {
         state,
         problem: None,
+        fallback: spec.fallback == Some(true),
     }
 }
 
@@ -216,15 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fallback_backend_is_marked_so() {
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], fallback: true}";
+        let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+        assert!(resolved.problem.is_none());
+        assert!(resolved.fallback);
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], fallback: false}";
+        assert!(!resolve_envoy_backend(&config(spec), ROUTE, &reference("ext")).fallback);
+    }
+
+    #[test]
     fn what_is_not_supported_or_missing_is_named() {
         for (spec, expected) in [
             (
                 "{endpoints: [{unix: {path: /run/app.sock}}]}",
                 "spec.endpoints[0].unix",
-            ),
-            (
-                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], fallback: true}",
-                "spec.fallback",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {}}",

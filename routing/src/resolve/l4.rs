@@ -66,6 +66,7 @@ pub(crate) fn attach_routes(
                     WeightedBackend {
                         weight: backend_ref.weight,
                         state: resolved.state,
+                        fallback: resolved.fallback,
                     }
                 })
                 .collect();

@@ -12,6 +12,7 @@ use http::header::HeaderValue;
 use http::{Extensions, HeaderMap, Method, Uri};
 
 use super::error::{RouteError, UpstreamErrorKind};
+use crate::backends::{LevelHealth, PriorityChoice, WeightedBackends};
 use crate::compiled::{Backend, Endpoint};
 
 /// What a balancer sees of a request.
@@ -158,6 +159,64 @@ pub trait BalanceEndpoints: Send + Sync + fmt::Debug {
     /// The endpoint of `backend` that takes the try, or `None` when none may (every endpoint
     /// unhealthy or ejected, outside panic mode): the try is then answered 503.
     fn pick(&self, backend: &Backend, request: &RequestHead<'_>) -> Option<EndpointPick>;
+
+    /// How many of `backend`'s endpoints are healthy now, which splits a rule's traffic
+    /// between its primary and fallback backends; `None` when this balancer does not judge
+    /// health (every endpoint counts as healthy).
+    fn endpoint_health(&self, _backend: &Backend) -> Option<LevelHealth> {
+        None
+    }
+
+    /// The healthy percentage under which a priority level is in panic (Envoy's 50 %).
+    fn panic_threshold(&self) -> u32 {
+        50
+    }
+
+    /// As [`pick`](Self::pick), for a backend of a priority level whose panic the caller
+    /// decided: in panic every endpoint may take the try, else only healthy ones.
+    fn pick_in_level(
+        &self,
+        backend: &Backend,
+        request: &RequestHead<'_>,
+        _panic: bool,
+    ) -> Option<EndpointPick> {
+        self.pick(backend, request)
+    }
+}
+
+/// Chooses a backend of `backends` by `random`: among the primary and fallback levels as their
+/// health splits the traffic (each backend's health from `balancer`, else all its endpoints
+/// healthy) and a retry's exclusions (`excluded`: primary, fallback) allow, then by weight.
+pub fn choose_backend<'a>(
+    backends: &'a WeightedBackends<Arc<Backend>>,
+    balancer: Option<&dyn BalanceEndpoints>,
+    random: u64,
+    excluded: [bool; 2],
+) -> PriorityChoice<'a, Arc<Backend>> {
+    let panic_threshold = balancer.map_or(50, |balancer| balancer.panic_threshold());
+    backends.choose_by_priority(random, panic_threshold, excluded, |backend| {
+        let endpoints = backend.endpoints.len() as u64;
+        balancer
+            .and_then(|balancer| balancer.endpoint_health(backend))
+            .unwrap_or(LevelHealth {
+                endpoints,
+                healthy: endpoints,
+            })
+    })
+}
+
+/// The endpoint of `backend` `balancer` picks, in a level whose panic `panic` says when the
+/// rule has fallback backends.
+pub fn pick_endpoint(
+    balancer: &dyn BalanceEndpoints,
+    backend: &Backend,
+    request: &RequestHead<'_>,
+    panic: Option<bool>,
+) -> Option<EndpointPick> {
+    match panic {
+        None => balancer.pick(backend, request),
+        Some(panic) => balancer.pick_in_level(backend, request, panic),
+    }
 }
 
 /// The balancer of the route's policy, as a request extension set before

@@ -17,7 +17,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::apply::{FilterEffects, apply_filters};
-use super::balance::{PolicyBalancer, RequestHead, SelectedEndpoint, TryOutcome};
+use super::balance::{
+    PolicyBalancer, RequestHead, SelectedEndpoint, TryOutcome, choose_backend, pick_endpoint,
+};
 use super::mirror::{MirrorLimits, Mirrors, copy_without_body};
 use super::{MatchedRoute, PendingMirrors, RouteError, SelectedBackend, UpstreamError};
 use crate::backends::BackendChoice;
@@ -322,13 +324,14 @@ impl<S> Attempt<S> {
             .map(|asked| per_try.or(self.matched.rule.timeouts.request.or(asked.request_timeout)));
         // The place of the retry under way, held through its try.
         let mut retry_place = None;
+        let mut levels = LevelsTried::new(retry.as_ref().and_then(|r| r.attempts_per_priority));
         if let Some(retry) = retry {
             for _ in 0..retry.attempts {
                 let mut copy = copy_without_body(&request);
                 if let Some(replay) = &replay {
                     *copy.body_mut() = replay.body();
                 }
-                let outcome = self.one_try(copy, per_try, envoy).await;
+                let outcome = self.one_try(copy, per_try, envoy, &mut levels).await;
                 retry_place = None;
                 if !retriable(&outcome, &retry) {
                     return outcome;
@@ -344,7 +347,7 @@ impl<S> Attempt<S> {
                 }
             }
         }
-        let outcome = self.one_try(request, per_try, envoy).await;
+        let outcome = self.one_try(request, per_try, envoy, &mut levels).await;
         drop(retry_place);
         outcome
     }
@@ -357,6 +360,7 @@ impl<S> Attempt<S> {
         mut request: Request<B>,
         per_try: Option<Duration>,
         envoy: Option<Option<Duration>>,
+        levels: &mut LevelsTried,
     ) -> impl Future<Output = Result<Response<RB>, RouteError>> + Send + 'static
     where
         S: UpstreamService<B, RB>,
@@ -373,7 +377,15 @@ impl<S> Attempt<S> {
             .filter(|_| rule.backends.len() > 1)
             .and_then(|b| b.0.backend_seed(&RequestHead::of(&request)))
             .unwrap_or_else(rand::random);
-        let chosen = match rule.backends.choose(seed) {
+        let chosen = choose_backend(
+            &rule.backends,
+            balancer.as_ref().map(|b| &*b.0),
+            seed,
+            levels.excluded_now(),
+        );
+        levels.tried(&chosen);
+        let panic = chosen.panic;
+        let chosen = match chosen.choice {
             BackendChoice::Forward(backend) => Ok(Arc::clone(backend)),
             BackendChoice::NoEndpoints => Err(RouteError::NoEndpoints),
             BackendChoice::Invalid => Err(RouteError::InvalidBackend),
@@ -394,7 +406,7 @@ impl<S> Attempt<S> {
         // The policy's balancer picks the endpoint now, while the request is at hand.
         let pick = match (&early, &balancer) {
             (Ok(Ok(backend)), Some(balancer)) => {
-                match balancer.0.pick(backend, &RequestHead::of(&request)) {
+                match pick_endpoint(&*balancer.0, backend, &RequestHead::of(&request), panic) {
                     Some(pick) => {
                         request.extensions_mut().insert(SelectedEndpoint {
                             endpoints: Arc::clone(&backend.endpoints),
@@ -463,6 +475,53 @@ impl<S> Attempt<S> {
     }
 }
 
+/// The priority levels (primary, fallback backends) a request's tries went to, for Envoy's
+/// previous-priorities retry selector (`numAttemptsPerPriority`): after every `per_level`
+/// tries, the levels tried so far are left out of the next tries while another has health.
+#[derive(Debug, Default)]
+struct LevelsTried {
+    per_level: Option<u32>,
+    tries: u32,
+    tried: [bool; 2],
+    excluded: [bool; 2],
+}
+
+impl LevelsTried {
+    fn new(per_level: Option<u32>) -> Self {
+        LevelsTried {
+            per_level,
+            ..LevelsTried::default()
+        }
+    }
+
+    /// The levels the next try leaves out.
+    fn excluded_now(&mut self) -> [bool; 2] {
+        if let Some(every) = self.per_level
+            && self.tries >= every
+            && self.tries.is_multiple_of(every)
+        {
+            self.excluded = [
+                self.excluded[0] || self.tried[0],
+                self.excluded[1] || self.tried[1],
+            ];
+        }
+        self.excluded
+    }
+
+    /// Notes the level a try went to (forgetting the levels tried when the exclusion had to
+    /// be ignored).
+    fn tried<B>(&mut self, choice: &crate::backends::PriorityChoice<'_, B>) {
+        if self.per_level.is_none() || choice.panic.is_none() {
+            return;
+        }
+        if choice.exclusion_ignored {
+            *self = LevelsTried::new(self.per_level);
+        }
+        self.tries += 1;
+        self.tried[usize::from(choice.fallback)] = true;
+    }
+}
+
 /// Whether a try's outcome may be retried under `retry`.
 fn retriable<RB>(outcome: &Result<Response<RB>, RouteError>, retry: &RetryPolicy) -> bool {
     match outcome {
@@ -478,5 +537,51 @@ fn retriable<RB>(outcome: &Result<Response<RB>, RouteError>, retry: &RetryPolicy
         Err(RouteError::Upstream(error)) => error.is_retriable(),
         Err(RouteError::BackendTimeout | RouteError::NoEndpoints) => true,
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::{BackendChoice, PriorityChoice};
+
+    fn went(fallback: bool, exclusion_ignored: bool) -> PriorityChoice<'static, ()> {
+        PriorityChoice {
+            choice: BackendChoice::Forward(&()),
+            panic: Some(false),
+            fallback,
+            exclusion_ignored,
+        }
+    }
+
+    #[test]
+    fn levels_tried_are_left_out_after_every_n_tries() {
+        // One try per level: the retry leaves the primary level out, the next both (which the
+        // choice ignores, starting over).
+        let mut levels = LevelsTried::new(Some(1));
+        assert_eq!(levels.excluded_now(), [false, false]);
+        levels.tried(&went(false, false));
+        assert_eq!(levels.excluded_now(), [true, false]);
+        levels.tried(&went(true, false));
+        assert_eq!(levels.excluded_now(), [true, true]);
+        levels.tried(&went(false, true));
+        assert_eq!(levels.tries, 1);
+        assert_eq!(levels.excluded_now(), [true, false]);
+        // Two tries per level: the second try stays, the third moves.
+        let mut levels = LevelsTried::new(Some(2));
+        levels.tried(&went(false, false));
+        assert_eq!(levels.excluded_now(), [false, false]);
+        levels.tried(&went(false, false));
+        assert_eq!(levels.excluded_now(), [true, false]);
+        // Without the setting, or without fallback backends, nothing is left out.
+        let mut levels = LevelsTried::new(None);
+        levels.tried(&went(false, false));
+        assert_eq!(levels.excluded_now(), [false, false]);
+        let mut levels = LevelsTried::new(Some(1));
+        levels.tried(&PriorityChoice {
+            panic: None,
+            ..went(false, false)
+        });
+        assert_eq!(levels.excluded_now(), [false, false]);
     }
 }

@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use hbone::peer::Peer;
 use mesh_policy::traffic::AttachedBackendTraffic;
+use mesh_policy::traffic::compile::RouteTraffic;
 use routing::backends::BackendChoice;
 use routing::compiled::{Backend, CompiledListener, L4Backends, ListenerRoutes};
+use routing::model::ObjectKey;
 use routing::resolve::hostname_covers;
 use routing::router::ListenerSet;
-use routing::router::{LocalFailure, PolicyBalancer, RequestHead, TryOutcome};
+use routing::router::{
+    LocalFailure, PolicyBalancer, RequestHead, TryOutcome, choose_backend, pick_endpoint,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -153,14 +157,30 @@ impl<C: Connect> Relay<'_, C> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
+        let scope = Some((&self.listener.gateway, self.listener.name.as_str()));
+        fn traffic_of<'b>(
+            backend: &'b Backend,
+            scope: Option<(&ObjectKey, &str)>,
+        ) -> Option<&'b RouteTraffic> {
+            let attached = backend.policy.get::<AttachedBackendTraffic>()?;
+            attached.for_listener(scope)
+        }
+        // The rule's balancer (copied into each backend's slot) judges the health that
+        // splits traffic between primary and fallback backends.
+        let rule_balancer = backends
+            .ready()
+            .next()
+            .and_then(|backend| traffic_of(backend, scope)?.balancer.as_ref());
+        let chosen = choose_backend(
+            backends,
+            rule_balancer.map(|b| &*b.0),
+            rand::random(),
+            [false; 2],
+        );
+        let BackendChoice::Forward(backend) = chosen.choice else {
             return;
         };
-        let scope = Some((&self.listener.gateway, self.listener.name.as_str()));
-        let traffic = backend
-            .policy
-            .get::<AttachedBackendTraffic>()
-            .and_then(|attached| attached.for_listener(scope));
+        let traffic = traffic_of(backend, scope);
         let upstream = traffic
             .and_then(|traffic| traffic.policy.upstream_connection())
             .unwrap_or_default();
@@ -184,7 +204,8 @@ impl<C: Connect> Relay<'_, C> {
         };
         let mut head = http::Request::new(());
         head.extensions_mut().insert(self.peer);
-        let Some(pick) = balancer.pick(backend, &RequestHead::of(&head)) else {
+        let Some(pick) = pick_endpoint(&**balancer, backend, &RequestHead::of(&head), chosen.panic)
+        else {
             return;
         };
         let Some(endpoint) = backend.endpoints.get(pick.endpoint) else {

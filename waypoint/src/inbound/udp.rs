@@ -15,7 +15,7 @@ use mesh_policy::traffic::AttachedBackendTraffic;
 use mesh_policy::traffic::client_ip::ClientAddress;
 use routing::backends::BackendChoice;
 use routing::compiled::{Backend, CompiledListener, ListenerRoutes};
-use routing::router::{ListenerSet, PolicyBalancer, RequestHead};
+use routing::router::{ListenerSet, PolicyBalancer, RequestHead, choose_backend, pick_endpoint};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -95,16 +95,27 @@ async fn open_session(
         return None;
     };
     let listener = listeners.listeners().first()?;
-    let BackendChoice::Forward(backend) = backends.choose(rand::random()) else {
+    // The UDPRoute's BackendTrafficPolicy balancer (one for the rule, in each backend's
+    // slot): by the client's address for a consistent hash, never an endpoint failing its
+    // checks; fallback backends as the others' health asks.
+    let balancer = backends
+        .ready()
+        .next()
+        .and_then(|backend| policy_balancer(backend, listener));
+    let chosen = choose_backend(
+        backends,
+        balancer.map(|b| &*b.0),
+        rand::random(),
+        [false; 2],
+    );
+    let BackendChoice::Forward(backend) = chosen.choice else {
         return None;
     };
-    let endpoint = match policy_balancer(backend, listener) {
-        // The UDPRoute's BackendTrafficPolicy balancer: by the client's address for a
-        // consistent hash, never an endpoint failing its checks.
+    let endpoint = match balancer {
         Some(PolicyBalancer(balancer)) => {
             let mut head = http::Request::new(());
             head.extensions_mut().insert(ClientAddress(client.ip()));
-            let pick = balancer.pick(backend, &RequestHead::of(&head))?;
+            let pick = pick_endpoint(&**balancer, backend, &RequestHead::of(&head), chosen.panic)?;
             backend.endpoints.get(pick.endpoint)?
         }
         None => endpoints.pick(backend)?,
@@ -180,10 +191,10 @@ mod tests {
             policy: Default::default(),
             cluster_address: None,
         };
-        let backends = WeightedBackends::new(vec![WeightedBackend {
-            weight: 1,
-            state: BackendState::Ready(Arc::new(backend)),
-        }]);
+        let backends = WeightedBackends::new(vec![WeightedBackend::primary(
+            1,
+            BackendState::Ready(Arc::new(backend)),
+        )]);
         Arc::new(ListenerSet::new(vec![CompiledListener {
             gateway: ObjectKey::new("ns", "gw"),
             listener_set: None,

@@ -180,6 +180,32 @@ impl EndpointHealth {
         }
     }
 
+    /// How many of `count` endpoints are healthy now.
+    pub fn healthy_count(&self, count: usize) -> usize {
+        let now = self.epoch.elapsed_nanos();
+        (0..count).filter(|&e| self.healthy(e, now)).count()
+    }
+
+    /// The healthy percentage under which health is ignored (0: never).
+    pub fn panic_threshold(&self) -> u32 {
+        self.panic_threshold
+    }
+
+    /// The endpoints that may take a try now, of `count`, in a priority level whose panic the
+    /// caller decided (primary and fallback backends): in panic all, else the healthy ones.
+    pub fn eligible_in_level(&self, count: usize, panic: bool) -> Eligible {
+        if panic {
+            return Eligible::All;
+        }
+        let now = self.epoch.elapsed_nanos();
+        let healthy: Vec<usize> = (0..count).filter(|&e| self.healthy(e, now)).collect();
+        match healthy.len() {
+            0 => Eligible::None,
+            all if all == count => Eligible::All,
+            _ => Eligible::Only(healthy),
+        }
+    }
+
     /// Counts how a try on `endpoint` ended.
     pub fn report(&self, endpoint: usize, outcome: TryOutcome) {
         let Some(outliers) = &self.outliers else {
@@ -256,5 +282,23 @@ mod tests {
         assert!(!quiet.counts_outcomes());
         quiet.report(0, TryOutcome::Answered(500));
         assert_eq!(quiet.eligible(2), Eligible::All);
+    }
+
+    #[test]
+    fn in_a_priority_level_the_caller_decides_panic() {
+        let health = EndpointHealth::new(&ejecting(), 4);
+        for endpoint in 1..4 {
+            health.report(endpoint, TryOutcome::Answered(500));
+        }
+        assert_eq!(health.healthy_count(4), 1);
+        assert_eq!(health.panic_threshold(), 50);
+        // On its own the backend would be in panic; its level is not.
+        assert_eq!(health.eligible(4), Eligible::All);
+        assert_eq!(health.eligible_in_level(4, false), Eligible::Only(vec![0]));
+        assert_eq!(health.eligible_in_level(4, true), Eligible::All);
+        health.report(0, TryOutcome::Answered(500));
+        assert_eq!(health.eligible_in_level(4, false), Eligible::None);
+        let quiet = EndpointHealth::new(&ejecting(), 2);
+        assert_eq!(quiet.eligible_in_level(2, false), Eligible::All);
     }
 }

@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use routing::backends::LevelHealth;
 use routing::compiled::{Backend, Endpoint};
 use routing::router::{
     BalanceEndpoints, EndpointPick, ObserveTries, RequestHead, TryOutcome, TryTicket,
@@ -461,6 +462,45 @@ impl BalanceEndpoints for Balancer {
     }
 
     fn pick(&self, backend: &Backend, request: &RequestHead<'_>) -> Option<EndpointPick> {
+        self.pick_judged(backend, request, None)
+    }
+
+    fn endpoint_health(&self, backend: &Backend) -> Option<LevelHealth> {
+        let health = self.state_of(backend)?.health.as_ref()?;
+        let endpoints = backend.endpoints.len();
+        Some(LevelHealth {
+            endpoints: endpoints as u64,
+            healthy: health.healthy_count(endpoints) as u64,
+        })
+    }
+
+    fn panic_threshold(&self) -> u32 {
+        self.backends
+            .iter()
+            .find_map(|state| state.health.as_ref())
+            .map_or(50, EndpointHealth::panic_threshold)
+    }
+
+    fn pick_in_level(
+        &self,
+        backend: &Backend,
+        request: &RequestHead<'_>,
+        panic: bool,
+    ) -> Option<EndpointPick> {
+        self.pick_judged(backend, request, Some(panic))
+    }
+}
+
+impl Balancer {
+    /// The endpoint of `backend` for a try, among the endpoints its health allows: as the
+    /// backend's own panic threshold decides, or `level_panic` when its priority level's
+    /// panic was decided for it.
+    fn pick_judged(
+        &self,
+        backend: &Backend,
+        request: &RequestHead<'_>,
+        level_panic: Option<bool>,
+    ) -> Option<EndpointPick> {
         let count = backend.endpoints.len();
         if count == 0 {
             return None;
@@ -474,9 +514,10 @@ impl BalanceEndpoints for Balancer {
                 predicted: None,
             });
         };
-        let eligible = match &state.health {
-            Some(health) => health.eligible(count),
-            None => Eligible::All,
+        let eligible = match (&state.health, level_panic) {
+            (Some(health), None) => health.eligible(count),
+            (Some(health), Some(panic)) => health.eligible_in_level(count, panic),
+            (None, _) => Eligible::All,
         };
         let candidates = match &eligible {
             Eligible::All => Candidates::All(count),
