@@ -193,7 +193,11 @@ pub fn choose_backend<'a>(
     random: u64,
     excluded: [bool; 2],
 ) -> PriorityChoice<'a, Arc<Backend>> {
-    let panic_threshold = balancer.map_or(50, |balancer| balancer.panic_threshold());
+    // The threshold is asked for only when there are levels to choose between.
+    let panic_threshold = match backends.has_fallback() {
+        true => balancer.map_or(50, |balancer| balancer.panic_threshold()),
+        false => 50,
+    };
     backends.choose_by_priority(random, panic_threshold, excluded, |backend| {
         let endpoints = backend.endpoints.len() as u64;
         balancer
