@@ -119,3 +119,61 @@ async fn a_backend_tls_policy_on_a_backend_makes_the_gateway_speak_verified_tls(
     let (status, _) = curl(&["-H", "host: api.example", &url]).await;
     assert_eq!(status, 503, "and stays refused");
 }
+
+/// A Backend `name` at `localhost:port` with `tls` (YAML flow style).
+fn tls_backend(name: &str, port: u16, tls: &str) -> String {
+    format!(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {{name: {name}}}\n\
+         spec: {{endpoints: [{{fqdn: {{hostname: localhost, port: {port}}}}}], tls: {tls}}}\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backends_own_tls_settings_verify_its_endpoints_or_skip_verification() {
+    let port = free_port();
+    let dir = scratch("envoy-backend-own-tls");
+    let (ca, leaf, key) = openssl_ca_and_leaf(&dir, "api.internal");
+    let secure = tls_echo(&leaf, &key).await;
+    let mut config = gateway_yaml(port) + &ca_config_map("api-ca", &ca);
+    for (name, tls) in [
+        (
+            "trusted",
+            "{caCertificateRefs: [{kind: ConfigMap, name: api-ca}], sni: api.internal}",
+        ),
+        ("insecure", "{insecureSkipVerify: true, sni: any.name}"),
+        (
+            "public",
+            "{wellKnownCACertificates: System, sni: api.internal}",
+        ),
+        (
+            "wrong-name",
+            "{caCertificateRefs: [{kind: ConfigMap, name: api-ca}], sni: other.internal}",
+        ),
+        ("overridden", "{insecureSkipVerify: true, sni: own.name}"),
+    ] {
+        config += &tls_backend(name, secure, tls);
+        config += &route_to_backend(name, name);
+    }
+    // A BackendTLSPolicy on a Backend takes precedence over the Backend's own settings.
+    config += "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: over}\n\
+               spec:\n  targetRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: overridden}]\n  \
+               validation: {hostname: api.internal, caCertificateRefs: [{group: '', kind: ConfigMap, name: api-ca}]}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for (host, sni) in [
+        ("trusted.example", "api.internal"),
+        ("insecure.example", "any.name"),
+        ("overridden.example", "api.internal"),
+    ] {
+        let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
+        assert_eq!(status, 200, "{host}: {response}");
+        assert_eq!(echoed(&response)["pod"], format!("sni={sni}"), "{host}");
+    }
+    // The test CA is not a public root, and the certificate is not for other.internal.
+    for host in ["public.example", "wrong-name.example"] {
+        let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
+        assert_eq!(status, 503, "{host}: {response}");
+    }
+}

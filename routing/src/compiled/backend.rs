@@ -65,6 +65,9 @@ pub enum TlsRoots {
     Pem(Arc<[u8]>),
     /// The well-known public roots (`wellKnownCACertificates: System`).
     System,
+    /// No verification of the certificate (an Envoy Gateway `Backend`'s
+    /// `insecureSkipVerify`); the handshake's signatures are still checked.
+    SkipVerification,
 }
 
 /// A Service port chosen by a backendRef, with its endpoints (non-empty: a Service without

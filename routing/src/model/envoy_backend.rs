@@ -20,13 +20,37 @@ pub struct EnvoyBackendSpec {
     /// `gateway.envoyproxy.io/h2c`, `…/ws` or `…/wss`.
     #[serde(default)]
     pub app_protocols: Vec<String>,
-    /// A fallback (priority 1) backend: not supported here.
+    /// A fallback backend: a second priority level of the rules that name it, taking traffic
+    /// as the primary backends' health falls.
     #[serde(default)]
     pub fallback: Option<bool>,
-    /// TLS to the endpoints: not supported here (a BackendTLSPolicy does not target a
-    /// Backend either).
+    /// TLS to the endpoints (a BackendTLSPolicy targeting the Backend takes precedence).
     #[serde(default)]
-    pub tls: Option<serde_yaml_ng::Value>,
+    pub tls: Option<EnvoyBackendTls>,
+}
+
+/// `Backend.spec.tls`: how the endpoints' certificates are verified, and the SNI sent.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvoyBackendTls {
+    /// ConfigMaps (in the Backend's namespace) whose `ca.crt` holds the trust anchors.
+    #[serde(default)]
+    pub ca_certificate_refs: Vec<crate::model::PolicyTargetRef>,
+    /// `System`: the well-known public roots.
+    #[serde(default, rename = "wellKnownCACertificates")]
+    pub well_known_ca_certificates: Option<String>,
+    /// Accept any certificate the endpoint presents (the handshake is still authenticated
+    /// by its key).
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
+    /// The SNI sent, and the name the certificate is verified for.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Every other field: the protocol settings of `BackendTLSConfig` (client certificate,
+    /// versions, ciphers, curves, signature algorithms, ALPN) are not supported here, and
+    /// others are unknown.
+    #[serde(flatten)]
+    pub config: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 /// One endpoint: exactly one of `ip`, `fqdn`, `unix`.

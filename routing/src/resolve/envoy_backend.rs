@@ -1,13 +1,15 @@
 //! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
 //! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`], with TLS when a
 //! BackendTLSPolicy targets the Backend. Not supported (the reference is `ResolvedRefs=False`,
-//! naming the field): `unix` endpoints, the Backend's own `tls` and the `wss` application
-//! protocol. A `fallback` Backend is a fallback entry of the rule's backends.
+//! naming the field): `unix` endpoints and the `wss` application protocol. A `fallback`
+//! Backend is a fallback entry of the rule's backends; the Backend's own `tls` is read by
+//! [`super::envoy_backend_tls`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::backends::ResolvedBackend;
+use super::envoy_backend_tls::own_tls;
 use super::references::{self, To};
 use crate::backends::BackendState;
 use crate::compiled::{Backend, BackendProtocol, Endpoint};
@@ -51,12 +53,6 @@ pub(crate) fn resolve_envoy_backend(
         Ok(spec) => spec,
         Err(error) => return invalid("UnsupportedValue", format!("Backend {key}: {error}")),
     };
-    if spec.tls.is_some() {
-        return invalid(
-            "UnsupportedValue",
-            format!("Backend {key}: spec.tls is not supported"),
-        );
-    }
     let protocol = match app_protocol(&spec.app_protocols) {
         Ok(protocol) => protocol,
         Err(message) => return invalid("UnsupportedProtocol", format!("Backend {key}: {message}")),
@@ -65,9 +61,18 @@ pub(crate) fn resolve_envoy_backend(
         Ok(endpoints) => endpoints,
         Err(message) => return invalid("UnsupportedValue", format!("Backend {key}: {message}")),
     };
-    // A BackendTLSPolicy may target the Backend.
+    // A BackendTLSPolicy targeting the Backend takes precedence over its own `tls`.
     let tls = match super::backend_tls::envoy_backend_tls(config, &key) {
-        Ok(tls) => tls.map(Arc::new),
+        Ok(Some(tls)) => Some(Arc::new(tls)),
+        Ok(None) => match &spec.tls {
+            None => None,
+            Some(settings) => match own_tls(config, &key, settings) {
+                Ok(tls) => Some(Arc::new(tls)),
+                Err(message) => {
+                    return invalid("UnsupportedValue", format!("Backend {key}: {message}"));
+                }
+            },
+        },
         Err(problem) => return ResolvedBackend::failed(problem),
     };
     let port = reference
@@ -146,6 +151,7 @@ fn endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Vec<Endpoint>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compiled::TlsRoots;
 
     const ROUTE: references::From<'static> = references::From {
         group: "gateway.networking.k8s.io",
@@ -211,6 +217,27 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_with_tls_settings_gets_them() {
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 443}}], \
+                    tls: {insecureSkipVerify: true, sni: API.example}}";
+        let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+        assert!(resolved.problem.is_none(), "{:?}", resolved.problem);
+        let BackendState::Ready(backend) = resolved.state else {
+            panic!("ready");
+        };
+        let tls = backend.tls.as_deref().unwrap();
+        assert_eq!(tls.server_name, "api.example");
+        assert_eq!(tls.roots, TlsRoots::SkipVerification);
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 443}}], \
+                    tls: {wellKnownCACertificates: System, sni: api.example}}";
+        let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+        let BackendState::Ready(backend) = resolved.state else {
+            panic!("ready");
+        };
+        assert_eq!(backend.tls.as_deref().unwrap().roots, TlsRoots::System);
+    }
+
+    #[test]
     fn a_fallback_backend_is_marked_so() {
         let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], fallback: true}";
         let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
@@ -228,8 +255,40 @@ mod tests {
                 "spec.endpoints[0].unix",
             ),
             (
-                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {}}",
-                "spec.tls",
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {sni: a.example}}",
+                "spec.tls: one of caCertificateRefs",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {insecureSkipVerify: true}}",
+                "spec.tls.sni is required",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {insecureSkipVerify: true, sni: '*.a.example'}}",
+                "spec.tls.sni: \\\"*.a.example\\\" is not a host name",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {insecureSkipVerify: true, wellKnownCACertificates: System, sni: a.example}}",
+                "insecureSkipVerify excludes",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {caCertificateRefs: [{kind: ConfigMap, name: ca}], wellKnownCACertificates: System, sni: a.example}}",
+                "exclude each other",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {caCertificateRefs: [{kind: Secret, name: ca}], sni: a.example}}",
+                "spec.tls.caCertificateRefs[0]: kind /Secret",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {caCertificateRefs: [{kind: ConfigMap, name: ca}], sni: a.example}}",
+                "ConfigMap default/ca has no PEM",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, minVersion: '1.3'}}",
+                "spec.tls.minVersion is not supported",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, colour: red}}",
+                "spec.tls: unknown field \\\"colour\\\"",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], appProtocols: [gateway.envoyproxy.io/wss]}",

@@ -17,6 +17,7 @@ mod backends;
 mod compile;
 mod duration;
 mod envoy_backend;
+mod envoy_backend_tls;
 pub use backends::{service_host_endpoints, service_port_endpoints};
 pub use duration::parse_duration;
 pub use references::reference_permitted;

@@ -129,14 +129,18 @@ impl<C: Connect> BackendTlsClients<C> {
                 }
             }
             TlsRoots::System => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            TlsRoots::SkipVerification => {}
         }
         let name = ServerName::try_from(tls.server_name.clone()).ok()?;
-        let verifier = BackendCertVerifier::new(
+        let mut verifier = BackendCertVerifier::new(
             Arc::new(roots),
             Arc::clone(&self.provider),
             name.clone(),
             tls.subject_alt_names.clone(),
         );
+        if tls.roots == TlsRoots::SkipVerification {
+            verifier = verifier.skipping_verification();
+        }
         let builder = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .ok()?
