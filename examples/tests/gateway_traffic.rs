@@ -362,10 +362,10 @@ spec:
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
-metadata: {name: dns-tuned}
+metadata: {name: not-enforced}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: limited}]
-  dns: {dnsRefreshRate: 5s}
+  telemetry: {tracing: {customTags: {}}}
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -540,9 +540,9 @@ async fn backend_traffic_policy_limits_faults_and_breaks_circuits() {
     };
     assert_eq!(condition("limited").1, "Accepted");
     assert_eq!(condition("limited").0, "default/gw/http");
-    let (_, reason, message) = condition("dns-tuned");
+    let (_, reason, message) = condition("not-enforced");
     assert_eq!(reason, "Invalid");
-    assert!(message.contains("spec.dns"), "{message}");
+    assert!(message.contains("spec.telemetry"), "{message}");
 }
 
 /// The answers of `count` curls to `host`, started 50 ms apart.

@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         filters: Vec::new(),
         policy: Default::default(),
         cluster_address: None,
+        names: None,
     };
     let balancer = Balancer::new(
         LoadBalancing::ConsistentHash {

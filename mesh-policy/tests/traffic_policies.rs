@@ -264,7 +264,7 @@ metadata: {name: not-yet}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: blog}]
   loadBalancer: {type: RoundRobin}
-  dns: {dnsRefreshRate: 5s}
+  telemetry: {tracing: {customTags: {}}}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
@@ -323,7 +323,7 @@ spec:
         not_yet
             .iter()
             .any(|(_, reason, message)| *reason == "Invalid"
-                && message.contains("spec.dns")
+                && message.contains("spec.telemetry")
                 && !message.contains("loadBalancer")),
         "{not_yet:?}"
     );

@@ -141,6 +141,13 @@ pub trait PolicyCompiler: Send + Sync + fmt::Debug {
     fn routes_to_service_address(&self, _rule: &RuleTarget<'_>) -> bool {
         false
     }
+    /// The address family a policy asks of the host names of the rule's Envoy Gateway
+    /// `Backend`s (BackendTrafficPolicy `dns.lookupFamily`); asked before
+    /// [`Self::rule`], whose target then holds the backends with those endpoints. `None`:
+    /// IPv4 preferred.
+    fn lookup_family(&self, _rule: &RuleTarget<'_>) -> Option<crate::compiled::LookupFamily> {
+        None
+    }
     /// Attaches policies to a route rule.
     fn rule(&self, _rule: &RuleTarget<'_>, _slot: &mut PolicySlot) {}
     /// Attaches policies to a backend.
@@ -185,6 +192,12 @@ impl PolicyCompiler for PolicyCompilers {
         self.0
             .iter()
             .any(|compiler| compiler.routes_to_service_address(rule))
+    }
+
+    fn lookup_family(&self, rule: &RuleTarget<'_>) -> Option<crate::compiled::LookupFamily> {
+        self.0
+            .iter()
+            .find_map(|compiler| compiler.lookup_family(rule))
     }
 
     fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {

@@ -54,6 +54,7 @@ async fn metrics_are_registered_in_the_embedders_registry() {
         denial_log: None,
         rate_limit: None,
         zone: None,
+        dns_server: None,
         min_drain_duration: Duration::ZERO,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

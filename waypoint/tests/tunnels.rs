@@ -173,6 +173,7 @@ fn selected(endpoint: SocketAddr) -> SelectedBackend {
         filters: Vec::new(),
         policy: Default::default(),
         cluster_address: None,
+        names: None,
     }))
 }
 

@@ -659,6 +659,14 @@ impl PolicyCompiler for TrafficPolicies {
                 .all(|(_, _, compiled)| compiled.service_routing)
     }
 
+    /// The family of the first of the rule's policies (one per Gateway) that sets `dns`: the
+    /// rule's backends are compiled once for all of them.
+    fn lookup_family(&self, rule: &RuleTarget<'_>) -> Option<routing::compiled::LookupFamily> {
+        self.scoped(rule)
+            .iter()
+            .find_map(|(_, _, compiled)| compiled.dns.map(|dns| dns.family))
+    }
+
     fn rule(&self, rule: &RuleTarget<'_>, slot: &mut PolicySlot) {
         let scoped: Vec<ScopedTraffic> = self
             .scoped(rule)

@@ -165,6 +165,8 @@ pub struct CompiledBackendTraffic {
     pub use_client_protocol: bool,
     /// `routingType: Service`: requests go to each Service's cluster IP.
     pub service_routing: bool,
+    /// `dns`: how the host names of the route's `Backend`s are resolved.
+    pub dns: Option<super::dns::DnsSettings>,
     /// `httpUpgrade` (`None`: `websocket` only).
     pub upgrades: Option<HttpUpgrades>,
     /// `compressor` (or the deprecated `compression`).
@@ -889,8 +891,14 @@ impl BackendTrafficPolicySpec {
             Some("Service") => true,
             Some(other) => return Err(format!("spec.routingType: unsupported value {other:?}")),
         };
+        let dns = self
+            .dns
+            .as_ref()
+            .map(super::dns::DnsSpec::compile)
+            .transpose()?;
         Ok(CompiledBackendTraffic {
             service_routing,
+            dns,
             upgrades,
             slow_start,
             zones,

@@ -17,6 +17,7 @@ pub mod client_hello;
 pub mod client_ip;
 pub mod client_tls;
 pub mod compile;
+pub mod dns;
 pub mod facts;
 pub mod fault;
 pub mod future;

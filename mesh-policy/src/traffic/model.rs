@@ -273,9 +273,9 @@ pub struct BackendTrafficPolicySpec {
     /// How connections to the backends buffer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<BackendConnectionSpec>,
-    /// Not enforced yet.
+    /// How the host names of the route's Envoy Gateway `Backend`s are resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: NotYet,
+    pub dns: Option<super::dns::DnsSpec>,
     /// HTTP/2 flow-control windows announced to backends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<super::http2_settings::Http2Spec>,
@@ -967,7 +967,6 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 "spec.connection.bufferLimit",
             );
         }
-        set(&mut found, &self.dns, "spec.dns");
         set(&mut found, &self.telemetry, "spec.telemetry");
         found
     }

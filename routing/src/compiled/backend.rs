@@ -95,4 +95,8 @@ pub struct Backend {
     /// requests go instead of the endpoints when a policy asks for Service routing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_address: Option<SocketAddr>,
+    /// An Envoy Gateway `Backend`'s endpoints as written, host names with all their
+    /// addresses: a policy's `dns.lookupFamily` rebuilds the endpoints from them.
+    #[serde(skip)]
+    pub names: Option<Arc<super::BackendNames>>,
 }

@@ -79,6 +79,11 @@ impl MeshRoutes {
         routes
     }
 
+    /// Every Service, in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = &MeshService> {
+        self.services.values()
+    }
+
     /// The Service `key`.
     pub fn service(&self, key: &ObjectKey) -> Option<&MeshService> {
         self.services.get(key)

@@ -4,6 +4,7 @@
 mod backend;
 mod listener;
 mod mesh;
+mod names;
 mod rule;
 
 pub use backend::{
@@ -14,4 +15,5 @@ pub use listener::{
     ListenerRoutes,
 };
 pub use mesh::{HttpRouteTable, MeshPort, MeshRoutes, MeshService};
+pub use names::{BackendNames, LookupFamily, NamedEndpoint, WrittenEndpoint};
 pub use rule::{HttpFilter, HttpRule, Mirror, RetryPolicy, RouteTimeouts};

@@ -111,6 +111,7 @@ pub(crate) fn resolve_backend(
                 .as_deref()
                 .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
                 .map(|ip| std::net::SocketAddr::new(ip, port_number)),
+            names: None,
         }))
     };
     ResolvedBackend {

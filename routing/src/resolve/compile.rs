@@ -175,6 +175,13 @@ pub(crate) fn rule_slot(
             backends,
         }
     }
+    if let Some(family) = policies.lookup_family(&target(identity, backends)) {
+        backends.for_each_ready_mut(|backend| {
+            if let Some(names) = backend.names.clone() {
+                Arc::make_mut(backend).endpoints = Arc::from(names.endpoints(family));
+            }
+        });
+    }
     if policies.routes_to_service_address(&target(identity, backends)) {
         backends.for_each_ready_mut(|backend| {
             if let Some(address) = backend.cluster_address {

@@ -12,7 +12,9 @@ use super::backends::ResolvedBackend;
 use super::envoy_backend_tls::own_tls;
 use super::references::{self, To};
 use crate::backends::BackendState;
-use crate::compiled::{Backend, BackendProtocol, Endpoint};
+use crate::compiled::{
+    Backend, BackendNames, BackendProtocol, Endpoint, LookupFamily, NamedEndpoint, WrittenEndpoint,
+};
 use crate::model::envoy_backend::{ENVOY_GATEWAY_GROUP, EnvoyBackendSpec, is_envoy_backend};
 use crate::model::{BackendObjectReference, Config, ObjectKey};
 
@@ -57,10 +59,11 @@ pub(crate) fn resolve_envoy_backend(
         Ok(protocol) => protocol,
         Err(message) => return invalid("UnsupportedProtocol", format!("Backend {key}: {message}")),
     };
-    let endpoints = match endpoints(config, &spec) {
-        Ok(endpoints) => endpoints,
+    let names = match written_endpoints(config, &spec) {
+        Ok(names) => names,
         Err(message) => return invalid("UnsupportedValue", format!("Backend {key}: {message}")),
     };
+    let endpoints = names.endpoints(LookupFamily::default());
     // A BackendTLSPolicy targeting the Backend takes precedence over its own `tls`.
     let tls = match super::backend_tls::envoy_backend_tls(config, &key) {
         Ok(Some(tls)) => Some(Arc::new(tls)),
@@ -91,6 +94,7 @@ pub(crate) fn resolve_envoy_backend(
             policy: crate::slot::PolicySlot::default(),
             tls,
             cluster_address: None,
+            names: Some(Arc::new(names)),
         }))
     };
     ResolvedBackend {
@@ -117,35 +121,35 @@ fn app_protocol(protocols: &[String]) -> Result<BackendProtocol, String> {
     Ok(chosen)
 }
 
-/// The endpoints, host names through the resolved names.
-fn endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Vec<Endpoint>, String> {
-    let mut endpoints = Vec::new();
+/// The endpoints as written, host names with what they resolved to (both families).
+fn written_endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<BackendNames, String> {
+    let mut written = Vec::new();
     for (index, endpoint) in spec.endpoints.iter().enumerate() {
         let zone = endpoint.zone.as_deref().map(Arc::from);
         let field = format!("spec.endpoints[{index}]");
         match (&endpoint.ip, &endpoint.fqdn, &endpoint.unix) {
-            (Some(ip), None, None) => endpoints.push(Endpoint {
+            (Some(ip), None, None) => written.push(WrittenEndpoint::Address(Endpoint {
                 address: SocketAddr::new(ip.address, ip.port),
                 pod: None,
                 zone,
-            }),
-            (None, Some(fqdn), None) => {
-                let addresses = config.resolved_names.get(&fqdn.hostname);
-                for address in addresses.into_iter().flatten() {
-                    endpoints.push(Endpoint {
-                        address: SocketAddr::new(*address, fqdn.port),
-                        pod: None,
-                        zone: zone.clone(),
-                    });
-                }
-            }
+            })),
+            (None, Some(fqdn), None) => written.push(WrittenEndpoint::Name(NamedEndpoint {
+                hostname: fqdn.hostname.clone(),
+                port: fqdn.port,
+                zone,
+                addresses: config
+                    .resolved_names
+                    .get(&fqdn.hostname)
+                    .cloned()
+                    .unwrap_or_default(),
+            })),
             (None, None, Some(_)) => {
                 return Err(format!("{field}.unix: Unix sockets are not supported"));
             }
             _ => return Err(format!("{field}: exactly one of ip, fqdn and unix")),
         }
     }
-    Ok(endpoints)
+    Ok(BackendNames(written))
 }
 
 #[cfg(test)]
@@ -200,10 +204,10 @@ mod tests {
             .iter()
             .map(|e| e.address.to_string())
             .collect();
-        assert_eq!(
-            addresses,
-            ["10.1.2.3:8080", "192.0.2.7:443", "[2001:db8::7]:443"]
-        );
+        // IPv4 preferred unless a policy asks for another family; the names keep both.
+        assert_eq!(addresses, ["10.1.2.3:8080", "192.0.2.7:443"]);
+        let names = backend.names.as_deref().unwrap();
+        assert_eq!(names.endpoints(LookupFamily::Ipv6).len(), 2);
         assert_eq!(backend.endpoints[0].zone.as_deref(), Some("a"));
         assert_eq!(backend.protocol, BackendProtocol::H2c);
         assert_eq!(backend.service, ObjectKey::new("default", "ext"));

@@ -6,7 +6,7 @@ mod settle;
 mod store;
 mod watch;
 
-pub use names::NameChanges;
+pub use names::{NameChanges, NameResolver, NameSchedule, ServedNames};
 pub use settle::SettledChange;
 pub use store::{ConfigSource, Fingerprint, Snapshot};
 pub use watch::{LastReloadError, ReloadTicker};

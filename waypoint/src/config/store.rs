@@ -3,6 +3,7 @@
 //! on every file system and for editors that replace files).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use routing::loader::{LoadError, Loaded, load_paths, load_str};
@@ -34,6 +35,18 @@ pub struct Snapshot {
     pub resolution: Resolution,
     /// Loader warnings (ignored kinds, duplicates).
     pub warnings: Vec<String>,
+    /// When each host name of the configuration's `Backend`s is resolved again.
+    pub names: Arc<super::names::NameSchedule>,
+}
+
+impl Snapshot {
+    /// What it serves of host names: their addresses and schedule.
+    pub fn served_names(&self) -> super::names::ServedNames {
+        super::names::ServedNames {
+            table: self.config.resolved_names.clone(),
+            schedule: Arc::clone(&self.names),
+        }
+    }
 }
 
 /// The sizes and modification times of a source's files, to detect changes.
@@ -48,18 +61,19 @@ impl ConfigSource {
         Ok(Self::finish(config, warnings, options, generation))
     }
 
-    /// [`Self::load`], with the host names of Envoy Gateway `Backend`s resolved first by the
-    /// system resolver ([`super::names`]).
+    /// [`Self::load`], with the host names of Envoy Gateway `Backend`s resolved first by
+    /// `resolver` ([`super::names`]).
     pub async fn load_resolving_names(
         &self,
         options: &ResolveOptions,
         generation: u64,
+        resolver: &super::names::NameResolver,
     ) -> Result<Snapshot, LoadError> {
         let Loaded {
             mut config,
             warnings,
         } = self.read()?;
-        config.resolved_names = super::names::resolve_names(&config.backend_hostnames()).await;
+        config.resolved_names = resolver.resolve(&config.backend_hostnames()).await;
         Ok(Self::finish(config, warnings, options, generation))
     }
 
@@ -79,11 +93,13 @@ impl ConfigSource {
         let resolution = resolve(&config, options);
         let mut warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
         warnings.extend(resolution.policy_problems.iter().cloned());
+        let names = Arc::new(super::names::NameSchedule::of(&resolution));
         Snapshot {
             generation,
             config,
             resolution,
             warnings,
+            names,
         }
     }
 

@@ -27,9 +27,8 @@ use routing::resolve::ResolveOptions;
 
 use crate::admin;
 pub use crate::admin::AdminState;
-use crate::config::names::NAME_REFRESH;
 pub use crate::config::{ConfigSource, Fingerprint, Snapshot};
-use crate::config::{LastReloadError, NameChanges, ReloadTicker};
+use crate::config::{LastReloadError, NameChanges, NameResolver, ReloadTicker};
 pub use crate::inbound::{ApplyReport, SocketKey, Sockets, UnavailableSocket, group_listeners};
 pub use crate::metrics::GatewayMetrics;
 
@@ -68,6 +67,9 @@ pub struct GatewayOptions {
     /// The zone this gateway runs in (`topology.kubernetes.io/zone` of its node), for
     /// BackendTrafficPolicy `zoneAware.preferLocal`; `None`: no request prefers a zone.
     pub zone: Option<String>,
+    /// The DNS server that resolves the host names of Envoy Gateway `Backend`s (`None`: the
+    /// system's `/etc/resolv.conf`; the hosts file is read either way).
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// Why the gateway could not start.
@@ -154,9 +156,13 @@ pub async fn run_gateway(
         ]))),
     };
     let loaded = options.source.fingerprint();
+    let resolver = match options.dns_server {
+        Some(server) => NameResolver::with_server(server),
+        None => NameResolver::system(),
+    };
     let snapshot = options
         .source
-        .load_resolving_names(&resolve_options, 1)
+        .load_resolving_names(&resolve_options, 1, &resolver)
         .await?;
     for warning in &snapshot.warnings {
         events.log(&format!("warning: {warning}"));
@@ -205,12 +211,12 @@ pub async fn run_gateway(
     }
     events.log(&format!("admin on {admin_address}"));
 
-    // The host names of Envoy Gateway Backends are resolved again every 30 s; new answers
-    // reload the configuration.
+    // The host names of Envoy Gateway Backends are resolved again on their schedules (TTLs,
+    // BackendTrafficPolicy `dns`); new answers reload the configuration.
     let name_changes = NameChanges::default();
     let names_state = Arc::clone(&state);
-    let names_task = tokio::spawn(name_changes.clone().watch(NAME_REFRESH, move || {
-        names_state.snapshot.load().config.resolved_names.clone()
+    let names_task = tokio::spawn(name_changes.clone().watch(resolver.clone(), move || {
+        names_state.snapshot.load().served_names()
     }));
     tokio::pin!(shutdown);
     let mut ticker = ReloadTicker::new(options.reload_interval, (loaded, 0));
@@ -223,6 +229,7 @@ pub async fn run_gateway(
         reload(
             &options.source,
             &resolve_options,
+            &resolver,
             &state,
             &mut sockets,
             events,
@@ -251,13 +258,14 @@ pub async fn run_gateway(
 async fn reload(
     source: &ConfigSource,
     resolve_options: &ResolveOptions,
+    resolver: &NameResolver,
     state: &AdminState,
     sockets: &mut Sockets,
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
     let outcome = match source
-        .load_resolving_names(resolve_options, generation)
+        .load_resolving_names(resolve_options, generation, resolver)
         .await
     {
         Err(error) => Err(error.to_string()),

@@ -190,6 +190,7 @@ mod tests {
             filters: Vec::new(),
             policy: Default::default(),
             cluster_address: None,
+            names: None,
         };
         let backends = WeightedBackends::new(vec![WeightedBackend::primary(
             1,

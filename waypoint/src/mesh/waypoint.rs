@@ -41,8 +41,9 @@ use super::identities::{EndpointIdentityMap, expected_identities};
 use super::metrics::{ByteCount, ConnectionSeries, CountedBody, RequestMetrics};
 use super::sniff::sniff;
 use crate::admin::{BindError, bind_listener, json, metrics_answer, serve_answers, text};
-use crate::config::names::NAME_REFRESH;
-use crate::config::{ConfigSource, LastReloadError, NameChanges, ReloadTicker, Snapshot};
+use crate::config::{
+    ConfigSource, LastReloadError, NameChanges, NameResolver, ReloadTicker, Snapshot,
+};
 use crate::gateway::GatewayEvents;
 use crate::inbound::prefixed::PrefixedStream;
 use crate::inbound::{BandwidthFromRoute, CompressFromRoute, HttpLimits, serve_with_peer};
@@ -202,9 +203,10 @@ pub async fn run_mesh_waypoint(
         ..ResolveOptions::default()
     };
     let loaded = options.source.fingerprint();
+    let resolver = NameResolver::system();
     let snapshot = options
         .source
-        .load_resolving_names(&resolve_options, 1)
+        .load_resolving_names(&resolve_options, 1, &resolver)
         .await?;
     let jwks = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
     let security = mesh_policy::security::SecurityRuntime {
@@ -284,11 +286,12 @@ pub async fn run_mesh_waypoint(
     }));
     events.log(&format!("admin on {}", options.admin));
 
-    // Envoy Gateway Backend host names are resolved again every 30 s; new answers reload.
+    // Envoy Gateway Backend host names are resolved again on their schedules (TTLs,
+    // BackendTrafficPolicy `dns`); new answers reload.
     let name_changes = NameChanges::default();
     let names_state = Arc::clone(&state);
-    tasks.spawn(name_changes.clone().watch(NAME_REFRESH, move || {
-        names_state.snapshot.load().config.resolved_names.clone()
+    tasks.spawn(name_changes.clone().watch(resolver.clone(), move || {
+        names_state.snapshot.load().served_names()
     }));
     tokio::pin!(shutdown);
     let mut ticker = ReloadTicker::new(options.reload_interval, (loaded, 0));
@@ -298,7 +301,7 @@ pub async fn run_mesh_waypoint(
         })
         .await
     {
-        reload(&state, &options.source, &resolve_options, events).await;
+        reload(&state, &options.source, &resolve_options, &resolver, events).await;
     }
     let _ = stop.send(true);
     tasks.abort_all();
@@ -309,10 +312,13 @@ async fn reload(
     state: &MeshState,
     source: &ConfigSource,
     options: &ResolveOptions,
+    resolver: &NameResolver,
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
-    let loaded = source.load_resolving_names(options, generation).await;
+    let loaded = source
+        .load_resolving_names(options, generation, resolver)
+        .await;
     let loaded = loaded.and_then(|snapshot| {
         let policies =
             WaypointPolicies::build_with(&snapshot.config, &state.gateway, &state.security)?;

@@ -61,6 +61,7 @@ mod tests {
             filters: Vec::new(),
             policy: Default::default(),
             cluster_address: None,
+            names: None,
         }
     }
 

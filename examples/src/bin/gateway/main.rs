@@ -4,7 +4,7 @@
 //! gateway                                  # quick start: embedded config, echo backends, :8080
 //! gateway --config DIR_OR_FILE [--config …] [--admin 127.0.0.1:15000] [--gateway-class NAME]
 //!         [--rate-limit-redis redis://127.0.0.1:6379 [--rate-limit-timeout-ms 20] [--rate-limit-fail-closed]]
-//!         [--zone ZONE] [--min-drain-ms MS]
+//!         [--zone ZONE] [--min-drain-ms MS] [--dns-server ADDR:PORT]
 //! ```
 //!
 //! Configuration files are Kubernetes YAML (Gateway, HTTPRoute, Service, EndpointSlice, …);
@@ -73,6 +73,11 @@ struct Args {
     /// EndpointSlice `zone` is this one. Without it, no request prefers a zone.
     #[arg(long, value_name = "ZONE")]
     zone: Option<String>,
+    /// The DNS server that resolves the host names of Envoy Gateway `Backend`s (UDP, then TCP
+    /// for truncated answers), instead of those in /etc/resolv.conf; the hosts file is read
+    /// either way.
+    #[arg(long, value_name = "ADDR:PORT")]
+    dns_server: Option<std::net::SocketAddr>,
     /// After SIGTERM, keep accepting for this many milliseconds while failing health checks
     /// (a ClientTrafficPolicy `healthCheck.path` and the admin `/ready` answer 503, HTTP/1.1
     /// responses close their connections), then stop accepting and drain (Envoy Gateway's
@@ -147,6 +152,7 @@ async fn run(args: Args) -> Result<(), String> {
                 fail_closed: args.rate_limit_fail_closed,
             }),
         zone: args.zone,
+        dns_server: args.dns_server,
     };
     let log = |line: &str| eprintln!("gateway: {line}");
     run_gateway(options, &log, shutdown)

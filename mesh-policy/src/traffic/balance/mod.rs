@@ -27,6 +27,7 @@
 //!     filters: Vec::new(),
 //!     policy: Default::default(),
 //!     cluster_address: None,
+//!     names: None,
 //! };
 //! let balancer = Balancer::new(LoadBalancing::RoundRobin, [&backend]);
 //! let request = http::Request::new(());
@@ -685,6 +686,7 @@ mod tests {
             filters: Vec::new(),
             policy: Default::default(),
             cluster_address: None,
+            names: None,
         }
     }
 
