@@ -7,6 +7,7 @@
 mod gateway_support;
 
 use gateway_support::tls::*;
+use gateway_support::upgrade::*;
 use gateway_support::*;
 
 fn backend(name: &str, endpoints: &str) -> String {
@@ -176,4 +177,36 @@ async fn a_backends_own_tls_settings_verify_its_endpoints_or_skip_verification()
         let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
         assert_eq!(status, 503, "{host}: {response}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wss_backend_carries_websockets_over_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let dir = scratch("envoy-backend-wss");
+    let (_, leaf, key) = openssl_ca_and_leaf(&dir, "chat.internal");
+    let secure = upgrade_echo_tls(&leaf, &key).await;
+    let config = gateway_yaml(port)
+        + &format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {{name: chat}}\n\
+             spec:\n  endpoints: [{{fqdn: {{hostname: localhost, port: {secure}}}}}]\n  \
+             appProtocols: [gateway.envoyproxy.io/wss]\n  \
+             tls: {{insecureSkipVerify: true, sni: chat.internal}}\n---\n"
+        )
+        + &route_to_backend("chat", "chat");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let (head, mut client) = ask_upgrade(port, "chat.example", "websocket").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    client.write_all(b"over tls").await.unwrap();
+    let mut echoed_back = [0u8; 8];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.read_exact(&mut echoed_back),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&echoed_back, b"over tls");
 }

@@ -6,6 +6,7 @@ mod gateway_support;
 
 use std::time::{Duration, Instant};
 
+use gateway_support::upgrade::*;
 use gateway_support::*;
 use tokio::net::TcpListener;
 
@@ -280,42 +281,6 @@ async fn hostile_requests_get_the_documented_answers() {
     assert_eq!(curl(&[&url("/app")]).await.0, 200, "still serving");
 }
 
-/// A backend that switches every `Upgrade` request to an echo of raw bytes (what a WebSocket
-/// connection is to a proxy); returns its port.
-async fn upgrade_echo() -> u16 {
-    use hyper_util::rt::TokioIo;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |mut request: http::Request<hyper::body::Incoming>| async move {
-                        let upgrade = hyper::upgrade::on(&mut request);
-                        tokio::spawn(async move {
-                            let mut io = TokioIo::new(upgrade.await.unwrap());
-                            let (mut reader, mut writer) = tokio::io::split(&mut io);
-                            let _ = tokio::io::copy(&mut reader, &mut writer).await;
-                        });
-                        let response = http::Response::builder()
-                            .status(101)
-                            .header("upgrade", "websocket")
-                            .header("connection", "upgrade")
-                            .body(http_body_util::Empty::<bytes::Bytes>::new())
-                            .unwrap();
-                        Ok::<_, std::convert::Infallible>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_upgrades_pass_through_to_ws_services() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -346,38 +311,6 @@ async fn websocket_upgrades_pass_through_to_ws_services() {
         .unwrap()
         .unwrap();
     assert_eq!(&echoed_back, b"frames both ways");
-}
-
-/// Asks `port` to upgrade `host`'s `/chat` to `protocol`; the answer's head (lower case) and
-/// the connection.
-async fn ask_upgrade(port: u16, host: &str, protocol: &str) -> (String, tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    // A WebSocket handshake's own headers (RFC 6455 §4.1) when it is one.
-    let websocket = if protocol == "websocket" {
-        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    } else {
-        ""
-    };
-    let request = format!(
-        "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n{websocket}\r\n"
-    );
-    client.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut byte))
-            .await
-            .unwrap()
-            .unwrap();
-        head.push(byte[0]);
-    }
-    (
-        String::from_utf8(head).unwrap().to_ascii_lowercase(),
-        client,
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

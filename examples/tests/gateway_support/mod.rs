@@ -9,6 +9,7 @@
 )]
 
 pub mod tls;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

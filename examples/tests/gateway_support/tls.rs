@@ -233,7 +233,7 @@ pub fn openssl_leaf(dir: &Path, stem: &str, cn: &str, extensions: &str) -> (Path
 }
 
 /// The certificate chain and key in PEM files `cert` and `key`.
-fn chain_and_key(
+pub fn chain_and_key(
     cert: &Path,
     key: &Path,
 ) -> (

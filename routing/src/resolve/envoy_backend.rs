@@ -1,7 +1,7 @@
 //! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
 //! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`], with TLS when a
 //! BackendTLSPolicy targets the Backend. Not supported (the reference is `ResolvedRefs=False`,
-//! naming the field): `unix` endpoints and the `wss` application protocol. A `fallback`
+//! naming the field): `unix` endpoints, and `wss` without TLS to speak. A `fallback`
 //! Backend is a fallback entry of the rule's backends; the Backend's own `tls` is read by
 //! [`super::envoy_backend_tls`].
 
@@ -78,6 +78,20 @@ pub(crate) fn resolve_envoy_backend(
         },
         Err(problem) => return ResolvedBackend::failed(problem),
     };
+    if tls.is_none()
+        && spec
+            .app_protocols
+            .iter()
+            .any(|p| p == "gateway.envoyproxy.io/wss")
+    {
+        return invalid(
+            "UnsupportedProtocol",
+            format!(
+                "Backend {key}: spec.appProtocols: gateway.envoyproxy.io/wss needs spec.tls or a \
+                 BackendTLSPolicy"
+            ),
+        );
+    }
     let port = reference
         .port
         .or_else(|| endpoints.first().map(|e| e.address.port()))
@@ -110,7 +124,8 @@ fn app_protocol(protocols: &[String]) -> Result<BackendProtocol, String> {
     for (index, protocol) in protocols.iter().enumerate() {
         chosen = match protocol.as_str() {
             "gateway.envoyproxy.io/h2c" => BackendProtocol::H2c,
-            "gateway.envoyproxy.io/ws" => BackendProtocol::WebSocket,
+            // WebSocket over TLS: the TLS comes from `tls` or a BackendTLSPolicy.
+            "gateway.envoyproxy.io/ws" | "gateway.envoyproxy.io/wss" => BackendProtocol::WebSocket,
             other => {
                 return Err(format!(
                     "spec.appProtocols[{index}]: {other:?} is not supported"
@@ -296,6 +311,10 @@ mod tests {
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], appProtocols: [gateway.envoyproxy.io/wss]}",
+                "spec.appProtocols: gateway.envoyproxy.io/wss needs spec.tls or a BackendTLSPolicy",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], appProtocols: [gateway.envoyproxy.io/grpc]}",
                 "spec.appProtocols[0]",
             ),
             ("{endpoints: []}", "spec.endpoints: between 1 and 64"),
