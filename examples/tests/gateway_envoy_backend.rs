@@ -1,7 +1,9 @@
 //! Envoy Gateway's `Backend` as an HTTPRoute backendRef through the `gateway` binary: an IP
-//! endpoint as written, a host name (`fqdn: localhost`) resolved by the system resolver, and
+//! endpoint as written, a host name (`fqdn: localhost`) resolved through the hosts file, and
 //! what is not supported (a Unix socket) refused with the reason in the route's status and
-//! answered 500, as an invalid backendRef is; and a BackendTLSPolicy targeting a Backend.
+//! answered 500, as an invalid backendRef is; a BackendTLSPolicy targeting a Backend, the
+//! Backend's own `tls` (trusted roots, skipped verification, overridden by a policy), and
+//! WebSockets to a `wss` Backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod gateway_support;
