@@ -16,9 +16,10 @@ fuzz_target!(|data: &[u8]| {
         // Resolution too, with every Envoy Gateway Backend host name answered.
         let mut config = loaded.config;
         for name in config.backend_hostnames() {
-            config
-                .resolved_names
-                .insert(name, vec![std::net::IpAddr::from([192, 0, 2, 1])]);
+            config.resolved_names.insert(
+                name,
+                vec![[192, 0, 2, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+            );
         }
         let _ = routing::resolve::resolve(&config, &routing::resolve::ResolveOptions::default());
     }

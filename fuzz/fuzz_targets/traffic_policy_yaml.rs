@@ -32,18 +32,20 @@ fuzz_target!(|data: &[u8]| {
         .count();
     assert_eq!(policies.statuses().len(), traffic_objects);
     let route = ObjectKey::new("default", "r");
+    let backends = routing::backends::WeightedBackends::new(Vec::new());
     for (index, name) in [(0, Some("a")), (1, None)] {
+        let target = RuleTarget {
+            kind: "HTTPRoute",
+            route: &route,
+            index,
+            name,
+            mesh: false,
+            backends: &backends,
+        };
+        // The hooks asked before the slot is filled, then the slot.
+        let _ = policies.lookup_family(&target);
+        let _ = policies.routes_to_service_address(&target);
         let mut slot = PolicySlot::default();
-        policies.rule(
-            &RuleTarget {
-                kind: "HTTPRoute",
-                route: &route,
-                index,
-                name,
-                mesh: false,
-                backends: &routing::backends::WeightedBackends::new(Vec::new()),
-            },
-            &mut slot,
-        );
+        policies.rule(&target, &mut slot);
     }
 });
