@@ -153,10 +153,21 @@ async fn a_backends_own_tls_settings_verify_its_endpoints_or_skip_verification()
             "{caCertificateRefs: [{kind: ConfigMap, name: api-ca}], sni: other.internal}",
         ),
         ("overridden", "{insecureSkipVerify: true, sni: own.name}"),
+        // Without `sni`, each request's host is sent (and verified).
+        ("host-sni", "{insecureSkipVerify: true}"),
+        (
+            "host-verified",
+            "{caCertificateRefs: [{kind: ConfigMap, name: api-ca}]}",
+        ),
     ] {
         config += &tls_backend(name, secure, tls);
         config += &route_to_backend(name, name);
     }
+    // The certificate's name as a route's host: verified against the request's host.
+    config += &route_to_backend("api-internal", "host-verified").replace(
+        "hostnames: [api-internal.example]",
+        "hostnames: [api.internal]",
+    );
     // A BackendTLSPolicy on a Backend takes precedence over the Backend's own settings.
     config += "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: over}\n\
                spec:\n  targetRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: overridden}]\n  \
@@ -169,13 +180,20 @@ async fn a_backends_own_tls_settings_verify_its_endpoints_or_skip_verification()
         ("trusted.example", "api.internal"),
         ("insecure.example", "any.name"),
         ("overridden.example", "api.internal"),
+        ("host-sni.example", "host-sni.example"),
+        ("api.internal", "api.internal"),
     ] {
         let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
         assert_eq!(status, 200, "{host}: {response}");
         assert_eq!(echoed(&response)["pod"], format!("sni={sni}"), "{host}");
     }
-    // The test CA is not a public root, and the certificate is not for other.internal.
-    for host in ["public.example", "wrong-name.example"] {
+    // The test CA is not a public root, and the certificate is not for other.internal nor
+    // for host-verified.example.
+    for host in [
+        "public.example",
+        "wrong-name.example",
+        "host-verified.example",
+    ] {
         let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
         assert_eq!(status, 503, "{host}: {response}");
     }

@@ -38,7 +38,8 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct BackendTls {
     /// The SNI to send, and the name to verify when `subject_alt_names` is empty
-    /// (`validation.hostname`).
+    /// (`validation.hostname`, or a `Backend`'s `tls.sni`); empty: each request's host (a
+    /// `Backend`'s `tls` without `sni`).
     pub server_name: String,
     /// The trust anchors.
     pub roots: TlsRoots,

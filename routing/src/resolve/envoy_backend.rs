@@ -254,6 +254,14 @@ mod tests {
             panic!("ready");
         };
         assert_eq!(backend.tls.as_deref().unwrap().roots, TlsRoots::System);
+        // Without `sni`, each request's host.
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 443}}], \
+                    tls: {insecureSkipVerify: true}}";
+        let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+        let BackendState::Ready(backend) = resolved.state else {
+            panic!("ready");
+        };
+        assert_eq!(backend.tls.as_deref().unwrap().server_name, "");
     }
 
     #[test]
@@ -276,10 +284,6 @@ mod tests {
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {sni: a.example}}",
                 "spec.tls: one of caCertificateRefs",
-            ),
-            (
-                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {insecureSkipVerify: true}}",
-                "spec.tls.sni is required",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {insecureSkipVerify: true, sni: '*.a.example'}}",

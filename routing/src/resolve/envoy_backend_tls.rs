@@ -5,8 +5,8 @@
 //! `caCertificateRefs` and `wellKnownCACertificates` exclude each other, and
 //! `insecureSkipVerify` excludes both. Not supported (the reference is refused, naming the
 //! field): the `BackendTLSConfig` settings — client certificate, versions, ciphers, curves,
-//! signature algorithms, ALPN — and a Backend without `sni` (Envoy Gateway would send each
-//! request's `Host`, which connections shared across requests cannot).
+//! signature algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
+//! empty [`BackendTls::server_name`]; connections are pooled per name).
 
 use std::sync::Arc;
 
@@ -74,13 +74,8 @@ pub(crate) fn own_tls(
     let server_name = match settings.sni.as_deref() {
         Some(sni) if valid_sni(sni) => sni.to_ascii_lowercase(),
         Some(sni) => return Err(format!("spec.tls.sni: {sni:?} is not a host name")),
-        None => {
-            return Err(
-                "spec.tls.sni is required here (the request's Host as SNI is not \
-                        supported)"
-                    .into(),
-            );
-        }
+        // Each request's host, as Envoy Gateway does without `sni`.
+        None => String::new(),
     };
     Ok(BackendTls {
         server_name,

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use routing::compiled::BackendProtocol;
+use routing::compiled::{BackendProtocol, BackendTls};
 use routing::router::{
     ConnectTunnels, MatchBackendScheme, MatchedRoute, SelectedBackend, SelectedEndpoint,
     UpstreamConnection, UpstreamError, UpstreamErrorKind, UpstreamProxyProtocol, UseClientProtocol,
@@ -289,6 +289,19 @@ impl<C: Connect> Forwarder<C> {
         }
         let sent = match (&backend.tls, protocol) {
             (Some(policy), protocol) => {
+                // A Backend's `tls` without `sni`: the request's host is sent and verified
+                // (Envoy Gateway's default).
+                let named_by_host;
+                let policy: &BackendTls = if policy.server_name.is_empty() {
+                    named_by_host = BackendTls {
+                        server_name: request_host(&request)
+                            .ok_or_else(|| UpstreamError::new(UpstreamErrorKind::Tls))?,
+                        ..BackendTls::clone(policy)
+                    };
+                    &named_by_host
+                } else {
+                    policy
+                };
                 // HTTPS to the backend: gRPC and HTTP/2 backends get h2 in ALPN, the others
                 // (and upgrades) http/1.1.
                 let h2_only = protocol == BackendProtocol::H2c && !upgrading;
@@ -446,6 +459,24 @@ fn origin_form(uri: &Uri) -> Option<Uri> {
 /// preserves it — the request's own on HTTP/2, else `https` when the gateway marked the
 /// request `x-forwarded-proto: https` — or, under [`MatchBackendScheme`], that of the
 /// connection to the backend.
+/// The client's host name, lower case, without port: its `Host` (the target now names the
+/// endpoint), else — on the HTTP/2 pool, where `Host` became the target's authority — the
+/// target's authority.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    let authority = match request.headers().get(http::header::HOST) {
+        Some(host) => host
+            .to_str()
+            .ok()?
+            .parse::<Authority>()
+            .ok()?
+            .host()
+            .to_owned(),
+        None => request.uri().authority()?.host().to_owned(),
+    };
+    let host = authority.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 fn upstream_scheme<B>(request: &Request<B>, backend_tls: bool) -> Scheme {
     let https = if request.extensions().get::<MatchBackendScheme>().is_some() {
         backend_tls
