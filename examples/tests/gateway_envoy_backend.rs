@@ -230,3 +230,43 @@ async fn a_wss_backend_carries_websockets_over_tls() {
     .unwrap();
     assert_eq!(&echoed_back, b"over tls");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backends_tls_versions_bound_what_the_gateway_offers() {
+    let port = free_port();
+    let dir = scratch("envoy-backend-tls-versions");
+    let (_, leaf, key) = openssl_ca_and_leaf(&dir, "api.internal");
+    let secure = tls_version_echo(&leaf, &key).await;
+    let mut config = gateway_yaml(port);
+    for (name, versions) in [
+        ("default", ""),
+        ("up-to-12", ", maxVersion: '1.2'"),
+        ("from-13", ", minVersion: '1.3'"),
+        ("auto", ", minVersion: Auto, maxVersion: Auto"),
+    ] {
+        config += &tls_backend(
+            name,
+            secure,
+            &format!("{{insecureSkipVerify: true, sni: api.internal{versions}}}"),
+        );
+        config += &route_to_backend(name, name);
+    }
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for (host, version) in [
+        ("default.example", "TLSv1_3"),
+        ("up-to-12.example", "TLSv1_2"),
+        ("from-13.example", "TLSv1_3"),
+        ("auto.example", "TLSv1_3"),
+    ] {
+        let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
+        assert_eq!(status, 200, "{host}: {response}");
+        assert_eq!(
+            echoed(&response)["pod"],
+            format!("version={version}"),
+            "{host}"
+        );
+    }
+}

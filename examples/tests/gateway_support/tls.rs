@@ -297,6 +297,24 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
     .await
 }
 
+/// An echo backend behind TLS (rustls, TLS 1.2 and 1.3) that reports the version it
+/// negotiated as its pod name (`version=TLSv1_3`).
+pub async fn tls_version_echo(cert: &Path, key: &Path) -> u16 {
+    let (chain, key) = chain_and_key(cert, key);
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    serve_tls_echo(config, |tls| {
+        format!("version={:?}", tls.protocol_version().unwrap())
+    })
+    .await
+}
+
 /// An echo backend behind TLS that requires a client certificate chaining to `client_ca`; it
 /// reports how many certificates the client presented as its pod name (`client-certs=N`).
 pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {

@@ -47,6 +47,28 @@ pub struct BackendTls {
     /// (`validation.subjectAltNames`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subject_alt_names: Vec<BackendSubjectAltName>,
+    /// The TLS versions offered (a `Backend`'s `tls.minVersion`/`maxVersion`).
+    #[serde(skip_serializing_if = "BackendTlsVersions::is_default")]
+    pub versions: BackendTlsVersions,
+}
+
+/// The TLS versions offered to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub enum BackendTlsVersions {
+    /// TLS 1.2 and 1.3 (the default).
+    #[default]
+    Both,
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl BackendTlsVersions {
+    /// Whether these are the default versions.
+    pub fn is_default(&self) -> bool {
+        *self == BackendTlsVersions::Both
+    }
 }
 
 /// A name a backend's certificate may be verified for.

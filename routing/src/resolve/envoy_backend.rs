@@ -170,7 +170,7 @@ fn written_endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Backend
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiled::TlsRoots;
+    use crate::compiled::{BackendTlsVersions, TlsRoots};
 
     const ROUTE: references::From<'static> = references::From {
         group: "gateway.networking.k8s.io",
@@ -262,6 +262,32 @@ mod tests {
             panic!("ready");
         };
         assert_eq!(backend.tls.as_deref().unwrap().server_name, "");
+        // Versions: a bound of 1.2 or 1.3 (unquoted YAML numbers too), a minimum below 1.2
+        // allowing 1.2.
+        for (versions, expected) in [
+            ("maxVersion: '1.2'", BackendTlsVersions::Tls12),
+            ("maxVersion: 1.2", BackendTlsVersions::Tls12),
+            ("minVersion: '1.3'", BackendTlsVersions::Tls13),
+            (
+                "minVersion: '1.0', maxVersion: '1.3'",
+                BackendTlsVersions::Both,
+            ),
+            ("minVersion: Auto", BackendTlsVersions::Both),
+        ] {
+            let spec = format!(
+                "{{endpoints: [{{ip: {{address: 10.0.0.1, port: 443}}}}], \
+                 tls: {{insecureSkipVerify: true, {versions}}}}}"
+            );
+            let resolved = resolve_envoy_backend(&config(&spec), ROUTE, &reference("ext"));
+            let BackendState::Ready(backend) = resolved.state else {
+                panic!("{versions}: {:?}", resolved.problem);
+            };
+            assert_eq!(
+                backend.tls.as_deref().unwrap().versions,
+                expected,
+                "{versions}"
+            );
+        }
     }
 
     #[test]
@@ -306,8 +332,20 @@ mod tests {
                 "ConfigMap default/ca has no PEM",
             ),
             (
-                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, minVersion: '1.3'}}",
-                "spec.tls.minVersion is not supported",
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, ciphers: [ECDHE-RSA-AES128-GCM-SHA256]}}",
+                "spec.tls.ciphers is not supported",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, minVersion: '1.3', maxVersion: '1.2'}}",
+                "minVersion is above maxVersion",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, maxVersion: '1.1'}}",
+                "TLS below 1.2",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, minVersion: '2.0'}}",
+                "spec.tls.minVersion: one of Auto",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, colour: red}}",

@@ -4,23 +4,21 @@
 //! (`insecureSkipVerify`), and the SNI, which is also the name verified. The CRD's rules hold:
 //! `caCertificateRefs` and `wellKnownCACertificates` exclude each other, and
 //! `insecureSkipVerify` excludes both. Not supported (the reference is refused, naming the
-//! field): the `BackendTLSConfig` settings — client certificate, versions, ciphers, curves,
-//! signature algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
+//! field): the `BackendTLSConfig` settings other than `minVersion`/`maxVersion` — client
+//! certificate, ciphers, curves, signature algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
 //! empty [`BackendTls::server_name`]; connections are pooled per name).
 
 use std::sync::Arc;
 
 use super::backend_tls::ca_certificates_pem;
-use crate::compiled::{BackendTls, TlsRoots};
+use crate::compiled::{BackendTls, BackendTlsVersions, TlsRoots};
 use crate::model::Config;
 use crate::model::ObjectKey;
 use crate::model::envoy_backend::EnvoyBackendTls;
 
-/// The `BackendTLSConfig` fields, which this data plane does not apply.
-const PROTOCOL_SETTINGS: [&str; 7] = [
+/// The `BackendTLSConfig` fields this data plane does not apply.
+const PROTOCOL_SETTINGS: [&str; 5] = [
     "clientCertificateRef",
-    "minVersion",
-    "maxVersion",
     "ciphers",
     "ecdhCurves",
     "signatureAlgorithms",
@@ -33,7 +31,12 @@ pub(crate) fn own_tls(
     key: &ObjectKey,
     settings: &EnvoyBackendTls,
 ) -> Result<BackendTls, String> {
-    if let Some(field) = settings.config.keys().next() {
+    let versions = versions(settings)?;
+    if let Some(field) = settings
+        .config
+        .keys()
+        .find(|field| !matches!(field.as_str(), "minVersion" | "maxVersion"))
+    {
         return Err(match PROTOCOL_SETTINGS.contains(&field.as_str()) {
             true => format!("spec.tls.{field} is not supported"),
             false => format!("spec.tls: unknown field {field:?}"),
@@ -81,7 +84,44 @@ pub(crate) fn own_tls(
         server_name,
         roots,
         subject_alt_names: Vec::new(),
+        versions,
     })
+}
+
+/// `minVersion` and `maxVersion` (`Auto`, `1.0`–`1.3`): the versions offered, of the two this
+/// data plane speaks (TLS 1.2 and 1.3; a minimum below 1.2 allows 1.2).
+fn versions(settings: &EnvoyBackendTls) -> Result<BackendTlsVersions, String> {
+    let version = |field: &str| -> Result<Option<u8>, String> {
+        // `1.2` unquoted is a YAML number: read as written.
+        let text = match settings.config.get(field) {
+            None => return Ok(None),
+            Some(serde_yaml_ng::Value::String(text)) => text.clone(),
+            Some(serde_yaml_ng::Value::Number(number)) => number.to_string(),
+            Some(_) => String::new(),
+        };
+        match text.as_str() {
+            "Auto" => Ok(None),
+            "1.0" => Ok(Some(0)),
+            "1.1" => Ok(Some(1)),
+            "1.2" => Ok(Some(2)),
+            "1.3" => Ok(Some(3)),
+            _ => Err(format!(
+                "spec.tls.{field}: one of Auto, 1.0, 1.1, 1.2 and 1.3"
+            )),
+        }
+    };
+    let (min, max) = (version("minVersion")?, version("maxVersion")?);
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err("spec.tls: minVersion is above maxVersion".into());
+    }
+    match (min.unwrap_or(2), max.unwrap_or(3)) {
+        (_, 0 | 1) => Err("spec.tls.maxVersion: TLS below 1.2 is not spoken here".into()),
+        (3, _) => Ok(BackendTlsVersions::Tls13),
+        (_, 2) => Ok(BackendTlsVersions::Tls12),
+        _ => Ok(BackendTlsVersions::Both),
+    }
 }
 
 /// The PEM certificates of the referenced ConfigMaps, in the Backend's namespace.

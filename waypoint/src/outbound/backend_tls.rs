@@ -11,8 +11,9 @@ use std::task::{Context, Poll};
 use http::Uri;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use routing::compiled::{BackendTls, Certificate, TlsRoots};
+use routing::compiled::{BackendTls, BackendTlsVersions, Certificate, TlsRoots};
 use routing::router::{UpstreamError, UpstreamErrorKind};
+use rustls::SupportedProtocolVersion;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -142,7 +143,7 @@ impl<C: Connect> BackendTlsClients<C> {
             verifier = verifier.skipping_verification();
         }
         let builder = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(protocol_versions(tls.versions))
             .ok()?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier));
@@ -199,5 +200,16 @@ impl<C: Connect> tower::Service<Uri> for TlsConnect<C> {
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             Ok(ConnectedIo::negotiated_h2(stream, h2))
         })
+    }
+}
+
+/// The rustls versions of `versions`.
+fn protocol_versions(versions: BackendTlsVersions) -> &'static [&'static SupportedProtocolVersion] {
+    const TLS12_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    const TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    match versions {
+        BackendTlsVersions::Both => rustls::DEFAULT_VERSIONS,
+        BackendTlsVersions::Tls12 => TLS12_ONLY,
+        BackendTlsVersions::Tls13 => TLS13_ONLY,
     }
 }
