@@ -233,7 +233,7 @@ pub fn openssl_leaf(dir: &Path, stem: &str, cn: &str, extensions: &str) -> (Path
 }
 
 /// The certificate chain and key in PEM files `cert` and `key`.
-pub fn chain_and_key(
+fn chain_and_key(
     cert: &Path,
     key: &Path,
 ) -> (
@@ -249,6 +249,22 @@ pub fn chain_and_key(
         chain,
         rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap(),
     )
+}
+
+/// A rustls server configuration (ring, TLS 1.2 and 1.3, no client authentication) with the
+/// PEM `cert` and `key`, offering `alpn`.
+pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> rustls::ServerConfig {
+    let (chain, key) = chain_and_key(cert, key);
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    config
 }
 
 /// Serves echo connections behind TLS with `config`; `pod` names each connection's pod.
@@ -281,16 +297,7 @@ async fn serve_tls_echo(
 /// An echo backend behind TLS (rustls, ALPN `h2` and `http/1.1`) that reports the SNI it
 /// received as its pod name.
 pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
-    let (chain, key) = chain_and_key(cert, key);
-    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = server_config(cert, key, &[b"h2", b"http/1.1"]);
     serve_tls_echo(config, |tls| {
         format!("sni={}", tls.server_name().unwrap_or("none"))
     })
@@ -300,15 +307,7 @@ pub async fn tls_echo(cert: &Path, key: &Path) -> u16 {
 /// An echo backend behind TLS (rustls, TLS 1.2 and 1.3) that reports the version it
 /// negotiated as its pod name (`version=TLSv1_3`).
 pub async fn tls_version_echo(cert: &Path, key: &Path) -> u16 {
-    let (chain, key) = chain_and_key(cert, key);
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let config = server_config(cert, key, &[]);
     serve_tls_echo(config, |tls| {
         format!("version={:?}", tls.protocol_version().unwrap())
     })

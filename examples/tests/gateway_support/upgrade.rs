@@ -24,16 +24,7 @@ pub async fn upgrade_echo() -> u16 {
 /// An upgrade echo behind TLS (rustls, ALPN `http/1.1`) with `cert` and `key`; returns its
 /// port.
 pub async fn upgrade_echo_tls(cert: &Path, key: &Path) -> u16 {
-    let (chain, key) = super::tls::chain_and_key(cert, key);
-    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = super::tls::server_config(cert, key, &[b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::backend_tls::ca_certificates_pem;
+use super::hostnames::is_precise_hostname;
 use crate::compiled::{BackendTls, BackendTlsVersions, TlsRoots};
 use crate::model::Config;
 use crate::model::ObjectKey;
@@ -75,7 +76,7 @@ pub(crate) fn own_tls(
         }
     };
     let server_name = match settings.sni.as_deref() {
-        Some(sni) if valid_sni(sni) => sni.to_ascii_lowercase(),
+        Some(sni) if is_precise_hostname(&sni.to_ascii_lowercase()) => sni.to_ascii_lowercase(),
         Some(sni) => return Err(format!("spec.tls.sni: {sni:?} is not a host name")),
         // Each request's host, as Envoy Gateway does without `sni`.
         None => String::new(),
@@ -145,20 +146,4 @@ fn trust_anchors(
         pem.extend_from_slice(text.as_bytes());
     }
     Ok(Arc::from(pem))
-}
-
-/// A precise host name: labels of letters, digits and hyphens, no wildcard, no IP literal.
-fn valid_sni(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.parse::<std::net::IpAddr>().is_err()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }

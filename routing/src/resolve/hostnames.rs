@@ -30,21 +30,29 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<String>
 pub(crate) fn validate_hostnames(hostnames: &[String]) -> Result<(), String> {
     for hostname in hostnames {
         let name = hostname.strip_prefix("*.").unwrap_or(hostname);
-        let label_ok = |label: &str| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        };
-        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
-        if name.is_empty() || hostname.len() > 253 || is_ip || !name.split('.').all(label_ok) {
+        if hostname.len() > 253 || !is_precise_hostname(name) {
             return Err(format!("invalid hostname {hostname:?}"));
         }
     }
     Ok(())
+}
+
+/// Whether `name` is a precise host name: DNS labels of lowercase letters, digits and `-`, at
+/// most 253 bytes, no wildcard, not an IP address.
+pub(crate) fn is_precise_hostname(name: &str) -> bool {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(label_ok)
 }
 
 fn more_specific_if_intersecting(listener: &str, route: &str) -> Option<String> {
