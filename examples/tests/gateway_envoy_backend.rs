@@ -270,3 +270,56 @@ async fn a_backends_tls_versions_bound_what_the_gateway_offers() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_presents_its_own_client_certificate() {
+    let port = free_port();
+    let dir = scratch("envoy-backend-client-cert");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (_, server_cert, server_key) = openssl_ca_and_leaf(&dir, "mtls.internal");
+    let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "gateway");
+    let backend = mtls_echo(&server_cert, &server_key, &client_ca).await;
+    let pair = (
+        std::fs::read_to_string(&client_cert).unwrap(),
+        std::fs::read_to_string(&client_key).unwrap(),
+    );
+    let config = gateway_yaml(port)
+        + &tls_secret("backend-client", &pair)
+        + &tls_backend(
+            "with",
+            backend,
+            "{insecureSkipVerify: true, sni: mtls.internal, clientCertificateRef: {name: backend-client}}",
+        )
+        + &tls_backend(
+            "without",
+            backend,
+            "{insecureSkipVerify: true, sni: mtls.internal}",
+        )
+        + &tls_backend(
+            "elsewhere",
+            backend,
+            "{insecureSkipVerify: true, sni: mtls.internal, clientCertificateRef: {name: backend-client, namespace: other}}",
+        )
+        + &route_to_backend("with", "with")
+        + &route_to_backend("without", "without")
+        + &route_to_backend("elsewhere", "elsewhere");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let (status, response) = curl(&["-H", "host: with.example", &url]).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(echoed(&response)["pod"], "client-certs=1", "{response}");
+    // Without a certificate the backend refuses the handshake.
+    let (status, _) = curl(&["-H", "host: without.example", &url]).await;
+    assert_eq!(status, 503);
+    // A Secret of another namespace is refused: the reference is invalid (500).
+    let (status, _) = curl(&["-H", "host: elsewhere.example", &url]).await;
+    assert_eq!(status, 500);
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(
+        status.contains("spec.tls.clientCertificateRef: only a Secret of the Backend's namespace"),
+        "{status}"
+    );
+}

@@ -50,6 +50,10 @@ pub struct BackendTls {
     /// The TLS versions offered (a `Backend`'s `tls.minVersion`/`maxVersion`).
     #[serde(skip_serializing_if = "BackendTlsVersions::is_default")]
     pub versions: BackendTlsVersions,
+    /// The certificate presented to the backend (a `Backend`'s `tls.clientCertificateRef`),
+    /// instead of the Gateway's `tls.backend` one.
+    #[serde(skip)]
+    pub client_certificate: Option<Arc<super::Certificate>>,
 }
 
 /// The TLS versions offered to a backend.

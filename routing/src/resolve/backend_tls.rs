@@ -182,6 +182,7 @@ fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Co
         roots,
         subject_alt_names,
         versions: BackendTlsVersions::default(),
+        client_certificate: None,
     })
 }
 

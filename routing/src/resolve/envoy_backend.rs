@@ -348,6 +348,14 @@ mod tests {
                 "spec.tls.minVersion: one of Auto",
             ),
             (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, clientCertificateRef: {name: nope}}}",
+                "Secret default/nope not found",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, clientCertificateRef: {kind: ConfigMap, name: c}}}",
+                "spec.tls.clientCertificateRef default/c: only core Secrets",
+            ),
+            (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, colour: red}}",
                 "spec.tls: unknown field \\\"colour\\\"",
             ),

@@ -4,22 +4,23 @@
 //! (`insecureSkipVerify`), and the SNI, which is also the name verified. The CRD's rules hold:
 //! `caCertificateRefs` and `wellKnownCACertificates` exclude each other, and
 //! `insecureSkipVerify` excludes both. Not supported (the reference is refused, naming the
-//! field): the `BackendTLSConfig` settings other than `minVersion`/`maxVersion` — client
-//! certificate, ciphers, curves, signature algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
+//! field): the `BackendTLSConfig` settings other than `minVersion`/`maxVersion` and
+//! `clientCertificateRef` (a Secret of the Backend's namespace) — ciphers, curves, signature
+//! algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
 //! empty [`BackendTls::server_name`]; connections are pooled per name).
 
 use std::sync::Arc;
 
 use super::backend_tls::ca_certificates_pem;
 use super::hostnames::is_precise_hostname;
-use crate::compiled::{BackendTls, BackendTlsVersions, TlsRoots};
+use super::listeners::{ListenerOwner, tls_secret};
+use crate::compiled::{BackendTls, BackendTlsVersions, Certificate, TlsRoots};
 use crate::model::Config;
-use crate::model::ObjectKey;
 use crate::model::envoy_backend::EnvoyBackendTls;
+use crate::model::{ObjectKey, SecretObjectReference};
 
 /// The `BackendTLSConfig` fields this data plane does not apply.
-const PROTOCOL_SETTINGS: [&str; 5] = [
-    "clientCertificateRef",
+const PROTOCOL_SETTINGS: [&str; 4] = [
     "ciphers",
     "ecdhCurves",
     "signatureAlgorithms",
@@ -33,11 +34,12 @@ pub(crate) fn own_tls(
     settings: &EnvoyBackendTls,
 ) -> Result<BackendTls, String> {
     let versions = versions(settings)?;
-    if let Some(field) = settings
-        .config
-        .keys()
-        .find(|field| !matches!(field.as_str(), "minVersion" | "maxVersion"))
-    {
+    if let Some(field) = settings.config.keys().find(|field| {
+        !matches!(
+            field.as_str(),
+            "minVersion" | "maxVersion" | "clientCertificateRef"
+        )
+    }) {
         return Err(match PROTOCOL_SETTINGS.contains(&field.as_str()) {
             true => format!("spec.tls.{field} is not supported"),
             false => format!("spec.tls: unknown field {field:?}"),
@@ -86,7 +88,38 @@ pub(crate) fn own_tls(
         roots,
         subject_alt_names: Vec::new(),
         versions,
+        client_certificate: client_certificate(config, key, settings)?,
     })
+}
+
+/// The certificate of `clientCertificateRef` (a `kubernetes.io/tls` Secret in the Backend's
+/// namespace), presented to the endpoints.
+fn client_certificate(
+    config: &Config,
+    key: &ObjectKey,
+    settings: &EnvoyBackendTls,
+) -> Result<Option<Arc<Certificate>>, String> {
+    let field = "spec.tls.clientCertificateRef";
+    let Some(value) = settings.config.get("clientCertificateRef") else {
+        return Ok(None);
+    };
+    let reference: SecretObjectReference =
+        serde_yaml_ng::from_value(value.clone()).map_err(|e| format!("{field}: {e}"))?;
+    if reference
+        .namespace
+        .as_deref()
+        .is_some_and(|namespace| namespace != key.namespace)
+    {
+        return Err(format!("{field}: only a Secret of the Backend's namespace"));
+    }
+    let owner = ListenerOwner {
+        kind: "Backend",
+        namespace: &key.namespace,
+        name: &key.name,
+    };
+    tls_secret(config, owner, &reference, field)
+        .map(|certificate| Some(Arc::new(certificate)))
+        .map_err(|condition| condition.message)
 }
 
 /// `minVersion` and `maxVersion` (`Auto`, `1.0`–`1.3`): the versions offered, of the two this

@@ -319,7 +319,11 @@ impl<C: Connect> Forwarder<C> {
                 let clients = &self.inner.tls;
                 let windows = upstream.http2;
                 let options = ConnectOptions::of(&upstream);
-                let certificate = client_certificate.as_ref();
+                // A Backend's own client certificate, else the Gateway's.
+                let certificate = policy
+                    .client_certificate
+                    .as_ref()
+                    .or(client_certificate.as_ref());
                 if let Some(version) = proxy_protocol {
                     // A connection of the request's own, its PROXY header before TLS.
                     let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
