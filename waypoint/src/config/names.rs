@@ -116,33 +116,33 @@ impl NameResolver {
 
     /// Resolves `name` and remembers the answer.
     async fn lookup(&self, name: &str) -> Answer {
-        // A trailing dot: the name as written, not searched in resolv.conf's domains.
-        let absolute = format!("{}.", name.trim_end_matches('.'));
+        // As written: resolv.conf's `search` and `ndots` apply, as they do for Envoy's c-ares
+        // and for getaddrinfo (a short name in a pod finds its Service).
         let started = Instant::now();
-        let answer =
-            match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup_ip(absolute)).await {
-                Ok(Ok(found)) => {
-                    let mut addresses: Vec<IpAddr> = found.iter().collect();
-                    addresses.sort();
-                    addresses.dedup();
-                    let ttl = found
-                        .valid_until()
-                        .saturating_duration_since(std::time::Instant::now());
-                    Answer {
-                        addresses,
-                        // Rounded up to whole seconds, as DNS TTLs are.
-                        ttl: Some(Duration::from_secs(
-                            ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0),
-                        )),
-                        at: started,
-                    }
-                }
-                _ => Answer {
-                    addresses: Vec::new(),
-                    ttl: None,
+        let answer = match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup_ip(name)).await
+        {
+            Ok(Ok(found)) => {
+                let mut addresses: Vec<IpAddr> = found.iter().collect();
+                addresses.sort();
+                addresses.dedup();
+                let ttl = found
+                    .valid_until()
+                    .saturating_duration_since(std::time::Instant::now());
+                Answer {
+                    addresses,
+                    // Rounded up to whole seconds, as DNS TTLs are.
+                    ttl: Some(Duration::from_secs(
+                        ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0),
+                    )),
                     at: started,
-                },
-            };
+                }
+            }
+            _ => Answer {
+                addresses: Vec::new(),
+                ttl: None,
+                at: started,
+            },
+        };
         if let Ok(mut answers) = self.answers.lock() {
             answers.insert(name.to_owned(), answer.clone());
         }
