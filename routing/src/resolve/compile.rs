@@ -175,7 +175,9 @@ pub(crate) fn rule_slot(
             backends,
         }
     }
-    if let Some(family) = policies.lookup_family(&target(identity, backends)) {
+    // Only a rule naming a `Backend` by host name has a family to ask for.
+    let has_names = backends.ready().any(|backend| backend.names.is_some());
+    if has_names && let Some(family) = policies.lookup_family(&target(identity, backends)) {
         backends.for_each_ready_mut(|backend| {
             if let Some(names) = backend.names.clone() {
                 Arc::make_mut(backend).endpoints = Arc::from(names.endpoints(family));

@@ -173,12 +173,13 @@ pub trait BalanceEndpoints: Send + Sync + fmt::Debug {
     }
 
     /// As [`pick`](Self::pick), for a backend of a priority level whose panic the caller
-    /// decided: in panic every endpoint may take the try, else only healthy ones.
+    /// decided when the rule has fallback backends (`Some`: in panic every endpoint may take
+    /// the try, else only healthy ones); `None`: the backend judges, as `pick` does.
     fn pick_in_level(
         &self,
         backend: &Backend,
         request: &RequestHead<'_>,
-        _panic: bool,
+        _panic: Option<bool>,
     ) -> Option<EndpointPick> {
         self.pick(backend, request)
     }
@@ -207,20 +208,6 @@ pub fn choose_backend<'a>(
                 healthy: endpoints,
             })
     })
-}
-
-/// The endpoint of `backend` `balancer` picks, in a level whose panic `panic` says when the
-/// rule has fallback backends.
-pub fn pick_endpoint(
-    balancer: &dyn BalanceEndpoints,
-    backend: &Backend,
-    request: &RequestHead<'_>,
-    panic: Option<bool>,
-) -> Option<EndpointPick> {
-    match panic {
-        None => balancer.pick(backend, request),
-        Some(panic) => balancer.pick_in_level(backend, request, panic),
-    }
 }
 
 /// The balancer of the route's policy, as a request extension set before

@@ -17,9 +17,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::apply::{FilterEffects, apply_filters};
-use super::balance::{
-    PolicyBalancer, RequestHead, SelectedEndpoint, TryOutcome, choose_backend, pick_endpoint,
-};
+use super::balance::{PolicyBalancer, RequestHead, SelectedEndpoint, TryOutcome, choose_backend};
 use super::mirror::{MirrorLimits, Mirrors, copy_without_body};
 use super::{MatchedRoute, PendingMirrors, RouteError, SelectedBackend, UpstreamError};
 use crate::backends::BackendChoice;
@@ -406,7 +404,10 @@ impl<S> Attempt<S> {
         // The policy's balancer picks the endpoint now, while the request is at hand.
         let pick = match (&early, &balancer) {
             (Ok(Ok(backend)), Some(balancer)) => {
-                match pick_endpoint(&*balancer.0, backend, &RequestHead::of(&request), panic) {
+                match balancer
+                    .0
+                    .pick_in_level(backend, &RequestHead::of(&request), panic)
+                {
                     Some(pick) => {
                         request.extensions_mut().insert(SelectedEndpoint {
                             endpoints: Arc::clone(&backend.endpoints),

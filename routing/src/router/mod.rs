@@ -41,7 +41,7 @@ use http::Request;
 pub use answer_seam::{LocalAnswer, MatchedRouteSlot};
 pub use balance::{
     BalanceEndpoints, EndpointPick, LocalFailure, ObserveTries, PolicyBalancer, RequestHead,
-    SelectedEndpoint, TryOutcome, TryTicket, choose_backend, pick_endpoint,
+    SelectedEndpoint, TryOutcome, TryTicket, choose_backend,
 };
 pub use dispatch::{
     AllowedUpgrades, ConnectTunnels, Dispatch, DispatchFuture, DispatchLayer, EnvoyHeaders,

@@ -103,6 +103,10 @@ impl NameResolver {
     /// [`MAX_RESOLVED_NAMES`] of them: the last answer while its TTL lasts (a reload does not
     /// ask again for names whose schedule has not come), else a new one.
     pub async fn resolve(&self, names: &BTreeSet<String>) -> BTreeMap<String, Vec<IpAddr>> {
+        // Answers for names the configuration no longer has are forgotten.
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.retain(|name, _| names.contains(name));
+        }
         let mut resolved = BTreeMap::new();
         for name in names.iter().take(MAX_RESOLVED_NAMES) {
             let answer = match self.last(name) {
@@ -366,5 +370,18 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         task.abort();
         assert_eq!(same.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn answers_are_kept_only_for_the_names_of_the_last_load() {
+        let resolver = NameResolver::system();
+        let first = BTreeSet::from(["localhost".to_owned(), "no such name".to_owned()]);
+        resolver.resolve(&first).await;
+        assert!(resolver.last("no such name").is_some());
+        resolver
+            .resolve(&BTreeSet::from(["localhost".to_owned()]))
+            .await;
+        assert!(resolver.last("no such name").is_none());
+        assert!(resolver.last("localhost").is_some());
     }
 }

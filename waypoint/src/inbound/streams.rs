@@ -14,9 +14,7 @@ use routing::compiled::{Backend, CompiledListener, L4Backends, ListenerRoutes};
 use routing::model::ObjectKey;
 use routing::resolve::hostname_covers;
 use routing::router::ListenerSet;
-use routing::router::{
-    LocalFailure, PolicyBalancer, RequestHead, TryOutcome, choose_backend, pick_endpoint,
-};
+use routing::router::{LocalFailure, PolicyBalancer, RequestHead, TryOutcome, choose_backend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -204,7 +202,7 @@ impl<C: Connect> Relay<'_, C> {
         };
         let mut head = http::Request::new(());
         head.extensions_mut().insert(self.peer);
-        let Some(pick) = pick_endpoint(&**balancer, backend, &RequestHead::of(&head), chosen.panic)
+        let Some(pick) = balancer.pick_in_level(backend, &RequestHead::of(&head), chosen.panic)
         else {
             return;
         };

@@ -15,7 +15,7 @@ use mesh_policy::traffic::AttachedBackendTraffic;
 use mesh_policy::traffic::client_ip::ClientAddress;
 use routing::backends::BackendChoice;
 use routing::compiled::{Backend, CompiledListener, ListenerRoutes};
-use routing::router::{ListenerSet, PolicyBalancer, RequestHead, choose_backend, pick_endpoint};
+use routing::router::{ListenerSet, PolicyBalancer, RequestHead, choose_backend};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -115,7 +115,7 @@ async fn open_session(
         Some(PolicyBalancer(balancer)) => {
             let mut head = http::Request::new(());
             head.extensions_mut().insert(ClientAddress(client.ip()));
-            let pick = pick_endpoint(&**balancer, backend, &RequestHead::of(&head), chosen.panic)?;
+            let pick = balancer.pick_in_level(backend, &RequestHead::of(&head), chosen.panic)?;
             backend.endpoints.get(pick.endpoint)?
         }
         None => endpoints.pick(backend)?,

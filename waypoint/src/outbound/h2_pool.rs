@@ -57,6 +57,11 @@ type Key = (SocketAddr, Option<UpstreamHttp2>, Option<usize>);
 /// The most connections to one endpoint (for one set of settings) a stream limit opens.
 pub(crate) const MAX_CONNECTIONS_PER_KEY: usize = 256;
 
+/// The most keys kept: TLS settings named by each request's host (a `Backend`'s `tls`
+/// without `sni`) make new keys, so past this many, a new key evicts another (its
+/// connections close once their streams end).
+pub(crate) const MAX_KEYS: usize = 1024;
+
 /// One pooled connection — open, or being opened by the first request that wanted it, which
 /// later requests wait for — and the streams it carries now.
 #[derive(Clone)]
@@ -90,6 +95,20 @@ impl Drop for StreamPlace {
 pub(crate) struct H2Pool<C> {
     connector: C,
     connections: Mutex<HashMap<Key, Vec<Pooled>>>,
+}
+
+/// Makes room for a key: drops the keys whose connections all closed, else one key (its
+/// open connections close once the requests holding them end).
+fn evict_one(connections: &mut HashMap<Key, Vec<Pooled>>) {
+    connections.retain(|_, pooled| {
+        pooled.retain(|p| !p.closed());
+        !pooled.is_empty()
+    });
+    if connections.len() >= MAX_KEYS
+        && let Some(key) = connections.keys().next().copied()
+    {
+        connections.remove(&key);
+    }
 }
 
 impl<C: Connect> H2Pool<C> {
@@ -144,6 +163,9 @@ impl<C: Connect> H2Pool<C> {
         let Ok(mut connections) = self.connections.lock() else {
             return fresh();
         };
+        if connections.len() >= MAX_KEYS && !connections.contains_key(&key) {
+            evict_one(&mut connections);
+        }
         let pooled = connections.entry(key).or_default();
         pooled.retain(|p| !p.closed());
         let with_room = pooled
@@ -168,6 +190,12 @@ impl<C: Connect> H2Pool<C> {
             chosen.streams.fetch_add(1, Ordering::Relaxed);
         }
         chosen
+    }
+
+    /// How many keys are kept.
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.connections.lock().map_or(0, |c| c.len())
     }
 
     /// Forgets the connections to endpoints not in `live` (they close once idle).
@@ -226,4 +254,20 @@ where
     let (sender, connection) = builder.handshake(TokioIo::new(io)).await?;
     tokio::spawn(connection);
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::TcpConnect;
+
+    #[test]
+    fn keys_stay_bounded_however_many_settings_requests_name() {
+        let pool = H2Pool::new(TcpConnect::default());
+        for port in 0..(MAX_KEYS as u16 + 100) {
+            let endpoint = SocketAddr::from(([192, 0, 2, 1], port));
+            let _ = pool.take_place((endpoint, None, None), None, None);
+        }
+        assert_eq!(pool.keys(), MAX_KEYS);
+    }
 }

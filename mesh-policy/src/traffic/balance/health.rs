@@ -162,22 +162,9 @@ impl EndpointHealth {
         !ejected && !failing
     }
 
-    /// The endpoints that may take a try now, of `count`.
+    /// The endpoints that may take a try now, of `count` (in panic mode, all of them).
     pub fn eligible(&self, count: usize) -> Eligible {
-        let now = self.epoch.elapsed_nanos();
-        if (0..count).all(|e| self.healthy(e, now)) {
-            return Eligible::All;
-        }
-        let healthy: Vec<usize> = (0..count).filter(|&e| self.healthy(e, now)).collect();
-        // Panic mode: too few healthy endpoints, so health is ignored.
-        if (healthy.len() as u64) * 100 < u64::from(self.panic_threshold) * count as u64 {
-            return Eligible::All;
-        }
-        if healthy.is_empty() {
-            Eligible::None
-        } else {
-            Eligible::Only(healthy)
-        }
+        self.judge(count, None)
     }
 
     /// How many of `count` endpoints are healthy now.
@@ -194,15 +181,27 @@ impl EndpointHealth {
     /// The endpoints that may take a try now, of `count`, in a priority level whose panic the
     /// caller decided (primary and fallback backends): in panic all, else the healthy ones.
     pub fn eligible_in_level(&self, count: usize, panic: bool) -> Eligible {
-        if panic {
+        self.judge(count, Some(panic))
+    }
+
+    /// The endpoints that may take a try: all when all are healthy or in panic — `panic`, or,
+    /// when not given, too few healthy endpoints for the threshold —, else the healthy ones.
+    pub(super) fn judge(&self, count: usize, panic: Option<bool>) -> Eligible {
+        if panic == Some(true) {
             return Eligible::All;
         }
         let now = self.epoch.elapsed_nanos();
+        if (0..count).all(|e| self.healthy(e, now)) {
+            return Eligible::All;
+        }
         let healthy: Vec<usize> = (0..count).filter(|&e| self.healthy(e, now)).collect();
-        match healthy.len() {
-            0 => Eligible::None,
-            all if all == count => Eligible::All,
-            _ => Eligible::Only(healthy),
+        let panic = panic.unwrap_or_else(|| {
+            (healthy.len() as u64) * 100 < u64::from(self.panic_threshold) * count as u64
+        });
+        match (panic, healthy.is_empty()) {
+            (true, _) => Eligible::All,
+            (false, true) => Eligible::None,
+            (false, false) => Eligible::Only(healthy),
         }
     }
 

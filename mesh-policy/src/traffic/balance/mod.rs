@@ -463,7 +463,7 @@ impl BalanceEndpoints for Balancer {
     }
 
     fn pick(&self, backend: &Backend, request: &RequestHead<'_>) -> Option<EndpointPick> {
-        self.pick_judged(backend, request, None)
+        self.pick_in_level(backend, request, None)
     }
 
     fn endpoint_health(&self, backend: &Backend) -> Option<LevelHealth> {
@@ -482,21 +482,10 @@ impl BalanceEndpoints for Balancer {
             .map_or(50, EndpointHealth::panic_threshold)
     }
 
-    fn pick_in_level(
-        &self,
-        backend: &Backend,
-        request: &RequestHead<'_>,
-        panic: bool,
-    ) -> Option<EndpointPick> {
-        self.pick_judged(backend, request, Some(panic))
-    }
-}
-
-impl Balancer {
     /// The endpoint of `backend` for a try, among the endpoints its health allows: as the
     /// backend's own panic threshold decides, or `level_panic` when its priority level's
     /// panic was decided for it.
-    fn pick_judged(
+    fn pick_in_level(
         &self,
         backend: &Backend,
         request: &RequestHead<'_>,
@@ -515,10 +504,9 @@ impl Balancer {
                 predicted: None,
             });
         };
-        let eligible = match (&state.health, level_panic) {
-            (Some(health), None) => health.eligible(count),
-            (Some(health), Some(panic)) => health.eligible_in_level(count, panic),
-            (None, _) => Eligible::All,
+        let eligible = match &state.health {
+            Some(health) => health.judge(count, level_panic),
+            None => Eligible::All,
         };
         let candidates = match &eligible {
             Eligible::All => Candidates::All(count),
