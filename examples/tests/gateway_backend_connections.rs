@@ -316,6 +316,90 @@ async fn http2_backends_get_the_policy_windows() {
     assert_ne!(plain["connection_window"], 512 * 1024, "{plain}");
 }
 
+/// An h2c Service `name` with the one endpoint 127.0.0.1:`port`.
+fn h2c_service(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  \
+         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: http, port: {port}, appProtocol: kubernetes.io/h2c}}]\n---\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_backend_response_ends_its_connection_unless_the_policy_says_stream() {
+    let port = free_port();
+    let (_strict_server, strict) = h2_settings_server().await;
+    let (_lenient_server, lenient) = h2_settings_server().await;
+    let dir = scratch("backend-h2-invalid");
+    let config = gateway_yaml(port)
+        + &h2c_service("strict", strict)
+        + &h2c_service("lenient", lenient)
+        + &host_route("strict", "strict")
+        + &host_route("lenient", "lenient")
+        + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: lenient}\nspec:\n  \
+           targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: lenient}]\n  \
+           http2: {onInvalidMessage: TerminateStream}\n---\n";
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    // What each of the backend's connections received, once `settled` says so (or after 3 s).
+    let connections = |host: &'static str, settled: fn(&serde_json::Value) -> bool| {
+        let url = format!("{url}connections");
+        async move {
+            let started = Instant::now();
+            loop {
+                let (status, response) = curl(&["-H", host, &url]).await;
+                assert_eq!(status, 200, "{response}");
+                let seen = echoed(&response);
+                if settled(&seen) || started.elapsed() > Duration::from_secs(3) {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let reset_and = |connection: &serde_json::Value, goaway: serde_json::Value, closed: bool| {
+        connection["resets"] == serde_json::json!(["PROTOCOL_ERROR"])
+            && connection["goaway"] == goaway
+            && connection["closed"] == closed
+    };
+
+    // Envoy's default, TerminateConnection: the gateway resets the stream, sends a GOAWAY
+    // with PROTOCOL_ERROR and closes the connection; the client gets an error answer.
+    let (status, response) =
+        curl(&["-H", "host: strict.example", &format!("{url}malformed")]).await;
+    assert!(status >= 500, "{status} {response}");
+    let seen = connections("host: strict.example", |seen| {
+        seen.as_array().unwrap().iter().any(|c| c["closed"] == true)
+    })
+    .await;
+    assert!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| reset_and(c, "PROTOCOL_ERROR".into(), true)),
+        "{seen}"
+    );
+
+    // TerminateStream: only the stream is reset; the connection stays open and carries the
+    // next request.
+    let (status, response) =
+        curl(&["-H", "host: lenient.example", &format!("{url}malformed")]).await;
+    assert!(status >= 500, "{status} {response}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = connections("host: lenient.example", |_| true).await;
+    let connections = seen.as_array().unwrap();
+    assert_eq!(connections.len(), 1, "{seen}");
+    assert!(
+        reset_and(&connections[0], serde_json::Value::Null, false),
+        "{seen}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn max_stream_duration_bounds_the_answer_and_its_body() {
     let port = free_port();

@@ -332,6 +332,22 @@ async fn http2_settings_are_announced_as_the_policy_says() {
     assert_eq!(seen["malformed"], "reset", "{seen}");
     assert_eq!(seen["next"], 404, "{seen}");
     assert_eq!(seen["goaway"], false, "{seen}");
+
+    // Without the field, TerminateConnection (Envoy Gateway's default): the stream is reset,
+    // a GOAWAY with PROTOCOL_ERROR follows, and the connection is closed.
+    let output = std::process::Command::new("python3")
+        .args([script, &plain.to_string(), "plain.example"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["malformed"], "reset", "{seen}");
+    assert_eq!(seen["goaway"], "PROTOCOL_ERROR", "{seen}");
+    assert_eq!(seen["next"], "closed", "{seen}");
 }
 
 /// A backend that sends its answer's head and 3 of its 10 body bytes, then nothing for 3 s.

@@ -1,7 +1,8 @@
 """Sends, on one cleartext (prior-knowledge) HTTP/2 connection to 127.0.0.1:PORT with Host
 HOST, a malformed request (a connection-specific header, RFC 9113 section 8.2.2) and then a
 valid GET, and prints as JSON what became of each: the status, "reset" (RST_STREAM) or
-"closed" (the connection ended, with or without GOAWAY). Uses the independent python `h2`
+"closed" (the connection ended, with or without GOAWAY), and the GOAWAY's error code if one came
+(false if none). Uses the independent python `h2`
 implementation, its own header validation turned off so that it can send the bad one."""
 import json
 import socket
@@ -46,7 +47,7 @@ def read_until(done):
             elif isinstance(event, h2.events.StreamReset):
                 outcome[event.stream_id] = "reset"
             elif isinstance(event, h2.events.ConnectionTerminated):
-                outcome["goaway"] = True
+                outcome["goaway"] = event.error_code.name
         try:
             sock.sendall(conn.data_to_send())
         except OSError:
@@ -59,6 +60,19 @@ if outcome.get(1) != "closed":
         conn.send_headers(3, base, end_stream=True)
         sock.sendall(conn.data_to_send())
         read_until(lambda: 3 in outcome)
-    except (OSError, h2.exceptions.ProtocolError):
+    except h2.exceptions.ProtocolError:
+        pass  # python h2 opens no stream after a GOAWAY
+    except OSError:
+        outcome[3] = "closed"
+if "goaway" in outcome and outcome.get(3) != "closed":
+    # After a GOAWAY the client opens no stream; the server must still close the connection.
+    try:
+        sock.settimeout(5)
+        while sock.recv(65536):
+            pass
+        outcome[3] = "closed"
+    except socket.timeout:
+        outcome[3] = "left open"
+    except OSError:
         outcome[3] = "closed"
 print(json.dumps({"malformed": outcome.get(1), "next": outcome.get(3), "goaway": outcome.get("goaway", False)}))

@@ -1,9 +1,9 @@
 //! ClientTrafficPolicy `http2`: the HTTP/2 settings a listener's connections announce — the
 //! initial stream and connection flow-control windows and the most concurrent streams —
 //! checked against RFC 9113's bounds (windows 65 535 to 2³¹−1 bytes, at least one stream).
-//! `onInvalidMessage: TerminateStream` is what the h2 server does with a malformed request
-//! (RST_STREAM, the connection goes on), with or without the field; `TerminateConnection`,
-//! Envoy Gateway's default, has no hook in h2 and is refused as not enforced.
+//! `onInvalidMessage` says what a malformed request ends: its stream (`TerminateStream`, the
+//! connection goes on) or, as by default in Envoy Gateway, the whole connection
+//! (`TerminateConnection`: a `GOAWAY` with `PROTOCOL_ERROR`, then the connection closes).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,7 @@ pub struct Http2Spec {
     /// Streams a client may open at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<u32>,
-    /// `TerminateStream` (what this data plane does); `TerminateConnection` is refused.
+    /// `TerminateConnection` (the default) or `TerminateStream`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_invalid_message: Option<String>,
 }
@@ -36,6 +36,18 @@ pub struct Http2Settings {
     pub initial_connection_window: Option<u32>,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
     pub max_concurrent_streams: Option<u32>,
+    /// What a malformed request ends (`None`: the default, its connection).
+    pub on_invalid_message: Option<InvalidMessageAction>,
+}
+
+/// What a malformed HTTP/2 request ends (`onInvalidMessage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvalidMessageAction {
+    /// The whole connection: `GOAWAY` with `PROTOCOL_ERROR` (Envoy's default).
+    #[default]
+    TerminateConnection,
+    /// Only the request's stream: `RST_STREAM` with `PROTOCOL_ERROR`.
+    TerminateStream,
 }
 
 /// The largest flow-control window (RFC 9113 §6.9.1).
@@ -47,16 +59,12 @@ const MIN_WINDOW: u64 = 65_535;
 impl Http2Spec {
     /// Compiles the spec (errors name the field under `spec.http2`).
     pub fn compile(&self) -> Result<Http2Settings, String> {
-        match self.on_invalid_message.as_deref() {
-            None | Some("TerminateStream") => {}
-            Some("TerminateConnection") => {
-                return Err(
-                    "onInvalidMessage: TerminateConnection is not enforced by this data plane yet (h2 resets the stream)"
-                        .into(),
-                );
-            }
+        let on_invalid_message = match self.on_invalid_message.as_deref() {
+            None => None,
+            Some("TerminateStream") => Some(InvalidMessageAction::TerminateStream),
+            Some("TerminateConnection") => Some(InvalidMessageAction::TerminateConnection),
             Some(other) => return Err(format!("onInvalidMessage: unsupported value {other:?}")),
-        }
+        };
         let window = |value: &Option<serde_yaml_ng::Value>, field: &str| {
             value
                 .as_ref()
@@ -85,6 +93,7 @@ impl Http2Spec {
                 "initialConnectionWindowSize",
             )?,
             max_concurrent_streams: self.max_concurrent_streams,
+            on_invalid_message,
         })
     }
 }
@@ -107,12 +116,21 @@ mod tests {
                 initial_stream_window: Some(131_072),
                 initial_connection_window: Some(1_048_576),
                 max_concurrent_streams: Some(10),
+                on_invalid_message: None,
             }
         );
         assert_eq!(compile("{}").unwrap(), Http2Settings::default());
         assert_eq!(
-            compile("{onInvalidMessage: TerminateStream}").unwrap(),
-            Http2Settings::default()
+            compile("{onInvalidMessage: TerminateStream}")
+                .unwrap()
+                .on_invalid_message,
+            Some(InvalidMessageAction::TerminateStream)
+        );
+        assert_eq!(
+            compile("{onInvalidMessage: TerminateConnection}")
+                .unwrap()
+                .on_invalid_message,
+            Some(InvalidMessageAction::TerminateConnection)
         );
         for (yaml, expected) in [
             ("{initialStreamWindowSize: 1Ki}", "initialStreamWindowSize"),
@@ -121,7 +139,6 @@ mod tests {
                 "initialConnectionWindowSize",
             ),
             ("{maxConcurrentStreams: 0}", "at least 1"),
-            ("{onInvalidMessage: TerminateConnection}", "not enforced"),
             ("{onInvalidMessage: Ignore}", "unsupported value"),
         ] {
             let error = compile(yaml).unwrap_err();

@@ -16,6 +16,7 @@ use routing::router::{
     UpstreamConnection, UpstreamHttp2, UpstreamProxyProtocol, UpstreamTcpKeepalive,
 };
 
+use super::http2_settings::InvalidMessageAction;
 use super::model::BackendTrafficPolicySpec;
 
 /// The connection settings of `spec`, checked as the CRD does (durations positive, a
@@ -71,6 +72,8 @@ pub(crate) fn compile_upstream(
                 initial_stream_window: settings.initial_stream_window,
                 initial_connection_window: settings.initial_connection_window,
                 max_concurrent_streams: settings.max_concurrent_streams,
+                stream_error_on_invalid_message: settings.on_invalid_message
+                    == Some(InvalidMessageAction::TerminateStream),
             })
         }
     };

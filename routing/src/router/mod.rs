@@ -140,6 +140,9 @@ pub struct UpstreamHttp2 {
     pub initial_connection_window: Option<u32>,
     /// The most streams one connection carries at once: more open another connection.
     pub max_concurrent_streams: Option<u32>,
+    /// A malformed response resets only its stream (`onInvalidMessage: TerminateStream`);
+    /// by default (false) it ends the whole connection, as in Envoy.
+    pub stream_error_on_invalid_message: bool,
 }
 
 /// TCP keepalive on the connections the upstream service opens for a request (Envoy

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use mesh_policy::traffic::AttachedClientTraffic;
 use mesh_policy::traffic::compile::{ConnectionLimit, ProxyProtocolMode, TcpKeepalive};
+use mesh_policy::traffic::http2_settings::InvalidMessageAction;
 use mesh_policy::traffic::tls_fingerprint::FingerprintKinds;
 use routing::router::ListenerSet;
 use tokio::net::TcpStream;
@@ -162,6 +163,9 @@ impl Admission {
                     h2_max_concurrent_streams: policies()
                         .filter_map(|p| p.http2.max_concurrent_streams)
                         .min(),
+                    h2_terminate_connection_on_invalid: policies()
+                        .find_map(|p| p.http2.on_invalid_message)
+                        .is_none_or(|action| action == InvalidMessageAction::TerminateConnection),
                     preserve_header_case: policies().any(|p| p.preserve_header_case),
                     http1_trailers: policies().any(|p| p.enable_trailers),
                     envoy_headers: policies().any(|p| p.envoy_headers),

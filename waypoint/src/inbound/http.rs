@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::h2_invalid::TerminateOnInvalid;
 use super::trailers::{TrailerlessBody, offers_trailers};
 use crate::outbound::{BodyError, DeadlineBody, IdleTimeoutBody, ResponseBody};
 
@@ -55,6 +56,9 @@ pub struct HttpLimits {
     pub h2_connection_window: Option<u32>,
     /// HTTP/2: the most streams a client may open at once (default: hyper's, 200).
     pub h2_max_concurrent_streams: Option<u32>,
+    /// HTTP/2: a malformed request ends its whole connection, not only its stream (default
+    /// true, as in Envoy).
+    pub h2_terminate_connection_on_invalid: bool,
     /// HTTP/1.1: header names keep the case they arrived in, to the backend and back
     /// (default false: lower case, as HTTP/2 has them).
     pub preserve_header_case: bool,
@@ -82,6 +86,7 @@ impl Default for HttpLimits {
             h2_stream_window: None,
             h2_connection_window: None,
             h2_max_concurrent_streams: None,
+            h2_terminate_connection_on_invalid: true,
             preserve_header_case: false,
             http1_trailers: false,
             envoy_headers: false,
@@ -217,6 +222,7 @@ pub async fn serve_http<IO, S>(
     if let Some(streams) = limits.h2_max_concurrent_streams {
         http2.max_concurrent_streams(streams);
     }
+    let io = TerminateOnInvalid::new(io, limits.h2_terminate_connection_on_invalid);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     // The gateway drains, the connection idles, or its time or requests are used up: the

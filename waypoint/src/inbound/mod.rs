@@ -10,6 +10,7 @@ mod client_cert;
 pub mod client_hello;
 mod compression;
 mod expired_certificates;
+mod h2_invalid;
 mod http;
 pub(crate) mod prefixed;
 mod proxy;
@@ -27,6 +28,7 @@ mod verifier_wrapper;
 
 pub use bandwidth::BandwidthFromRoute;
 pub use compression::CompressFromRoute;
+pub(crate) use h2_invalid::TerminateOnInvalid;
 pub use http::{DEFAULT_IDLE_TIMEOUT, HttpLimits, serve_http};
 pub use proxy::{accept_proxy_header, serve_proxied_http};
 pub use sockets::{

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use crate::inbound::TerminateOnInvalid;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
@@ -251,6 +252,8 @@ where
             builder.initial_connection_window_size(window);
         }
     }
+    let terminate_on_invalid = !windows.is_some_and(|w| w.stream_error_on_invalid_message);
+    let io = TerminateOnInvalid::client(io, terminate_on_invalid);
     let (sender, connection) = builder.handshake(TokioIo::new(io)).await?;
     tokio::spawn(connection);
     Ok(sender)
