@@ -272,6 +272,90 @@ async fn a_backends_tls_versions_bound_what_the_gateway_offers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backends_suites_groups_signature_schemes_and_alpn_are_what_the_gateway_offers() {
+    let port = free_port();
+    let dir = scratch("envoy-backend-tls-protocol");
+    // A P-256 (ECDSA) certificate.
+    let (_, leaf, key) = openssl_ca_and_leaf(&dir, "api.internal");
+    let secure = tls_handshake_echo(&leaf, &key).await;
+    let mut config = gateway_yaml(port);
+    let backends = [
+        ("default", ""),
+        (
+            "chacha",
+            ", maxVersion: '1.2', ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305]",
+        ),
+        ("p384", ", ecdhCurves: [P-384]"),
+        ("offers-h2", ", alpnProtocols: [h2, http/1.1]"),
+        ("no-alpn", ", alpnProtocols: []"),
+        ("ecdsa", ", signatureAlgorithms: [ecdsa_secp256r1_sha256]"),
+        ("rsa-only", ", signatureAlgorithms: [rsa_pss_rsae_sha256]"),
+    ];
+    for (name, settings) in backends {
+        config += &tls_backend(
+            name,
+            secure,
+            &format!("{{insecureSkipVerify: true, sni: api.internal{settings}}}"),
+        );
+        config += &route_to_backend(name, name);
+    }
+    // Names the data plane cannot offer are refused, naming the field.
+    config += &tls_backend(
+        "weak",
+        secure,
+        "{insecureSkipVerify: true, ciphers: [AES128-SHA]}",
+    );
+    config += &route_to_backend("weak", "weak");
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for (host, negotiated) in [
+        (
+            "default.example",
+            "cipher=TLS13_AES_256_GCM_SHA384 group=X25519 alpn=http/1.1",
+        ),
+        (
+            "chacha.example",
+            "cipher=TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 group=X25519 alpn=http/1.1",
+        ),
+        (
+            "p384.example",
+            "cipher=TLS13_AES_256_GCM_SHA384 group=secp384r1 alpn=http/1.1",
+        ),
+        // The backend chooses h2 from the list, and the gateway speaks HTTP/2 to it.
+        (
+            "offers-h2.example",
+            "cipher=TLS13_AES_256_GCM_SHA384 group=X25519 alpn=h2",
+        ),
+        (
+            "no-alpn.example",
+            "cipher=TLS13_AES_256_GCM_SHA384 group=X25519 alpn=none",
+        ),
+        (
+            "ecdsa.example",
+            "cipher=TLS13_AES_256_GCM_SHA384 group=X25519 alpn=http/1.1",
+        ),
+    ] {
+        let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
+        assert_eq!(status, 200, "{host}: {response}");
+        assert_eq!(echoed(&response)["pod"], negotiated, "{host}");
+    }
+    let (_, response) = curl(&["-H", "host: offers-h2.example", &url]).await;
+    assert_eq!(echoed(&response)["proto"], "HTTP/2.0", "{response}");
+    // An ECDSA key cannot sign with the only scheme allowed: no handshake.
+    let (status, response) = curl(&["-H", "host: rsa-only.example", &url]).await;
+    assert_eq!(status, 503, "{response}");
+    let (status, _) = curl(&["-H", "host: weak.example", &url]).await;
+    assert_eq!(status, 500);
+    let (_, status_doc) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(
+        status_doc.contains("spec.tls.ciphers: \\\"AES128-SHA\\\" is not a TLS 1.2 suite"),
+        "{status_doc}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_backend_presents_its_own_client_certificate() {
     let port = free_port();
     let dir = scratch("envoy-backend-client-cert");

@@ -40,3 +40,4 @@ pub mod model;
 pub mod resolve;
 pub mod router;
 pub mod slot;
+pub mod tls_names;

@@ -26,3 +26,4 @@ pub mod metrics;
 pub mod node;
 pub mod outbound;
 pub mod respond;
+mod rustls_names;

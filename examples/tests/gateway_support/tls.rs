@@ -314,6 +314,24 @@ pub async fn tls_version_echo(cert: &Path, key: &Path) -> u16 {
     .await
 }
 
+/// An echo backend behind TLS (rustls: TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`) that
+/// reports what its handshake negotiated as its pod name:
+/// `cipher=TLS13_AES_256_GCM_SHA384 group=X25519 alpn=http/1.1`.
+pub async fn tls_handshake_echo(cert: &Path, key: &Path) -> u16 {
+    let config = server_config(cert, key, &[b"h2", b"http/1.1"]);
+    serve_tls_echo(config, |tls| {
+        let alpn = tls
+            .alpn_protocol()
+            .map_or("none".into(), |p| String::from_utf8_lossy(p).into_owned());
+        format!(
+            "cipher={:?} group={:?} alpn={alpn}",
+            tls.negotiated_cipher_suite().unwrap().suite(),
+            tls.negotiated_key_exchange_group().unwrap().name(),
+        )
+    })
+    .await
+}
+
 /// An echo backend behind TLS that requires a client certificate chaining to `client_ca`; it
 /// reports how many certificates the client presented as its pod name (`client-certs=N`).
 pub async fn mtls_echo(cert: &Path, key: &Path, client_ca: &Path) -> u16 {

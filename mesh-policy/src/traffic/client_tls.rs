@@ -10,6 +10,10 @@
 
 use regex::Regex;
 use routing::model::{Config, SecretObjectReference};
+pub use routing::tls_names::{KxGroup, SignatureAlgorithm, Tls12Cipher};
+use routing::tls_names::{
+    parse_alpn_protocols, parse_ciphers, parse_kx_groups, parse_signature_algorithms,
+};
 use serde::{Deserialize, Serialize};
 
 use super::tls_fingerprint::FingerprintKinds;
@@ -165,68 +169,6 @@ pub enum TlsVersion {
     Tls12,
     /// TLS 1.3.
     Tls13,
-}
-
-/// A TLS 1.2 cipher suite this data plane offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls12Cipher {
-    /// ECDHE-ECDSA-AES128-GCM-SHA256.
-    EcdheEcdsaAes128GcmSha256,
-    /// ECDHE-RSA-AES128-GCM-SHA256.
-    EcdheRsaAes128GcmSha256,
-    /// ECDHE-ECDSA-AES256-GCM-SHA384.
-    EcdheEcdsaAes256GcmSha384,
-    /// ECDHE-RSA-AES256-GCM-SHA384.
-    EcdheRsaAes256GcmSha384,
-    /// ECDHE-ECDSA-CHACHA20-POLY1305.
-    EcdheEcdsaChacha20Poly1305,
-    /// ECDHE-RSA-CHACHA20-POLY1305.
-    EcdheRsaChacha20Poly1305,
-}
-
-/// (OpenSSL name, IANA name, suite).
-const CIPHERS: [(&str, &str, Tls12Cipher); 6] = [
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        Tls12Cipher::EcdheEcdsaAes128GcmSha256,
-    ),
-    (
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-        Tls12Cipher::EcdheRsaAes128GcmSha256,
-    ),
-    (
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        Tls12Cipher::EcdheEcdsaAes256GcmSha384,
-    ),
-    (
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        Tls12Cipher::EcdheRsaAes256GcmSha384,
-    ),
-    (
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        Tls12Cipher::EcdheEcdsaChacha20Poly1305,
-    ),
-    (
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        Tls12Cipher::EcdheRsaChacha20Poly1305,
-    ),
-];
-
-/// A key-exchange group this data plane offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KxGroup {
-    /// X25519.
-    X25519,
-    /// P-256 (secp256r1).
-    P256,
-    /// P-384 (secp384r1).
-    P384,
 }
 
 /// How client certificates are asked for and checked.
@@ -440,7 +382,7 @@ pub struct ClientTls {
     pub kx_groups: Option<Vec<KxGroup>>,
     /// Signature schemes signed with and accepted, in preference order (`None`: the
     /// defaults).
-    pub signature_algorithms: Option<Vec<super::signature_algorithms::SignatureAlgorithm>>,
+    pub signature_algorithms: Option<Vec<SignatureAlgorithm>>,
     /// ALPN protocols (`None`: `h2`, `http/1.1`; empty: no ALPN).
     pub alpn: Option<Vec<String>>,
     /// Session ids remembered.
@@ -480,7 +422,7 @@ impl ClientTlsSpec {
         let signature_algorithms = self
             .signature_algorithms
             .as_deref()
-            .map(super::signature_algorithms::parse_signature_algorithms)
+            .map(parse_signature_algorithms)
             .transpose()?;
         let min = version(self.min_version.as_deref(), "minVersion")?;
         let max = version(self.max_version.as_deref(), "maxVersion")?;
@@ -508,34 +450,17 @@ impl ClientTlsSpec {
                     "ciphers: only TLS 1.2 suites are chosen, and minVersion is 1.3".into(),
                 );
             }
-            Some(cipher_list(&self.ciphers)?)
+            Some(parse_ciphers(&self.ciphers)?)
         };
         let kx_groups = if self.ecdh_curves.is_empty() {
             None
         } else {
-            Some(
-                self.ecdh_curves
-                    .iter()
-                    .map(|name| match name.as_str() {
-                        "X25519" => Ok(KxGroup::X25519),
-                        "P-256" | "prime256v1" | "secp256r1" => Ok(KxGroup::P256),
-                        "P-384" | "secp384r1" => Ok(KxGroup::P384),
-                        other => Err(format!("ecdhCurves: {other:?} is not offered by this data plane (X25519, P-256, P-384)")),
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
+            Some(parse_kx_groups(&self.ecdh_curves)?)
         };
         let alpn = self
             .alpn_protocols
-            .as_ref()
-            .map(|list| {
-                list.iter()
-                    .map(|p| match p.as_str() {
-                        "h2" | "http/1.1" | "http/1.0" => Ok(p.clone()),
-                        other => Err(format!("alpnProtocols: unsupported value {other:?}")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .as_deref()
+            .map(parse_alpn_protocols)
             .transpose()?;
         let resumption = self.session.as_ref().and_then(|s| s.resumption.as_ref());
         Ok(ClientTls {
@@ -578,30 +503,6 @@ fn to_version(v: u8) -> TlsVersion {
     } else {
         TlsVersion::Tls12
     }
-}
-
-/// The suites of `names` in order (`[a|b]` groups flattened), each once.
-fn cipher_list(names: &[String]) -> Result<Vec<Tls12Cipher>, String> {
-    let mut suites = Vec::new();
-    for entry in names {
-        let inner = entry
-            .strip_prefix('[')
-            .and_then(|e| e.strip_suffix(']'))
-            .unwrap_or(entry);
-        for name in inner.split('|') {
-            let suite = CIPHERS
-                .iter()
-                .find(|(openssl, iana, _)| name == *openssl || name == *iana)
-                .map(|(_, _, suite)| *suite)
-                .ok_or_else(|| {
-                    format!("ciphers: {name:?} is not a TLS 1.2 suite this data plane offers (ECDHE with AES-GCM or ChaCha20-Poly1305)")
-                })?;
-            if !suites.contains(&suite) {
-                suites.push(suite);
-            }
-        }
-    }
-    Ok(suites)
 }
 
 fn compile_validation(

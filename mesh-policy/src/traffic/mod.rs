@@ -32,7 +32,6 @@ pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 pub mod response_override;
-pub mod signature_algorithms;
 pub mod tls_fingerprint;
 mod upstream;
 pub mod xfcc;

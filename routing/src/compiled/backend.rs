@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::rule::HttpFilter;
 use crate::model::ObjectKey;
 use crate::slot::PolicySlot;
+use crate::tls_names::{KxGroup, SignatureAlgorithm, Tls12Cipher};
 
 /// How to speak to a backend (from the Service port's `appProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -54,6 +55,37 @@ pub struct BackendTls {
     /// instead of the Gateway's `tls.backend` one.
     #[serde(skip)]
     pub client_certificate: Option<Arc<super::Certificate>>,
+    /// The suites, groups, signature schemes and ALPN protocols offered (a `Backend`'s
+    /// `tls`).
+    #[serde(skip_serializing_if = "BackendTlsProtocol::is_default")]
+    pub protocol: BackendTlsProtocol,
+}
+
+/// What a TLS client offers a backend beyond its versions; `None`: this data plane's
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct BackendTlsProtocol {
+    /// TLS 1.2 suites in preference order (`ciphers`; TLS 1.3 suites are not chosen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ciphers: Option<Vec<Tls12Cipher>>,
+    /// Key-exchange groups in preference order (`ecdhCurves`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kx_groups: Option<Vec<KxGroup>>,
+    /// The signature schemes the backend may sign its handshake with
+    /// (`signatureAlgorithms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_algorithms: Option<Vec<SignatureAlgorithm>>,
+    /// The ALPN protocols offered (`alpnProtocols`; `None`: the one the forwarder speaks,
+    /// `h2` or `http/1.1`; empty: no ALPN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
+}
+
+impl BackendTlsProtocol {
+    /// Whether nothing differs from the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == BackendTlsProtocol::default()
+    }
 }
 
 /// The TLS versions offered to a backend.

@@ -8,8 +8,8 @@ mod names;
 mod rule;
 
 pub use backend::{
-    Backend, BackendProtocol, BackendSubjectAltName, BackendTls, BackendTlsVersions, Endpoint,
-    TlsRoots,
+    Backend, BackendProtocol, BackendSubjectAltName, BackendTls, BackendTlsProtocol,
+    BackendTlsVersions, Endpoint, TlsRoots,
 };
 pub use listener::{
     Certificate, ClientValidation, CompiledGateway, CompiledListener, L4Backends, ListenerProtocol,

@@ -46,9 +46,9 @@ pub struct EnvoyBackendTls {
     /// The SNI sent, and the name the certificate is verified for.
     #[serde(default)]
     pub sni: Option<String>,
-    /// Every other field: the protocol settings of `BackendTLSConfig` (client certificate,
-    /// versions, ciphers, curves, signature algorithms, ALPN) are not supported here, and
-    /// others are unknown.
+    /// Every other field: the settings of `BackendTLSConfig` (client certificate, versions,
+    /// ciphers, curves, signature algorithms, ALPN), read by the resolver; others are
+    /// unknown.
     #[serde(flatten)]
     pub config: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }

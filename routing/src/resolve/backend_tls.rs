@@ -8,7 +8,9 @@ use rustls_pki_types::pem::PemObject;
 
 use super::created_order;
 use super::status::{Condition, ObjectStatus};
-use crate::compiled::{BackendSubjectAltName, BackendTls, BackendTlsVersions, TlsRoots};
+use crate::compiled::{
+    BackendSubjectAltName, BackendTls, BackendTlsProtocol, BackendTlsVersions, TlsRoots,
+};
 use crate::model::{BackendTlsPolicy, Config, ObjectKey, Service, ServicePort};
 
 /// The TLS settings of `service`'s `port`: `Ok(None)` without a policy; `Err` with the
@@ -183,6 +185,7 @@ fn validate(config: &Config, policy: &BackendTlsPolicy) -> Result<BackendTls, Co
         subject_alt_names,
         versions: BackendTlsVersions::default(),
         client_certificate: None,
+        protocol: BackendTlsProtocol::default(),
     })
 }
 

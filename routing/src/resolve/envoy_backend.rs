@@ -170,7 +170,8 @@ fn written_endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Backend
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiled::{BackendTlsVersions, TlsRoots};
+    use crate::compiled::{BackendTlsProtocol, BackendTlsVersions, TlsRoots};
+    use crate::tls_names::{KxGroup, SignatureAlgorithm, Tls12Cipher};
 
     const ROUTE: references::From<'static> = references::From {
         group: "gateway.networking.k8s.io",
@@ -288,6 +289,23 @@ mod tests {
                 "{versions}"
             );
         }
+        // Suites, groups, signature schemes and ALPN as listed.
+        let spec = "{endpoints: [{ip: {address: 10.0.0.1, port: 443}}], \
+                    tls: {insecureSkipVerify: true, ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256], \
+                    ecdhCurves: [P-384, X25519], signatureAlgorithms: [ed25519], alpnProtocols: []}}";
+        let resolved = resolve_envoy_backend(&config(spec), ROUTE, &reference("ext"));
+        let BackendState::Ready(backend) = resolved.state else {
+            panic!("{:?}", resolved.problem);
+        };
+        assert_eq!(
+            backend.tls.as_deref().unwrap().protocol,
+            BackendTlsProtocol {
+                ciphers: Some(vec![Tls12Cipher::EcdheRsaAes128GcmSha256]),
+                kx_groups: Some(vec![KxGroup::P384, KxGroup::X25519]),
+                signature_algorithms: Some(vec![SignatureAlgorithm::Ed25519]),
+                alpn: Some(vec![]),
+            }
+        );
     }
 
     #[test]
@@ -332,8 +350,24 @@ mod tests {
                 "ConfigMap default/ca has no PEM",
             ),
             (
-                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, sni: a.example, ciphers: [ECDHE-RSA-AES128-GCM-SHA256]}}",
-                "spec.tls.ciphers is not supported",
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, minVersion: '1.3', ciphers: [ECDHE-RSA-AES128-GCM-SHA256]}}",
+                "spec.tls.ciphers: only TLS 1.2 suites",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, ciphers: [RC4-MD5]}}",
+                "spec.tls.ciphers: \\\"RC4-MD5\\\"",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, ecdhCurves: X25519}}",
+                "spec.tls.ecdhCurves: a list of names",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, signatureAlgorithms: [rsa_pkcs1_sha1]}}",
+                "spec.tls.signatureAlgorithms[0]",
+            ),
+            (
+                "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, alpnProtocols: [h3]}}",
+                "spec.tls.alpnProtocols: unsupported value",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {wellKnownCACertificates: System, minVersion: '1.3', maxVersion: '1.2'}}",

@@ -3,24 +3,31 @@
 //! ConfigMaps' `ca.crt` or the well-known roots, or no verification at all
 //! (`insecureSkipVerify`), and the SNI, which is also the name verified. The CRD's rules hold:
 //! `caCertificateRefs` and `wellKnownCACertificates` exclude each other, and
-//! `insecureSkipVerify` excludes both. Not supported (the reference is refused, naming the
-//! field): the `BackendTLSConfig` settings other than `minVersion`/`maxVersion` and
-//! `clientCertificateRef` (a Secret of the Backend's namespace) — ciphers, curves, signature
-//! algorithms, ALPN. Without `sni`, each request's host is sent and verified (an
-//! empty [`BackendTls::server_name`]; connections are pooled per name).
+//! `insecureSkipVerify` excludes both. The `BackendTLSConfig` settings apply as on a listener:
+//! `minVersion`/`maxVersion`, `ciphers` (TLS 1.2 suites), `ecdhCurves`, `signatureAlgorithms`
+//! (the schemes the endpoint may sign its handshake with) and `alpnProtocols` (offered as
+//! listed), and `clientCertificateRef` (a Secret of the Backend's namespace). Without `sni`,
+//! each request's host is sent and verified (an empty [`BackendTls::server_name`];
+//! connections are pooled per name).
 
 use std::sync::Arc;
 
 use super::backend_tls::ca_certificates_pem;
 use super::hostnames::is_precise_hostname;
 use super::listeners::{ListenerOwner, tls_secret};
-use crate::compiled::{BackendTls, BackendTlsVersions, Certificate, TlsRoots};
+use crate::compiled::{BackendTls, BackendTlsProtocol, BackendTlsVersions, Certificate, TlsRoots};
 use crate::model::Config;
 use crate::model::envoy_backend::EnvoyBackendTls;
 use crate::model::{ObjectKey, SecretObjectReference};
+use crate::tls_names::{
+    parse_alpn_protocols, parse_ciphers, parse_kx_groups, parse_signature_algorithms,
+};
 
-/// The `BackendTLSConfig` fields this data plane does not apply.
-const PROTOCOL_SETTINGS: [&str; 4] = [
+/// The `BackendTLSConfig` fields this data plane applies.
+const CONFIG_FIELDS: [&str; 7] = [
+    "minVersion",
+    "maxVersion",
+    "clientCertificateRef",
     "ciphers",
     "ecdhCurves",
     "signatureAlgorithms",
@@ -34,17 +41,14 @@ pub(crate) fn own_tls(
     settings: &EnvoyBackendTls,
 ) -> Result<BackendTls, String> {
     let versions = versions(settings)?;
-    if let Some(field) = settings.config.keys().find(|field| {
-        !matches!(
-            field.as_str(),
-            "minVersion" | "maxVersion" | "clientCertificateRef"
-        )
-    }) {
-        return Err(match PROTOCOL_SETTINGS.contains(&field.as_str()) {
-            true => format!("spec.tls.{field} is not supported"),
-            false => format!("spec.tls: unknown field {field:?}"),
-        });
+    if let Some(field) = settings
+        .config
+        .keys()
+        .find(|field| !CONFIG_FIELDS.contains(&field.as_str()))
+    {
+        return Err(format!("spec.tls: unknown field {field:?}"));
     }
+    let protocol = protocol(settings, versions)?;
     let insecure = settings.insecure_skip_verify == Some(true);
     let has_refs = !settings.ca_certificate_refs.is_empty();
     let well_known = settings.well_known_ca_certificates.as_deref();
@@ -89,6 +93,48 @@ pub(crate) fn own_tls(
         subject_alt_names: Vec::new(),
         versions,
         client_certificate: client_certificate(config, key, settings)?,
+        protocol,
+    })
+}
+
+/// `ciphers`, `ecdhCurves`, `signatureAlgorithms` and `alpnProtocols`, offered with
+/// `versions`.
+fn protocol(
+    settings: &EnvoyBackendTls,
+    versions: BackendTlsVersions,
+) -> Result<BackendTlsProtocol, String> {
+    let names = |field: &str| -> Result<Option<Vec<String>>, String> {
+        settings
+            .config
+            .get(field)
+            .map(|value| {
+                serde_yaml_ng::from_value::<Vec<String>>(value.clone())
+                    .map_err(|_| format!("spec.tls.{field}: a list of names"))
+            })
+            .transpose()
+    };
+    let within = |error: String| format!("spec.tls.{error}");
+    let ciphers = match names("ciphers")?.filter(|list| !list.is_empty()) {
+        None => None,
+        Some(_) if versions == BackendTlsVersions::Tls13 => {
+            return Err(
+                "spec.tls.ciphers: only TLS 1.2 suites are chosen, and minVersion is 1.3".into(),
+            );
+        }
+        Some(list) => Some(parse_ciphers(&list).map_err(within)?),
+    };
+    Ok(BackendTlsProtocol {
+        ciphers,
+        kx_groups: names("ecdhCurves")?
+            .filter(|list| !list.is_empty())
+            .map(|list| parse_kx_groups(&list).map_err(within))
+            .transpose()?,
+        signature_algorithms: names("signatureAlgorithms")?
+            .map(|list| parse_signature_algorithms(&list).map_err(within))
+            .transpose()?,
+        alpn: names("alpnProtocols")?
+            .map(|list| parse_alpn_protocols(&list).map_err(within))
+            .transpose()?,
     })
 }
 

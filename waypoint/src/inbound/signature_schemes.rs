@@ -5,29 +5,12 @@
 
 use std::sync::Arc;
 
-use mesh_policy::traffic::signature_algorithms::SignatureAlgorithm;
 use rustls::pki_types::SubjectPublicKeyInfoDer;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, PeerMisbehaved, SignatureScheme};
 
 use super::verifier_wrapper::WrapClientVerifier;
-
-/// rustls's name of `algorithm`.
-pub(super) fn scheme(algorithm: SignatureAlgorithm) -> SignatureScheme {
-    match algorithm {
-        SignatureAlgorithm::EcdsaSecp256r1Sha256 => SignatureScheme::ECDSA_NISTP256_SHA256,
-        SignatureAlgorithm::EcdsaSecp384r1Sha384 => SignatureScheme::ECDSA_NISTP384_SHA384,
-        SignatureAlgorithm::EcdsaSecp521r1Sha512 => SignatureScheme::ECDSA_NISTP521_SHA512,
-        SignatureAlgorithm::RsaPkcs1Sha256 => SignatureScheme::RSA_PKCS1_SHA256,
-        SignatureAlgorithm::RsaPkcs1Sha384 => SignatureScheme::RSA_PKCS1_SHA384,
-        SignatureAlgorithm::RsaPkcs1Sha512 => SignatureScheme::RSA_PKCS1_SHA512,
-        SignatureAlgorithm::RsaPssRsaeSha256 => SignatureScheme::RSA_PSS_SHA256,
-        SignatureAlgorithm::RsaPssRsaeSha384 => SignatureScheme::RSA_PSS_SHA384,
-        SignatureAlgorithm::RsaPssRsaeSha512 => SignatureScheme::RSA_PSS_SHA512,
-        SignatureAlgorithm::Ed25519 => SignatureScheme::ED25519,
-    }
-}
 
 /// A listener key that signs only with the allowed schemes, in their order.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mesh_policy::traffic::AttachedClientTraffic;
-use mesh_policy::traffic::client_tls::{ClientTls, KxGroup, Tls12Cipher, TlsVersion};
+use mesh_policy::traffic::client_tls::TlsVersion;
 use routing::compiled::{ClientValidation, CompiledListener, ListenerProtocol};
 use routing::model::ObjectKey;
 use routing::resolve::hostname_covers;
@@ -21,8 +21,10 @@ use rustls::server::{
     WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
-use rustls::{CipherSuite, NamedGroup, ServerConfig, SignatureScheme, SupportedProtocolVersion};
+use rustls::{ServerConfig, SignatureScheme, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
+
+use crate::rustls_names::{restricted_provider, signature_scheme};
 
 use super::client_cert::{InsecureFallback, first_uri_san, policy_verifier, root_store};
 use super::signature_schemes;
@@ -141,7 +143,11 @@ fn listener_config(
         .get::<AttachedClientTraffic>()
         .and_then(|attached| attached.0.tls.clone());
     let provider = match &policy {
-        Some(tls) => Arc::new(restricted_provider(provider, tls)),
+        Some(tls) => Arc::new(restricted_provider(
+            provider,
+            tls.ciphers.as_deref(),
+            tls.kx_groups.as_deref(),
+        )),
         None => Arc::clone(provider),
     };
     let versions: &[&'static SupportedProtocolVersion] = match policy
@@ -168,12 +174,7 @@ fn listener_config(
     let allowed: Option<Vec<SignatureScheme>> = policy
         .as_ref()
         .and_then(|tls| tls.signature_algorithms.as_ref())
-        .map(|list| {
-            list.iter()
-                .copied()
-                .map(signature_schemes::scheme)
-                .collect()
-        });
+        .map(|list| list.iter().copied().map(signature_scheme).collect());
     let (key, verifier) = match allowed {
         None => (key, verifier),
         Some(allowed) => {
@@ -231,61 +232,6 @@ fn listener_config(
 
 /// Sessions remembered per listener for stateful resumption.
 const SESSION_CACHE_SIZE: usize = 4096;
-
-/// `provider` offering only the policy's TLS 1.2 suites (TLS 1.3 suites are not chosen by
-/// the policy, as in Envoy) and key-exchange groups, in its order.
-fn restricted_provider(provider: &CryptoProvider, tls: &ClientTls) -> CryptoProvider {
-    let mut restricted = provider.clone();
-    if let Some(ciphers) = &tls.ciphers {
-        let tls13 = provider
-            .cipher_suites
-            .iter()
-            .filter(|suite| suite.version() == &rustls::version::TLS13);
-        let tls12 = ciphers.iter().filter_map(|cipher| {
-            let wanted = cipher_suite(*cipher);
-            provider.cipher_suites.iter().find(|s| s.suite() == wanted)
-        });
-        restricted.cipher_suites = tls13.chain(tls12).copied().collect();
-    }
-    if let Some(groups) = &tls.kx_groups {
-        restricted.kx_groups = groups
-            .iter()
-            .filter_map(|group| {
-                let wanted = named_group(*group);
-                provider.kx_groups.iter().find(|g| g.name() == wanted)
-            })
-            .copied()
-            .collect();
-    }
-    restricted
-}
-
-fn cipher_suite(cipher: Tls12Cipher) -> CipherSuite {
-    match cipher {
-        Tls12Cipher::EcdheEcdsaAes128GcmSha256 => {
-            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-        }
-        Tls12Cipher::EcdheRsaAes128GcmSha256 => CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        Tls12Cipher::EcdheEcdsaAes256GcmSha384 => {
-            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
-        }
-        Tls12Cipher::EcdheRsaAes256GcmSha384 => CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        Tls12Cipher::EcdheEcdsaChacha20Poly1305 => {
-            CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
-        }
-        Tls12Cipher::EcdheRsaChacha20Poly1305 => {
-            CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
-        }
-    }
-}
-
-fn named_group(group: KxGroup) -> NamedGroup {
-    match group {
-        KxGroup::X25519 => NamedGroup::X25519,
-        KxGroup::P256 => NamedGroup::secp256r1,
-        KxGroup::P384 => NamedGroup::secp384r1,
-    }
-}
 
 /// TLS acceptors of a socket's TLS listeners in Terminate mode, by (Gateway, listener).
 /// By listener: Gateway, declaring ListenerSet (if any), listener name.

@@ -1,5 +1,6 @@
-//! TLS to backends a BackendTLSPolicy covers: one pooled client per (server name, trust
-//! anchors), whose connector sends the policy's hostname as SNI and verifies the backend's
+//! TLS to backends a BackendTLSPolicy or a `Backend`'s `tls` covers: one pooled client per
+//! settings (server name, trust anchors, client certificate, suites, groups, signature
+//! schemes, ALPN), whose connector sends the server name as SNI and verifies the backend's
 //! certificate for it.
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use super::backend_verifier::BackendCertVerifier;
 use super::connect::{Connect, ConnectOptions, ConnectedIo, UriConnector};
 use super::forward::ResponseBody;
 use super::h2_pool::PoolTls;
+use crate::rustls_names::{restricted_provider, signature_scheme};
 
 /// The most distinct TLS clients kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 256;
@@ -44,8 +46,41 @@ pub(crate) struct BackendTlsClients<C> {
 type H2Key = (BackendTls, Option<Arc<Certificate>>);
 
 /// What makes two clients differ: the backend's TLS settings, the client certificate
-/// presented (the Gateway's `tls.backend`) and how connections are opened.
-type ClientKey = (BackendTls, Option<Arc<Certificate>>, ConnectOptions);
+/// presented (the Gateway's `tls.backend`), how connections are opened and whether they
+/// carry upgrades.
+type ClientKey = (BackendTls, Option<Arc<Certificate>>, ConnectOptions, bool);
+
+/// What the forwarder speaks over a backend's TLS, which bounds the ALPN protocols offered:
+/// without a `Backend`'s `alpnProtocols`, `h2` or `http/1.1`; with them, the list (without
+/// `h2` for upgrades).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsSpeech {
+    /// HTTP/2 (the pool, for gRPC and HTTP/2 backends).
+    Http2,
+    /// HTTP/1.1, or HTTP/2 if the backend chooses `h2` from the listed protocols.
+    Negotiated,
+    /// HTTP/1.1 only (upgrades).
+    Http1,
+}
+
+impl TlsSpeech {
+    /// The ALPN protocols offered when `listed` (a Backend's `alpnProtocols`), or not.
+    fn alpn(self, listed: Option<&[String]>) -> Vec<Vec<u8>> {
+        match (listed, self) {
+            (None, TlsSpeech::Http2) => vec![b"h2".to_vec()],
+            (None, _) => vec![b"http/1.1".to_vec()],
+            (Some(listed), TlsSpeech::Http1) => listed
+                .iter()
+                .filter(|protocol| protocol.as_str() != "h2")
+                .map(|protocol| protocol.as_bytes().to_vec())
+                .collect(),
+            (Some(listed), _) => listed
+                .iter()
+                .map(|protocol| protocol.as_bytes().to_vec())
+                .collect(),
+        }
+    }
+}
 
 impl<C: Connect> BackendTlsClients<C> {
     /// No clients yet; those made will connect through `connector`.
@@ -71,7 +106,7 @@ impl<C: Connect> BackendTlsClients<C> {
         if let Some(known) = configs.get(&key) {
             return Some(known.clone());
         }
-        let (config, name) = self.config(tls, true, client_certificate)?;
+        let (config, name) = self.config(tls, TlsSpeech::Http2, client_certificate)?;
         if configs.len() >= MAX_CLIENTS {
             configs.clear();
         }
@@ -82,20 +117,26 @@ impl<C: Connect> BackendTlsClients<C> {
 
     /// The HTTP/1.1 client for `tls`, made on first use; `None` when its settings cannot
     /// make a TLS configuration (no usable root, an invalid server name). It offers
-    /// `http/1.1` in ALPN (HTTP/2 backends are reached through the HTTP/2 pool, with
-    /// [`Self::h2_tls`]).
+    /// `http/1.1` in ALPN, or the Backend's listed protocols (without `h2` when `upgrading`),
+    /// and speaks HTTP/2 when the backend chooses `h2` (HTTP/2 backends are reached through
+    /// the HTTP/2 pool, with [`Self::h2_tls`]).
     pub(crate) fn client(
         &self,
         tls: &BackendTls,
         client_certificate: Option<&Arc<Certificate>>,
         options: ConnectOptions,
+        upgrading: bool,
     ) -> Option<TlsClient<C>> {
         let mut clients = self.clients.lock().ok()?;
-        let key = (tls.clone(), client_certificate.cloned(), options);
+        let key = (tls.clone(), client_certificate.cloned(), options, upgrading);
         if let Some(client) = clients.get(&key) {
             return Some(client.clone());
         }
-        let (config, name) = self.config(tls, false, client_certificate)?;
+        let speech = match upgrading {
+            true => TlsSpeech::Http1,
+            false => TlsSpeech::Negotiated,
+        };
+        let (config, name) = self.config(tls, speech, client_certificate)?;
         let connect = TlsConnect {
             uri: UriConnector::new(self.connector.clone()).with_options(options),
             tls: tokio_rustls::TlsConnector::from(config),
@@ -115,13 +156,23 @@ impl<C: Connect> BackendTlsClients<C> {
     }
 
     /// The TLS configuration for `tls` — its trust anchors and verification, the client
-    /// certificate, ALPN `h2` (`h2_only`) or `http/1.1` — and the server name it sends.
+    /// certificate, its suites, groups and signature schemes, the ALPN protocols for `speech`
+    /// — and the server name it sends.
     pub(crate) fn config(
         &self,
         tls: &BackendTls,
-        h2_only: bool,
+        speech: TlsSpeech,
         client_certificate: Option<&Arc<Certificate>>,
     ) -> Option<(Arc<ClientConfig>, ServerName<'static>)> {
+        let protocol = &tls.protocol;
+        let provider = match (&protocol.ciphers, &protocol.kx_groups) {
+            (None, None) => Arc::clone(&self.provider),
+            (ciphers, groups) => Arc::new(restricted_provider(
+                &self.provider,
+                ciphers.as_deref(),
+                groups.as_deref(),
+            )),
+        };
         let mut roots = RootCertStore::empty();
         match &tls.roots {
             TlsRoots::Pem(pem) => {
@@ -135,14 +186,18 @@ impl<C: Connect> BackendTlsClients<C> {
         let name = ServerName::try_from(tls.server_name.clone()).ok()?;
         let mut verifier = BackendCertVerifier::new(
             Arc::new(roots),
-            Arc::clone(&self.provider),
+            Arc::clone(&provider),
             name.clone(),
             tls.subject_alt_names.clone(),
         );
         if tls.roots == TlsRoots::SkipVerification {
             verifier = verifier.skipping_verification();
         }
-        let builder = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+        if let Some(algorithms) = &protocol.signature_algorithms {
+            verifier = verifier
+                .with_signature_schemes(algorithms.iter().copied().map(signature_scheme).collect());
+        }
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(protocol_versions(tls.versions))
             .ok()?
             .dangerous()
@@ -158,11 +213,7 @@ impl<C: Connect> BackendTlsClients<C> {
                 builder.with_client_auth_cert(chain, key).ok()?
             }
         };
-        config.alpn_protocols = if h2_only {
-            vec![b"h2".to_vec()]
-        } else {
-            vec![b"http/1.1".to_vec()]
-        };
+        config.alpn_protocols = speech.alpn(protocol.alpn.as_deref());
         Some((Arc::new(config), name))
     }
 }

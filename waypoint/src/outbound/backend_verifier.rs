@@ -2,7 +2,9 @@
 //! chain to the policy's roots for server authentication, then the name: `validation.hostname`,
 //! or, when `subjectAltNames` is set, one of those (DNS names matched as TLS clients match
 //! host names, URIs such as SPIFFE IDs matched exactly) instead. An Envoy Gateway `Backend`'s
-//! `insecureSkipVerify` accepts any certificate (the handshake signatures are still checked).
+//! `insecureSkipVerify` accepts any certificate (the handshake signatures are still checked);
+//! its `signatureAlgorithms` are the only schemes offered and accepted for the handshake
+//! signature.
 
 use std::sync::Arc;
 
@@ -10,7 +12,9 @@ use routing::compiled::BackendSubjectAltName;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, RootCertStore, SignatureScheme,
+};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -23,6 +27,9 @@ pub(crate) struct BackendCertVerifier {
     subject_alt_names: Vec<BackendSubjectAltName>,
     /// Accept any certificate (`insecureSkipVerify`).
     skip_verification: bool,
+    /// The handshake signature schemes offered and accepted, in order (`None`: the
+    /// provider's).
+    schemes: Option<Vec<SignatureScheme>>,
 }
 
 impl BackendCertVerifier {
@@ -38,6 +45,23 @@ impl BackendCertVerifier {
             hostname,
             subject_alt_names,
             skip_verification: false,
+            schemes: None,
+        }
+    }
+
+    /// The verifier, offering and accepting only `schemes` for the handshake signature.
+    pub(crate) fn with_signature_schemes(mut self, schemes: Vec<SignatureScheme>) -> Self {
+        self.schemes = Some(schemes);
+        self
+    }
+
+    /// Refuses a handshake signed with a scheme not offered.
+    fn check_scheme(&self, scheme: SignatureScheme) -> Result<(), Error> {
+        match &self.schemes {
+            Some(schemes) if !schemes.contains(&scheme) => {
+                Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -131,6 +155,7 @@ impl ServerCertVerifier for BackendCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.check_scheme(dss.scheme)?;
         verify_tls12_signature(
             message,
             cert,
@@ -145,6 +170,7 @@ impl ServerCertVerifier for BackendCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.check_scheme(dss.scheme)?;
         verify_tls13_signature(
             message,
             cert,
@@ -154,8 +180,17 @@ impl ServerCertVerifier for BackendCertVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
+        let supported = self
+            .provider
             .signature_verification_algorithms
-            .supported_schemes()
+            .supported_schemes();
+        match &self.schemes {
+            None => supported,
+            Some(schemes) => schemes
+                .iter()
+                .copied()
+                .filter(|scheme| supported.contains(scheme))
+                .collect(),
+        }
     }
 }

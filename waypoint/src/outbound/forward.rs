@@ -29,7 +29,7 @@ use routing::router::{
 use super::body_error::BodyError;
 use rustls::crypto::CryptoProvider;
 
-use super::backend_tls::BackendTlsClients;
+use super::backend_tls::{BackendTlsClients, TlsSpeech};
 use super::connect::ConnectOptions;
 use super::connect::{Connect, TcpConnect, UriConnector};
 use super::deadline_body::DeadlineBody;
@@ -327,7 +327,12 @@ impl<C: Connect> Forwarder<C> {
                 if let Some(version) = proxy_protocol {
                     // A connection of the request's own, its PROXY header before TLS.
                     let preface = proxy_preface(version, request.extensions().get::<Peer>())?;
-                    let Some(config) = clients.config(policy, h2_only, certificate) else {
+                    let speech = match (h2_only, upgrading) {
+                        (true, _) => TlsSpeech::Http2,
+                        (false, true) => TlsSpeech::Http1,
+                        (false, false) => TlsSpeech::Negotiated,
+                    };
+                    let Some(config) = clients.config(policy, speech, certificate) else {
                         return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                     };
                     let sent = super::proxied_tls::send_once(
@@ -352,7 +357,8 @@ impl<C: Connect> Forwarder<C> {
                         .await;
                     h2_answer(sent, tls, idle)
                 } else {
-                    let Some(client) = clients.client(policy, certificate, options) else {
+                    let Some(client) = clients.client(policy, certificate, options, upgrading)
+                    else {
                         return Err(UpstreamError::new(UpstreamErrorKind::Tls));
                     };
                     boxed(client.request(request).await, tls, idle)
