@@ -27,7 +27,8 @@ use super::rate_limit::clock::Epoch;
 use super::rate_limit::global::{GlobalRateLimit, GlobalRule, SharedCounters};
 use super::rate_limit::local::{LocalRateLimit, RateLimitRule, RuleBuckets};
 use super::rate_limit::rules::{
-    ClientSelector, PathCondition, SourceCondition, ValueCondition, ValueMatch, whole_match,
+    ClientSelector, FieldName, PathCondition, SourceCondition, ValueCondition, ValueMatch,
+    whole_match,
 };
 use crate::l4::Cidr;
 
@@ -1289,11 +1290,11 @@ fn compile_value(spec: &ValueMatchSpec, lower: bool) -> Result<ValueCondition, S
         return Err("name: required".into());
     }
     Ok(ValueCondition {
-        name: if lower {
+        name: FieldName::new(if lower {
             spec.name.to_ascii_lowercase()
         } else {
             spec.name.clone()
-        },
+        }),
         matcher,
         invert: spec.invert,
     })

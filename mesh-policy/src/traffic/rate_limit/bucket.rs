@@ -34,11 +34,11 @@ impl BucketCheck {
     pub fn reports_before(
         refuses: bool,
         check: &BucketCheck,
-        seen: Option<&(bool, BucketCheck)>,
+        seen: Option<(bool, &BucketCheck)>,
     ) -> bool {
         seen.is_none_or(|(refused, seen)| {
             (refuses, std::cmp::Reverse(check.remaining))
-                > (*refused, std::cmp::Reverse(seen.remaining))
+                > (refused, std::cmp::Reverse(seen.remaining))
         })
     }
 
@@ -69,19 +69,22 @@ impl TokenBucket {
     /// refused when fewer are left.
     #[inline]
     pub fn take(&self, cost: u32, elapsed: u64) -> BucketCheck {
-        let mut current = self.state.load(Ordering::Relaxed);
+        self.take_in(&self.state, cost, elapsed)
+    }
+
+    /// [`take`](Self::take) from a state word kept elsewhere (a fresh one is 0) with this
+    /// bucket's size and window: the buckets of a rule's distinct values share its shape. A
+    /// refused check writes nothing.
+    #[inline]
+    pub fn take_in(&self, state: &AtomicU64, cost: u32, elapsed: u64) -> BucketCheck {
+        let mut current = state.load(Ordering::Relaxed);
         let (window, reset_nanos) = self.window_of(current, elapsed);
         loop {
             let (check, next) = self.judge(current, window, reset_nanos, cost);
             let Some(next) = next else {
                 return check;
             };
-            match self.state.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match state.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return check,
                 Err(seen) => current = seen,
             }

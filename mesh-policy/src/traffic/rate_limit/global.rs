@@ -160,8 +160,8 @@ impl GlobalRateLimit {
                     remaining: u64::from(limit).saturating_sub(*count) as u32,
                     reset_nanos: reset.saturating_mul(1_000_000_000),
                 };
-                let seen = report.as_ref().map(|(refused, seen, _)| (*refused, *seen));
-                if BucketCheck::reports_before(refuses, &check, seen.as_ref()) {
+                let seen = report.as_ref().map(|(refused, seen, _)| (*refused, seen));
+                if BucketCheck::reports_before(refuses, &check, seen) {
                     report = Some((refuses, check, global.rule.unit.as_secs().max(1)));
                 }
             }

@@ -8,17 +8,17 @@
 //!   second, as Envoy reports it);
 //! - any matching rule out of tokens refuses the request (429), unless it is in shadow mode;
 //!   the headers report the matching rule with the fewest tokens left;
-//! - `Distinct` values get their own buckets, at most 10 000 per rule (one not used lately
-//!   evicted first, by the CLOCK approximation of least recently used).
+//! - `Distinct` values get their own buckets, at most 10 000 per rule, 40 in each of 250
+//!   parts of the hash space (within a full part, one not used lately is evicted first, by
+//!   the CLOCK approximation of least recently used); a check takes no lock.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::bucket::{BucketCheck, TokenBucket};
 use super::clock::Epoch;
 use super::distinct::DistinctBuckets;
-pub use super::distinct::KeyHasher;
 use super::rules::{ClientSelector, DistinctValues, HashedValues, RequestFacts};
 
 /// How many distinct buckets a rule keeps (Envoy Gateway's `max_dynamic_descriptors`).
@@ -72,7 +72,7 @@ impl RateLimitRule {
 pub struct RuleBuckets {
     rule: RateLimitRule,
     single: TokenBucket,
-    distinct: Option<Mutex<DistinctBuckets>>,
+    distinct: Option<DistinctBuckets>,
     /// Keys the hash of a request's distinct values (random per rule).
     keys: RandomState,
 }
@@ -82,7 +82,7 @@ impl RuleBuckets {
     pub fn new(rule: RateLimitRule) -> Self {
         let distinct = rule
             .distinct()
-            .then(|| Mutex::new(DistinctBuckets::new(MAX_DISTINCT_BUCKETS)));
+            .then(|| DistinctBuckets::new(MAX_DISTINCT_BUCKETS));
         RuleBuckets {
             single: TokenBucket::new(rule.requests, rule.unit),
             rule,
@@ -97,26 +97,19 @@ impl RuleBuckets {
     }
 
     /// Takes the rule's cost from the bucket of `key`.
+    #[inline]
     fn take(&self, key: u64, now: u64) -> BucketCheck {
         let Some(distinct) = &self.distinct else {
             return self.single.take(self.rule.cost, now);
         };
-        // Taken under the lock, which makes the bucket's own atomics unneeded.
-        let mut buckets = match distinct.lock() {
-            Ok(buckets) => buckets,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        buckets
-            .bucket(key, || TokenBucket::new(self.rule.requests, self.rule.unit))
-            .take_exclusive(self.rule.cost, now)
+        // The value's own state word, with the rule's size and window.
+        self.single
+            .take_in(distinct.bucket_state(key), self.rule.cost, now)
     }
 
     /// How many distinct buckets are kept.
     pub fn distinct_buckets(&self) -> usize {
-        self.distinct.as_ref().map_or(0, |d| match d.lock() {
-            Ok(buckets) => buckets.len(),
-            Err(poisoned) => poisoned.into_inner().len(),
-        })
+        self.distinct.as_ref().map_or(0, DistinctBuckets::len)
     }
 }
 
@@ -207,10 +200,14 @@ impl LocalRateLimit {
     }
 
     /// Checks (and counts) a request `now` nanoseconds after the epoch.
+    #[inline]
     pub fn check_at(&self, facts: &RequestFacts<'_>, now: u64) -> RateLimitOutcome {
         let mut matched = false;
         let mut allowed = true;
-        let mut report: Option<(bool, BucketCheck)> = None;
+        // The check to report, and whether its rule refuses (kept apart: copying them as one
+        // tuple stalled on store forwarding).
+        let mut report: Option<BucketCheck> = None;
+        let mut report_refuses = false;
         for buckets in &self.selected {
             let mut key = HashedValues(buckets.keys.build_hasher());
             if !buckets.rule.matches(facts, &mut key) {
@@ -220,23 +217,27 @@ impl LocalRateLimit {
             let check = buckets.take(key.0.finish(), now);
             let refuses = !check.allowed && !buckets.rule.shadow;
             allowed &= !refuses;
-            if buckets.rule.headers && BucketCheck::reports_before(refuses, &check, report.as_ref())
+            if buckets.rule.headers
+                && BucketCheck::reports_before(
+                    refuses,
+                    &check,
+                    report.as_ref().map(|seen| (report_refuses, seen)),
+                )
             {
-                report = Some((refuses, check));
+                report = Some(check);
+                report_refuses = refuses;
             }
         }
         if !matched {
             let check = self.default.take(0, now);
             allowed = check.allowed || self.default.rule.shadow;
-            report = self.default.rule.headers.then_some((!allowed, check));
+            report = self.default.rule.headers.then_some(check);
         }
-        RateLimitOutcome {
-            allowed,
-            report: report.map(|(_, check)| check),
-        }
+        RateLimitOutcome { allowed, report }
     }
 
     /// Checks (and counts) a request now.
+    #[inline]
     pub fn check_request(&self, facts: &RequestFacts<'_>) -> RateLimitOutcome {
         self.check_at(facts, self.epoch.elapsed_nanos())
     }
@@ -317,7 +318,8 @@ mod tests {
         let unlimited = ask(&limit, None);
         assert!(unlimited.allowed, "no x-user: the unlimited default");
         assert_eq!(unlimited.report.unwrap().limit, u32::MAX);
-        for n in 0..(MAX_DISTINCT_BUCKETS + 50) {
+        // Kept per chunk of the hash space: many more values fill every chunk, and no more.
+        for n in 0..(5 * MAX_DISTINCT_BUCKETS) {
             ask(&limit, Some(&format!("u{n}")));
         }
         assert_eq!(limit.selected[0].distinct_buckets(), MAX_DISTINCT_BUCKETS);

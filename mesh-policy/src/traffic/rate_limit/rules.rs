@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
 
 use crate::l4::Cidr;
@@ -22,11 +22,46 @@ pub enum ValueMatch {
     Distinct,
 }
 
+/// A header (lower case) or query parameter name; as a header name it is parsed once, so
+/// that a check looks the header up without reading the name again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldName {
+    text: String,
+    /// `text` as a header name (`None` when it is not one: then no header matches it).
+    header: Option<HeaderName>,
+}
+
+impl FieldName {
+    /// The name `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let header = HeaderName::from_bytes(text.as_bytes()).ok();
+        FieldName { text, header }
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<&str> for FieldName {
+    fn from(text: &str) -> Self {
+        FieldName::new(text)
+    }
+}
+
+impl From<String> for FieldName {
+    fn from(text: String) -> Self {
+        FieldName::new(text)
+    }
+}
+
 /// One header (or query parameter) condition.
 #[derive(Debug, Clone)]
 pub struct ValueCondition {
     /// The header (lower case) or parameter name.
-    pub name: String,
+    pub name: FieldName,
     /// How the value matches.
     pub matcher: ValueMatch,
     /// Match when the condition does not hold (not allowed with `Distinct`).
@@ -111,9 +146,11 @@ pub struct HashedValues<H>(pub H);
 
 impl<H: std::hash::Hasher> DistinctValues for HashedValues<H> {
     fn value(&mut self, value: &[u8]) {
+        // Each value after its length: values (header bytes may be any but control
+        // characters) cannot run together.
+        self.0
+            .write_u32(u32::try_from(value.len()).unwrap_or(u32::MAX));
         self.0.write(value);
-        // 0xFF never occurs in UTF-8 text nor ends an address: values cannot run together.
-        self.0.write_u8(0xFF);
     }
 }
 
@@ -125,18 +162,19 @@ impl ClientSelector {
         key: &mut K,
     ) -> bool {
         for condition in &self.headers {
-            let value = facts
-                .headers
-                .get(condition.name.as_str())
-                .and_then(|v| v.to_str().ok());
-            if !condition.holds(value, key) {
+            let value = condition
+                .name
+                .header
+                .as_ref()
+                .and_then(|name| facts.headers.get(name));
+            if !condition.holds_header(value, key) {
                 return false;
             }
         }
         for condition in &self.query_params {
             let value = facts
                 .query
-                .and_then(|q| crate::security::percent::query_param(q, &condition.name));
+                .and_then(|q| crate::security::percent::query_param(q, condition.name.as_str()));
             if !condition.holds(value.as_deref(), key) {
                 return false;
             }
@@ -186,6 +224,24 @@ impl ClientSelector {
 }
 
 impl ValueCondition {
+    /// [`holds`](Self::holds) for a header value: a distinct value is keyed on its bytes as
+    /// they came (as Envoy's descriptor takes them), others are matched as text.
+    #[inline]
+    fn holds_header<K: DistinctValues + ?Sized>(
+        &self,
+        value: Option<&http::HeaderValue>,
+        key: &mut K,
+    ) -> bool {
+        match (&self.matcher, value) {
+            (ValueMatch::Distinct, Some(value)) => {
+                key.value(value.as_bytes());
+                true
+            }
+            (ValueMatch::Distinct, None) => false,
+            _ => self.holds(value.and_then(|v| v.to_str().ok()), key),
+        }
+    }
+
     fn holds<K: DistinctValues + ?Sized>(&self, value: Option<&str>, key: &mut K) -> bool {
         match (&self.matcher, value) {
             (ValueMatch::Distinct, Some(value)) => {
