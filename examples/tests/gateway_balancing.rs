@@ -1055,6 +1055,86 @@ async fn backend_utilization_weighs_pods_by_their_load_reports() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_band_load_reports_weigh_pods_and_answers_headers_do_not() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    // In-band reports that would favour pod-1 are ignored once reports come out of band.
+    for (index, state) in states.iter().enumerate() {
+        let cpu = if index == 0 { 0.01 } else { 0.9 };
+        *state.orca.lock().unwrap() =
+            Some(format!("TEXT cpu_utilization={cpu}, rps_fractional=100"));
+    }
+    let dir = scratch("balancing-orca-oob");
+    let log = scratch("balancing-orca-oob-log").join("streams");
+    // Reporting sidecars on another port of each pod's address (grpcio, Envoy's protos):
+    // pod-1 reports four times the others' utilization (1/13 of the requests, as in the
+    // in-band test); pod-4 does not serve the method.
+    let (_servers, report_port) = loop {
+        let report_port = free_port();
+        let mut command = Command::new("python3");
+        command
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/orca_oob_server.py"
+            ))
+            .arg(&log)
+            .arg(report_port.to_string())
+            .args([
+                "127.0.0.11=0.8",
+                "127.0.0.12=0.2",
+                "127.0.0.13=0.2",
+                "127.0.0.14=unimplemented",
+            ]);
+        let (servers, line) = spawn_peer(command, "the python grpcio ORCA servers").await;
+        if line.trim() == "ready" {
+            break (servers, report_port);
+        }
+    };
+    let config = gateway_yaml(port)
+        + &pods_service(pods)
+        + &balanced(
+            "reported",
+            &format!(
+                "{{type: BackendUtilization, backendUtilization: {{blackoutPeriod: 1s, weightUpdatePeriod: 100ms, \
+                 outOfBand: {{reportingPeriod: 200ms, port: {report_port}}}}}}}"
+            ),
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let url = format!("http://127.0.0.1:{port}/");
+    let reported = ["-H", "host: reported.example"];
+    // Every sidecar was asked for a report every 200 ms.
+    let log_ = log.clone();
+    wait_until("every pod's stream is open", || {
+        let log = log_.clone();
+        async move {
+            let seen = std::fs::read_to_string(&log).unwrap_or_default();
+            (11..=14).all(|pod| seen.contains(&format!("127.0.0.{pod} 0.2\n")))
+        }
+    })
+    .await;
+    // Once the reports have counted for the blackout: pod-1 about 1/13 (pod-4, without
+    // reports, takes the mean weight).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _warm = pods_answering(&reported, &url, 20).await;
+    let weighted = counts(&pods_answering(&reported, &url, 520).await);
+    let pod1 = weighted.get("pod-1").copied().unwrap_or(0);
+    assert!(
+        pod1 < 70,
+        "pod-1 took {pod1} of 520 (about 40 expected): {weighted:?}"
+    );
+    for pod in ["pod-2", "pod-3", "pod-4"] {
+        let got = weighted.get(pod).copied().unwrap_or(0);
+        assert!((110..=210).contains(&got), "{pod} took {got}: {weighted:?}");
+    }
+    // UNIMPLEMENTED is final: pod-4's sidecar was asked once; the others' streams stay open.
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(seen.matches("127.0.0.14 ").count(), 1, "{seen}");
+    assert_eq!(seen.matches("127.0.0.11 ").count(), 1, "{seen}");
+}
+
 /// An Envoy Gateway `Backend` named `name` with the pods `pods` (1–4) at `port`; a fallback
 /// one with `fallback`.
 fn pods_backend(name: &str, port: u16, pods: &[u8], fallback: bool) -> String {

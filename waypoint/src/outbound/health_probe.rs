@@ -5,10 +5,12 @@
 //! first 1 024 body bytes must contain the expected payload; TCP probes connect, send the
 //! payload and read (at most 64 KiB) until the expected answer is found; gRPC probes make one
 //! `grpc.health.v1.Health/Check` call over HTTP/2 and must hear `SERVING`. What counts as no
-//! answer and what as an unhealthy answer is [`ProbeOutcome`]'s.
+//! answer and what as an unhealthy answer is [`ProbeOutcome`]'s. The same prober streams
+//! endpoints' out-of-band load reports (`load_reports.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, USER_AGENT};
@@ -20,6 +22,7 @@ use mesh_policy::traffic::balance::active::{
     RESPONSE_BUFFER_SIZE, TcpProbe,
 };
 use mesh_policy::traffic::balance::grpc_health;
+use mesh_policy::traffic::balance::orca_oob::{LoadSink, ReportStreamFuture};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connect::Connect;
@@ -60,6 +63,20 @@ impl<C: Connect> ProbeEndpoints for EndpointProber<C> {
                 Probe::Grpc(grpc) => probe_grpc(io, address, grpc).await,
             }
         })
+    }
+
+    fn stream_load_reports(
+        &self,
+        address: SocketAddr,
+        period: Duration,
+        sink: LoadSink,
+    ) -> ReportStreamFuture {
+        Box::pin(super::load_reports::stream_reports(
+            self.connector.clone(),
+            address,
+            period,
+            sink,
+        ))
     }
 }
 

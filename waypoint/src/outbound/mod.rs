@@ -17,6 +17,7 @@ mod hbone_connect;
 mod health_probe;
 mod http1_pool;
 mod idle_timeout;
+mod load_reports;
 mod proxied_tls;
 
 pub use body_error::BodyError;

@@ -107,10 +107,20 @@ pub struct ActiveCheck {
 /// A probe in flight.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = ProbeOutcome> + Send>>;
 
-/// Probes endpoints (the embedder's I/O).
+/// Probes endpoints and streams their load reports (the embedder's I/O).
 pub trait ProbeEndpoints: Send + Sync + std::fmt::Debug {
     /// Probes `address` as `check` says; the future is given `check.timeout` by the caller.
     fn probe(&self, address: SocketAddr, check: Arc<ActiveCheck>) -> ProbeFuture;
+
+    /// Asks `address` for a load report every `period` (ORCA's out-of-band stream, see
+    /// [`orca_oob`](super::orca_oob)) and hands each to `sink` until the stream ends or
+    /// `sink` answers that no more are wanted.
+    fn stream_load_reports(
+        &self,
+        address: SocketAddr,
+        period: Duration,
+        sink: super::orca_oob::LoadSink,
+    ) -> super::orca_oob::ReportStreamFuture;
 }
 
 /// The verdicts of one backend's active checks, one per endpoint.
@@ -350,6 +360,15 @@ mod tests {
                 ProbeOutcome::Passed
             };
             Box::pin(async move { outcome })
+        }
+
+        fn stream_load_reports(
+            &self,
+            _address: SocketAddr,
+            _period: Duration,
+            _sink: crate::traffic::balance::orca_oob::LoadSink,
+        ) -> crate::traffic::balance::orca_oob::ReportStreamFuture {
+            Box::pin(async { crate::traffic::balance::orca_oob::ReportStreamEnd::Unimplemented })
         }
     }
 

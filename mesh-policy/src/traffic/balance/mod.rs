@@ -42,6 +42,7 @@ pub mod hash_key;
 pub mod health;
 pub mod health_spec;
 pub mod maglev;
+pub mod orca_oob;
 pub mod outlier;
 pub mod ring;
 pub mod slow_start;
@@ -106,7 +107,7 @@ pub struct BackendEndpoints {
     /// The Maglev weight of each endpoint (weighted zones), else 1 each.
     maglev_weights: Option<Vec<u32>>,
     /// The endpoints' weights from their load reports (`BackendUtilization`).
-    weights: Option<utilization::EndpointWeights>,
+    weights: Option<Arc<utilization::EndpointWeights>>,
 }
 
 impl BackendEndpoints {
@@ -174,7 +175,9 @@ impl ObserveTries for BackendEndpoints {
         let Some(weights) = &self.weights else {
             return;
         };
-        if let Some(load) = utilization::parse_orca(headers) {
+        if weights.reads_answers()
+            && let Some(load) = utilization::parse_orca(headers)
+        {
             weights.report(endpoint, &load);
         }
         if !weights.keeps_headers() {
@@ -269,10 +272,16 @@ impl Balancer {
             .map(|backend| {
                 let mut state = BackendEndpoints::new(&backend.endpoints, health, memory);
                 if let LoadBalancing::BackendUtilization(params) = &policy {
-                    state.weights = Some(utilization::EndpointWeights::new(
+                    let weights = Arc::new(utilization::EndpointWeights::new(
                         Arc::clone(params),
                         backend.endpoints.len(),
                     ));
+                    if let (Some(out_of_band), Some(prober)) = (params.out_of_band, prober) {
+                        let addresses: Vec<std::net::SocketAddr> =
+                            backend.endpoints.iter().map(|e| e.address).collect();
+                        orca_oob::start_streams(out_of_band, prober, &addresses, &weights);
+                    }
+                    state.weights = Some(weights);
                 }
                 Arc::new(state)
             })

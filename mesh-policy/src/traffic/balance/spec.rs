@@ -1,8 +1,7 @@
 //! BackendTrafficPolicy `loadBalancer` as written in YAML, and compiled with the CRD's
 //! validation rules (a consistent hash needs its key's field; the table size is a prime up to
 //! 5 000 011), `slowStart`'s window, `endpointOverride`'s headers, `zoneAware` and
-//! `backendUtilization` (its `outOfBand` reporting is not enforced yet: the policy is then
-//! invalid).
+//! `backendUtilization` (with its `outOfBand` reporting period and port).
 
 use std::collections::BTreeMap;
 
@@ -13,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::LoadBalancing;
 use super::hash_key::{HashKey, SessionCookie};
 use super::maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, is_prime};
+use super::orca_oob::{DEFAULT_REPORTING_PERIOD, OutOfBand};
 use super::utilization::UtilizationParams;
 use super::zones::{PreferLocal, ZoneRouting};
-use crate::traffic::model::NotYet;
 use std::time::Duration;
 
 /// `loadBalancer`.
@@ -65,9 +64,21 @@ pub struct BackendUtilizationSpec {
     /// Pass the ORCA headers on to the client (false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_response_headers: Option<bool>,
-    /// Not enforced yet (out-of-band reports over a gRPC stream).
+    /// Reports over a gRPC stream to each endpoint instead of in answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub out_of_band: NotYet,
+    pub out_of_band: Option<OutOfBandSpec>,
+}
+
+/// `backendUtilization.outOfBand`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutOfBandSpec {
+    /// How often each endpoint is asked to report (10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_period: Option<String>,
+    /// The port reports are asked on instead of the endpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
 }
 
 /// `loadBalancer.consistentHash`.
@@ -329,9 +340,6 @@ fn header_name(name: &str, field: &str) -> Result<HeaderName, String> {
 impl BackendUtilizationSpec {
     /// Compiles the spec with Envoy's defaults (errors name the field).
     pub fn compile(&self) -> Result<UtilizationParams, String> {
-        if self.out_of_band.is_some() {
-            return Err("outOfBand: not enforced by this data plane yet".into());
-        }
         let defaults = UtilizationParams::default();
         let duration = |value: &Option<String>, field: &str, default: Duration| match value {
             None => Ok(default),
@@ -360,7 +368,33 @@ impl BackendUtilizationSpec {
                 .unwrap_or(defaults.error_penalty_percent),
             metric_names: self.metric_names_for_computing_utilization.clone(),
             keep_headers: self.keep_response_headers == Some(true),
+            out_of_band: self
+                .out_of_band
+                .as_ref()
+                .map(|spec| spec.compile().map_err(|e| format!("outOfBand.{e}")))
+                .transpose()?,
         })
+    }
+}
+
+impl OutOfBandSpec {
+    fn compile(&self) -> Result<OutOfBand, String> {
+        let period = match &self.reporting_period {
+            None => DEFAULT_REPORTING_PERIOD,
+            Some(text) => parse_duration(text)
+                .filter(|period| !period.is_zero())
+                .ok_or_else(|| format!("reportingPeriod: {text:?} is not a positive duration"))?,
+        };
+        let port = self
+            .port
+            .map(|port| {
+                u16::try_from(port)
+                    .ok()
+                    .filter(|port| *port > 0)
+                    .ok_or_else(|| format!("port: {port} is not a port number"))
+            })
+            .transpose()?;
+        Ok(OutOfBand { period, port })
     }
 }
 
@@ -533,8 +567,16 @@ mod tests {
             ),
             ("type: Fastest", "unsupported value \"Fastest\""),
             (
-                "type: BackendUtilization\nbackendUtilization: {outOfBand: {}}",
-                "outOfBand: not enforced",
+                "type: BackendUtilization\nbackendUtilization: {outOfBand: {reportingPeriod: 0s}}",
+                "outOfBand.reportingPeriod",
+            ),
+            (
+                "type: BackendUtilization\nbackendUtilization: {outOfBand: {port: 70000}}",
+                "outOfBand.port: 70000",
+            ),
+            (
+                "type: BackendUtilization\nbackendUtilization: {outOfBand: {interval: 1s}}",
+                "unknown field",
             ),
             (
                 "type: BackendUtilization\nbackendUtilization: {weightUpdatePeriod: 10ms}",
@@ -566,6 +608,27 @@ mod tests {
             Ok(LoadBalancing::BackendUtilization(std::sync::Arc::new(
                 UtilizationParams::default()
             )))
+        );
+        // outOfBand: Envoy's 10 s period by default, the endpoint's port unless overridden.
+        let out_of_band = |yaml: &str| match compile(yaml) {
+            Ok(LoadBalancing::BackendUtilization(params)) => params.out_of_band,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            out_of_band("type: BackendUtilization\nbackendUtilization: {outOfBand: {}}"),
+            Some(OutOfBand {
+                period: Duration::from_secs(10),
+                port: None
+            })
+        );
+        assert_eq!(
+            out_of_band(
+                "type: BackendUtilization\nbackendUtilization: {outOfBand: {reportingPeriod: 500ms, port: 9090}}"
+            ),
+            Some(OutOfBand {
+                period: Duration::from_millis(500),
+                port: Some(9090)
+            })
         );
         // zoneAware: one mode, defaults as Envoy Gateway's, preferLocal not with a hash.
         let zones = |yaml: &str| {

@@ -8,7 +8,8 @@
 //! and until its last report is older than `weightExpirationPeriod`; endpoints without one
 //! take the mean of the others' (all of them equal when none has one). Weights are
 //! recomputed every `weightUpdatePeriod`. The ORCA headers are removed from answers unless
-//! `keepResponseHeaders`.
+//! `keepResponseHeaders`. With `outOfBand`, reports come instead from a gRPC stream to each
+//! endpoint ([`orca_oob`](super::orca_oob)), and answers' headers are not read.
 //!
 //! ```
 //! use mesh_policy::traffic::balance::utilization::{parse_orca, OrcaLoad};
@@ -50,6 +51,9 @@ pub struct UtilizationParams {
     pub metric_names: Vec<String>,
     /// Whether the ORCA headers reach the client.
     pub keep_headers: bool,
+    /// Reports come from each endpoint's out-of-band stream instead of its answers
+    /// (`outOfBand`).
+    pub out_of_band: Option<super::orca_oob::OutOfBand>,
 }
 
 impl Default for UtilizationParams {
@@ -61,6 +65,7 @@ impl Default for UtilizationParams {
             error_penalty_percent: 100,
             metric_names: Vec::new(),
             keep_headers: false,
+            out_of_band: None,
         }
     }
 }
@@ -112,7 +117,13 @@ pub fn parse_orca(headers: &HeaderMap) -> Option<OrcaLoad> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
-    let report = <OrcaLoadReport as prost::Message>::decode(bytes.as_slice()).ok()?;
+    decode_report(&bytes)
+}
+
+/// The load of a serialized `xds.data.orca.v3.OrcaLoadReport` (the binary header's, or an
+/// out-of-band stream message), if it decodes with usable values.
+pub fn decode_report(bytes: &[u8]) -> Option<OrcaLoad> {
+    let report = <OrcaLoadReport as prost::Message>::decode(bytes).ok()?;
     let mut load = OrcaLoad::default();
     let fields = [
         ("cpu_utilization", report.cpu_utilization),
@@ -239,6 +250,11 @@ impl EndpointWeights {
     /// Whether answers keep their ORCA headers.
     pub fn keeps_headers(&self) -> bool {
         self.params.keep_headers
+    }
+
+    /// Whether answers' reports count (not when reports come out of band, as in Envoy).
+    pub fn reads_answers(&self) -> bool {
+        self.params.out_of_band.is_none()
     }
 
     fn now(&self) -> u64 {
