@@ -510,6 +510,123 @@ async fn active_checks_take_endpoints_out_and_the_panic_threshold_brings_them_ba
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn health_check_events_are_logged_as_envoy_logs_them() {
+    let port = free_port();
+    let (pods, states) = controlled_pods().await;
+    let dir = scratch("balancing-health-log");
+    // The log lives apart from the configuration: a change in the watched directory would
+    // reload it.
+    let log = scratch("balancing-health-log-sink").join("health.jsonl");
+    let every = scratch("balancing-health-log-every").join("health.jsonl");
+    let active = |sink: &std::path::Path, matches: &str| {
+        format!(
+            "active: {{type: HTTP, interval: 100ms, timeout: 500ms, unhealthyThreshold: 2, healthyThreshold: 1, \
+             http: {{path: /healthz}}, healthCheckLog: {{{matches}sinks: [{{type: File, file: {{path: {}}}}}]}}}}",
+            sink.display()
+        )
+    };
+    let config = gateway_yaml(port)
+        + &pods_service(pods)
+        + &route_policy("logged", &format!("healthCheck:\n    {}", active(&log, "")))
+        + &route_policy(
+            "chatty",
+            &format!(
+                "healthCheck:\n    {}",
+                active(&every, "matches: [Failure, Success], ")
+            ),
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    // The events of pod-2 (127.0.0.12), as "event detail" lines.
+    let events_of = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|event| event["host"]["socket_address"]["address"] == "127.0.0.12")
+            .map(|event| {
+                assert_eq!(event["health_checker_type"], "HTTP", "{event}");
+                assert_eq!(
+                    event["host"]["socket_address"]["port_value"], pods,
+                    "{event}"
+                );
+                assert!(
+                    event["cluster_name"]
+                        .as_str()
+                        .is_some_and(|name| name.starts_with("httproute/default/")
+                            && name.ends_with("/rule/0")),
+                    "{event}"
+                );
+                assert!(
+                    event["timestamp"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with('Z')),
+                    "{event}"
+                );
+                let object = event.as_object().unwrap();
+                let name = object.keys().find(|key| key.ends_with("_event")).unwrap();
+                format!("{name} {}", object[name])
+            })
+            .collect()
+    };
+    // pod-2's health endpoint fails, then recovers.
+    states[1].sick.store(true, Ordering::SeqCst);
+    let log_ = log.clone();
+    wait_until("pod-2's ejection is logged", || {
+        let log = log_.clone();
+        async move {
+            events_of(&log)
+                .iter()
+                .any(|e| e.starts_with("eject_unhealthy_event"))
+        }
+    })
+    .await;
+    // Every failure is logged under Failure, only the first under the default.
+    let every_ = every.clone();
+    wait_until("three failures are logged under Failure", || {
+        let every = every_.clone();
+        async move {
+            events_of(&every)
+                .iter()
+                .filter(|e| e.starts_with("health_check_failure_event"))
+                .count()
+                >= 3
+        }
+    })
+    .await;
+    states[1].sick.store(false, Ordering::SeqCst);
+    let log_ = log.clone();
+    wait_until("pod-2's return is logged", || {
+        let log = log_.clone();
+        async move {
+            events_of(&log)
+                .last()
+                .is_some_and(|e| e.contains(r#""first_check":false"#))
+        }
+    })
+    .await;
+    // Envoy's default events: the first pass, the failure that starts the series (a 503
+    // answer: ACTIVE) and the ejection with it (an unhealthy answer takes the pod out at
+    // once), the return.
+    assert_eq!(
+        events_of(&log),
+        [
+            r#"add_healthy_event {"first_check":true}"#,
+            r#"health_check_failure_event {"failure_type":"ACTIVE","first_check":false}"#,
+            r#"eject_unhealthy_event {"failure_type":"ACTIVE"}"#,
+            r#"add_healthy_event {"first_check":false}"#,
+        ]
+    );
+    // Every probe, under Failure and Success.
+    let chatty = events_of(&every);
+    let count = |name: &str| chatty.iter().filter(|e| e.starts_with(name)).count();
+    assert!(count("successful_health_check_event") >= 2, "{chatty:?}");
+    assert!(count("health_check_failure_event") >= 3, "{chatty:?}");
+    assert_eq!(count("eject_unhealthy_event"), 1, "{chatty:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn grpc_health_checks_take_a_pod_out_at_its_first_unhealthy_answer() {
     let port = free_port();
     let (pods, _states) = controlled_pods().await;

@@ -957,9 +957,6 @@ impl UnsupportedFields for ClientTrafficPolicySpec {
 impl UnsupportedFields for BackendTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        if let Some(health) = &self.health_check {
-            found.extend(health.unsupported());
-        }
         if let Some(connection) = &self.connection {
             set(
                 &mut found,

@@ -6,7 +6,8 @@
 //! payload and read (at most 64 KiB) until the expected answer is found; gRPC probes make one
 //! `grpc.health.v1.Health/Check` call over HTTP/2 and must hear `SERVING`. What counts as no
 //! answer and what as an unhealthy answer is [`ProbeOutcome`]'s. The same prober streams
-//! endpoints' out-of-band load reports (`load_reports.rs`).
+//! endpoints' out-of-band load reports (`load_reports.rs`) and appends the checks' event logs
+//! to their files.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +79,28 @@ impl<C: Connect> ProbeEndpoints for EndpointProber<C> {
             sink,
         ))
     }
+
+    fn log_health_event(&self, path: &str, line: String) {
+        let path = path.to_owned();
+        // Off the runtime's threads: a file, or a pipe, may block.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || append_line(&path, &line));
+        }
+    }
+}
+
+/// Appends `line` and a newline to the file at `path` (created if missing) in one write, so
+/// that lines from several checks do not interleave.
+fn append_line(path: &str, line: &str) {
+    use std::io::Write;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let _ = file.write_all(format!("{line}\n").as_bytes());
 }
 
 async fn probe_http<IO>(io: IO, address: SocketAddr, probe: &HttpProbe) -> ProbeOutcome
@@ -262,6 +285,7 @@ mod tests {
             healthy_threshold: 1,
             port: None,
             probe,
+            log: None,
         })
     }
 

@@ -35,6 +35,17 @@ pub enum Probe {
     Grpc(GrpcProbe),
 }
 
+impl Probe {
+    /// Envoy's name of the checker (`HTTP`, `TCP`, `GRPC`).
+    pub fn checker_type(&self) -> &'static str {
+        match self {
+            Probe::Http(_) => "HTTP",
+            Probe::Tcp(_) => "TCP",
+            Probe::Grpc(_) => "GRPC",
+        }
+    }
+}
+
 /// `healthCheck.active.grpc`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GrpcProbe {
@@ -102,6 +113,8 @@ pub struct ActiveCheck {
     pub port: Option<u16>,
     /// The probe.
     pub probe: Probe,
+    /// The probes' event log (`healthCheckLog`).
+    pub log: Option<super::health_log::HealthCheckLog>,
 }
 
 /// A probe in flight.
@@ -121,6 +134,10 @@ pub trait ProbeEndpoints: Send + Sync + std::fmt::Debug {
         period: Duration,
         sink: super::orca_oob::LoadSink,
     ) -> super::orca_oob::ReportStreamFuture;
+
+    /// Appends the health check event `line` (one JSON object) to the file at `path`
+    /// ([`health_log`](super::health_log)).
+    fn log_health_event(&self, path: &str, line: String);
 }
 
 /// The verdicts of one backend's active checks, one per endpoint.
@@ -249,7 +266,9 @@ pub fn start_checks(
     verdicts: &Arc<ActiveVerdicts>,
     memory: &Arc<VerdictMemory>,
     jitter_seed: u64,
+    rule: &str,
 ) {
+    let cluster: Arc<str> = Arc::from(super::health_log::cluster_name(rule));
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -271,10 +290,12 @@ pub fn start_checks(
             Arc::downgrade(verdicts),
             (Arc::clone(memory), Arc::clone(&key)),
             jitter,
+            Arc::clone(&cluster),
         ));
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn check_endpoint(
     check: Arc<ActiveCheck>,
     prober: Arc<dyn ProbeEndpoints>,
@@ -283,25 +304,60 @@ async fn check_endpoint(
     verdicts: Weak<ActiveVerdicts>,
     (memory, key): (Arc<VerdictMemory>, Arc<str>),
     jitter: Duration,
+    cluster: Arc<str>,
 ) {
     tokio::time::sleep(jitter).await;
     let mut streak = Streak::default();
+    let mut first_check = true;
+    let mut after_pass = false;
     loop {
         if verdicts.strong_count() == 0 {
             return;
         }
         let probe = prober.probe(address, Arc::clone(&check));
-        let outcome = tokio::time::timeout(check.timeout, probe)
-            .await
-            .unwrap_or(ProbeOutcome::Failed);
+        let (outcome, timed_out) = match tokio::time::timeout(check.timeout, probe).await {
+            Ok(outcome) => (outcome, false),
+            Err(_) => (ProbeOutcome::Failed, true),
+        };
         let Some(verdicts) = verdicts.upgrade() else {
             return;
         };
-        if let Some(failing) = streak.record(outcome, &check) {
+        let was_failing = verdicts.failing(index);
+        let verdict = streak.record(outcome, &check);
+        if let Some(failing) = verdict {
             verdicts.set(index, failing);
             memory.remember(&key, address, failing);
         }
         drop(verdicts);
+        if let Some(log) = &check.log {
+            let record = super::health_log::ProbeRecord {
+                failure: match (outcome, timed_out) {
+                    (ProbeOutcome::Passed, _) => None,
+                    (ProbeOutcome::Unhealthy, _) => Some(super::health_log::FailureType::Active),
+                    (ProbeOutcome::Failed, true) => {
+                        Some(super::health_log::FailureType::NetworkTimeout)
+                    }
+                    (ProbeOutcome::Failed, false) => Some(super::health_log::FailureType::Network),
+                },
+                first_check,
+                after_pass,
+                became: verdict.filter(|failing| *failing != was_failing),
+            };
+            let lines = log.lines(
+                &record,
+                check.probe.checker_type(),
+                address,
+                &cluster,
+                std::time::SystemTime::now(),
+            );
+            for line in lines {
+                for path in &log.paths {
+                    prober.log_health_event(path, line.clone());
+                }
+            }
+        }
+        first_check = false;
+        after_pass = outcome == ProbeOutcome::Passed;
         tokio::time::sleep(check.interval).await;
     }
 }
@@ -321,6 +377,7 @@ mod tests {
             healthy_threshold: healthy,
             port: None,
             probe: Probe::Tcp(TcpProbe::default()),
+            log: None,
         }
     }
 
@@ -349,6 +406,7 @@ mod tests {
     struct Scripted {
         down: Mutex<Vec<SocketAddr>>,
         probed: Mutex<Vec<SocketAddr>>,
+        logged: Mutex<Vec<(String, String)>>,
     }
 
     impl ProbeEndpoints for Scripted {
@@ -370,6 +428,10 @@ mod tests {
         ) -> crate::traffic::balance::orca_oob::ReportStreamFuture {
             Box::pin(async { crate::traffic::balance::orca_oob::ReportStreamEnd::Unimplemented })
         }
+
+        fn log_health_event(&self, path: &str, line: String) {
+            self.logged.lock().unwrap().push((path.to_owned(), line));
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -390,6 +452,7 @@ mod tests {
             &verdicts,
             &memory,
             7,
+            "HTTPRoute/default/checked/0",
         );
         let second: SocketAddr = "10.0.0.2:8081".parse().unwrap();
         prober.down.lock().unwrap().push(second);
@@ -419,5 +482,55 @@ mod tests {
             count,
             "no probe after the drop"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_are_logged_as_envoy_s_health_check_events() {
+        let prober = Arc::new(Scripted::default());
+        let endpoint: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let verdicts = Arc::new(ActiveVerdicts::new(1));
+        let mut check = check(2, 1);
+        check.log = Some(super::super::health_log::HealthCheckLog {
+            paths: vec!["/var/log/hc".into()],
+            ..Default::default()
+        });
+        start_checks(
+            Arc::new(check),
+            prober.clone(),
+            &[endpoint],
+            &verdicts,
+            &Arc::new(VerdictMemory::default()),
+            7,
+            "HTTPRoute/default/checked/0",
+        );
+        // Passes, then three failures (out at the second), then passes again.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        prober.down.lock().unwrap().push(endpoint);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        prober.down.lock().unwrap().clear();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let logged = prober.logged.lock().unwrap().clone();
+        let events: Vec<String> = logged
+            .iter()
+            .map(|(path, line)| {
+                assert_eq!(path, "/var/log/hc");
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(value["cluster_name"], "httproute/default/checked/rule/0");
+                assert_eq!(value["health_checker_type"], "TCP");
+                let object = value.as_object().unwrap();
+                let event = object.keys().find(|key| key.ends_with("_event")).unwrap();
+                format!("{event} {}", object[event])
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                r#"add_healthy_event {"first_check":true}"#,
+                r#"health_check_failure_event {"failure_type":"NETWORK","first_check":false}"#,
+                r#"eject_unhealthy_event {"failure_type":"NETWORK"}"#,
+                r#"add_healthy_event {"first_check":false}"#,
+            ]
+        );
+        drop(verdicts);
     }
 }

@@ -1,6 +1,5 @@
 //! BackendTrafficPolicy `healthCheck` as written in YAML, compiled with the CRD's rules and
-//! Envoy Gateway's defaults. A field not enforced yet (`active.healthCheckLog`) makes the
-//! policy invalid.
+//! Envoy Gateway's defaults (with `active.healthCheckLog`, see [`health_log`](super::health_log)).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::active::{ActiveCheck, GrpcProbe, HttpProbe, Probe, TcpProbe};
 use super::health::HealthPolicy;
 use super::outlier::OutlierDetection;
-use crate::traffic::model::NotYet;
 
 /// `healthCheck`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,9 +62,9 @@ pub struct ActiveSpec {
     /// `{port}`: probe another port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrides: Option<OverridesSpec>,
-    /// Not enforced yet.
+    /// Event logs of the probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check_log: NotYet,
+    pub health_check_log: Option<super::health_log::HealthCheckLogSpec>,
 }
 
 /// `healthCheck.active.overrides`.
@@ -178,17 +176,6 @@ pub struct PassiveSpec {
 }
 
 impl HealthCheckSpec {
-    /// The `spec.healthCheck.…` paths set but not enforced yet.
-    pub fn unsupported(&self) -> Vec<&'static str> {
-        let mut found = Vec::new();
-        if let Some(active) = &self.active
-            && active.health_check_log.is_some()
-        {
-            found.push("spec.healthCheck.active.healthCheckLog");
-        }
-        found
-    }
-
     /// Compiles the spec (errors name the field).
     pub fn compile(&self) -> Result<HealthPolicy, String> {
         let at = |e: String| format!("spec.healthCheck.{e}");
@@ -371,6 +358,11 @@ impl ActiveSpec {
             healthy_threshold: self.healthy_threshold.unwrap_or(1).max(1),
             port: self.overrides.as_ref().and_then(|o| o.port),
             probe,
+            log: self
+                .health_check_log
+                .as_ref()
+                .map(|log| log.compile().map_err(|e| format!("healthCheckLog.{e}")))
+                .transpose()?,
         })
     }
 }
@@ -517,12 +509,19 @@ mod tests {
             assert!(error.contains(expected), "{yaml}: {error}");
             assert!(error.starts_with("spec.healthCheck."), "{error}");
         }
-        let spec: HealthCheckSpec =
-            serde_yaml_ng::from_str("active: {type: GRPC, grpc: {service: x}, healthCheckLog: {}}")
-                .unwrap();
+        let logged =
+            compile("active: {type: GRPC, grpc: {service: x}, healthCheckLog: {}}").unwrap();
         assert_eq!(
-            spec.unsupported(),
-            vec!["spec.healthCheck.active.healthCheckLog"]
+            logged.active.as_ref().and_then(|check| check.log.clone()),
+            Some(super::super::health_log::HealthCheckLog::default())
+        );
+        let error = compile(
+            "active: {type: GRPC, grpc: {service: x}, healthCheckLog: {matches: [Failure]}}",
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with("spec.healthCheck.active.healthCheckLog.matches"),
+            "{error}"
         );
     }
 }

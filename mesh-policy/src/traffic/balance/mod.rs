@@ -40,6 +40,7 @@ pub mod active;
 pub mod grpc_health;
 pub mod hash_key;
 pub mod health;
+pub mod health_log;
 pub mod health_spec;
 pub mod maglev;
 pub mod orca_oob;
@@ -298,6 +299,7 @@ impl Balancer {
                         verdicts,
                         memory.verdicts,
                         dice.next(),
+                        memory.scope,
                     );
                 }
             }

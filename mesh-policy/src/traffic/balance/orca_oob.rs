@@ -278,6 +278,8 @@ mod tests {
                 }
             })
         }
+
+        fn log_health_event(&self, _path: &str, _line: String) {}
     }
 
     #[tokio::test(start_paused = true)]
@@ -327,6 +329,7 @@ mod tests {
                 *self.0.lock().unwrap() += 1;
                 Box::pin(std::future::pending())
             }
+            fn log_health_event(&self, _path: &str, _line: String) {}
         }
         let prober = Arc::new(Quiet::default());
         let dyn_prober: Arc<dyn ProbeEndpoints> = prober.clone();
