@@ -195,34 +195,61 @@ pub enum ReportStreamError {
 pub struct ReportFrames {
     /// Bytes of an unfinished frame (at most a prefix and [`MAX_REPORT_BYTES`]).
     pending: BytesMut,
+    /// Why the stream can be read no further.
+    failed: Option<ReportStreamError>,
 }
 
 impl ReportFrames {
     /// Takes the next body chunk; returns the loads of the messages it completed (a message
-    /// that does not decode to usable values is skipped, as Envoy skips a bad report).
+    /// that does not decode to usable values is skipped, as Envoy skips a bad report). A bad
+    /// frame ends the stream: the loads before it in the chunk are still returned, and the
+    /// error comes on the next push (see [`ReportFrames::error`]).
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<OrcaLoad>, ReportStreamError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         self.pending.extend_from_slice(chunk);
         let mut loads = Vec::new();
         loop {
-            let Some(prefix) = self.pending.get(..5) else {
-                return Ok(loads);
-            };
-            if prefix[0] != 0 {
-                return Err(ReportStreamError::Compressed);
-            }
-            let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
-            let size = usize::try_from(length).unwrap_or(usize::MAX);
-            if size > MAX_REPORT_BYTES {
-                return Err(ReportStreamError::TooLarge(length));
-            }
-            if self.pending.len() < 5 + size {
-                return Ok(loads);
-            }
-            let frame = self.pending.split_to(5 + size);
-            if let Some(load) = decode_report(&frame[5..]) {
-                loads.push(load);
+            match self.next_frame() {
+                Ok(Some(load)) => loads.extend(load),
+                Ok(None) => return Ok(loads),
+                Err(error) => {
+                    self.pending.clear();
+                    self.failed = Some(error.clone());
+                    return match loads.is_empty() {
+                        true => Err(error),
+                        false => Ok(loads),
+                    };
+                }
             }
         }
+    }
+
+    /// Why the stream can be read no further, if a bad frame came.
+    pub fn error(&self) -> Option<&ReportStreamError> {
+        self.failed.as_ref()
+    }
+
+    /// The next whole frame's load (`Some(None)`: a frame without a usable report), or
+    /// `None` when it has not all arrived.
+    fn next_frame(&mut self) -> Result<Option<Option<OrcaLoad>>, ReportStreamError> {
+        let Some(prefix) = self.pending.get(..5) else {
+            return Ok(None);
+        };
+        if prefix[0] != 0 {
+            return Err(ReportStreamError::Compressed);
+        }
+        let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+        let size = usize::try_from(length).unwrap_or(usize::MAX);
+        if size > MAX_REPORT_BYTES {
+            return Err(ReportStreamError::TooLarge(length));
+        }
+        if self.pending.len() < 5 + size {
+            return Ok(None);
+        }
+        let frame = self.pending.split_to(5 + size);
+        Ok(Some(decode_report(&frame[5..])))
     }
 }
 
@@ -397,6 +424,16 @@ mod tests {
         let mut frames = ReportFrames::default();
         assert_eq!(
             frames.push(&[1, 0, 0, 0, 1, 0]),
+            Err(ReportStreamError::Compressed)
+        );
+        // A good report before a bad frame in one chunk is kept; the error follows.
+        let mut frames = ReportFrames::default();
+        let mut chunk = report(0.5);
+        chunk.extend([1, 0, 0, 0, 1, 0]);
+        assert_eq!(frames.push(&chunk).unwrap().len(), 1);
+        assert_eq!(frames.error(), Some(&ReportStreamError::Compressed));
+        assert_eq!(
+            frames.push(&report(0.5)),
             Err(ReportStreamError::Compressed)
         );
         let mut frames = ReportFrames::default();

@@ -94,8 +94,9 @@ struct OrcaLoadReport {
     rps_fractional: f64,
     #[prost(double, tag = "7")]
     eps: f64,
-    #[prost(map = "string, double", tag = "8")]
-    named_metrics: std::collections::HashMap<String, f64>,
+    /// Ordered by name, so that the metrics kept (at most 64) do not depend on a hash seed.
+    #[prost(btree_map = "string, double", tag = "8")]
+    named_metrics: std::collections::BTreeMap<String, f64>,
     #[prost(double, tag = "9")]
     application_utilization: f64,
 }
