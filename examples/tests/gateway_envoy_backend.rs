@@ -1,6 +1,6 @@
 //! Envoy Gateway's `Backend` as an HTTPRoute backendRef through the `gateway` binary: an IP
-//! endpoint as written, a host name (`fqdn: localhost`) resolved through the hosts file, and
-//! what is not supported (a Unix socket) refused with the reason in the route's status and
+//! endpoint as written, a host name (`fqdn: localhost`) resolved through the hosts file, a
+//! Unix socket, and an invalid socket path refused with the reason in the route's status and
 //! answered 500, as an invalid backendRef is; a BackendTLSPolicy targeting a Backend, the
 //! Backend's own `tls` (trusted roots, skipped verification, overridden by a policy), and
 //! WebSockets to a `wss` Backend.
@@ -27,11 +27,34 @@ fn route_to_backend(name: &str, backend: &str) -> String {
     )
 }
 
+/// An echo backend on a Unix socket at `path`, reporting `pod`.
+fn unix_echo(path: &std::path::Path, pod: &str) {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let identity = std::sync::Arc::new(examples_support::echo::EchoIdentity {
+        namespace: "default".into(),
+        pod: pod.into(),
+    });
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(examples_support::echo::serve_echo_connection(
+                stream,
+                std::sync::Arc::clone(&identity),
+            ));
+        }
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn backends_route_to_their_addresses_and_host_names() {
+async fn backends_route_to_their_addresses_host_names_and_unix_sockets() {
     let port = free_port();
     let (by_ip, by_name) = (echo("by-ip").await, echo("by-name").await);
     let dir = scratch("envoy-backend");
+    // A socket path holds at most 107 bytes: a short directory, not the target's.
+    let sockets = std::env::temp_dir().join(format!("gw-uds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sockets);
+    std::fs::create_dir_all(&sockets).unwrap();
+    let socket = sockets.join("app.sock");
+    unix_echo(&socket, "by-socket");
     let config = gateway_yaml(port)
         + &backend(
             "by-ip",
@@ -41,27 +64,47 @@ async fn backends_route_to_their_addresses_and_host_names() {
             "by-name",
             &format!("{{fqdn: {{hostname: localhost, port: {by_name}}}}}"),
         )
-        + &backend("socket", "{unix: {path: /run/app.sock}}")
+        + &backend(
+            "socket",
+            &format!("{{unix: {{path: {}}}}}", socket.display()),
+        )
+        + &backend(
+            "no-socket",
+            &format!(
+                "{{unix: {{path: {}}}}}",
+                sockets.join("absent.sock").display()
+            ),
+        )
+        + &backend("relative", "{unix: {path: run/app.sock}}")
         + &route_to_backend("ip", "by-ip")
         + &route_to_backend("name", "by-name")
-        + &route_to_backend("unix", "socket");
+        + &route_to_backend("unix", "socket")
+        + &route_to_backend("gone", "no-socket")
+        + &route_to_backend("relative", "relative");
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let gateway = start_gateway(&[&dir]).await;
     gateway.wait_ready().await;
     let url = format!("http://127.0.0.1:{port}/");
-    for (host, pod) in [("ip.example", "by-ip"), ("name.example", "by-name")] {
+    for (host, pod) in [
+        ("ip.example", "by-ip"),
+        ("name.example", "by-name"),
+        ("unix.example", "by-socket"),
+    ] {
         for _ in 0..3 {
             let (status, response) = curl(&["-H", &format!("host: {host}"), &url]).await;
             assert_eq!(status, 200, "{host}: {response}");
             assert_eq!(echoed(&response)["pod"], pod, "{host}");
         }
     }
-    let (status, _) = curl(&["-H", "host: unix.example", &url]).await;
+    // No one listening on the path: the connection is refused, as for a TCP endpoint.
+    let (status, _) = curl(&["-H", "host: gone.example", &url]).await;
+    assert_eq!(status, 503);
+    let (status, _) = curl(&["-H", "host: relative.example", &url]).await;
     assert_eq!(status, 500, "an invalid backendRef");
     let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
     assert!(
         status.contains(
-            "Backend default/socket: spec.endpoints[0].unix: Unix sockets are not supported"
+            "Backend default/relative: spec.endpoints[0].unix.path: \\\"run/app.sock\\\" is not an absolute path"
         ),
         "{status}"
     );

@@ -6,6 +6,7 @@ mod listener;
 mod mesh;
 mod names;
 mod rule;
+pub mod unix_socket;
 
 pub use backend::{
     Backend, BackendProtocol, BackendSubjectAltName, BackendTls, BackendTlsProtocol,

@@ -63,12 +63,20 @@ pub struct EnvoyBackendEndpoint {
     /// A host name and port, resolved by the runtime.
     #[serde(default)]
     pub fqdn: Option<FqdnEndpoint>,
-    /// A Unix socket path: not supported here.
+    /// A Unix domain socket.
     #[serde(default)]
-    pub unix: Option<serde_yaml_ng::Value>,
+    pub unix: Option<UnixEndpoint>,
     /// The zone of the endpoint.
     #[serde(default)]
     pub zone: Option<String>,
+}
+
+/// `unix`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnixEndpoint {
+    /// The socket's path.
+    pub path: String,
 }
 
 /// `ip`.

@@ -134,6 +134,28 @@ impl Config {
             .flat_map(|spec| spec.hostnames().map(str::to_owned).collect::<Vec<_>>())
             .collect()
     }
+
+    /// The Unix socket paths the `unix` endpoints of its Envoy Gateway `Backend`s name, each
+    /// once with its stand-in address
+    /// ([`unix_socket_address`](crate::compiled::unix_socket::unix_socket_address)), for the
+    /// runtime's connector.
+    pub fn backend_unix_sockets(&self) -> Vec<(std::net::SocketAddr, String)> {
+        let mut sockets: Vec<(std::net::SocketAddr, String)> = self
+            .foreign
+            .iter()
+            .filter(|object| envoy_backend::is_envoy_backend(object))
+            .filter_map(|object| envoy_backend::EnvoyBackendSpec::of(object).ok())
+            .flat_map(|spec| spec.endpoints)
+            .filter_map(|endpoint| endpoint.unix)
+            .map(|unix| {
+                let address = crate::compiled::unix_socket::unix_socket_address(&unix.path);
+                (address, unix.path)
+            })
+            .collect();
+        sockets.sort();
+        sockets.dedup();
+        sockets
+    }
 }
 
 meta::impl_object! {

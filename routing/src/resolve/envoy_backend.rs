@@ -1,7 +1,8 @@
 //! backendRef → Envoy Gateway `Backend` → its endpoints: IP addresses as written, host names
 //! (`fqdn`) as the runtime resolved them into [`Config::resolved_names`], with TLS when a
-//! BackendTLSPolicy targets the Backend. Not supported (the reference is `ResolvedRefs=False`,
-//! naming the field): `unix` endpoints, and `wss` without TLS to speak. A `fallback`
+//! BackendTLSPolicy targets the Backend, Unix sockets (`unix.path`, absolute) as their
+//! stand-in addresses ([`crate::compiled::unix_socket`]). Not supported (the reference is
+//! `ResolvedRefs=False`, naming the field): `wss` without TLS to speak. A `fallback`
 //! Backend is a fallback entry of the rule's backends; the Backend's own `tls` is read by
 //! [`super::envoy_backend_tls`].
 
@@ -12,6 +13,7 @@ use super::backends::ResolvedBackend;
 use super::envoy_backend_tls::own_tls;
 use super::references::{self, To};
 use crate::backends::BackendState;
+use crate::compiled::unix_socket::{MAX_PATH_BYTES, unix_socket_address};
 use crate::compiled::{
     Backend, BackendNames, BackendProtocol, Endpoint, LookupFamily, NamedEndpoint, WrittenEndpoint,
 };
@@ -158,8 +160,18 @@ fn written_endpoints(config: &Config, spec: &EnvoyBackendSpec) -> Result<Backend
                     .cloned()
                     .unwrap_or_default(),
             })),
-            (None, None, Some(_)) => {
-                return Err(format!("{field}.unix: Unix sockets are not supported"));
+            (None, None, Some(unix)) => {
+                let path = &unix.path;
+                if !path.starts_with('/') || path.len() > MAX_PATH_BYTES || path.contains('\0') {
+                    return Err(format!(
+                        "{field}.unix.path: {path:?} is not an absolute path of at most {MAX_PATH_BYTES} bytes"
+                    ));
+                }
+                written.push(WrittenEndpoint::Address(Endpoint {
+                    address: unix_socket_address(path),
+                    pod: None,
+                    zone,
+                }));
             }
             _ => return Err(format!("{field}: exactly one of ip, fqdn and unix")),
         }
@@ -322,8 +334,8 @@ mod tests {
     fn what_is_not_supported_or_missing_is_named() {
         for (spec, expected) in [
             (
-                "{endpoints: [{unix: {path: /run/app.sock}}]}",
-                "spec.endpoints[0].unix",
+                "{endpoints: [{unix: {path: run/app.sock}}]}",
+                "spec.endpoints[0].unix.path",
             ),
             (
                 "{endpoints: [{ip: {address: 10.0.0.1, port: 80}}], tls: {sni: a.example}}",

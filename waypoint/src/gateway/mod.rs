@@ -114,6 +114,9 @@ pub async fn run_gateway(
 ) -> Result<(), GatewayError> {
     // One handle per remoteJWKS URL, refreshed below, kept across reloads.
     let jwks_registry = Arc::new(mesh_policy::security::jwt::JwksRegistry::default());
+    // The Unix sockets of Envoy Gateway Backends, by stand-in address: the forwarder and the
+    // health checks open them; each loaded configuration says which there are.
+    let unix_sockets = crate::outbound::UnixSockets::default();
     let providers = ProviderClient::new(Arc::clone(&options.crypto));
     let resolve_options = ResolveOptions {
         gateway_class: options.gateway_class.clone(),
@@ -126,7 +129,8 @@ pub async fn run_gateway(
             Arc::new(mesh_policy::traffic::TrafficPolicies::with_runtime(
                 mesh_policy::traffic::compile::TrafficRuntime {
                     prober: Some(Arc::new(crate::outbound::EndpointProber::new(
-                        crate::outbound::TcpConnect::default(),
+                        crate::outbound::TcpConnect::default()
+                            .with_unix_sockets(unix_sockets.clone()),
                     ))),
                     counters: match &options.rate_limit {
                         None => None,
@@ -177,11 +181,16 @@ pub async fn run_gateway(
                 address: options.admin,
                 error,
             })?;
-    let mut sockets = Sockets::new(Arc::clone(&metrics), Arc::clone(&options.crypto));
+    let mut sockets = Sockets::with_unix_sockets(
+        Arc::clone(&metrics),
+        Arc::clone(&options.crypto),
+        unix_sockets.clone(),
+    );
     if let Some(log) = options.denial_log.clone() {
         sockets.log_denials(log);
     }
     let mut snapshot = snapshot;
+    unix_sockets.replace(snapshot.config.backend_unix_sockets());
     let report = sockets.apply(&snapshot.resolution.gateways).await;
     record_report(&report, &mut snapshot, events);
     let state = Arc::new(AdminState {
@@ -231,7 +240,7 @@ pub async fn run_gateway(
             &resolve_options,
             &resolver,
             &state,
-            &mut sockets,
+            (&mut sockets, &unix_sockets),
             events,
         )
         .await;
@@ -260,7 +269,7 @@ async fn reload(
     resolve_options: &ResolveOptions,
     resolver: &NameResolver,
     state: &AdminState,
-    sockets: &mut Sockets,
+    (sockets, unix_sockets): (&mut Sockets, &crate::outbound::UnixSockets),
     events: &dyn GatewayEvents,
 ) {
     let generation = state.snapshot.load().generation + 1;
@@ -270,6 +279,7 @@ async fn reload(
     {
         Err(error) => Err(error.to_string()),
         Ok(mut snapshot) => {
+            unix_sockets.replace(snapshot.config.backend_unix_sockets());
             let report = sockets.apply(&snapshot.resolution.gateways).await;
             record_report(&report, &mut snapshot, events);
             state.ready.store(report.complete(), Ordering::Release);

@@ -50,7 +50,7 @@ use super::tls::{SniConfigs, Terminators, TlsSetupError, server_configs, termina
 use super::tunnels::wait_for_true;
 use super::udp::udp_loop;
 use crate::metrics::GatewayMetrics;
-use crate::outbound::{Forwarder, ResponseBody, full_body};
+use crate::outbound::{Forwarder, ResponseBody, TcpConnect, UnixSockets, full_body};
 use crate::respond::{PolicyRefusal, Respond, with_local_reply_body};
 
 /// How long a client may take to complete the TLS handshake.
@@ -172,9 +172,22 @@ struct BoundSocket {
 impl Sockets {
     /// No sockets yet; HTTPS listeners use `crypto`.
     pub fn new(metrics: Arc<GatewayMetrics>, crypto: Arc<CryptoProvider>) -> Self {
+        Sockets::with_unix_sockets(metrics, crypto, UnixSockets::default())
+    }
+
+    /// [`Sockets::new`], the forwarder opening the Unix sockets `unix` knows for their
+    /// stand-in addresses (Envoy Gateway `Backend` `unix` endpoints; the caller keeps `unix`
+    /// in step with the configuration it applies).
+    pub fn with_unix_sockets(
+        metrics: Arc<GatewayMetrics>,
+        crypto: Arc<CryptoProvider>,
+        unix: UnixSockets,
+    ) -> Self {
+        let limits = crate::outbound::ForwarderLimits::default();
+        let connector = TcpConnect::new(limits.pool.connect_timeout).with_unix_sockets(unix);
         Sockets {
             bound: HashMap::new(),
-            forwarder: Forwarder::new(Arc::clone(&crypto)),
+            forwarder: Forwarder::with_connector(connector, Arc::clone(&crypto), limits),
             metrics,
             crypto,
             draining: watch::channel(false).0,

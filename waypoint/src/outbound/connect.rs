@@ -1,5 +1,5 @@
-//! [`Connect`]: how the outbound side opens a byte stream to one endpoint — plain TCP
-//! ([`TcpConnect`]) or an HBONE tunnel ([`HboneConnect`](super::HboneConnect)) — with every
+//! [`Connect`]: how the outbound side opens a byte stream to one endpoint — plain TCP (or
+//! the Unix socket a `Backend`'s stand-in address names: [`TcpConnect`]) or an HBONE tunnel ([`HboneConnect`](super::HboneConnect)) — with every
 //! failure typed as an [`UpstreamError`]. The forwarder's pools, its TLS and h2c clients and
 //! the TCP/TLS stream relays all connect through one.
 
@@ -14,7 +14,9 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use routing::router::{UpstreamError, UpstreamErrorKind, UpstreamTcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
+
+pub use super::socket_stream::{SocketStream, UnixSockets};
 
 /// Opens a byte stream to an endpoint (an `ip:port` of a backend).
 pub trait Connect: Clone + Send + Sync + 'static {
@@ -74,10 +76,12 @@ impl ConnectOptions {
 
 /// Plain TCP with `TCP_NODELAY`, a connect timeout and, optionally, a firewall mark on the
 /// socket (`SO_MARK`, so that capture rules can exclude the proxy's own connections).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TcpConnect {
     timeout: Duration,
     mark: Option<u32>,
+    /// The Unix sockets stand-in addresses name (Envoy Gateway `Backend` `unix` endpoints).
+    unix: UnixSockets,
 }
 
 impl Default for TcpConnect {
@@ -92,6 +96,7 @@ impl TcpConnect {
         TcpConnect {
             timeout,
             mark: None,
+            unix: UnixSockets::default(),
         }
     }
 
@@ -106,15 +111,26 @@ impl TcpConnect {
         self.timeout
     }
 
-    async fn open(&self, endpoint: SocketAddr) -> std::io::Result<TcpStream> {
-        hbone::socket::connect_tcp(endpoint, self.mark).await
+    /// The same, opening the Unix socket of each stand-in address `unix` knows.
+    pub fn with_unix_sockets(mut self, unix: UnixSockets) -> Self {
+        self.unix = unix;
+        self
+    }
+
+    async fn open(&self, endpoint: SocketAddr) -> std::io::Result<SocketStream> {
+        match self.unix.path(&endpoint) {
+            Some(path) => UnixStream::connect(path).await.map(SocketStream::Unix),
+            None => hbone::socket::connect_tcp(endpoint, self.mark)
+                .await
+                .map(SocketStream::Tcp),
+        }
     }
 }
 
 impl Connect for TcpConnect {
-    type Io = TcpStream;
+    type Io = SocketStream;
 
-    async fn connect(&self, endpoint: SocketAddr) -> Result<TcpStream, UpstreamError> {
+    async fn connect(&self, endpoint: SocketAddr) -> Result<SocketStream, UpstreamError> {
         self.connect_with(endpoint, ConnectOptions::default()).await
     }
 
@@ -122,24 +138,27 @@ impl Connect for TcpConnect {
         &self,
         endpoint: SocketAddr,
         options: ConnectOptions,
-    ) -> Result<TcpStream, UpstreamError> {
+    ) -> Result<SocketStream, UpstreamError> {
         let timeout = options.timeout.unwrap_or(self.timeout);
         let stream = match tokio::time::timeout(timeout, self.open(endpoint)).await {
             Err(_) => return Err(UpstreamError::new(UpstreamErrorKind::Timeout)),
             Ok(Err(error)) => return Err(UpstreamError::with_source(io_kind(&error), error)),
             Ok(Ok(stream)) => stream,
         };
+        let Some(tcp) = stream.tcp() else {
+            return Ok(stream);
+        };
         if let Some(keepalive) = options.keepalive {
             let settings = socket2::TcpKeepalive::new()
                 .with_time(keepalive.idle)
                 .with_interval(keepalive.interval)
                 .with_retries(keepalive.probes);
-            socket2::SockRef::from(&stream)
+            socket2::SockRef::from(tcp)
                 .set_tcp_keepalive(&settings)
                 .map_err(|error| UpstreamError::with_source(io_kind(&error), error))?;
         }
         if let Some(bytes) = options.socket_buffer {
-            set_socket_buffers(&stream, bytes)
+            set_socket_buffers(tcp, bytes)
                 .map_err(|error| UpstreamError::with_source(io_kind(&error), error))?;
         }
         Ok(stream)
@@ -337,7 +356,9 @@ mod tests {
         {
             // With CAP_NET_ADMIN the socket carries the mark.
             Ok(stream) => {
-                let mark = socket2::SockRef::from(&stream).mark().unwrap();
+                let mark = socket2::SockRef::from(stream.tcp().unwrap())
+                    .mark()
+                    .unwrap();
                 assert_eq!(mark, 0x539);
             }
             Err(error) => assert_eq!(error.kind(), UpstreamErrorKind::Refused),

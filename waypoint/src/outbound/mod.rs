@@ -19,10 +19,11 @@ mod http1_pool;
 mod idle_timeout;
 mod load_reports;
 mod proxied_tls;
+mod socket_stream;
 
 pub use body_error::BodyError;
 pub(crate) use connect::set_socket_buffers;
-pub use connect::{Connect, ConnectOptions, TcpConnect};
+pub use connect::{Connect, ConnectOptions, SocketStream, TcpConnect, UnixSockets};
 pub use deadline_body::DeadlineBody;
 pub use endpoints::EndpointPicker;
 pub(crate) use forward::proxy_preface;
