@@ -1112,17 +1112,38 @@ async fn zone_aware_balancing_prefers_the_gateways_zone_or_splits_by_weight() {
     assert!(local_share(&answered) < 0.45, "{:?}", counts(&answered));
 }
 
+/// Makes pod-1 report `first` CPU utilization in its answers, the others `others`, all at
+/// 100 requests per second.
+fn report_in_answers(states: &[Arc<PodState>], first: f64, others: f64) {
+    for (index, state) in states.iter().enumerate() {
+        let cpu = if index == 0 { first } else { others };
+        *state.orca.lock().unwrap() =
+            Some(format!("TEXT cpu_utilization={cpu}, rps_fractional=100"));
+    }
+}
+
+/// pod-1 weighs a quarter of each other pod (100/0.8 = 125 against 100/0.2 = 500): of 520
+/// requests it takes about 40, the others about 160 each.
+fn assert_pod1_takes_a_thirteenth(answered: &[String]) {
+    let weighted = counts(answered);
+    let pod1 = weighted.get("pod-1").copied().unwrap_or(0);
+    assert!(
+        pod1 < 70,
+        "pod-1 took {pod1} of 520 (about 40 expected): {weighted:?}"
+    );
+    for pod in ["pod-2", "pod-3", "pod-4"] {
+        let got = weighted.get(pod).copied().unwrap_or(0);
+        assert!((110..=210).contains(&got), "{pod} took {got}: {weighted:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_utilization_weighs_pods_by_their_load_reports() {
     let port = free_port();
     let (pods, states) = controlled_pods().await;
     // pod-1 reports four times the utilization of the others at the same rate: a quarter of
     // their weight (100/0.8 = 125 against 100/0.2 = 500), so 1/13 of the requests.
-    for (index, state) in states.iter().enumerate() {
-        let cpu = if index == 0 { 0.8 } else { 0.2 };
-        *state.orca.lock().unwrap() =
-            Some(format!("TEXT cpu_utilization={cpu}, rps_fractional=100"));
-    }
+    report_in_answers(&states, 0.8, 0.2);
     let dir = scratch("balancing-utilization");
     let config = gateway_yaml(port)
         + &pods_service(pods)
@@ -1147,16 +1168,7 @@ async fn backend_utilization_weighs_pods_by_their_load_reports() {
     // Once the reports have counted for the blackout, pod-1 gets about 1/13.
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let _warm = pods_answering(&loaded, &url, 20).await;
-    let weighted = counts(&pods_answering(&loaded, &url, 520).await);
-    let pod1 = weighted.get("pod-1").copied().unwrap_or(0);
-    assert!(
-        pod1 < 70,
-        "pod-1 took {pod1} of 520 (about 40 expected): {weighted:?}"
-    );
-    for pod in ["pod-2", "pod-3", "pod-4"] {
-        let got = weighted.get(pod).copied().unwrap_or(0);
-        assert!((110..=210).contains(&got), "{pod} took {got}: {weighted:?}");
-    }
+    assert_pod1_takes_a_thirteenth(&pods_answering(&loaded, &url, 520).await);
 
     // The reports are removed from answers, unless the policy keeps them.
     let (_, response) = curl(&["-H", "host: loaded.example", &url]).await;
@@ -1177,11 +1189,7 @@ async fn out_of_band_load_reports_weigh_pods_and_answers_headers_do_not() {
     let port = free_port();
     let (pods, states) = controlled_pods().await;
     // In-band reports that would favour pod-1 are ignored once reports come out of band.
-    for (index, state) in states.iter().enumerate() {
-        let cpu = if index == 0 { 0.01 } else { 0.9 };
-        *state.orca.lock().unwrap() =
-            Some(format!("TEXT cpu_utilization={cpu}, rps_fractional=100"));
-    }
+    report_in_answers(&states, 0.01, 0.9);
     let dir = scratch("balancing-orca-oob");
     let log = scratch("balancing-orca-oob-log").join("streams");
     // Reporting sidecars on another port of each pod's address (grpcio, Envoy's protos):
@@ -1236,16 +1244,7 @@ async fn out_of_band_load_reports_weigh_pods_and_answers_headers_do_not() {
     // reports, takes the mean weight).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _warm = pods_answering(&reported, &url, 20).await;
-    let weighted = counts(&pods_answering(&reported, &url, 520).await);
-    let pod1 = weighted.get("pod-1").copied().unwrap_or(0);
-    assert!(
-        pod1 < 70,
-        "pod-1 took {pod1} of 520 (about 40 expected): {weighted:?}"
-    );
-    for pod in ["pod-2", "pod-3", "pod-4"] {
-        let got = weighted.get(pod).copied().unwrap_or(0);
-        assert!((110..=210).contains(&got), "{pod} took {got}: {weighted:?}");
-    }
+    assert_pod1_takes_a_thirteenth(&pods_answering(&reported, &url, 520).await);
     // UNIMPLEMENTED is final: pod-4's sidecar was asked once; the others' streams stay open.
     let seen = std::fs::read_to_string(&log).unwrap();
     assert_eq!(seen.matches("127.0.0.14 ").count(), 1, "{seen}");

@@ -275,6 +275,25 @@ fn announced_h2_settings(port: u16) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// What python h2 saw of a malformed request and the request after it on one connection to
+/// `port` (`interop/h2_invalid_message.py`).
+fn invalid_message_outcome(port: u16, host: &str) -> serde_json::Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/h2_invalid_message.py"
+    );
+    let output = std::process::Command::new("python3")
+        .args([script, &port.to_string(), host])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http2_settings_are_announced_as_the_policy_says() {
     let (tuned, plain) = (free_port(), free_port());
@@ -315,36 +334,14 @@ async fn http2_settings_are_announced_as_the_policy_says() {
     // onInvalidMessage: TerminateStream — a malformed request (a connection-specific header)
     // has its stream reset, and the next request on the connection is answered (404: no
     // route), as python h2 sees it.
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/h2_invalid_message.py"
-    );
-    let output = std::process::Command::new("python3")
-        .args([script, &tuned.to_string(), "tuned.example"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = invalid_message_outcome(tuned, "tuned.example");
     assert_eq!(seen["malformed"], "reset", "{seen}");
     assert_eq!(seen["next"], 404, "{seen}");
     assert_eq!(seen["goaway"], false, "{seen}");
 
     // Without the field, TerminateConnection (Envoy Gateway's default): the stream is reset,
     // a GOAWAY with PROTOCOL_ERROR follows, and the connection is closed.
-    let output = std::process::Command::new("python3")
-        .args([script, &plain.to_string(), "plain.example"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = invalid_message_outcome(plain, "plain.example");
     assert_eq!(seen["malformed"], "reset", "{seen}");
     assert_eq!(seen["goaway"], "PROTOCOL_ERROR", "{seen}");
     assert_eq!(seen["next"], "closed", "{seen}");

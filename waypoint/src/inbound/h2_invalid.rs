@@ -224,39 +224,10 @@ impl<IO: AsyncRead + AsyncWrite> AsyncRead for TerminateOnInvalid<IO> {
     }
 }
 
-impl<IO: AsyncWrite> AsyncWrite for TerminateOnInvalid<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Self::decide(self.as_mut().project().state, buf);
-        let this = self.as_mut().project();
-        let scanner = match this.state {
-            State::Undecided | State::Http1 => return this.inner.poll_write(cx, buf),
-            State::Http2(scanner) => scanner,
-            State::Terminating { .. } | State::Terminated => {
-                ready!(self.as_mut().poll_terminate(cx))?;
-                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-            }
-        };
-        // Nothing past a malformed request's reset is written.
-        let mut dry_run = *scanner;
-        let (cut, _) = dry_run.scan(buf);
-        let written = ready!(this.inner.poll_write(cx, &buf[..cut]))?;
-        let (_, reset) = scanner.scan(&buf[..written]);
-        if reset {
-            *this.state = State::Terminating {
-                goaway: scanner.goaway(),
-                written: 0,
-            };
-            // Written now if the connection takes it, else on the next flush or read.
-            let _ = self.poll_terminate(cx);
-        }
-        Poll::Ready(Ok(written))
-    }
-
-    fn poll_write_vectored(
+impl<IO: AsyncWrite> TerminateOnInvalid<IO> {
+    /// Writes `bufs` (one slice: a plain write), stopping after a malformed request's reset,
+    /// which turns the connection to terminating.
+    fn poll_write_slices(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
@@ -265,15 +236,20 @@ impl<IO: AsyncWrite> AsyncWrite for TerminateOnInvalid<IO> {
             Self::decide(self.as_mut().project().state, first);
         }
         let this = self.as_mut().project();
+        let write = |inner: Pin<&mut IO>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]| match bufs
+        {
+            [one] => inner.poll_write(cx, one),
+            many => inner.poll_write_vectored(cx, many),
+        };
         let scanner = match this.state {
-            State::Undecided | State::Http1 => return this.inner.poll_write_vectored(cx, bufs),
+            State::Undecided | State::Http1 => return write(this.inner, cx, bufs),
             State::Http2(scanner) => scanner,
             State::Terminating { .. } | State::Terminated => {
                 ready!(self.as_mut().poll_terminate(cx))?;
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
         };
-        // The slices up to the end of a malformed request's reset, if one is among them.
+        // Nothing past a malformed request's reset is written: the slices up to its end.
         let mut dry_run = *scanner;
         let mut kept = 0;
         let mut last_len = 0;
@@ -286,13 +262,13 @@ impl<IO: AsyncWrite> AsyncWrite for TerminateOnInvalid<IO> {
             }
         }
         let written = if kept == bufs.len() && last_len == bufs.last().map_or(0, |b| b.len()) {
-            ready!(this.inner.poll_write_vectored(cx, bufs))?
+            ready!(write(this.inner, cx, bufs))?
         } else {
             let mut slices: Vec<io::IoSlice<'_>> = bufs[..kept].to_vec();
             if let Some(last) = slices.last_mut() {
                 *last = io::IoSlice::new(&bufs[kept - 1][..last_len]);
             }
-            ready!(this.inner.poll_write_vectored(cx, &slices))?
+            ready!(write(this.inner, cx, &slices))?
         };
         let mut left = written;
         let mut reset = false;
@@ -309,9 +285,28 @@ impl<IO: AsyncWrite> AsyncWrite for TerminateOnInvalid<IO> {
                 goaway: scanner.goaway(),
                 written: 0,
             };
+            // Written now if the connection takes it, else on the next flush or read.
             let _ = self.poll_terminate(cx);
         }
         Poll::Ready(Ok(written))
+    }
+}
+
+impl<IO: AsyncWrite> AsyncWrite for TerminateOnInvalid<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_slices(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_slices(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
