@@ -275,16 +275,8 @@ async fn http2_backends_get_the_policy_windows() {
     let port = free_port();
     let (_server, backend) = h2_settings_server().await;
     let dir = scratch("backend-http2");
-    let h2c_service = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: h2}}\nspec:\n  \
-         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: h2-1, labels: {{kubernetes.io/service-name: h2}}}}\n\
-         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
-         ports: [{{name: http, port: {backend}, appProtocol: kubernetes.io/h2c}}]\n---\n"
-    );
     let config = gateway_yaml(port)
-        + &h2c_service
+        + &h2c_service("h2", backend)
         + &host_route("tuned", "h2")
         + &host_route("plain", "h2")
         + "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: tuned}\nspec:\n  \
@@ -314,18 +306,6 @@ async fn http2_backends_get_the_policy_windows() {
     let plain = announced("host: plain.example").await;
     assert_ne!(plain["initial_window_size"], 256 * 1024, "{plain}");
     assert_ne!(plain["connection_window"], 512 * 1024, "{plain}");
-}
-
-/// An h2c Service `name` with the one endpoint 127.0.0.1:`port`.
-fn h2c_service(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  \
-         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
-         ports: [{{name: http, port: {port}, appProtocol: kubernetes.io/h2c}}]\n---\n"
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,17 +12,6 @@ mod gateway_support;
 use gateway_support::tls::{openssl_certificate, tls_secret};
 use gateway_support::*;
 
-fn h2c_service(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  \
-         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
-         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
-         ports: [{{name: http, port: {port}, appProtocol: kubernetes.io/h2c}}]\n---\n"
-    )
-}
-
 fn client_protocol(route: &str) -> String {
     format!(
         "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {route}}}\nspec:\n  \

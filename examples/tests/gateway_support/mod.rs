@@ -104,6 +104,19 @@ pub fn service(name: &str, port: u16) -> String {
     )
 }
 
+/// An h2c Service `name` (appProtocol `kubernetes.io/h2c`) with the one endpoint
+/// 127.0.0.1:`port`.
+pub fn h2c_service(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  \
+         ports: [{{name: http, port: 80, appProtocol: kubernetes.io/h2c}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nendpoints: [{{addresses: [127.0.0.1]}}]\n\
+         ports: [{{name: http, port: {port}, appProtocol: kubernetes.io/h2c}}]\n---\n"
+    )
+}
+
 /// An HTTPRoute `name` on the `http` listener of `gw` for host `name.example`, to port 80 of
 /// the Service `service`.
 pub fn host_route(name: &str, service: &str) -> String {
