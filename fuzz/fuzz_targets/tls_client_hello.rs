@@ -1,6 +1,7 @@
 //! Fuzzes the ClientHello reader of TLS listeners (the SNI of passthrough listeners, the lists
 //! JA3/JA4 fingerprints hash): never a panic, a prefix of an input that yields a name never
-//! yields a different name, and fingerprints keep their shapes.
+//! yields a different name, and fingerprints keep their shapes; and the bare-message reader of
+//! HTTP/3 listeners (QUIC's CRYPTO bytes) reads a record's message as the record reader does.
 #![no_main]
 // A fuzz target reports a violated property by panicking.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +19,19 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(Some(other)) = server_name(&data[..cut]) {
                 assert_eq!(&other, name);
             }
+        }
+    }
+    // QUIC carries the message without records: the same bytes read bare agree.
+    let bare = ClientHello::parse_message(data);
+    if let Ok(hello) = &bare {
+        assert!(hello.server_name.as_ref().is_none_or(|n| !n.is_empty()));
+    }
+    if data.len() <= 16 * 1024 {
+        let mut record = vec![22, 3, 1];
+        record.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        record.extend_from_slice(data);
+        if let (Ok(bare), Ok(recorded)) = (&bare, ClientHello::parse(&record)) {
+            assert_eq!(bare, &recorded);
         }
     }
     if let Ok(hello) = ClientHello::parse(data) {

@@ -956,3 +956,28 @@ fn predictive_preconnect_needs_round_robin_or_random_and_at_least_100() {
         assert!(error.contains(expected), "{yaml}: {error}");
     }
 }
+
+#[test]
+fn http3_is_an_empty_setting_that_needs_tls_1_3() {
+    use mesh_policy::traffic::model::ClientTrafficPolicySpec;
+    let key = ObjectKey::new("default", "edge");
+    let compile = |yaml: &str| {
+        serde_yaml_ng::from_str::<ClientTrafficPolicySpec>(yaml)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| spec.compile(&key, &Config::default()))
+    };
+    assert!(!compile("{}").unwrap().http3);
+    assert!(compile("http3: {}").unwrap().http3);
+    assert!(
+        compile("http3: {}\ntls: {minVersion: \"1.2\", maxVersion: \"1.3\"}")
+            .unwrap()
+            .http3
+    );
+    let refused = compile("http3: {}\ntls: {maxVersion: \"1.2\"}").unwrap_err();
+    assert!(
+        refused.contains("spec.http3") && refused.contains("TLS 1.3"),
+        "{refused}"
+    );
+    let unknown = compile("http3: {allowHTTP3: true}").unwrap_err();
+    assert!(unknown.contains("allowHTTP3"), "{unknown}");
+}

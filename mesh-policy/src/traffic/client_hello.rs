@@ -79,8 +79,23 @@ impl ClientHello {
     /// Reads the ClientHello at the start of `bytes`, in one handshake record or spread over
     /// several (at most [`MAX_CLIENT_HELLO_BYTES`] in all).
     pub fn parse(bytes: &[u8]) -> Result<Self, ClientHelloError> {
-        let message = handshake_message(bytes)?;
-        let mut hello = Reader(&message[4..]);
+        Self::parse_message(&handshake_message(bytes)?)
+    }
+
+    /// Reads a bare ClientHello handshake message (its 4-byte header, then the body), as QUIC
+    /// carries it in CRYPTO frames without TLS records (RFC 9001 §4); bytes after the message
+    /// are not read.
+    pub fn parse_message(message: &[u8]) -> Result<Self, ClientHelloError> {
+        let header = message.get(..4).ok_or(ClientHelloError::Incomplete)?;
+        if header[0] != 1 {
+            return Err(ClientHelloError::NotClientHello);
+        }
+        let body =
+            usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+        let body = message
+            .get(4..4 + body)
+            .ok_or(ClientHelloError::Incomplete)?;
+        let mut hello = Reader(body);
         let mut parsed = ClientHello {
             legacy_version: hello.u16()?,
             ..ClientHello::default()

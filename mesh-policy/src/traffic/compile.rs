@@ -97,6 +97,9 @@ pub struct CompiledClientTraffic {
     pub buffer_limit: u32,
     /// `connection.maxAcceptPerSocketEvent` (0: no limit; unset: 1).
     pub max_accept_per_socket_event: Option<u32>,
+    /// `http3`: HTTPS listeners also serve HTTP/3 over QUIC on their port, and advertise it
+    /// with `alt-svc`.
+    pub http3: bool,
 }
 
 /// Envoy Gateway's `connection.bufferLimit` when a listener's policy sets none (32 KiB).
@@ -481,6 +484,14 @@ impl ClientTrafficPolicySpec {
                     })
             })
             .transpose()?;
+        // QUIC carries TLS 1.3 only (RFC 9001 §4.2).
+        if self.http3.is_some()
+            && tls
+                .as_ref()
+                .is_some_and(|tls| tls.max_version < super::client_tls::TlsVersion::Tls13)
+        {
+            return Err("spec.http3: QUIC needs TLS 1.3, but spec.tls.maxVersion is 1.2".into());
+        }
         let stream_idle_timeout = duration_or_off(
             http_timeouts.and_then(|h| h.stream_idle_timeout.as_ref()),
             "streamIdleTimeout",
@@ -565,6 +576,7 @@ impl ClientTrafficPolicySpec {
                 .and_then(|c| c.socket_buffer_limit.as_ref())
                 .map(|value| socket_buffer(value, "spec.connection.socketBufferLimit"))
                 .transpose()?,
+            http3: self.http3.is_some(),
         })
     }
 }

@@ -4,13 +4,17 @@
 //! finds the listener's policy the way [`ClientTrafficFromListener`](super::ClientTrafficFromListener)
 //! does (by TLS server name, else `Host`); without a policy with such edits on the socket it
 //! passes requests through untouched.
+//!
+//! On HTTPS listeners whose policy enables `http3`, it also advertises HTTP/3 on the
+//! listener's port to every response, as Envoy Gateway does: `alt-svc: h3=":PORT"; ma=86400`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
+use routing::compiled::ListenerProtocol;
 use routing::router::ListenerSet;
 use tower::Service;
 
@@ -22,22 +26,35 @@ use super::tls_fingerprint::TlsFingerprints;
 /// Applies the listener's `lateResponseHeaders` to each response of the inner service.
 #[derive(Debug, Clone)]
 pub struct LateResponseHeaders<S> {
-    /// `None` when no listener of the socket has late edits.
+    /// `None` when no listener of the socket has late edits or advertises HTTP/3.
     listeners: Option<Arc<ListenerSet>>,
+    /// `h3=":PORT"; ma=86400` when the socket's listeners are HTTPS.
+    alt_svc: Option<HeaderValue>,
     inner: S,
 }
 
 impl<S> LateResponseHeaders<S> {
     /// Over the listeners of one socket.
     pub fn new(listeners: &Arc<ListenerSet>, inner: S) -> Self {
+        let alt_svc = listeners
+            .listeners()
+            .first()
+            .filter(|listener| listener.protocol == ListenerProtocol::Https)
+            .and_then(|listener| {
+                HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", listener.port)).ok()
+            });
         let any = listeners.listeners().iter().any(|listener| {
             listener
                 .policy
                 .get::<super::AttachedClientTraffic>()
-                .is_some_and(|attached| !attached.0.late_response_headers.is_empty())
+                .is_some_and(|attached| {
+                    !attached.0.late_response_headers.is_empty()
+                        || (attached.0.http3 && alt_svc.is_some())
+                })
         });
         LateResponseHeaders {
             listeners: any.then(|| Arc::clone(listeners)),
+            alt_svc,
             inner,
         }
     }
@@ -60,8 +77,12 @@ where
             .listeners
             .as_ref()
             .and_then(|listeners| client_policy(listeners, &request))
-            .filter(|policy| !policy.late_response_headers.is_empty())
+            .filter(|policy| !policy.late_response_headers.is_empty() || policy.http3)
             .cloned();
+        let alt_svc = policy
+            .as_ref()
+            .filter(|policy| policy.http3)
+            .and(self.alt_svc.clone());
         // Header operators read the connection's TLS fingerprints.
         let fingerprints = policy
             .as_ref()
@@ -70,6 +91,7 @@ where
             inner: self.inner.call(request),
             policy,
             fingerprints,
+            alt_svc,
         }
     }
 }
@@ -82,6 +104,7 @@ pub struct LateHeadersFuture<F> {
     inner: F,
     policy: Option<Arc<CompiledClientTraffic>>,
     fingerprints: Option<Arc<TlsFingerprints>>,
+    alt_svc: Option<HeaderValue>,
 }
 
 impl<F, RB, E> Future for LateHeadersFuture<F>
@@ -93,6 +116,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(alt_svc) = this.alt_svc.take() {
+            response
+                .headers_mut()
+                .insert(http::header::ALT_SVC, alt_svc);
+        }
         if let Some(policy) = this.policy.take() {
             let facts = FormatFacts {
                 fingerprints: this.fingerprints.as_deref(),

@@ -80,6 +80,7 @@ impl<S> ClientTrafficFromListener<S> {
                 match_backend_scheme: false,
                 buffer_limit: super::compile::DEFAULT_BUFFER_LIMIT,
                 max_accept_per_socket_event: None,
+                http3: false,
             }),
             dice: Arc::new(Dice::from_clock()),
             inner,

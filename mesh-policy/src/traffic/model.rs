@@ -86,14 +86,19 @@ pub struct ClientTrafficPolicySpec {
     /// HTTP/2 settings announced to clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<super::http2_settings::Http2Spec>,
-    /// Not enforced yet.
+    /// HTTP/3 over QUIC on the listener's port (UDP), advertised by `alt-svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http3: NotYet,
+    pub http3: Option<Http3Spec>,
     /// The `:scheme` sent to HTTP/2 backends: `Preserve` (default: the client's) or
     /// `MatchBackend` (`https` to TLS backends, `http` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
 }
+
+/// ClientTrafficPolicy `http3` (Envoy Gateway's `HTTP3Settings`, which has no fields yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Http3Spec {}
 
 /// ClientTrafficPolicy `http1`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -948,9 +953,7 @@ fn set(found: &mut Vec<&'static str>, field: &NotYet, path: &'static str) {
 
 impl UnsupportedFields for ClientTrafficPolicySpec {
     fn unsupported(&self) -> Vec<&'static str> {
-        let mut found = Vec::new();
-        set(&mut found, &self.http3, "spec.http3");
-        found
+        Vec::new()
     }
 }
 

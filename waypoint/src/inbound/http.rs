@@ -114,17 +114,14 @@ pub async fn serve_http<IO, S>(
         (limits.max_header_bytes < H1_MINIMUM_BUFFER).then_some(limits.max_header_bytes);
     let activity = Activity::default();
     let in_flight = activity.clone();
-    let request_timeout = limits.request_timeout;
-    let stream_idle = limits.stream_idle_timeout;
     let request_budget = limits.max_requests_per_connection;
-    let stream_limit = limits.max_stream_duration;
     let preserve_header_case = limits.preserve_header_case;
     let http1_trailers = limits.http1_trailers;
     let envoy_headers = limits.envoy_headers;
+    let guards = RequestGuards::of(&limits);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
         let busy = in_flight.start(request_budget);
-        let stream_deadline = stream_limit.map(|limit| tokio::time::Instant::now() + limit);
         let too_large = checked_limit.is_some_and(|limit| head_bytes(&request) > limit);
         let mut request = request;
         if preserve_header_case {
@@ -142,60 +139,15 @@ pub async fn serve_http<IO, S>(
         // them); the answer may carry some only if the client offered `TE: trailers`.
         let drop_trailers = !http1_trailers && request.version() < http::Version::HTTP_2;
         let trailerless_answer = drop_trailers && offers_trailers(request.headers());
-        let request = match stream_idle {
-            None => request.map(|body| boxed_body(body, drop_trailers)),
-            Some(idle) => request
-                .map(|body| IdleTimeoutBody::new(boxed_body(body, drop_trailers), idle).boxed()),
-        };
-        let (request, received) = if request_timeout.is_some() || stream_limit.is_some() {
-            let received = Arc::new(AtomicBool::new(false));
-            let watched = Arc::clone(&received);
-            let request = request.map(|body| ReceivedBody::new(body, watched).boxed());
-            (request, Some(received))
-        } else {
-            (request, None)
-        };
-        let call = (!too_large).then(|| tower::Service::call(&mut service, request));
+        let request = request.map(|body| boxed_body(body, drop_trailers));
+        let call = (!too_large).then(|| guards.call(&mut service, request, trailerless_answer));
         async move {
             let _busy = busy;
-            let Some(call) = call else {
-                return Ok(status_answer(
+            match call {
+                Some(call) => call.await,
+                None => Ok(status_answer(
                     http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                ));
-            };
-            let received_whole = || {
-                received
-                    .as_ref()
-                    .is_some_and(|received| received.load(Ordering::Acquire))
-            };
-            let answered = async {
-                match request_timeout {
-                    Some(timeout) => match tokio::time::timeout(timeout, call).await {
-                        Ok(response) => response,
-                        Err(_) => Ok(request_timeout_answer(received_whole())),
-                    },
-                    None => call.await,
-                }
-            };
-            let response = match stream_deadline {
-                None => answered.await,
-                Some(deadline) => match tokio::time::timeout_at(deadline, answered).await {
-                    Ok(response) => response.map(|response| {
-                        response.map(|body| DeadlineBody::new(body, deadline).boxed())
-                    }),
-                    Err(_) => Ok(request_timeout_answer(received_whole())),
-                },
-            };
-            let response = match trailerless_answer {
-                false => response,
-                true => response
-                    .map(|response| response.map(|body| TrailerlessBody::new(body, true).boxed())),
-            };
-            // The response's body, too, must keep moving.
-            match stream_idle {
-                None => response,
-                Some(idle) => response
-                    .map(|response| response.map(|body| IdleTimeoutBody::new(body, idle).boxed())),
+                )),
             }
         }
     });
@@ -239,6 +191,101 @@ pub async fn serve_http<IO, S>(
         () = closing => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
+        }
+    }
+}
+
+/// The limits each request gets from its connection's [`HttpLimits`], whatever its HTTP
+/// version: the request timeout, the stream's maximum duration and the stream idle timeout.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RequestGuards {
+    request_timeout: Option<Duration>,
+    max_stream_duration: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
+}
+
+impl RequestGuards {
+    /// The per-request part of `limits`.
+    pub(super) fn of(limits: &HttpLimits) -> Self {
+        RequestGuards {
+            request_timeout: limits.request_timeout,
+            max_stream_duration: limits.max_stream_duration,
+            stream_idle_timeout: limits.stream_idle_timeout,
+        }
+    }
+
+    /// Calls `service` with `request` now, and answers as Envoy does when the guards run out:
+    /// a request not answered in time gets 408 (504 once its body arrived whole), a body
+    /// silent for the stream idle timeout or past the stream's deadline is cut. The answer's
+    /// trailers are dropped if `trailerless_answer`.
+    pub(super) fn call<S>(
+        self,
+        service: &mut S,
+        request: Request<ResponseBody>,
+        trailerless_answer: bool,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + use<S>
+    where
+        S: tower::Service<
+                Request<ResponseBody>,
+                Response = Response<ResponseBody>,
+                Error = Infallible,
+            >,
+        S::Future: Send + 'static,
+    {
+        let RequestGuards {
+            request_timeout,
+            max_stream_duration,
+            stream_idle_timeout,
+        } = self;
+        let stream_deadline = max_stream_duration.map(|limit| tokio::time::Instant::now() + limit);
+        let request = match stream_idle_timeout {
+            None => request,
+            Some(idle) => request.map(|body| IdleTimeoutBody::new(body, idle).boxed()),
+        };
+        let (request, received) = if request_timeout.is_some() || stream_deadline.is_some() {
+            let received = Arc::new(AtomicBool::new(false));
+            let watched = Arc::clone(&received);
+            let request = request.map(|body| ReceivedBody::new(body, watched).boxed());
+            (request, Some(received))
+        } else {
+            (request, None)
+        };
+        let call = service.call(request);
+        async move {
+            let received_whole = || {
+                received
+                    .as_ref()
+                    .is_some_and(|received| received.load(Ordering::Acquire))
+            };
+            let answered = async {
+                match request_timeout {
+                    Some(timeout) => match tokio::time::timeout(timeout, call).await {
+                        Ok(response) => response,
+                        Err(_) => Ok(request_timeout_answer(received_whole())),
+                    },
+                    None => call.await,
+                }
+            };
+            let response = match stream_deadline {
+                None => answered.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, answered).await {
+                    Ok(response) => response.map(|response| {
+                        response.map(|body| DeadlineBody::new(body, deadline).boxed())
+                    }),
+                    Err(_) => Ok(request_timeout_answer(received_whole())),
+                },
+            };
+            let response = match trailerless_answer {
+                false => response,
+                true => response
+                    .map(|response| response.map(|body| TrailerlessBody::new(body, true).boxed())),
+            };
+            // The response's body, too, must keep moving.
+            match stream_idle_timeout {
+                None => response,
+                Some(idle) => response
+                    .map(|response| response.map(|body| IdleTimeoutBody::new(body, idle).boxed())),
+            }
         }
     }
 }
@@ -317,7 +364,7 @@ impl http_body::Body for ReceivedBody {
 
 /// The requests in flight on one connection, and when that count last changed.
 #[derive(Clone)]
-struct Activity(Arc<ActivityState>);
+pub(super) struct Activity(Arc<ActivityState>);
 
 struct ActivityState {
     /// When the connection was opened: `last_change` counts from here.
@@ -329,6 +376,8 @@ struct ActivityState {
     started: AtomicU64,
     /// Told when the requests a connection may carry have all started.
     budget_spent: tokio::sync::Notify,
+    /// Told when the last request in flight ends.
+    settled: tokio::sync::Notify,
 }
 
 impl Default for Activity {
@@ -339,16 +388,19 @@ impl Default for Activity {
             last_change: AtomicU64::new(0),
             started: AtomicU64::new(0),
             budget_spent: tokio::sync::Notify::new(),
+            settled: tokio::sync::Notify::new(),
         }))
     }
 }
 
 /// One request in flight, until dropped.
-struct Busy(Activity);
+pub(super) struct Busy(Activity);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.0.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.0.settled.notify_waiters();
+        }
         self.0.touch();
     }
 }
@@ -356,7 +408,7 @@ impl Drop for Busy {
 impl Activity {
     /// One more request; the `budget`-th one announces the budget spent. (Only the end of a
     /// request is timed: while one is in flight the connection is not idle anyway.)
-    fn start(&self, budget: Option<u64>) -> Busy {
+    pub(super) fn start(&self, budget: Option<u64>) -> Busy {
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
         let started = self.0.started.fetch_add(1, Ordering::AcqRel) + 1;
         if budget.is_some_and(|budget| started >= budget) {
@@ -367,7 +419,7 @@ impl Activity {
 
     /// Resolves once the connection has lived `lifetime`, or its request budget is spent
     /// (never without either).
-    async fn spent(&self, lifetime: Option<Duration>) {
+    pub(super) async fn spent(&self, lifetime: Option<Duration>) {
         let aged = async {
             match lifetime {
                 Some(lifetime) => tokio::time::sleep_until(self.0.opened + lifetime).await,
@@ -380,6 +432,19 @@ impl Activity {
         }
     }
 
+    /// Resolves once no request is in flight.
+    pub(super) async fn settled(&self) {
+        loop {
+            let notified = self.0.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.0.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn touch(&self) {
         let since = u64::try_from(self.0.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.0.last_change.store(since, Ordering::Release);
@@ -387,7 +452,7 @@ impl Activity {
 
     /// Resolves once no request has been in flight, nor started or finished, for `timeout`
     /// (never without a timeout).
-    async fn idle_for(&self, timeout: Option<Duration>) {
+    pub(super) async fn idle_for(&self, timeout: Option<Duration>) {
         let Some(timeout) = timeout else {
             return std::future::pending().await;
         };

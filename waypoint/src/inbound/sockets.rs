@@ -6,6 +6,7 @@
 //! without touching connections in flight.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use super::client_cert::client_cert_details;
 use super::compression::CompressFromRoute;
 use super::http::serve_http;
 use super::proxy::accept_proxy_header;
+use super::quic::{bind_quic, quic_accept_loop, quic_server_config};
 use super::recording::RecordingStream;
 use super::streams::{passthrough, tcp};
 use super::tls::{SniConfigs, Terminators, TlsSetupError, server_configs, terminators};
@@ -123,21 +125,58 @@ pub fn group_listeners(
             }
         }
     }
+    add_http3_groups(&mut groups);
     (groups, skipped)
 }
 
+/// The UDP socket of each HTTPS port where a listener's ClientTrafficPolicy enables HTTP/3,
+/// with all the port's HTTPS listeners (so that a ClientHello naming one without HTTP/3 is
+/// refused rather than served by another's settings) — unless a UDP listener holds that
+/// port, which then keeps it (the HTTPS listeners are still served over TCP).
+fn add_http3_groups(groups: &mut HashMap<SocketKey, Vec<CompiledListener>>) {
+    let http3: Vec<(SocketKey, Vec<CompiledListener>)> = groups
+        .iter()
+        .filter(|(key, listeners)| {
+            !key.udp
+                && listeners.iter().any(|listener| {
+                    listener.protocol == ListenerProtocol::Https && serves_http3(listener)
+                })
+        })
+        .map(|(key, listeners)| {
+            let key = SocketKey {
+                address: key.address,
+                udp: true,
+            };
+            (key, listeners.clone())
+        })
+        .collect();
+    for (key, listeners) in http3 {
+        groups.entry(key).or_insert(listeners);
+    }
+}
+
+/// Whether the listener's ClientTrafficPolicy enables HTTP/3.
+fn serves_http3(listener: &CompiledListener) -> bool {
+    listener
+        .policy
+        .get::<mesh_policy::traffic::AttachedClientTraffic>()
+        .is_some_and(|attached| attached.0.http3)
+}
+
 /// What one socket serves now.
-struct SocketState {
+pub(super) struct SocketState {
     protocol: ListenerProtocol,
     listeners: Arc<ListenerSet>,
     /// The HTTPS listeners' TLS configurations, chosen by SNI.
-    tls: Option<Arc<SniConfigs>>,
+    pub(super) tls: Option<Arc<SniConfigs>>,
+    /// HTTP/3 sockets: the QUIC configuration over `tls`.
+    quic: Option<quinn::ServerConfig>,
     /// Acceptors of the TLS listeners in Terminate mode.
     terminators: Arc<Terminators>,
     /// The request path over `listeners`, built once per configuration (a request clones it).
     router: AnsweredRequestPath,
     /// How connections are admitted (the listeners' ClientTrafficPolicies).
-    admission: Admission,
+    pub(super) admission: Admission,
 }
 
 /// The bound sockets.
@@ -167,6 +206,8 @@ impl std::fmt::Debug for DenialLog {
 struct BoundSocket {
     state: Arc<ArcSwap<SocketState>>,
     accept_loop: JoinHandle<()>,
+    /// An HTTP/3 socket's QUIC endpoint (its configuration replaced on reload).
+    quic: Option<quinn::Endpoint>,
 }
 
 impl Sockets {
@@ -234,15 +275,22 @@ impl Sockets {
                 .and_then(|tls| Ok((tls, terminators(listeners.listeners(), &self.crypto)?)))
                 .map_err(|error: TlsSetupError| error.to_string())
                 .and_then(|(tls, terminators)| {
+                    let quic = match (key.udp, protocol, &tls) {
+                        (true, ListenerProtocol::Https, Some(tls)) => {
+                            let streams = Admission::of(&listeners).http.h2_max_concurrent_streams;
+                            Some(quic_server_config(tls, streams).map_err(|e| e.to_string())?)
+                        }
+                        _ => None,
+                    };
                     if self.bound.contains_key(&key) {
-                        return Ok((tls, terminators, None));
+                        return Ok((tls, terminators, quic, None));
                     }
-                    let socket =
-                        bind(key).map_err(|e| format!("cannot bind {}: {e}", key.address))?;
-                    Ok((tls, terminators, Some(socket)))
+                    let socket = bind(key, quic.as_ref())
+                        .map_err(|e| format!("cannot bind {}: {e}", key.address))?;
+                    Ok((tls, terminators, quic, Some(socket)))
                 });
             match prepared {
-                Ok((tls, terminators, socket)) => {
+                Ok((tls, terminators, quic, socket)) => {
                     if let Some(socket) = socket {
                         new_sockets.insert(key, socket);
                     }
@@ -255,6 +303,7 @@ impl Sockets {
                             protocol,
                             listeners,
                             tls,
+                            quic,
                             terminators: Arc::new(terminators),
                             router,
                             admission,
@@ -271,37 +320,51 @@ impl Sockets {
         self.bound.retain(|address, socket| {
             let keep = states.contains_key(address);
             if !keep {
-                socket.accept_loop.abort();
+                socket.stop_accepting();
             }
             keep
         });
         for (address, state) in states {
             if let Some(socket) = self.bound.get(&address) {
+                if let (Some(endpoint), Some(config)) = (&socket.quic, &state.quic) {
+                    endpoint.set_server_config(Some(config.clone()));
+                }
                 socket.state.store(Arc::new(state));
             } else if let Some(socket) = new_sockets.remove(&address) {
                 let state = Arc::new(ArcSwap::from_pointee(state));
-                let accept_loop = match socket {
-                    Bound::Tcp(tcp) => tokio::spawn(accept_loop(
-                        tcp,
-                        ConnectionContext {
-                            state: Arc::clone(&state),
-                            forwarder: self.forwarder.clone(),
-                            metrics: Arc::clone(&self.metrics),
-                            draining: self.draining.subscribe(),
-                            failing: Arc::clone(&self.failing),
-                            denial_log: self.denial_log.clone(),
-                            open: Arc::new(AtomicU64::new(0)),
-                            held: Arc::new(AtomicU64::new(0)),
-                        },
-                    )),
-                    Bound::Udp(udp) => tokio::spawn(udp_socket_loop(
-                        udp,
-                        Arc::clone(&state),
-                        self.forwarder.clone(),
-                    )),
+                let context = ConnectionContext {
+                    state: Arc::clone(&state),
+                    forwarder: self.forwarder.clone(),
+                    metrics: Arc::clone(&self.metrics),
+                    draining: self.draining.subscribe(),
+                    failing: Arc::clone(&self.failing),
+                    denial_log: self.denial_log.clone(),
+                    open: Arc::new(AtomicU64::new(0)),
+                    held: Arc::new(AtomicU64::new(0)),
                 };
-                self.bound
-                    .insert(address, BoundSocket { state, accept_loop });
+                let (accept_loop, quic) = match socket {
+                    Bound::Tcp(tcp) => (tokio::spawn(accept_loop(tcp, context)), None),
+                    Bound::Udp(udp) => (
+                        tokio::spawn(udp_socket_loop(
+                            udp,
+                            Arc::clone(&state),
+                            self.forwarder.clone(),
+                        )),
+                        None,
+                    ),
+                    Bound::Quic(endpoint) => (
+                        tokio::spawn(quic_accept_loop(endpoint.clone(), context)),
+                        Some(endpoint),
+                    ),
+                };
+                self.bound.insert(
+                    address,
+                    BoundSocket {
+                        state,
+                        accept_loop,
+                        quic,
+                    },
+                );
             }
         }
         self.forwarder.retain_endpoints(&live_endpoints(gateways));
@@ -316,9 +379,20 @@ impl Sockets {
     /// Stops accepting and asks every connection to finish its requests and close.
     pub fn drain(&mut self) {
         for (_, socket) in self.bound.drain() {
-            socket.accept_loop.abort();
+            socket.stop_accepting();
         }
         let _ = self.draining.send(true);
+    }
+}
+
+impl BoundSocket {
+    /// Stops accepting connections; those open finish.
+    fn stop_accepting(&self) {
+        self.accept_loop.abort();
+        if let Some(endpoint) = &self.quic {
+            // New QUIC connections are refused from now on.
+            endpoint.set_server_config(None);
+        }
     }
 }
 
@@ -326,10 +400,15 @@ impl Sockets {
 enum Bound {
     Tcp(TcpListener),
     Udp(UdpSocket),
+    Quic(quinn::Endpoint),
 }
 
-/// A listening socket with SO_REUSEADDR, so that a restarted gateway can bind at once.
-fn bind(key: SocketKey) -> io::Result<Bound> {
+/// A listening socket with SO_REUSEADDR, so that a restarted gateway can bind at once; with
+/// `quic`, a UDP socket serving HTTP/3.
+fn bind(key: SocketKey, quic: Option<&quinn::ServerConfig>) -> io::Result<Bound> {
+    if let Some(config) = quic {
+        return bind_quic(key.address, config.clone()).map(Bound::Quic);
+    }
     if key.udp {
         let socket = std::net::UdpSocket::bind(key.address)?;
         socket.set_nonblocking(true)?;
@@ -360,16 +439,16 @@ async fn udp_socket_loop(
 
 /// Everything a connection needs.
 #[derive(Clone)]
-struct ConnectionContext {
-    state: Arc<ArcSwap<SocketState>>,
+pub(super) struct ConnectionContext {
+    pub(super) state: Arc<ArcSwap<SocketState>>,
     forwarder: Forwarder,
-    metrics: Arc<GatewayMetrics>,
-    draining: watch::Receiver<bool>,
+    pub(super) metrics: Arc<GatewayMetrics>,
+    pub(super) draining: watch::Receiver<bool>,
     /// True while the gateway fails its health checks ahead of draining.
     failing: Arc<AtomicBool>,
     denial_log: Option<DenialLog>,
     /// Connections open on this socket (across reloads).
-    open: Arc<AtomicU64>,
+    pub(super) open: Arc<AtomicU64>,
     /// Refused connections waiting out their close delay.
     held: Arc<AtomicU64>,
 }
@@ -496,13 +575,13 @@ async fn handle_connection(mut stream: TcpStream, peer: SocketAddr, context: Con
 
 /// What a TLS connection's handshake tells each of its requests.
 #[derive(Default)]
-struct TlsFacts {
+pub(super) struct TlsFacts {
     /// The SNI the client sent.
-    server_name: Option<String>,
+    pub(super) server_name: Option<String>,
     /// The client certificate, described for X-Forwarded-Client-Cert.
-    client_cert: Option<Arc<ClientCertDetails>>,
+    pub(super) client_cert: Option<Arc<ClientCertDetails>>,
     /// JA3/JA4 of the ClientHello, when a policy asks for them.
-    fingerprints: Option<Arc<TlsFingerprints>>,
+    pub(super) fingerprints: Option<Arc<TlsFingerprints>>,
 }
 
 /// Completes a TLS handshake with the configuration of the listener the ClientHello's SNI
@@ -603,24 +682,50 @@ pub fn answered_request_path(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge or ALPN) on one connection until it closes or
-/// the gateway drains: each request tagged (SNI, [`Peer`], forwarded headers) and routed through
-/// `Respond` → [`GatewayRequestPath`] over the socket's current listeners → the forwarder.
+/// the gateway drains, each request through [`routed_service`].
 async fn serve_http_routed<IO>(io: IO, peer: Peer, tls: TlsFacts, context: &ConnectionContext)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let https = tls.server_name.is_some() || context.state.load().tls.is_some();
+    let service = routed_service(peer, tls, https, context);
+    let mut draining = context.draining.clone();
+    let drain = async move { wait_for_true(&mut draining).await };
+    let limits = context.state.load().admission.http;
+    serve_http(io, service, limits, drain).await;
+}
+
+/// What serves each request of one connection: the request tagged (SNI, [`Peer`], client
+/// certificate, fingerprints, `x-forwarded-proto`) and routed through `Respond` →
+/// [`GatewayRequestPath`] over the socket's current listeners → the forwarder; the answer
+/// counted, and logged when a policy refused it.
+pub(super) fn routed_service(
+    peer: Peer,
+    tls: TlsFacts,
+    https: bool,
+    context: &ConnectionContext,
+) -> impl tower::Service<
+    Request<ResponseBody>,
+    Response = Response<ResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response<ResponseBody>, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone
++ Send
++ 'static {
     let TlsFacts {
         server_name,
         client_cert,
         fingerprints,
     } = tls;
-    let service_context = context.clone();
-    let proto = if server_name.is_some() || context.state.load().tls.is_some() {
+    let proto = if https {
         HeaderValue::from_static("https")
     } else {
         HeaderValue::from_static("http")
     };
-    let service = tower::service_fn(move |mut request: Request<ResponseBody>| {
+    let service_context = context.clone();
+    tower::service_fn(move |mut request: Request<ResponseBody>| {
         request.extensions_mut().insert(peer.clone());
         if let Some(name) = &server_name {
             request.extensions_mut().insert(TlsServerName(name.clone()));
@@ -670,11 +775,7 @@ where
             }
             response
         }
-    });
-    let mut draining = context.draining.clone();
-    let drain = async move { wait_for_true(&mut draining).await };
-    let limits = context.state.load().admission.http;
-    serve_http(io, service, limits, drain).await;
+    })
 }
 
 /// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped), then the

@@ -60,18 +60,7 @@ struct SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name().map(str::to_ascii_lowercase);
-        let chosen = self
-            .entries
-            .iter()
-            .find(|(hostname, _)| match (hostname, &name) {
-                (None, _) => true,
-                (Some(pattern), Some(name)) => hostname_covers(pattern, name),
-                (Some(_), None) => false,
-            });
-        chosen
-            .or_else(|| self.entries.first())
-            .map(|(_, key)| Arc::clone(key))
+        choose_by_sni(&self.entries, hello.server_name()).map(Arc::clone)
     }
 }
 
@@ -90,6 +79,12 @@ pub(crate) struct ListenerTls {
     pub(crate) config: Arc<ServerConfig>,
     /// The certificate's first URI SAN.
     pub(crate) uri_san: Option<String>,
+    /// `gateway/listener`.
+    pub(crate) listener: String,
+    /// Whether TLS 1.3 is among the versions the configuration speaks.
+    pub(crate) tls13: bool,
+    /// Whether the listener's ClientTrafficPolicy enables HTTP/3.
+    pub(crate) http3: bool,
 }
 
 impl SniConfigs {
@@ -97,17 +92,32 @@ impl SniConfigs {
     /// belongs to (exact hostname, then the longest wildcard, then the listener without a
     /// hostname), else the first.
     pub(crate) fn choose(&self, server_name: Option<&str>) -> Option<&ListenerTls> {
-        let name = server_name.map(str::to_ascii_lowercase);
-        self.entries
-            .iter()
-            .find(|(hostname, _)| match (hostname, &name) {
-                (None, _) => true,
-                (Some(pattern), Some(name)) => hostname_covers(pattern, name),
-                (Some(_), None) => false,
-            })
-            .or_else(|| self.entries.first())
-            .map(|(_, listener)| listener)
+        choose_by_sni(&self.entries, server_name)
     }
+
+    /// Every listener's hostname and configuration, most specific hostname first.
+    pub(crate) fn entries(&self) -> &[(Option<String>, ListenerTls)] {
+        &self.entries
+    }
+}
+
+/// The entry of the listener `server_name` belongs to, among `entries` by listener hostname
+/// (most specific first): exact hostname, then the longest wildcard, then the listener
+/// without a hostname, else the first.
+pub(crate) fn choose_by_sni<'a, T>(
+    entries: &'a [(Option<String>, T)],
+    server_name: Option<&str>,
+) -> Option<&'a T> {
+    let name = server_name.map(str::to_ascii_lowercase);
+    entries
+        .iter()
+        .find(|(hostname, _)| match (hostname, &name) {
+            (None, _) => true,
+            (Some(pattern), Some(name)) => hostname_covers(pattern, name),
+            (Some(_), None) => false,
+        })
+        .or_else(|| entries.first())
+        .map(|(_, entry)| entry)
 }
 
 /// The server configurations of a socket's HTTPS listeners (given most specific first), one
@@ -125,19 +135,32 @@ pub(crate) fn server_configs(
         }
         if let Some(key) = certified_key(listener, provider)? {
             let uri_san = key.cert.first().and_then(|leaf| first_uri_san(leaf));
-            let config = listener_config(listener, key, provider)?;
-            entries.push((listener.hostname.clone(), ListenerTls { config, uri_san }));
+            let (config, tls13) = listener_config(listener, key, provider)?;
+            let http3 = listener
+                .policy
+                .get::<AttachedClientTraffic>()
+                .is_some_and(|attached| attached.0.http3);
+            entries.push((
+                listener.hostname.clone(),
+                ListenerTls {
+                    config,
+                    uri_san,
+                    listener: format!("{}/{}", listener.gateway, listener.name),
+                    tls13,
+                    http3,
+                },
+            ));
         }
     }
     Ok((!entries.is_empty()).then_some(SniConfigs { entries }))
 }
 
-/// One HTTPS listener's server configuration.
+/// One HTTPS listener's server configuration, and whether it speaks TLS 1.3.
 fn listener_config(
     listener: &CompiledListener,
     key: Arc<CertifiedKey>,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
+) -> Result<(Arc<ServerConfig>, bool), TlsSetupError> {
     let policy = listener
         .policy
         .get::<AttachedClientTraffic>()
@@ -227,7 +250,10 @@ fn listener_config(
             config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         }
     }
-    Ok(Arc::new(config))
+    Ok((
+        Arc::new(config),
+        versions.contains(&&rustls::version::TLS13),
+    ))
 }
 
 /// Sessions remembered per listener for stateful resumption.
