@@ -747,3 +747,100 @@ async fn admission_control_sheds_requests_while_the_backend_fails() {
     let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;
     assert!(metrics.contains("admission_control"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn route_stat_names_count_each_answer_of_their_routes() {
+    let port = free_port();
+    let (echo_port, flaky) = (echo("echo-0").await, failing_backend(2).await.0);
+    let dir = scratch("route-stat-name");
+    let telemetry = |name: &str, route: &str, telemetry: &str| {
+        format!(
+            "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]\n  \
+             telemetry: {telemetry}\n---\n"
+        )
+    };
+    let config = gateway_yaml(port)
+        + &service("echo", echo_port)
+        + &service("flaky", flaky)
+        + &route("shop", "shop.example", "echo")
+        + &route("checkout", "checkout.example", "flaky")
+        + &route("plain", "plain.example", "echo")
+        + &route("traced", "traced.example", "echo")
+        + &route("odd", "odd.example", "echo")
+        + &telemetry(
+            "shop-stats",
+            "shop",
+            "{metrics: {routeStatName: '%ROUTE_KIND%/%ROUTE_NAMESPACE%/%ROUTE_NAME%'}}",
+        )
+        + &telemetry(
+            "checkout-stats",
+            "checkout",
+            "{metrics: {routeStatName: pay}}",
+        )
+        + &telemetry("traced", "traced", "{tracing: {samplingRate: 10}}")
+        + &telemetry(
+            "odd",
+            "odd",
+            "{metrics: {routeStatName: '%UPSTREAM_HOST%'}}",
+        );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let gateway = start_gateway(&[&dir]).await;
+    gateway.wait_ready().await;
+    let get = |host: &'static str| {
+        let url = format!("http://127.0.0.1:{port}/");
+        async move { curl(&["-H", &format!("host: {host}"), &url]).await.0 }
+    };
+    for _ in 0..3 {
+        assert_eq!(get("shop.example").await, 200);
+        assert_eq!(get("plain.example").await, 200);
+    }
+    // The flaky backend fails twice (503), then answers.
+    let checkout = [
+        get("checkout.example").await,
+        get("checkout.example").await,
+        get("checkout.example").await,
+    ];
+    assert_eq!(checkout, [503, 503, 200]);
+
+    let (_, metrics) = curl(&[&gateway.admin_url("/metrics")]).await;
+    let series = |line: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("{line} in {metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        series(r#"gateway_route_requests_total{route="httproute/default/shop",code="200"}"#),
+        "3"
+    );
+    assert_eq!(
+        series(r#"gateway_route_requests_total{route="pay",code="503"}"#),
+        "2"
+    );
+    assert_eq!(
+        series(r#"gateway_route_requests_total{route="pay",code="200"}"#),
+        "1"
+    );
+    assert_eq!(
+        series(r#"gateway_route_request_duration_seconds_count{route="pay"}"#),
+        "3"
+    );
+    // Rules without a name are not counted apart.
+    let mut named: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(r#"gateway_route_requests_total{route=""#))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert_eq!(named, ["httproute/default/shop", "pay"], "{metrics}");
+    // Tracing needs a provider this data plane lacks; unknown operators are refused.
+    let (_, status) = curl(&[&gateway.admin_url("/status")]).await;
+    assert!(status.contains("spec.telemetry.tracing"), "{status}");
+    assert!(status.contains("%UPSTREAM_HOST%"), "{status}");
+}

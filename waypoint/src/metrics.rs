@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,6 +28,47 @@ struct DenialLabels {
     decided_by: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteCodeLabels {
+    /// The rule's `routeStatName`.
+    route: String,
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// Requests answered on the rules whose BackendTrafficPolicy names them
+/// (`telemetry.metrics.routeStatName`, Envoy's route `stat_prefix`): by code, and how long
+/// until the answer's head.
+#[derive(Debug, Clone)]
+struct RouteStats {
+    requests: Family<RouteCodeLabels, Counter>,
+    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    series: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        fn histogram() -> Histogram {
+            // 0.5 ms to about 33 s, doubling (Envoy's upstream_rq_time spans similar).
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.0005, 2.0, 17,
+            ))
+        }
+        RouteStats {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(histogram),
+            series: std::sync::Arc::default(),
+        }
+    }
+}
+
+/// The most route names counted; further ones are counted under `other`.
+pub const MAX_ROUTE_SERIES: usize = 1000;
+
 /// The most (flag, decided_by) label sets kept; further ones are counted under `other`.
 pub const MAX_DENIAL_SERIES: usize = 1000;
 
@@ -41,6 +83,7 @@ pub struct GatewayMetrics {
     connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     config_loads: Family<ResultLabels, Counter>,
     config_generation: Gauge<u64, AtomicU64>,
+    routes: RouteStats,
 }
 
 impl GatewayMetrics {
@@ -74,6 +117,17 @@ impl GatewayMetrics {
             metrics.config_loads.clone(),
         );
         registry.register(
+            "route_requests",
+            "Requests answered on rules with a BackendTrafficPolicy routeStatName, by route \
+             stat name and status code",
+            metrics.routes.requests.clone(),
+        );
+        registry.register(
+            "route_request_duration_seconds",
+            "Time from a request to its answer's head on rules with a routeStatName",
+            metrics.routes.durations.clone(),
+        );
+        registry.register(
             "config_generation",
             "Generation of the configuration being served",
             metrics.config_generation.clone(),
@@ -98,6 +152,30 @@ impl GatewayMetrics {
             labels.decided_by = "other".to_owned();
         }
         self.denials.get_or_create(&labels).inc();
+    }
+
+    /// Counts an answer with `code` after `elapsed` on the rule named `route`.
+    pub(crate) fn route_answered(&self, route: &str, code: u16, elapsed: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        let mut route = RouteLabels {
+            route: route.to_owned(),
+        };
+        if self.routes.durations.get(&route).is_none()
+            && self.routes.series.fetch_add(1, Ordering::Relaxed) >= MAX_ROUTE_SERIES
+        {
+            route.route = "other".to_owned();
+        }
+        self.routes
+            .durations
+            .get_or_create(&route)
+            .observe(elapsed.as_secs_f64());
+        self.routes
+            .requests
+            .get_or_create(&RouteCodeLabels {
+                route: route.route,
+                code,
+            })
+            .inc();
     }
 
     pub(crate) fn connection_opened(&self) {

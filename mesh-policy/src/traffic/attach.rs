@@ -671,15 +671,23 @@ impl PolicyCompiler for TrafficPolicies {
         let scoped: Vec<ScopedTraffic> = self
             .scoped(rule)
             .into_iter()
-            .map(|(gateway, listener, compiled)| ScopedTraffic {
-                gateway,
-                listener,
-                traffic: compiled.for_route(
+            .map(|(gateway, listener, compiled)| {
+                let mut traffic = compiled.for_route(
                     &self.epoch,
                     &self.runtime,
                     &format!("{}/{}/{}", rule.kind, rule.route, rule.index),
                     rule.backends.ready().map(|backend| &**backend),
-                ),
+                );
+                traffic.stat_name = compiled.route_stat_name.as_ref().map(|pattern| {
+                    pattern
+                        .fill(rule.kind, &rule.route.namespace, &rule.route.name)
+                        .into()
+                });
+                ScopedTraffic {
+                    gateway,
+                    listener,
+                    traffic,
+                }
             })
             .collect();
         if !scoped.is_empty() {

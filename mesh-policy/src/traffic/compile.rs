@@ -147,6 +147,8 @@ pub enum ProxyProtocolMode {
 pub struct CompiledBackendTraffic {
     /// The policy.
     pub policy: ObjectKey,
+    /// `telemetry.metrics.routeStatName`.
+    pub route_stat_name: Option<super::route_stats::RouteStatName>,
     /// Local rate-limit rules.
     pub rate_limit: Option<Vec<RateLimitRule>>,
     /// Buckets of `shared` rules, by rule index.
@@ -909,7 +911,18 @@ impl BackendTrafficPolicySpec {
             .as_ref()
             .map(super::dns::DnsSpec::compile)
             .transpose()?;
+        let route_stat_name = self
+            .telemetry
+            .as_ref()
+            .and_then(|t| t.metrics.as_ref())
+            .and_then(|m| m.route_stat_name.as_deref())
+            .map(|pattern| {
+                super::route_stats::RouteStatName::parse(pattern)
+                    .map_err(|e| format!("spec.telemetry.metrics.routeStatName: {e}"))
+            })
+            .transpose()?;
         Ok(CompiledBackendTraffic {
+            route_stat_name,
             service_routing,
             dns,
             upgrades,
@@ -1348,6 +1361,7 @@ impl CompiledBackendTraffic {
         RouteTraffic {
             policy: Arc::clone(self),
             name: format!("BackendTrafficPolicy {}", self.policy).into(),
+            stat_name: None,
             rate_limit,
             retry_gate: breaker.as_ref().map(|breaker| {
                 routing::router::RetryGate(Arc::new(super::circuit_breaker::BreakerRetries(
@@ -1431,6 +1445,9 @@ pub struct RouteTraffic {
     pub global: Option<GlobalLimit>,
     /// The rule's bandwidth buckets.
     pub bandwidth: Option<super::bandwidth::RouteBandwidth>,
+    /// The name the rule's answers are counted under (`telemetry.metrics.routeStatName`,
+    /// filled for its route).
+    pub stat_name: Option<Arc<str>>,
 }
 
 /// A global rate limit with its shared counters.

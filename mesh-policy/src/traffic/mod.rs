@@ -32,6 +32,7 @@ pub mod normalize;
 pub mod path;
 pub mod rate_limit;
 pub mod response_override;
+pub mod route_stats;
 pub mod tls_fingerprint;
 mod upstream;
 pub mod xfcc;

@@ -302,9 +302,9 @@ pub struct BackendTrafficPolicySpec {
     /// Buffer whole requests (up to `limit`) before forwarding them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_buffer: Option<RequestBufferSpec>,
-    /// Not enforced yet.
+    /// How the route's requests are counted (`metrics.routeStatName`) and traced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub telemetry: NotYet,
+    pub telemetry: Option<super::route_stats::BackendTelemetrySpec>,
     /// `Endpoint` (the default: each request to one of the Service's endpoints) or `Service`
     /// (to the Service's cluster IP, as one address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -967,7 +967,9 @@ impl UnsupportedFields for BackendTrafficPolicySpec {
                 "spec.connection.bufferLimit",
             );
         }
-        set(&mut found, &self.telemetry, "spec.telemetry");
+        if let Some(telemetry) = &self.telemetry {
+            set(&mut found, &telemetry.tracing, "spec.telemetry.tracing");
+        }
         found
     }
 }

@@ -26,6 +26,21 @@ impl MatchedRouteSlot {
         }
     }
 
+    /// The route recorded, if selection got that far, left in the slot for other readers.
+    pub fn get(&self) -> Option<MatchedRoute> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    /// The slot of `request`: the one an outer layer put there, else a new one put there now.
+    pub fn of<B>(request: &mut http::Request<B>) -> Self {
+        if let Some(slot) = request.extensions().get::<MatchedRouteSlot>() {
+            return slot.clone();
+        }
+        let slot = MatchedRouteSlot::new();
+        request.extensions_mut().insert(slot.clone());
+        slot
+    }
+
     /// The route recorded, if selection got that far.
     pub fn take(&self) -> Option<MatchedRoute> {
         self.0.lock().ok().and_then(|mut slot| slot.take())

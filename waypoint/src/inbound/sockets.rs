@@ -17,7 +17,9 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response};
 use mesh_policy::istio::{IstioAuthorization, IstioFromListener};
 use mesh_policy::security::SecurityPolicyService;
+use mesh_policy::traffic::AttachedBackendTraffic;
 use mesh_policy::traffic::client_hello::ClientHello;
+use mesh_policy::traffic::layer::traffic_of;
 use mesh_policy::traffic::tls_fingerprint::TlsFingerprints;
 use mesh_policy::traffic::xfcc::ClientCertDetails;
 use mesh_policy::traffic::{
@@ -27,7 +29,9 @@ use mesh_policy::traffic::{
 use routing::compiled::{
     Backend, CompiledGateway, CompiledListener, ListenerProtocol, ListenerRoutes,
 };
-use routing::router::{Dispatch, ListenerSet, RuleFilters, SelectRoute, TlsServerName};
+use routing::router::{
+    Dispatch, ListenerSet, MatchedRouteSlot, RuleFilters, SelectRoute, TlsServerName,
+};
 use rustls::crypto::CryptoProvider;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
@@ -177,6 +181,8 @@ pub(super) struct SocketState {
     router: AnsweredRequestPath,
     /// How connections are admitted (the listeners' ClientTrafficPolicies).
     pub(super) admission: Admission,
+    /// Whether a rule of the listeners is counted under a `routeStatName`.
+    route_stats: bool,
 }
 
 /// The bound sockets.
@@ -297,6 +303,7 @@ impl Sockets {
                     let tls = tls.map(Arc::new);
                     let router = answered_request_path(&listeners, self.forwarder.clone());
                     let admission = Admission::of(&listeners);
+                    let route_stats = counts_routes(&listeners);
                     states.insert(
                         key,
                         SocketState {
@@ -307,6 +314,7 @@ impl Sockets {
                             terminators: Arc::new(terminators),
                             router,
                             admission,
+                            route_stats,
                         },
                     );
                 }
@@ -747,7 +755,16 @@ pub(super) fn routed_service(
         if closing {
             request.extensions_mut().insert(HealthCheckFailing);
         }
-        let router = service_context.state.load().router.clone();
+        let state = service_context.state.load();
+        let router = state.router.clone();
+        // Rules with a `routeStatName` are counted: selection reports the rule in a slot.
+        let route_slot = state.route_stats.then(|| {
+            (
+                MatchedRouteSlot::of(&mut request),
+                tokio::time::Instant::now(),
+            )
+        });
+        drop(state);
         let metrics = Arc::clone(&service_context.metrics);
         let denial_log = service_context.denial_log.clone();
         // What the denial line names, taken before the request moves (only when asked for).
@@ -763,6 +780,12 @@ pub(super) fn routed_service(
             }
             if let Ok(response) = &response {
                 metrics.request_served(response.status().as_u16());
+                if let Some((slot, started)) = route_slot
+                    && let Some(matched) = slot.get()
+                    && let Some(name) = traffic_of(&matched).and_then(|t| t.stat_name.as_deref())
+                {
+                    metrics.route_answered(name, response.status().as_u16(), started.elapsed());
+                }
                 if let Some(refusal) = response.extensions().get::<PolicyRefusal>() {
                     metrics.policy_refused(refusal);
                     if let (Some(log), Some(described)) = (&denial_log, &described) {
@@ -776,6 +799,23 @@ pub(super) fn routed_service(
             response
         }
     })
+}
+
+/// Whether a rule of `listeners` has a BackendTrafficPolicy `telemetry.metrics.routeStatName`.
+fn counts_routes(listeners: &ListenerSet) -> bool {
+    listeners
+        .listeners()
+        .iter()
+        .any(|listener| match &listener.routes {
+            ListenerRoutes::Http(table) => table.targets().any(|rule| {
+                rule.policy
+                    .get::<AttachedBackendTraffic>()
+                    .is_some_and(|attached| {
+                        attached.0.iter().any(|s| s.traffic.stat_name.is_some())
+                    })
+            }),
+            _ => false,
+        })
 }
 
 /// `METHOD host/path` of a request, for the denial log (non-printable bytes escaped), then the

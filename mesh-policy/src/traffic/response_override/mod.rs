@@ -123,11 +123,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let slot = self.enabled.then(|| {
-            let slot = MatchedRouteSlot::new();
-            request.extensions_mut().insert(slot.clone());
-            slot
-        });
+        // An outer layer (the runtime's route statistics) may read the same slot.
+        let slot = self.enabled.then(|| MatchedRouteSlot::of(&mut request));
         // Header operators of an override read the connection's TLS fingerprints.
         let fingerprints = self
             .enabled
@@ -162,7 +159,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(matched) = this.slot.take().and_then(|slot| slot.take()) {
+        if let Some(matched) = this.slot.take().and_then(|slot| slot.get()) {
             let facts = FormatFacts {
                 fingerprints: this.fingerprints.as_deref(),
             };
