@@ -85,6 +85,30 @@ async fn body_echo() -> u16 {
     port
 }
 
+/// An HTTP/1.1 backend answering `200 late` after `delay`.
+async fn slow_backend(delay: std::time::Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_: http::Request<_>| async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"late"),
+                    )))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
 fn listener(name: &str, port: u16) -> String {
     format!(
         "  - {{name: {name}, port: {port}, hostname: {name}.example, protocol: HTTPS, \
@@ -268,4 +292,45 @@ async fn http3_serves_the_listeners_that_enable_it_with_their_own_tls() {
     .await;
     let after = h3(port, "fast.example", one, None).await;
     assert_eq!(after["connected"], false, "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_answers_the_http3_requests_in_flight() {
+    let dir = scratch("http3-drain");
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let (client_ca, _, _) = openssl_client_ca_and_leaf(&clients, "alice");
+    openssl_certificate(
+        &clients,
+        "gw",
+        &["fast.example", "slow.example", "mtls.example"],
+        false,
+    );
+    // Every route of this configuration answers after 1.5 s.
+    let late = slow_backend(std::time::Duration::from_millis(1500)).await;
+    let port = free_port();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config(port, late, late, &client_ca, true)).unwrap();
+    let mut gateway = start_gateway(&[&path]).await;
+    gateway.wait_ready().await;
+    let in_flight = tokio::spawn(async move {
+        h3(
+            port,
+            "fast.example",
+            r#"[{"method": "GET", "path": "/late"}]"#,
+            None,
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // SIGTERM while the request waits for its answer: GOAWAY, the answer, then the exit.
+    let elapsed = gateway.terminate().await;
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer["connected"], true, "{answer}");
+    assert_eq!(answer["responses"][0]["status"], 200, "{answer}");
+    assert_eq!(answer["responses"][0]["body"], "late", "{answer}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(4),
+        "the gateway exits once the answer is sent: {elapsed:?}"
+    );
 }

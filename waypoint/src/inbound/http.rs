@@ -376,8 +376,10 @@ struct ActivityState {
     started: AtomicU64,
     /// Told when the requests a connection may carry have all started.
     budget_spent: tokio::sync::Notify,
-    /// Told when the last request in flight ends.
+    /// Told when the last request in flight ends, once someone waits for that.
     settled: tokio::sync::Notify,
+    /// Whether [`Activity::settled`] has been called (only then is `settled` told).
+    awaited: AtomicBool,
 }
 
 impl Default for Activity {
@@ -389,6 +391,7 @@ impl Default for Activity {
             started: AtomicU64::new(0),
             budget_spent: tokio::sync::Notify::new(),
             settled: tokio::sync::Notify::new(),
+            awaited: AtomicBool::new(false),
         }))
     }
 }
@@ -398,7 +401,10 @@ pub(super) struct Busy(Activity);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst here and in `settled`: each side's write comes before its read of the
+        // other's, so at least one of them sees the other's (no lost wake-up).
+        let last = self.0.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last && self.0.0.awaited.load(Ordering::SeqCst) {
             self.0.0.settled.notify_waiters();
         }
         self.0.touch();
@@ -434,11 +440,12 @@ impl Activity {
 
     /// Resolves once no request is in flight.
     pub(super) async fn settled(&self) {
+        self.0.awaited.store(true, Ordering::SeqCst);
         loop {
             let notified = self.0.settled.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.0.in_flight.load(Ordering::Acquire) == 0 {
+            if self.0.in_flight.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
@@ -531,5 +538,23 @@ mod tests {
             "{:?}",
             closed - started
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settled_waits_for_the_last_request_in_flight() {
+        let activity = Activity::default();
+        activity.settled().await; // nothing in flight: at once
+        let (first, second) = (activity.start(None), activity.start(None));
+        let watcher = activity.clone();
+        let settled = tokio::spawn(async move { watcher.settled().await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!settled.is_finished(), "one request is still in flight");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(1), settled)
+            .await
+            .expect("the last request's end wakes the waiter")
+            .unwrap();
     }
 }
