@@ -140,16 +140,9 @@ pub async fn serve_http<IO, S>(
         let drop_trailers = !http1_trailers && request.version() < http::Version::HTTP_2;
         let trailerless_answer = drop_trailers && offers_trailers(request.headers());
         let request = request.map(|body| boxed_body(body, drop_trailers));
-        let call = (!too_large).then(|| guards.call(&mut service, request, trailerless_answer));
-        async move {
-            let _busy = busy;
-            match call {
-                Some(call) => call.await,
-                None => Ok(status_answer(
-                    http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                )),
-            }
-        }
+        // Too large: answered 431 without calling the service.
+        let refusal = too_large.then_some(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        guards.call(&mut service, request, trailerless_answer, refusal, busy)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -214,17 +207,22 @@ impl RequestGuards {
         }
     }
 
-    /// Calls `service` with `request` now, and answers as Envoy does when the guards run out:
-    /// a request not answered in time gets 408 (504 once its body arrived whole), a body
-    /// silent for the stream idle timeout or past the stream's deadline is cut. The answer's
-    /// trailers are dropped if `trailerless_answer`.
-    pub(super) fn call<S>(
+    /// Calls `service` with `request` now — unless `refusal` answers it instead — and answers
+    /// as Envoy does when the guards run out: a request not answered in time gets 408 (504
+    /// once its body arrived whole), a body silent for the stream idle timeout or past the
+    /// stream's deadline is cut. The answer's trailers are dropped if `trailerless_answer`.
+    /// `hold` is kept until the answer's head (a request counted in flight). One future, not
+    /// one inside another: the service's future is large, and every nesting copies it.
+    pub(super) fn call<S, H>(
         self,
         service: &mut S,
         request: Request<ResponseBody>,
         trailerless_answer: bool,
-    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + use<S>
+        refusal: Option<http::StatusCode>,
+        hold: H,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + use<S, H>
     where
+        H: Send + 'static,
         S: tower::Service<
                 Request<ResponseBody>,
                 Response = Response<ResponseBody>,
@@ -250,8 +248,14 @@ impl RequestGuards {
         } else {
             (request, None)
         };
-        let call = service.call(request);
+        let call = refusal.is_none().then(|| service.call(request));
         async move {
+            let _hold = hold;
+            let Some(call) = call else {
+                return Ok(status_answer(
+                    refusal.unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                ));
+            };
             let received_whole = || {
                 received
                     .as_ref()

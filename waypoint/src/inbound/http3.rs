@@ -105,7 +105,7 @@ async fn answer<S>(
             .extensions_mut()
             .insert(routing::router::EnvoyHeaders::default());
     }
-    let Ok(response) = guards.call(&mut service, request, false).await;
+    let Ok(response) = guards.call(&mut service, request, false, None, ()).await;
     let (mut parts, body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
     if send
