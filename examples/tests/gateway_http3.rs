@@ -9,7 +9,7 @@
 
 mod gateway_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gateway_support::tls::*;
 use gateway_support::*;
@@ -85,19 +85,26 @@ async fn body_echo() -> u16 {
     port
 }
 
-/// An HTTP/1.1 backend answering `200 late` after `delay`.
-async fn slow_backend(delay: std::time::Duration) -> u16 {
+/// An HTTP/1.1 backend answering `200 late` after `delay`; `arrived` is told of each request
+/// as it comes in.
+async fn slow_backend(delay: std::time::Duration) -> (u16, std::sync::Arc<tokio::sync::Notify>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let told = std::sync::Arc::clone(&arrived);
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            let told = std::sync::Arc::clone(&told);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_: http::Request<_>| async move {
-                    tokio::time::sleep(delay).await;
-                    Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(b"late"),
-                    )))
+                let service = hyper::service::service_fn(move |_: http::Request<_>| {
+                    told.notify_one();
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"late"),
+                        )))
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -106,7 +113,22 @@ async fn slow_backend(delay: std::time::Duration) -> u16 {
             });
         }
     });
-    port
+    (port, arrived)
+}
+
+/// In `dir/clients`: a client CA with alice's certificate and key (returned: CA, certificate,
+/// key), and the gateway's certificate for the three listeners' names beside them.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let clients = dir.join("clients");
+    std::fs::create_dir_all(&clients).unwrap();
+    let alice = openssl_client_ca_and_leaf(&clients, "alice");
+    openssl_certificate(
+        &clients,
+        "gw",
+        &["fast.example", "slow.example", "mtls.example"],
+        false,
+    );
+    alice
 }
 
 fn listener(name: &str, port: u16) -> String {
@@ -187,15 +209,7 @@ fn config(port: u16, echo_port: u16, sink_port: u16, client_ca: &Path, http3: bo
 #[tokio::test(flavor = "multi_thread")]
 async fn http3_serves_the_listeners_that_enable_it_with_their_own_tls() {
     let dir = scratch("http3");
-    let clients = dir.join("clients");
-    std::fs::create_dir_all(&clients).unwrap();
-    let (client_ca, client_cert, client_key) = openssl_client_ca_and_leaf(&clients, "alice");
-    openssl_certificate(
-        &clients,
-        "gw",
-        &["fast.example", "slow.example", "mtls.example"],
-        false,
-    );
+    let (client_ca, client_cert, client_key) = certificates(&dir);
     let (echo_port, sink_port) = (echo("echo-0").await, body_echo().await);
     let port = free_port();
     let path = dir.join("config.yaml");
@@ -297,17 +311,9 @@ async fn http3_serves_the_listeners_that_enable_it_with_their_own_tls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn draining_answers_the_http3_requests_in_flight() {
     let dir = scratch("http3-drain");
-    let clients = dir.join("clients");
-    std::fs::create_dir_all(&clients).unwrap();
-    let (client_ca, _, _) = openssl_client_ca_and_leaf(&clients, "alice");
-    openssl_certificate(
-        &clients,
-        "gw",
-        &["fast.example", "slow.example", "mtls.example"],
-        false,
-    );
+    let (client_ca, _, _) = certificates(&dir);
     // Every route of this configuration answers after 1.5 s.
-    let late = slow_backend(std::time::Duration::from_millis(1500)).await;
+    let (late, arrived) = slow_backend(std::time::Duration::from_millis(1500)).await;
     let port = free_port();
     let path = dir.join("config.yaml");
     std::fs::write(&path, config(port, late, late, &client_ca, true)).unwrap();
@@ -322,8 +328,10 @@ async fn draining_answers_the_http3_requests_in_flight() {
         )
         .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    // SIGTERM while the request waits for its answer: GOAWAY, the answer, then the exit.
+    // Once the request waits at the backend: SIGTERM — GOAWAY, the answer, then the exit.
+    tokio::time::timeout(std::time::Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the request reaches the backend");
     let elapsed = gateway.terminate().await;
     let answer = in_flight.await.unwrap();
     assert_eq!(answer["connected"], true, "{answer}");

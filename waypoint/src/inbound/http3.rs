@@ -39,6 +39,7 @@ pub(super) async fn serve_http3<S>(
     S::Future: Send + 'static,
 {
     let max_field_section = u64::try_from(limits.max_header_bytes).unwrap_or(u64::MAX);
+    let quic = connection.clone();
     let Ok(mut h3): Result<H3Connection, _> = h3::server::builder()
         .max_field_section_size(max_field_section)
         .build(h3_quinn::Connection::new(connection))
@@ -72,8 +73,10 @@ pub(super) async fn serve_http3<S>(
             },
             () = &mut closing, if !shut => {
                 shut = true;
-                // GOAWAY: the client opens no more requests here.
-                if h3.shutdown(0).await.is_err() {
+                // GOAWAY naming the stream after the last one accepted: those accepted are
+                // answered, the client opens no more (h3 counts from the last accepted stream:
+                // 0 would tell the client its last request was not processed).
+                if h3.shutdown(1).await.is_err() {
                     break;
                 }
             }
@@ -82,7 +85,15 @@ pub(super) async fn serve_http3<S>(
     }
     // Dropping the connection closes it; the requests in flight are answered first.
     activity.settled().await;
+    // A QUIC close discards what the peer has not acknowledged yet: the last answers get a
+    // few round trips to arrive, unless the client closes first.
+    let grace = (quic.rtt() * 4).clamp(CLOSE_GRACE_MIN, CLOSE_GRACE_MAX);
+    let _ = tokio::time::timeout(grace, quic.closed()).await;
 }
+
+/// The least and the most time the last answers get to arrive before the connection closes.
+const CLOSE_GRACE_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+const CLOSE_GRACE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads one request, has `service` answer it, and sends the answer.
 async fn answer<S>(
