@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bench_support::http_load::{DURATION_SECS, load, ok_backend, wait_for_port};
-use bench_support::{Row, Running, cpu_seconds, emit, free_port, median, require, spawn_quiet};
+use bench_support::http_load::{
+    DURATION_SECS, h2load_rps, load, ok_backend, pinned_gateway, wait_for_port,
+};
+use bench_support::{Row, cpu_seconds, emit, free_port, median, require};
 use bytes::Buf;
 
-const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
 const ROUNDS: usize = 3;
 const CONNECTIONS: usize = 16;
 const STREAMS: usize = 10;
@@ -77,15 +78,6 @@ fn config(port: u16, backend: u16, (cert, key): &(String, String)) -> String {
     )
 }
 
-fn gateway(dir: &Path, yaml: &str) -> (Running, u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let mut command = Command::new("taskset");
-    command.args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"]);
-    command.arg(dir.join("config.yaml"));
-    spawn_quiet(command)
-}
-
 /// Requests answered per second over HTTP/2 + TLS by h2load on CPU 0.
 fn h2_rps(port: u16) -> f64 {
     let out = load(
@@ -102,14 +94,8 @@ fn h2_rps(port: u16) -> f64 {
         ]
         .map(String::from),
     );
-    let line = out.lines().find(|l| l.starts_with("finished in")).unwrap();
     assert!(out.contains(" 0 failed"), "{out}");
-    line.split(", ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(" req/s")
-        .parse()
-        .unwrap()
+    h2load_rps(&out)
 }
 
 /// Accepts any server certificate: the bench trusts its own gateway.
@@ -246,7 +232,7 @@ fn main() {
     let (_backend, backend) = ok_backend(&scratch.join("backend"));
     let port = free_port();
     let certificate = certificate(&scratch.join("tls"));
-    let (_gateway, pid) = gateway(
+    let (_gateway, pid) = pinned_gateway(
         &scratch.join("gateway"),
         &config(port, backend, &certificate),
     );

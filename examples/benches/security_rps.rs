@@ -11,18 +11,14 @@
 
 mod bench_support;
 
-use std::path::Path;
-use std::process::Command;
-
 use base64::Engine as _;
 use bench_support::http_load::{
-    DURATION_SECS, ok_backend, one_route_gateway_yaml, saturate_with, wait_for_port,
+    DURATION_SECS, ok_backend, one_route_gateway_yaml, pinned_gateway, saturate_with, wait_for_port,
 };
-use bench_support::{Row, Running, emit, free_port, median, require, spawn_quiet};
+use bench_support::{Row, emit, free_port, median, require};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
-const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
 const ROUNDS: usize = 3;
 
 fn b64(bytes: &[u8]) -> String {
@@ -63,15 +59,6 @@ fn config(port: u16, backend: u16, policy: Option<&str>) -> String {
     yaml
 }
 
-fn gateway(dir: &Path, yaml: &str) -> (Running, u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
-    let mut command = Command::new("taskset");
-    command.args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"]);
-    command.arg(dir.join("config.yaml"));
-    spawn_quiet(command)
-}
-
 /// The status of `GET /` through `port` with `header`.
 fn status(port: u16, header: &str) -> String {
     use std::io::{Read, Write};
@@ -94,8 +81,9 @@ fn main() {
     let (_backend, backend) = ok_backend(&scratch.join("backend"));
     let (token, jwks) = token_and_jwks();
     let (plain_port, guarded_port) = (free_port(), free_port());
-    let (_plain, plain_pid) = gateway(&scratch.join("plain"), &config(plain_port, backend, None));
-    let (_guarded, guarded_pid) = gateway(
+    let (_plain, plain_pid) =
+        pinned_gateway(&scratch.join("plain"), &config(plain_port, backend, None));
+    let (_guarded, guarded_pid) = pinned_gateway(
         &scratch.join("guarded"),
         &config(guarded_port, backend, Some(&jwks)),
     );

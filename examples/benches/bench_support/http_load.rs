@@ -81,14 +81,7 @@ pub fn saturate_with(
             ]
             .map(String::from),
         );
-        // "finished in 5.00s, 123456.78 req/s, ..."
-        let line = out.lines().find(|l| l.starts_with("finished in")).unwrap();
-        line.split(", ")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(" req/s")
-            .parse()
-            .unwrap()
+        h2load_rps(&out)
     } else {
         let mut args: Vec<String> = ["-t1", "-c16", &format!("-d{DURATION_SECS}s"), &url]
             .map(String::from)
@@ -110,6 +103,34 @@ pub fn saturate_with(
     let cpu = proxy_pid.map_or(elapsed, cpu_seconds) - cpu_before;
     (rps, cpu)
 }
+
+/// The requests per second of an h2load report ("finished in 5.00s, 123456.78 req/s, ...").
+pub fn h2load_rps(report: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("finished in"))
+        .unwrap();
+    line.split(", ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(" req/s")
+        .parse()
+        .unwrap()
+}
+
+/// The `gateway` binary (one runtime worker per CPU it may use) pinned to CPU 1, serving
+/// `yaml` written into `dir`, its admin endpoint on a free port.
+pub fn pinned_gateway(dir: &Path, yaml: &str) -> (Running, u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let mut command = Command::new("taskset");
+    command.args(["-c", "1", GATEWAY, "--admin", "127.0.0.1:0", "--config"]);
+    command.arg(dir.join("config.yaml"));
+    spawn_quiet(command)
+}
+
+/// The gateway binary of this package.
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
 
 /// The backend every HTTP benchmark proxies to: nginx on CPU 0 answering `200 ok` on a free
 /// loopback port (returned), kept alive for a million requests per connection.
