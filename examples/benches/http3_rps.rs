@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bench_support::http_load::{
-    DURATION_SECS, h2load_rps, load, ok_backend, pinned_gateway, wait_for_port,
+    DURATION_SECS, h2load, h2load_rps, ok_backend, pinned_gateway, wait_for_port,
 };
 use bench_support::{Row, cpu_seconds, emit, free_port, median, require};
 use bytes::Buf;
@@ -80,19 +80,9 @@ fn config(port: u16, backend: u16, (cert, key): &(String, String)) -> String {
 
 /// Requests answered per second over HTTP/2 + TLS by h2load on CPU 0.
 fn h2_rps(port: u16) -> f64 {
-    let out = load(
-        "h2load",
-        &[
-            "-c16",
-            "-m10",
-            "-t1",
-            "-D",
-            &DURATION_SECS.to_string(),
-            &format!("https://{HOST}:{port}/"),
-            "--connect-to",
-            &format!("127.0.0.1:{port}"),
-        ]
-        .map(String::from),
+    let out = h2load(
+        &format!("https://{HOST}:{port}/"),
+        &["--connect-to", &format!("127.0.0.1:{port}")],
     );
     assert!(out.contains(" 0 failed"), "{out}");
     h2load_rps(&out)

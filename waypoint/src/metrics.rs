@@ -66,7 +66,8 @@ impl Default for RouteStats {
     }
 }
 
-/// The most route names counted; further ones are counted under `other`.
+/// The most (route name, status code) pairs counted; further ones are counted under the
+/// route `other`.
 pub const MAX_ROUTE_SERIES: usize = 1000;
 
 /// The most (flag, decided_by) label sets kept; further ones are counted under `other`.
@@ -154,28 +155,27 @@ impl GatewayMetrics {
         self.denials.get_or_create(&labels).inc();
     }
 
-    /// Counts an answer with `code` after `elapsed` on the rule named `route`.
+    /// Counts an answer with `code` after `elapsed` on the rule named `route`. Each new
+    /// (route, code) pair counts towards [`MAX_ROUTE_SERIES`]; past it, new pairs are counted
+    /// under the route `other` (whose codes are at most the 900 a status can take).
     pub(crate) fn route_answered(&self, route: &str, code: u16, elapsed: std::time::Duration) {
         use std::sync::atomic::Ordering;
-        let mut route = RouteLabels {
+        let mut labels = RouteCodeLabels {
             route: route.to_owned(),
+            code,
         };
-        if self.routes.durations.get(&route).is_none()
+        if self.routes.requests.get(&labels).is_none()
             && self.routes.series.fetch_add(1, Ordering::Relaxed) >= MAX_ROUTE_SERIES
         {
-            route.route = "other".to_owned();
+            labels.route = "other".to_owned();
         }
         self.routes
             .durations
-            .get_or_create(&route)
-            .observe(elapsed.as_secs_f64());
-        self.routes
-            .requests
-            .get_or_create(&RouteCodeLabels {
-                route: route.route,
-                code,
+            .get_or_create(&RouteLabels {
+                route: labels.route.clone(),
             })
-            .inc();
+            .observe(elapsed.as_secs_f64());
+        self.routes.requests.get_or_create(&labels).inc();
     }
 
     pub(crate) fn connection_opened(&self) {

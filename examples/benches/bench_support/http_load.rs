@@ -69,19 +69,7 @@ pub fn saturate_with(
     let cpu_before = proxy_pid.map_or(0.0, cpu_seconds);
     let started = Instant::now();
     let rps = if h2c {
-        let out = load(
-            "h2load",
-            &[
-                "-c16",
-                "-m10",
-                "-t1",
-                "-D",
-                &DURATION_SECS.to_string(),
-                &url,
-            ]
-            .map(String::from),
-        );
-        h2load_rps(&out)
+        h2load_rps(&h2load(&url, &[]))
     } else {
         let mut args: Vec<String> = ["-t1", "-c16", &format!("-d{DURATION_SECS}s"), &url]
             .map(String::from)
@@ -102,6 +90,16 @@ pub fn saturate_with(
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = proxy_pid.map_or(elapsed, cpu_seconds) - cpu_before;
     (rps, cpu)
+}
+
+/// The report of one saturating h2load run on CPU 0 (16 connections × 10 streams, one
+/// thread, `DURATION_SECS`) against `url`, with `extra` arguments.
+pub fn h2load(url: &str, extra: &[&str]) -> String {
+    let mut args: Vec<String> = ["-c16", "-m10", "-t1", "-D", &DURATION_SECS.to_string(), url]
+        .map(String::from)
+        .into();
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    load("h2load", &args)
 }
 
 /// The requests per second of an h2load report ("finished in 5.00s, 123456.78 req/s, ...").

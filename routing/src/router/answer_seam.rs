@@ -40,11 +40,6 @@ impl MatchedRouteSlot {
         request.extensions_mut().insert(slot.clone());
         slot
     }
-
-    /// The route recorded, if selection got that far.
-    pub fn take(&self) -> Option<MatchedRoute> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
 }
 
 /// Marks a response the proxy made itself (the answer to a [`RouteError`](super::RouteError):

@@ -117,7 +117,6 @@ pub async fn serve_http<IO, S>(
     let request_budget = limits.max_requests_per_connection;
     let preserve_header_case = limits.preserve_header_case;
     let http1_trailers = limits.http1_trailers;
-    let envoy_headers = limits.envoy_headers;
     let guards = RequestGuards::of(&limits);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let mut service = service.clone();
@@ -130,11 +129,6 @@ pub async fn serve_http<IO, S>(
                 .insert(crate::outbound::PreserveHeaderCase);
         }
         strip_h2c_upgrade(&mut request);
-        if envoy_headers {
-            request
-                .extensions_mut()
-                .insert(routing::router::EnvoyHeaders::default());
-        }
         // HTTP/1 trailers go only where a policy enables them (Envoy's HTTP/1 codec drops
         // them); the answer may carry some only if the client offered `TE: trailers`.
         let drop_trailers = !http1_trailers && request.version() < http::Version::HTTP_2;
@@ -172,13 +166,7 @@ pub async fn serve_http<IO, S>(
     tokio::pin!(connection);
     // The gateway drains, the connection idles, or its time or requests are used up: the
     // requests in flight are answered, then it closes.
-    let closing = async {
-        tokio::select! {
-            () = drain => {}
-            () = activity.idle_for(limits.idle_timeout) => {}
-            () = activity.spent(limits.max_connection_duration) => {}
-        }
-    };
+    let closing = activity.closing(drain, &limits);
     tokio::select! {
         _ = connection.as_mut() => {}
         () = closing => {
@@ -189,12 +177,14 @@ pub async fn serve_http<IO, S>(
 }
 
 /// The limits each request gets from its connection's [`HttpLimits`], whatever its HTTP
-/// version: the request timeout, the stream's maximum duration and the stream idle timeout.
+/// version: the request timeout, the stream's maximum duration and the stream idle timeout;
+/// and Envoy's router headers when the policy asks for them.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RequestGuards {
     request_timeout: Option<Duration>,
     max_stream_duration: Option<Duration>,
     stream_idle_timeout: Option<Duration>,
+    envoy_headers: bool,
 }
 
 impl RequestGuards {
@@ -204,6 +194,7 @@ impl RequestGuards {
             request_timeout: limits.request_timeout,
             max_stream_duration: limits.max_stream_duration,
             stream_idle_timeout: limits.stream_idle_timeout,
+            envoy_headers: limits.envoy_headers,
         }
     }
 
@@ -234,7 +225,14 @@ impl RequestGuards {
             request_timeout,
             max_stream_duration,
             stream_idle_timeout,
+            envoy_headers,
         } = self;
+        let mut request = request;
+        if envoy_headers {
+            request
+                .extensions_mut()
+                .insert(routing::router::EnvoyHeaders::default());
+        }
         let stream_deadline = max_stream_duration.map(|limit| tokio::time::Instant::now() + limit);
         let request = match stream_idle_timeout {
             None => request,
@@ -429,7 +427,7 @@ impl Activity {
 
     /// Resolves once the connection has lived `lifetime`, or its request budget is spent
     /// (never without either).
-    pub(super) async fn spent(&self, lifetime: Option<Duration>) {
+    async fn spent(&self, lifetime: Option<Duration>) {
         let aged = async {
             match lifetime {
                 Some(lifetime) => tokio::time::sleep_until(self.0.opened + lifetime).await,
@@ -439,6 +437,16 @@ impl Activity {
         tokio::select! {
             () = aged => {}
             () = self.0.budget_spent.notified() => {}
+        }
+    }
+
+    /// Resolves when the connection should close gracefully: `drain` resolves, or the
+    /// connection idles, lives or serves past `limits`.
+    pub(super) async fn closing(&self, drain: impl Future<Output = ()>, limits: &HttpLimits) {
+        tokio::select! {
+            () = drain => {}
+            () = self.idle_for(limits.idle_timeout) => {}
+            () = self.spent(limits.max_connection_duration) => {}
         }
     }
 
@@ -463,7 +471,7 @@ impl Activity {
 
     /// Resolves once no request has been in flight, nor started or finished, for `timeout`
     /// (never without a timeout).
-    pub(super) async fn idle_for(&self, timeout: Option<Duration>) {
+    async fn idle_for(&self, timeout: Option<Duration>) {
         let Some(timeout) = timeout else {
             return std::future::pending().await;
         };

@@ -13,12 +13,12 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use h3::error::Code;
 use h3::server::{RequestResolver, RequestStream};
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::http::{Activity, HttpLimits, RequestGuards};
-use crate::outbound::{BodyError, ResponseBody};
+use crate::outbound::{BodyError, ResponseBody, remove_hop_by_hop};
 
 /// An HTTP/3 connection as h3 serves it over quinn.
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
@@ -49,13 +49,7 @@ pub(super) async fn serve_http3<S>(
     };
     let activity = Activity::default();
     let guards = RequestGuards::of(&limits);
-    let closing = async {
-        tokio::select! {
-            () = drain => {}
-            () = activity.idle_for(limits.idle_timeout) => {}
-            () = activity.spent(limits.max_connection_duration) => {}
-        }
-    };
+    let closing = activity.closing(drain, &limits);
     tokio::pin!(closing);
     let mut shut = false;
     loop {
@@ -66,7 +60,7 @@ pub(super) async fn serve_http3<S>(
                     let service = service.clone();
                     tokio::spawn(async move {
                         let _busy = busy;
-                        answer(resolver, service, guards, limits.envoy_headers).await;
+                        answer(resolver, service, guards).await;
                     });
                 }
                 _ => break,
@@ -100,7 +94,6 @@ async fn answer<S>(
     resolver: RequestResolver<h3_quinn::Connection, Bytes>,
     mut service: S,
     guards: RequestGuards,
-    envoy_headers: bool,
 ) where
     S: tower::Service<Request<ResponseBody>, Response = Response<ResponseBody>, Error = Infallible>,
     S::Future: Send + 'static,
@@ -110,15 +103,11 @@ async fn answer<S>(
     };
     let (mut send, recv) = stream.split();
     let body = RequestBody::start(recv, &head).await;
-    let mut request = head.map(|()| body);
-    if envoy_headers {
-        request
-            .extensions_mut()
-            .insert(routing::router::EnvoyHeaders::default());
-    }
+    let request = head.map(|()| body);
     let Ok(response) = guards.call(&mut service, request, false, None, ()).await;
     let (mut parts, body) = response.into_parts();
-    strip_connection_headers(&mut parts.headers);
+    // HTTP/3 forbids connection-specific fields (RFC 9114 §4.2).
+    remove_hop_by_hop(&mut parts.headers);
     if send
         .send_response(Response::from_parts(parts, ()))
         .await
@@ -147,19 +136,6 @@ async fn answer<S>(
         }
     }
     let _ = send.finish().await;
-}
-
-/// Removes the connection-specific fields HTTP/3 forbids (RFC 9114 §4.2).
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [
-        http::header::CONNECTION,
-        http::header::TRANSFER_ENCODING,
-        http::header::UPGRADE,
-        http::HeaderName::from_static("keep-alive"),
-        http::HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
-    }
 }
 
 /// A request's body, read from its HTTP/3 stream: DATA frames, then the trailers.

@@ -68,11 +68,10 @@ impl SniQuicConfig {
             let mut config = (*listener.config).clone();
             config.alpn_protocols = vec![b"h3".to_vec()];
             config.max_early_data_size = 0;
-            let supports_13 = config.crypto_provider().cipher_suites.iter().any(|suite| {
-                suite.version() == &rustls::version::TLS13
-                    && suite.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
-            });
-            let quic = (supports_13 && listener.tls13)
+            // quinn's session start requires TLS 1.3 among the versions (it panics without);
+            // `try_from` checks for the Initial packets' suite.
+            let quic = listener
+                .tls13
                 .then(|| QuicServerConfig::try_from(config).ok())
                 .flatten()
                 .ok_or_else(|| QuicSetupError::NoTls13 {
@@ -223,13 +222,12 @@ impl Session for SniSession {
     }
 
     fn read_handshake(&mut self, buf: &[u8]) -> Result<bool, TransportError> {
-        let SessionState::Waiting { hello, .. } = &mut self.state else {
-            let SessionState::Chosen(session) = &mut self.state else {
-                return Ok(false);
-            };
-            return session.read_handshake(buf);
+        let hello = match &mut self.state {
+            SessionState::Chosen(session) => return session.read_handshake(buf),
+            SessionState::Waiting { hello, .. } => hello,
         };
-        if hello.len() + buf.len() > MAX_CLIENT_HELLO + 4 {
+        // The first flight carries the ClientHello alone, whose length counts its header.
+        if hello.len() + buf.len() > MAX_CLIENT_HELLO {
             return Err(crypto_error(DECODE_ERROR, "ClientHello over 64 KiB"));
         }
         hello.extend_from_slice(buf);
@@ -245,13 +243,10 @@ impl Session for SniSession {
             .configs
             .choose(parsed.server_name.as_deref())
             .ok_or_else(|| crypto_error(NO_APPLICATION_PROTOCOL, "no HTTP/3 on this listener"))?;
-        let session = Arc::clone(chosen).start_session(self.version, &self.params);
-        let held = std::mem::take(hello);
+        let mut session = Arc::clone(chosen).start_session(self.version, &self.params);
+        let read = session.read_handshake(hello);
         self.state = SessionState::Chosen(session);
-        let SessionState::Chosen(session) = &mut self.state else {
-            return Ok(false);
-        };
-        session.read_handshake(&held)
+        read
     }
 
     fn transport_parameters(&self) -> Result<Option<TransportParameters>, TransportError> {

@@ -657,7 +657,7 @@ pub(super) async fn splice_upgraded(
 }
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
